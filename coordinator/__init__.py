@@ -1,0 +1,1 @@
+"""The crawlfleet coordinator: owns the PostgreSQL job queue and serves it over gRPC."""

@@ -1,0 +1,53 @@
+"""Periodic tasks of a coordinator: the lease reaper and the database health probe."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from coordinator.errors import DatabaseUnavailable
+from coordinator.queue import Queue
+from coordinator.wakeup import Wakeup
+
+log = logging.getLogger(__name__)
+REAP_BATCH = 1000
+PING_TIMEOUT_SECONDS = 2.0
+
+
+async def reap_forever(queue: Queue, wakeup: Wakeup, interval: float) -> None:
+    """Return expired leases to the queue (or dead) every interval; every coordinator runs one.
+
+    SKIP LOCKED lets several reapers share the work without waiting on each other.
+    """
+    while True:
+        try:
+            while True:
+                reaped = await queue.reap_expired(batch=REAP_BATCH)
+                if reaped:
+                    log.info("reaped %d expired lease(s)", len(reaped), extra={"job_ids": [i for i, _ in reaped]})
+                    wakeup.notify()
+                if len(reaped) < REAP_BATCH:
+                    break
+        except DatabaseUnavailable as exc:
+            log.warning("reaper: %s", exc.message)
+        await asyncio.sleep(interval)
+
+
+async def probe_database_forever(
+    queue: Queue, interval: float, on_change: Callable[[bool], Awaitable[None]]
+) -> None:
+    """Report database reachability to on_change whenever it flips."""
+    healthy: bool | None = None
+    while True:
+        try:
+            await queue.ping(PING_TIMEOUT_SECONDS)
+            now_healthy = True
+        except DatabaseUnavailable as exc:
+            now_healthy = False
+            if healthy is not False:
+                log.error("database unreachable: %s", exc.message)
+        if now_healthy != healthy:
+            healthy = now_healthy
+            await on_change(healthy)
+        await asyncio.sleep(interval)

@@ -1,0 +1,74 @@
+"""Domain errors of the coordinator, typed by what the caller should do.
+
+The servicers map them to gRPC status codes in one place (coordinator/status.py); asyncpg
+errors are translated to these at the queue boundary (coordinator/queue.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class CoordinatorError(Exception):
+    """Base of every error the coordinator reports to a caller."""
+
+    reason = "UNSPECIFIED"
+
+    def __init__(self, message: str, *, metadata: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.metadata = metadata or {}
+
+
+class InvalidArgument(CoordinatorError):
+    """A request field is invalid; `field` is its path, e.g. `jobs[3].scrape.url`."""
+
+    reason = "INVALID_FIELD"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", metadata={"field": field})
+        self.field = field
+
+
+class LeaseLost(CoordinatorError):
+    """The lease tokens presented are stale; nothing was changed."""
+
+    reason = "LEASE_LOST"
+
+    def __init__(self, job_ids: Iterable[int]) -> None:
+        ids = sorted(job_ids)
+        super().__init__(
+            f"lease lost for job(s) {', '.join(map(str, ids))}: the lease expired or the job moved on",
+            metadata={"job_ids": ",".join(map(str, ids))},
+        )
+        self.job_ids = ids
+
+
+class JobNotFound(CoordinatorError):
+    reason = "JOB_NOT_FOUND"
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id} does not exist", metadata={"job_id": str(job_id)})
+
+
+class WrongState(CoordinatorError):
+    """The job is not in a state that allows the operation."""
+
+    reason = "WRONG_STATE"
+
+
+class ResultMismatch(CoordinatorError):
+    """A replayed Complete carried a result other than the one stored."""
+
+    reason = "RESULT_MISMATCH"
+
+
+class Draining(CoordinatorError):
+    reason = "DRAINING"
+
+    def __init__(self) -> None:
+        super().__init__("the coordinator is shutting down; retry on another coordinator")
+
+
+class DatabaseUnavailable(CoordinatorError):
+    reason = "DATABASE_UNAVAILABLE"

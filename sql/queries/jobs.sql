@@ -1,0 +1,277 @@
+-- Named queries on jobs and job_attempts. Each query starts with a `-- name:` header and is
+-- loaded by coordinator/sql.py; coordinator/queue.py is the only module that runs them.
+-- A nullable `now` parameter lets tests control time: coalesce(<now>, now()).
+
+-- name: job_enqueue_many
+-- Inserts a batch; a row whose dedupe_key matches a live job inserts nothing and returns that
+-- job (created = false). Ids come from the sequence up front so each input row maps to its id.
+-- existing_id is NULL when the conflicting live job committed after this statement's snapshot:
+-- the caller looks it up again.
+WITH input AS (
+    SELECT nextval(pg_get_serial_sequence('jobs', 'id')) AS new_id, t.*
+    FROM unnest($1::text[], $2::smallint[], $3::bytea[], $4::text[], $5::text[], $6::timestamptz[],
+                $7::integer[], $8::integer[], $9::real[], $10::integer[])
+         WITH ORDINALITY AS t(kind, priority, spec, target_url, dedupe_key, run_at,
+                              max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, ord)
+), inserted AS (
+    INSERT INTO jobs (id, kind, priority, spec, target_url, dedupe_key, run_at, created_at,
+                      max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms)
+    OVERRIDING SYSTEM VALUE
+    SELECT new_id, kind, priority, spec, target_url, dedupe_key,
+           coalesce(run_at, coalesce($11::timestamptz, now())), coalesce($11::timestamptz, now()),
+           max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms
+    FROM input
+    ORDER BY ord
+    ON CONFLICT (dedupe_key) WHERE state IN ('queued', 'leased') AND dedupe_key IS NOT NULL DO NOTHING
+    RETURNING id, run_at
+)
+SELECT input.ord,
+       coalesce(inserted.id, live.id) AS id,
+       inserted.id IS NOT NULL AS created,
+       (SELECT count(pg_notify('crawlfleet_jobs', ''))
+          FROM (SELECT 1 FROM inserted
+                WHERE inserted.run_at <= coalesce($11::timestamptz, now()) LIMIT 1) AS due) AS notified
+FROM input
+LEFT JOIN inserted ON inserted.id = input.new_id
+LEFT JOIN jobs AS live
+       ON inserted.id IS NULL AND live.dedupe_key = input.dedupe_key
+      AND live.state IN ('queued', 'leased')
+ORDER BY input.ord;
+
+-- name: job_get_live_by_dedupe_keys
+-- The live job of each dedupe key, for enqueue rows that conflicted with a concurrent insert.
+SELECT dedupe_key, id
+FROM jobs
+WHERE dedupe_key = ANY($1::text[]) AND state IN ('queued', 'leased');
+
+-- name: job_lease_available
+-- Claims up to $2 due jobs in lease order, at most one per target URL, skipping rows other
+-- claimers hold and URLs already leased. Params: worker_id, max_jobs, kinds (empty = any),
+-- lease length in ms, now.
+WITH candidates AS (
+    SELECT j.id, j.target_url, j.priority, j.run_at
+    FROM jobs AS j
+    WHERE j.state = 'queued'
+      AND j.run_at <= coalesce($5::timestamptz, now())
+      AND (cardinality($3::text[]) = 0 OR j.kind = ANY($3::text[]))
+      AND (j.target_url IS NULL OR NOT EXISTS (
+              SELECT 1 FROM jobs AS l WHERE l.target_url = j.target_url AND l.state = 'leased'))
+    ORDER BY j.priority DESC, j.run_at, j.id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), chosen AS (
+    SELECT id FROM (
+        SELECT id, row_number() OVER (PARTITION BY coalesce(target_url, id::text)
+                                      ORDER BY priority DESC, run_at, id) AS nth
+        FROM candidates
+    ) AS ranked
+    WHERE nth = 1
+)
+UPDATE jobs AS j
+SET state = 'leased',
+    attempt = j.attempt + 1,
+    lease_token = gen_random_uuid(),
+    leased_by = $1,
+    leased_at = coalesce($5::timestamptz, now()),
+    lease_expires_at = coalesce($5::timestamptz, now()) + $4::integer * interval '1 millisecond'
+FROM chosen
+WHERE j.id = chosen.id
+RETURNING j.id, j.kind, j.spec, j.attempt, j.max_attempts, j.lease_token, j.lease_expires_at;
+
+-- name: job_heartbeat_many
+-- Extends leases still held under the same token; a lease whose job was cancelled ends here
+-- (the job becomes cancelled and the answer says so). Leases not returned are lost.
+-- Params: job ids, lease tokens, lease length in ms, now.
+WITH input AS (
+    SELECT * FROM unnest($1::bigint[], $2::uuid[]) AS t(id, token)
+), held AS (
+    SELECT j.id, j.attempt, j.lease_token, j.leased_by, j.leased_at, j.target_url, j.cancel_requested
+    FROM jobs AS j JOIN input ON j.id = input.id AND j.lease_token = input.token
+    WHERE j.state = 'leased'
+    ORDER BY j.id
+    FOR UPDATE OF j
+), updated AS (
+    UPDATE jobs AS j
+    SET state = CASE WHEN held.cancel_requested THEN 'cancelled'::job_state ELSE 'leased' END,
+        lease_expires_at = CASE WHEN held.cancel_requested THEN NULL
+            ELSE coalesce($4::timestamptz, now()) + $3::integer * interval '1 millisecond' END,
+        finished_at = CASE WHEN held.cancel_requested THEN coalesce($4::timestamptz, now()) END
+    FROM held
+    WHERE j.id = held.id
+    RETURNING j.id, j.state, j.lease_expires_at
+), history AS (
+    INSERT INTO job_attempts (job_id, attempt, lease_token, worker_id, target_url, started_at,
+                              finished_at, outcome, error_type, error_message)
+    SELECT id, attempt, lease_token, leased_by, target_url, leased_at,
+           coalesce($4::timestamptz, now()), 'cancelled', 'cancelled', 'cancelled by an operator'
+    FROM held
+    WHERE cancel_requested
+)
+SELECT id, state, lease_expires_at FROM updated;
+
+-- name: job_complete_if_leased_many
+-- Completes the jobs still leased under the given tokens, recording their attempts.
+-- Returns the ids completed; the caller checks the others (replay or lost).
+-- Params: job ids, lease tokens, results, now.
+WITH input AS (
+    SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bytea[]) AS t(id, token, result)
+), held AS (
+    SELECT j.id, j.attempt, j.lease_token, j.leased_by, j.leased_at, j.target_url, input.result
+    FROM jobs AS j JOIN input ON j.id = input.id AND j.lease_token = input.token
+    WHERE j.state = 'leased'
+    ORDER BY j.id
+    FOR UPDATE OF j
+), completed AS (
+    UPDATE jobs AS j
+    SET state = 'succeeded',
+        finished_at = coalesce($4::timestamptz, now()),
+        lease_expires_at = NULL,
+        result = held.result
+    FROM held
+    WHERE j.id = held.id
+    RETURNING j.id
+), history AS (
+    INSERT INTO job_attempts (job_id, attempt, lease_token, worker_id, target_url, started_at,
+                              finished_at, outcome)
+    SELECT id, attempt, lease_token, leased_by, target_url, leased_at,
+           coalesce($4::timestamptz, now()), 'succeeded'
+    FROM held
+)
+SELECT id FROM completed;
+
+-- name: job_get_fencing_many
+-- State, last lease token and result of jobs, to tell a replayed Complete from a lost lease.
+SELECT id, state, lease_token, result FROM jobs WHERE id = ANY($1::bigint[]);
+
+-- name: job_fail_if_leased
+-- Ends a leased attempt as failed (queued again with backoff, or dead) or released (queued now,
+-- attempt not charged). Backoff is full jitter: uniform in [0, min(max, initial * mult^(n-1))],
+-- or the worker's delay when given. Params: job id, lease token, error type, error message,
+-- retryable, retry delay ms (nullable), release, now.
+WITH old AS (
+    SELECT j.id, j.attempt, j.lease_token, j.leased_by, j.leased_at, j.target_url,
+           CASE WHEN $7::boolean THEN 'queued'::job_state
+                WHEN $5::boolean AND j.attempt < j.max_attempts THEN 'queued'::job_state
+                ELSE 'dead'::job_state END AS next_state,
+           CASE WHEN $7::boolean THEN 0::float8
+                WHEN $6::float8 IS NOT NULL THEN $6::float8
+                ELSE random() * least(j.retry_max_ms::float8,
+                                      j.retry_initial_ms * power(j.retry_multiplier::float8, j.attempt - 1))
+           END AS delay_ms
+    FROM jobs AS j
+    WHERE j.id = $1 AND j.lease_token = $2::uuid AND j.state = 'leased'
+    FOR UPDATE
+), failed AS (
+    UPDATE jobs AS j
+    SET state = old.next_state,
+        attempt = CASE WHEN $7::boolean THEN j.attempt - 1 ELSE j.attempt END,
+        run_at = CASE WHEN old.next_state = 'queued'
+                      THEN coalesce($8::timestamptz, now()) + old.delay_ms * interval '1 millisecond'
+                      ELSE j.run_at END,
+        lease_token = CASE WHEN old.next_state = 'queued' THEN NULL ELSE j.lease_token END,
+        lease_expires_at = NULL,
+        finished_at = CASE WHEN old.next_state = 'dead' THEN coalesce($8::timestamptz, now()) END,
+        last_error = CASE WHEN $7::boolean THEN j.last_error ELSE $3 || ': ' || $4 END
+    FROM old
+    WHERE j.id = old.id
+    RETURNING j.id, j.state, j.run_at, old.delay_ms
+), history AS (
+    INSERT INTO job_attempts (job_id, attempt, lease_token, worker_id, target_url, started_at,
+                              finished_at, outcome, error_type, error_message)
+    SELECT id, attempt, lease_token, leased_by, target_url, leased_at, coalesce($8::timestamptz, now()),
+           CASE WHEN $7::boolean THEN 'released' ELSE 'failed' END, $3, $4
+    FROM old
+)
+SELECT id, state, run_at,
+       CASE WHEN state = 'queued' AND delay_ms = 0 THEN pg_notify('crawlfleet_jobs', '') END AS notified
+FROM failed;
+
+-- name: job_reap_expired
+-- Ends leases that ran out: the attempt counts as failed ('lease expired'); the job is queued
+-- at once, dead when its attempts are spent, or cancelled if cancellation was asked.
+-- Params: batch size, now.
+WITH old AS (
+    SELECT j.id, j.attempt, j.lease_token, j.leased_by, j.leased_at, j.target_url,
+           CASE WHEN j.cancel_requested THEN 'cancelled'::job_state
+                WHEN j.attempt < j.max_attempts THEN 'queued'::job_state
+                ELSE 'dead'::job_state END AS next_state
+    FROM jobs AS j
+    WHERE j.state = 'leased' AND j.lease_expires_at <= coalesce($2::timestamptz, now())
+    ORDER BY j.lease_expires_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+), reaped AS (
+    UPDATE jobs AS j
+    SET state = old.next_state,
+        run_at = CASE WHEN old.next_state = 'queued' THEN coalesce($2::timestamptz, now()) ELSE j.run_at END,
+        lease_token = CASE WHEN old.next_state = 'queued' THEN NULL ELSE j.lease_token END,
+        lease_expires_at = NULL,
+        finished_at = CASE WHEN old.next_state <> 'queued' THEN coalesce($2::timestamptz, now()) END,
+        last_error = 'lease_expired: lease expired'
+    FROM old
+    WHERE j.id = old.id
+    RETURNING j.id, j.state
+), history AS (
+    INSERT INTO job_attempts (job_id, attempt, lease_token, worker_id, target_url, started_at,
+                              finished_at, outcome, error_type, error_message)
+    SELECT id, attempt, lease_token, leased_by, target_url, leased_at, coalesce($2::timestamptz, now()),
+           'expired', 'lease_expired', 'lease expired'
+    FROM old
+)
+SELECT id, state,
+       CASE WHEN state = 'queued' THEN pg_notify('crawlfleet_jobs', '') END AS notified
+FROM reaped;
+
+-- name: job_cancel
+-- A queued job is cancelled at once; a leased one is marked and ends at its next heartbeat
+-- (or when its lease runs out). Returns nothing for a missing job. Params: job id, now.
+WITH target AS (
+    SELECT id, state FROM jobs WHERE id = $1 FOR UPDATE
+), changed AS (
+    UPDATE jobs AS j
+    SET state = CASE WHEN target.state = 'queued' THEN 'cancelled'::job_state ELSE j.state END,
+        finished_at = CASE WHEN target.state = 'queued' THEN coalesce($2::timestamptz, now())
+                           ELSE j.finished_at END,
+        cancel_requested = j.cancel_requested OR target.state = 'leased'
+    FROM target
+    WHERE j.id = target.id AND target.state IN ('queued', 'leased')
+    RETURNING j.id, j.state
+)
+SELECT target.id, coalesce(changed.state, target.state) AS state
+FROM target LEFT JOIN changed ON changed.id = target.id;
+
+-- name: job_requeue_dead_many
+-- Dead jobs back to queued now, with a fresh attempt budget. A job whose dedupe key already
+-- has a live job stays dead. Params: job ids, now.
+UPDATE jobs AS j
+SET state = 'queued',
+    attempt = 0,
+    run_at = coalesce($2::timestamptz, now()),
+    finished_at = NULL,
+    lease_token = NULL,
+    cancel_requested = false
+WHERE j.id = ANY($1::bigint[])
+  AND j.state = 'dead'
+  AND (j.dedupe_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM jobs AS live
+          WHERE live.dedupe_key = j.dedupe_key AND live.state IN ('queued', 'leased')))
+RETURNING j.id, pg_notify('crawlfleet_jobs', '') AS notified;
+
+-- name: job_get
+SELECT id, kind, state, spec, target_url, attempt, max_attempts, created_at, run_at, leased_at,
+       lease_expires_at, leased_by, finished_at, last_error, cancel_requested, result
+FROM jobs
+WHERE id = $1;
+
+-- name: job_attempt_list
+SELECT attempt, worker_id, started_at, finished_at, outcome, error_type, error_message
+FROM job_attempts
+WHERE job_id = $1
+ORDER BY started_at, attempt;
+
+-- name: job_count_by_state
+SELECT state, count(*) AS count FROM jobs GROUP BY state;
+
+-- name: database_ping
+-- The health probe.
+SELECT 1;

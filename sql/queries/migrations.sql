@@ -1,0 +1,18 @@
+-- Named queries of the migration runner; see jobs.sql for the format.
+
+-- name: migration_lock
+-- Serializes migration runs of all coordinators; released when the transaction ends.
+SELECT pg_advisory_xact_lock(hashtext('crawlfleet.migrations'));
+
+-- name: migration_table_create
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     integer     PRIMARY KEY,
+    name        text        NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: migration_applied_list
+SELECT version FROM schema_migrations ORDER BY version;
+
+-- name: migration_record
+INSERT INTO schema_migrations (version, name) VALUES ($1, $2);
