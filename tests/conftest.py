@@ -1,0 +1,105 @@
+"""Fixtures shared by the integration and end-to-end tiers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import asyncpg
+import grpc
+import pytest
+from crawlfleet.v1 import admin_pb2_grpc, job_queue_pb2_grpc
+
+from coordinator.queue import Queue
+from coordinator.server import Coordinator
+from coordinator.settings import CoordinatorSettings
+from tests import pg
+
+
+@pytest.fixture(scope="session")
+async def pg_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
+    dsn = await pg.start_server(tmp_path_factory.mktemp("postgres"))
+    await pg.create_template(dsn)
+    return dsn
+
+
+@pytest.fixture
+async def db_dsn(pg_admin_dsn: str) -> AsyncIterator[str]:
+    """A fresh migrated database for this test."""
+    dsn = await pg.create_database(pg_admin_dsn)
+    yield dsn
+    await pg.drop_database(pg_admin_dsn, dsn)
+
+
+@pytest.fixture
+async def db(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(db_dsn, min_size=1, max_size=4)
+    assert pool is not None
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def queue(db: asyncpg.Pool) -> Queue:
+    return Queue(db)
+
+
+def coordinator_settings(dsn: str, **overrides: object) -> CoordinatorSettings:
+    """Coordinator settings for tests: port 0, a short lease, fast re-checks."""
+    base = CoordinatorSettings(
+        listen="127.0.0.1:0",
+        database_url=dsn,
+        pool_size=4,
+        lease_seconds=5.0,
+        recheck_seconds=0.2,
+        reap_interval_seconds=0.2,
+        shutdown_grace_seconds=2.0,
+    )
+    return replace(base, **overrides)  # type: ignore[arg-type]
+
+
+@dataclass
+class RunningCoordinator:
+    coordinator: Coordinator
+    channel: grpc.aio.Channel
+    queue: job_queue_pb2_grpc.JobQueueStub
+    admin: admin_pb2_grpc.AdminStub
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.coordinator.port}"
+
+
+StartCoordinator = Callable[..., Awaitable[RunningCoordinator]]
+
+
+@pytest.fixture
+async def start_coordinator(db_dsn: str) -> AsyncIterator[StartCoordinator]:
+    """Start in-process coordinators on the test database; all are stopped at the end."""
+    running: list[RunningCoordinator] = []
+
+    async def start(**overrides: object) -> RunningCoordinator:
+        coordinator = Coordinator(coordinator_settings(db_dsn, **overrides))
+        await coordinator.start()
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{coordinator.port}")
+        handle = RunningCoordinator(
+            coordinator, channel, job_queue_pb2_grpc.JobQueueStub(channel), admin_pb2_grpc.AdminStub(channel)
+        )
+        running.append(handle)
+        return handle
+
+    yield start
+    for handle in running:
+        await handle.channel.close()
+        await handle.coordinator.stop(grace=0)
+
+
+@pytest.fixture
+async def coord(start_coordinator: StartCoordinator) -> RunningCoordinator:
+    return await start_coordinator()
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

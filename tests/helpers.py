@@ -1,0 +1,68 @@
+"""Small helpers for tests: building requests, reading error details, waiting on conditions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+from crawlfleet.v1 import job_queue_pb2 as pb
+from crawlfleet.v1 import jobs_pb2
+from google.protobuf import duration_pb2
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+T = TypeVar("T")
+
+
+def scrape(url: str, **fields: object) -> jobs_pb2.JobSpec:
+    return jobs_pb2.JobSpec(scrape=jobs_pb2.ScrapeSpec(url=url), **fields)  # type: ignore[arg-type]
+
+
+def noop(**fields: object) -> jobs_pb2.JobSpec:
+    return jobs_pb2.JobSpec(noop=jobs_pb2.NoopSpec(), **fields)  # type: ignore[arg-type]
+
+
+def seconds(value: float) -> duration_pb2.Duration:
+    d = duration_pb2.Duration()
+    d.FromNanoseconds(round(value * 1e9))
+    return d
+
+
+def lease_request(worker_id: str = "w1", max_jobs: int = 10, wait: float = 0.0) -> pb.LeaseRequest:
+    return pb.LeaseRequest(
+        worker=pb.WorkerInfo(worker_id=worker_id, host="test", version="test"),
+        max_jobs=max_jobs,
+        wait=seconds(wait),
+    )
+
+
+def noop_result() -> jobs_pb2.JobResult:
+    return jobs_pb2.JobResult(noop=jobs_pb2.NoopResult())
+
+
+def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
+    """The ErrorInfo in a failed call's status details."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None, f"no status details in {error}"
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return info
+    raise AssertionError(f"no ErrorInfo in {status}")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], *, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"
+) -> T:
+    """Poll probe until it returns a truthy value, or fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)

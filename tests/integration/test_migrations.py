@@ -1,0 +1,65 @@
+"""Migrations: the schema they build, running twice, and coordinators racing on an empty database."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from coordinator import sql
+from coordinator.migrate import migrate
+from coordinator.server import Coordinator
+from tests import pg
+from tests.conftest import coordinator_settings
+
+EXPECTED_TABLES = {"jobs", "job_attempts", "workers", "schema_migrations"}
+EXPECTED_INDEXES = {
+    "jobs_available", "jobs_target_url_leased", "jobs_dedupe_key_live", "jobs_lease_expiry", "jobs_finished",
+}
+
+
+async def test_migrations_build_the_declared_schema_and_rerun_as_noop(pg_admin_dsn: str) -> None:
+    dsn = await pg.create_database(pg_admin_dsn, migrated=False)
+    try:
+        conn = await asyncpg.connect(dsn)
+        try:
+            assert await migrate(conn) == [m.version for m in sql.migrations()]
+            assert await migrate(conn) == []
+            tables = {r["tablename"] for r in await conn.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+            assert tables == EXPECTED_TABLES
+            indexes = {r["indexname"] for r in await conn.fetch(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'jobs'")}
+            assert EXPECTED_INDEXES <= indexes
+            states = await conn.fetchval("SELECT enum_range(NULL::job_state)::text")
+            assert states == "{queued,leased,succeeded,dead,cancelled}"
+        finally:
+            await conn.close()
+    finally:
+        await pg.drop_database(pg_admin_dsn, dsn)
+
+
+async def test_every_named_query_prepares_against_the_schema(db: asyncpg.Pool) -> None:
+    async with db.acquire() as conn:
+        for name, text in sql.queries().items():
+            if name.startswith("migration_"):
+                continue
+            await conn.prepare(text)  # fails on a typo or a missing column
+
+
+async def test_two_coordinators_racing_on_an_empty_database_both_come_up(pg_admin_dsn: str) -> None:
+    dsn = await pg.create_database(pg_admin_dsn, migrated=False)
+    coordinators = [Coordinator(coordinator_settings(dsn)) for _ in range(2)]
+    try:
+        await asyncio.gather(*(c.start() for c in coordinators))
+        assert all(c.port for c in coordinators)
+        conn = await asyncpg.connect(dsn)
+        try:
+            versions = [r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")]
+        finally:
+            await conn.close()
+        assert versions == [m.version for m in sql.migrations()]
+    finally:
+        for c in coordinators:
+            await c.stop(grace=0)
+        await pg.drop_database(pg_admin_dsn, dsn)
