@@ -34,9 +34,7 @@ async def reap_forever(queue: Queue, wakeup: Wakeup, interval: float) -> None:
         await asyncio.sleep(interval)
 
 
-async def probe_database_forever(
-    queue: Queue, interval: float, on_change: Callable[[bool], Awaitable[None]]
-) -> None:
+async def probe_database_forever(queue: Queue, interval: float, on_change: Callable[[bool], Awaitable[None]]) -> None:
     """Report database reachability to on_change whenever it flips."""
     healthy: bool | None = None
     while True:

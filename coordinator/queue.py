@@ -107,8 +107,9 @@ class Queue:
                     break
                 # Their live twin committed after our snapshot: look it up in a fresh one.
                 keys = [jobs[i].dedupe_key for i in unresolved]
-                live = {r["dedupe_key"]: r["id"] for r in await conn.fetch(
-                    sql.query("job_get_live_by_dedupe_keys"), keys)}
+                live = {
+                    r["dedupe_key"]: r["id"] for r in await conn.fetch(sql.query("job_get_live_by_dedupe_keys"), keys)
+                }
                 pending = []
                 for index in unresolved:
                     job_id = live.get(jobs[index].dedupe_key)
@@ -137,15 +138,23 @@ class Queue:
                 try:
                     rows = await self._pool.fetch(
                         sql.query("job_lease_available"),
-                        worker_id, max_jobs, list(kinds), round(lease_seconds * 1000), now,
+                        worker_id,
+                        max_jobs,
+                        list(kinds),
+                        round(lease_seconds * 1000),
+                        now,
                     )
                 except asyncpg.UniqueViolationError:
                     # Another claimer leased a twin of one of our URLs first; the retry skips it.
                     continue
                 return [
                     LeasedRow(
-                        id=r["id"], kind=r["kind"], spec=r["spec"], attempt=r["attempt"],
-                        max_attempts=r["max_attempts"], lease_token=r["lease_token"],
+                        id=r["id"],
+                        kind=r["kind"],
+                        spec=r["spec"],
+                        attempt=r["attempt"],
+                        max_attempts=r["max_attempts"],
+                        lease_token=r["lease_token"],
                         lease_expires_at=r["lease_expires_at"],
                     )
                     for r in rows
@@ -165,14 +174,14 @@ class Queue:
         async with _translated():
             rows = await self._pool.fetch(
                 sql.query("job_heartbeat_many"),
-                [job_id for job_id, _ in leases], [token for _, token in leases],
-                round(lease_seconds * 1000), now,
+                [job_id for job_id, _ in leases],
+                [token for _, token in leases],
+                round(lease_seconds * 1000),
+                now,
             )
         return {r["id"]: LeaseExtension(state=r["state"], lease_expires_at=r["lease_expires_at"]) for r in rows}
 
-    async def complete(
-        self, items: Sequence[tuple[int, uuid.UUID, bytes]], now: dt.datetime | None = None
-    ) -> None:
+    async def complete(self, items: Sequence[tuple[int, uuid.UUID, bytes]], now: dt.datetime | None = None) -> None:
         """Complete leased jobs, all or nothing.
 
         A job already succeeded under the same token with the same result is a replay (fine);
@@ -181,16 +190,16 @@ class Queue:
         async with _translated(), self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 sql.query("job_complete_if_leased_many"),
-                [i[0] for i in items], [i[1] for i in items], [i[2] for i in items], now,
+                [i[0] for i in items],
+                [i[1] for i in items],
+                [i[2] for i in items],
+                now,
             )
             if len(rows) == len(items):
                 return
             completed = {r["id"] for r in rows}
             others = [item for item in items if item[0] not in completed]
-            current = {
-                r["id"]: r
-                for r in await conn.fetch(sql.query("job_get_fencing_many"), [i[0] for i in others])
-            }
+            current = {r["id"]: r for r in await conn.fetch(sql.query("job_get_fencing_many"), [i[0] for i in others])}
             lost, mismatched = [], []
             for job_id, token, result in others:
                 row = current.get(job_id)
@@ -223,7 +232,14 @@ class Queue:
         async with _translated():
             row = await self._pool.fetchrow(
                 sql.query("job_fail_if_leased"),
-                job_id, lease_token, error_type, error_message, retryable, retry_ms, release, now,
+                job_id,
+                lease_token,
+                error_type,
+                error_message,
+                retryable,
+                retry_ms,
+                release,
+                now,
             )
         if row is None:
             raise LeaseLost([job_id])

@@ -92,7 +92,7 @@ class Coordinator:
             return
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in ("", *SERVICE_NAMES):
-            await self._health.set(name, status)  # type: ignore[no-untyped-call]
+            await self._health.set(name, status)
 
     async def stop(self, grace: float | None = None) -> None:
         """Drain: NOT_SERVING, waiting Leases return empty, in-flight calls finish, then close."""
@@ -102,7 +102,7 @@ class Coordinator:
         self._stopping = True
         try:
             self._lifecycle.draining = True
-            await self._health.enter_graceful_shutdown()  # type: ignore[no-untyped-call]
+            await self._health.enter_graceful_shutdown()
             if self._server is not None:
                 self._wakeup.notify()
                 await self._server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)

@@ -76,33 +76,60 @@ class CoordinatorSettings:
 
         parser = argparse.ArgumentParser(prog="crawlfleet-coordinator", description=__doc__)
         parser.add_argument("command", nargs="?", choices=["serve", "migrate"], default="serve")
-        parser.add_argument("--listen", default=env_default("listen", DEFAULT_LISTEN),
-                            help="host:port to serve gRPC on (port 0 picks a free one)")
-        parser.add_argument("--database-url", default=env.get("DATABASE_URL") or env_default("database_url", None),
-                            help="PostgreSQL DSN; unset starts the embedded server")
-        parser.add_argument("--data-dir", type=Path,
-                            default=Path(str(env_default("data_dir", default_data_dir(env)))),
-                            help="data directory of the embedded PostgreSQL")
+        parser.add_argument(
+            "--listen",
+            default=env_default("listen", DEFAULT_LISTEN),
+            help="host:port to serve gRPC on (port 0 picks a free one)",
+        )
+        parser.add_argument(
+            "--database-url",
+            default=env.get("DATABASE_URL") or env_default("database_url", None),
+            help="PostgreSQL DSN; unset starts the embedded server",
+        )
+        parser.add_argument(
+            "--data-dir",
+            type=Path,
+            default=Path(str(env_default("data_dir", default_data_dir(env)))),
+            help="data directory of the embedded PostgreSQL",
+        )
         parser.add_argument("--pool-size", type=int, default=env_default("pool_size", DEFAULT_POOL_SIZE))
         parser.add_argument("--lease-seconds", type=float, default=env_default("lease_seconds", DEFAULT_LEASE_SECONDS))
-        parser.add_argument("--max-lease-wait-seconds", type=float,
-                            default=env_default("max_lease_wait_seconds", DEFAULT_MAX_LEASE_WAIT_SECONDS))
-        parser.add_argument("--recheck-seconds", type=float,
-                            default=env_default("recheck_seconds", DEFAULT_RECHECK_SECONDS))
-        parser.add_argument("--reap-interval-seconds", type=float,
-                            default=env_default("reap_interval_seconds", DEFAULT_REAP_INTERVAL_SECONDS))
-        parser.add_argument("--shutdown-grace-seconds", type=float,
-                            default=env_default("shutdown_grace_seconds", DEFAULT_SHUTDOWN_GRACE_SECONDS))
-        parser.add_argument("--retry-initial-seconds", type=float,
-                            default=env_default("retry_initial_seconds", DEFAULT_RETRY_INITIAL_SECONDS))
-        parser.add_argument("--retry-multiplier", type=float,
-                            default=env_default("retry_multiplier", DEFAULT_RETRY_MULTIPLIER))
-        parser.add_argument("--retry-max-seconds", type=float,
-                            default=env_default("retry_max_seconds", DEFAULT_RETRY_MAX_SECONDS))
+        parser.add_argument(
+            "--max-lease-wait-seconds",
+            type=float,
+            default=env_default("max_lease_wait_seconds", DEFAULT_MAX_LEASE_WAIT_SECONDS),
+        )
+        parser.add_argument(
+            "--recheck-seconds", type=float, default=env_default("recheck_seconds", DEFAULT_RECHECK_SECONDS)
+        )
+        parser.add_argument(
+            "--reap-interval-seconds",
+            type=float,
+            default=env_default("reap_interval_seconds", DEFAULT_REAP_INTERVAL_SECONDS),
+        )
+        parser.add_argument(
+            "--shutdown-grace-seconds",
+            type=float,
+            default=env_default("shutdown_grace_seconds", DEFAULT_SHUTDOWN_GRACE_SECONDS),
+        )
+        parser.add_argument(
+            "--retry-initial-seconds",
+            type=float,
+            default=env_default("retry_initial_seconds", DEFAULT_RETRY_INITIAL_SECONDS),
+        )
+        parser.add_argument(
+            "--retry-multiplier", type=float, default=env_default("retry_multiplier", DEFAULT_RETRY_MULTIPLIER)
+        )
+        parser.add_argument(
+            "--retry-max-seconds", type=float, default=env_default("retry_max_seconds", DEFAULT_RETRY_MAX_SECONDS)
+        )
         parser.add_argument("--max-attempts", type=int, default=env_default("max_attempts", DEFAULT_MAX_ATTEMPTS))
-        parser.add_argument("--no-migrate", action="store_true",
-                            default=str(env_default("no_migrate", "")).lower() in {"1", "true", "yes"},
-                            help="do not apply migrations at start")
+        parser.add_argument(
+            "--no-migrate",
+            action="store_true",
+            default=str(env_default("no_migrate", "")).lower() in {"1", "true", "yes"},
+            help="do not apply migrations at start",
+        )
         parser.add_argument("--log-level", default=env_default("log_level", "INFO"))
         args = parser.parse_args(argv)
         settings = cls(

@@ -53,12 +53,17 @@ def to_status(error: CoordinatorError) -> grpc.Status:
     details.append(info)
     if isinstance(error, InvalidArgument):
         bad = any_pb2.Any()
-        bad.Pack(error_details_pb2.BadRequest(field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=error.field, description=error.message)
-        ]))
+        bad.Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=error.field, description=error.message)
+                ]
+            )
+        )
         details.append(bad)
     status = status_pb2.Status(code=getattr(code_pb2, code.name), message=error.message, details=details)
-    return rpc_status.to_status(status)
+    converted: grpc.Status = rpc_status.to_status(status)
+    return converted
 
 
 Request = TypeVar("Request")
@@ -70,9 +75,7 @@ def handles_errors(method: Handler[Request, Response]) -> Handler[Request, Respo
     """Decorate an RPC method: a CoordinatorError aborts the call with its status."""
 
     @functools.wraps(method)
-    async def wrapper(
-        self: Any, request: Request, context: grpc.aio.ServicerContext[Request, Response]
-    ) -> Response:
+    async def wrapper(self: Any, request: Request, context: grpc.aio.ServicerContext[Request, Response]) -> Response:
         try:
             return await method(self, request, context)
         except CoordinatorError as error:

@@ -86,9 +86,7 @@ def _check_range(field: str, value: float, low: float, high: float) -> None:
         raise InvalidArgument(field, f"must be between {low:g} and {high:g}, got {value:g}")
 
 
-def _retry_columns(
-    spec: jobs_pb2.JobSpec, field: str, settings: CoordinatorSettings
-) -> tuple[int, int, float, int]:
+def _retry_columns(spec: jobs_pb2.JobSpec, field: str, settings: CoordinatorSettings) -> tuple[int, int, float, int]:
     """(max_attempts, initial_ms, multiplier, max_ms), request values over defaults."""
     defaults = settings.retry
     policy = spec.retry_policy

@@ -71,7 +71,7 @@ class NotifyListener:
             try:
                 conn = await asyncpg.connect(self._dsn, server_settings={"application_name": "crawlfleet-listen"})
                 lost = asyncio.Event()
-                conn.add_termination_listener(lambda _conn: lost.set())
+                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
                 await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
                 self.connected.set()
                 delay = 0.1

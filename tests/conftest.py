@@ -63,8 +63,8 @@ def coordinator_settings(dsn: str, **overrides: object) -> CoordinatorSettings:
 class RunningCoordinator:
     coordinator: Coordinator
     channel: grpc.aio.Channel
-    queue: job_queue_pb2_grpc.JobQueueStub
-    admin: admin_pb2_grpc.AdminStub
+    queue: job_queue_pb2_grpc.JobQueueAsyncStub
+    admin: admin_pb2_grpc.AdminAsyncStub
 
     @property
     def address(self) -> str:

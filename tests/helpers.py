@@ -45,7 +45,7 @@ def noop_result() -> jobs_pb2.JobResult:
 
 def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
     """The ErrorInfo in a failed call's status details."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(error)
     assert status is not None, f"no status details in {error}"
     for detail in status.details:
         info = error_details_pb2.ErrorInfo()

@@ -12,9 +12,7 @@ from dataclasses import dataclass, field
 
 import grpc
 from google.protobuf.message import DecodeError
-
-# googleapis-common-protos ships no type information.
-from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
+from google.rpc import error_details_pb2, status_pb2
 
 ERROR_DOMAIN = "crawlfleet.v1"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"

@@ -67,7 +67,9 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
 
     @handles_errors
     async def RequeueDeadJobs(
-        self, request: pb.RequeueDeadJobsRequest, context: Ctx  # type: ignore[type-arg]
+        self,
+        request: pb.RequeueDeadJobsRequest,
+        context: Ctx,  # type: ignore[type-arg]
     ) -> pb.RequeueDeadJobsResponse:
         """Dead jobs back to queued with a fresh attempt budget."""
         if not request.job_ids:
@@ -77,11 +79,15 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
 
     @handles_errors
     async def GetQueueStats(
-        self, request: pb.GetQueueStatsRequest, context: Ctx  # type: ignore[type-arg]
+        self,
+        request: pb.GetQueueStatsRequest,
+        context: Ctx,  # type: ignore[type-arg]
     ) -> pb.GetQueueStatsResponse:
         """Counts of jobs by state (every state, zeros included)."""
         counts = await self._queue.count_by_state()
-        return pb.GetQueueStatsResponse(states=[
-            pb.StateCount(state=job_state(name), count=counts.get(name, 0))
-            for name in ("queued", "leased", "succeeded", "dead", "cancelled")
-        ])
+        return pb.GetQueueStatsResponse(
+            states=[
+                pb.StateCount(state=job_state(name), count=counts.get(name, 0))
+                for name in ("queued", "leased", "succeeded", "dead", "cancelled")
+            ]
+        )

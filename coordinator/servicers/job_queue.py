@@ -15,9 +15,9 @@ from coordinator import convert
 from coordinator.errors import Draining, InvalidArgument
 from coordinator.queue import LeasedRow, Queue
 from coordinator.settings import CoordinatorSettings
+from coordinator.status import handles_errors
 from coordinator.validation import validate_enqueue
 from coordinator.wakeup import Wakeup, wait_for
-from coordinator.status import handles_errors
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +41,7 @@ class Lifecycle:
 
 
 class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
-    def __init__(
-        self, queue: Queue, wakeup: Wakeup, settings: CoordinatorSettings, lifecycle: Lifecycle
-    ) -> None:
+    def __init__(self, queue: Queue, wakeup: Wakeup, settings: CoordinatorSettings, lifecycle: Lifecycle) -> None:
         self._queue = queue
         self._wakeup = wakeup
         self._settings = settings
@@ -110,21 +108,27 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
 
     async def _claim(self, request: pb.LeaseRequest) -> list[LeasedRow]:
         """Claim, and if the caller goes away meanwhile, give the claimed jobs straight back."""
-        claim = asyncio.ensure_future(self._queue.lease(
-            worker_id=request.worker.worker_id,
-            max_jobs=request.max_jobs,
-            kinds=list(request.worker.kinds),
-            lease_seconds=self._settings.lease_seconds,
-        ))
+        claim = asyncio.ensure_future(
+            self._queue.lease(
+                worker_id=request.worker.worker_id,
+                max_jobs=request.max_jobs,
+                kinds=list(request.worker.kinds),
+                lease_seconds=self._settings.lease_seconds,
+            )
+        )
         try:
             return await asyncio.shield(claim)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 for row in await claim:
                     await self._queue.fail(
-                        job_id=row.id, lease_token=row.lease_token, error_type="lease_cancelled",
-                        error_message="the Lease call was cancelled", retryable=True,
-                        retry_after_seconds=None, release=True,
+                        job_id=row.id,
+                        lease_token=row.lease_token,
+                        error_type="lease_cancelled",
+                        error_message="the Lease call was cancelled",
+                        retryable=True,
+                        retry_after_seconds=None,
+                        release=True,
                     )
             raise
 
@@ -144,8 +148,10 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
         if len(request.leases) > MAX_LEASE_BATCH * 10:
             raise InvalidArgument("leases", "too many leases in one heartbeat")
         leases = [
-            (convert.positive_id(ref.job_id, f"leases[{i}].job_id"),
-             convert.lease_token(ref.lease_token, f"leases[{i}].lease_token"))
+            (
+                convert.positive_id(ref.job_id, f"leases[{i}].job_id"),
+                convert.lease_token(ref.lease_token, f"leases[{i}].lease_token"),
+            )
             for i, ref in enumerate(request.leases)
         ]
         extended = await self._queue.heartbeat(leases, lease_seconds=self._settings.lease_seconds) if leases else {}
@@ -157,10 +163,13 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
             elif ext.state == "cancelled":
                 answers.append(pb.LeaseState(job_id=job_id, status=pb.LEASE_STATUS_CANCELLED))
             else:
-                answers.append(pb.LeaseState(
-                    job_id=job_id, status=pb.LEASE_STATUS_EXTENDED,
-                    lease_expires_at=convert.timestamp(ext.lease_expires_at),
-                ))
+                answers.append(
+                    pb.LeaseState(
+                        job_id=job_id,
+                        status=pb.LEASE_STATUS_EXTENDED,
+                        lease_expires_at=convert.timestamp(ext.lease_expires_at),
+                    )
+                )
         return pb.HeartbeatResponse(leases=answers)
 
     @handles_errors
@@ -198,8 +207,13 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
             if not 0 <= retry_after <= MAX_RETRY_AFTER_SECONDS:
                 raise InvalidArgument("retry_after", f"must be between 0 and {MAX_RETRY_AFTER_SECONDS} seconds")
         outcome = await self._queue.fail(
-            job_id=job_id, lease_token=token, error_type=error_type, error_message=message,
-            retryable=request.retryable, retry_after_seconds=retry_after, release=request.release,
+            job_id=job_id,
+            lease_token=token,
+            error_type=error_type,
+            error_message=message,
+            retryable=request.retryable,
+            retry_after_seconds=retry_after,
+            release=request.release,
         )
         if outcome.state == "queued":
             self._wakeup.notify()

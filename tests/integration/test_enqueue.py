@@ -25,16 +25,31 @@ BAD_JOBS: list[tuple[str, jobs_pb2.JobSpec, str]] = [
     ("huge url", scrape("http://example.com/" + "a" * 3000), "jobs[0].scrape.url"),
     ("negative priority", noop(priority=-1), "jobs[0].priority"),
     ("priority too high", noop(priority=101), "jobs[0].priority"),
-    ("negative timeout", jobs_pb2.JobSpec(scrape=jobs_pb2.ScrapeSpec(url="http://a.com", timeout=seconds(-1))),
-     "jobs[0].scrape.timeout"),
-    ("unknown render", jobs_pb2.JobSpec(scrape=jobs_pb2.ScrapeSpec(url="http://a.com", render=42)),  # type: ignore[arg-type]
-     "jobs[0].scrape.render"),
-    ("coefficient below 1", noop(retry_policy=jobs_pb2.RetryPolicy(backoff_coefficient=0.5)),
-     "jobs[0].retry_policy.backoff_coefficient"),
-    ("too many attempts", noop(retry_policy=jobs_pb2.RetryPolicy(maximum_attempts=5000)),
-     "jobs[0].retry_policy.maximum_attempts"),
-    ("max below initial", noop(retry_policy=jobs_pb2.RetryPolicy(
-        initial_interval=seconds(10), maximum_interval=seconds(1))), "jobs[0].retry_policy.maximum_interval"),
+    (
+        "negative timeout",
+        jobs_pb2.JobSpec(scrape=jobs_pb2.ScrapeSpec(url="http://a.com", timeout=seconds(-1))),
+        "jobs[0].scrape.timeout",
+    ),
+    (
+        "unknown render",
+        jobs_pb2.JobSpec(scrape=jobs_pb2.ScrapeSpec(url="http://a.com", render=42)),  # type: ignore[arg-type]
+        "jobs[0].scrape.render",
+    ),
+    (
+        "coefficient below 1",
+        noop(retry_policy=jobs_pb2.RetryPolicy(backoff_coefficient=0.5)),
+        "jobs[0].retry_policy.backoff_coefficient",
+    ),
+    (
+        "too many attempts",
+        noop(retry_policy=jobs_pb2.RetryPolicy(maximum_attempts=5000)),
+        "jobs[0].retry_policy.maximum_attempts",
+    ),
+    (
+        "max below initial",
+        noop(retry_policy=jobs_pb2.RetryPolicy(initial_interval=seconds(10), maximum_interval=seconds(1))),
+        "jobs[0].retry_policy.maximum_interval",
+    ),
     ("long idempotency key", noop(idempotency_key="k" * 300), "jobs[0].idempotency_key"),
     ("oversized payload", jobs_pb2.JobSpec(noop=jobs_pb2.NoopSpec(fail_message="x" * 20_000)), "jobs[0]"),
 ]
@@ -73,14 +88,16 @@ async def test_one_bad_job_rejects_the_whole_batch(coord: RunningCoordinator, db
     assert await job_count(db) == 0
 
 
-async def test_batch_returns_ids_in_order_and_stores_every_field(
-    coord: RunningCoordinator, db: asyncpg.Pool
-) -> None:
+async def test_batch_returns_ids_in_order_and_stores_every_field(coord: RunningCoordinator, db: asyncpg.Pool) -> None:
     run_at = timestamp_pb2.Timestamp(seconds=4_000_000_000)
     specs = [
         scrape("HTTP://Example.COM:80/a?b=1#frag", priority=7),
-        noop(run_at=run_at, retry_policy=jobs_pb2.RetryPolicy(
-            initial_interval=seconds(2), backoff_coefficient=3, maximum_interval=seconds(60), maximum_attempts=9)),
+        noop(
+            run_at=run_at,
+            retry_policy=jobs_pb2.RetryPolicy(
+                initial_interval=seconds(2), backoff_coefficient=3, maximum_interval=seconds(60), maximum_attempts=9
+            ),
+        ),
     ]
     response = await coord.queue.Enqueue(pb.EnqueueRequest(jobs=specs))
     ids = [j.id for j in response.jobs]
@@ -92,15 +109,25 @@ async def test_batch_returns_ids_in_order_and_stores_every_field(
     assert jobs_pb2.JobSpec.FromString(first["spec"]) == specs[0]
     assert second["kind"] == "noop" and second["target_url"] is None
     assert second["run_at"].timestamp() == 4_000_000_000
-    assert (second["max_attempts"], second["retry_initial_ms"], second["retry_multiplier"],
-            second["retry_max_ms"]) == (9, 2000, 3.0, 60_000)
+    assert (second["max_attempts"], second["retry_initial_ms"], second["retry_multiplier"], second["retry_max_ms"]) == (
+        9,
+        2000,
+        3.0,
+        60_000,
+    )
 
 
 async def test_live_url_dedupes_onto_the_existing_job(coord: RunningCoordinator, db: asyncpg.Pool) -> None:
     first = await coord.queue.Enqueue(pb.EnqueueRequest(jobs=[scrape("http://example.com/page")]))
-    again = await coord.queue.Enqueue(pb.EnqueueRequest(jobs=[
-        scrape("http://EXAMPLE.com:80/page#top"), scrape("http://example.com/page"), scrape("http://example.com/other"),
-    ]))
+    again = await coord.queue.Enqueue(
+        pb.EnqueueRequest(
+            jobs=[
+                scrape("http://EXAMPLE.com:80/page#top"),
+                scrape("http://example.com/page"),
+                scrape("http://example.com/other"),
+            ]
+        )
+    )
     original = first.jobs[0].id
     assert [(j.id, j.created) for j in again.jobs[:2]] == [(original, False), (original, False)]
     assert again.jobs[2].created

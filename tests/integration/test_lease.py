@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 import datetime as dt
 
 import asyncpg
 import grpc
 import pytest
-from crawlfleet.v1 import admin_pb2
+from crawlfleet.v1 import admin_pb2, jobs_pb2
 from crawlfleet.v1 import job_queue_pb2 as pb
-from crawlfleet.v1 import jobs_pb2
 
 from coordinator.queue import Queue
 from tests.conftest import RunningCoordinator, StartCoordinator
@@ -76,23 +76,29 @@ async def test_heartbeat_extends_and_reports_lost(coord: RunningCoordinator, que
     await enqueue(coord, noop(), noop())
     a, b = (await coord.queue.Lease(lease_request())).jobs
     await coord.queue.Complete(pb.CompleteRequest(jobs=[completed(b)]))
-    answer = await coord.queue.Heartbeat(pb.HeartbeatRequest(worker_id="w1", leases=[
-        pb.LeaseRef(job_id=a.id, lease_token=a.lease_token), pb.LeaseRef(job_id=b.id, lease_token=b.lease_token),
-    ]))
+    answer = await coord.queue.Heartbeat(
+        pb.HeartbeatRequest(
+            worker_id="w1",
+            leases=[
+                pb.LeaseRef(job_id=a.id, lease_token=a.lease_token),
+                pb.LeaseRef(job_id=b.id, lease_token=b.lease_token),
+            ],
+        )
+    )
     assert [(s.job_id, s.status) for s in answer.leases] == [
-        (a.id, pb.LEASE_STATUS_EXTENDED), (b.id, pb.LEASE_STATUS_LOST)]
+        (a.id, pb.LEASE_STATUS_EXTENDED),
+        (b.id, pb.LEASE_STATUS_LOST),
+    ]
     assert answer.leases[0].lease_expires_at.ToDatetime() >= a.lease_expires_at.ToDatetime()
 
 
-async def test_stale_token_after_expiry_changes_nothing(
-    start_coordinator: StartCoordinator, db: asyncpg.Pool
-) -> None:
+async def test_stale_token_after_expiry_changes_nothing(start_coordinator: StartCoordinator, db: asyncpg.Pool) -> None:
     coord = await start_coordinator(lease_seconds=0.3)
     (job_id,) = await enqueue(coord, noop())
     (stale,) = (await coord.queue.Lease(lease_request(worker_id="slow"))).jobs
 
     async def reaped() -> bool:
-        return await db.fetchval("SELECT state::text FROM jobs WHERE id = $1", job_id) == "queued"
+        return bool(await db.fetchval("SELECT state::text FROM jobs WHERE id = $1", job_id) == "queued")
 
     await eventually(reaped, what="the reaper to requeue the expired lease")
     (fresh,) = (await coord.queue.Lease(lease_request(worker_id="fast"))).jobs
@@ -100,10 +106,9 @@ async def test_stale_token_after_expiry_changes_nothing(
     before = dict(await db.fetchrow("SELECT * FROM jobs WHERE id = $1", job_id))
     attempts_before = await db.fetchval("SELECT count(*) FROM job_attempts")
 
-    calls = [
+    calls: list[Awaitable[object]] = [
         coord.queue.Complete(pb.CompleteRequest(jobs=[completed(stale)])),
-        coord.queue.Fail(pb.FailRequest(job_id=job_id, lease_token=stale.lease_token, error_type="x",
-                                        retryable=False)),
+        coord.queue.Fail(pb.FailRequest(job_id=job_id, lease_token=stale.lease_token, error_type="x", retryable=False)),
         coord.queue.Fail(pb.FailRequest(job_id=job_id, lease_token=stale.lease_token, release=True)),
     ]
     for call in calls:
@@ -111,8 +116,9 @@ async def test_stale_token_after_expiry_changes_nothing(
             await call
         assert caught.value.code() == grpc.StatusCode.ABORTED
         assert error_info(caught.value).reason == "LEASE_LOST"
-    heartbeat = await coord.queue.Heartbeat(pb.HeartbeatRequest(
-        worker_id="slow", leases=[pb.LeaseRef(job_id=job_id, lease_token=stale.lease_token)]))
+    heartbeat = await coord.queue.Heartbeat(
+        pb.HeartbeatRequest(worker_id="slow", leases=[pb.LeaseRef(job_id=job_id, lease_token=stale.lease_token)])
+    )
     assert heartbeat.leases[0].status == pb.LEASE_STATUS_LOST
 
     assert dict(await db.fetchrow("SELECT * FROM jobs WHERE id = $1", job_id)) == before
@@ -133,20 +139,22 @@ async def test_complete_is_all_or_nothing_and_replay_is_ok(coord: RunningCoordin
     await coord.queue.Complete(pb.CompleteRequest(jobs=[completed(good)]))
     await coord.queue.Complete(pb.CompleteRequest(jobs=[completed(good)]))  # replay: OK
     assert await db.fetchval("SELECT count(*) FROM job_attempts WHERE job_id = $1", good.id) == 1
-    different = pb.CompletedJob(job_id=good.id, lease_token=good.lease_token, result=jobs_pb2.JobResult(
-        scrape=jobs_pb2.ScrapeResult(status_code=200)))
+    different = pb.CompletedJob(
+        job_id=good.id,
+        lease_token=good.lease_token,
+        result=jobs_pb2.JobResult(scrape=jobs_pb2.ScrapeResult(status_code=200)),
+    )
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await coord.queue.Complete(pb.CompleteRequest(jobs=[different]))
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
-async def test_release_requeues_now_without_charging_an_attempt(
-    coord: RunningCoordinator, db: asyncpg.Pool
-) -> None:
+async def test_release_requeues_now_without_charging_an_attempt(coord: RunningCoordinator, db: asyncpg.Pool) -> None:
     (job_id,) = await enqueue(coord, noop())
     (job,) = (await coord.queue.Lease(lease_request(worker_id="leaving"))).jobs
-    answer = await coord.queue.Fail(pb.FailRequest(
-        job_id=job_id, lease_token=job.lease_token, release=True, error_type="shutdown"))
+    answer = await coord.queue.Fail(
+        pb.FailRequest(job_id=job_id, lease_token=job.lease_token, release=True, error_type="shutdown")
+    )
     assert answer.state == jobs_pb2.JOB_STATE_QUEUED
     (again,) = (await coord.queue.Lease(lease_request(worker_id="other"))).jobs
     assert again.id == job_id and again.attempt == 1
@@ -154,14 +162,18 @@ async def test_release_requeues_now_without_charging_an_attempt(
     assert outcome == "released"
 
 
-async def test_non_retryable_failure_goes_dead_and_requeue_revives(
-    coord: RunningCoordinator, db: asyncpg.Pool
-) -> None:
+async def test_non_retryable_failure_goes_dead_and_requeue_revives(coord: RunningCoordinator, db: asyncpg.Pool) -> None:
     (job_id,) = await enqueue(coord, scrape("http://example.com/gone"))
     (job,) = (await coord.queue.Lease(lease_request())).jobs
-    answer = await coord.queue.Fail(pb.FailRequest(
-        job_id=job_id, lease_token=job.lease_token, error_type="http_404", error_message="not found",
-        retryable=False))
+    answer = await coord.queue.Fail(
+        pb.FailRequest(
+            job_id=job_id,
+            lease_token=job.lease_token,
+            error_type="http_404",
+            error_message="not found",
+            retryable=False,
+        )
+    )
     assert answer.state == jobs_pb2.JOB_STATE_DEAD
     got = (await coord.admin.GetJob(admin_pb2.GetJobRequest(job_id=job_id))).job
     assert got.state == jobs_pb2.JOB_STATE_DEAD and got.last_error == "http_404: not found"
@@ -176,9 +188,11 @@ async def test_non_retryable_failure_goes_dead_and_requeue_revives(
 async def test_retry_after_from_the_worker_is_honoured(coord: RunningCoordinator, db: asyncpg.Pool) -> None:
     (job_id,) = await enqueue(coord, noop())
     (job,) = (await coord.queue.Lease(lease_request())).jobs
-    answer = await coord.queue.Fail(pb.FailRequest(
-        job_id=job_id, lease_token=job.lease_token, error_type="http_429", retryable=True,
-        retry_after=seconds(120)))
+    answer = await coord.queue.Fail(
+        pb.FailRequest(
+            job_id=job_id, lease_token=job.lease_token, error_type="http_429", retryable=True, retry_after=seconds(120)
+        )
+    )
     finished = await db.fetchval("SELECT finished_at FROM job_attempts WHERE job_id = $1", job_id)
     assert answer.state == jobs_pb2.JOB_STATE_QUEUED
     assert answer.run_at.ToDatetime(tzinfo=dt.UTC) - finished == dt.timedelta(seconds=120)
@@ -190,11 +204,14 @@ async def test_cancel_queued_and_leased(coord: RunningCoordinator, db: asyncpg.P
     (job,) = (await coord.queue.Lease(lease_request(max_jobs=1))).jobs
     assert job.id == leased_id
     assert (await coord.admin.CancelJob(admin_pb2.CancelJobRequest(job_id=queued_id))).state == (
-        jobs_pb2.JOB_STATE_CANCELLED)
+        jobs_pb2.JOB_STATE_CANCELLED
+    )
     assert (await coord.admin.CancelJob(admin_pb2.CancelJobRequest(job_id=leased_id))).state == (
-        jobs_pb2.JOB_STATE_LEASED)
-    answer = await coord.queue.Heartbeat(pb.HeartbeatRequest(
-        worker_id="w1", leases=[pb.LeaseRef(job_id=job.id, lease_token=job.lease_token)]))
+        jobs_pb2.JOB_STATE_LEASED
+    )
+    answer = await coord.queue.Heartbeat(
+        pb.HeartbeatRequest(worker_id="w1", leases=[pb.LeaseRef(job_id=job.id, lease_token=job.lease_token)])
+    )
     assert answer.leases[0].status == pb.LEASE_STATUS_CANCELLED
     assert await db.fetchval("SELECT state::text FROM jobs WHERE id = $1", leased_id) == "cancelled"
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -205,11 +222,14 @@ async def test_cancel_queued_and_leased(coord: RunningCoordinator, db: asyncpg.P
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-@pytest.mark.parametrize(("request_", "field"), [
-    (pb.LeaseRequest(max_jobs=1), "worker.worker_id"),
-    (lease_request(max_jobs=0), "max_jobs"),
-    (lease_request(max_jobs=5000), "max_jobs"),
-])
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (pb.LeaseRequest(max_jobs=1), "worker.worker_id"),
+        (lease_request(max_jobs=0), "max_jobs"),
+        (lease_request(max_jobs=5000), "max_jobs"),
+    ],
+)
 async def test_malformed_lease_is_rejected(coord: RunningCoordinator, request_: pb.LeaseRequest, field: str) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await coord.queue.Lease(request_)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 import asyncpg
+from crawlfleet.v1 import jobs_pb2
 
 from coordinator.queue import Queue
 from coordinator.settings import CoordinatorSettings, RetryDefaults
 from coordinator.validation import validate_job
 from tests.helpers import noop, seconds
-from crawlfleet.v1 import jobs_pb2
 
 T0 = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 
@@ -22,31 +22,48 @@ async def add_job(queue: Queue, spec: jobs_pb2.JobSpec) -> int:
 
 
 async def test_retryable_failures_back_off_within_growing_bounds_then_die(queue: Queue, db: asyncpg.Pool) -> None:
-    policy = jobs_pb2.RetryPolicy(initial_interval=seconds(10), backoff_coefficient=3,
-                                  maximum_interval=seconds(60), maximum_attempts=4)
+    policy = jobs_pb2.RetryPolicy(
+        initial_interval=seconds(10), backoff_coefficient=3, maximum_interval=seconds(60), maximum_attempts=4
+    )
     job_id = await add_job(queue, noop(retry_policy=policy))
     now = T0
     delays = []
     for attempt in range(1, 5):
         (leased,) = await queue.lease(worker_id="w", max_jobs=1, kinds=[], lease_seconds=30, now=now)
         assert (leased.id, leased.attempt) == (job_id, attempt)
-        outcome = await queue.fail(job_id=job_id, lease_token=leased.lease_token, error_type="boom",
-                                   error_message=f"try {attempt}", retryable=True, retry_after_seconds=None,
-                                   release=False, now=now)
+        outcome = await queue.fail(
+            job_id=job_id,
+            lease_token=leased.lease_token,
+            error_type="boom",
+            error_message=f"try {attempt}",
+            retryable=True,
+            retry_after_seconds=None,
+            release=False,
+            now=now,
+        )
         if attempt < 4:
             assert outcome.state == "queued"
             delays.append((outcome.run_at - now).total_seconds())
             # Not leasable before its run_at.
-            assert await queue.lease(worker_id="w", max_jobs=1, kinds=[], lease_seconds=30,
-                                     now=outcome.run_at - dt.timedelta(milliseconds=1)) == []
+            assert (
+                await queue.lease(
+                    worker_id="w",
+                    max_jobs=1,
+                    kinds=[],
+                    lease_seconds=30,
+                    now=outcome.run_at - dt.timedelta(milliseconds=1),
+                )
+                == []
+            )
             now = outcome.run_at
         else:
             assert outcome.state == "dead"
     # Full jitter: each delay is uniform in [0, min(60, 10 * 3^(n-1))]: bounds 10, 30, 60.
     for delay, bound in zip(delays, [10, 30, 60], strict=True):
         assert 0 <= delay <= bound
-    errors = await db.fetch("SELECT attempt, error_message FROM job_attempts WHERE job_id = $1 ORDER BY attempt",
-                            job_id)
+    errors = await db.fetch(
+        "SELECT attempt, error_message FROM job_attempts WHERE job_id = $1 ORDER BY attempt", job_id
+    )
     assert [(r["attempt"], r["error_message"]) for r in errors] == [(n, f"try {n}") for n in range(1, 5)]
     assert await db.fetchval("SELECT last_error FROM jobs WHERE id = $1", job_id) == "boom: try 4"
 
@@ -57,8 +74,16 @@ async def test_jitter_spreads_delays(queue: Queue) -> None:
     for _ in range(8):
         job_id = await add_job(queue, noop(retry_policy=policy))
         (leased,) = await queue.lease(worker_id="w", max_jobs=1, kinds=[], lease_seconds=30, now=T0)
-        outcome = await queue.fail(job_id=job_id, lease_token=leased.lease_token, error_type="e", error_message="",
-                                   retryable=True, retry_after_seconds=None, release=False, now=T0)
+        outcome = await queue.fail(
+            job_id=job_id,
+            lease_token=leased.lease_token,
+            error_type="e",
+            error_message="",
+            retryable=True,
+            retry_after_seconds=None,
+            release=False,
+            now=T0,
+        )
         delays.add(round((outcome.run_at - T0).total_seconds(), 3))
     assert len(delays) > 1
 
@@ -93,7 +118,9 @@ async def test_database_rejects_a_second_leased_job_for_one_url(db: asyncpg.Pool
     try:
         await db.execute(
             "UPDATE jobs SET state = 'leased', attempt = 1, lease_token = gen_random_uuid(), leased_by = 'x', "
-            "leased_at = now(), lease_expires_at = now() WHERE id = $1", second)
+            "leased_at = now(), lease_expires_at = now() WHERE id = $1",
+            second,
+        )
     except asyncpg.UniqueViolationError:
         pass
     else:

@@ -1,0 +1,378 @@
+"""The worker: slots before leases, a lease loop, heartbeats, batched reports, two-phase shutdown.
+
+    async with Worker(settings) as worker:
+        await worker.run()          # returns once shutdown() has finished
+
+A crash of a side task (lease loop, heartbeats, batcher) shuts the worker down and makes ``run``
+raise ``WorkerCrashed``, so the process exits non-zero instead of limping on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Self
+
+import httpx
+from crawlfleet.v1 import job_queue_pb2 as pb
+from crawlfleet.v1 import jobs_pb2
+
+from worker.backoff import Backoff
+from worker.client import CoordinatorClient, duration
+from worker.errors import CoordinatorError, CoordinatorUnavailable, JobError, LeaseLost, WorkerCrashed
+from worker.handlers import Handler, JobContext, handlers_for
+from worker.leases import HeldLease, LeaseKeeper, local_deadline
+from worker.logs import job_log
+from worker.reporting import CompleteBatcher, GaveUp, Settled, retry_transient
+from worker.settings import WorkerSettings
+from worker.version import worker_info
+
+log = logging.getLogger(__name__)
+
+MAX_LEASE_BATCH = 1000  # the coordinator's bound on max_jobs
+FALLBACK_LEASE_DURATION = 30.0  # only if a coordinator ever omits lease_duration
+
+
+class Worker:
+    """Leases jobs for ``settings.kinds`` and runs at most ``settings.slots`` of them at once.
+
+    ``client`` and ``handlers`` may be given for tests; by default the client connects to
+    ``settings.coordinator`` and the handlers are those of ``settings.kinds``.
+    """
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        *,
+        client: CoordinatorClient | None = None,
+        handlers: Mapping[str, Handler] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._handlers = dict(handlers) if handlers is not None else handlers_for(settings.kinds)
+        self._client = client
+        self._http: httpx.AsyncClient | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._slots = asyncio.Semaphore(settings.slots)
+        self._keeper: LeaseKeeper | None = None
+        self._batcher: CompleteBatcher | None = None
+        self._side_tasks: dict[str, asyncio.Task[None]] = {}
+        self._job_tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._shutdown_task: asyncio.Task[None] | None = None
+        self._finished = asyncio.Event()
+        self._crash: BaseException | None = None
+
+    @property
+    def settings(self) -> WorkerSettings:
+        """The settings this worker runs with."""
+        return self._settings
+
+    @property
+    def held_leases(self) -> int:
+        """Leases held right now (running jobs and jobs whose report is pending)."""
+        return len(self._keeper) if self._keeper is not None else 0
+
+    async def __aenter__(self) -> Self:
+        if self._client is None:
+            self._client = CoordinatorClient(self._settings.coordinator, worker_info(self._settings))
+        self._http = httpx.AsyncClient(
+            follow_redirects=False,  # followed by hand: every hop passes the egress guard
+            timeout=self._settings.http_timeout,
+            headers={"User-Agent": self._settings.user_agent},
+            trust_env=False,  # no proxies from the environment around the egress guard
+            limits=httpx.Limits(max_connections=self._settings.slots * 2),
+        )
+        self._executor = ThreadPoolExecutor(self._settings.slots, thread_name_prefix="crawlfleet-job")
+        self._keeper = LeaseKeeper(
+            self._client, fraction=self._settings.heartbeat_fraction, on_abandon=self._on_abandon
+        )
+        self._batcher = CompleteBatcher(
+            self._client,
+            max_batch=self._settings.complete_batch_max,
+            flush_interval=self._settings.complete_flush_interval,
+            on_settled=self._on_complete_settled,
+        )
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.shutdown()
+
+    async def run(self) -> None:
+        """Leases and runs jobs until ``shutdown()`` completes; raises ``WorkerCrashed`` if a side
+        task died."""
+        if self._keeper is None or self._batcher is None:
+            raise RuntimeError("use Worker as an async context manager: async with Worker(...) as w")
+        if self._side_tasks:
+            raise RuntimeError("Worker.run() was already called")
+        if not self._stopping:
+            s = self._settings
+            log.info(
+                "worker %s started: coordinator %s, %d slots, kinds %s",
+                s.worker_id, s.coordinator, s.slots, ",".join(s.kinds),
+            )
+            for name, coro in (
+                ("heartbeats", self._keeper.run()),
+                ("complete-batcher", self._batcher.run()),
+                ("lease-loop", self._lease_loop()),
+            ):
+                task = asyncio.create_task(coro, name=name)
+                task.add_done_callback(self._on_side_task_done)
+                self._side_tasks[name] = task
+        await self._finished.wait()
+        if self._crash is not None:
+            raise WorkerCrashed(f"a side task of the worker died: {self._crash!r}") from self._crash
+
+    async def shutdown(self) -> None:
+        """Stops leasing at once, gives running jobs ``shutdown_grace`` to finish, then cancels and
+        releases the rest, flushes reports, stops heartbeats and closes connections. Safe to call
+        twice or concurrently; every call returns when the shutdown is complete."""
+        await asyncio.shield(self._begin_shutdown(self._settings.shutdown_grace))
+
+    def _begin_shutdown(self, grace: float) -> asyncio.Task[None]:
+        if self._shutdown_task is None:
+            self._stopping = True
+            self._shutdown_task = asyncio.create_task(self._shutdown(grace), name="worker-shutdown")
+        return self._shutdown_task
+
+    async def _shutdown(self, grace: float) -> None:
+        try:
+            await self._stop_jobs(grace)
+        finally:
+            await self._close()
+            self._finished.set()
+
+    async def _stop_jobs(self, grace: float) -> None:
+        # Phase 1: no new work. Cancelling the lease loop cancels its in-flight long-poll; jobs the
+        # coordinator leased in that very instant are never seen here and expire there.
+        lease_loop = self._side_tasks.get("lease-loop")
+        if lease_loop is not None:
+            lease_loop.cancel()
+            await asyncio.gather(lease_loop, return_exceptions=True)
+        if self._keeper is None or self._batcher is None:
+            return
+        # Phase 2: running jobs get the grace period; heartbeats keep their leases alive meanwhile.
+        running = {lease.task for lease in self._keeper.leases() if lease.running and lease.task}
+        if running and grace > 0:
+            log.info("shutting down: waiting up to %.1fs for %d running job(s)", grace, len(running))
+            await asyncio.wait(running, timeout=grace)
+        # Phase 3: cancel what still runs and give those jobs back without charging an attempt.
+        unfinished = [lease for lease in self._keeper.leases() if lease.running]
+        for lease in unfinished:
+            if lease.task is not None:
+                lease.task.cancel()
+        await asyncio.gather(*(lease.task for lease in unfinished if lease.task), return_exceptions=True)
+        if unfinished:
+            log.info("shutting down: releasing %d unfinished job(s)", len(unfinished))
+        self._batcher.close()
+        reports = [asyncio.create_task(self._release(lease)) for lease in unfinished if not lease.abandoned]
+        reports += list(self._job_tasks)  # jobs still reporting a failure
+        batcher = self._side_tasks.get("complete-batcher")
+        if batcher is not None:
+            reports.append(batcher)
+        if reports:
+            _, late = await asyncio.wait(reports, timeout=self._settings.shutdown_report_timeout)
+            for task in late:
+                task.cancel()
+            if late:
+                log.warning("shutting down: gave up on %d report(s) after the timeout", len(late))
+                await asyncio.gather(*late, return_exceptions=True)
+
+    async def _close(self) -> None:
+        if self._keeper is not None:
+            self._keeper.stop()
+        for task in self._side_tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._side_tasks.values(), return_exceptions=True)
+        if self._http is not None:
+            await self._http.aclose()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._client is not None:
+            await self._client.close()
+        log.info("worker %s stopped", self._settings.worker_id)
+
+    def _on_side_task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None and self._stopping:
+            return  # the batcher returns once drained at shutdown
+        if self._crash is None:
+            self._crash = exc or RuntimeError(f"{task.get_name()} returned unexpectedly")
+        log.critical("%s died, shutting the worker down", task.get_name(), exc_info=exc)
+        # Heartbeats or reports may be gone: no grace, release what can be released.
+        self._begin_shutdown(0.0)
+
+    async def _lease_loop(self) -> None:
+        backoff = Backoff()
+        failing = False
+        while not self._stopping:
+            # Slots before leases: ask only for as many jobs as there are free slots.
+            await self._slots.acquire()
+            taken = 1
+            while taken < MAX_LEASE_BATCH and not self._slots.locked():
+                await self._slots.acquire()  # free: returns without waiting
+                taken += 1
+            leased = 0
+            try:
+                response = await self._client_or_fail().lease(taken, self._settings.lease_wait)
+                leased = min(len(response.jobs), taken)
+            except CoordinatorError as exc:
+                delay = backoff.next_delay()
+                level = logging.WARNING if isinstance(exc, CoordinatorUnavailable) else logging.ERROR
+                log.log(level, "lease failed, retrying in %.2fs: %s", delay, exc)
+                failing = True
+                continue_after = delay
+            else:
+                continue_after = 0.0
+            finally:
+                for _ in range(taken - leased):
+                    self._slots.release()
+            if continue_after:
+                await asyncio.sleep(continue_after)
+                continue
+            if failing:
+                log.info("coordinator reachable again")
+                failing = False
+            backoff.reset()
+            if len(response.jobs) > taken:
+                log.error("coordinator sent %d jobs for %d slots; extra leases will expire",
+                          len(response.jobs), taken)
+            self._start_jobs(response, leased)
+
+    def _start_jobs(self, response: pb.LeaseResponse, count: int) -> None:
+        assert self._keeper is not None
+        now, wall_now = time.monotonic(), time.time()
+        lease_duration = response.lease_duration.ToNanoseconds() / 1e9 or FALLBACK_LEASE_DURATION
+        for job in response.jobs[:count]:
+            expires_at = job.lease_expires_at.ToNanoseconds() / 1e9 if job.HasField("lease_expires_at") else None
+            lease = HeldLease(
+                job=job,
+                lease_duration=lease_duration,
+                # The coordinator starts the term just before answering: the receipt time is close.
+                deadline=local_deadline(
+                    start=now, lease_duration=lease_duration, expires_at=expires_at, now=now, wall_now=wall_now
+                ),
+                log=job_log(log, job),
+            )
+            self._keeper.add(lease)
+            lease.task = asyncio.create_task(self._run_job(lease), name=f"job-{job.id}")
+            self._job_tasks.add(lease.task)
+            lease.task.add_done_callback(self._on_job_task_done)
+
+    async def _run_job(self, lease: HeldLease) -> None:
+        job = lease.job
+        lease.log.info("job started (attempt %d of %d)", job.attempt, job.max_attempts)
+        started = time.monotonic()
+        try:
+            outcome = await self._execute(lease)
+        finally:
+            lease.running = False
+            self._slots.release()
+        if lease.abandoned:
+            return  # lost or cancelled while finishing: report nothing
+        took = time.monotonic() - started
+        if isinstance(outcome, jobs_pb2.JobResult):
+            lease.log.info("job succeeded in %.3fs", took)
+            assert self._batcher is not None
+            self._batcher.submit(pb.CompletedJob(job_id=job.id, lease_token=job.lease_token, result=outcome))
+        else:
+            lease.log.warning(
+                "job failed in %.3fs: %s: %s (retryable=%s)",
+                took, outcome.error_type, outcome.error_message, outcome.retryable,
+            )
+            await self._report_fail(lease, outcome)
+
+    async def _execute(self, lease: HeldLease) -> jobs_pb2.JobResult | pb.FailRequest:
+        job = lease.job
+        handler = self._handlers.get(job.kind)
+        try:
+            if handler is None:
+                raise JobError(f"no handler for kind {job.kind!r}", error_type="unsupported_kind", retryable=True)
+            assert self._http is not None and self._executor is not None
+            ctx = JobContext(settings=self._settings, http=self._http, log=lease.log, executor=self._executor)
+            return await handler(job, ctx)
+        except JobError as exc:
+            request = pb.FailRequest(
+                job_id=job.id,
+                lease_token=job.lease_token,
+                error_type=exc.error_type,
+                error_message=exc.message,
+                retryable=exc.retryable,
+            )
+            if exc.retry_after is not None:
+                request.retry_after.CopyFrom(duration(exc.retry_after))
+            return request
+        except Exception as exc:  # a bug in a handler must fail the job, not the worker
+            lease.log.exception("handler raised unexpectedly")
+            return pb.FailRequest(
+                job_id=job.id,
+                lease_token=job.lease_token,
+                error_type="internal",
+                error_message=f"{type(exc).__name__}: {exc}",
+                retryable=True,
+            )
+
+    async def _release(self, lease: HeldLease) -> None:
+        request = pb.FailRequest(
+            job_id=lease.job_id,
+            lease_token=lease.job.lease_token,
+            error_type="shutdown",
+            error_message="worker shutting down",
+            retryable=True,
+            release=True,
+        )
+        await self._report_fail(lease, request)
+
+    async def _report_fail(self, lease: HeldLease, request: pb.FailRequest) -> None:
+        """Sends ``Fail``, retrying transient errors until the lease is gone or expired."""
+        client = self._client_or_fail()
+        try:
+            await retry_transient(
+                lambda: client.fail(request),
+                keep_trying=lambda: not lease.abandoned and time.monotonic() < lease.deadline,
+                backoff=Backoff(),
+                sleep=asyncio.sleep,
+            )
+        except GaveUp:
+            lease.log.warning("gave up reporting %s: the lease is gone", request.error_type)
+        except LeaseLost:
+            lease.log.warning("lease lost before %s was reported", request.error_type)
+        except CoordinatorError as exc:
+            lease.log.error("the coordinator rejected the %s report: %s", request.error_type, exc)
+        else:
+            lease.log.info("reported %s", "release" if request.release else "failure")
+        finally:
+            self._forget(lease)
+
+    def _forget(self, lease: HeldLease) -> None:
+        if self._keeper is not None and not lease.abandoned:
+            self._keeper.remove(lease.job_id)
+
+    def _on_complete_settled(self, job_id: int, outcome: Settled) -> None:
+        if self._keeper is not None:
+            self._keeper.remove(job_id)
+        if outcome == "completed":
+            log.debug("completion reported", extra={"job_id": job_id})
+
+    def _on_abandon(self, lease: HeldLease, why: str) -> None:
+        if self._batcher is not None:
+            self._batcher.discard(lease.job_id)
+        if lease.task is not None and not lease.task.done():
+            lease.task.cancel()
+
+    def _on_job_task_done(self, task: asyncio.Task[None]) -> None:
+        self._job_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("job task %s failed", task.get_name(), exc_info=task.exception())
+
+    def _client_or_fail(self) -> CoordinatorClient:
+        if self._client is None:
+            raise RuntimeError("Worker is not entered")
+        return self._client
