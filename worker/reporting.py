@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal, Protocol, TypeVar
 
 from crawlfleet.v1 import job_queue_pb2 as pb
 
 from worker.backoff import Backoff
-from worker.errors import CoordinatorError, CoordinatorUnavailable, LeaseLost
+from worker.client import duration
+from worker.errors import CoordinatorError, CoordinatorUnavailable, JobError, LeaseLost
+from worker.leases import HeldLease
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,12 @@ class CompleteSender(Protocol):
     """What the batcher needs of the coordinator client."""
 
     async def complete(self, jobs: Sequence[pb.CompletedJob]) -> None: ...
+
+
+class FailSender(Protocol):
+    """What failure reports need of the coordinator client."""
+
+    async def fail(self, request: pb.FailRequest) -> pb.FailResponse: ...
 
 
 async def retry_transient(
@@ -49,6 +58,68 @@ async def retry_transient(
         else:
             backoff.reset()
             return result
+
+
+def fail_request(job: pb.LeasedJob, exc: JobError) -> pb.FailRequest:
+    """The ``Fail`` report of a handler's ``JobError``."""
+    request = pb.FailRequest(
+        job_id=job.id,
+        lease_token=job.lease_token,
+        error_type=exc.error_type,
+        error_message=exc.message,
+        retryable=exc.retryable,
+    )
+    if exc.retry_after is not None:
+        request.retry_after.CopyFrom(duration(exc.retry_after))
+    return request
+
+
+def internal_failure(job: pb.LeasedJob, exc: Exception) -> pb.FailRequest:
+    """The ``Fail`` report of an unexpected exception: retryable, it may be a passing condition."""
+    return pb.FailRequest(
+        job_id=job.id,
+        lease_token=job.lease_token,
+        error_type="internal",
+        error_message=f"{type(exc).__name__}: {exc}",
+        retryable=True,
+    )
+
+
+def release_request(job: pb.LeasedJob) -> pb.FailRequest:
+    """Gives a job back at shutdown: queued again at once, the attempt not charged."""
+    return pb.FailRequest(
+        job_id=job.id,
+        lease_token=job.lease_token,
+        error_type="shutdown",
+        error_message="worker shutting down",
+        retryable=True,
+        release=True,
+    )
+
+
+async def report_fail(
+    client: FailSender, lease: HeldLease, request: pb.FailRequest, *, sleep: Sleep = asyncio.sleep
+) -> bool:
+    """Sends ``Fail``, retrying transient errors until the lease is abandoned or its local expiry
+    passes (then the coordinator reaps it). Returns whether the coordinator took the report."""
+    what = "release" if request.release else "failure"
+    try:
+        await retry_transient(
+            lambda: client.fail(request),
+            keep_trying=lambda: not lease.abandoned and time.monotonic() < lease.deadline,
+            backoff=Backoff(),
+            sleep=sleep,
+        )
+    except GaveUp:
+        lease.log.warning("gave up reporting the %s: the lease is gone", what)
+    except LeaseLost:
+        lease.log.warning("lease lost before the %s was reported", what)
+    except CoordinatorError as exc:
+        lease.log.error("the coordinator rejected the %s: %s", what, exc)
+    else:
+        lease.log.info("%s reported", what)
+        return True
+    return False
 
 
 class CompleteBatcher:

@@ -22,12 +22,19 @@ from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import jobs_pb2
 
 from worker.backoff import Backoff
-from worker.client import CoordinatorClient, duration
-from worker.errors import CoordinatorError, CoordinatorUnavailable, JobError, LeaseLost, WorkerCrashed
+from worker.client import CoordinatorClient
+from worker.errors import CoordinatorError, CoordinatorUnavailable, JobError, WorkerCrashed
 from worker.handlers import Handler, JobContext, handlers_for
 from worker.leases import HeldLease, LeaseKeeper, local_deadline
 from worker.logs import job_log
-from worker.reporting import CompleteBatcher, GaveUp, Settled, retry_transient
+from worker.reporting import (
+    CompleteBatcher,
+    Settled,
+    fail_request,
+    internal_failure,
+    release_request,
+    report_fail,
+)
 from worker.settings import WorkerSettings
 from worker.version import worker_info
 
@@ -125,6 +132,8 @@ class Worker:
                 task.add_done_callback(self._on_side_task_done)
                 self._side_tasks[name] = task
         await self._finished.wait()
+        if self._shutdown_task is not None:
+            await self._shutdown_task  # surfaces a failed shutdown
         if self._crash is not None:
             raise WorkerCrashed(f"a side task of the worker died: {self._crash!r}") from self._crash
 
@@ -212,39 +221,44 @@ class Worker:
     async def _lease_loop(self) -> None:
         backoff = Backoff()
         failing = False
+        client = self._client_or_fail()
         while not self._stopping:
-            # Slots before leases: ask only for as many jobs as there are free slots.
-            await self._slots.acquire()
-            taken = 1
-            while taken < MAX_LEASE_BATCH and not self._slots.locked():
-                await self._slots.acquire()  # free: returns without waiting
-                taken += 1
-            leased = 0
+            taken = await self._take_free_slots()
             try:
-                response = await self._client_or_fail().lease(taken, self._settings.lease_wait)
-                leased = min(len(response.jobs), taken)
+                response = await client.lease(taken, self._settings.lease_wait)
             except CoordinatorError as exc:
+                self._give_slots(taken)
                 delay = backoff.next_delay()
                 level = logging.WARNING if isinstance(exc, CoordinatorUnavailable) else logging.ERROR
                 log.log(level, "lease failed, retrying in %.2fs: %s", delay, exc)
                 failing = True
-                continue_after = delay
-            else:
-                continue_after = 0.0
-            finally:
-                for _ in range(taken - leased):
-                    self._slots.release()
-            if continue_after:
-                await asyncio.sleep(continue_after)
+                await asyncio.sleep(delay)
                 continue
+            except BaseException:
+                self._give_slots(taken)
+                raise
             if failing:
                 log.info("coordinator reachable again")
                 failing = False
             backoff.reset()
+            leased = min(len(response.jobs), taken)
             if len(response.jobs) > taken:
-                log.error("coordinator sent %d jobs for %d slots; extra leases will expire",
-                          len(response.jobs), taken)
+                log.error("coordinator sent %d jobs for %d slots; the rest will expire", len(response.jobs), taken)
+            self._give_slots(taken - leased)
             self._start_jobs(response, leased)
+
+    async def _take_free_slots(self) -> int:
+        """Slots before leases: waits for one free slot, then takes every other free one."""
+        await self._slots.acquire()
+        taken = 1
+        while taken < MAX_LEASE_BATCH and not self._slots.locked():
+            await self._slots.acquire()  # a slot is free: returns without waiting
+            taken += 1
+        return taken
+
+    def _give_slots(self, count: int) -> None:
+        for _ in range(count):
+            self._slots.release()
 
     def _start_jobs(self, response: pb.LeaseResponse, count: int) -> None:
         assert self._keeper is not None
@@ -299,55 +313,17 @@ class Worker:
             ctx = JobContext(settings=self._settings, http=self._http, log=lease.log, executor=self._executor)
             return await handler(job, ctx)
         except JobError as exc:
-            request = pb.FailRequest(
-                job_id=job.id,
-                lease_token=job.lease_token,
-                error_type=exc.error_type,
-                error_message=exc.message,
-                retryable=exc.retryable,
-            )
-            if exc.retry_after is not None:
-                request.retry_after.CopyFrom(duration(exc.retry_after))
-            return request
+            return fail_request(job, exc)
         except Exception as exc:  # a bug in a handler must fail the job, not the worker
             lease.log.exception("handler raised unexpectedly")
-            return pb.FailRequest(
-                job_id=job.id,
-                lease_token=job.lease_token,
-                error_type="internal",
-                error_message=f"{type(exc).__name__}: {exc}",
-                retryable=True,
-            )
+            return internal_failure(job, exc)
 
     async def _release(self, lease: HeldLease) -> None:
-        request = pb.FailRequest(
-            job_id=lease.job_id,
-            lease_token=lease.job.lease_token,
-            error_type="shutdown",
-            error_message="worker shutting down",
-            retryable=True,
-            release=True,
-        )
-        await self._report_fail(lease, request)
+        await self._report_fail(lease, release_request(lease.job))
 
     async def _report_fail(self, lease: HeldLease, request: pb.FailRequest) -> None:
-        """Sends ``Fail``, retrying transient errors until the lease is gone or expired."""
-        client = self._client_or_fail()
         try:
-            await retry_transient(
-                lambda: client.fail(request),
-                keep_trying=lambda: not lease.abandoned and time.monotonic() < lease.deadline,
-                backoff=Backoff(),
-                sleep=asyncio.sleep,
-            )
-        except GaveUp:
-            lease.log.warning("gave up reporting %s: the lease is gone", request.error_type)
-        except LeaseLost:
-            lease.log.warning("lease lost before %s was reported", request.error_type)
-        except CoordinatorError as exc:
-            lease.log.error("the coordinator rejected the %s report: %s", request.error_type, exc)
-        else:
-            lease.log.info("reported %s", "release" if request.release else "failure")
+            await report_fail(self._client_or_fail(), lease, request)
         finally:
             self._forget(lease)
 

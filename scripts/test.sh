@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The test command: sets up what it needs, then lint, types, proto lint and the whole suite.
+# Extra arguments go to pytest (e.g. scripts/test.sh -k lease).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+# buf (proto lint) ships as a binary inside its npm package.
+if [ ! -x .tools/node_modules/.bin/buf ]; then
+  mkdir -p .tools
+  npm install --silent --prefix .tools @bufbuild/buf@1 >/dev/null
+fi
+
+echo "== buf lint"
+.tools/node_modules/.bin/buf lint
+echo "== ruff"
+.venv/bin/ruff check coordinator worker tests scripts bench
+.venv/bin/ruff format --check coordinator worker tests scripts bench
+echo "== mypy --strict"
+.venv/bin/mypy coordinator worker tests scripts bench
+echo "== pytest"
+.venv/bin/pytest "$@"

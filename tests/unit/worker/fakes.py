@@ -1,0 +1,112 @@
+"""Fakes of the coordinator client for pure-logic worker tests (no sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+
+import grpc
+from crawlfleet.v1 import job_queue_pb2 as pb
+
+from worker.errors import CoordinatorError, CoordinatorUnavailable, ErrorReason, LeaseLost
+from worker.leases import HeldLease
+from worker.logs import job_log
+
+
+def unavailable() -> CoordinatorUnavailable:
+    return CoordinatorUnavailable(grpc.StatusCode.UNAVAILABLE, "down", ErrorReason())
+
+
+def lease_lost(job_ids: str | None) -> LeaseLost:
+    metadata = {} if job_ids is None else {"job_ids": job_ids}
+    return LeaseLost(grpc.StatusCode.ABORTED, "stale", ErrorReason("LEASE_LOST", "crawlfleet.v1", metadata))
+
+
+def rejected() -> CoordinatorError:
+    return CoordinatorError(grpc.StatusCode.INVALID_ARGUMENT, "bad", ErrorReason("INVALID_FIELD"))
+
+
+def completed(job_id: int) -> pb.CompletedJob:
+    return pb.CompletedJob(job_id=job_id, lease_token=f"tok-{job_id}")
+
+
+def held(job_id: int, *, deadline: float = 1e12, lease_duration: float = 30.0) -> HeldLease:
+    job = pb.LeasedJob(id=job_id, kind="noop", lease_token=f"tok-{job_id}", attempt=1, max_attempts=3)
+    return HeldLease(job=job, lease_duration=lease_duration, deadline=deadline, log=job_log(logging.getLogger("t"), job))
+
+
+class Notifier:
+    """Counts calls and wakes waiters when a predicate over the fake's state holds."""
+
+    def __init__(self) -> None:
+        self._cond = asyncio.Condition()
+
+    async def changed(self) -> None:
+        async with self._cond:
+            self._cond.notify_all()
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        async with asyncio.timeout(timeout), self._cond:
+            await self._cond.wait_for(predicate)
+
+
+class FakeCompleteSender:
+    """Answers Complete calls from a script of exceptions (None = success)."""
+
+    def __init__(self, script: Sequence[Exception | None] = ()) -> None:
+        self.calls: list[list[int]] = []
+        self.script: deque[Exception | None] = deque(script)
+
+    async def complete(self, jobs: Sequence[pb.CompletedJob]) -> None:
+        self.calls.append([job.job_id for job in jobs])
+        outcome = self.script.popleft() if self.script else None
+        if outcome is not None:
+            raise outcome
+
+
+class FakeCoordinator(Notifier):
+    """A whole coordinator client: scripted Lease answers, then long-polls that never return."""
+
+    def __init__(self, batches: Sequence[pb.LeaseResponse] = ()) -> None:
+        super().__init__()
+        self.batches = deque(batches)
+        self.lease_calls: list[int] = []
+        self.completed: list[int] = []
+        self.complete_calls = 0
+        self.failed: list[pb.FailRequest] = []
+        self.heartbeats: list[list[int]] = []
+        self.heartbeat_status: dict[int, pb.LeaseStatus.ValueType] = {}
+        self.closed = False
+
+    async def lease(self, max_jobs: int, wait: float) -> pb.LeaseResponse:
+        self.lease_calls.append(max_jobs)
+        await self.changed()
+        if self.batches:
+            return self.batches.popleft()
+        await asyncio.Event().wait()  # a long-poll that only ends by cancellation
+        raise AssertionError("unreachable")
+
+    async def heartbeat(self, leases: Sequence[pb.LeaseRef], deadline: float = 10.0) -> pb.HeartbeatResponse:
+        self.heartbeats.append([lease.job_id for lease in leases])
+        await self.changed()
+        return pb.HeartbeatResponse(
+            leases=[
+                pb.LeaseState(job_id=lease.job_id, status=self.heartbeat_status.get(lease.job_id, pb.LEASE_STATUS_EXTENDED))
+                for lease in leases
+            ]
+        )
+
+    async def complete(self, jobs: Sequence[pb.CompletedJob], deadline: float = 10.0) -> None:
+        self.complete_calls += 1
+        self.completed.extend(job.job_id for job in jobs)
+        await self.changed()
+
+    async def fail(self, request: pb.FailRequest, deadline: float = 10.0) -> pb.FailResponse:
+        self.failed.append(request)
+        await self.changed()
+        return pb.FailResponse()
+
+    async def close(self) -> None:
+        self.closed = True
