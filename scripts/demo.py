@@ -39,7 +39,7 @@ RUN_TIMEOUT = 180.0
 
 
 class DemoSite(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the http.server API
+    def do_GET(self) -> None:
         title = PAGES.get(self.path)
         if title is None:
             self.send_error(404, "no such page")
@@ -53,7 +53,7 @@ class DemoSite(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet access log
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -109,10 +109,14 @@ def summary(jobs: list[jobs_pb2.Job], elapsed: float, address: str) -> None:
             print(f"  #{job.id} {state:9} {job.spec.scrape.url}  {job.last_error}")
     states = Counter(jobs_pb2.JobState.Name(j.state).removeprefix("JOB_STATE_").lower() for j in jobs)
     retries = sum(max(0, len(j.attempts) - 1) for j in jobs)
-    print(f"\nsummary: {len(jobs)} jobs, {states['succeeded']} pages stored, {states['dead']} dead, "
-          f"{retries} retries, {elapsed:.1f}s")
-    print(f"\nlook next: buf curl --protocol grpc --http2-prior-knowledge -d '{{\"jobId\": {jobs[0].id}}}' "
-          f"http://{address}/crawlfleet.v1.Admin/GetJob")
+    print(
+        f"\nsummary: {len(jobs)} jobs, {states['succeeded']} pages stored, {states['dead']} dead, "
+        f"{retries} retries, {elapsed:.1f}s"
+    )
+    print(
+        f"\nlook next: buf curl --protocol grpc --http2-prior-knowledge -d '{{\"jobId\": {jobs[0].id}}}' "
+        f"http://{address}/crawlfleet.v1.Admin/GetJob"
+    )
 
 
 def main() -> None:
@@ -136,8 +140,7 @@ def main() -> None:
         worker_args = ["worker", "--coordinator", address, "--slots", "4", "--kinds", "scrape"]
         if not args.urls:
             worker_args.append("--allow-loopback")  # the local demo site lives on loopback
-        workers = [start([*worker_args, "--worker-id", f"demo-worker-{n}"], logs / f"worker-{n}.log")
-                   for n in (1, 2)]
+        workers = [start([*worker_args, "--worker-id", f"demo-worker-{n}"], logs / f"worker-{n}.log") for n in (1, 2)]
         print(f"coordinator on {address}, 2 workers; logs in {logs.relative_to(ROOT)}/", flush=True)
         jobs = asyncio.run(run_jobs(address, urls))
         summary(jobs, time.monotonic() - started, address)

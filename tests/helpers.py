@@ -21,8 +21,9 @@ def scrape(url: str, **fields: object) -> jobs_pb2.JobSpec:
     return jobs_pb2.JobSpec(scrape=jobs_pb2.ScrapeSpec(url=url), **fields)  # type: ignore[arg-type]
 
 
-def noop(**fields: object) -> jobs_pb2.JobSpec:
-    return jobs_pb2.JobSpec(noop=jobs_pb2.NoopSpec(), **fields)  # type: ignore[arg-type]
+def noop(duration: float | None = None, **fields: object) -> jobs_pb2.JobSpec:
+    spec = jobs_pb2.NoopSpec(duration=seconds(duration)) if duration is not None else jobs_pb2.NoopSpec()
+    return jobs_pb2.JobSpec(noop=spec, **fields)  # type: ignore[arg-type]
 
 
 def seconds(value: float) -> duration_pb2.Duration:

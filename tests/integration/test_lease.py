@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
 import datetime as dt
+from collections.abc import Awaitable
 
 import asyncpg
 import grpc

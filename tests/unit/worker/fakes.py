@@ -34,7 +34,9 @@ def completed(job_id: int) -> pb.CompletedJob:
 
 def held(job_id: int, *, deadline: float = 1e12, lease_duration: float = 30.0) -> HeldLease:
     job = pb.LeasedJob(id=job_id, kind="noop", lease_token=f"tok-{job_id}", attempt=1, max_attempts=3)
-    return HeldLease(job=job, lease_duration=lease_duration, deadline=deadline, log=job_log(logging.getLogger("t"), job))
+    return HeldLease(
+        job=job, lease_duration=lease_duration, deadline=deadline, log=job_log(logging.getLogger("t"), job)
+    )
 
 
 class Notifier:
@@ -79,13 +81,18 @@ class FakeCoordinator(Notifier):
         self.heartbeats: list[list[int]] = []
         self.heartbeat_status: dict[int, pb.LeaseStatus.ValueType] = {}
         self.closed = False
+        self.poll_cancelled = asyncio.Event()
 
     async def lease(self, max_jobs: int, wait: float) -> pb.LeaseResponse:
         self.lease_calls.append(max_jobs)
         await self.changed()
         if self.batches:
             return self.batches.popleft()
-        await asyncio.Event().wait()  # a long-poll that only ends by cancellation
+        try:
+            await asyncio.Event().wait()  # a long-poll that only ends by cancellation
+        except asyncio.CancelledError:
+            self.poll_cancelled.set()
+            raise
         raise AssertionError("unreachable")
 
     async def heartbeat(self, leases: Sequence[pb.LeaseRef], deadline: float = 10.0) -> pb.HeartbeatResponse:
@@ -93,7 +100,9 @@ class FakeCoordinator(Notifier):
         await self.changed()
         return pb.HeartbeatResponse(
             leases=[
-                pb.LeaseState(job_id=lease.job_id, status=self.heartbeat_status.get(lease.job_id, pb.LEASE_STATUS_EXTENDED))
+                pb.LeaseState(
+                    job_id=lease.job_id, status=self.heartbeat_status.get(lease.job_id, pb.LEASE_STATUS_EXTENDED)
+                )
                 for lease in leases
             ]
         )

@@ -63,12 +63,12 @@ async def test_full_batches_go_at_once_and_close_flushes_the_rest() -> None:
 async def test_flush_interval_sends_a_partial_batch() -> None:
     sender, rec = FakeCompleteSender(), Recorder()
     b = batcher(sender, rec, max_batch=100, flush=0.0)
+    settled = asyncio.Event()
+    b._on_settled = lambda job_id, outcome: settled.set() if job_id == 8 else None
     runner = asyncio.create_task(b.run())
     b.submit(completed(7))
     b.submit(completed(8))
-    async with asyncio.timeout(5):
-        while 8 not in rec.settled:
-            await asyncio.sleep(0)  # yield to the batcher; bounded by the timeout
+    await asyncio.wait_for(settled.wait(), 5)  # sent without close(): the interval flushed it
     assert sender.calls == [[7, 8]]
     await drain(b)
     await runner

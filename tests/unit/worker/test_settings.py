@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import socket
 
 import pytest
 
@@ -24,11 +26,11 @@ def test_defaults_without_flags_or_env() -> None:
 
 
 def test_default_worker_id_is_host_pid_random() -> None:
-    first = WorkerSettings.from_args([], env={}).worker_id
-    second = WorkerSettings.from_args([], env={}).worker_id
-    host, pid, rand = first.rsplit("-", 2)
-    assert host and pid.isdigit() and len(rand) == 4
-    assert first != second or first.rsplit("-", 1)[0] == second.rsplit("-", 1)[0]
+    worker_id = WorkerSettings.from_args([], env={}).worker_id
+    host, pid, rand = worker_id.rsplit("-", 2)
+    assert host == socket.gethostname()
+    assert pid == str(os.getpid())
+    assert len(rand) == 4 and int(rand, 16) >= 0
 
 
 def test_env_sets_defaults_and_flags_win() -> None:
@@ -69,7 +71,9 @@ def test_env_sets_defaults_and_flags_win() -> None:
         (["--log-level", "loud"], {}),
     ],
 )
-def test_invalid_values_exit_with_usage(argv: list[str], env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_invalid_values_exit_with_usage(
+    argv: list[str], env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exc_info:
         WorkerSettings.from_args(argv, env=env)
     assert exc_info.value.code == 2

@@ -1,0 +1,146 @@
+"""Child processes for benchmarks: start with logs to files, wait for a log line, stop by signal, CPU time.
+
+Everything here is bounded: each wait takes a timeout, and `kill_all` is meant for a `finally`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_LINE_POLL_SECONDS = 0.02
+
+
+class ChildError(RuntimeError):
+    """A child process did not start, did not stop, or exited unexpectedly."""
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log_tail(self, lines: int = 20) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def start_python(name: str, args: list[str], *, log_dir: Path, cwd: Path) -> Child:
+    """Run `python <args>` with stdout and stderr in log_dir/<name>.log (a file never blocks the child)."""
+    log_path = log_dir / f"{name}.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+        )
+    return Child(name, proc, log_path)
+
+
+async def wait_for_line(child: Child, pattern: str, timeout: float) -> re.Match[str]:
+    """The first match of pattern in the child's log; fails if the child exits or time runs out."""
+    regex = re.compile(pattern)
+    deadline = time.monotonic() + timeout
+    while True:
+        match = regex.search(child.log_path.read_text(errors="replace"))
+        if match:
+            return match
+        if child.proc.poll() is not None:
+            raise ChildError(f"{child.name} exited {child.proc.returncode} before logging /{pattern}/:\n{child.log_tail()}")
+        if time.monotonic() > deadline:
+            raise ChildError(f"{child.name} did not log /{pattern}/ within {timeout}s:\n{child.log_tail()}")
+        await asyncio.sleep(_LINE_POLL_SECONDS)
+
+
+async def stop(child: Child, timeout: float) -> int:
+    """SIGTERM, then wait up to timeout for the exit status; SIGKILL and fail if it does not come."""
+    if child.proc.poll() is None:
+        child.proc.send_signal(signal.SIGTERM)
+    try:
+        return await asyncio.to_thread(child.proc.wait, timeout)
+    except subprocess.TimeoutExpired:
+        child.proc.kill()
+        child.proc.wait()
+        raise ChildError(f"{child.name} did not exit within {timeout}s of SIGTERM:\n{child.log_tail()}") from None
+
+
+def kill_all(children: list[Child]) -> None:
+    """SIGKILL every child still running (for error paths) and reap it."""
+    for child in children:
+        if child.proc.poll() is None:
+            child.proc.kill()
+    for child in children:
+        child.proc.wait()
+
+
+def check_running(children: list[Child]) -> None:
+    """Fail loudly if any child has exited."""
+    for child in children:
+        if child.proc.poll() is not None:
+            raise ChildError(f"{child.name} exited {child.proc.returncode}:\n{child.log_tail()}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (0 once it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    # Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def pids_named(command: str) -> list[int]:
+    """Pids of the processes on this host whose command name is `command` (e.g. postgres backends)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == command:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue  # exited meanwhile
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds spent by groups of processes between `start()` and `read()`.
+
+    Groups are pids fixed at construction or, for postgres, the `postgres` processes alive at each
+    reading: backends that exit in between are missed, which the benchmark avoids (pooled connections).
+    """
+
+    def __init__(self, groups: dict[str, list[int]], *, postgres: bool = True) -> None:
+        self._groups = groups
+        self._postgres = postgres
+        self._start: dict[str, dict[int, float]] = {}
+
+    def _sample(self) -> dict[str, dict[int, float]]:
+        groups = dict(self._groups)
+        if self._postgres:
+            groups["postgres"] = pids_named("postgres")
+        return {name: {pid: cpu_seconds(pid) for pid in pids} for name, pids in groups.items()}
+
+    def start(self) -> None:
+        self._start = self._sample()
+
+    def read(self) -> dict[str, float]:
+        """CPU seconds per group since `start()` (processes started meanwhile count from zero)."""
+        now = self._sample()
+        return {
+            name: round(sum(t - self._start.get(name, {}).get(pid, 0.0) for pid, t in pids.items()), 2)
+            for name, pids in now.items()
+        }

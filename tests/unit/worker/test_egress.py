@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from worker.errors import JobError
+from worker.handlers.egress import check_host, is_blocked_address
+
+BLOCKED = [
+    "127.0.0.1",
+    "127.8.9.10",
+    "::1",
+    "10.1.2.3",
+    "172.16.0.1",
+    "192.168.1.1",
+    "169.254.169.254",  # cloud metadata
+    "100.64.0.1",  # CGNAT
+    "100.100.100.200",  # Alibaba metadata
+    "0.0.0.0",
+    "224.0.0.1",
+    "255.255.255.255",
+    "fe80::1",
+    "fc00::1",
+    "fd00:ec2::254",  # AWS IPv6 metadata
+    "::ffff:10.0.0.1",  # IPv4-mapped private
+    "::ffff:127.0.0.1",
+    "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+    "2002:a00:1::",  # 6to4 of 10.0.0.1
+    "ff02::1",
+]
+ALLOWED = ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808"]
+
+
+@pytest.mark.parametrize("address", BLOCKED)
+def test_blocked(address: str) -> None:
+    assert is_blocked_address(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", ALLOWED)
+def test_allowed(address: str) -> None:
+    assert not is_blocked_address(ipaddress.ip_address(address))
+
+
+def test_allow_loopback_allows_only_loopback() -> None:
+    assert not is_blocked_address(ipaddress.ip_address("127.0.0.1"), allow_loopback=True)
+    assert not is_blocked_address(ipaddress.ip_address("::1"), allow_loopback=True)
+    assert not is_blocked_address(ipaddress.ip_address("::ffff:127.0.0.1"), allow_loopback=True)
+    assert is_blocked_address(ipaddress.ip_address("10.0.0.1"), allow_loopback=True)
+    assert is_blocked_address(ipaddress.ip_address("169.254.169.254"), allow_loopback=True)
+
+
+async def test_check_host_on_ip_literals_needs_no_dns() -> None:
+    await check_host("8.8.8.8", 80, allow_loopback=False)
+    await check_host("[::1]", 80, allow_loopback=True)
+    with pytest.raises(JobError) as exc_info:
+        await check_host("169.254.169.254", 80, allow_loopback=True)
+    assert exc_info.value.error_type == "blocked_destination"
+    assert not exc_info.value.retryable

@@ -1,0 +1,176 @@
+"""The Worker against a fake coordinator client: no sockets, no sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import cast
+
+import pytest
+from crawlfleet.v1 import job_queue_pb2 as pb
+from crawlfleet.v1 import jobs_pb2
+from google.protobuf.duration_pb2 import Duration
+
+from tests.unit.worker.fakes import FakeCoordinator
+from worker.client import CoordinatorClient
+from worker.errors import JobError, WorkerCrashed
+from worker.handlers import Handler, JobContext
+from worker.handlers.noop import run_noop
+from worker.runner import Worker
+from worker.settings import WorkerSettings
+
+OK = jobs_pb2.JobResult(noop=jobs_pb2.NoopResult())
+
+
+def leased(job_id: int, kind: str = "noop") -> pb.LeasedJob:
+    return pb.LeasedJob(id=job_id, kind=kind, lease_token=f"tok-{job_id}", attempt=1, max_attempts=3)
+
+
+def batch(*jobs: pb.LeasedJob) -> pb.LeaseResponse:
+    return pb.LeaseResponse(jobs=jobs, lease_duration=Duration(seconds=30))
+
+
+def settings(**overrides: object) -> WorkerSettings:
+    values: dict[str, object] = {
+        "worker_id": "w-test",
+        "slots": 2,
+        "shutdown_grace": 5.0,
+        "complete_flush_interval": 0.0,
+    }
+    values.update(overrides)
+    return WorkerSettings(**values)  # type: ignore[arg-type]
+
+
+class Gate:
+    """A handler that records starts and waits until the test opens it for that job."""
+
+    def __init__(self) -> None:
+        self.started: set[int] = set()
+        self.gates: dict[int, asyncio.Event] = {}
+        self.changed = asyncio.Condition()
+
+    def gate(self, job_id: int) -> asyncio.Event:
+        return self.gates.setdefault(job_id, asyncio.Event())
+
+    async def __call__(self, job: pb.LeasedJob, ctx: JobContext) -> jobs_pb2.JobResult:
+        self.started.add(job.id)
+        async with self.changed:
+            self.changed.notify_all()
+        await self.gate(job.id).wait()
+        if job.id % 10 == 9:
+            raise JobError("nope", error_type="gate_failure", retryable=False, retry_after=2.0)
+        if job.id % 10 == 8:
+            raise RuntimeError("handler bug")
+        return OK
+
+    async def wait_started(self, *job_ids: int) -> None:
+        async with asyncio.timeout(5), self.changed:
+            await self.changed.wait_for(lambda: self.started >= set(job_ids))
+
+
+async def start(worker: Worker) -> asyncio.Task[None]:
+    await worker.__aenter__()
+    return asyncio.create_task(worker.run())
+
+
+async def test_leases_only_free_slots_and_reports_outcomes() -> None:
+    coordinator = FakeCoordinator([batch(leased(1), leased(9)), batch(leased(18))])
+    gate = Gate()
+    worker = Worker(settings(), client=cast(CoordinatorClient, coordinator), handlers={"noop": gate})
+    run = await start(worker)
+    await gate.wait_started(1, 9)
+    assert coordinator.lease_calls == [2]  # both slots busy: no further Lease call
+    gate.gate(1).set()
+    await coordinator.wait_for(lambda: coordinator.completed == [1] and len(coordinator.lease_calls) == 2)
+    assert coordinator.lease_calls == [2, 1]  # one slot was free
+    gate.gate(9).set()
+    gate.gate(18).set()
+    await coordinator.wait_for(lambda: len(coordinator.failed) == 2)
+    by_id = {request.job_id: request for request in coordinator.failed}
+    assert by_id[9].error_type == "gate_failure" and not by_id[9].retryable
+    assert by_id[9].retry_after.seconds == 2
+    assert by_id[18].error_type == "internal" and by_id[18].retryable
+    await worker.shutdown()
+    await asyncio.wait_for(run, 5)
+    assert coordinator.closed
+    assert worker.held_leases == 0
+
+
+async def test_shutdown_releases_jobs_still_running_after_the_grace() -> None:
+    coordinator = FakeCoordinator([batch(leased(1), leased(2))])
+    gate = Gate()
+    worker = Worker(settings(shutdown_grace=0.0), client=cast(CoordinatorClient, coordinator), handlers={"noop": gate})
+    run = await start(worker)
+    await gate.wait_started(1, 2)
+    await asyncio.gather(worker.shutdown(), worker.shutdown())  # safe to call twice
+    await asyncio.wait_for(run, 5)
+    assert sorted(request.job_id for request in coordinator.failed) == [1, 2]
+    assert all(request.release and request.error_type == "shutdown" for request in coordinator.failed)
+    assert coordinator.completed == []
+
+
+async def test_shutdown_lets_jobs_finish_within_the_grace() -> None:
+    coordinator = FakeCoordinator([batch(leased(1))])
+    gate = Gate()
+    worker = Worker(settings(), client=cast(CoordinatorClient, coordinator), handlers={"noop": gate})
+    run = await start(worker)
+    await gate.wait_started(1)
+    shutdown = asyncio.create_task(worker.shutdown())
+    await asyncio.wait_for(coordinator.poll_cancelled.wait(), 5)  # leasing stopped at once
+    gate.gate(1).set()  # finishes during the grace period
+    await asyncio.wait_for(shutdown, 5)
+    await asyncio.wait_for(run, 5)
+    assert coordinator.completed == [1]
+    assert coordinator.failed == []
+
+
+async def test_lost_lease_cancels_the_job_and_reports_nothing() -> None:
+    coordinator = FakeCoordinator([batch(leased(1))])
+    coordinator.heartbeat_status[1] = pb.LEASE_STATUS_CANCELLED
+    gate = Gate()
+    worker = Worker(
+        settings(heartbeat_fraction=0.0001), client=cast(CoordinatorClient, coordinator), handlers={"noop": gate}
+    )
+    run = await start(worker)
+    await gate.wait_started(1)
+    await coordinator.wait_for(lambda: bool(coordinator.heartbeats) and worker.held_leases == 0)
+    await worker.shutdown()
+    await asyncio.wait_for(run, 5)
+    assert coordinator.completed == [] and coordinator.failed == []
+
+
+async def test_a_crashed_side_task_stops_the_worker_loudly() -> None:
+    coordinator = FakeCoordinator([batch(leased(1))])
+
+    async def broken_heartbeat(*args: object, **kwargs: object) -> pb.HeartbeatResponse:
+        raise ZeroDivisionError("bug")
+
+    coordinator.heartbeat = broken_heartbeat  # type: ignore[method-assign]
+    gate = Gate()
+    worker = Worker(
+        settings(heartbeat_fraction=0.0001), client=cast(CoordinatorClient, coordinator), handlers={"noop": gate}
+    )
+    run = await start(worker)
+    with pytest.raises(WorkerCrashed):
+        await asyncio.wait_for(run, 5)
+    assert [request.job_id for request in coordinator.failed if request.release] == [1]
+    await worker.__aexit__(None, None, None)
+
+
+async def test_noop_handler() -> None:
+    handler: Handler = run_noop
+    worker = Worker(settings(), client=cast(CoordinatorClient, FakeCoordinator()))
+    await worker.__aenter__()
+    try:
+        ctx = cast(JobContext, None)
+        ok = pb.LeasedJob(id=1, kind="noop", spec=jobs_pb2.JobSpec(noop=jobs_pb2.NoopSpec()))
+        assert (await handler(ok, ctx)).HasField("noop")
+        failing = pb.LeasedJob(
+            id=2,
+            kind="noop",
+            spec=jobs_pb2.JobSpec(noop=jobs_pb2.NoopSpec(fail_message="asked to", fail_retryable=True)),
+        )
+        with pytest.raises(JobError) as exc_info:
+            await handler(failing, ctx)
+        assert (exc_info.value.error_type, exc_info.value.retryable) == ("noop_failure", True)
+    finally:
+        await worker.shutdown()
