@@ -85,4 +85,4 @@ def test_settings_are_frozen_and_keyword_only() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.slots = 2  # type: ignore[misc]
     with pytest.raises(TypeError):
-        WorkerSettings("127.0.0.1:1")  # type: ignore[misc]
+        WorkerSettings("127.0.0.1:1")  # type: ignore[call-arg]

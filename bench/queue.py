@@ -1,0 +1,268 @@
+"""Queue throughput and latency: one coordinator and W worker processes over gRPC on loopback.
+
+    python bench/queue.py --jobs 20000 --workers 2 [--slots 200] [--batch 1000]
+
+Uses DATABASE_URL's server if set, else an embedded PostgreSQL in .crawlfleet/bench-pg, and a fresh
+database for the run (dropped at the end). Phases, each timed from the database clock where it can be:
+
+1. enqueue_per_s: N noop jobs in Enqueue calls of --batch jobs, before any worker runs.
+2. jobs_per_s: W workers drain them; N / (max(finished_at) - min(leased_at)).
+3. latency_p50_ms / latency_p99_ms: with the workers idle in their long-poll, --latency-jobs single
+   Enqueue calls paced --latency-interval-ms apart; leased_at - created_at per job.
+
+Progress goes to stdout; the last line is one JSON object with the figures. Child logs stay in a
+temporary directory, printed at the start.
+"""
+
+# ruff: noqa: E402 (sys.path is fixed before the imports, see below)
+
+import sys
+from pathlib import Path
+
+# `python bench/queue.py` puts bench/ first on sys.path, where this file would shadow the stdlib
+# `queue` that asyncio imports: swap that entry for the repository root before importing anything.
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:] = [str(REPO) if Path(p or ".").resolve() == REPO / "bench" else p for p in sys.path]
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import tempfile
+import time
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import grpc
+from crawlfleet.v1 import job_queue_pb2 as pb
+from crawlfleet.v1 import job_queue_pb2_grpc, jobs_pb2
+
+from bench import procs
+from coordinator import database
+
+EMBEDDED_DATA_DIR = REPO / ".crawlfleet" / "bench-pg"
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+CALL_TIMEOUT = 60.0
+POLL_SECONDS = 0.2
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=20_000, help="jobs of the throughput phases (N)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (W)")
+    parser.add_argument("--slots", type=int, default=200, help="slots per worker")
+    parser.add_argument("--batch", type=int, default=1000, help="jobs per Enqueue call in phase 1")
+    parser.add_argument("--latency-jobs", type=int, default=500, help="single enqueues of phase 3 (M)")
+    parser.add_argument("--latency-interval-ms", type=float, default=10.0, help="pace of phase 3")
+    parser.add_argument("--timeout", type=float, default=300.0, help="bound on each phase, seconds")
+    parser.add_argument("--synchronous-commit", choices=["on", "off"], help="set on the run's database")
+    parser.add_argument("--worker-log-level", default="INFO", help="the workers' --log-level")
+    parser.add_argument("--worker-arg", action="append", default=[], help="extra worker flag, e.g. =--lease-wait=5")
+    parser.add_argument("--coordinator-arg", action="append", default=[], help="extra coordinator flag")
+    return parser.parse_args()
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def with_database(dsn: str, name: str) -> str:
+    """The same server, another database (as tests/pg.py does)."""
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+async def admin_execute(admin_dsn: str, statement: str) -> None:
+    conn = await asyncpg.connect(admin_dsn, timeout=START_TIMEOUT)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    return sorted_values[max(0, math.ceil(q * len(sorted_values)) - 1)]
+
+
+async def wait_succeeded(
+    db: asyncpg.Connection, children: list[procs.Child], first_id: int, last_id: int, timeout: float
+) -> None:
+    """Poll until every job in [first_id, last_id] succeeded; fail on a dead job, a dead child or the deadline."""
+    total = last_id - first_id + 1
+    deadline = time.monotonic() + timeout
+    next_report = time.monotonic() + 2.0
+    while True:
+        row = await db.fetchrow(
+            "SELECT count(*) FILTER (WHERE state = 'succeeded') AS done,"
+            " count(*) FILTER (WHERE state IN ('dead', 'cancelled')) AS bad"
+            " FROM jobs WHERE id BETWEEN $1 AND $2",
+            first_id,
+            last_id,
+        )
+        assert row is not None
+        if row["bad"]:
+            raise RuntimeError(f"{row['bad']} job(s) ended dead or cancelled")
+        if row["done"] == total:
+            return
+        procs.check_running(children)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {row['done']} of {total} jobs succeeded within {timeout}s")
+        if time.monotonic() > next_report:
+            say(f"  {row['done']}/{total} succeeded")
+            next_report += 2.0
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def enqueue_phase(stub: job_queue_pb2_grpc.JobQueueAsyncStub, args: argparse.Namespace) -> tuple[list[int], float]:
+    """Enqueue N noop jobs in batches; returns their ids and the wall time."""
+    spec = jobs_pb2.JobSpec(noop=jobs_pb2.NoopSpec())
+    ids: list[int] = []
+    started = time.perf_counter()
+    for offset in range(0, args.jobs, args.batch):
+        size = min(args.batch, args.jobs - offset)
+        response = await stub.Enqueue(pb.EnqueueRequest(jobs=[spec] * size), timeout=CALL_TIMEOUT)
+        ids.extend(job.id for job in response.jobs)
+    return ids, time.perf_counter() - started
+
+
+async def latency_phase(stub: job_queue_pb2_grpc.JobQueueAsyncStub, args: argparse.Namespace) -> list[int]:
+    """Single enqueues on a fixed schedule, so each lands on idle long-polling workers."""
+    request = pb.EnqueueRequest(jobs=[jobs_pb2.JobSpec(noop=jobs_pb2.NoopSpec())])
+    interval = args.latency_interval_ms / 1000
+    ids: list[int] = []
+    start = time.monotonic()
+    for k in range(args.latency_jobs):
+        delay = start + k * interval - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)  # pacing, not waiting on a condition
+        response = await stub.Enqueue(request, timeout=CALL_TIMEOUT)
+        ids.append(response.jobs[0].id)
+    return ids
+
+
+async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
+    admin_dsn = os.environ.get("DATABASE_URL") or await asyncio.to_thread(database.start_embedded, EMBEDDED_DATA_DIR)
+    db_name = f"crawlfleet_bench_{os.getpid()}"
+    await admin_execute(admin_dsn, f"CREATE DATABASE {db_name}")
+    dsn = with_database(admin_dsn, db_name)
+    children: list[procs.Child] = []
+    try:
+        if args.synchronous_commit:
+            await admin_execute(admin_dsn, f"ALTER DATABASE {db_name} SET synchronous_commit = {args.synchronous_commit}")
+        coordinator = procs.start_python(
+            "coordinator",
+            ["-m", "coordinator", "serve", "--listen", "127.0.0.1:0", "--database-url", dsn, *args.coordinator_arg],
+            log_dir=log_dir,
+            cwd=REPO,
+        )
+        children.append(coordinator)
+        match = await procs.wait_for_line(coordinator, r"crawlfleet-coordinator listening on (\S+:\d+)", START_TIMEOUT)
+        address = match.group(1)
+        say(f"coordinator pid {coordinator.pid} on {address}, database {db_name}")
+
+        db = await asyncpg.connect(dsn, timeout=START_TIMEOUT)
+        channel = grpc.aio.insecure_channel(address)
+        try:
+            stub = job_queue_pb2_grpc.JobQueueStub(channel)
+            await channel.channel_ready()  # connection set-up is not part of the enqueue time
+
+            meter = procs.CpuMeter({"coordinator": [coordinator.pid], "bench": [os.getpid()]})
+            meter.start()
+            ids, enqueue_s = await enqueue_phase(stub, args)
+            cpu_enqueue = meter.read()
+            say(f"phase 1: enqueued {len(ids)} jobs in {enqueue_s:.2f}s ({len(ids) / enqueue_s:,.0f}/s)")
+
+            for i in range(args.workers):
+                children.append(
+                    procs.start_python(
+                        f"worker-{i}",
+                        ["-m", "worker", "--coordinator", address, "--slots", str(args.slots), "--kinds", "noop",
+                         "--worker-id", f"bench-{os.getpid()}-{i}", "--log-level", args.worker_log_level,
+                         *args.worker_arg],
+                        log_dir=log_dir,
+                        cwd=REPO,
+                    )
+                )
+            workers = children[1:]
+            meter = procs.CpuMeter({"coordinator": [coordinator.pid], "workers": [w.pid for w in workers],
+                                    "bench": [os.getpid()]})
+            meter.start()
+            drain_started = time.perf_counter()
+            say(f"phase 2: started {args.workers} workers x {args.slots} slots (pids {[w.pid for w in workers]})")
+            await wait_succeeded(db, children, min(ids), max(ids), args.timeout)
+            drain_wall_s = time.perf_counter() - drain_started
+            cpu_drain = meter.read()
+            row = await db.fetchrow(
+                "SELECT extract(epoch FROM max(finished_at) - min(leased_at)) AS span,"
+                " count(*) FILTER (WHERE attempt > 1) AS retried,"
+                " extract(epoch FROM (SELECT max(first_seen_at) FROM workers) - min(leased_at)) AS workers_ready"
+                " FROM jobs WHERE id BETWEEN $1 AND $2",
+                min(ids),
+                max(ids),
+            )
+            assert row is not None
+            span = float(row["span"])
+            say(f"phase 2: {len(ids)} jobs leased->succeeded in {span:.2f}s ({len(ids) / span:,.0f}/s),"
+                f" last worker's first lease {float(row['workers_ready']):+.2f}s after the first, CPU s {cpu_drain}")
+
+            latency_ids = await latency_phase(stub, args)
+            await wait_succeeded(db, children, min(latency_ids), max(latency_ids), args.timeout)
+            rows = await db.fetch(
+                "SELECT extract(epoch FROM leased_at - created_at) * 1000 AS ms FROM jobs WHERE id = ANY($1::bigint[])",
+                latency_ids,
+            )
+            latencies = sorted(float(r["ms"]) for r in rows)
+            p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
+            say(f"phase 3: enqueue->lease over {len(latencies)} jobs: p50 {p50:.2f} ms, p99 {p99:.2f} ms,"
+                f" max {latencies[-1]:.2f} ms")
+        finally:
+            await channel.close()
+            await db.close()
+
+        for child in [*workers, coordinator]:
+            code = await procs.stop(child, STOP_TIMEOUT)
+            if code != 0:
+                raise procs.ChildError(f"{child.name} exited {code} after SIGTERM:\n{child.log_tail()}")
+        say("workers and coordinator stopped with status 0")
+        return {
+            "jobs": args.jobs,
+            "workers": args.workers,
+            "slots": args.slots,
+            "batch": args.batch,
+            "jobs_per_s": round(len(ids) / span, 1),
+            "enqueue_per_s": round(len(ids) / enqueue_s, 1),
+            "latency_p50_ms": round(p50, 3),
+            "latency_p99_ms": round(p99, 3),
+            "latency_max_ms": round(latencies[-1], 3),
+            "latency_samples": len(latencies),
+            "drain_span_s": round(span, 3),
+            "drain_wall_s": round(drain_wall_s, 3),
+            "retried_jobs": row["retried"],
+            "cpu_s_enqueue": cpu_enqueue,
+            "cpu_s_drain": cpu_drain,
+            "synchronous_commit": args.synchronous_commit or "server default",
+            "worker_log_level": args.worker_log_level,
+            "worker_args": args.worker_arg,
+            "coordinator_args": args.coordinator_arg,
+        }
+    finally:
+        procs.kill_all(children)
+        await admin_execute(admin_dsn, f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
+
+
+def main() -> None:
+    args = parse_args()
+    if min(args.jobs, args.workers, args.slots, args.batch, args.latency_jobs) < 1:
+        sys.exit("--jobs, --workers, --slots, --batch and --latency-jobs must be at least 1")
+    log_dir = Path(tempfile.mkdtemp(prefix="crawlfleet-bench-"))
+    say(f"child logs in {log_dir}")
+    result = asyncio.run(run(args, log_dir))
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
