@@ -44,9 +44,7 @@ def duration(seconds: float) -> Duration:
 class CoordinatorClient:
     """JobQueue calls with per-call deadlines; failures raise ``worker.errors.CoordinatorError``."""
 
-    def __init__(
-        self, target: str, worker: pb.WorkerInfo, *, channel: grpc.aio.Channel | None = None
-    ) -> None:
+    def __init__(self, target: str, worker: pb.WorkerInfo, *, channel: grpc.aio.Channel | None = None) -> None:
         self._channel = channel or grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
         self._stub = pb_grpc.JobQueueStub(self._channel)
         self._worker = worker
@@ -68,9 +66,7 @@ class CoordinatorClient:
         request = pb.HeartbeatRequest(worker_id=self._worker.worker_id, leases=leases)
         return await _call(self._stub.Heartbeat, request, deadline)
 
-    async def complete(
-        self, jobs: Sequence[pb.CompletedJob], deadline: float = DEFAULT_CALL_TIMEOUT
-    ) -> None:
+    async def complete(self, jobs: Sequence[pb.CompletedJob], deadline: float = DEFAULT_CALL_TIMEOUT) -> None:
         """Completes ``jobs`` all or nothing; raises ``LeaseLost`` naming stale jobs."""
         await _call(self._stub.Complete, pb.CompleteRequest(jobs=jobs), deadline)
 
@@ -83,9 +79,7 @@ class CoordinatorClient:
         await self._channel.close()
 
 
-async def _call(
-    method: Callable[..., Awaitable[_Resp]], request: object, deadline: float
-) -> _Resp:
+async def _call(method: Callable[..., Awaitable[_Resp]], request: object, deadline: float) -> _Resp:
     try:
         return await method(request, timeout=deadline)
     except grpc.aio.AioRpcError as err:

@@ -42,9 +42,7 @@ class WorkerError(Exception):
 class JobError(WorkerError):
     """Raised by a handler: the job failed, and whether (and when) it may be retried."""
 
-    def __init__(
-        self, message: str, *, error_type: str, retryable: bool, retry_after: float | None = None
-    ) -> None:
+    def __init__(self, message: str, *, error_type: str, retryable: bool, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.error_type = error_type
@@ -123,9 +121,7 @@ def error_reason(metadata: Iterable[tuple[str, str | bytes]] | None) -> ErrorRea
             if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
                 info = error_details_pb2.ErrorInfo()
                 detail.Unpack(info)
-                return ErrorReason(
-                    reason=str(info.reason), domain=str(info.domain), metadata=dict(info.metadata)
-                )
+                return ErrorReason(reason=str(info.reason), domain=str(info.domain), metadata=dict(info.metadata))
         return ErrorReason()
     return ErrorReason()
 

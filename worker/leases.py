@@ -73,8 +73,7 @@ def local_deadline(
 class HeartbeatSender(Protocol):
     """What the keeper needs of the coordinator client."""
 
-    async def heartbeat(self, leases: Sequence[pb.LeaseRef], deadline: float = ...) -> pb.HeartbeatResponse:
-        ...
+    async def heartbeat(self, leases: Sequence[pb.LeaseRef], deadline: float = ...) -> pb.HeartbeatResponse: ...
 
 
 class LeaseKeeper:
@@ -175,7 +174,9 @@ class LeaseKeeper:
             delay = min(interval, self._backoff.next_delay())
             log.warning(
                 "heartbeat failed for %.1fs, retrying in %.2fs: %s",
-                self._clock() - self._failing_since, delay, exc,
+                self._clock() - self._failing_since,
+                delay,
+                exc,
             )
             self._next_beat = self._clock() + delay
             return

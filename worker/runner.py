@@ -121,7 +121,10 @@ class Worker:
             s = self._settings
             log.info(
                 "worker %s started: coordinator %s, %d slots, kinds %s",
-                s.worker_id, s.coordinator, s.slots, ",".join(s.kinds),
+                s.worker_id,
+                s.coordinator,
+                s.slots,
+                ",".join(s.kinds),
             )
             for name, coro in (
                 ("heartbeats", self._keeper.run()),
@@ -299,7 +302,10 @@ class Worker:
         else:
             lease.log.warning(
                 "job failed in %.3fs: %s: %s (retryable=%s)",
-                took, outcome.error_type, outcome.error_message, outcome.retryable,
+                took,
+                outcome.error_type,
+                outcome.error_message,
+                outcome.retryable,
             )
             await self._report_fail(lease, outcome)
 

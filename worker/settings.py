@@ -70,9 +70,7 @@ class WorkerSettings:
             raise ValueError(f"log_level must be one of {LOG_LEVELS}, got {self.log_level!r}")
 
     @classmethod
-    def from_args(
-        cls, argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
-    ) -> WorkerSettings:
+    def from_args(cls, argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> WorkerSettings:
         """Parses flags; each flag defaults to its ``CRAWLFLEET_*`` variable, then to the constant.
 
         ``env`` defaults to ``os.environ``; this is the only place the worker reads the environment.
@@ -112,27 +110,39 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
 
     def add(flag: str, default: str, kind: Callable[[str], object], help_text: str) -> None:
         env_name = ENV_PREFIX + flag.removeprefix("--").replace("-", "_").upper()
-        parser.add_argument(
-            flag, default=env.get(env_name, default), type=kind, help=f"{help_text} [{env_name}]"
-        )
+        parser.add_argument(flag, default=env.get(env_name, default), type=kind, help=f"{help_text} [{env_name}]")
 
     add("--coordinator", DEFAULT_COORDINATOR, str, "coordinator address host:port")
     add("--slots", str(DEFAULT_SLOTS), _positive_int, "jobs run at the same time")
     add("--worker-id", "", str, "worker id (default <hostname>-<pid>-<random4>)")
     add("--kinds", ",".join(DEFAULT_KINDS), _kinds, "comma-separated job kinds to lease")
     add("--lease-wait", str(DEFAULT_LEASE_WAIT), _positive_float, "long-poll wait of Lease, seconds")
-    add("--shutdown-grace", str(DEFAULT_SHUTDOWN_GRACE), _non_negative_float,
-        "seconds running jobs get to finish at shutdown")
-    add("--shutdown-report-timeout", str(DEFAULT_SHUTDOWN_REPORT_TIMEOUT), _non_negative_float,
-        "seconds to release jobs and flush reports at shutdown")
-    add("--complete-batch-max", str(DEFAULT_COMPLETE_BATCH_MAX), _positive_int,
-        "most jobs in one Complete call")
-    add("--complete-flush-interval", str(DEFAULT_COMPLETE_FLUSH_INTERVAL), _non_negative_float,
-        "seconds a success waits for others to share its Complete call")
-    add("--heartbeat-fraction", str(DEFAULT_HEARTBEAT_FRACTION), _positive_float,
-        "heartbeat every lease_duration * this")
-    add("--http-timeout", str(DEFAULT_HTTP_TIMEOUT), _positive_float,
-        "default total fetch timeout, seconds")
+    add(
+        "--shutdown-grace",
+        str(DEFAULT_SHUTDOWN_GRACE),
+        _non_negative_float,
+        "seconds running jobs get to finish at shutdown",
+    )
+    add(
+        "--shutdown-report-timeout",
+        str(DEFAULT_SHUTDOWN_REPORT_TIMEOUT),
+        _non_negative_float,
+        "seconds to release jobs and flush reports at shutdown",
+    )
+    add("--complete-batch-max", str(DEFAULT_COMPLETE_BATCH_MAX), _positive_int, "most jobs in one Complete call")
+    add(
+        "--complete-flush-interval",
+        str(DEFAULT_COMPLETE_FLUSH_INTERVAL),
+        _non_negative_float,
+        "seconds a success waits for others to share its Complete call",
+    )
+    add(
+        "--heartbeat-fraction",
+        str(DEFAULT_HEARTBEAT_FRACTION),
+        _positive_float,
+        "heartbeat every lease_duration * this",
+    )
+    add("--http-timeout", str(DEFAULT_HTTP_TIMEOUT), _positive_float, "default total fetch timeout, seconds")
     add("--user-agent", DEFAULT_USER_AGENT, str, "User-Agent of fetches")
     add("--max-body-bytes", str(DEFAULT_MAX_BODY_BYTES), _positive_int, "largest body fetched")
     add("--log-level", DEFAULT_LOG_LEVEL, _log_level, "DEBUG, INFO, WARNING or ERROR")

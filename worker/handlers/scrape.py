@@ -52,9 +52,7 @@ async def fetch(ctx: JobContext, url: str, io_timeout: float) -> jobs_pb2.Scrape
     try:
         for hop in range(MAX_REDIRECTS + 1):
             if request.url.scheme not in ("http", "https"):
-                raise JobError(
-                    f"unsupported URL scheme in {request.url}", error_type="invalid_url", retryable=False
-                )
+                raise JobError(f"unsupported URL scheme in {request.url}", error_type="invalid_url", retryable=False)
             port = request.url.port or (443 if request.url.scheme == "https" else 80)
             await check_host(request.url.host, port, allow_loopback=ctx.settings.allow_loopback)
             response = await ctx.http.send(request, stream=True)
