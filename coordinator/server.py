@@ -72,6 +72,7 @@ class Coordinator:
             (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
             server,
         )
+        await self._set_serving(True)  # the pool just connected; the probe takes over from here
         self.port = server.add_insecure_port(settings.listen)
         if self.port == 0:
             raise OSError(f"cannot listen on {settings.listen}")

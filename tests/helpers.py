@@ -16,6 +16,14 @@ from grpc_status import rpc_status
 
 T = TypeVar("T")
 
+# Pairs of attempts on one URL whose lease intervals intersect; finished attempts only.
+OVERLAPPING_LEASES = """
+    SELECT a.target_url, a.job_id AS first_job, a.started_at AS first_start, a.finished_at AS first_end,
+           b.job_id AS second_job, b.started_at AS second_start, b.finished_at AS second_end
+    FROM job_attempts AS a JOIN job_attempts AS b
+      ON a.target_url = b.target_url AND (a.job_id, a.lease_token) < (b.job_id, b.lease_token)
+     AND a.started_at < b.finished_at AND b.started_at < a.finished_at"""
+
 
 def scrape(url: str, **fields: object) -> jobs_pb2.JobSpec:
     return jobs_pb2.JobSpec(scrape=jobs_pb2.ScrapeSpec(url=url), **fields)  # type: ignore[arg-type]

@@ -55,7 +55,10 @@ CREATE INDEX jobs_lease_expiry ON jobs (lease_expires_at) WHERE state = 'leased'
 -- Retention and dead-letter queries.
 CREATE INDEX jobs_finished ON jobs (state, finished_at) WHERE finished_at IS NOT NULL;
 
--- One row per finished attempt (lease), written when the attempt ends.
+-- One row per attempt (lease): inserted by the claim, closed when the attempt ends. This is the
+-- lease history: started_at is stamped after the claim passed jobs_target_url_leased, and
+-- finished_at at the start of the statement that ended the lease, so for one URL an attempt
+-- never appears to start before the previous one ended.
 CREATE TABLE job_attempts (
     job_id         bigint      NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
     attempt        integer     NOT NULL CHECK (attempt >= 1),
@@ -63,12 +66,13 @@ CREATE TABLE job_attempts (
     worker_id      text        NOT NULL,
     target_url     text,
     started_at     timestamptz NOT NULL,
-    finished_at    timestamptz NOT NULL CHECK (finished_at >= started_at),
+    finished_at    timestamptz CHECK (finished_at >= started_at),
     outcome        text        NOT NULL
-        CHECK (outcome IN ('succeeded', 'failed', 'released', 'expired', 'cancelled')),
+        CHECK (outcome IN ('running', 'succeeded', 'failed', 'released', 'expired', 'cancelled')),
     error_type     text,
     error_message  text,
-    PRIMARY KEY (job_id, lease_token)
+    PRIMARY KEY (job_id, lease_token),
+    CONSTRAINT job_attempts_finished_iff_ended CHECK ((outcome = 'running') = (finished_at IS NULL))
 );
 CREATE INDEX job_attempts_target_url ON job_attempts (target_url, started_at) WHERE target_url IS NOT NULL;
 

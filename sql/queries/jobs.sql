@@ -66,17 +66,25 @@ WITH candidates AS (
         FROM candidates
     ) AS ranked
     WHERE nth = 1
+), leased AS (
+    UPDATE jobs AS j
+    SET state = 'leased',
+        attempt = j.attempt + 1,
+        lease_token = gen_random_uuid(),
+        leased_by = $1,
+        leased_at = coalesce($5::timestamptz, now()),
+        lease_expires_at = coalesce($5::timestamptz, now()) + $4::integer * interval '1 millisecond'
+    FROM chosen
+    WHERE j.id = chosen.id
+    RETURNING j.id, j.kind, j.spec, j.attempt, j.max_attempts, j.lease_token, j.lease_expires_at, j.target_url
+), history AS (
+    -- clock_timestamp() here runs after the row passed the unique index (which may have waited
+    -- for the URL's previous lease to end), unlike now(), the start of this statement.
+    INSERT INTO job_attempts (job_id, attempt, lease_token, worker_id, target_url, started_at, outcome)
+    SELECT id, attempt, lease_token, $1, target_url, coalesce($5::timestamptz, clock_timestamp()), 'running'
+    FROM leased
 )
-UPDATE jobs AS j
-SET state = 'leased',
-    attempt = j.attempt + 1,
-    lease_token = gen_random_uuid(),
-    leased_by = $1,
-    leased_at = coalesce($5::timestamptz, now()),
-    lease_expires_at = coalesce($5::timestamptz, now()) + $4::integer * interval '1 millisecond'
-FROM chosen
-WHERE j.id = chosen.id
-RETURNING j.id, j.kind, j.spec, j.attempt, j.max_attempts, j.lease_token, j.lease_expires_at;
+SELECT id, kind, spec, attempt, max_attempts, lease_token, lease_expires_at FROM leased;
 
 -- name: job_heartbeat_many
 -- Extends leases still held under the same token; a lease whose job was cancelled ends here
@@ -100,17 +108,16 @@ WITH input AS (
     WHERE j.id = held.id
     RETURNING j.id, j.state, j.lease_expires_at
 ), history AS (
-    INSERT INTO job_attempts (job_id, attempt, lease_token, worker_id, target_url, started_at,
-                              finished_at, outcome, error_type, error_message)
-    SELECT id, attempt, lease_token, leased_by, target_url, leased_at,
-           coalesce($4::timestamptz, now()), 'cancelled', 'cancelled', 'cancelled by an operator'
+    UPDATE job_attempts AS a
+    SET finished_at = greatest(a.started_at, coalesce($4::timestamptz, now())),
+        outcome = 'cancelled', error_type = 'cancelled', error_message = 'cancelled by an operator'
     FROM held
-    WHERE cancel_requested
+    WHERE held.cancel_requested AND a.job_id = held.id AND a.lease_token = held.lease_token
 )
 SELECT id, state, lease_expires_at FROM updated;
 
 -- name: job_complete_if_leased_many
--- Completes the jobs still leased under the given tokens, recording their attempts.
+-- Completes the jobs still leased under the given tokens and closes their attempts.
 -- Returns the ids completed; the caller checks the others (replay or lost).
 -- Params: job ids, lease tokens, results, now.
 WITH input AS (
@@ -131,11 +138,10 @@ WITH input AS (
     WHERE j.id = held.id
     RETURNING j.id
 ), history AS (
-    INSERT INTO job_attempts (job_id, attempt, lease_token, worker_id, target_url, started_at,
-                              finished_at, outcome)
-    SELECT id, attempt, lease_token, leased_by, target_url, leased_at,
-           coalesce($4::timestamptz, now()), 'succeeded'
+    UPDATE job_attempts AS a
+    SET finished_at = greatest(a.started_at, coalesce($4::timestamptz, now())), outcome = 'succeeded'
     FROM held
+    WHERE a.job_id = held.id AND a.lease_token = held.lease_token
 )
 SELECT id FROM completed;
 
@@ -176,11 +182,12 @@ WITH old AS (
     WHERE j.id = old.id
     RETURNING j.id, j.state, j.run_at, old.delay_ms
 ), history AS (
-    INSERT INTO job_attempts (job_id, attempt, lease_token, worker_id, target_url, started_at,
-                              finished_at, outcome, error_type, error_message)
-    SELECT id, attempt, lease_token, leased_by, target_url, leased_at, coalesce($8::timestamptz, now()),
-           CASE WHEN $7::boolean THEN 'released' ELSE 'failed' END, $3, $4
+    UPDATE job_attempts AS a
+    SET finished_at = greatest(a.started_at, coalesce($8::timestamptz, now())),
+        outcome = CASE WHEN $7::boolean THEN 'released' ELSE 'failed' END,
+        error_type = $3, error_message = $4
     FROM old
+    WHERE a.job_id = old.id AND a.lease_token = old.lease_token
 )
 SELECT id, state, run_at,
        CASE WHEN state = 'queued' AND delay_ms = 0 THEN pg_notify('crawlfleet_jobs', '') END AS notified
@@ -212,11 +219,11 @@ WITH old AS (
     WHERE j.id = old.id
     RETURNING j.id, j.state
 ), history AS (
-    INSERT INTO job_attempts (job_id, attempt, lease_token, worker_id, target_url, started_at,
-                              finished_at, outcome, error_type, error_message)
-    SELECT id, attempt, lease_token, leased_by, target_url, leased_at, coalesce($2::timestamptz, now()),
-           'expired', 'lease_expired', 'lease expired'
+    UPDATE job_attempts AS a
+    SET finished_at = greatest(a.started_at, coalesce($2::timestamptz, now())),
+        outcome = 'expired', error_type = 'lease_expired', error_message = 'lease expired'
     FROM old
+    WHERE a.job_id = old.id AND a.lease_token = old.lease_token
 )
 SELECT id, state,
        CASE WHEN state = 'queued' THEN pg_notify('crawlfleet_jobs', '') END AS notified

@@ -158,8 +158,8 @@ async def test_release_requeues_now_without_charging_an_attempt(coord: RunningCo
     assert answer.state == jobs_pb2.JOB_STATE_QUEUED
     (again,) = (await coord.queue.Lease(lease_request(worker_id="other"))).jobs
     assert again.id == job_id and again.attempt == 1
-    outcome = await db.fetchval("SELECT outcome FROM job_attempts WHERE job_id = $1", job_id)
-    assert outcome == "released"
+    outcomes = await db.fetch("SELECT outcome FROM job_attempts WHERE job_id = $1 ORDER BY started_at", job_id)
+    assert [r["outcome"] for r in outcomes] == ["released", "running"]
 
 
 async def test_non_retryable_failure_goes_dead_and_requeue_revives(coord: RunningCoordinator, db: asyncpg.Pool) -> None:
