@@ -58,7 +58,9 @@ async def wait_for_line(child: Child, pattern: str, timeout: float) -> re.Match[
         if match:
             return match
         if child.proc.poll() is not None:
-            raise ChildError(f"{child.name} exited {child.proc.returncode} before logging /{pattern}/:\n{child.log_tail()}")
+            raise ChildError(
+                f"{child.name} exited {child.proc.returncode} before logging /{pattern}/:\n{child.log_tail()}"
+            )
         if time.monotonic() > deadline:
             raise ChildError(f"{child.name} did not log /{pattern}/ within {timeout}s:\n{child.log_tail()}")
         await asyncio.sleep(_LINE_POLL_SECONDS)
@@ -103,44 +105,58 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
-def pids_named(command: str) -> list[int]:
-    """Pids of the processes on this host whose command name is `command` (e.g. postgres backends)."""
+def postgres_pids(postmaster: int | None) -> list[int]:
+    """The postmaster and its children; without a postmaster pid, every `postgres` process on this host."""
     pids = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == command:
-                    pids.append(int(entry.name))
-            except OSError:
-                continue  # exited meanwhile
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # exited meanwhile
+        command = stat[stat.index("(") + 1 : stat.rindex(")")]
+        parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+        if (postmaster is None and command == "postgres") or postmaster in (int(entry.name), parent):
+            pids.append(int(entry.name))
     return pids
+
+
+def host_busy_seconds() -> float:
+    """CPU seconds all cores of this host spent not idle, from /proc/stat."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (
+        int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    )
+    return (user + nice + system + irq + softirq + steal) / _CLOCK_TICKS
 
 
 class CpuMeter:
     """CPU seconds spent by groups of processes between `start()` and `read()`.
 
-    Groups are pids fixed at construction or, for postgres, the `postgres` processes alive at each
-    reading: backends that exit in between are missed, which the benchmark avoids (pooled connections).
+    `postgres` is the server's processes alive at each reading: backends that exit in between are
+    missed, which pooled connections make rare. `other` is the rest of the host (noise).
     """
 
-    def __init__(self, groups: dict[str, list[int]], *, postgres: bool = True) -> None:
+    def __init__(self, groups: dict[str, list[int]], *, postmaster: int | None) -> None:
         self._groups = groups
-        self._postgres = postgres
+        self._postmaster = postmaster
         self._start: dict[str, dict[int, float]] = {}
+        self._host_start = 0.0
 
     def _sample(self) -> dict[str, dict[int, float]]:
-        groups = dict(self._groups)
-        if self._postgres:
-            groups["postgres"] = pids_named("postgres")
+        groups = {**self._groups, "postgres": postgres_pids(self._postmaster)}
         return {name: {pid: cpu_seconds(pid) for pid in pids} for name, pids in groups.items()}
 
     def start(self) -> None:
         self._start = self._sample()
+        self._host_start = host_busy_seconds()
 
     def read(self) -> dict[str, float]:
         """CPU seconds per group since `start()` (processes started meanwhile count from zero)."""
         now = self._sample()
-        return {
-            name: round(sum(t - self._start.get(name, {}).get(pid, 0.0) for pid, t in pids.items()), 2)
+        spent = {
+            name: sum(t - self._start.get(name, {}).get(pid, 0.0) for pid, t in pids.items())
             for name, pids in now.items()
         }
+        spent["other"] = host_busy_seconds() - self._host_start - sum(spent.values())
+        return {name: round(seconds, 2) for name, seconds in spent.items()}

@@ -16,6 +16,8 @@ temporary directory, printed at the start.
 
 # ruff: noqa: E402 (sys.path is fixed before the imports, see below)
 
+from __future__ import annotations
+
 import sys
 from pathlib import Path
 
@@ -46,7 +48,13 @@ EMBEDDED_DATA_DIR = REPO / ".crawlfleet" / "bench-pg"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 CALL_TIMEOUT = 60.0
-POLL_SECONDS = 0.2
+POLL_SECONDS = 0.05
+PROGRESS_SECONDS = 2.0
+# The run's database holds only the run's jobs, so "done" is "none live, none failed".
+POLL_QUERY = """
+SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'queued') OR EXISTS (SELECT 1 FROM jobs WHERE state = 'leased') AS live,
+       EXISTS (SELECT 1 FROM jobs WHERE state IN ('dead', 'cancelled') AND finished_at IS NOT NULL) AS failed
+"""
 
 
 def parse_args() -> argparse.Namespace:
@@ -88,36 +96,38 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[max(0, math.ceil(q * len(sorted_values)) - 1)]
 
 
-async def wait_succeeded(
-    db: asyncpg.Connection, children: list[procs.Child], first_id: int, last_id: int, timeout: float
-) -> None:
-    """Poll until every job in [first_id, last_id] succeeded; fail on a dead job, a dead child or the deadline."""
-    total = last_id - first_id + 1
+async def wait_all_succeeded(db: asyncpg.Connection, children: list[procs.Child], total: int, timeout: float) -> None:
+    """Poll until no job is queued or leased and all `total` jobs of the run's database succeeded.
+
+    A poll is three index probes (the partial indexes of queued, leased and finished jobs) that
+    stop at the first hit, so polling costs the database next to nothing at any N; only the
+    progress line counts rows, every few seconds.
+    """
     deadline = time.monotonic() + timeout
-    next_report = time.monotonic() + 2.0
+    next_report = time.monotonic() + PROGRESS_SECONDS
     while True:
-        row = await db.fetchrow(
-            "SELECT count(*) FILTER (WHERE state = 'succeeded') AS done,"
-            " count(*) FILTER (WHERE state IN ('dead', 'cancelled')) AS bad"
-            " FROM jobs WHERE id BETWEEN $1 AND $2",
-            first_id,
-            last_id,
-        )
+        row = await db.fetchrow(POLL_QUERY)
         assert row is not None
-        if row["bad"]:
-            raise RuntimeError(f"{row['bad']} job(s) ended dead or cancelled")
-        if row["done"] == total:
-            return
+        if row["failed"]:
+            raise RuntimeError("a job ended dead or cancelled")
+        if not row["live"]:
+            break
         procs.check_running(children)
         if time.monotonic() > deadline:
-            raise TimeoutError(f"only {row['done']} of {total} jobs succeeded within {timeout}s")
+            raise TimeoutError(f"jobs still queued or leased after {timeout}s")
         if time.monotonic() > next_report:
-            say(f"  {row['done']}/{total} succeeded")
-            next_report += 2.0
+            queued = await db.fetchval("SELECT count(*) FROM jobs WHERE state = 'queued'")
+            say(f"  {queued} jobs still queued")
+            next_report += PROGRESS_SECONDS
         await asyncio.sleep(POLL_SECONDS)
+    succeeded = await db.fetchval("SELECT count(*) FROM jobs WHERE state = 'succeeded'")
+    if succeeded != total:
+        raise RuntimeError(f"{succeeded} jobs succeeded, expected {total}")
 
 
-async def enqueue_phase(stub: job_queue_pb2_grpc.JobQueueAsyncStub, args: argparse.Namespace) -> tuple[list[int], float]:
+async def enqueue_phase(
+    stub: job_queue_pb2_grpc.JobQueueAsyncStub, args: argparse.Namespace
+) -> tuple[list[int], float]:
     """Enqueue N noop jobs in batches; returns their ids and the wall time."""
     spec = jobs_pb2.JobSpec(noop=jobs_pb2.NoopSpec())
     ids: list[int] = []
@@ -144,15 +154,28 @@ async def latency_phase(stub: job_queue_pb2_grpc.JobQueueAsyncStub, args: argpar
     return ids
 
 
+def start_worker(args: argparse.Namespace, address: str, index: int, log_dir: Path) -> procs.Child:
+    argv = ["-m", "worker", "--coordinator", address, "--slots", str(args.slots), "--kinds", "noop"]
+    argv += ["--worker-id", f"bench-{os.getpid()}-{index}", "--log-level", args.worker_log_level, *args.worker_arg]
+    return procs.start_python(f"worker-{index}", argv, log_dir=log_dir, cwd=REPO)
+
+
 async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
-    admin_dsn = os.environ.get("DATABASE_URL") or await asyncio.to_thread(database.start_embedded, EMBEDDED_DATA_DIR)
+    admin_dsn = os.environ.get("DATABASE_URL", "")
+    if not admin_dsn:
+        admin_dsn = await asyncio.to_thread(database.start_embedded, EMBEDDED_DATA_DIR)
+        postmaster: int | None = int((EMBEDDED_DATA_DIR / "postmaster.pid").read_text().split()[0])
+    else:
+        postmaster = None  # count every postgres process on this host
     db_name = f"crawlfleet_bench_{os.getpid()}"
     await admin_execute(admin_dsn, f"CREATE DATABASE {db_name}")
     dsn = with_database(admin_dsn, db_name)
     children: list[procs.Child] = []
     try:
         if args.synchronous_commit:
-            await admin_execute(admin_dsn, f"ALTER DATABASE {db_name} SET synchronous_commit = {args.synchronous_commit}")
+            await admin_execute(
+                admin_dsn, f"ALTER DATABASE {db_name} SET synchronous_commit = {args.synchronous_commit}"
+            )
         coordinator = procs.start_python(
             "coordinator",
             ["-m", "coordinator", "serve", "--listen", "127.0.0.1:0", "--database-url", dsn, *args.coordinator_arg],
@@ -170,30 +193,22 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
             stub = job_queue_pb2_grpc.JobQueueStub(channel)
             await channel.channel_ready()  # connection set-up is not part of the enqueue time
 
-            meter = procs.CpuMeter({"coordinator": [coordinator.pid], "bench": [os.getpid()]})
+            meter = procs.CpuMeter({"coordinator": [coordinator.pid], "bench": [os.getpid()]}, postmaster=postmaster)
             meter.start()
             ids, enqueue_s = await enqueue_phase(stub, args)
             cpu_enqueue = meter.read()
             say(f"phase 1: enqueued {len(ids)} jobs in {enqueue_s:.2f}s ({len(ids) / enqueue_s:,.0f}/s)")
 
-            for i in range(args.workers):
-                children.append(
-                    procs.start_python(
-                        f"worker-{i}",
-                        ["-m", "worker", "--coordinator", address, "--slots", str(args.slots), "--kinds", "noop",
-                         "--worker-id", f"bench-{os.getpid()}-{i}", "--log-level", args.worker_log_level,
-                         *args.worker_arg],
-                        log_dir=log_dir,
-                        cwd=REPO,
-                    )
-                )
-            workers = children[1:]
-            meter = procs.CpuMeter({"coordinator": [coordinator.pid], "workers": [w.pid for w in workers],
-                                    "bench": [os.getpid()]})
+            workers = [start_worker(args, address, i, log_dir) for i in range(args.workers)]
+            children.extend(workers)
+            meter = procs.CpuMeter(
+                {"coordinator": [coordinator.pid], "workers": [w.pid for w in workers], "bench": [os.getpid()]},
+                postmaster=postmaster,
+            )
             meter.start()
             drain_started = time.perf_counter()
             say(f"phase 2: started {args.workers} workers x {args.slots} slots (pids {[w.pid for w in workers]})")
-            await wait_succeeded(db, children, min(ids), max(ids), args.timeout)
+            await wait_all_succeeded(db, children, len(ids), args.timeout)
             drain_wall_s = time.perf_counter() - drain_started
             cpu_drain = meter.read()
             row = await db.fetchrow(
@@ -206,19 +221,23 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
             )
             assert row is not None
             span = float(row["span"])
-            say(f"phase 2: {len(ids)} jobs leased->succeeded in {span:.2f}s ({len(ids) / span:,.0f}/s),"
-                f" last worker's first lease {float(row['workers_ready']):+.2f}s after the first, CPU s {cpu_drain}")
+            say(
+                f"phase 2: {len(ids)} jobs leased->succeeded in {span:.2f}s ({len(ids) / span:,.0f}/s),"
+                f" last worker's first lease {float(row['workers_ready']):+.2f}s after the first, CPU s {cpu_drain}"
+            )
 
             latency_ids = await latency_phase(stub, args)
-            await wait_succeeded(db, children, min(latency_ids), max(latency_ids), args.timeout)
+            await wait_all_succeeded(db, children, len(ids) + len(latency_ids), args.timeout)
             rows = await db.fetch(
                 "SELECT extract(epoch FROM leased_at - created_at) * 1000 AS ms FROM jobs WHERE id = ANY($1::bigint[])",
                 latency_ids,
             )
             latencies = sorted(float(r["ms"]) for r in rows)
             p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
-            say(f"phase 3: enqueue->lease over {len(latencies)} jobs: p50 {p50:.2f} ms, p99 {p99:.2f} ms,"
-                f" max {latencies[-1]:.2f} ms")
+            say(
+                f"phase 3: enqueue->lease over {len(latencies)} jobs: p50 {p50:.2f} ms, p99 {p99:.2f} ms,"
+                f" max {latencies[-1]:.2f} ms"
+            )
         finally:
             await channel.close()
             await db.close()
