@@ -113,16 +113,22 @@ Global___RetryPolicy: _TypeAlias = RetryPolicy  # noqa: Y015
 
 @_typing.final
 class ScrapeSpec(_message.Message):
-    """The product's job kind: fetch one URL."""
+    """The product's job kind: fetch one URL, extract its data, process its images."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     URL_FIELD_NUMBER: _builtins.int
     RENDER_FIELD_NUMBER: _builtins.int
     TIMEOUT_FIELD_NUMBER: _builtins.int
+    SKIP_IMAGES_FIELD_NUMBER: _builtins.int
+    MAX_IMAGES_FIELD_NUMBER: _builtins.int
     url: _builtins.str
     """Absolute http(s) URL."""
     render: Global___RenderMode.ValueType
+    skip_images: _builtins.bool
+    """Do not download or process the page's images."""
+    max_images: _builtins.int
+    """At most this many images per page; 0 means the worker's default."""
     @_builtins.property
     def timeout(self) -> _duration_pb2.Duration:
         """Total time allowed for the fetch; unset means the worker's default."""
@@ -133,10 +139,12 @@ class ScrapeSpec(_message.Message):
         url: _builtins.str = ...,
         render: Global___RenderMode.ValueType = ...,
         timeout: _duration_pb2.Duration | None = ...,
+        skip_images: _builtins.bool = ...,
+        max_images: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["render", b"render", "timeout", b"timeout", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_images", b"max_images", "render", b"render", "skip_images", b"skip_images", "timeout", b"timeout", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -341,21 +349,256 @@ class Attempt(_message.Message):
 Global___Attempt: _TypeAlias = Attempt  # noqa: Y015
 
 @_typing.final
+class Redirect(_message.Message):
+    """One hop of a redirect chain."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    URL_FIELD_NUMBER: _builtins.int
+    STATUS_CODE_FIELD_NUMBER: _builtins.int
+    url: _builtins.str
+    status_code: _builtins.int
+    def __init__(
+        self,
+        *,
+        url: _builtins.str = ...,
+        status_code: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status_code", b"status_code", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Redirect: _TypeAlias = Redirect  # noqa: Y015
+
+@_typing.final
+class Link(_message.Message):
+    """A link found on a page."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    URL_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    SAME_HOST_FIELD_NUMBER: _builtins.int
+    url: _builtins.str
+    """Absolute, without fragment."""
+    text: _builtins.str
+    same_host: _builtins.bool
+    """Same host as the page's final URL."""
+    def __init__(
+        self,
+        *,
+        url: _builtins.str = ...,
+        text: _builtins.str = ...,
+        same_host: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["same_host", b"same_host", "text", b"text", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Link: _TypeAlias = Link  # noqa: Y015
+
+@_typing.final
+class Thumbnail(_message.Message):
+    """A thumbnail of an image."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAX_SIDE_FIELD_NUMBER: _builtins.int
+    WIDTH_FIELD_NUMBER: _builtins.int
+    HEIGHT_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    max_side: _builtins.int
+    """The configured bound of the longer side."""
+    width: _builtins.int
+    height: _builtins.int
+    format: _builtins.str
+    """"WEBP" unless configured otherwise."""
+    sha256: _builtins.str
+    """Hex SHA-256 of `data`; thumbnails are stored once per hash."""
+    data: _builtins.bytes
+    """The encoded thumbnail. Set when a worker reports it; empty when read back (see GetThumbnail)."""
+    def __init__(
+        self,
+        *,
+        max_side: _builtins.int = ...,
+        width: _builtins.int = ...,
+        height: _builtins.int = ...,
+        format: _builtins.str = ...,
+        sha256: _builtins.str = ...,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "format", b"format", "height", b"height", "max_side", b"max_side", "sha256", b"sha256", "width", b"width"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Thumbnail: _TypeAlias = Thumbnail  # noqa: Y015
+
+@_typing.final
+class ImageResult(_message.Message):
+    """An image of a page and what processing it gave."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    URL_FIELD_NUMBER: _builtins.int
+    ERROR_TYPE_FIELD_NUMBER: _builtins.int
+    ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    WIDTH_FIELD_NUMBER: _builtins.int
+    HEIGHT_FIELD_NUMBER: _builtins.int
+    BYTE_SIZE_FIELD_NUMBER: _builtins.int
+    PERCEPTUAL_HASH_FIELD_NUMBER: _builtins.int
+    THUMBNAILS_FIELD_NUMBER: _builtins.int
+    url: _builtins.str
+    """Absolute URL the image was downloaded from."""
+    error_type: _builtins.str
+    """Empty when the image was processed; otherwise why not (e.g. "decompression_bomb")."""
+    error_message: _builtins.str
+    sha256: _builtins.str
+    """Hex SHA-256 of the downloaded bytes: exact duplicates share it."""
+    format: _builtins.str
+    """JPEG, PNG, WEBP or GIF, from the bytes (not the URL or Content-Type)."""
+    width: _builtins.int
+    """After EXIF orientation."""
+    height: _builtins.int
+    byte_size: _builtins.int
+    perceptual_hash: _builtins.str
+    """64-bit difference hash as 16 hex digits: near-duplicates differ in few bits."""
+    @_builtins.property
+    def thumbnails(self) -> _containers.RepeatedCompositeFieldContainer[Global___Thumbnail]: ...
+    def __init__(
+        self,
+        *,
+        url: _builtins.str = ...,
+        error_type: _builtins.str = ...,
+        error_message: _builtins.str = ...,
+        sha256: _builtins.str = ...,
+        format: _builtins.str = ...,
+        width: _builtins.int = ...,
+        height: _builtins.int = ...,
+        byte_size: _builtins.int = ...,
+        perceptual_hash: _builtins.str = ...,
+        thumbnails: _abc.Iterable[Global___Thumbnail] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["byte_size", b"byte_size", "error_message", b"error_message", "error_type", b"error_type", "format", b"format", "height", b"height", "perceptual_hash", b"perceptual_hash", "sha256", b"sha256", "thumbnails", b"thumbnails", "url", b"url", "width", b"width"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImageResult: _TypeAlias = ImageResult  # noqa: Y015
+
+@_typing.final
 class ScrapeResult(_message.Message):
     """What a scrape job found."""
 
     DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class OpenGraphEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class HeadersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     FINAL_URL_FIELD_NUMBER: _builtins.int
     STATUS_CODE_FIELD_NUMBER: _builtins.int
     TITLE_FIELD_NUMBER: _builtins.int
     CONTENT_TYPE_FIELD_NUMBER: _builtins.int
     BODY_BYTES_FIELD_NUMBER: _builtins.int
+    REDIRECTS_FIELD_NUMBER: _builtins.int
+    META_DESCRIPTION_FIELD_NUMBER: _builtins.int
+    CANONICAL_URL_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
+    MAIN_TEXT_FIELD_NUMBER: _builtins.int
+    LINKS_FIELD_NUMBER: _builtins.int
+    IMAGE_URLS_FIELD_NUMBER: _builtins.int
+    JSON_LD_FIELD_NUMBER: _builtins.int
+    OPEN_GRAPH_FIELD_NUMBER: _builtins.int
+    RENDERED_WITH_FIELD_NUMBER: _builtins.int
+    CHARSET_FIELD_NUMBER: _builtins.int
+    HEADERS_FIELD_NUMBER: _builtins.int
+    IMAGES_FIELD_NUMBER: _builtins.int
     final_url: _builtins.str
     status_code: _builtins.int
     title: _builtins.str
     content_type: _builtins.str
     body_bytes: _builtins.int
+    """Size of the body after decompression."""
+    meta_description: _builtins.str
+    canonical_url: _builtins.str
+    language: _builtins.str
+    """From <html lang> or Content-Language."""
+    main_text: _builtins.str
+    """Readable text of the page, without navigation, scripts and styles."""
+    rendered_with: Global___RenderMode.ValueType
+    """HTTP or BROWSER: how the page was finally fetched (AUTO resolves to one of them)."""
+    charset: _builtins.str
+    @_builtins.property
+    def redirects(self) -> _containers.RepeatedCompositeFieldContainer[Global___Redirect]:
+        """The redirects followed to reach final_url, in order."""
+
+    @_builtins.property
+    def links(self) -> _containers.RepeatedCompositeFieldContainer[Global___Link]: ...
+    @_builtins.property
+    def image_urls(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Absolute URLs of <img src/srcset> and og:image, deduplicated, in page order."""
+
+    @_builtins.property
+    def json_ld(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Each JSON-LD block of the page, as a JSON document."""
+
+    @_builtins.property
+    def open_graph(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """OpenGraph properties (og:title, og:image, ...)."""
+
+    @_builtins.property
+    def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Response headers of note (e.g. last-modified, etag, x-robots-tag), lower-case names."""
+
+    @_builtins.property
+    def images(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImageResult]: ...
     def __init__(
         self,
         *,
@@ -364,10 +607,23 @@ class ScrapeResult(_message.Message):
         title: _builtins.str = ...,
         content_type: _builtins.str = ...,
         body_bytes: _builtins.int = ...,
+        redirects: _abc.Iterable[Global___Redirect] | None = ...,
+        meta_description: _builtins.str = ...,
+        canonical_url: _builtins.str = ...,
+        language: _builtins.str = ...,
+        main_text: _builtins.str = ...,
+        links: _abc.Iterable[Global___Link] | None = ...,
+        image_urls: _abc.Iterable[_builtins.str] | None = ...,
+        json_ld: _abc.Iterable[_builtins.str] | None = ...,
+        open_graph: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        rendered_with: Global___RenderMode.ValueType = ...,
+        charset: _builtins.str = ...,
+        headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        images: _abc.Iterable[Global___ImageResult] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body_bytes", b"body_bytes", "content_type", b"content_type", "final_url", b"final_url", "status_code", b"status_code", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body_bytes", b"body_bytes", "canonical_url", b"canonical_url", "charset", b"charset", "content_type", b"content_type", "final_url", b"final_url", "headers", b"headers", "image_urls", b"image_urls", "images", b"images", "json_ld", b"json_ld", "language", b"language", "links", b"links", "main_text", b"main_text", "meta_description", b"meta_description", "open_graph", b"open_graph", "redirects", b"redirects", "rendered_with", b"rendered_with", "status_code", b"status_code", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
