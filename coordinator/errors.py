@@ -44,7 +44,13 @@ class LeaseLost(CoordinatorError):
         self.job_ids = ids
 
 
-class JobNotFound(CoordinatorError):
+class NotFound(CoordinatorError):
+    """The thing asked for does not exist."""
+
+    reason = "NOT_FOUND"
+
+
+class JobNotFound(NotFound):
     reason = "JOB_NOT_FOUND"
 
     def __init__(self, job_id: int) -> None:

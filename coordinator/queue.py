@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -17,6 +17,7 @@ import asyncpg
 
 from coordinator import sql
 from coordinator.errors import DatabaseUnavailable, JobNotFound, LeaseLost, ResultMismatch
+from coordinator.results import ResultRows, columns
 from coordinator.validation import NewJob
 
 log = logging.getLogger(__name__)
@@ -181,23 +182,31 @@ class Queue:
             )
         return {r["id"]: LeaseExtension(state=r["state"], lease_expires_at=r["lease_expires_at"]) for r in rows}
 
-    async def complete(self, items: Sequence[tuple[int, uuid.UUID, bytes]], now: dt.datetime | None = None) -> None:
+    async def complete(
+        self,
+        items: Sequence[tuple[int, uuid.UUID, bytes]],
+        rows: Mapping[int, ResultRows] | None = None,
+        now: dt.datetime | None = None,
+    ) -> None:
         """Complete leased jobs, all or nothing.
 
         A job already succeeded under the same token with the same result is a replay (fine);
-        any other stale token raises LeaseLost and rolls the whole batch back.
+        any other stale token raises LeaseLost and rolls the whole batch back. `rows` holds the
+        scrape results, written in the same transaction for the jobs this call completes.
         """
         async with _translated(), self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
+            done = await conn.fetch(
                 sql.query("job_complete_if_leased_many"),
                 [i[0] for i in items],
                 [i[1] for i in items],
                 [i[2] for i in items],
                 now,
             )
-            if len(rows) == len(items):
+            completed = {r["id"] for r in done}
+            if rows:
+                await self._store_results(conn, [rows[i] for i in completed if i in rows], now)
+            if len(done) == len(items):
                 return
-            completed = {r["id"] for r in rows}
             others = [item for item in items if item[0] not in completed]
             current = {r["id"]: r for r in await conn.fetch(sql.query("job_get_fencing_many"), [i[0] for i in others])}
             lost, mismatched = [], []
@@ -214,6 +223,21 @@ class Queue:
                     f"job(s) {mismatched} already completed under this lease with a different result",
                     metadata={"job_ids": ",".join(map(str, mismatched))},
                 )
+
+    @staticmethod
+    async def _store_results(conn: asyncpg.Connection, results: Sequence[ResultRows], now: dt.datetime | None) -> None:
+        """Write scrape results; images before the thumbnails and page images that refer to them."""
+        merged = ResultRows()
+        for part in results:
+            merged.extend(part)
+        if merged.images:
+            await conn.execute(sql.query("image_insert_many"), *columns(merged.images, 6), now)
+        if merged.thumbnails:
+            await conn.execute(sql.query("thumbnail_insert_many"), *columns(merged.thumbnails, 7))
+        if merged.pages:
+            await conn.execute(sql.query("page_insert_many"), *columns(merged.pages, 18), now)
+        if merged.page_images:
+            await conn.execute(sql.query("page_image_insert_many"), *columns(merged.page_images, 6))
 
     async def fail(
         self,
@@ -263,6 +287,15 @@ class Queue:
         async with _translated():
             rows = await self._pool.fetch(sql.query("job_requeue_dead_many"), list(job_ids), now)
         return sorted(r["id"] for r in rows)
+
+    async def thumbnail(self, sha256: str) -> asyncpg.Record | None:
+        async with _translated():
+            return await self._pool.fetchrow(sql.query("thumbnail_get"), sha256)
+
+    async def results_after(self, after_id: int, limit: int, kind: str | None) -> list[asyncpg.Record]:
+        """Succeeded jobs with results, by id after a cursor."""
+        async with _translated():
+            return list(await self._pool.fetch(sql.query("result_list_after"), after_id, limit, kind))
 
     async def get_job(self, job_id: int) -> tuple[asyncpg.Record, list[asyncpg.Record]]:
         """The job row and its finished attempts."""

@@ -17,7 +17,7 @@ from coordinator.errors import (
     DatabaseUnavailable,
     Draining,
     InvalidArgument,
-    JobNotFound,
+    NotFound,
     LeaseLost,
     ResultMismatch,
     WrongState,
@@ -29,7 +29,7 @@ DOMAIN = "crawlfleet.v1"
 _CODES: list[tuple[type[CoordinatorError], grpc.StatusCode]] = [
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
     (LeaseLost, grpc.StatusCode.ABORTED),
-    (JobNotFound, grpc.StatusCode.NOT_FOUND),
+    (NotFound, grpc.StatusCode.NOT_FOUND),
     (WrongState, grpc.StatusCode.FAILED_PRECONDITION),
     (ResultMismatch, grpc.StatusCode.FAILED_PRECONDITION),
     (Draining, grpc.StatusCode.UNAVAILABLE),

@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Self
 
-import httpx
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import jobs_pb2
 
@@ -27,6 +26,7 @@ from worker.errors import CoordinatorError, CoordinatorUnavailable, JobError, Wo
 from worker.handlers import Handler, JobContext, handlers_for
 from worker.leases import HeldLease, LeaseKeeper, local_deadline
 from worker.logs import job_log
+from worker.pipeline.resources import PipelineResources
 from worker.reporting import (
     CompleteBatcher,
     Settled,
@@ -61,7 +61,7 @@ class Worker:
         self._settings = settings
         self._handlers = dict(handlers) if handlers is not None else handlers_for(settings.kinds)
         self._client = client
-        self._http: httpx.AsyncClient | None = None
+        self._resources: PipelineResources | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._slots = asyncio.Semaphore(settings.slots)
         self._keeper: LeaseKeeper | None = None
@@ -86,13 +86,7 @@ class Worker:
     async def __aenter__(self) -> Self:
         if self._client is None:
             self._client = CoordinatorClient(self._settings.coordinator, worker_info(self._settings))
-        self._http = httpx.AsyncClient(
-            follow_redirects=False,  # followed by hand: every hop passes the egress guard
-            timeout=self._settings.http_timeout,
-            headers={"User-Agent": self._settings.user_agent},
-            trust_env=False,  # no proxies from the environment around the egress guard
-            limits=httpx.Limits(max_connections=self._settings.slots * 2),
-        )
+        self._resources = PipelineResources(self._settings.scrape, slots=self._settings.slots)
         self._executor = ThreadPoolExecutor(self._settings.slots, thread_name_prefix="crawlfleet-job")
         self._keeper = LeaseKeeper(
             self._client, fraction=self._settings.heartbeat_fraction, on_abandon=self._on_abandon
@@ -201,8 +195,8 @@ class Worker:
         for task in self._side_tasks.values():
             task.cancel()
         await asyncio.gather(*self._side_tasks.values(), return_exceptions=True)
-        if self._http is not None:
-            await self._http.aclose()
+        if self._resources is not None:
+            await self._resources.aclose()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         if self._client is not None:
@@ -315,8 +309,10 @@ class Worker:
         try:
             if handler is None:
                 raise JobError(f"no handler for kind {job.kind!r}", error_type="unsupported_kind", retryable=True)
-            assert self._http is not None and self._executor is not None
-            ctx = JobContext(settings=self._settings, http=self._http, log=lease.log, executor=self._executor)
+            assert self._resources is not None and self._executor is not None
+            ctx = JobContext(
+                settings=self._settings, resources=self._resources, log=lease.log, executor=self._executor
+            )
             return await handler(job, ctx)
         except JobError as exc:
             return fail_request(job, exc)

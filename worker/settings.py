@@ -9,6 +9,8 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from worker.pipeline.settings import ScrapeSettings, add_scrape_flags, scrape_settings_from
+
 ENV_PREFIX = "CRAWLFLEET_"
 
 DEFAULT_COORDINATOR = "127.0.0.1:50051"
@@ -21,10 +23,7 @@ DEFAULT_SHUTDOWN_REPORT_TIMEOUT = 10.0
 DEFAULT_COMPLETE_BATCH_MAX = 100
 DEFAULT_COMPLETE_FLUSH_INTERVAL = 0.005
 DEFAULT_HEARTBEAT_FRACTION = 1 / 3
-DEFAULT_HTTP_TIMEOUT = 20.0
-DEFAULT_USER_AGENT = "crawlfleet/0.1 (+https://github.com/crawlfleet)"
 DEFAULT_ALLOW_LOOPBACK = False
-DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
 DEFAULT_LOG_LEVEL = "INFO"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -49,11 +48,8 @@ class WorkerSettings:
     complete_batch_max: int = DEFAULT_COMPLETE_BATCH_MAX
     complete_flush_interval: float = DEFAULT_COMPLETE_FLUSH_INTERVAL
     heartbeat_fraction: float = DEFAULT_HEARTBEAT_FRACTION
-    http_timeout: float = DEFAULT_HTTP_TIMEOUT
-    user_agent: str = DEFAULT_USER_AGENT
-    allow_loopback: bool = DEFAULT_ALLOW_LOOPBACK
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     log_level: str = DEFAULT_LOG_LEVEL
+    scrape: ScrapeSettings = ScrapeSettings()
 
     def __post_init__(self) -> None:
         if not 1 <= self.slots <= MAX_SLOTS:
@@ -89,11 +85,8 @@ class WorkerSettings:
                 complete_batch_max=ns.complete_batch_max,
                 complete_flush_interval=ns.complete_flush_interval,
                 heartbeat_fraction=ns.heartbeat_fraction,
-                http_timeout=ns.http_timeout,
-                user_agent=ns.user_agent,
-                allow_loopback=ns.allow_loopback,
-                max_body_bytes=ns.max_body_bytes,
                 log_level=ns.log_level,
+                scrape=scrape_settings_from(ns, allow_loopback=ns.allow_loopback),
             )
         except ValueError as exc:
             parser.error(str(exc))
@@ -142,9 +135,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         _positive_float,
         "heartbeat every lease_duration * this",
     )
-    add("--http-timeout", str(DEFAULT_HTTP_TIMEOUT), _positive_float, "default total fetch timeout, seconds")
-    add("--user-agent", DEFAULT_USER_AGENT, str, "User-Agent of fetches")
-    add("--max-body-bytes", str(DEFAULT_MAX_BODY_BYTES), _positive_int, "largest body fetched")
+    add_scrape_flags(add, positive_int=_positive_int, positive_float=_positive_float)
     add("--log-level", DEFAULT_LOG_LEVEL, _log_level, "DEBUG, INFO, WARNING or ERROR")
     loopback_env = ENV_PREFIX + "ALLOW_LOOPBACK"
     try:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
 import grpc
 from crawlfleet.v1 import admin_pb2 as pb
 from crawlfleet.v1 import admin_pb2_grpc, jobs_pb2
 
 from coordinator import convert
-from coordinator.errors import InvalidArgument
+from coordinator.errors import InvalidArgument, NotFound
 from coordinator.queue import Queue
 from coordinator.status import handles_errors
 
 Ctx = grpc.aio.ServicerContext
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
 
 
 def job_state(name: str) -> jobs_pb2.JobState.ValueType:
@@ -91,3 +96,48 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
                 for name in ("queued", "leased", "succeeded", "dead", "cancelled")
             ]
         )
+
+    @handles_errors
+    async def GetThumbnail(
+        self,
+        request: pb.GetThumbnailRequest,
+        context: Ctx,  # type: ignore[type-arg]
+    ) -> pb.GetThumbnailResponse:
+        """A stored thumbnail with its bytes."""
+        if not _SHA256.match(request.sha256):
+            raise InvalidArgument("sha256", "must be 64 lower-case hex digits")
+        row = await self._queue.thumbnail(request.sha256)
+        if row is None:
+            raise NotFound(f"no thumbnail with sha256 {request.sha256}", metadata={"sha256": request.sha256})
+        return pb.GetThumbnailResponse(
+            thumbnail=jobs_pb2.Thumbnail(
+                sha256=row["sha256"], format=row["format"], width=row["width"], height=row["height"], data=row["data"]
+            )
+        )
+
+    @handles_errors
+    async def ListResults(
+        self,
+        request: pb.ListResultsRequest,
+        context: Ctx,  # type: ignore[type-arg]
+    ) -> pb.ListResultsResponse:
+        """Results of succeeded jobs after the page token, in job id order."""
+        size = request.page_size or DEFAULT_PAGE_SIZE
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            raise InvalidArgument("page_size", f"must be between 1 and {MAX_PAGE_SIZE}")
+        token = request.page_token
+        if token and not token.isdigit():
+            raise InvalidArgument("page_token", "is not a token from a previous ListResults response")
+        rows = await self._queue.results_after(int(token or 0), size, request.kind or None)
+        entries = [
+            pb.ResultEntry(
+                job_id=r["id"],
+                kind=r["kind"],
+                target_url=r["target_url"] or "",
+                finished_at=convert.timestamp(r["finished_at"]),
+                result=jobs_pb2.JobResult.FromString(r["result"]),
+            )
+            for r in rows
+        ]
+        next_token = str(rows[-1]["id"]) if len(rows) == size else ""
+        return pb.ListResultsResponse(results=entries, next_page_token=next_token)

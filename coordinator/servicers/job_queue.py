@@ -14,6 +14,7 @@ from crawlfleet.v1 import job_queue_pb2_grpc, jobs_pb2
 from coordinator import convert
 from coordinator.errors import Draining, InvalidArgument
 from coordinator.queue import LeasedRow, Queue
+from coordinator.results import ResultRows, split_result
 from coordinator.settings import CoordinatorSettings
 from coordinator.status import handles_errors
 from coordinator.validation import validate_enqueue
@@ -180,6 +181,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
         if len(request.jobs) > MAX_COMPLETE_BATCH:
             raise InvalidArgument("jobs", f"at most {MAX_COMPLETE_BATCH} jobs per call")
         items = []
+        rows: dict[int, ResultRows] = {}
         seen: set[int] = set()
         for i, job in enumerate(request.jobs):
             job_id = convert.positive_id(job.job_id, f"jobs[{i}].job_id")
@@ -190,8 +192,9 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
                 raise InvalidArgument(f"jobs[{i}].result", "is required")
             token = convert.lease_token(job.lease_token, f"jobs[{i}].lease_token")
             # Deterministic bytes, so an identical replay compares equal to what is stored.
-            items.append((job_id, token, job.result.SerializeToString(deterministic=True)))
-        await self._queue.complete(items)
+            stored, rows[job_id] = split_result(job_id, job.result, f"jobs[{i}].result")
+            items.append((job_id, token, stored))
+        await self._queue.complete(items, rows)
         return pb.CompleteResponse()
 
     @handles_errors

@@ -142,7 +142,11 @@ async def test_complete_is_all_or_nothing_and_replay_is_ok(coord: RunningCoordin
     different = pb.CompletedJob(
         job_id=good.id,
         lease_token=good.lease_token,
-        result=jobs_pb2.JobResult(scrape=jobs_pb2.ScrapeResult(status_code=200)),
+        result=jobs_pb2.JobResult(
+            scrape=jobs_pb2.ScrapeResult(
+                final_url="http://example.com/", status_code=200, rendered_with=jobs_pb2.RENDER_MODE_HTTP
+            )
+        ),
     )
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await coord.queue.Complete(pb.CompleteRequest(jobs=[different]))

@@ -12,7 +12,16 @@ from coordinator.server import Coordinator
 from tests import pg
 from tests.conftest import coordinator_settings
 
-EXPECTED_TABLES = {"jobs", "job_attempts", "workers", "schema_migrations"}
+EXPECTED_TABLES = {
+    "jobs",
+    "job_attempts",
+    "workers",
+    "schema_migrations",
+    "pages",
+    "images",
+    "thumbnails",
+    "page_images",
+}
 EXPECTED_INDEXES = {
     "jobs_available",
     "jobs_target_url_leased",

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from worker.errors import WorkerError
 from worker.handlers.context import Handler, JobContext
 from worker.handlers.noop import run_noop
-from worker.handlers.scrape import run_scrape
+from worker.pipeline.scrape import run_scrape
 
 HANDLERS: Mapping[str, Handler] = {"noop": run_noop, "scrape": run_scrape}
 

@@ -1,4 +1,4 @@
-"""What a handler gets besides its job: settings, the shared HTTP client, a logger, an executor."""
+"""What a handler gets besides its job: settings, the pipeline's shared resources, a logger, an executor."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
-import httpx
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import jobs_pb2
 
 from worker.logs import JobLog
+from worker.pipeline.resources import PipelineResources
 from worker.settings import WorkerSettings
 
 _P = ParamSpec("_P")
@@ -25,7 +25,7 @@ class JobContext:
     """Per-job view of the worker's shared resources."""
 
     settings: WorkerSettings
-    http: httpx.AsyncClient
+    resources: PipelineResources
     log: JobLog
     executor: Executor
 

@@ -23,33 +23,44 @@ _sym_db = _symbol_database.Default()
 
 
 from crawlfleet.v1 import jobs_pb2 as crawlfleet_dot_v1_dot_jobs__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63rawlfleet/v1/admin.proto\x12\rcrawlfleet.v1\x1a\x18\x63rawlfleet/v1/jobs.proto\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"1\n\x0eGetJobResponse\x12\x1f\n\x03job\x18\x01 \x01(\x0b\x32\x12.crawlfleet.v1.Job\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\";\n\x11\x43\x61ncelJobResponse\x12&\n\x05state\x18\x01 \x01(\x0e\x32\x17.crawlfleet.v1.JobState\")\n\x16RequeueDeadJobsRequest\x12\x0f\n\x07job_ids\x18\x01 \x03(\x03\"3\n\x17RequeueDeadJobsResponse\x12\x18\n\x10requeued_job_ids\x18\x01 \x03(\x03\"\x16\n\x14GetQueueStatsRequest\"C\n\nStateCount\x12&\n\x05state\x18\x01 \x01(\x0e\x32\x17.crawlfleet.v1.JobState\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"B\n\x15GetQueueStatsResponse\x12)\n\x06states\x18\x01 \x03(\x0b\x32\x19.crawlfleet.v1.StateCount2\xdc\x02\n\x05\x41\x64min\x12\x45\n\x06GetJob\x12\x1c.crawlfleet.v1.GetJobRequest\x1a\x1d.crawlfleet.v1.GetJobResponse\x12N\n\tCancelJob\x12\x1f.crawlfleet.v1.CancelJobRequest\x1a .crawlfleet.v1.CancelJobResponse\x12`\n\x0fRequeueDeadJobs\x12%.crawlfleet.v1.RequeueDeadJobsRequest\x1a&.crawlfleet.v1.RequeueDeadJobsResponse\x12Z\n\rGetQueueStats\x12#.crawlfleet.v1.GetQueueStatsRequest\x1a$.crawlfleet.v1.GetQueueStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63rawlfleet/v1/admin.proto\x12\rcrawlfleet.v1\x1a\x18\x63rawlfleet/v1/jobs.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"1\n\x0eGetJobResponse\x12\x1f\n\x03job\x18\x01 \x01(\x0b\x32\x12.crawlfleet.v1.Job\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\";\n\x11\x43\x61ncelJobResponse\x12&\n\x05state\x18\x01 \x01(\x0e\x32\x17.crawlfleet.v1.JobState\")\n\x16RequeueDeadJobsRequest\x12\x0f\n\x07job_ids\x18\x01 \x03(\x03\"3\n\x17RequeueDeadJobsResponse\x12\x18\n\x10requeued_job_ids\x18\x01 \x03(\x03\"\x16\n\x14GetQueueStatsRequest\"C\n\nStateCount\x12&\n\x05state\x18\x01 \x01(\x0e\x32\x17.crawlfleet.v1.JobState\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"B\n\x15GetQueueStatsResponse\x12)\n\x06states\x18\x01 \x03(\x0b\x32\x19.crawlfleet.v1.StateCount\"%\n\x13GetThumbnailRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"C\n\x14GetThumbnailResponse\x12+\n\tthumbnail\x18\x01 \x01(\x0b\x32\x18.crawlfleet.v1.Thumbnail\"I\n\x12ListResultsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\"\x9a\x01\n\x0bResultEntry\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x12\n\ntarget_url\x18\x03 \x01(\t\x12/\n\x0b\x66inished_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x06result\x18\x05 \x01(\x0b\x32\x18.crawlfleet.v1.JobResult\"[\n\x13ListResultsResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.crawlfleet.v1.ResultEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x8b\x04\n\x05\x41\x64min\x12\x45\n\x06GetJob\x12\x1c.crawlfleet.v1.GetJobRequest\x1a\x1d.crawlfleet.v1.GetJobResponse\x12N\n\tCancelJob\x12\x1f.crawlfleet.v1.CancelJobRequest\x1a .crawlfleet.v1.CancelJobResponse\x12`\n\x0fRequeueDeadJobs\x12%.crawlfleet.v1.RequeueDeadJobsRequest\x1a&.crawlfleet.v1.RequeueDeadJobsResponse\x12Z\n\rGetQueueStats\x12#.crawlfleet.v1.GetQueueStatsRequest\x1a$.crawlfleet.v1.GetQueueStatsResponse\x12W\n\x0cGetThumbnail\x12\".crawlfleet.v1.GetThumbnailRequest\x1a#.crawlfleet.v1.GetThumbnailResponse\x12T\n\x0bListResults\x12!.crawlfleet.v1.ListResultsRequest\x1a\".crawlfleet.v1.ListResultsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'crawlfleet.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETJOBREQUEST']._serialized_start=70
-  _globals['_GETJOBREQUEST']._serialized_end=101
-  _globals['_GETJOBRESPONSE']._serialized_start=103
-  _globals['_GETJOBRESPONSE']._serialized_end=152
-  _globals['_CANCELJOBREQUEST']._serialized_start=154
-  _globals['_CANCELJOBREQUEST']._serialized_end=188
-  _globals['_CANCELJOBRESPONSE']._serialized_start=190
-  _globals['_CANCELJOBRESPONSE']._serialized_end=249
-  _globals['_REQUEUEDEADJOBSREQUEST']._serialized_start=251
-  _globals['_REQUEUEDEADJOBSREQUEST']._serialized_end=292
-  _globals['_REQUEUEDEADJOBSRESPONSE']._serialized_start=294
-  _globals['_REQUEUEDEADJOBSRESPONSE']._serialized_end=345
-  _globals['_GETQUEUESTATSREQUEST']._serialized_start=347
-  _globals['_GETQUEUESTATSREQUEST']._serialized_end=369
-  _globals['_STATECOUNT']._serialized_start=371
-  _globals['_STATECOUNT']._serialized_end=438
-  _globals['_GETQUEUESTATSRESPONSE']._serialized_start=440
-  _globals['_GETQUEUESTATSRESPONSE']._serialized_end=506
-  _globals['_ADMIN']._serialized_start=509
-  _globals['_ADMIN']._serialized_end=857
+  _globals['_GETJOBREQUEST']._serialized_start=103
+  _globals['_GETJOBREQUEST']._serialized_end=134
+  _globals['_GETJOBRESPONSE']._serialized_start=136
+  _globals['_GETJOBRESPONSE']._serialized_end=185
+  _globals['_CANCELJOBREQUEST']._serialized_start=187
+  _globals['_CANCELJOBREQUEST']._serialized_end=221
+  _globals['_CANCELJOBRESPONSE']._serialized_start=223
+  _globals['_CANCELJOBRESPONSE']._serialized_end=282
+  _globals['_REQUEUEDEADJOBSREQUEST']._serialized_start=284
+  _globals['_REQUEUEDEADJOBSREQUEST']._serialized_end=325
+  _globals['_REQUEUEDEADJOBSRESPONSE']._serialized_start=327
+  _globals['_REQUEUEDEADJOBSRESPONSE']._serialized_end=378
+  _globals['_GETQUEUESTATSREQUEST']._serialized_start=380
+  _globals['_GETQUEUESTATSREQUEST']._serialized_end=402
+  _globals['_STATECOUNT']._serialized_start=404
+  _globals['_STATECOUNT']._serialized_end=471
+  _globals['_GETQUEUESTATSRESPONSE']._serialized_start=473
+  _globals['_GETQUEUESTATSRESPONSE']._serialized_end=539
+  _globals['_GETTHUMBNAILREQUEST']._serialized_start=541
+  _globals['_GETTHUMBNAILREQUEST']._serialized_end=578
+  _globals['_GETTHUMBNAILRESPONSE']._serialized_start=580
+  _globals['_GETTHUMBNAILRESPONSE']._serialized_end=647
+  _globals['_LISTRESULTSREQUEST']._serialized_start=649
+  _globals['_LISTRESULTSREQUEST']._serialized_end=722
+  _globals['_RESULTENTRY']._serialized_start=725
+  _globals['_RESULTENTRY']._serialized_end=879
+  _globals['_LISTRESULTSRESPONSE']._serialized_start=881
+  _globals['_LISTRESULTSRESPONSE']._serialized_end=972
+  _globals['_ADMIN']._serialized_start=975
+  _globals['_ADMIN']._serialized_end=1498
 # @@protoc_insertion_point(module_scope)

@@ -55,6 +55,16 @@ class AdminStub:
                 request_serializer=crawlfleet_dot_v1_dot_admin__pb2.GetQueueStatsRequest.SerializeToString,
                 response_deserializer=crawlfleet_dot_v1_dot_admin__pb2.GetQueueStatsResponse.FromString,
                 _registered_method=True)
+        self.GetThumbnail = channel.unary_unary(
+                '/crawlfleet.v1.Admin/GetThumbnail',
+                request_serializer=crawlfleet_dot_v1_dot_admin__pb2.GetThumbnailRequest.SerializeToString,
+                response_deserializer=crawlfleet_dot_v1_dot_admin__pb2.GetThumbnailResponse.FromString,
+                _registered_method=True)
+        self.ListResults = channel.unary_unary(
+                '/crawlfleet.v1.Admin/ListResults',
+                request_serializer=crawlfleet_dot_v1_dot_admin__pb2.ListResultsRequest.SerializeToString,
+                response_deserializer=crawlfleet_dot_v1_dot_admin__pb2.ListResultsResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -89,6 +99,20 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetThumbnail(self, request, context):
+        """The bytes of a stored thumbnail, by its SHA-256 (as listed in a job's result).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListResults(self, request, context):
+        """Results of succeeded jobs in job id order, a page at a time (for export).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +135,16 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.GetQueueStats,
                     request_deserializer=crawlfleet_dot_v1_dot_admin__pb2.GetQueueStatsRequest.FromString,
                     response_serializer=crawlfleet_dot_v1_dot_admin__pb2.GetQueueStatsResponse.SerializeToString,
+            ),
+            'GetThumbnail': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetThumbnail,
+                    request_deserializer=crawlfleet_dot_v1_dot_admin__pb2.GetThumbnailRequest.FromString,
+                    response_serializer=crawlfleet_dot_v1_dot_admin__pb2.GetThumbnailResponse.SerializeToString,
+            ),
+            'ListResults': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListResults,
+                    request_deserializer=crawlfleet_dot_v1_dot_admin__pb2.ListResultsRequest.FromString,
+                    response_serializer=crawlfleet_dot_v1_dot_admin__pb2.ListResultsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +256,60 @@ class Admin:
             '/crawlfleet.v1.Admin/GetQueueStats',
             crawlfleet_dot_v1_dot_admin__pb2.GetQueueStatsRequest.SerializeToString,
             crawlfleet_dot_v1_dot_admin__pb2.GetQueueStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetThumbnail(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crawlfleet.v1.Admin/GetThumbnail',
+            crawlfleet_dot_v1_dot_admin__pb2.GetThumbnailRequest.SerializeToString,
+            crawlfleet_dot_v1_dot_admin__pb2.GetThumbnailResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListResults(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crawlfleet.v1.Admin/ListResults',
+            crawlfleet_dot_v1_dot_admin__pb2.ListResultsRequest.SerializeToString,
+            crawlfleet_dot_v1_dot_admin__pb2.ListResultsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,6 +41,10 @@ class AdminStub:
     """Moves dead jobs back to queued with a fresh attempt budget."""
     GetQueueStats: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetQueueStatsRequest, _admin_pb2.GetQueueStatsResponse]
     """Counts of jobs by state."""
+    GetThumbnail: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetThumbnailRequest, _admin_pb2.GetThumbnailResponse]
+    """The bytes of a stored thumbnail, by its SHA-256 (as listed in a job's result)."""
+    ListResults: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListResultsRequest, _admin_pb2.ListResultsResponse]
+    """Results of succeeded jobs in job id order, a page at a time (for export)."""
 
 @_typing.type_check_only
 class AdminAsyncStub(AdminStub):
@@ -55,6 +59,10 @@ class AdminAsyncStub(AdminStub):
     """Moves dead jobs back to queued with a fresh attempt budget."""
     GetQueueStats: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetQueueStatsRequest, _admin_pb2.GetQueueStatsResponse]  # type: ignore[assignment]
     """Counts of jobs by state."""
+    GetThumbnail: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetThumbnailRequest, _admin_pb2.GetThumbnailResponse]  # type: ignore[assignment]
+    """The bytes of a stored thumbnail, by its SHA-256 (as listed in a job's result)."""
+    ListResults: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListResultsRequest, _admin_pb2.ListResultsResponse]  # type: ignore[assignment]
+    """Results of succeeded jobs in job id order, a page at a time (for export)."""
 
 class AdminServicer(metaclass=_abc_1.ABCMeta):
     """Operator surface of the queue."""
@@ -90,5 +98,21 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.GetQueueStatsResponse, _abc.Awaitable[_admin_pb2.GetQueueStatsResponse]]:
         """Counts of jobs by state."""
+
+    @_abc_1.abstractmethod
+    def GetThumbnail(
+        self,
+        request: _admin_pb2.GetThumbnailRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.GetThumbnailResponse, _abc.Awaitable[_admin_pb2.GetThumbnailResponse]]:
+        """The bytes of a stored thumbnail, by its SHA-256 (as listed in a job's result)."""
+
+    @_abc_1.abstractmethod
+    def ListResults(
+        self,
+        request: _admin_pb2.ListResultsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ListResultsResponse, _abc.Awaitable[_admin_pb2.ListResultsResponse]]:
+        """Results of succeeded jobs in job id order, a page at a time (for export)."""
 
 def add_AdminServicer_to_server(servicer: AdminServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -36,6 +36,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The job is not in a state that allows the operation."""
     ERROR_REASON_RESULT_MISMATCH: _ErrorReason.ValueType  # 7
     """A replayed Complete carried a different result than the one stored."""
+    ERROR_REASON_NOT_FOUND: _ErrorReason.ValueType  # 8
+    """The thing asked for (other than a job) does not exist."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Machine-readable reasons carried as google.rpc.ErrorInfo.reason (domain "crawlfleet.v1")
@@ -56,4 +58,6 @@ ERROR_REASON_WRONG_STATE: ErrorReason.ValueType  # 6
 """The job is not in a state that allows the operation."""
 ERROR_REASON_RESULT_MISMATCH: ErrorReason.ValueType  # 7
 """A replayed Complete carried a different result than the one stored."""
+ERROR_REASON_NOT_FOUND: ErrorReason.ValueType  # 8
+"""The thing asked for (other than a job) does not exist."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

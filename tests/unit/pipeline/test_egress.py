@@ -4,8 +4,7 @@ import ipaddress
 
 import pytest
 
-from worker.errors import JobError
-from worker.handlers.egress import check_host, is_blocked_address
+from worker.pipeline.egress import DestinationBlocked, EgressPolicy, is_blocked_address
 
 BLOCKED = [
     "127.0.0.1",
@@ -50,10 +49,17 @@ def test_allow_loopback_allows_only_loopback() -> None:
     assert is_blocked_address(ipaddress.ip_address("169.254.169.254"), allow_loopback=True)
 
 
-async def test_check_host_on_ip_literals_needs_no_dns() -> None:
-    await check_host("8.8.8.8", 80, allow_loopback=False)
-    await check_host("[::1]", 80, allow_loopback=True)
-    with pytest.raises(JobError) as exc_info:
-        await check_host("169.254.169.254", 80, allow_loopback=True)
-    assert exc_info.value.error_type == "blocked_destination"
-    assert not exc_info.value.retryable
+async def test_ip_literals_need_no_dns() -> None:
+    policy = EgressPolicy.from_settings(allow_loopback=True)
+    assert [str(a) for a in await policy.permitted_addresses("8.8.8.8", 80)] == ["8.8.8.8"]
+    assert [str(a) for a in await policy.permitted_addresses("[::1]", 80)] == ["::1"]
+    with pytest.raises(DestinationBlocked):
+        await policy.permitted_addresses("169.254.169.254", 80)
+
+
+def test_allowlist_admits_named_networks_only() -> None:
+    policy = EgressPolicy.from_settings(allow_loopback=False, allow=["10.231.0.0/30", "fd12::/64"])
+    assert policy.permits(ipaddress.ip_address("10.231.0.1"))
+    assert policy.permits(ipaddress.ip_address("fd12::5"))
+    assert not policy.permits(ipaddress.ip_address("10.231.0.9"))
+    assert not policy.permits(ipaddress.ip_address("127.0.0.1"))

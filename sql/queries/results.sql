@@ -1,0 +1,47 @@
+-- Named queries on scrape results; see jobs.sql for the format. Run inside the transaction of
+-- job_complete_if_leased_many, for the jobs it completed.
+
+-- name: page_insert_many
+INSERT INTO pages (job_id, url, final_url, status_code, content_type, charset, rendered_with, title,
+                   meta_description, canonical_url, language, main_text, body_bytes, redirects, links,
+                   image_urls, json_ld, open_graph, headers, fetched_at)
+SELECT t.job_id, j.target_url, t.final_url, t.status_code, t.content_type, t.charset, t.rendered_with,
+       t.title, t.meta_description, t.canonical_url, t.language, t.main_text, t.body_bytes, t.redirects,
+       t.links, t.image_urls, t.json_ld, t.open_graph, t.headers, coalesce($19::timestamptz, now())
+FROM unnest($1::bigint[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::text[], $7::text[],
+            $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::jsonb[], $14::jsonb[],
+            $15::jsonb[], $16::jsonb[], $17::jsonb[], $18::jsonb[])
+     AS t(job_id, final_url, status_code, content_type, charset, rendered_with, title, meta_description,
+          canonical_url, language, main_text, body_bytes, redirects, links, image_urls, json_ld, open_graph,
+          headers)
+JOIN jobs AS j ON j.id = t.job_id;
+
+-- name: image_insert_many
+-- Image metadata, once per content hash.
+INSERT INTO images (sha256, format, width, height, byte_size, perceptual_hash, first_seen_at)
+SELECT t.*, coalesce($7::timestamptz, now())
+FROM unnest($1::text[], $2::text[], $3::integer[], $4::integer[], $5::bigint[], $6::text[])
+     AS t(sha256, format, width, height, byte_size, perceptual_hash)
+ON CONFLICT (sha256) DO NOTHING;
+
+-- name: thumbnail_insert_many
+-- Thumbnail bytes, once per content hash.
+INSERT INTO thumbnails (sha256, image_sha256, max_side, width, height, format, data)
+SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::integer[], $5::integer[], $6::text[],
+                     $7::bytea[])
+ON CONFLICT (sha256) DO NOTHING;
+
+-- name: page_image_insert_many
+INSERT INTO page_images (job_id, position, url, image_sha256, error_type, error_message)
+SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::text[], $5::text[], $6::text[]);
+
+-- name: thumbnail_get
+SELECT sha256, format, width, height, data FROM thumbnails WHERE sha256 = $1;
+
+-- name: result_list_after
+-- Succeeded jobs with their results, in id order from a cursor, for export.
+SELECT id, kind, target_url, finished_at, result
+FROM jobs
+WHERE state = 'succeeded' AND id > $1 AND ($3::text IS NULL OR kind = $3)
+ORDER BY id
+LIMIT $2;

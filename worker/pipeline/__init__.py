@@ -1,0 +1,1 @@
+"""The scrape pipeline: guarded fetch (HTTP or browser), extraction, images."""
