@@ -11,7 +11,9 @@ database for the run (dropped at the end). Phases, each timed from the database 
    Enqueue calls paced --latency-interval-ms apart; leased_at - created_at per job.
 
 Progress goes to stdout; the last line is one JSON object with the figures. Child logs stay in a
-temporary directory, printed at the start.
+temporary directory, printed at the start. cpu_s_* are CPU seconds per process group over a phase
+(from /proc): the drain's `workers` figure includes their start-up (imports, ~0.3 s each), and
+`other` is the rest of the host, i.e. the noise the figures suffered.
 """
 
 # ruff: noqa: E402 (sys.path is fixed before the imports, see below)

@@ -36,6 +36,13 @@ def start_embedded(data_dir: Path) -> str:
     return str(server.get_uri())
 
 
+def stop_embedded(data_dir: Path) -> None:
+    """Stop the embedded server of data_dir if this process started it."""
+    server = _embedded_servers.pop(data_dir.resolve(), None)
+    if server is not None:
+        server.cleanup()
+
+
 async def resolve_dsn(settings: CoordinatorSettings) -> str:
     """The DSN to use: DATABASE_URL when given, else the embedded server's."""
     if settings.database_url:

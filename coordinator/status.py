@@ -17,8 +17,8 @@ from coordinator.errors import (
     DatabaseUnavailable,
     Draining,
     InvalidArgument,
-    NotFound,
     LeaseLost,
+    NotFound,
     ResultMismatch,
     WrongState,
 )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -11,6 +14,7 @@ import grpc
 import pytest
 from crawlfleet.v1 import admin_pb2_grpc, job_queue_pb2_grpc
 
+from coordinator import database
 from coordinator.queue import Queue
 from coordinator.server import Coordinator
 from coordinator.settings import CoordinatorSettings
@@ -18,10 +22,14 @@ from tests import pg
 
 
 @pytest.fixture(scope="session")
-async def pg_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
-    dsn = await pg.start_server(tmp_path_factory.mktemp("postgres"))
+async def pg_admin_dsn() -> AsyncIterator[str]:
+    # Not under pytest's basetemp: pytest prunes old basetemps, even one a concurrent run still uses.
+    data_dir = Path(tempfile.mkdtemp(prefix="crawlfleet-test-pg-"))
+    dsn = await pg.start_server(data_dir / "pgdata")
     await pg.create_template(dsn)
-    return dsn
+    yield dsn
+    await asyncio.to_thread(database.stop_embedded, data_dir / "pgdata")
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture

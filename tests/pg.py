@@ -26,12 +26,12 @@ def with_database(dsn: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
-async def start_server(tmp_root: Path) -> str:
+async def start_server(data_dir: Path) -> str:
     """The admin DSN of the server the tests use."""
     given = os.environ.get("CRAWLFLEET_TEST_DATABASE_URL")
     if given:
         return given
-    dsn = await asyncio.to_thread(database.start_embedded, tmp_root / "pgdata")
+    dsn = await asyncio.to_thread(database.start_embedded, data_dir)
     conn = await asyncpg.connect(dsn)
     try:
         # A throwaway server: durability only costs test time here.

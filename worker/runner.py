@@ -310,9 +310,7 @@ class Worker:
             if handler is None:
                 raise JobError(f"no handler for kind {job.kind!r}", error_type="unsupported_kind", retryable=True)
             assert self._resources is not None and self._executor is not None
-            ctx = JobContext(
-                settings=self._settings, resources=self._resources, log=lease.log, executor=self._executor
-            )
+            ctx = JobContext(settings=self._settings, resources=self._resources, log=lease.log, executor=self._executor)
             return await handler(job, ctx)
         except JobError as exc:
             return fail_request(job, exc)

@@ -7,7 +7,7 @@ import os
 import secrets
 import socket
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from worker.pipeline.settings import ScrapeSettings, add_scrape_flags, scrape_settings_from
 
@@ -49,7 +49,7 @@ class WorkerSettings:
     complete_flush_interval: float = DEFAULT_COMPLETE_FLUSH_INTERVAL
     heartbeat_fraction: float = DEFAULT_HEARTBEAT_FRACTION
     log_level: str = DEFAULT_LOG_LEVEL
-    scrape: ScrapeSettings = ScrapeSettings()
+    scrape: ScrapeSettings = field(default_factory=ScrapeSettings)
 
     def __post_init__(self) -> None:
         if not 1 <= self.slots <= MAX_SLOTS:

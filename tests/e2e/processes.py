@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,25 +47,25 @@ class Fleet:
     log_dir: Path
     processes: list[Process] = field(default_factory=list)
 
-    def _start(self, name: str, args: list[str]) -> Process:
+    def _start(self, name: str, args: list[str], prefix: Sequence[str] = ()) -> Process:
         log = self.log_dir / f"{name}.log"
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with log.open("wb") as out:  # the child keeps its own descriptor
             proc = subprocess.Popen(
-                [sys.executable, "-m", *args], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env
+                [*prefix, sys.executable, "-m", *args], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env
             )
         process = Process(name, proc, log)
         self.processes.append(process)
         return process
 
-    async def coordinator(self, name: str, dsn: str, *extra: str, port: int = 0) -> Process:
+    async def coordinator(self, name: str, dsn: str, *extra: str, port: int = 0, host: str = "127.0.0.1") -> Process:
         process = self._start(
             name,
             [
                 "coordinator",
                 "serve",
                 "--listen",
-                f"127.0.0.1:{port}",
+                f"{host}:{port}",
                 "--database-url",
                 dsn,
                 "--reap-interval-seconds",
@@ -85,21 +86,19 @@ class Fleet:
                 await asyncio.sleep(0.05)
         return process
 
-    def worker(self, name: str, coordinator_port: int, *extra: str) -> Process:
-        return self._start(
-            name,
-            [
-                "worker",
-                "--coordinator",
-                f"127.0.0.1:{coordinator_port}",
-                "--worker-id",
-                name,
-                "--lease-wait",
-                "2",
-                "--allow-loopback",
-                *extra,
-            ],
-        )
+    def worker(
+        self,
+        name: str,
+        coordinator_port: int,
+        *extra: str,
+        coordinator_host: str = "127.0.0.1",
+        prefix: Sequence[str] = (),
+        allow_loopback: bool = True,
+    ) -> Process:
+        """A worker process; `prefix` runs it inside something (a network namespace)."""
+        args = ["worker", "--coordinator", f"{coordinator_host}:{coordinator_port}", "--worker-id", name]
+        args += ["--lease-wait", "2", *(["--allow-loopback"] if allow_loopback else []), *extra]
+        return self._start(name, args, prefix)
 
     def kill_all(self) -> None:
         for process in self.processes:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from worker.context import Handler, JobContext
 from worker.errors import WorkerError
-from worker.handlers.context import Handler, JobContext
 from worker.handlers.noop import run_noop
 from worker.pipeline.scrape import run_scrape
 

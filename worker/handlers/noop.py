@@ -7,8 +7,8 @@ import asyncio
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import jobs_pb2
 
+from worker.context import JobContext
 from worker.errors import JobError
-from worker.handlers.context import JobContext
 
 
 async def run_noop(job: pb.LeasedJob, ctx: JobContext) -> jobs_pb2.JobResult:

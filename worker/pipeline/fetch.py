@@ -79,6 +79,23 @@ def guarded_client(policy: EgressPolicy, *, user_agent: str, max_connections: in
     )
 
 
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether kind is anywhere in exc's chain of causes (exception groups included)."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, kind):
+            return True
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return False
+
+
 def _failure(exc: BaseException, url: str) -> FetchError:
     """The failure class of an exception raised while fetching url."""
     if isinstance(exc, DestinationBlocked):
@@ -88,12 +105,11 @@ def _failure(exc: BaseException, url: str) -> FetchError:
     if isinstance(exc, httpx.TimeoutException):
         return FetchError(f"timed out fetching {url} ({exc.__class__.__name__})", error_type="timeout", retryable=True)
     if isinstance(exc, httpx.ConnectError):
-        cause = exc.__context__ or exc.__cause__
         text = str(exc)
-        if isinstance(cause, ssl.SSLError) or "SSL" in text or "CERTIFICATE" in text.upper():
+        if _caused_by(exc, ssl.SSLError):
             # A certificate or handshake problem does not fix itself within a retry's backoff.
             return FetchError(f"TLS error with {url}: {text}", error_type="tls_error", retryable=False)
-        if "refused" in text.lower() or isinstance(cause, ConnectionRefusedError):
+        if _caused_by(exc, ConnectionRefusedError):
             return FetchError(f"connection refused by {url}", error_type="connection_refused", retryable=True)
         return FetchError(f"cannot connect to {url}: {text}", error_type="connect_error", retryable=True)
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
@@ -133,22 +149,27 @@ class GuardedFetcher:
                         if response.next_request is None:
                             body = await read_capped(response, max_bytes)
                             return FetchedResponse(
-                                url=str(response.url), status=response.status_code, headers=response.headers,
-                                body=body, redirects=tuple(redirects),
+                                url=str(response.url),
+                                status=response.status_code,
+                                headers=response.headers,
+                                body=body,
+                                redirects=tuple(redirects),
                             )
                         redirects.append((str(response.url), response.status_code))
                         request = response.next_request
                     finally:
                         await response.aclose()
         except TimeoutError as exc:
-            raise FetchError(f"fetching {url} took longer than {timeout:g}s", error_type="timeout",
-                             retryable=True) from exc
+            raise FetchError(
+                f"fetching {url} took longer than {timeout:g}s", error_type="timeout", retryable=True
+            ) from exc
         except FetchError:
             raise
         except (httpx.HTTPError, DestinationBlocked, ResolutionFailed, httpx.InvalidURL) as exc:
             raise _failure(exc, url) from exc
-        raise FetchError(f"more than {max_redirects} redirects from {url}", error_type="too_many_redirects",
-                         retryable=False)
+        raise FetchError(
+            f"more than {max_redirects} redirects from {url}", error_type="too_many_redirects", retryable=False
+        )
 
     async def request_once(
         self, method: str, url: str, *, headers: dict[str, str], body: bytes | None, max_bytes: int, timeout: float
@@ -163,14 +184,16 @@ class GuardedFetcher:
                 finally:
                     await response.aclose()
         except TimeoutError as exc:
-            raise FetchError(f"fetching {url} took longer than {timeout:g}s", error_type="timeout",
-                             retryable=True) from exc
+            raise FetchError(
+                f"fetching {url} took longer than {timeout:g}s", error_type="timeout", retryable=True
+            ) from exc
         except FetchError:
             raise
         except (httpx.HTTPError, DestinationBlocked, ResolutionFailed, httpx.InvalidURL) as exc:
             raise _failure(exc, url) from exc
-        return FetchedResponse(url=str(response.url), status=response.status_code, headers=response.headers,
-                               body=content)
+        return FetchedResponse(
+            url=str(response.url), status=response.status_code, headers=response.headers, body=content
+        )
 
 
 async def read_capped(response: httpx.Response, max_bytes: int) -> bytes:

@@ -6,7 +6,7 @@ import asyncio
 
 from crawlfleet.v1 import jobs_pb2
 
-from worker.handlers.context import JobContext
+from worker.context import JobContext
 from worker.pipeline.fetch import FetchError
 from worker.pipeline.images import ImageError, ProcessedImage
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import jobs_pb2
 
+from worker.context import JobContext
 from worker.errors import JobError
-from worker.handlers.context import JobContext
 from worker.pipeline.autodetect import needs_browser
 from worker.pipeline.browser import (
     BrowserCrashed,
@@ -34,7 +34,14 @@ from worker.pipeline.images_stage import process_page_images
 MAX_RETRY_AFTER = 24 * 3600.0  # a server asking for more is not taken at its word
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 NOTABLE_HEADERS = (
-    "cache-control", "content-language", "etag", "expires", "last-modified", "link", "server", "x-robots-tag",
+    "cache-control",
+    "content-language",
+    "etag",
+    "expires",
+    "last-modified",
+    "link",
+    "server",
+    "x-robots-tag",
 )
 # Headers that describe the wire encoding httpx already undid; passing them on would corrupt the body.
 _HOP_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding", "connection", "keep-alive"})
@@ -69,7 +76,9 @@ async def run_scrape(job: pb.LeasedJob, ctx: JobContext) -> jobs_pb2.JobResult:
             else:
                 source = await fetch_page(ctx, spec.url, timeout)
                 page = await ctx.run_blocking(extract_page, source.html, source.final_url)
-                reason = needs_browser(source.html, page) if mode == jobs_pb2.RENDER_MODE_AUTO else None
+                reason = None
+                if mode == jobs_pb2.RENDER_MODE_AUTO:
+                    reason = await ctx.run_blocking(needs_browser, source.html, page)
                 if reason is not None:
                     ctx.log.info("auto: rendering in the browser (%s)", reason)
                     source = await render(ctx, source.final_url, timeout)
@@ -90,9 +99,15 @@ async def fetch_page(ctx: JobContext, url: str, timeout: float) -> PageSource:
     check_status(fetched.status, headers, fetched.url)
     check_html(fetched.content_type, fetched.body[:512], fetched.url)
     return PageSource(
-        final_url=fetched.url, status=fetched.status, headers=headers, html=fetched.text(),
-        redirects=fetched.redirects, rendered_with=jobs_pb2.RENDER_MODE_HTTP, body_bytes=len(fetched.body),
-        charset=fetched.charset, content_type=fetched.content_type,
+        final_url=fetched.url,
+        status=fetched.status,
+        headers=headers,
+        html=fetched.text(),
+        redirects=fetched.redirects,
+        rendered_with=jobs_pb2.RENDER_MODE_HTTP,
+        body_bytes=len(fetched.body),
+        charset=fetched.charset,
+        content_type=fetched.content_type,
     )
 
 
@@ -101,7 +116,11 @@ async def render(ctx: JobContext, url: str, timeout: float) -> PageSource:
     settings = ctx.settings.scrape
     fetcher = ctx.resources.fetcher
 
-    async def fetch_for_browser(method: str, target: str, headers: dict[str, str], body: bytes | None) -> RoutedResponse:
+    async def fetch_for_browser(
+        method: str, target: str, headers: dict[str, str], body: bytes | None
+    ) -> RoutedResponse:
+        # The client negotiates the encodings it can decode; the browser's list (br, zstd) may not be.
+        headers = {k: v for k, v in headers.items() if k.lower() != "accept-encoding"}
         try:
             got = await fetcher.request_once(
                 method, target, headers=headers, body=body, max_bytes=settings.max_body_bytes, timeout=timeout
@@ -116,13 +135,15 @@ async def render(ctx: JobContext, url: str, timeout: float) -> PageSource:
     try:
         rendered = await ctx.resources.browser.render(url, timeout=timeout, fetch=fetch_for_browser)
     except RequestBlocked as exc:
-        raise JobError(f"destination refused by the egress guard: {exc}", error_type="blocked_destination",
-                       retryable=False) from exc
+        raise JobError(
+            f"destination refused by the egress guard: {exc}", error_type="blocked_destination", retryable=False
+        ) from exc
     except RenderTimeout as exc:
         raise JobError(f"rendering {url} took too long: {exc}", error_type="timeout", retryable=True) from exc
     except BrowserCrashed as exc:
-        raise JobError(f"the browser crashed rendering {url}: {exc}", error_type="browser_crash",
-                       retryable=True) from exc
+        raise JobError(
+            f"the browser crashed rendering {url}: {exc}", error_type="browser_crash", retryable=True
+        ) from exc
     except BrowserUnavailable as exc:
         raise JobError(str(exc), error_type="browser_unavailable", retryable=True) from exc
     headers = {k.lower(): v for k, v in rendered.headers.items()}
@@ -130,9 +151,15 @@ async def render(ctx: JobContext, url: str, timeout: float) -> PageSource:
     content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
     check_html(content_type, rendered.html[:512].encode(), rendered.final_url)
     return PageSource(
-        final_url=rendered.final_url, status=rendered.status, headers=headers, html=rendered.html,
-        redirects=rendered.redirects, rendered_with=jobs_pb2.RENDER_MODE_BROWSER,
-        body_bytes=len(rendered.html.encode()), charset="utf-8", content_type=content_type or "text/html",
+        final_url=rendered.final_url,
+        status=rendered.status,
+        headers=headers,
+        html=rendered.html,
+        redirects=rendered.redirects,
+        rendered_with=jobs_pb2.RENDER_MODE_BROWSER,
+        body_bytes=len(rendered.html.encode()),
+        charset="utf-8",
+        content_type=content_type or "text/html",
     )
 
 
@@ -155,8 +182,7 @@ def check_html(content_type: str, head: bytes, url: str) -> None:
         return
     if not content_type and head.lstrip()[:1] == b"<":
         return
-    raise JobError(f"{url} is {content_type or 'not HTML'}, not an HTML page", error_type="non_html",
-                   retryable=False)
+    raise JobError(f"{url} is {content_type or 'not HTML'}, not an HTML page", error_type="non_html", retryable=False)
 
 
 def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:

@@ -48,26 +48,44 @@ class ScrapeSettings:
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
 
 
-def add_scrape_flags(add: AddFlag, *, positive_int: Callable[[str], int], positive_float: Callable[[str], float]) -> None:
+def add_scrape_flags(
+    add: AddFlag, *, positive_int: Callable[[str], int], positive_float: Callable[[str], float]
+) -> None:
     """Declare the pipeline's flags with the worker's `add` (flag, default, type, help)."""
     add("--http-timeout", str(DEFAULT_HTTP_TIMEOUT), positive_float, "default total fetch timeout, seconds")
     add("--user-agent", DEFAULT_USER_AGENT, str, "User-Agent of fetches")
     add("--max-body-bytes", str(DEFAULT_MAX_BODY_BYTES), positive_int, "largest page body, after decompression")
     add("--egress-allow", "", _cidrs, "comma-separated networks fetches may reach despite the egress guard")
     add("--browser-executable", "", str, "Chromium to use (default: Playwright's, else the system's)")
-    add("--browser-pages-per-browser", str(DEFAULT_BROWSER_PAGES_PER_BROWSER), positive_int,
-        "restart the browser after this many pages")
-    add("--browser-settle-timeout", str(DEFAULT_BROWSER_SETTLE_TIMEOUT), positive_float,
-        "seconds a rendered page may take to go network-idle after load")
+    add(
+        "--browser-pages-per-browser",
+        str(DEFAULT_BROWSER_PAGES_PER_BROWSER),
+        positive_int,
+        "restart the browser after this many pages",
+    )
+    add(
+        "--browser-settle-timeout",
+        str(DEFAULT_BROWSER_SETTLE_TIMEOUT),
+        positive_float,
+        "seconds a rendered page may take to go network-idle after load",
+    )
     add("--browser-block", ",".join(DEFAULT_BROWSER_BLOCK), _words, "resource types the browser does not load")
     add("--max-images", str(DEFAULT_MAX_IMAGES), _non_negative_int, "images processed per page")
     add("--image-concurrency", str(DEFAULT_IMAGE_CONCURRENCY), positive_int, "image downloads at once per job")
     add("--max-image-bytes", str(DEFAULT_MAX_IMAGE_BYTES), positive_int, "largest image downloaded")
     add("--image-timeout", str(DEFAULT_IMAGE_TIMEOUT), positive_float, "seconds one image download may take")
-    add("--image-max-pixels", str(DEFAULT_IMAGE_MAX_PIXELS), positive_int,
-        "images with more pixels are refused as decompression bombs")
-    add("--thumbnail-sizes", ",".join(map(str, DEFAULT_THUMBNAIL_SIZES)), _sizes,
-        "longer-side bounds of the thumbnails made")
+    add(
+        "--image-max-pixels",
+        str(DEFAULT_IMAGE_MAX_PIXELS),
+        positive_int,
+        "images with more pixels are refused as decompression bombs",
+    )
+    add(
+        "--thumbnail-sizes",
+        ",".join(map(str, DEFAULT_THUMBNAIL_SIZES)),
+        _sizes,
+        "longer-side bounds of the thumbnails made",
+    )
     add("--thumbnail-format", DEFAULT_THUMBNAIL_FORMAT, _thumbnail_format, "WEBP, JPEG or PNG")
     add("--max-result-bytes", str(DEFAULT_MAX_RESULT_BYTES), positive_int, "thumbnail bytes one result may carry")
 

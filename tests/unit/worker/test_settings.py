@@ -20,8 +20,8 @@ def test_defaults_without_flags_or_env() -> None:
     assert cfg.complete_batch_max == s.DEFAULT_COMPLETE_BATCH_MAX
     assert cfg.complete_flush_interval == s.DEFAULT_COMPLETE_FLUSH_INTERVAL
     assert cfg.heartbeat_fraction == pytest.approx(1 / 3)
-    assert cfg.max_body_bytes == 5 * 1024 * 1024
-    assert cfg.allow_loopback is False
+    assert cfg.scrape.max_body_bytes == 5 * 1024 * 1024
+    assert cfg.scrape.allow_loopback is False
     assert cfg.log_level == "INFO"
 
 
@@ -45,7 +45,7 @@ def test_env_sets_defaults_and_flags_win() -> None:
     }
     cfg = WorkerSettings.from_args([], env=env)
     assert (cfg.coordinator, cfg.slots, cfg.kinds, cfg.lease_wait) == ("coord:1", 3, ("noop",), 2.5)
-    assert cfg.allow_loopback is True
+    assert cfg.scrape.allow_loopback is True
     assert cfg.worker_id == "w-env"
     assert cfg.log_level == "DEBUG"
 
@@ -54,7 +54,7 @@ def test_env_sets_defaults_and_flags_win() -> None:
     )
     assert cfg.slots == 5
     assert cfg.kinds == ("scrape", "noop")
-    assert cfg.allow_loopback is False
+    assert cfg.scrape.allow_loopback is False
     assert cfg.worker_id == "w-flag"
 
 

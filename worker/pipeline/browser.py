@@ -1,0 +1,584 @@
+"""Rendering pages in one shared headless Chromium, with every request it makes sent through the egress guard.
+
+The browser never touches the network itself. Each request a page makes is intercepted
+(``context.route``) and performed by the caller's ``BrowserFetch`` (the egress-guarded HTTP client), and
+Chromium is launched with a host resolver that resolves nothing, so a request Playwright does not route
+(a redirect hop, a WebSocket, anything missed) fails instead of leaving the machine.
+
+Playwright does not route the hops of a redirect that a route handler answers with a 3xx (Chromium
+would follow them on the network), so redirects are followed here: the main document's by navigating
+to each ``Location`` in turn, sub-resources' by calling ``fetch`` for each hop and answering the
+original request with the last response.
+
+Browser hygiene: a new context per render, page and context closed in ``finally``, the browser
+recycled after ``pages_per_browser`` renders and relaunched after a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import shutil
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import playwright
+from playwright._impl._errors import TargetClosedError  # not re-exported by playwright.async_api
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Frame,
+    Page,
+    Playwright,
+    Request,
+    Route,
+    WebSocketRoute,
+    async_playwright,
+)
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+
+DEFAULT_PAGES_PER_BROWSER = 100
+DEFAULT_SETTLE_TIMEOUT = 2.0
+DEFAULT_BLOCK_RESOURCES = frozenset({"font", "media"})
+DEFAULT_MAX_CONCURRENT_PAGES = 4
+
+# Headless, no sandbox (the worker runs as root in containers), and none of Chromium's own traffic
+# (updates, sync, QUIC probes). The resolver rule makes every connection the browser would open
+# itself fail: the routed requests are answered without it, so only unrouted ones are affected.
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+)
+SYSTEM_CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/lib/chromium/chromium")
+SYSTEM_CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+INSTALL_HINT = (
+    "install one with `playwright install chromium` (Playwright's own build) or the system package "
+    "(`apt-get install chromium`), or set the browser executable path"
+)
+
+# WebRTC sends UDP (STUN/TURN) that no route sees and the resolver rule does not stop for IP
+# literals; removing the constructors in every frame, before page scripts run, keeps it off.
+_NO_WEBRTC_SCRIPT = """
+for (const name of ["RTCPeerConnection", "webkitRTCPeerConnection", "RTCDataChannel",
+                    "RTCSessionDescription", "RTCIceCandidate", "RTCRtpSender", "RTCRtpReceiver"]) {
+  try { delete globalThis[name]; } catch (e) {}
+}
+"""
+MAX_REDIRECTS = 20
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# The fetcher returns the decoded body, so these would describe bytes Chromium does not receive.
+_UNFORWARDED_HEADERS = frozenset(
+    {"content-encoding", "content-length", "transfer-encoding", "connection", "keep-alive"}
+)
+_CROSS_ORIGIN_DROPPED = frozenset({"authorization", "cookie"})
+CONTENT_TIMEOUT = 5.0  # for page.content() and closing, which a busy page can stall
+_ALLOWED_SCHEMES = ("http", "https")
+
+
+class BrowserError(Exception):
+    """Base of the errors rendering raises on purpose."""
+
+
+class BrowserUnavailable(BrowserError):
+    """No Chromium was found or it could not be launched; the message says how to install one."""
+
+
+class BrowserCrashed(BrowserError):
+    """The browser or the page crashed or closed mid-render: a retryable failure."""
+
+
+class RenderTimeout(BrowserError):
+    """The navigation did not finish within the timeout."""
+
+
+class NavigationFailed(BrowserError):
+    """The browser refused or could not complete the navigation (too many redirects, a download, ...)."""
+
+
+class RequestBlocked(BrowserError):
+    """Raised by a ``BrowserFetch`` for a destination the egress guard refuses, and by ``render`` when
+    the document itself is refused."""
+
+    def __init__(self, url: str, reason: str = "refused by the egress guard") -> None:
+        super().__init__(f"{url}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+@dataclass(frozen=True, kw_only=True)
+class BrowserOptions:
+    executable: str | None = None
+    pages_per_browser: int = DEFAULT_PAGES_PER_BROWSER
+    settle_timeout: float = DEFAULT_SETTLE_TIMEOUT
+    block_resources: frozenset[str] = DEFAULT_BLOCK_RESOURCES
+    user_agent: str | None = None
+    max_concurrent_pages: int = DEFAULT_MAX_CONCURRENT_PAGES
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoutedResponse:
+    """One response for the browser. ``body`` is decoded (no content-encoding left to undo)."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+# (method, url, headers, body): one HTTP request through the egress-guarded client, redirects not
+# followed. Raises ``RequestBlocked`` for refused destinations, anything else for network failures.
+BrowserFetch = Callable[[str, str, dict[str, str], bytes | None], Awaitable[RoutedResponse]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenderedPage:
+    final_url: str
+    status: int
+    headers: dict[str, str]
+    html: str
+    redirects: tuple[tuple[str, int], ...]
+    blocked_urls: tuple[str, ...]
+
+
+def find_chromium(explicit: str | None = None) -> str | None:
+    """The Chromium to launch: ``explicit`` (a path or a name on PATH) if given, else Playwright's own
+    installed build, else a system Chromium. None when there is none (or ``explicit`` is missing)."""
+    if explicit:
+        found = explicit if _is_executable(explicit) else shutil.which(explicit)
+        return found
+    for path in playwright_chromium_paths():
+        if _is_executable(str(path)):
+            return str(path)
+    for candidate in SYSTEM_CHROMIUM_PATHS:
+        if _is_executable(candidate):
+            return candidate
+    for name in SYSTEM_CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def playwright_chromium_paths() -> list[Path]:
+    """Where ``playwright install`` puts Chromium for this Playwright version (headless shell first).
+
+    Mirrors Playwright's registry lookup, which is driven by ``PLAYWRIGHT_BROWSERS_PATH`` and
+    ``XDG_CACHE_HOME``; Linux only, the platform the worker runs on.
+    """
+    arch = {"x86_64": "linux64", "aarch64": "linux-arm64"}.get(platform.machine())
+    if platform.system() != "Linux" or arch is None:
+        return []
+    package = Path(playwright.__file__).parent / "driver" / "package"
+    try:
+        browsers = json.loads((package / "browsers.json").read_text())["browsers"]
+    except (OSError, ValueError, KeyError):
+        return []
+    revisions = {entry.get("name"): entry.get("revision") for entry in browsers}
+    registry = _playwright_registry_dir(package)
+    layouts = (
+        ("chromium-headless-shell", f"chrome-headless-shell-{arch}", "chrome-headless-shell"),
+        ("chromium", f"chrome-{arch}", "chrome"),
+    )
+    return [
+        registry / f"{name}-{revisions[name]}" / folder / binary
+        for name, folder, binary in layouts
+        if revisions.get(name)
+    ]
+
+
+def _playwright_registry_dir(package: Path) -> Path:
+    configured = os.environ.get("PLAYWRIGHT_BROWSERS_PATH")
+    if configured == "0":
+        return package / ".local-browsers"
+    if configured:
+        return Path(configured)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "ms-playwright"
+
+
+def _is_executable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+@dataclass(eq=False)
+class _Generation:
+    """One launched browser process and the renders it has served."""
+
+    browser: Browser
+    renders: int = 0
+    in_flight: int = 0
+    retired: bool = False
+
+
+@dataclass(eq=False)
+class _RenderState:
+    """What the route handler of one render records, and the fetches it has running."""
+
+    fetch: BrowserFetch
+    main_frame: Frame | None = None
+    blocked_urls: list[str] = field(default_factory=list)
+    redirects: list[tuple[str, int]] = field(default_factory=list)
+    following_document: bool = True
+    next_location: str | None = None
+    document_error: BaseException | None = None
+    document_headers: dict[str, str] = field(default_factory=dict)
+    fetches: set[asyncio.Future[RoutedResponse]] = field(default_factory=set)
+
+
+class _RenderOver(Exception):
+    """The render ended while a request was being fetched: leave the route alone."""
+
+
+class BrowserPool:
+    """One Chromium shared by the worker's renders, a fresh context for each."""
+
+    def __init__(self, options: BrowserOptions) -> None:
+        self._options = options
+        self._slots = asyncio.Semaphore(options.max_concurrent_pages)
+        self._launch_lock = asyncio.Lock()
+        self._playwright: Playwright | None = None
+        self._current: _Generation | None = None
+        self._generations: set[_Generation] = set()
+        self._launches = 0
+        self._closed = False
+        self.restarts = 0
+
+    @property
+    def connected(self) -> bool:
+        """Whether a browser is launched and answering (for health checks and tests)."""
+        current = self._current
+        return current is not None and current.browser.is_connected()
+
+    async def start(self) -> None:
+        """Launch the browser now rather than on the first render. Raises ``BrowserUnavailable``."""
+        async with self._launch_lock:
+            if self._current is None:
+                self._current = await self._launch()
+
+    async def render(self, url: str, *, timeout: float, fetch: BrowserFetch) -> RenderedPage:
+        """Load ``url`` in a new context, let it settle, and return its DOM.
+
+        Raises ``RenderTimeout``, ``BrowserCrashed`` (retryable), ``RequestBlocked`` when the document
+        is refused, ``NavigationFailed``, or the exception ``fetch`` raised for the document.
+        """
+        _require_http(url)
+        async with self._slots:
+            generation = await self._take()
+            try:
+                return await self._render_on(generation, url, timeout, fetch)
+            except BrowserCrashed:
+                self._retire(generation)
+                raise
+            finally:
+                generation.in_flight -= 1
+                if generation.retired and generation.in_flight == 0:
+                    await self._close_generation(generation)
+
+    async def aclose(self) -> None:
+        """Close the browser and stop Playwright; safe to call twice."""
+        self._closed = True
+        async with self._launch_lock:
+            self._current = None
+            for generation in list(self._generations):
+                await self._close_generation(generation)
+            if self._playwright is not None:
+                playwright_, self._playwright = self._playwright, None
+                await playwright_.stop()
+
+    async def _take(self) -> _Generation:
+        """The browser this render runs on, launched if needed; retired once it has served its quota."""
+        async with self._launch_lock:
+            if self._closed:
+                raise BrowserUnavailable("the browser pool is closed")
+            if self._current is None:
+                self._current = await self._launch()
+            generation = self._current
+            generation.renders += 1
+            generation.in_flight += 1
+            if generation.renders >= self._options.pages_per_browser:
+                self._retire(generation)
+            return generation
+
+    async def _launch(self) -> _Generation:
+        if self._playwright is None:
+            self._playwright = await async_playwright().start()
+        executable = find_chromium(self._options.executable)
+        if executable is None:
+            where = f" at {self._options.executable!r}" if self._options.executable else ""
+            raise BrowserUnavailable(f"no Chromium found{where}: {INSTALL_HINT}")
+        try:
+            browser = await self._playwright.chromium.launch(
+                executable_path=executable, headless=True, args=list(CHROMIUM_ARGS)
+            )
+        except PlaywrightError as exc:
+            raise BrowserUnavailable(f"cannot launch Chromium at {executable}: {exc.message}; {INSTALL_HINT}") from exc
+        generation = _Generation(browser)
+        browser.on("disconnected", lambda _browser: self._retire(generation))
+        self._generations.add(generation)
+        if self._launches:
+            self.restarts += 1
+        self._launches += 1
+        return generation
+
+    def _retire(self, generation: _Generation) -> None:
+        """Take no more renders on this browser; it closes when its last page ends."""
+        generation.retired = True
+        if self._current is generation:
+            self._current = None
+
+    async def _close_generation(self, generation: _Generation) -> None:
+        self._retire(generation)
+        if generation not in self._generations:
+            return
+        self._generations.discard(generation)
+        with contextlib.suppress(PlaywrightError, TimeoutError):
+            async with asyncio.timeout(CONTENT_TIMEOUT):
+                await generation.browser.close()
+
+    async def _render_on(self, generation: _Generation, url: str, timeout: float, fetch: BrowserFetch) -> RenderedPage:
+        state = _RenderState(fetch)
+        context: BrowserContext | None = None
+        page: Page | None = None
+        crashed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        def crash(reason: str) -> None:
+            if not crashed.done():
+                crashed.set_result(reason)
+
+        def disconnected(_browser: Browser) -> None:
+            crash("the browser disconnected")
+
+        generation.browser.on("disconnected", disconnected)
+        try:
+            try:
+                context = await generation.browser.new_context(
+                    user_agent=self._options.user_agent, java_script_enabled=True, service_workers="block"
+                )
+                await context.add_init_script(_NO_WEBRTC_SCRIPT)
+                await context.route("**/*", lambda route: self._handle_route(state, route))
+                # Nothing may connect on its own: WebSockets are answered with a close.
+                await context.route_web_socket("**/*", _close_web_socket)
+                page = await context.new_page()
+                state.main_frame = page.main_frame
+            except PlaywrightError as exc:
+                raise BrowserCrashed(f"cannot open a page: {exc.message}") from exc
+            page.on("crash", lambda _page: crash("the page crashed"))
+            return await self._watch(self._navigate(page, state, url, timeout), crashed, timeout)
+        finally:
+            generation.browser.remove_listener("disconnected", disconnected)
+            for pending in state.fetches:
+                pending.cancel()
+            await asyncio.gather(*state.fetches, return_exceptions=True)
+            if not await _close_quietly(page, context):
+                self._retire(generation)
+
+    async def _watch(
+        self, navigation: Awaitable[RenderedPage], crashed: asyncio.Future[str], timeout: float
+    ) -> RenderedPage:
+        """Runs the navigation until it ends, the page crashes, or the overall deadline passes."""
+        task = asyncio.ensure_future(navigation)
+        deadline = timeout + max(self._options.settle_timeout, 0.0) + CONTENT_TIMEOUT
+        waiters: set[asyncio.Future[Any]] = {task, crashed}
+        try:
+            done, _ = await asyncio.wait(waiters, timeout=deadline, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if crashed in done:
+            raise BrowserCrashed(crashed.result())
+        if task not in done or task.cancelled():
+            raise RenderTimeout(f"render did not finish within {deadline:.1f}s")
+        return task.result()
+
+    async def _navigate(self, page: Page, state: _RenderState, url: str, timeout: float) -> RenderedPage:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        target = url
+        for _hop in range(MAX_REDIRECTS + 1):
+            state.next_location = None
+            remaining_ms = max(deadline - loop.time(), 0.001) * 1000
+            try:
+                response = await page.goto(target, wait_until="load", timeout=remaining_ms)
+            except PlaywrightTimeoutError as exc:
+                raise RenderTimeout(f"{target} did not load within {timeout:.1f}s") from exc
+            except PlaywrightError as exc:
+                if state.document_error is not None:
+                    raise state.document_error from None
+                if state.next_location is None:
+                    raise _translate(exc, target) from exc
+                target = state.next_location
+                continue
+            break
+        else:
+            raise NavigationFailed(f"{url}: more than {MAX_REDIRECTS} redirects")
+        state.following_document = False
+        if self._options.settle_timeout > 0:
+            with contextlib.suppress(PlaywrightTimeoutError):
+                await page.wait_for_load_state("networkidle", timeout=self._options.settle_timeout * 1000)
+        try:
+            html = await page.content()
+        except PlaywrightError as exc:
+            raise _translate(exc, target) from exc
+        return RenderedPage(
+            final_url=page.url,
+            status=response.status if response is not None else 0,
+            headers=dict(state.document_headers),
+            html=html,
+            redirects=tuple(state.redirects),
+            blocked_urls=tuple(state.blocked_urls),
+        )
+
+    async def _handle_route(self, state: _RenderState, route: Route) -> None:
+        """Answers one request of the page: aborted, refused, or fetched through the egress guard."""
+        request = route.request
+        if request.resource_type in self._options.block_resources:
+            await _abort_quietly(route, "blockedbyclient")
+            return
+        document = _is_main_document(request, state.main_frame)
+        try:
+            headers = await request.all_headers()
+        except PlaywrightError:  # the page closed meanwhile
+            return
+        try:
+            if document:
+                response = await _fetch_once(state, request.method, request.url, headers, request.post_data_buffer)
+            else:
+                response = await _fetch_following(state, request.method, request.url, headers, request.post_data_buffer)
+        except _RenderOver:
+            return
+        except RequestBlocked as exc:
+            if document:
+                state.document_error = exc
+            await _abort_quietly(route, "blockedbyclient")
+            return
+        except Exception as exc:
+            if document:
+                state.document_error = exc
+            await _abort_quietly(route, "failed")
+            return
+        if document:
+            location = _header(response.headers, "location")
+            if response.status in REDIRECT_STATUSES and location:
+                # Chromium would follow a fulfilled redirect without routing it: navigate there instead.
+                if state.following_document:
+                    state.redirects.append((request.url, response.status))
+                    state.next_location = urljoin(request.url, location)
+                    if urlsplit(state.next_location).scheme not in _ALLOWED_SCHEMES:
+                        state.blocked_urls.append(state.next_location)
+                        state.document_error = RequestBlocked(state.next_location, "redirect to a non-HTTP scheme")
+                await _abort_quietly(route, "aborted")
+                return
+            state.document_headers = {name.lower(): value for name, value in response.headers.items()}
+        with contextlib.suppress(PlaywrightError):
+            await route.fulfill(status=response.status, headers=_forwarded(response.headers), body=response.body)
+
+
+async def _fetch_once(
+    state: _RenderState, method: str, url: str, headers: dict[str, str], body: bytes | None
+) -> RoutedResponse:
+    """One request through the caller's fetch, cancelled if the render ends first."""
+    task = asyncio.ensure_future(state.fetch(method, url, headers, body))
+    state.fetches.add(task)
+    task.add_done_callback(state.fetches.discard)
+    await asyncio.wait({task})
+    if task.cancelled():
+        raise _RenderOver
+    try:
+        return task.result()
+    except RequestBlocked:
+        state.blocked_urls.append(url)
+        raise
+
+
+async def _fetch_following(
+    state: _RenderState, method: str, url: str, headers: dict[str, str], body: bytes | None
+) -> RoutedResponse:
+    """A sub-resource request with its redirects followed here, each hop through the egress guard."""
+    for _hop in range(MAX_REDIRECTS + 1):
+        response = await _fetch_once(state, method, url, headers, body)
+        location = _header(response.headers, "location")
+        if response.status not in REDIRECT_STATUSES or not location:
+            return response
+        target = urljoin(url, location)
+        if urlsplit(target).scheme not in _ALLOWED_SCHEMES:
+            state.blocked_urls.append(target)
+            raise RequestBlocked(target, "redirect to a non-HTTP scheme")
+        if (response.status == 303 and method != "HEAD") or (response.status in (301, 302) and method == "POST"):
+            method, body = "GET", None
+            headers = {k: v for k, v in headers.items() if k.lower() not in ("content-type", "content-length")}
+        if _origin(target) != _origin(url):
+            headers = {k: v for k, v in headers.items() if k.lower() not in _CROSS_ORIGIN_DROPPED}
+        url = target
+    raise NavigationFailed(f"{url}: more than {MAX_REDIRECTS} redirects")
+
+
+def _is_main_document(request: Request, main_frame: Frame | None) -> bool:
+    """Whether this is a navigation of the rendered page itself (not of a frame in it, nor of a popup)."""
+    try:
+        return request.is_navigation_request() and request.frame == main_frame
+    except PlaywrightError:  # a request without a frame (a worker's)
+        return False
+
+
+async def _close_web_socket(web_socket: WebSocketRoute) -> None:
+    await web_socket.close(code=1008, reason="WebSockets are not allowed")
+
+
+async def _abort_quietly(route: Route, error_code: str) -> None:
+    with contextlib.suppress(PlaywrightError):  # the page closed meanwhile
+        await route.abort(error_code)
+
+
+async def _close_quietly(page: Page | None, context: BrowserContext | None) -> bool:
+    """Close the page, then the context; False if the browser did not answer in time."""
+    try:
+        async with asyncio.timeout(CONTENT_TIMEOUT):
+            if page is not None:
+                with contextlib.suppress(PlaywrightError):
+                    await page.close()
+            if context is not None:
+                with contextlib.suppress(PlaywrightError):
+                    await context.close()
+    except TimeoutError:
+        return False
+    return True
+
+
+def _translate(exc: PlaywrightError, url: str) -> BrowserError:
+    """A Playwright error of a render, as what the caller should do about it."""
+    message = exc.message
+    if isinstance(exc, TargetClosedError) or "crash" in message.lower():
+        return BrowserCrashed(f"{url}: {message}")
+    return NavigationFailed(f"{url}: {message.splitlines()[0] if message else type(exc).__name__}")
+
+
+def _require_http(url: str) -> None:
+    # Only http(s) requests are routed: a file: or data: document would bypass the egress guard.
+    if urlsplit(url).scheme.lower() not in _ALLOWED_SCHEMES:
+        raise RequestBlocked(url, "only http and https URLs are rendered")
+
+
+def _forwarded(headers: dict[str, str]) -> dict[str, str]:
+    return {name: value for name, value in headers.items() if name.lower() not in _UNFORWARDED_HEADERS}
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    return next((value for key, value in headers.items() if key.lower() == name), None)
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc
