@@ -50,12 +50,20 @@ async def resolve_dsn(settings: CoordinatorSettings) -> str:
     return await asyncio.to_thread(start_embedded, settings.data_dir)
 
 
+async def _reset(conn: asyncpg.Connection) -> None:
+    """Connections come back to the pool clean: the coordinator sets no session state, so the
+    default reset (a round trip per release) is only needed after an interrupted transaction."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 async def create_pool(dsn: str, *, size: int) -> asyncpg.Pool:
     """A pool whose connections skip JIT: queue statements are short and JIT only adds latency."""
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min(2, size),
         max_size=size,
+        reset=_reset,
         server_settings={"jit": "off", "application_name": "crawlfleet-coordinator"},
     )
     assert pool is not None

@@ -191,38 +191,63 @@ class Queue:
         """Complete leased jobs, all or nothing.
 
         A job already succeeded under the same token with the same result is a replay (fine);
-        any other stale token raises LeaseLost and rolls the whole batch back. `rows` holds the
-        scrape results, written in the same transaction for the jobs this call completes.
+        any other stale token raises LeaseLost and changes nothing. `rows` holds scrape results,
+        written in the transaction that completes their jobs. Without any, completing is one
+        statement: no transaction round trips on the hot path.
         """
-        async with _translated(), self._pool.acquire() as conn, conn.transaction():
-            done = await conn.fetch(
-                sql.query("job_complete_if_leased_many"),
-                [i[0] for i in items],
-                [i[1] for i in items],
-                [i[2] for i in items],
-                now,
+        pending = list(items)
+        rows = {job_id: part for job_id, part in (rows or {}).items() if part}
+        async with _translated(), self._pool.acquire() as conn:
+            for _ in range(_CONFLICT_RETRIES):
+                if any(job_id in rows for job_id, _, _ in pending):
+                    async with conn.transaction():
+                        if await self._complete_all(conn, pending, now):
+                            await self._store_results(conn, [rows[i] for i, _, _ in pending if i in rows], now)
+                            return
+                elif await self._complete_all(conn, pending, now):
+                    return
+                pending = await self._drop_replays(conn, pending)
+                if not pending:
+                    return
+        raise DatabaseUnavailable("completing kept racing with concurrent changes; retry")
+
+    @staticmethod
+    async def _complete_all(
+        conn: asyncpg.Connection, items: Sequence[tuple[int, uuid.UUID, bytes]], now: dt.datetime | None
+    ) -> bool:
+        done = await conn.fetch(
+            sql.query("job_complete_if_leased_many"),
+            [i[0] for i in items],
+            [i[1] for i in items],
+            [i[2] for i in items],
+            now,
+        )
+        return len(done) == len(items)
+
+    @staticmethod
+    async def _drop_replays(
+        conn: asyncpg.Connection, items: Sequence[tuple[int, uuid.UUID, bytes]]
+    ) -> list[tuple[int, uuid.UUID, bytes]]:
+        """The items still to complete once replays are set aside; raise if any lease is lost."""
+        current = {r["id"]: r for r in await conn.fetch(sql.query("job_get_fencing_many"), [i[0] for i in items])}
+        lost, mismatched, remaining = [], [], []
+        for item in items:
+            job_id, token, result = item
+            row = current.get(job_id)
+            if row is None or row["lease_token"] != token or row["state"] not in ("leased", "succeeded"):
+                lost.append(job_id)
+            elif row["state"] == "leased":
+                remaining.append(item)
+            elif row["result"] != result:
+                mismatched.append(job_id)
+        if lost:
+            raise LeaseLost(lost)
+        if mismatched:
+            raise ResultMismatch(
+                f"job(s) {mismatched} already completed under this lease with a different result",
+                metadata={"job_ids": ",".join(map(str, mismatched))},
             )
-            completed = {r["id"] for r in done}
-            if rows:
-                await self._store_results(conn, [rows[i] for i in completed if i in rows], now)
-            if len(done) == len(items):
-                return
-            others = [item for item in items if item[0] not in completed]
-            current = {r["id"]: r for r in await conn.fetch(sql.query("job_get_fencing_many"), [i[0] for i in others])}
-            lost, mismatched = [], []
-            for job_id, token, result in others:
-                row = current.get(job_id)
-                if row is None or row["state"] != "succeeded" or row["lease_token"] != token:
-                    lost.append(job_id)
-                elif row["result"] != result:
-                    mismatched.append(job_id)
-            if lost:
-                raise LeaseLost(lost)
-            if mismatched:
-                raise ResultMismatch(
-                    f"job(s) {mismatched} already completed under this lease with a different result",
-                    metadata={"job_ids": ",".join(map(str, mismatched))},
-                )
+        return remaining
 
     @staticmethod
     async def _store_results(conn: asyncpg.Connection, results: Sequence[ResultRows], now: dt.datetime | None) -> None:

@@ -31,6 +31,9 @@ class ResultRows:
     thumbnails: list[tuple[object, ...]] = field(default_factory=list)
     page_images: list[tuple[object, ...]] = field(default_factory=list)
 
+    def __bool__(self) -> bool:
+        return bool(self.pages or self.images or self.thumbnails or self.page_images)
+
     def extend(self, other: ResultRows) -> None:
         self.pages += other.pages
         self.images += other.images

@@ -91,6 +91,8 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
             await wait_for(signal, min(timeout, self._settings.recheck_seconds))
             if self._lifecycle.draining:
                 break
+        # One claim gives every row the same expiry: convert it once.
+        expires = convert.timestamp(rows[0].lease_expires_at) if rows else None
         return pb.LeaseResponse(
             jobs=[
                 pb.LeasedJob(
@@ -98,7 +100,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
                     kind=r.kind,
                     spec=jobs_pb2.JobSpec.FromString(r.spec),
                     lease_token=str(r.lease_token),
-                    lease_expires_at=convert.timestamp(r.lease_expires_at),
+                    lease_expires_at=expires,
                     attempt=r.attempt,
                     max_attempts=r.max_attempts,
                 )

@@ -40,7 +40,16 @@ CREATE TABLE jobs (
     CONSTRAINT jobs_finished_iff_terminal CHECK (
         (state IN ('succeeded', 'dead', 'cancelled')) = (finished_at IS NOT NULL)),
     CONSTRAINT jobs_result_iff_succeeded CHECK ((state = 'succeeded') = (result IS NOT NULL))
-) WITH (fillfactor = 80);  -- room for the in-place updates a job goes through
+) WITH (
+    fillfactor = 80,  -- room for the in-place updates a job goes through
+    -- A queue table churns: vacuum it early and briskly, so dead index entries do not pile up
+    -- in front of the claims.
+    autovacuum_vacuum_scale_factor = 0.0,
+    autovacuum_vacuum_threshold = 5000,
+    autovacuum_vacuum_insert_scale_factor = 0.0,
+    autovacuum_vacuum_insert_threshold = 20000,
+    autovacuum_vacuum_cost_limit = 2000
+);
 
 -- Claims walk this index in lease order; finished rows are not in it, so they never slow claims.
 CREATE INDEX jobs_available ON jobs (priority DESC, run_at, id) WHERE state = 'queued';
@@ -73,7 +82,7 @@ CREATE TABLE job_attempts (
     error_message  text,
     PRIMARY KEY (job_id, lease_token),
     CONSTRAINT job_attempts_finished_iff_ended CHECK ((outcome = 'running') = (finished_at IS NULL))
-);
+) WITH (fillfactor = 70);  -- closing an attempt changes no indexed column: room to do it in place
 CREATE INDEX job_attempts_target_url ON job_attempts (target_url, started_at) WHERE target_url IS NOT NULL;
 
 -- Workers, recorded from their Lease calls.

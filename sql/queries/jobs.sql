@@ -117,31 +117,35 @@ WITH input AS (
 SELECT id, state, lease_expires_at FROM updated;
 
 -- name: job_complete_if_leased_many
--- Completes the jobs still leased under the given tokens and closes their attempts.
--- Returns the ids completed; the caller checks the others (replay or lost).
+-- Completes the jobs, all or nothing: only if every one is still leased under its token does it
+-- mark them succeeded and close their attempts; otherwise it changes nothing and returns no
+-- rows, and the caller finds out which were replays and which were lost.
 -- Params: job ids, lease tokens, results, now.
 WITH input AS (
     SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bytea[]) AS t(id, token, result)
 ), held AS (
-    SELECT j.id, j.attempt, j.lease_token, j.leased_by, j.leased_at, j.target_url, input.result
+    SELECT j.id, j.lease_token, input.result
     FROM jobs AS j JOIN input ON j.id = input.id AND j.lease_token = input.token
-    WHERE j.state = 'leased'
+    WHERE j.id = ANY($1::bigint[])  -- lets the planner walk the primary key
+      AND j.state = 'leased'
     ORDER BY j.id
     FOR UPDATE OF j
+), complete AS (
+    SELECT * FROM held WHERE (SELECT count(*) FROM held) = cardinality($1::bigint[])
 ), completed AS (
     UPDATE jobs AS j
     SET state = 'succeeded',
         finished_at = coalesce($4::timestamptz, now()),
         lease_expires_at = NULL,
-        result = held.result
-    FROM held
-    WHERE j.id = held.id
+        result = complete.result
+    FROM complete
+    WHERE j.id = complete.id
     RETURNING j.id
 ), history AS (
     UPDATE job_attempts AS a
     SET finished_at = greatest(a.started_at, coalesce($4::timestamptz, now())), outcome = 'succeeded'
-    FROM held
-    WHERE a.job_id = held.id AND a.lease_token = held.lease_token
+    FROM complete
+    WHERE a.job_id = complete.id AND a.lease_token = complete.lease_token
 )
 SELECT id FROM completed;
 
