@@ -1,4 +1,4 @@
-"""Periodic tasks of a coordinator: the lease reaper and the database health probe."""
+"""Periodic tasks of a coordinator: the lease reaper, count folding and the database health probe."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ from collections.abc import Awaitable, Callable
 
 from coordinator.errors import DatabaseUnavailable
 from coordinator.queue import Queue
+from coordinator.queue_admin import AdminQueue
 from coordinator.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 REAP_BATCH = 1000
+# Job count deltas are folded this often; readers add what is not folded yet, so counts stay exact.
+COUNT_FOLD_SECONDS = 2.0
 PING_TIMEOUT_SECONDS = 2.0
 
 
@@ -31,6 +34,16 @@ async def reap_forever(queue: Queue, wakeup: Wakeup, interval: float) -> None:
                     break
         except DatabaseUnavailable as exc:
             log.warning("reaper: %s", exc.message)
+        await asyncio.sleep(interval)
+
+
+async def fold_counts_forever(admin: AdminQueue, interval: float) -> None:
+    """Fold job count deltas into job_counts, keeping the deltas table (and count reads) small."""
+    while True:
+        try:
+            await admin.fold_counts()
+        except DatabaseUnavailable as exc:
+            log.warning("count folding: %s", exc.message)
         await asyncio.sleep(interval)
 
 

@@ -9,6 +9,8 @@ from google.protobuf import duration_pb2, timestamp_pb2
 
 from coordinator.errors import InvalidArgument
 
+UTC = dt.UTC
+
 
 def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     if value is None:
@@ -50,3 +52,13 @@ def bounded_text(value: str, field: str, *, limit: int, required: bool = False) 
     if len(value) > limit:
         raise InvalidArgument(field, f"is longer than {limit} characters")
     return value
+
+
+def optional_seconds(value: duration_pb2.Duration, present: bool, field: str, *, default: float) -> float:
+    """A non-negative duration field in seconds, or default when unset."""
+    if not present:
+        return default
+    result = seconds(value)
+    if result < 0:
+        raise InvalidArgument(field, "must not be negative")
+    return result

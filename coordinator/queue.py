@@ -1,4 +1,5 @@
-"""The job queue in PostgreSQL: the only module of the coordinator that runs SQL.
+"""The job queue in PostgreSQL, worker and producer side. This module and queue_admin.py (the
+operator side) are the only modules of the coordinator that run SQL.
 
 Every method is one short transaction over a named query of sql/queries. asyncpg errors are
 translated here into coordinator.errors, so callers never see a driver exception.
@@ -62,7 +63,7 @@ class FailOutcome:
 
 
 @asynccontextmanager
-async def _translated() -> AsyncIterator[None]:
+async def translated() -> AsyncIterator[None]:
     """Turn losing the database into DatabaseUnavailable at this one boundary."""
     try:
         yield
@@ -80,7 +81,7 @@ class Queue:
         """Insert jobs; return (id, created) per job, in order. Dedupe onto live jobs."""
         results: list[tuple[int, bool] | None] = [None] * len(jobs)
         pending = list(range(len(jobs)))
-        async with _translated(), self._pool.acquire() as conn:
+        async with translated(), self._pool.acquire() as conn:
             for _ in range(_CONFLICT_RETRIES):
                 batch = [jobs[i] for i in pending]
                 rows = await conn.fetch(
@@ -134,7 +135,7 @@ class Queue:
         now: dt.datetime | None = None,
     ) -> list[LeasedRow]:
         """Claim up to max_jobs due jobs for worker_id in one statement."""
-        async with _translated():
+        async with translated():
             for _ in range(_CONFLICT_RETRIES):
                 try:
                     rows = await self._pool.fetch(
@@ -165,14 +166,14 @@ class Queue:
     async def worker_seen(
         self, *, worker_id: str, host: str, version: str, kinds: Sequence[str], now: dt.datetime | None = None
     ) -> None:
-        async with _translated():
+        async with translated():
             await self._pool.execute(sql.query("worker_seen"), worker_id, host, version, list(kinds), now)
 
     async def heartbeat(
         self, leases: Sequence[tuple[int, uuid.UUID]], *, lease_seconds: float, now: dt.datetime | None = None
     ) -> dict[int, LeaseExtension]:
         """Extend held leases; the answer omits lost ones."""
-        async with _translated():
+        async with translated():
             rows = await self._pool.fetch(
                 sql.query("job_heartbeat_many"),
                 [job_id for job_id, _ in leases],
@@ -197,7 +198,7 @@ class Queue:
         """
         pending = list(items)
         rows = {job_id: part for job_id, part in (rows or {}).items() if part}
-        async with _translated(), self._pool.acquire() as conn:
+        async with translated(), self._pool.acquire() as conn:
             for _ in range(_CONFLICT_RETRIES):
                 if any(job_id in rows for job_id, _, _ in pending):
                     async with conn.transaction():
@@ -278,7 +279,7 @@ class Queue:
     ) -> FailOutcome:
         """Record a failed (or released) attempt; raise LeaseLost if the token is stale."""
         retry_ms = None if retry_after_seconds is None else retry_after_seconds * 1000
-        async with _translated():
+        async with translated():
             row = await self._pool.fetchrow(
                 sql.query("job_fail_if_leased"),
                 job_id,
@@ -296,49 +297,44 @@ class Queue:
 
     async def reap_expired(self, *, batch: int, now: dt.datetime | None = None) -> list[tuple[int, str]]:
         """End up to `batch` expired leases; return (job id, new state)."""
-        async with _translated():
+        async with translated():
             rows = await self._pool.fetch(sql.query("job_reap_expired"), batch, now)
         return [(r["id"], r["state"]) for r in rows]
 
     async def cancel(self, job_id: int, now: dt.datetime | None = None) -> str:
         """Cancel a job; return its state afterwards (leased jobs end at their next heartbeat)."""
-        async with _translated():
+        async with translated():
             row = await self._pool.fetchrow(sql.query("job_cancel"), job_id, now)
         if row is None:
             raise JobNotFound(job_id)
         return str(row["state"])
 
     async def requeue_dead(self, job_ids: Sequence[int], now: dt.datetime | None = None) -> list[int]:
-        async with _translated():
+        async with translated():
             rows = await self._pool.fetch(sql.query("job_requeue_dead_many"), list(job_ids), now)
         return sorted(r["id"] for r in rows)
 
     async def thumbnail(self, sha256: str) -> asyncpg.Record | None:
-        async with _translated():
+        async with translated():
             return await self._pool.fetchrow(sql.query("thumbnail_get"), sha256)
 
     async def results_after(self, after_id: int, limit: int, kind: str | None) -> list[asyncpg.Record]:
         """Succeeded jobs with results, by id after a cursor."""
-        async with _translated():
+        async with translated():
             return list(await self._pool.fetch(sql.query("result_list_after"), after_id, limit, kind))
 
     async def get_job(self, job_id: int) -> tuple[asyncpg.Record, list[asyncpg.Record]]:
         """The job row and its finished attempts."""
-        async with _translated(), self._pool.acquire() as conn:
+        async with translated(), self._pool.acquire() as conn:
             job = await conn.fetchrow(sql.query("job_get"), job_id)
             if job is None:
                 raise JobNotFound(job_id)
             attempts = await conn.fetch(sql.query("job_attempt_list"), job_id)
         return job, attempts
 
-    async def count_by_state(self) -> dict[str, int]:
-        async with _translated():
-            rows = await self._pool.fetch(sql.query("job_count_by_state"))
-        return {r["state"]: r["count"] for r in rows}
-
     async def ping(self, timeout: float) -> None:
         """Raise DatabaseUnavailable unless the database answers within timeout."""
-        async with _translated():
+        async with translated():
             try:
                 await self._pool.fetchval(sql.query("database_ping"), timeout=timeout)
             except TimeoutError as exc:

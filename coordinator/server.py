@@ -12,10 +12,11 @@ from crawlfleet.v1 import admin_pb2, admin_pb2_grpc, job_queue_pb2, job_queue_pb
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from coordinator import database
-from coordinator.background import probe_database_forever, reap_forever
+from coordinator import database, security
+from coordinator.background import COUNT_FOLD_SECONDS, fold_counts_forever, probe_database_forever, reap_forever
 from coordinator.migrate import migrate
 from coordinator.queue import Queue
+from coordinator.queue_admin import AdminQueue
 from coordinator.servicers.admin import AdminServicer
 from coordinator.servicers.job_queue import JobQueueServicer, Lifecycle
 from coordinator.settings import CoordinatorSettings
@@ -47,6 +48,7 @@ class Coordinator:
 
     async def start(self) -> None:
         settings = self.settings
+        guard = security.prepare(settings.security, settings.listen)  # before anything starts: fail fast
         self.dsn = await database.resolve_dsn(settings)
         self._pool = await database.create_pool(self.dsn, size=settings.pool_size)
         if settings.migrate_on_start:
@@ -62,24 +64,26 @@ class Coordinator:
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", 0),
         ]
-        server = grpc.aio.server(options=options)
+        server = grpc.aio.server(options=options, interceptors=guard.interceptors)
         job_queue_pb2_grpc.add_JobQueueServicer_to_server(
             JobQueueServicer(queue, wakeup, settings, self._lifecycle), server
         )
-        admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(queue), server)
+        admin = AdminQueue(self._pool)
+        admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(queue, admin, wakeup), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
             server,
         )
         await self._set_serving(True)  # the pool just connected; the probe takes over from here
-        self.port = server.add_insecure_port(settings.listen)
+        self.port = guard.add_port(server, settings.listen)
         if self.port == 0:
             raise OSError(f"cannot listen on {settings.listen}")
         await server.start()
         self._server = server
         self._tasks = [
             asyncio.create_task(reap_forever(queue, wakeup, settings.reap_interval_seconds), name="reaper"),
+            asyncio.create_task(fold_counts_forever(admin, COUNT_FOLD_SECONDS), name="count-folder"),
             asyncio.create_task(
                 probe_database_forever(queue, HEALTH_PROBE_SECONDS, self._set_serving), name="db-probe"
             ),

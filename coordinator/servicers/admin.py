@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import grpc
@@ -11,55 +12,43 @@ from crawlfleet.v1 import admin_pb2_grpc, jobs_pb2
 from coordinator import convert
 from coordinator.errors import InvalidArgument, NotFound
 from coordinator.queue import Queue
+from coordinator.queue_admin import AdminQueue
+from coordinator.servicers.admin_convert import (
+    STATE_NAMES,
+    attempt_message,
+    job_filter,
+    job_message,
+    job_state,
+    page_cursor,
+    page_size,
+    state_counts,
+    terminal_states,
+    worker_status,
+)
 from coordinator.status import handles_errors
+from coordinator.wakeup import Wakeup
 
 Ctx = grpc.aio.ServicerContext
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
-
-
-def job_state(name: str) -> jobs_pb2.JobState.ValueType:
-    return jobs_pb2.JobState.Value(f"JOB_STATE_{name.upper()}")
+MAX_REQUEUE_LIMIT = 10_000
+MAX_PURGE_LIMIT = 100_000
+DEFAULT_EXPIRING_WITHIN = 10.0
+DEFAULT_WORKERS_WINDOW = 300.0
 
 
 class AdminServicer(admin_pb2_grpc.AdminServicer):
-    def __init__(self, queue: Queue) -> None:
+    def __init__(self, queue: Queue, admin: AdminQueue, wakeup: Wakeup) -> None:
         self._queue = queue
+        self._admin = admin
+        self._wakeup = wakeup
 
     @handles_errors
     async def GetJob(self, request: pb.GetJobRequest, context: Ctx) -> pb.GetJobResponse:  # type: ignore[type-arg]
-        """One job with its finished attempts and its result."""
+        """One job with its attempts and its result."""
         row, attempts = await self._queue.get_job(convert.positive_id(request.job_id, "job_id"))
-        job = jobs_pb2.Job(
-            id=row["id"],
-            kind=row["kind"],
-            state=job_state(row["state"]),
-            spec=jobs_pb2.JobSpec.FromString(row["spec"]),
-            target_url=row["target_url"] or "",
-            attempt=row["attempt"],
-            max_attempts=row["max_attempts"],
-            created_at=convert.timestamp(row["created_at"]),
-            run_at=convert.timestamp(row["run_at"]),
-            leased_at=convert.timestamp(row["leased_at"]),
-            lease_expires_at=convert.timestamp(row["lease_expires_at"]),
-            leased_by=row["leased_by"] or "",
-            finished_at=convert.timestamp(row["finished_at"]),
-            last_error=row["last_error"] or "",
-            cancel_requested=row["cancel_requested"],
-            attempts=[
-                jobs_pb2.Attempt(
-                    number=a["attempt"],
-                    worker_id=a["worker_id"],
-                    started_at=convert.timestamp(a["started_at"]),
-                    finished_at=convert.timestamp(a["finished_at"]),
-                    outcome=a["outcome"],
-                    error_type=a["error_type"] or "",
-                    error_message=a["error_message"] or "",
-                )
-                for a in attempts
-            ],
-        )
+        job = job_message(row)
+        job.attempts.extend(attempt_message(a) for a in attempts)
         if row["result"] is not None:
             job.result.ParseFromString(row["result"])
         return pb.GetJobResponse(job=job)
@@ -76,11 +65,22 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         request: pb.RequeueDeadJobsRequest,
         context: Ctx,  # type: ignore[type-arg]
     ) -> pb.RequeueDeadJobsResponse:
-        """Dead jobs back to queued with a fresh attempt budget."""
-        if not request.job_ids:
-            raise InvalidArgument("job_ids", "at least one job id is required")
-        ids = [convert.positive_id(j, f"job_ids[{i}]") for i, j in enumerate(request.job_ids)]
-        return pb.RequeueDeadJobsResponse(requeued_job_ids=await self._queue.requeue_dead(ids))
+        """Dead jobs back to queued with a fresh attempt budget, by ids or by filter."""
+        if request.job_ids and request.HasField("filter"):
+            raise InvalidArgument("filter", "give job_ids or a filter, not both")
+        if request.job_ids:
+            ids = [convert.positive_id(j, f"job_ids[{i}]") for i, j in enumerate(request.job_ids)]
+            requeued = await self._queue.requeue_dead(ids)
+        elif request.HasField("filter"):
+            limit = request.limit or 1000
+            if not 1 <= limit <= MAX_REQUEUE_LIMIT:
+                raise InvalidArgument("limit", f"must be between 1 and {MAX_REQUEUE_LIMIT}")
+            requeued = await self._admin.requeue_dead_filtered(job_filter(request.filter, "filter"), limit=limit)
+        else:
+            raise InvalidArgument("job_ids", "give job ids or a filter")
+        if requeued:
+            self._wakeup.notify()
+        return pb.RequeueDeadJobsResponse(requeued_job_ids=requeued)
 
     @handles_errors
     async def GetQueueStats(
@@ -88,14 +88,87 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         request: pb.GetQueueStatsRequest,
         context: Ctx,  # type: ignore[type-arg]
     ) -> pb.GetQueueStatsResponse:
-        """Counts of jobs by state (every state, zeros included)."""
-        counts = await self._queue.count_by_state()
-        return pb.GetQueueStatsResponse(
-            states=[
-                pb.StateCount(state=job_state(name), count=counts.get(name, 0))
-                for name in ("queued", "leased", "succeeded", "dead", "cancelled")
-            ]
+        """Exact counts of jobs by state (every state, zeros included) and by kind and state."""
+        counts = await self._admin.counts()
+        totals: dict[str, int] = {}
+        for (_, state), count in counts.items():
+            totals[state] = totals.get(state, 0) + count
+        kinds = [
+            pb.KindStateCount(kind=kind, state=job_state(state), count=count)
+            for (kind, state), count in sorted(counts.items(), key=lambda kv: (kv[0][0], STATE_NAMES.index(kv[0][1])))
+        ]
+        return pb.GetQueueStatsResponse(states=state_counts(totals), kinds=kinds)
+
+    @handles_errors
+    async def GetQueueHealth(
+        self,
+        request: pb.GetQueueHealthRequest,
+        context: Ctx,  # type: ignore[type-arg]
+    ) -> pb.GetQueueHealthResponse:
+        """Depth, age of the oldest due job, leases about to expire, dead jobs, workers."""
+        within = convert.optional_seconds(
+            request.expiring_within,
+            request.HasField("expiring_within"),
+            "expiring_within",
+            default=DEFAULT_EXPIRING_WITHIN,
         )
+        window = convert.optional_seconds(
+            request.workers_seen_within,
+            request.HasField("workers_seen_within"),
+            "workers_seen_within",
+            default=DEFAULT_WORKERS_WINDOW,
+        )
+        health = await self._admin.health(expiring_within=within)
+        totals = await self._admin.counts_by_state()
+        workers = await self._admin.workers_seen_since(health.now - dt.timedelta(seconds=window))
+        oldest = (health.now - health.oldest_due_run_at).total_seconds() if health.oldest_due_run_at else 0.0
+        return pb.GetQueueHealthResponse(
+            states=state_counts(totals),
+            due=health.due,
+            oldest_due_age=convert.duration(max(0.0, oldest)),
+            leases_expiring_soon=health.expiring_soon,
+            leases_expired=health.expired,
+            dead=totals.get("dead", 0),
+            workers=[worker_status(w) for w in workers],
+        )
+
+    @handles_errors
+    async def ListJobs(self, request: pb.ListJobsRequest, context: Ctx) -> pb.ListJobsResponse:  # type: ignore[type-arg]
+        """Jobs matching the filter, newest first; page with next_page_token."""
+        size = page_size(request.page_size, default=50, maximum=MAX_PAGE_SIZE)
+        cursor = page_cursor(request.page_token)
+        rows = await self._admin.list_jobs(
+            job_filter(request.filter, "filter"), before_id=cursor if cursor is not None else 2**63 - 1, limit=size
+        )
+        next_token = str(rows[-1]["id"]) if len(rows) == size else ""
+        return pb.ListJobsResponse(jobs=[job_message(r) for r in rows], next_page_token=next_token)
+
+    @handles_errors
+    async def ListWorkers(
+        self,
+        request: pb.ListWorkersRequest,
+        context: Ctx,  # type: ignore[type-arg]
+    ) -> pb.ListWorkersResponse:
+        """Workers seen within the window, most recent first, with their leases in flight."""
+        window = convert.optional_seconds(
+            request.seen_within, request.HasField("seen_within"), "seen_within", default=DEFAULT_WORKERS_WINDOW
+        )
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=window)
+        return pb.ListWorkersResponse(workers=[worker_status(w) for w in await self._admin.workers_seen_since(since)])
+
+    @handles_errors
+    async def PurgeJobs(self, request: pb.PurgeJobsRequest, context: Ctx) -> pb.PurgeJobsResponse:  # type: ignore[type-arg]
+        """Delete finished jobs older than the bound, with their history, results and orphan images."""
+        if not request.HasField("finished_before"):
+            raise InvalidArgument("finished_before", "is required (e.g. 7 days)")
+        age = convert.optional_seconds(request.finished_before, True, "finished_before", default=0.0)
+        limit = request.limit or 10_000
+        if not 1 <= limit <= MAX_PURGE_LIMIT:
+            raise InvalidArgument("limit", f"must be between 1 and {MAX_PURGE_LIMIT}")
+        states = terminal_states(list(request.states), "states")
+        bound = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=age)
+        jobs, images = await self._admin.purge(states=states, finished_before=bound, limit=limit)
+        return pb.PurgeJobsResponse(deleted_jobs=jobs, deleted_images=images)
 
     @handles_errors
     async def GetThumbnail(
@@ -122,13 +195,9 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         context: Ctx,  # type: ignore[type-arg]
     ) -> pb.ListResultsResponse:
         """Results of succeeded jobs after the page token, in job id order."""
-        size = request.page_size or DEFAULT_PAGE_SIZE
-        if not 1 <= size <= MAX_PAGE_SIZE:
-            raise InvalidArgument("page_size", f"must be between 1 and {MAX_PAGE_SIZE}")
-        token = request.page_token
-        if token and not token.isdigit():
-            raise InvalidArgument("page_token", "is not a token from a previous ListResults response")
-        rows = await self._queue.results_after(int(token or 0), size, request.kind or None)
+        size = page_size(request.page_size, default=100, maximum=MAX_PAGE_SIZE)
+        cursor = page_cursor(request.page_token) or 0
+        rows = await self._queue.results_after(cursor, size, request.kind or None)
         entries = [
             pb.ResultEntry(
                 job_id=r["id"],

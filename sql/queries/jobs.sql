@@ -280,8 +280,6 @@ FROM job_attempts
 WHERE job_id = $1
 ORDER BY started_at, attempt;
 
--- name: job_count_by_state
-SELECT state, count(*) AS count FROM jobs GROUP BY state;
 
 -- name: database_ping
 -- The health probe.

@@ -21,6 +21,8 @@ EXPECTED_TABLES = {
     "images",
     "thumbnails",
     "page_images",
+    "job_counts",
+    "job_count_deltas",
 }
 EXPECTED_INDEXES = {
     "jobs_available",

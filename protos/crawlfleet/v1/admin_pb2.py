@@ -23,44 +23,67 @@ _sym_db = _symbol_database.Default()
 
 
 from crawlfleet.v1 import jobs_pb2 as crawlfleet_dot_v1_dot_jobs__pb2
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63rawlfleet/v1/admin.proto\x12\rcrawlfleet.v1\x1a\x18\x63rawlfleet/v1/jobs.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"1\n\x0eGetJobResponse\x12\x1f\n\x03job\x18\x01 \x01(\x0b\x32\x12.crawlfleet.v1.Job\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\";\n\x11\x43\x61ncelJobResponse\x12&\n\x05state\x18\x01 \x01(\x0e\x32\x17.crawlfleet.v1.JobState\")\n\x16RequeueDeadJobsRequest\x12\x0f\n\x07job_ids\x18\x01 \x03(\x03\"3\n\x17RequeueDeadJobsResponse\x12\x18\n\x10requeued_job_ids\x18\x01 \x03(\x03\"\x16\n\x14GetQueueStatsRequest\"C\n\nStateCount\x12&\n\x05state\x18\x01 \x01(\x0e\x32\x17.crawlfleet.v1.JobState\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"B\n\x15GetQueueStatsResponse\x12)\n\x06states\x18\x01 \x03(\x0b\x32\x19.crawlfleet.v1.StateCount\"%\n\x13GetThumbnailRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"C\n\x14GetThumbnailResponse\x12+\n\tthumbnail\x18\x01 \x01(\x0b\x32\x18.crawlfleet.v1.Thumbnail\"I\n\x12ListResultsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\"\x9a\x01\n\x0bResultEntry\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x12\n\ntarget_url\x18\x03 \x01(\t\x12/\n\x0b\x66inished_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x06result\x18\x05 \x01(\x0b\x32\x18.crawlfleet.v1.JobResult\"[\n\x13ListResultsResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.crawlfleet.v1.ResultEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x8b\x04\n\x05\x41\x64min\x12\x45\n\x06GetJob\x12\x1c.crawlfleet.v1.GetJobRequest\x1a\x1d.crawlfleet.v1.GetJobResponse\x12N\n\tCancelJob\x12\x1f.crawlfleet.v1.CancelJobRequest\x1a .crawlfleet.v1.CancelJobResponse\x12`\n\x0fRequeueDeadJobs\x12%.crawlfleet.v1.RequeueDeadJobsRequest\x1a&.crawlfleet.v1.RequeueDeadJobsResponse\x12Z\n\rGetQueueStats\x12#.crawlfleet.v1.GetQueueStatsRequest\x1a$.crawlfleet.v1.GetQueueStatsResponse\x12W\n\x0cGetThumbnail\x12\".crawlfleet.v1.GetThumbnailRequest\x1a#.crawlfleet.v1.GetThumbnailResponse\x12T\n\x0bListResults\x12!.crawlfleet.v1.ListResultsRequest\x1a\".crawlfleet.v1.ListResultsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63rawlfleet/v1/admin.proto\x12\rcrawlfleet.v1\x1a\x18\x63rawlfleet/v1/jobs.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"1\n\x0eGetJobResponse\x12\x1f\n\x03job\x18\x01 \x01(\x0b\x32\x12.crawlfleet.v1.Job\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\";\n\x11\x43\x61ncelJobResponse\x12&\n\x05state\x18\x01 \x01(\x0e\x32\x17.crawlfleet.v1.JobState\"\xd1\x01\n\tJobFilter\x12\'\n\x06states\x18\x01 \x03(\x0e\x32\x17.crawlfleet.v1.JobState\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x12\n\nurl_prefix\x18\x03 \x01(\t\x12\x31\n\rcreated_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nerror_type\x18\x06 \x01(\t\"b\n\x16RequeueDeadJobsRequest\x12\x0f\n\x07job_ids\x18\x01 \x03(\x03\x12(\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x18.crawlfleet.v1.JobFilter\x12\r\n\x05limit\x18\x03 \x01(\x05\"3\n\x17RequeueDeadJobsResponse\x12\x18\n\x10requeued_job_ids\x18\x01 \x03(\x03\"\x16\n\x14GetQueueStatsRequest\"C\n\nStateCount\x12&\n\x05state\x18\x01 \x01(\x0e\x32\x17.crawlfleet.v1.JobState\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"U\n\x0eKindStateCount\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.crawlfleet.v1.JobState\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\"p\n\x15GetQueueStatsResponse\x12)\n\x06states\x18\x01 \x03(\x0b\x32\x19.crawlfleet.v1.StateCount\x12,\n\x05kinds\x18\x02 \x03(\x0b\x32\x1d.crawlfleet.v1.KindStateCount\"\x83\x01\n\x15GetQueueHealthRequest\x12\x32\n\x0f\x65xpiring_within\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x36\n\x13workers_seen_within\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xc7\x01\n\x0cWorkerStatus\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\r\n\x05kinds\x18\x04 \x03(\t\x12\x31\n\rfirst_seen_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_seen_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tin_flight\x18\x07 \x01(\x03\"\xf5\x01\n\x16GetQueueHealthResponse\x12)\n\x06states\x18\x01 \x03(\x0b\x32\x19.crawlfleet.v1.StateCount\x12\x0b\n\x03\x64ue\x18\x02 \x01(\x03\x12\x31\n\x0eoldest_due_age\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1c\n\x14leases_expiring_soon\x18\x04 \x01(\x03\x12\x16\n\x0eleases_expired\x18\x05 \x01(\x03\x12\x0c\n\x04\x64\x65\x61\x64\x18\x06 \x01(\x03\x12,\n\x07workers\x18\x07 \x03(\x0b\x32\x1b.crawlfleet.v1.WorkerStatus\"b\n\x0fListJobsRequest\x12(\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x18.crawlfleet.v1.JobFilter\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"M\n\x10ListJobsResponse\x12 \n\x04jobs\x18\x01 \x03(\x0b\x32\x12.crawlfleet.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"D\n\x12ListWorkersRequest\x12.\n\x0bseen_within\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\"C\n\x13ListWorkersResponse\x12,\n\x07workers\x18\x01 \x03(\x0b\x32\x1b.crawlfleet.v1.WorkerStatus\"~\n\x10PurgeJobsRequest\x12\x32\n\x0f\x66inished_before\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\'\n\x06states\x18\x02 \x03(\x0e\x32\x17.crawlfleet.v1.JobState\x12\r\n\x05limit\x18\x03 \x01(\x05\"A\n\x11PurgeJobsResponse\x12\x14\n\x0c\x64\x65leted_jobs\x18\x01 \x01(\x03\x12\x16\n\x0e\x64\x65leted_images\x18\x02 \x01(\x03\"%\n\x13GetThumbnailRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"C\n\x14GetThumbnailResponse\x12+\n\tthumbnail\x18\x01 \x01(\x0b\x32\x18.crawlfleet.v1.Thumbnail\"I\n\x12ListResultsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\"\x9a\x01\n\x0bResultEntry\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x12\n\ntarget_url\x18\x03 \x01(\t\x12/\n\x0b\x66inished_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x06result\x18\x05 \x01(\x0b\x32\x18.crawlfleet.v1.JobResult\"[\n\x13ListResultsResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.crawlfleet.v1.ResultEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xdd\x06\n\x05\x41\x64min\x12\x45\n\x06GetJob\x12\x1c.crawlfleet.v1.GetJobRequest\x1a\x1d.crawlfleet.v1.GetJobResponse\x12N\n\tCancelJob\x12\x1f.crawlfleet.v1.CancelJobRequest\x1a .crawlfleet.v1.CancelJobResponse\x12`\n\x0fRequeueDeadJobs\x12%.crawlfleet.v1.RequeueDeadJobsRequest\x1a&.crawlfleet.v1.RequeueDeadJobsResponse\x12Z\n\rGetQueueStats\x12#.crawlfleet.v1.GetQueueStatsRequest\x1a$.crawlfleet.v1.GetQueueStatsResponse\x12]\n\x0eGetQueueHealth\x12$.crawlfleet.v1.GetQueueHealthRequest\x1a%.crawlfleet.v1.GetQueueHealthResponse\x12K\n\x08ListJobs\x12\x1e.crawlfleet.v1.ListJobsRequest\x1a\x1f.crawlfleet.v1.ListJobsResponse\x12T\n\x0bListWorkers\x12!.crawlfleet.v1.ListWorkersRequest\x1a\".crawlfleet.v1.ListWorkersResponse\x12N\n\tPurgeJobs\x12\x1f.crawlfleet.v1.PurgeJobsRequest\x1a .crawlfleet.v1.PurgeJobsResponse\x12W\n\x0cGetThumbnail\x12\".crawlfleet.v1.GetThumbnailRequest\x1a#.crawlfleet.v1.GetThumbnailResponse\x12T\n\x0bListResults\x12!.crawlfleet.v1.ListResultsRequest\x1a\".crawlfleet.v1.ListResultsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'crawlfleet.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETJOBREQUEST']._serialized_start=103
-  _globals['_GETJOBREQUEST']._serialized_end=134
-  _globals['_GETJOBRESPONSE']._serialized_start=136
-  _globals['_GETJOBRESPONSE']._serialized_end=185
-  _globals['_CANCELJOBREQUEST']._serialized_start=187
-  _globals['_CANCELJOBREQUEST']._serialized_end=221
-  _globals['_CANCELJOBRESPONSE']._serialized_start=223
-  _globals['_CANCELJOBRESPONSE']._serialized_end=282
-  _globals['_REQUEUEDEADJOBSREQUEST']._serialized_start=284
-  _globals['_REQUEUEDEADJOBSREQUEST']._serialized_end=325
-  _globals['_REQUEUEDEADJOBSRESPONSE']._serialized_start=327
-  _globals['_REQUEUEDEADJOBSRESPONSE']._serialized_end=378
-  _globals['_GETQUEUESTATSREQUEST']._serialized_start=380
-  _globals['_GETQUEUESTATSREQUEST']._serialized_end=402
-  _globals['_STATECOUNT']._serialized_start=404
-  _globals['_STATECOUNT']._serialized_end=471
-  _globals['_GETQUEUESTATSRESPONSE']._serialized_start=473
-  _globals['_GETQUEUESTATSRESPONSE']._serialized_end=539
-  _globals['_GETTHUMBNAILREQUEST']._serialized_start=541
-  _globals['_GETTHUMBNAILREQUEST']._serialized_end=578
-  _globals['_GETTHUMBNAILRESPONSE']._serialized_start=580
-  _globals['_GETTHUMBNAILRESPONSE']._serialized_end=647
-  _globals['_LISTRESULTSREQUEST']._serialized_start=649
-  _globals['_LISTRESULTSREQUEST']._serialized_end=722
-  _globals['_RESULTENTRY']._serialized_start=725
-  _globals['_RESULTENTRY']._serialized_end=879
-  _globals['_LISTRESULTSRESPONSE']._serialized_start=881
-  _globals['_LISTRESULTSRESPONSE']._serialized_end=972
-  _globals['_ADMIN']._serialized_start=975
-  _globals['_ADMIN']._serialized_end=1498
+  _globals['_GETJOBREQUEST']._serialized_start=135
+  _globals['_GETJOBREQUEST']._serialized_end=166
+  _globals['_GETJOBRESPONSE']._serialized_start=168
+  _globals['_GETJOBRESPONSE']._serialized_end=217
+  _globals['_CANCELJOBREQUEST']._serialized_start=219
+  _globals['_CANCELJOBREQUEST']._serialized_end=253
+  _globals['_CANCELJOBRESPONSE']._serialized_start=255
+  _globals['_CANCELJOBRESPONSE']._serialized_end=314
+  _globals['_JOBFILTER']._serialized_start=317
+  _globals['_JOBFILTER']._serialized_end=526
+  _globals['_REQUEUEDEADJOBSREQUEST']._serialized_start=528
+  _globals['_REQUEUEDEADJOBSREQUEST']._serialized_end=626
+  _globals['_REQUEUEDEADJOBSRESPONSE']._serialized_start=628
+  _globals['_REQUEUEDEADJOBSRESPONSE']._serialized_end=679
+  _globals['_GETQUEUESTATSREQUEST']._serialized_start=681
+  _globals['_GETQUEUESTATSREQUEST']._serialized_end=703
+  _globals['_STATECOUNT']._serialized_start=705
+  _globals['_STATECOUNT']._serialized_end=772
+  _globals['_KINDSTATECOUNT']._serialized_start=774
+  _globals['_KINDSTATECOUNT']._serialized_end=859
+  _globals['_GETQUEUESTATSRESPONSE']._serialized_start=861
+  _globals['_GETQUEUESTATSRESPONSE']._serialized_end=973
+  _globals['_GETQUEUEHEALTHREQUEST']._serialized_start=976
+  _globals['_GETQUEUEHEALTHREQUEST']._serialized_end=1107
+  _globals['_WORKERSTATUS']._serialized_start=1110
+  _globals['_WORKERSTATUS']._serialized_end=1309
+  _globals['_GETQUEUEHEALTHRESPONSE']._serialized_start=1312
+  _globals['_GETQUEUEHEALTHRESPONSE']._serialized_end=1557
+  _globals['_LISTJOBSREQUEST']._serialized_start=1559
+  _globals['_LISTJOBSREQUEST']._serialized_end=1657
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1659
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1736
+  _globals['_LISTWORKERSREQUEST']._serialized_start=1738
+  _globals['_LISTWORKERSREQUEST']._serialized_end=1806
+  _globals['_LISTWORKERSRESPONSE']._serialized_start=1808
+  _globals['_LISTWORKERSRESPONSE']._serialized_end=1875
+  _globals['_PURGEJOBSREQUEST']._serialized_start=1877
+  _globals['_PURGEJOBSREQUEST']._serialized_end=2003
+  _globals['_PURGEJOBSRESPONSE']._serialized_start=2005
+  _globals['_PURGEJOBSRESPONSE']._serialized_end=2070
+  _globals['_GETTHUMBNAILREQUEST']._serialized_start=2072
+  _globals['_GETTHUMBNAILREQUEST']._serialized_end=2109
+  _globals['_GETTHUMBNAILRESPONSE']._serialized_start=2111
+  _globals['_GETTHUMBNAILRESPONSE']._serialized_end=2178
+  _globals['_LISTRESULTSREQUEST']._serialized_start=2180
+  _globals['_LISTRESULTSREQUEST']._serialized_end=2253
+  _globals['_RESULTENTRY']._serialized_start=2256
+  _globals['_RESULTENTRY']._serialized_end=2410
+  _globals['_LISTRESULTSRESPONSE']._serialized_start=2412
+  _globals['_LISTRESULTSRESPONSE']._serialized_end=2503
+  _globals['_ADMIN']._serialized_start=2506
+  _globals['_ADMIN']._serialized_end=3367
 # @@protoc_insertion_point(module_scope)

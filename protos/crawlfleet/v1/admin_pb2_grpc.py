@@ -55,6 +55,26 @@ class AdminStub:
                 request_serializer=crawlfleet_dot_v1_dot_admin__pb2.GetQueueStatsRequest.SerializeToString,
                 response_deserializer=crawlfleet_dot_v1_dot_admin__pb2.GetQueueStatsResponse.FromString,
                 _registered_method=True)
+        self.GetQueueHealth = channel.unary_unary(
+                '/crawlfleet.v1.Admin/GetQueueHealth',
+                request_serializer=crawlfleet_dot_v1_dot_admin__pb2.GetQueueHealthRequest.SerializeToString,
+                response_deserializer=crawlfleet_dot_v1_dot_admin__pb2.GetQueueHealthResponse.FromString,
+                _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/crawlfleet.v1.Admin/ListJobs',
+                request_serializer=crawlfleet_dot_v1_dot_admin__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=crawlfleet_dot_v1_dot_admin__pb2.ListJobsResponse.FromString,
+                _registered_method=True)
+        self.ListWorkers = channel.unary_unary(
+                '/crawlfleet.v1.Admin/ListWorkers',
+                request_serializer=crawlfleet_dot_v1_dot_admin__pb2.ListWorkersRequest.SerializeToString,
+                response_deserializer=crawlfleet_dot_v1_dot_admin__pb2.ListWorkersResponse.FromString,
+                _registered_method=True)
+        self.PurgeJobs = channel.unary_unary(
+                '/crawlfleet.v1.Admin/PurgeJobs',
+                request_serializer=crawlfleet_dot_v1_dot_admin__pb2.PurgeJobsRequest.SerializeToString,
+                response_deserializer=crawlfleet_dot_v1_dot_admin__pb2.PurgeJobsResponse.FromString,
+                _registered_method=True)
         self.GetThumbnail = channel.unary_unary(
                 '/crawlfleet.v1.Admin/GetThumbnail',
                 request_serializer=crawlfleet_dot_v1_dot_admin__pb2.GetThumbnailRequest.SerializeToString,
@@ -86,14 +106,45 @@ class AdminServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RequeueDeadJobs(self, request, context):
-        """Moves dead jobs back to queued with a fresh attempt budget.
+        """Moves dead jobs (by ids, or every dead job matching a filter) back to queued with a fresh
+        attempt budget.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetQueueStats(self, request, context):
-        """Counts of jobs by state.
+        """Counts of jobs by state, and by kind and state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetQueueHealth(self, request, context):
+        """What an operator checks first: depth, age of the oldest due job, leases about to expire,
+        dead jobs, workers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListJobs(self, request, context):
+        """Jobs matching a filter, newest first, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWorkers(self, request, context):
+        """Workers seen recently, with the leases they hold.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PurgeJobs(self, request, context):
+        """Deletes finished jobs (succeeded, dead, cancelled) that finished before a bound, with their
+        history and results; images no page refers to any more go with them.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -135,6 +186,26 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.GetQueueStats,
                     request_deserializer=crawlfleet_dot_v1_dot_admin__pb2.GetQueueStatsRequest.FromString,
                     response_serializer=crawlfleet_dot_v1_dot_admin__pb2.GetQueueStatsResponse.SerializeToString,
+            ),
+            'GetQueueHealth': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetQueueHealth,
+                    request_deserializer=crawlfleet_dot_v1_dot_admin__pb2.GetQueueHealthRequest.FromString,
+                    response_serializer=crawlfleet_dot_v1_dot_admin__pb2.GetQueueHealthResponse.SerializeToString,
+            ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=crawlfleet_dot_v1_dot_admin__pb2.ListJobsRequest.FromString,
+                    response_serializer=crawlfleet_dot_v1_dot_admin__pb2.ListJobsResponse.SerializeToString,
+            ),
+            'ListWorkers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkers,
+                    request_deserializer=crawlfleet_dot_v1_dot_admin__pb2.ListWorkersRequest.FromString,
+                    response_serializer=crawlfleet_dot_v1_dot_admin__pb2.ListWorkersResponse.SerializeToString,
+            ),
+            'PurgeJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeJobs,
+                    request_deserializer=crawlfleet_dot_v1_dot_admin__pb2.PurgeJobsRequest.FromString,
+                    response_serializer=crawlfleet_dot_v1_dot_admin__pb2.PurgeJobsResponse.SerializeToString,
             ),
             'GetThumbnail': grpc.unary_unary_rpc_method_handler(
                     servicer.GetThumbnail,
@@ -256,6 +327,114 @@ class Admin:
             '/crawlfleet.v1.Admin/GetQueueStats',
             crawlfleet_dot_v1_dot_admin__pb2.GetQueueStatsRequest.SerializeToString,
             crawlfleet_dot_v1_dot_admin__pb2.GetQueueStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetQueueHealth(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crawlfleet.v1.Admin/GetQueueHealth',
+            crawlfleet_dot_v1_dot_admin__pb2.GetQueueHealthRequest.SerializeToString,
+            crawlfleet_dot_v1_dot_admin__pb2.GetQueueHealthResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crawlfleet.v1.Admin/ListJobs',
+            crawlfleet_dot_v1_dot_admin__pb2.ListJobsRequest.SerializeToString,
+            crawlfleet_dot_v1_dot_admin__pb2.ListJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crawlfleet.v1.Admin/ListWorkers',
+            crawlfleet_dot_v1_dot_admin__pb2.ListWorkersRequest.SerializeToString,
+            crawlfleet_dot_v1_dot_admin__pb2.ListWorkersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crawlfleet.v1.Admin/PurgeJobs',
+            crawlfleet_dot_v1_dot_admin__pb2.PurgeJobsRequest.SerializeToString,
+            crawlfleet_dot_v1_dot_admin__pb2.PurgeJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -38,9 +38,23 @@ class AdminStub:
     CancelJob: _grpc.UnaryUnaryMultiCallable[_admin_pb2.CancelJobRequest, _admin_pb2.CancelJobResponse]
     """Cancels a queued job at once; a leased job ends at its worker's next heartbeat."""
     RequeueDeadJobs: _grpc.UnaryUnaryMultiCallable[_admin_pb2.RequeueDeadJobsRequest, _admin_pb2.RequeueDeadJobsResponse]
-    """Moves dead jobs back to queued with a fresh attempt budget."""
+    """Moves dead jobs (by ids, or every dead job matching a filter) back to queued with a fresh
+    attempt budget.
+    """
     GetQueueStats: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetQueueStatsRequest, _admin_pb2.GetQueueStatsResponse]
-    """Counts of jobs by state."""
+    """Counts of jobs by state, and by kind and state."""
+    GetQueueHealth: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetQueueHealthRequest, _admin_pb2.GetQueueHealthResponse]
+    """What an operator checks first: depth, age of the oldest due job, leases about to expire,
+    dead jobs, workers.
+    """
+    ListJobs: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListJobsRequest, _admin_pb2.ListJobsResponse]
+    """Jobs matching a filter, newest first, a page at a time."""
+    ListWorkers: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListWorkersRequest, _admin_pb2.ListWorkersResponse]
+    """Workers seen recently, with the leases they hold."""
+    PurgeJobs: _grpc.UnaryUnaryMultiCallable[_admin_pb2.PurgeJobsRequest, _admin_pb2.PurgeJobsResponse]
+    """Deletes finished jobs (succeeded, dead, cancelled) that finished before a bound, with their
+    history and results; images no page refers to any more go with them.
+    """
     GetThumbnail: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetThumbnailRequest, _admin_pb2.GetThumbnailResponse]
     """The bytes of a stored thumbnail, by its SHA-256 (as listed in a job's result)."""
     ListResults: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListResultsRequest, _admin_pb2.ListResultsResponse]
@@ -56,9 +70,23 @@ class AdminAsyncStub(AdminStub):
     CancelJob: _aio.UnaryUnaryMultiCallable[_admin_pb2.CancelJobRequest, _admin_pb2.CancelJobResponse]  # type: ignore[assignment]
     """Cancels a queued job at once; a leased job ends at its worker's next heartbeat."""
     RequeueDeadJobs: _aio.UnaryUnaryMultiCallable[_admin_pb2.RequeueDeadJobsRequest, _admin_pb2.RequeueDeadJobsResponse]  # type: ignore[assignment]
-    """Moves dead jobs back to queued with a fresh attempt budget."""
+    """Moves dead jobs (by ids, or every dead job matching a filter) back to queued with a fresh
+    attempt budget.
+    """
     GetQueueStats: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetQueueStatsRequest, _admin_pb2.GetQueueStatsResponse]  # type: ignore[assignment]
-    """Counts of jobs by state."""
+    """Counts of jobs by state, and by kind and state."""
+    GetQueueHealth: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetQueueHealthRequest, _admin_pb2.GetQueueHealthResponse]  # type: ignore[assignment]
+    """What an operator checks first: depth, age of the oldest due job, leases about to expire,
+    dead jobs, workers.
+    """
+    ListJobs: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListJobsRequest, _admin_pb2.ListJobsResponse]  # type: ignore[assignment]
+    """Jobs matching a filter, newest first, a page at a time."""
+    ListWorkers: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListWorkersRequest, _admin_pb2.ListWorkersResponse]  # type: ignore[assignment]
+    """Workers seen recently, with the leases they hold."""
+    PurgeJobs: _aio.UnaryUnaryMultiCallable[_admin_pb2.PurgeJobsRequest, _admin_pb2.PurgeJobsResponse]  # type: ignore[assignment]
+    """Deletes finished jobs (succeeded, dead, cancelled) that finished before a bound, with their
+    history and results; images no page refers to any more go with them.
+    """
     GetThumbnail: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetThumbnailRequest, _admin_pb2.GetThumbnailResponse]  # type: ignore[assignment]
     """The bytes of a stored thumbnail, by its SHA-256 (as listed in a job's result)."""
     ListResults: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListResultsRequest, _admin_pb2.ListResultsResponse]  # type: ignore[assignment]
@@ -89,7 +117,9 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_pb2.RequeueDeadJobsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.RequeueDeadJobsResponse, _abc.Awaitable[_admin_pb2.RequeueDeadJobsResponse]]:
-        """Moves dead jobs back to queued with a fresh attempt budget."""
+        """Moves dead jobs (by ids, or every dead job matching a filter) back to queued with a fresh
+        attempt budget.
+        """
 
     @_abc_1.abstractmethod
     def GetQueueStats(
@@ -97,7 +127,43 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_pb2.GetQueueStatsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.GetQueueStatsResponse, _abc.Awaitable[_admin_pb2.GetQueueStatsResponse]]:
-        """Counts of jobs by state."""
+        """Counts of jobs by state, and by kind and state."""
+
+    @_abc_1.abstractmethod
+    def GetQueueHealth(
+        self,
+        request: _admin_pb2.GetQueueHealthRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.GetQueueHealthResponse, _abc.Awaitable[_admin_pb2.GetQueueHealthResponse]]:
+        """What an operator checks first: depth, age of the oldest due job, leases about to expire,
+        dead jobs, workers.
+        """
+
+    @_abc_1.abstractmethod
+    def ListJobs(
+        self,
+        request: _admin_pb2.ListJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ListJobsResponse, _abc.Awaitable[_admin_pb2.ListJobsResponse]]:
+        """Jobs matching a filter, newest first, a page at a time."""
+
+    @_abc_1.abstractmethod
+    def ListWorkers(
+        self,
+        request: _admin_pb2.ListWorkersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ListWorkersResponse, _abc.Awaitable[_admin_pb2.ListWorkersResponse]]:
+        """Workers seen recently, with the leases they hold."""
+
+    @_abc_1.abstractmethod
+    def PurgeJobs(
+        self,
+        request: _admin_pb2.PurgeJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.PurgeJobsResponse, _abc.Awaitable[_admin_pb2.PurgeJobsResponse]]:
+        """Deletes finished jobs (succeeded, dead, cancelled) that finished before a bound, with their
+        history and results; images no page refers to any more go with them.
+        """
 
     @_abc_1.abstractmethod
     def GetThumbnail(

@@ -38,6 +38,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """A replayed Complete carried a different result than the one stored."""
     ERROR_REASON_NOT_FOUND: _ErrorReason.ValueType  # 8
     """The thing asked for (other than a job) does not exist."""
+    ERROR_REASON_UNAUTHENTICATED: _ErrorReason.ValueType  # 9
+    """The call carried no valid `authorization: Bearer <token>` metadata."""
+    ERROR_REASON_PERMISSION_DENIED: _ErrorReason.ValueType  # 10
+    """The token is valid but its role may not call this method."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Machine-readable reasons carried as google.rpc.ErrorInfo.reason (domain "crawlfleet.v1")
@@ -60,4 +64,8 @@ ERROR_REASON_RESULT_MISMATCH: ErrorReason.ValueType  # 7
 """A replayed Complete carried a different result than the one stored."""
 ERROR_REASON_NOT_FOUND: ErrorReason.ValueType  # 8
 """The thing asked for (other than a job) does not exist."""
+ERROR_REASON_UNAUTHENTICATED: ErrorReason.ValueType  # 9
+"""The call carried no valid `authorization: Bearer <token>` metadata."""
+ERROR_REASON_PERMISSION_DENIED: ErrorReason.ValueType  # 10
+"""The token is valid but its role may not call this method."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -1,0 +1,122 @@
+-- Named queries of the Admin service; see jobs.sql for the format.
+
+-- name: job_count_fold
+-- Folds the pending count deltas into job_counts. Coordinators may run it concurrently: rows one
+-- of them deleted are skipped by the others.
+WITH folded AS (
+    DELETE FROM job_count_deltas RETURNING kind, state, delta
+)
+INSERT INTO job_counts AS c (kind, state, count)
+SELECT kind, state, sum(delta) FROM folded GROUP BY kind, state
+ON CONFLICT (kind, state) DO UPDATE SET count = c.count + excluded.count;
+
+-- name: job_count_by_kind_state
+-- Exact counts: folded counts plus the deltas not folded yet.
+SELECT kind, state, sum(n)::bigint AS count
+FROM (SELECT kind, state, count AS n FROM job_counts
+      UNION ALL
+      SELECT kind, state, delta FROM job_count_deltas) AS parts
+GROUP BY kind, state
+HAVING sum(n) <> 0;
+
+-- name: queue_health
+-- Params: expiring within (ms), now.
+SELECT
+    (SELECT count(*) FROM jobs
+      WHERE state = 'queued' AND run_at <= coalesce($2::timestamptz, now())) AS due,
+    (SELECT min(run_at) FROM jobs
+      WHERE state = 'queued' AND run_at <= coalesce($2::timestamptz, now())) AS oldest_due_run_at,
+    (SELECT count(*) FROM jobs
+      WHERE state = 'leased' AND lease_expires_at > coalesce($2::timestamptz, now())
+        AND lease_expires_at <= coalesce($2::timestamptz, now()) + $1::integer * interval '1 millisecond')
+        AS expiring_soon,
+    (SELECT count(*) FROM jobs
+      WHERE state = 'leased' AND lease_expires_at <= coalesce($2::timestamptz, now())) AS expired,
+    coalesce($2::timestamptz, now()) AS now;
+
+-- name: worker_list_seen
+-- Workers seen since a time, with the leases each holds. Params: seen since.
+SELECT w.id, w.host, w.version, w.kinds, w.first_seen_at, w.last_seen_at,
+       coalesce(held.n, 0) AS in_flight
+FROM workers AS w
+LEFT JOIN (SELECT leased_by, count(*) AS n FROM jobs WHERE state = 'leased' GROUP BY leased_by) AS held
+       ON held.leased_by = w.id
+WHERE w.last_seen_at >= $1
+ORDER BY w.last_seen_at DESC
+LIMIT 10000;
+
+-- name: job_list_filtered
+-- Newest first from a cursor. Params: states (empty = any), kind, url prefix, created after,
+-- created before, error type, before id (cursor), limit.
+SELECT id, kind, state, spec, target_url, attempt, max_attempts, created_at, run_at, leased_at,
+       lease_expires_at, leased_by, finished_at, last_error, cancel_requested
+FROM jobs
+WHERE (cardinality($1::job_state[]) = 0 OR state = ANY($1::job_state[]))
+  AND ($2::text IS NULL OR kind = $2)
+  AND ($3::text IS NULL OR target_url LIKE $3 || '%')
+  AND ($4::timestamptz IS NULL OR created_at >= $4)
+  AND ($5::timestamptz IS NULL OR created_at < $5)
+  AND ($6::text IS NULL OR last_error LIKE $6 || ':%')
+  AND id < $7
+ORDER BY id DESC
+LIMIT $8;
+
+-- name: job_requeue_dead_filtered
+-- Like job_requeue_dead_many, for up to $7 dead jobs matching a filter. Params: kind, url prefix,
+-- created after, created before, error type, now, limit.
+WITH chosen AS (
+    SELECT j.id
+    FROM jobs AS j
+    WHERE j.state = 'dead'
+      AND ($1::text IS NULL OR j.kind = $1)
+      AND ($2::text IS NULL OR j.target_url LIKE $2 || '%')
+      AND ($3::timestamptz IS NULL OR j.created_at >= $3)
+      AND ($4::timestamptz IS NULL OR j.created_at < $4)
+      AND ($5::text IS NULL OR j.last_error LIKE $5 || ':%')
+      AND (j.dedupe_key IS NULL OR NOT EXISTS (
+              SELECT 1 FROM jobs AS live
+              WHERE live.dedupe_key = j.dedupe_key AND live.state IN ('queued', 'leased')))
+    ORDER BY j.id
+    LIMIT $7
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs AS j
+SET state = 'queued',
+    attempt = 0,
+    run_at = coalesce($6::timestamptz, now()),
+    finished_at = NULL,
+    lease_token = NULL,
+    cancel_requested = false
+FROM chosen
+WHERE j.id = chosen.id
+RETURNING j.id, pg_notify('crawlfleet_jobs', '') AS notified;
+
+-- name: job_purge_finished
+-- Deletes up to $3 jobs in the given terminal states that finished before $2 (their attempts,
+-- pages and page images go by cascade), then the images and thumbnails no page refers to any more.
+-- Params: states, finished before, limit.
+WITH doomed AS (
+    SELECT id FROM jobs
+    WHERE state = ANY($1::job_state[]) AND finished_at < $2
+    ORDER BY finished_at
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+), their_images AS (
+    SELECT DISTINCT image_sha256 AS sha256 FROM page_images
+    WHERE job_id IN (SELECT id FROM doomed) AND image_sha256 IS NOT NULL
+), gone AS (
+    DELETE FROM jobs WHERE id IN (SELECT id FROM doomed) RETURNING id
+)
+SELECT (SELECT count(*) FROM gone) AS deleted_jobs, array_agg(sha256) AS image_candidates FROM their_images;
+
+-- name: image_delete_unreferenced
+-- Of the given images, deletes those no page image refers to, with their thumbnails.
+WITH orphans AS (
+    SELECT i.sha256 FROM images AS i
+    WHERE i.sha256 = ANY($1::text[])
+      AND NOT EXISTS (SELECT 1 FROM page_images AS pi WHERE pi.image_sha256 = i.sha256)
+    FOR UPDATE
+), thumbs AS (
+    DELETE FROM thumbnails WHERE image_sha256 IN (SELECT sha256 FROM orphans)
+)
+DELETE FROM images WHERE sha256 IN (SELECT sha256 FROM orphans) RETURNING sha256;
