@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,15 +95,40 @@ def check_running(children: list[Child]) -> None:
             raise ChildError(f"{child.name} exited {child.proc.returncode}:\n{child.log_tail()}")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process so far (0 once it is gone)."""
+def cpu_seconds(pid: int, *, reaped_children: bool = False) -> float:
+    """User plus system CPU time of a process so far (0 once it is gone); with reaped_children, plus
+    that of its children that exited and were waited for (e.g. a browser's renderer processes)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return 0.0
-    # Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    # Fields after the parenthesised command name; utime, stime, cutime, cstime are fields 14 to 17.
     fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / _CLOCK_TICKS
+
+
+def descendants(pids: list[int]) -> list[tuple[int, str]]:
+    """(pid, command name) of every live descendant of pids, from one pass over /proc."""
+    children: dict[int, list[tuple[int, str]]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # exited meanwhile
+        parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(parent, []).append((int(entry.name), stat[stat.index("(") + 1 : stat.rindex(")")]))
+    found: list[tuple[int, str]] = []
+    todo = list(pids)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child[0])
+    return found
 
 
 def postgres_pids(postmaster: int | None) -> list[int]:
@@ -135,17 +161,31 @@ class CpuMeter:
 
     `postgres` is the server's processes alive at each reading: backends that exit in between are
     missed, which pooled connections make rare. `other` is the rest of the host (noise).
+
+    groups may be a function, called at each reading, for groups whose processes come and go (pools,
+    browsers); with reaped_children, a process also counts its children that exited in between.
     """
 
-    def __init__(self, groups: dict[str, list[int]], *, postmaster: int | None) -> None:
+    def __init__(
+        self,
+        groups: dict[str, list[int]] | Callable[[], dict[str, list[int]]],
+        *,
+        postmaster: int | None,
+        reaped_children: bool = False,
+    ) -> None:
         self._groups = groups
         self._postmaster = postmaster
+        self._reaped_children = reaped_children
         self._start: dict[str, dict[int, float]] = {}
         self._host_start = 0.0
 
     def _sample(self) -> dict[str, dict[int, float]]:
-        groups = {**self._groups, "postgres": postgres_pids(self._postmaster)}
-        return {name: {pid: cpu_seconds(pid) for pid in pids} for name, pids in groups.items()}
+        named = self._groups() if callable(self._groups) else self._groups
+        groups = {**named, "postgres": postgres_pids(self._postmaster)}
+        return {
+            name: {pid: cpu_seconds(pid, reaped_children=self._reaped_children) for pid in pids}
+            for name, pids in groups.items()
+        }
 
     def start(self) -> None:
         self._start = self._sample()

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from coordinator.errors import DatabaseUnavailable
+from coordinator.metrics import CoordinatorMetrics
 from coordinator.queue import Queue
 from coordinator.queue_admin import AdminQueue
 from coordinator.wakeup import Wakeup
@@ -18,7 +19,7 @@ COUNT_FOLD_SECONDS = 2.0
 PING_TIMEOUT_SECONDS = 2.0
 
 
-async def reap_forever(queue: Queue, wakeup: Wakeup, interval: float) -> None:
+async def reap_forever(queue: Queue, wakeup: Wakeup, interval: float, metrics: CoordinatorMetrics) -> None:
     """Return expired leases to the queue (or dead) every interval; every coordinator runs one.
 
     SKIP LOCKED lets several reapers share the work without waiting on each other.
@@ -28,6 +29,7 @@ async def reap_forever(queue: Queue, wakeup: Wakeup, interval: float) -> None:
             while True:
                 reaped = await queue.reap_expired(batch=REAP_BATCH)
                 if reaped:
+                    metrics.reaped(state for _, state in reaped)
                     log.info("reaped %d expired lease(s)", len(reaped), extra={"job_ids": [i for i, _ in reaped]})
                     wakeup.notify()
                 if len(reaped) < REAP_BATCH:

@@ -78,3 +78,15 @@ class Draining(CoordinatorError):
 
 class DatabaseUnavailable(CoordinatorError):
     reason = "DATABASE_UNAVAILABLE"
+
+
+class Unauthenticated(CoordinatorError):
+    """The call carried no valid bearer token."""
+
+    reason = "UNAUTHENTICATED"
+
+
+class PermissionDenied(CoordinatorError):
+    """The caller's token is valid, but its role may not call the method."""
+
+    reason = "PERMISSION_DENIED"

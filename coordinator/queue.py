@@ -188,8 +188,8 @@ class Queue:
         items: Sequence[tuple[int, uuid.UUID, bytes]],
         rows: Mapping[int, ResultRows] | None = None,
         now: dt.datetime | None = None,
-    ) -> None:
-        """Complete leased jobs, all or nothing.
+    ) -> int:
+        """Complete leased jobs, all or nothing; return how many were completed now (not replays).
 
         A job already succeeded under the same token with the same result is a replay (fine);
         any other stale token raises LeaseLost and changes nothing. `rows` holds scrape results,
@@ -204,12 +204,12 @@ class Queue:
                     async with conn.transaction():
                         if await self._complete_all(conn, pending, now):
                             await self._store_results(conn, [rows[i] for i, _, _ in pending if i in rows], now)
-                            return
+                            return len(pending)
                 elif await self._complete_all(conn, pending, now):
-                    return
+                    return len(pending)
                 pending = await self._drop_replays(conn, pending)
                 if not pending:
-                    return
+                    return 0
         raise DatabaseUnavailable("completing kept racing with concurrent changes; retry")
 
     @staticmethod

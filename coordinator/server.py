@@ -10,10 +10,10 @@ import asyncpg
 import grpc
 from crawlfleet.v1 import admin_pb2, admin_pb2_grpc, job_queue_pb2, job_queue_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
-from coordinator import database, security
+from coordinator import database, reflection, security
 from coordinator.background import COUNT_FOLD_SECONDS, fold_counts_forever, probe_database_forever, reap_forever
+from coordinator.metrics import CoordinatorMetrics, MetricsEndpoint, MetricsInterceptor
 from coordinator.migrate import migrate
 from coordinator.queue import Queue
 from coordinator.queue_admin import AdminQueue
@@ -36,6 +36,9 @@ class Coordinator:
     def __init__(self, settings: CoordinatorSettings) -> None:
         self.settings = settings
         self.port: int | None = None
+        self.metrics = CoordinatorMetrics()
+        self.metrics_port: int | None = None  # None: metrics are off (or the default address was taken)
+        self._metrics_endpoint: MetricsEndpoint | None = None
         self.dsn: str | None = None
         self._pool: asyncpg.Pool | None = None
         self._server: grpc.aio.Server | None = None
@@ -64,28 +67,35 @@ class Coordinator:
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", 0),
         ]
-        server = grpc.aio.server(options=options, interceptors=guard.interceptors)
+        # Metrics first: calls the security interceptors refuse are counted too.
+        interceptors = [MetricsInterceptor(self.metrics), *guard.interceptors]
+        server = grpc.aio.server(options=options, interceptors=interceptors)
         job_queue_pb2_grpc.add_JobQueueServicer_to_server(
-            JobQueueServicer(queue, wakeup, settings, self._lifecycle), server
+            JobQueueServicer(queue, wakeup, settings, self._lifecycle, self.metrics), server
         )
         admin = AdminQueue(self._pool)
         admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(queue, admin, wakeup), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-            server,
-        )
+        reflection.enable((*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
         await self._set_serving(True)  # the pool just connected; the probe takes over from here
         self.port = guard.add_port(server, settings.listen)
         if self.port == 0:
             raise OSError(f"cannot listen on {settings.listen}")
         await server.start()
         self._server = server
+        self._metrics_endpoint = MetricsEndpoint.start(settings.metrics_listen, self.metrics.registry)
+        self.metrics_port = self._metrics_endpoint.port if self._metrics_endpoint else None
         self._tasks = [
-            asyncio.create_task(reap_forever(queue, wakeup, settings.reap_interval_seconds), name="reaper"),
+            asyncio.create_task(
+                reap_forever(queue, wakeup, settings.reap_interval_seconds, self.metrics), name="reaper"
+            ),
+            asyncio.create_task(
+                self.metrics.refresh_jobs_forever(admin, settings.metrics_refresh_seconds), name="job-gauges"
+            ),
             asyncio.create_task(fold_counts_forever(admin, COUNT_FOLD_SECONDS), name="count-folder"),
             asyncio.create_task(
-                probe_database_forever(queue, HEALTH_PROBE_SECONDS, self._set_serving), name="db-probe"
+                probe_database_forever(queue, HEALTH_PROBE_SECONDS, self.metrics.observing_database(self._set_serving)),
+                name="db-probe",
             ),
         ]
         self._wakeup = wakeup
@@ -118,6 +128,8 @@ class Coordinator:
                     await task
             if self._listener is not None:
                 await self._listener.stop()
+            if self._metrics_endpoint is not None:
+                await self._metrics_endpoint.stop()
             if self._pool is not None:
                 await self._pool.close()
         finally:

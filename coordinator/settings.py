@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from coordinator.security import SecuritySettings, add_security_flags, security_from_args
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_LEASE_SECONDS = 30.0
@@ -22,6 +24,8 @@ DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_MAX_ENQUEUE_BATCH = 10_000
 DEFAULT_MAX_SPEC_BYTES = 16 * 1024
 DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+DEFAULT_METRICS_LISTEN = "127.0.0.1:9464"
+DEFAULT_METRICS_REFRESH_SECONDS = 5.0
 ENV_PREFIX = "CRAWLFLEET_"
 
 
@@ -63,19 +67,24 @@ class CoordinatorSettings:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     migrate_on_start: bool = True
     log_level: str = "INFO"
+    # host:port of the Prometheus endpoint; "" or "off" disables it, port 0 picks a free port.
+    metrics_listen: str = DEFAULT_METRICS_LISTEN
+    # How often the queue gauges (jobs by state, oldest queued age) are read from the database.
+    metrics_refresh_seconds: float = DEFAULT_METRICS_REFRESH_SECONDS
+    security: SecuritySettings = field(default_factory=SecuritySettings)
 
     @classmethod
     def from_args(
         cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
     ) -> tuple[str, CoordinatorSettings]:
-        """Parse `[serve|migrate] [flags]`; flags default to CRAWLFLEET_<FLAG> variables."""
+        """Parse `[serve|migrate|hash-token] [flags]`; flags default to CRAWLFLEET_<FLAG> variables."""
         env = os.environ if environ is None else environ
 
         def env_default(name: str, fallback: object) -> object:
             return env.get(ENV_PREFIX + name.upper().replace("-", "_"), fallback)
 
         parser = argparse.ArgumentParser(prog="crawlfleet-coordinator", description=__doc__)
-        parser.add_argument("command", nargs="?", choices=["serve", "migrate"], default="serve")
+        parser.add_argument("command", nargs="?", choices=["serve", "migrate", "hash-token"], default="serve")
         parser.add_argument(
             "--listen",
             default=env_default("listen", DEFAULT_LISTEN),
@@ -131,6 +140,18 @@ class CoordinatorSettings:
             help="do not apply migrations at start",
         )
         parser.add_argument("--log-level", default=env_default("log_level", "INFO"))
+        parser.add_argument(
+            "--metrics-listen",
+            default=env_default("metrics_listen", DEFAULT_METRICS_LISTEN),
+            help="host:port to serve Prometheus metrics on (/metrics); off disables, port 0 picks a free one",
+        )
+        parser.add_argument(
+            "--metrics-refresh-seconds",
+            type=float,
+            default=env_default("metrics_refresh_seconds", DEFAULT_METRICS_REFRESH_SECONDS),
+            help="how often the queue-depth gauges are read from the database",
+        )
+        add_security_flags(parser, env_default)
         args = parser.parse_args(argv)
         settings = cls(
             listen=args.listen,
@@ -150,5 +171,8 @@ class CoordinatorSettings:
             ),
             migrate_on_start=not args.no_migrate,
             log_level=str(args.log_level).upper(),
+            metrics_listen=str(args.metrics_listen),
+            metrics_refresh_seconds=args.metrics_refresh_seconds,
+            security=security_from_args(args),
         )
         return args.command, settings

@@ -19,7 +19,9 @@ from coordinator.errors import (
     InvalidArgument,
     LeaseLost,
     NotFound,
+    PermissionDenied,
     ResultMismatch,
+    Unauthenticated,
     WrongState,
 )
 
@@ -34,6 +36,8 @@ _CODES: list[tuple[type[CoordinatorError], grpc.StatusCode]] = [
     (ResultMismatch, grpc.StatusCode.FAILED_PRECONDITION),
     (Draining, grpc.StatusCode.UNAVAILABLE),
     (DatabaseUnavailable, grpc.StatusCode.UNAVAILABLE),
+    (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
 ]
 
 

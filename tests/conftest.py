@@ -63,6 +63,7 @@ def coordinator_settings(dsn: str, **overrides: object) -> CoordinatorSettings:
         recheck_seconds=0.2,
         reap_interval_seconds=0.2,
         shutdown_grace_seconds=2.0,
+        metrics_listen="off",  # tests that scrape metrics pass "127.0.0.1:0"
     )
     return replace(base, **overrides)  # type: ignore[arg-type]
 

@@ -10,6 +10,7 @@ from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import job_queue_pb2_grpc as pb_grpc
 from google.protobuf.duration_pb2 import Duration
 
+from worker.credentials import ChannelSecurity, open_channel
 from worker.errors import translate_rpc_error
 
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
@@ -44,8 +45,15 @@ def duration(seconds: float) -> Duration:
 class CoordinatorClient:
     """JobQueue calls with per-call deadlines; failures raise ``worker.errors.CoordinatorError``."""
 
-    def __init__(self, target: str, worker: pb.WorkerInfo, *, channel: grpc.aio.Channel | None = None) -> None:
-        self._channel = channel or grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+    def __init__(
+        self,
+        target: str,
+        worker: pb.WorkerInfo,
+        *,
+        channel: grpc.aio.Channel | None = None,
+        security: ChannelSecurity | None = None,
+    ) -> None:
+        self._channel = channel or open_channel(target, security or ChannelSecurity(), CHANNEL_OPTIONS)
         self._stub = pb_grpc.JobQueueStub(self._channel)
         self._worker = worker
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import math
 import time
@@ -23,11 +24,14 @@ log = logging.getLogger(__name__)
 FENCE_MARGIN_MAX = 1.0
 FENCE_MARGIN_FRACTION = 0.1
 MIN_HEARTBEAT_DEADLINE = 0.5
+# Removed leases stay in the fencing heap until due; rebuild it when stale entries outnumber the live
+# ones by this much, so memory stays bounded and the rebuild is O(1) per job on average.
+FENCE_HEAP_SLACK = 1024
 
 Clock = Callable[[], float]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class HeldLease:
     """One leased job, from the Lease answer until its report is settled or it is abandoned."""
 
@@ -79,6 +83,11 @@ class HeartbeatSender(Protocol):
 class LeaseKeeper:
     """Heartbeats all held leases in one call per interval and stops jobs whose lease is gone.
 
+    Self-fencing costs O(log held) per lease: a min-heap holds ``(fence_at, job_id)`` entries, checked
+    only when due. Entries of removed leases are skipped when popped (lazy deletion); an entry whose
+    lease was extended meanwhile is pushed again with the new time. The keeper is woken only when a
+    new lease is due before its current wake-up.
+
     ``on_abandon(lease, why)`` is called once for each lease lost, cancelled or self-fenced, after it
     was removed and marked abandoned; it must stop the job's work and drop any pending report.
     """
@@ -98,9 +107,11 @@ class LeaseKeeper:
         self._clock = clock
         self._wall_clock = wall_clock
         self._held: dict[int, HeldLease] = {}
+        self._fences: list[tuple[float, int]] = []  # a heap; may hold stale entries, see the class doc
         self._changed = asyncio.Event()
         self._stopping = False
         self._next_beat = math.inf
+        self._wake_at = math.inf  # when the sleeping run loop wakes up unless woken earlier
         self._backoff = Backoff()
         self._failing_since: float | None = None
 
@@ -113,9 +124,18 @@ class LeaseKeeper:
 
     def add(self, lease: HeldLease) -> None:
         """Starts heartbeating ``lease``."""
-        self._held[lease.job_id] = lease
-        self._next_beat = min(self._next_beat, self._clock() + self._interval(lease))
-        self._changed.set()
+        job_id = lease.job.id
+        self._held[job_id] = lease
+        fence_at = lease.fence_at()
+        if len(self._fences) > 2 * len(self._held) + FENCE_HEAP_SLACK:
+            self._rebuild_fences()  # includes this lease
+        else:
+            heapq.heappush(self._fences, (fence_at, job_id))
+        beat_at = self._clock() + self._interval(lease)
+        if beat_at < self._next_beat:
+            self._next_beat = beat_at
+        if beat_at < self._wake_at or fence_at < self._wake_at:
+            self._changed.set()  # due before the keeper's wake-up; most leases are not
 
     def remove(self, job_id: int) -> HeldLease | None:
         """Stops heartbeating a job whose report was settled (or released)."""
@@ -143,21 +163,37 @@ class LeaseKeeper:
             self._fence_expired(now)
             if not self._held:
                 self._next_beat = math.inf
+                self._fences.clear()  # only stale entries are left
             if now >= self._next_beat:
                 await self._beat()
                 continue
-            wake = min([self._next_beat, *(lease.fence_at() for lease in self._held.values())])
+            wake = min(self._next_beat, self._fences[0][0]) if self._fences else self._next_beat
+            self._wake_at = wake
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), None if math.isinf(wake) else wake - now)
+                async with asyncio.timeout(None if math.isinf(wake) else wake - now):
+                    await self._changed.wait()
+            self._wake_at = -math.inf  # awake: adds need not wake it, the loop looks at the heap next
 
     def _interval(self, lease: HeldLease) -> float:
         return lease.lease_duration * self._fraction
 
     def _fence_expired(self, now: float) -> None:
-        for lease in list(self._held.values()):
-            if now >= lease.fence_at():
+        fences = self._fences
+        while fences and fences[0][0] <= now:
+            _, job_id = heapq.heappop(fences)
+            lease = self._held.get(job_id)
+            if lease is None:
+                continue  # settled or abandoned since it was pushed
+            fence_at = lease.fence_at()
+            if now >= fence_at:
                 self.abandon(lease, "self-fenced: the lease could not be extended before it ran out")
+            else:
+                heapq.heappush(fences, (fence_at, job_id))  # extended since it was pushed
+
+    def _rebuild_fences(self) -> None:
+        self._fences = [(lease.fence_at(), job_id) for job_id, lease in self._held.items()]
+        heapq.heapify(self._fences)
 
     async def _beat(self) -> None:
         leases = list(self._held.values())
@@ -199,6 +235,7 @@ class LeaseKeeper:
                 expires_at = None
                 if state.HasField("lease_expires_at"):
                     expires_at = state.lease_expires_at.ToNanoseconds() / 1e9
+                fenced_before = lease.fence_at()
                 lease.deadline = local_deadline(
                     start=sent_at,
                     lease_duration=lease.lease_duration,
@@ -206,6 +243,9 @@ class LeaseKeeper:
                     now=now,
                     wall_now=wall_now,
                 )
+                if lease.fence_at() < fenced_before:
+                    # A later time is picked up when the old entry comes due; an earlier one is not.
+                    heapq.heappush(self._fences, (lease.fence_at(), lease.job_id))
             elif state.status == pb.LEASE_STATUS_LOST:
                 self.abandon(lease, "the coordinator says the lease is lost")
             elif state.status == pb.LEASE_STATUS_CANCELLED:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 from crawlfleet.v1 import job_queue_pb2 as pb
 
 # Attributes that records may carry through ``extra=`` or a ``LoggerAdapter``, printed in this order.
 CONTEXT_FIELDS = ("worker_id", "job_id", "kind", "attempt", "lease")
 LEASE_PREFIX_CHARS = 8  # enough to correlate with the coordinator's logs without printing tokens
-
-JobLog = logging.LoggerAdapter[logging.Logger]
 
 
 class KeyValueFormatter(logging.Formatter):
@@ -46,14 +46,28 @@ def setup_logging(level: str, worker_id: str) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def job_log(logger: logging.Logger, job: pb.LeasedJob) -> JobLog:
-    """A logger whose records carry the job id, kind, attempt and lease (token prefix)."""
-    return logging.LoggerAdapter(
-        logger,
-        {
+class JobLog(logging.LoggerAdapter[logging.Logger]):
+    """A logger whose records carry the job id, kind, attempt and lease (token prefix).
+
+    The context is read from the job only when a record is emitted: a worker makes one per job, and
+    most of them never log above DEBUG.
+    """
+
+    def __init__(self, logger: logging.Logger, job: pb.LeasedJob) -> None:
+        super().__init__(logger)
+        self.job = job
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        job = self.job
+        kwargs["extra"] = {
             "job_id": job.id,
             "kind": job.kind,
             "attempt": job.attempt,
             "lease": job.lease_token[:LEASE_PREFIX_CHARS],
-        },
-    )
+        }
+        return msg, kwargs
+
+
+def job_log(logger: logging.Logger, job: pb.LeasedJob) -> JobLog:
+    """A logger whose records carry the job's context (see ``JobLog``)."""
+    return JobLog(logger, job)

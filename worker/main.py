@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from worker.errors import WorkerError
 from worker.logs import setup_logging
+from worker.metrics import MetricsEndpoint
 from worker.runner import Worker
 from worker.settings import WorkerSettings
 
@@ -42,6 +43,10 @@ async def serve(settings: WorkerSettings) -> None:
     """Runs a worker with signal handlers installed; returns after a graceful shutdown."""
     loop = asyncio.get_running_loop()
     async with Worker(settings) as worker:
+        try:
+            metrics = MetricsEndpoint.start(settings.metrics_listen, worker.metrics.registry)
+        except (ValueError, OSError) as exc:
+            raise WorkerError(str(exc)) from exc
         shutdowns: list[asyncio.Task[None]] = []  # keeps the task referenced until it ends
 
         def on_signal(signum: int) -> None:
@@ -60,3 +65,5 @@ async def serve(settings: WorkerSettings) -> None:
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
+            if metrics is not None:
+                await metrics.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -117,7 +118,7 @@ async def report_fail(
     except CoordinatorError as exc:
         lease.log.error("the coordinator rejected the %s: %s", what, exc)
     else:
-        lease.log.info("%s reported", what)
+        lease.log.debug("%s reported", what)
         return True
     return False
 
@@ -157,10 +158,14 @@ class CompleteBatcher:
         """Queues one success for the next batch."""
         if self._closed:
             raise RuntimeError("CompleteBatcher is closed")
-        self._discarded.discard(job.job_id)
-        self._pending[job.job_id] = job
-        self._has_items.set()
-        if len(self._pending) >= self._max_batch:
+        job_id = job.job_id
+        if self._discarded:
+            self._discarded.discard(job_id)
+        self._pending[job_id] = job
+        pending = len(self._pending)
+        if pending == 1:
+            self._has_items.set()  # the run loop waits for this only when nothing is pending
+        if pending >= self._max_batch:
             self._full.set()
 
     def discard(self, job_id: int) -> None:
@@ -193,16 +198,26 @@ class CompleteBatcher:
                 # Give other successes a moment to share the call; a full batch goes at once.
                 self._full.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), self._flush_interval)
-            batch = [self._pending.pop(job_id) for job_id in list(self._pending)[: self._max_batch]]
-            self._discarded.clear()
-            await self._send(batch)
+                    async with asyncio.timeout(self._flush_interval):
+                        await self._full.wait()
+            await self._send(self._take_batch())
+
+    def _take_batch(self) -> list[pb.CompletedJob]:
+        if len(self._pending) <= self._max_batch:
+            batch = list(self._pending.values())
+            self._pending = {}
+        else:  # the oldest first; never copy all that is pending, it may be far more than a batch
+            ids = list(itertools.islice(self._pending, self._max_batch))
+            batch = [self._pending.pop(job_id) for job_id in ids]
+        self._discarded.clear()
+        return batch
 
     async def _send(self, batch: list[pb.CompletedJob]) -> None:
         while batch:
-            batch = [job for job in batch if job.job_id not in self._discarded]
-            if not batch:
-                return
+            if self._discarded:
+                batch = [job for job in batch if job.job_id not in self._discarded]
+                if not batch:
+                    return
             try:
                 await self._send_until_given_up(batch)
             except GaveUp:
@@ -230,9 +245,11 @@ class CompleteBatcher:
                 log.error("complete rejected, dropped: %s", exc, extra={"job_id": batch[0].job_id})
                 self._on_settled(batch[0].job_id, "rejected")
                 return
+            discarded, on_settled = self._discarded, self._on_settled
             for job in batch:
-                if job.job_id not in self._discarded:
-                    self._on_settled(job.job_id, "completed")
+                job_id = job.job_id
+                if job_id not in discarded:
+                    on_settled(job_id, "completed")
             return
 
     async def _send_until_given_up(self, batch: list[pb.CompletedJob]) -> None:

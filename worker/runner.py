@@ -26,7 +26,9 @@ from worker.errors import CoordinatorError, CoordinatorUnavailable, JobError, Wo
 from worker.handlers import Handler, JobContext, handlers_for
 from worker.leases import HeldLease, LeaseKeeper, local_deadline
 from worker.logs import job_log
+from worker.metrics import MeteredClient, WorkerMetrics
 from worker.pipeline.resources import PipelineResources
+from worker.progress import ProgressLog
 from worker.reporting import (
     CompleteBatcher,
     Settled,
@@ -36,6 +38,7 @@ from worker.reporting import (
     report_fail,
 )
 from worker.settings import WorkerSettings
+from worker.slots import Slots
 from worker.version import worker_info
 
 log = logging.getLogger(__name__)
@@ -63,9 +66,13 @@ class Worker:
         self._client = client
         self._resources: PipelineResources | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._slots = asyncio.Semaphore(settings.slots)
+        self._slots = Slots(settings.slots)
         self._keeper: LeaseKeeper | None = None
         self._batcher: CompleteBatcher | None = None
+        self._progress = ProgressLog(lambda: self.held_leases)
+        self.metrics = WorkerMetrics(
+            self._handlers, in_flight=lambda: self.held_leases, browser_restarts=self._browser_restarts
+        )
         self._side_tasks: dict[str, asyncio.Task[None]] = {}
         self._job_tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -85,8 +92,15 @@ class Worker:
 
     async def __aenter__(self) -> Self:
         if self._client is None:
-            self._client = CoordinatorClient(self._settings.coordinator, worker_info(self._settings))
-        self._resources = PipelineResources(self._settings.scrape, slots=self._settings.slots)
+            self._client = MeteredClient(
+                self._settings.coordinator,
+                worker_info(self._settings),
+                security=self._settings.security,
+                metrics=self.metrics,
+            )
+        self._resources = PipelineResources(
+            self._settings.scrape, slots=self._settings.slots, stages=self.metrics.stages
+        )
         self._executor = ThreadPoolExecutor(self._settings.slots, thread_name_prefix="crawlfleet-job")
         self._keeper = LeaseKeeper(
             self._client, fraction=self._settings.heartbeat_fraction, on_abandon=self._on_abandon
@@ -124,6 +138,7 @@ class Worker:
                 ("heartbeats", self._keeper.run()),
                 ("complete-batcher", self._batcher.run()),
                 ("lease-loop", self._lease_loop()),
+                ("progress-log", self._progress.run()),
             ):
                 task = asyncio.create_task(coro, name=name)
                 task.add_done_callback(self._on_side_task_done)
@@ -201,6 +216,7 @@ class Worker:
             self._executor.shutdown(wait=False, cancel_futures=True)
         if self._client is not None:
             await self._client.close()
+        self._progress.log_summary()
         log.info("worker %s stopped", self._settings.worker_id)
 
     def _on_side_task_done(self, task: asyncio.Task[None]) -> None:
@@ -220,11 +236,11 @@ class Worker:
         failing = False
         client = self._client_or_fail()
         while not self._stopping:
-            taken = await self._take_free_slots()
+            taken = await self._slots.take(MAX_LEASE_BATCH)  # slots before leases
             try:
                 response = await client.lease(taken, self._settings.lease_wait)
             except CoordinatorError as exc:
-                self._give_slots(taken)
+                self._slots.give(taken)
                 delay = backoff.next_delay()
                 level = logging.WARNING if isinstance(exc, CoordinatorUnavailable) else logging.ERROR
                 log.log(level, "lease failed, retrying in %.2fs: %s", delay, exc)
@@ -232,7 +248,7 @@ class Worker:
                 await asyncio.sleep(delay)
                 continue
             except BaseException:
-                self._give_slots(taken)
+                self._slots.give(taken)
                 raise
             if failing:
                 log.info("coordinator reachable again")
@@ -241,24 +257,13 @@ class Worker:
             leased = min(len(response.jobs), taken)
             if len(response.jobs) > taken:
                 log.error("coordinator sent %d jobs for %d slots; the rest will expire", len(response.jobs), taken)
-            self._give_slots(taken - leased)
+            self._slots.give(taken - leased)
             self._start_jobs(response, leased)
 
-    async def _take_free_slots(self) -> int:
-        """Slots before leases: waits for one free slot, then takes every other free one."""
-        await self._slots.acquire()
-        taken = 1
-        while taken < MAX_LEASE_BATCH and not self._slots.locked():
-            await self._slots.acquire()  # a slot is free: returns without waiting
-            taken += 1
-        return taken
-
-    def _give_slots(self, count: int) -> None:
-        for _ in range(count):
-            self._slots.release()
-
     def _start_jobs(self, response: pb.LeaseResponse, count: int) -> None:
+        # Hot path: runs once per job, so no per-job logging, callbacks or context dicts here.
         assert self._keeper is not None
+        keeper, job_tasks, loop = self._keeper, self._job_tasks, asyncio.get_running_loop()
         now, wall_now = time.monotonic(), time.time()
         lease_duration = response.lease_duration.ToNanoseconds() / 1e9 or FALLBACK_LEASE_DURATION
         for job in response.jobs[:count]:
@@ -272,25 +277,37 @@ class Worker:
                 ),
                 log=job_log(log, job),
             )
-            self._keeper.add(lease)
-            lease.task = asyncio.create_task(self._run_job(lease), name=f"job-{job.id}")
-            self._job_tasks.add(lease.task)
-            lease.task.add_done_callback(self._on_job_task_done)
+            keeper.add(lease)
+            lease.task = loop.create_task(self._run_job(lease), name=f"job-{job.id}")
+            job_tasks.add(lease.task)
 
     async def _run_job(self, lease: HeldLease) -> None:
+        # Cleanup here rather than in a done-callback: one callback less to schedule per job.
+        try:
+            await self._run_and_report(lease)
+        except Exception:  # a bug here must not go unnoticed in a task nobody awaits
+            log.exception("job task job-%d failed", lease.job_id)
+        finally:
+            if lease.task is not None:
+                self._job_tasks.discard(lease.task)
+
+    async def _run_and_report(self, lease: HeldLease) -> None:
         job = lease.job
-        lease.log.info("job started (attempt %d of %d)", job.attempt, job.max_attempts)
+        debug = log.isEnabledFor(logging.DEBUG)
+        if debug:
+            lease.log.debug("job started (attempt %d of %d)", job.attempt, job.max_attempts)
         started = time.monotonic()
         try:
             outcome = await self._execute(lease)
         finally:
             lease.running = False
-            self._slots.release()
+            self._slots.give()
         if lease.abandoned:
             return  # lost or cancelled while finishing: report nothing
         took = time.monotonic() - started
         if isinstance(outcome, jobs_pb2.JobResult):
-            lease.log.info("job succeeded in %.3fs", took)
+            if debug:
+                lease.log.debug("job succeeded in %.3fs", took)
             assert self._batcher is not None
             self._batcher.submit(pb.CompletedJob(job_id=job.id, lease_token=job.lease_token, result=outcome))
         else:
@@ -323,30 +340,42 @@ class Worker:
 
     async def _report_fail(self, lease: HeldLease, request: pb.FailRequest) -> None:
         try:
-            await report_fail(self._client_or_fail(), lease, request)
+            taken = await report_fail(self._client_or_fail(), lease, request)
         finally:
             self._forget(lease)
+        counts = self._progress.counts
+        if taken and request.release:
+            counts.released += 1
+        elif taken:
+            counts.failed += 1
+        elif not lease.abandoned:
+            counts.lost += 1  # an abandoned lease was counted when it was abandoned
+        if taken or not lease.abandoned:
+            self.metrics.fail_reported(lease.job.kind, release=request.release, taken=taken)
 
     def _forget(self, lease: HeldLease) -> None:
         if self._keeper is not None and not lease.abandoned:
             self._keeper.remove(lease.job_id)
 
     def _on_complete_settled(self, job_id: int, outcome: Settled) -> None:
-        if self._keeper is not None:
-            self._keeper.remove(job_id)
+        lease = self._keeper.remove(job_id) if self._keeper is not None else None
+        if lease is not None:
+            self.metrics.complete_settled(lease.job.kind, completed=outcome == "completed")
         if outcome == "completed":
-            log.debug("completion reported", extra={"job_id": job_id})
+            self._progress.counts.succeeded += 1
+        else:
+            self._progress.counts.lost += 1
 
     def _on_abandon(self, lease: HeldLease, why: str) -> None:
+        self._progress.counts.lost += 1
+        self.metrics.abandoned(lease.job.kind, why)
         if self._batcher is not None:
             self._batcher.discard(lease.job_id)
         if lease.task is not None and not lease.task.done():
             lease.task.cancel()
 
-    def _on_job_task_done(self, task: asyncio.Task[None]) -> None:
-        self._job_tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("job task %s failed", task.get_name(), exc_info=task.exception())
+    def _browser_restarts(self) -> int:
+        return self._resources.browser.restarts if self._resources is not None else 0
 
     def _client_or_fail(self) -> CoordinatorClient:
         if self._client is None:

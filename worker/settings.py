@@ -9,6 +9,7 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from worker.credentials import ChannelSecurity, add_security_flags, security_from
 from worker.pipeline.settings import ScrapeSettings, add_scrape_flags, scrape_settings_from
 
 ENV_PREFIX = "CRAWLFLEET_"
@@ -25,6 +26,7 @@ DEFAULT_COMPLETE_FLUSH_INTERVAL = 0.005
 DEFAULT_HEARTBEAT_FRACTION = 1 / 3
 DEFAULT_ALLOW_LOOPBACK = False
 DEFAULT_LOG_LEVEL = "INFO"
+DEFAULT_METRICS_LISTEN = "127.0.0.1:9465"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -49,7 +51,11 @@ class WorkerSettings:
     complete_flush_interval: float = DEFAULT_COMPLETE_FLUSH_INTERVAL
     heartbeat_fraction: float = DEFAULT_HEARTBEAT_FRACTION
     log_level: str = DEFAULT_LOG_LEVEL
+    # host:port of the Prometheus endpoint of the worker process; "" or "off" disables it, port 0 picks
+    # a free port. Served by worker.main, not by Worker (tests build Workers without an endpoint).
+    metrics_listen: str = DEFAULT_METRICS_LISTEN
     scrape: ScrapeSettings = field(default_factory=ScrapeSettings)
+    security: ChannelSecurity = field(default_factory=ChannelSecurity)
 
     def __post_init__(self) -> None:
         if not 1 <= self.slots <= MAX_SLOTS:
@@ -86,7 +92,9 @@ class WorkerSettings:
                 complete_flush_interval=ns.complete_flush_interval,
                 heartbeat_fraction=ns.heartbeat_fraction,
                 log_level=ns.log_level,
+                metrics_listen=ns.metrics_listen,
                 scrape=scrape_settings_from(ns, allow_loopback=ns.allow_loopback),
+                security=security_from(ns),
             )
         except ValueError as exc:
             parser.error(str(exc))
@@ -137,6 +145,13 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     add_scrape_flags(add, positive_int=_positive_int, positive_float=_positive_float)
     add("--log-level", DEFAULT_LOG_LEVEL, _log_level, "DEBUG, INFO, WARNING or ERROR")
+    add(
+        "--metrics-listen",
+        DEFAULT_METRICS_LISTEN,
+        str,
+        "host:port to serve Prometheus metrics on (/metrics); off disables, port 0 picks a free one",
+    )
+    add_security_flags(parser, add, env)
     loopback_env = ENV_PREFIX + "ALLOW_LOOPBACK"
     try:
         loopback_default = _bool(env.get(loopback_env, str(DEFAULT_ALLOW_LOOPBACK)))

@@ -13,6 +13,7 @@ from crawlfleet.v1 import job_queue_pb2_grpc, jobs_pb2
 
 from coordinator import convert
 from coordinator.errors import Draining, InvalidArgument
+from coordinator.metrics import CoordinatorMetrics
 from coordinator.queue import LeasedRow, Queue
 from coordinator.results import ResultRows, split_result
 from coordinator.settings import CoordinatorSettings
@@ -42,8 +43,16 @@ class Lifecycle:
 
 
 class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
-    def __init__(self, queue: Queue, wakeup: Wakeup, settings: CoordinatorSettings, lifecycle: Lifecycle) -> None:
+    def __init__(
+        self,
+        queue: Queue,
+        wakeup: Wakeup,
+        settings: CoordinatorSettings,
+        lifecycle: Lifecycle,
+        metrics: CoordinatorMetrics,
+    ) -> None:
         self._queue = queue
+        self._metrics = metrics
         self._wakeup = wakeup
         self._settings = settings
         self._lifecycle = lifecycle
@@ -54,7 +63,9 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
         """Add jobs atomically; duplicates of live jobs return the live job."""
         jobs = validate_enqueue(list(request.jobs), self._settings)
         ids = await self._queue.enqueue(jobs)
-        if any(created for _, created in ids):
+        created = sum(1 for _, c in ids if c)
+        self._metrics.enqueued(created)
+        if created:
             self._wakeup.notify()  # waiters on this coordinator need not wait for the NOTIFY
         return pb.EnqueueResponse(jobs=[pb.EnqueuedJob(id=i, created=c) for i, c in ids])
 
@@ -91,6 +102,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
             await wait_for(signal, min(timeout, self._settings.recheck_seconds))
             if self._lifecycle.draining:
                 break
+        self._metrics.leased(len(rows))
         # One claim gives every row the same expiry: convert it once.
         expires = convert.timestamp(rows[0].lease_expires_at) if rows else None
         return pb.LeaseResponse(
@@ -173,6 +185,10 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
                         lease_expires_at=convert.timestamp(ext.lease_expires_at),
                     )
                 )
+        statuses = [answer.status for answer in answers]
+        self._metrics.heartbeat(
+            extended=statuses.count(pb.LEASE_STATUS_EXTENDED), lost=statuses.count(pb.LEASE_STATUS_LOST)
+        )
         return pb.HeartbeatResponse(leases=answers)
 
     @handles_errors
@@ -196,7 +212,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
             # Deterministic bytes, so an identical replay compares equal to what is stored.
             stored, rows[job_id] = split_result(job_id, job.result, f"jobs[{i}].result")
             items.append((job_id, token, stored))
-        await self._queue.complete(items, rows)
+        self._metrics.completed(await self._queue.complete(items, rows))
         return pb.CompleteResponse()
 
     @handles_errors
@@ -220,6 +236,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
             retry_after_seconds=retry_after,
             release=request.release,
         )
+        self._metrics.failed(outcome.state, release=request.release)
         if outcome.state == "queued":
             self._wakeup.notify()
         return pb.FailResponse(

@@ -13,6 +13,8 @@ from worker.pipeline.images import ImageError, ProcessedImage
 
 async def process_page_images(ctx: JobContext, urls: list[str]) -> list[jobs_pb2.ImageResult]:
     """One ImageResult per URL, in order; a failed image carries its reason, never fails the job."""
+    if not urls:
+        return []  # not an observation of the images stage
     settings = ctx.settings.scrape
     gate = asyncio.Semaphore(settings.image_concurrency)
 
@@ -34,7 +36,8 @@ async def process_page_images(ctx: JobContext, urls: list[str]) -> list[jobs_pb2
                 return jobs_pb2.ImageResult(url=url, error_type=exc.error_type, error_message=exc.message)
             return image_result(url, processed)
 
-    results = list(await asyncio.gather(*(one(url) for url in urls)))
+    with ctx.resources.stages.time("images"):
+        results = list(await asyncio.gather(*(one(url) for url in urls)))
     fit_budget(results, settings.max_result_bytes)
     return results
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+from worker.metrics import StageTimer
 from worker.pipeline.browser import BrowserOptions, BrowserPool
 from worker.pipeline.egress import EgressPolicy
 from worker.pipeline.fetch import GuardedFetcher
@@ -14,8 +15,10 @@ from worker.pipeline.settings import ScrapeSettings
 
 
 class PipelineResources:
-    def __init__(self, settings: ScrapeSettings, *, slots: int) -> None:
+    def __init__(self, settings: ScrapeSettings, *, slots: int, stages: StageTimer | None = None) -> None:
         self.settings = settings
+        # Where the pipeline times its stages (the worker's metrics); nowhere when not given.
+        self.stages = stages or StageTimer.unregistered()
         self.policy = EgressPolicy.from_settings(allow_loopback=settings.allow_loopback, allow=settings.egress_allow)
         self.fetcher = GuardedFetcher(self.policy, user_agent=settings.user_agent, max_connections=slots * 4)
         self.browser = BrowserPool(

@@ -72,17 +72,17 @@ async def run_scrape(job: pb.LeasedJob, ctx: JobContext) -> jobs_pb2.JobResult:
         async with asyncio.timeout(timeout):
             if mode == jobs_pb2.RENDER_MODE_BROWSER:
                 source = await render(ctx, spec.url, timeout)
-                page = await ctx.run_blocking(extract_page, source.html, source.final_url)
+                page = await extract(ctx, source)
             else:
                 source = await fetch_page(ctx, spec.url, timeout)
-                page = await ctx.run_blocking(extract_page, source.html, source.final_url)
+                page = await extract(ctx, source)
                 reason = None
                 if mode == jobs_pb2.RENDER_MODE_AUTO:
                     reason = await ctx.run_blocking(needs_browser, source.html, page)
                 if reason is not None:
                     ctx.log.info("auto: rendering in the browser (%s)", reason)
                     source = await render(ctx, source.final_url, timeout)
-                    page = await ctx.run_blocking(extract_page, source.html, source.final_url)
+                    page = await extract(ctx, source)
     except TimeoutError as exc:
         raise JobError(f"scraping took longer than {timeout:g}s", error_type="timeout", retryable=True) from exc
     images: list[jobs_pb2.ImageResult] = []
@@ -92,9 +92,16 @@ async def run_scrape(job: pb.LeasedJob, ctx: JobContext) -> jobs_pb2.JobResult:
     return jobs_pb2.JobResult(scrape=scrape_result(source, page, images))
 
 
+async def extract(ctx: JobContext, source: PageSource) -> PageData:
+    """Extract the page's data off the event loop."""
+    with ctx.resources.stages.time("extract"):
+        return await ctx.run_blocking(extract_page, source.html, source.final_url)
+
+
 async def fetch_page(ctx: JobContext, url: str, timeout: float) -> PageSource:
     settings = ctx.settings.scrape
-    fetched = await ctx.resources.fetcher.get(url, max_bytes=settings.max_body_bytes, timeout=timeout)
+    with ctx.resources.stages.time("fetch"):
+        fetched = await ctx.resources.fetcher.get(url, max_bytes=settings.max_body_bytes, timeout=timeout)
     headers = {k.lower(): v for k, v in fetched.headers.items()}
     check_status(fetched.status, headers, fetched.url)
     check_html(fetched.content_type, fetched.body[:512], fetched.url)
@@ -133,7 +140,8 @@ async def render(ctx: JobContext, url: str, timeout: float) -> PageSource:
         return RoutedResponse(status=got.status, headers=headers_out, body=got.body)
 
     try:
-        rendered = await ctx.resources.browser.render(url, timeout=timeout, fetch=fetch_for_browser)
+        with ctx.resources.stages.time("render"):
+            rendered = await ctx.resources.browser.render(url, timeout=timeout, fetch=fetch_for_browser)
     except RequestBlocked as exc:
         raise JobError(
             f"destination refused by the egress guard: {exc}", error_type="blocked_destination", retryable=False

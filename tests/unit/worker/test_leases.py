@@ -5,7 +5,7 @@ import asyncio
 from crawlfleet.v1 import job_queue_pb2 as pb
 
 from tests.unit.worker.fakes import FakeCoordinator, held
-from worker.leases import HeldLease, LeaseKeeper, local_deadline
+from worker.leases import FENCE_HEAP_SLACK, HeldLease, LeaseKeeper, local_deadline
 
 
 def test_local_deadline_trusts_the_wall_clock_only_to_shorten() -> None:
@@ -88,3 +88,72 @@ async def test_keeper_heartbeats_all_leases_in_one_call() -> None:
     assert set(abandoned.why) == {2}
     keeper.stop()
     await asyncio.wait_for(task, 5)
+
+
+async def test_keeper_wakes_for_a_lease_due_before_its_wake_up() -> None:
+    abandoned = Abandoned()
+    now = [1000.0]
+    keeper = LeaseKeeper(FakeCoordinator(), fraction=1 / 3, on_abandon=abandoned, clock=lambda: now[0])
+    keeper.add(held(1, deadline=1e9, lease_duration=1e8))  # heartbeat and fence far off: it sleeps
+    task = asyncio.create_task(keeper.run())
+    await asyncio.sleep(0)  # let it go to sleep (a yield, not a wait for time)
+    keeper.add(held(2, deadline=1e9 + 1, lease_duration=1e8))
+    assert not keeper._changed.is_set(), "a lease due later must not wake the keeper"
+    keeper.add(held(3, deadline=1000.5))  # already inside its fencing margin
+    await asyncio.wait_for(abandoned.event.wait(), 5)
+    assert set(abandoned.why) == {3}
+    assert sorted(lease.job_id for lease in keeper.leases()) == [1, 2]
+    keeper.stop()
+    await asyncio.wait_for(task, 5)
+
+
+async def test_keeper_fences_due_leases_only_and_skips_removed_and_extended_ones() -> None:
+    abandoned = Abandoned()
+    now = [1000.0]
+    keeper = LeaseKeeper(
+        FakeCoordinator(), fraction=1 / 3, on_abandon=abandoned, clock=lambda: now[0], wall_clock=lambda: 5000.0
+    )
+    extended, due, removed, later = held(1, deadline=1010), held(2, deadline=1010), held(3, deadline=1010), held(4)
+    for lease in (extended, due, removed, later):
+        keeper.add(lease)
+    keeper.remove(3)
+    response = pb.HeartbeatResponse(leases=[pb.LeaseState(job_id=1, status=pb.LEASE_STATUS_EXTENDED)])
+    keeper.apply([extended], response, sent_at=1005.0)  # now lasts until 1035
+    now[0] = 1009.5  # past the old fencing time (1009) of leases 1-3, before the first heartbeat (1010)
+    task = asyncio.create_task(keeper.run())
+    await asyncio.wait_for(abandoned.event.wait(), 5)
+    assert set(abandoned.why) == {2}
+    assert not removed.abandoned
+    assert sorted(lease.job_id for lease in keeper.leases()) == [1, 4]
+    keeper.stop()
+    await asyncio.wait_for(task, 5)
+
+
+async def test_keeper_fences_a_lease_whose_extension_ends_earlier() -> None:
+    abandoned = Abandoned()
+    now = [1000.0]
+    keeper = LeaseKeeper(
+        FakeCoordinator(), fraction=1 / 3, on_abandon=abandoned, clock=lambda: now[0], wall_clock=lambda: 5000.0
+    )
+    lease = held(1, deadline=1030)
+    keeper.add(lease)
+    shortened = pb.LeaseState(job_id=1, status=pb.LEASE_STATUS_EXTENDED)
+    shortened.lease_expires_at.FromSeconds(5005)  # the coordinator's expiry: 5 s from now
+    keeper.apply([lease], pb.HeartbeatResponse(leases=[shortened]), sent_at=1000.0)
+    assert lease.deadline == 1005.0
+    now[0] = 1004.5
+    task = asyncio.create_task(keeper.run())
+    await asyncio.wait_for(abandoned.event.wait(), 5)
+    assert "self-fenced" in abandoned.why[1]
+    keeper.stop()
+    await asyncio.wait_for(task, 5)
+
+
+def test_fence_heap_stays_bounded_when_leases_come_and_go() -> None:
+    keeper = LeaseKeeper(FakeCoordinator(), fraction=1 / 3, on_abandon=Abandoned(), clock=lambda: 1000.0)
+    keeper.add(held(0))
+    for job_id in range(1, 10 * FENCE_HEAP_SLACK):
+        keeper.add(held(job_id))
+        keeper.remove(job_id)  # settled long before its fencing time
+    assert len(keeper) == 1
+    assert len(keeper._fences) <= 2 * len(keeper) + FENCE_HEAP_SLACK + 1

@@ -203,3 +203,16 @@ def test_fail_requests_carry_the_job_error() -> None:
     internal = internal_failure(job, KeyError("k"))
     assert internal.error_type == "internal" and internal.retryable
     assert "KeyError" in internal.error_message
+
+
+async def test_a_batch_of_one_goes_without_waiting_for_the_flush_interval() -> None:
+    sender, rec = FakeCompleteSender(), Recorder()
+    b = batcher(sender, rec, max_batch=1)  # the flush interval (60 s) never passes in this test
+    settled = asyncio.Event()
+    b._on_settled = lambda job_id, outcome: settled.set()
+    runner = asyncio.create_task(b.run())
+    b.submit(completed(1))
+    await asyncio.wait_for(settled.wait(), 5)
+    assert sender.calls == [[1]]
+    await drain(b)
+    await runner

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import cast
 
 import pytest
@@ -174,3 +175,23 @@ async def test_noop_handler() -> None:
         assert (exc_info.value.error_type, exc_info.value.retryable) == ("noop_failure", True)
     finally:
         await worker.shutdown()
+
+
+async def test_outcomes_are_summed_up_in_one_line_not_per_job(caplog: pytest.LogCaptureFixture) -> None:
+    coordinator = FakeCoordinator([batch(leased(1), leased(9))])
+    gate = Gate()
+    worker = Worker(settings(), client=cast(CoordinatorClient, coordinator), handlers={"noop": gate})
+    with caplog.at_level(logging.INFO):
+        run = await start(worker)
+        await gate.wait_started(1, 9)
+        gate.gate(1).set()
+        gate.gate(9).set()
+        await coordinator.wait_for(lambda: coordinator.completed == [1] and len(coordinator.failed) == 1)
+        await coordinator.wait_for(lambda: worker.held_leases == 0)
+        await worker.shutdown()
+        await asyncio.wait_for(run, 5)
+    messages = [record.getMessage() for record in caplog.records]
+    assert not [m for m in messages if "job started" in m or "job succeeded" in m]
+    assert [m for m in messages if "job failed" in m]  # failures still get their own line
+    [summary] = [m for m in messages if m.startswith("jobs in the last")]
+    assert summary.endswith(": 1 succeeded, 1 failed, 0 released, 0 lost; 0 in flight")

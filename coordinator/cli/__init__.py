@@ -1,0 +1,1 @@
+"""``crawlfleet``: the command line of producers and operators (entry point: ``coordinator.cli.main:main``)."""

@@ -1,0 +1,260 @@
+"""The ``crawlfleet`` CLI against an in-process coordinator: ``main(argv)`` runs in a thread (it makes
+blocking gRPC calls while the coordinator serves on the test's event loop) with its streams captured."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from crawlfleet.v1 import admin_pb2, jobs_pb2
+from crawlfleet.v1 import job_queue_pb2 as pb
+
+from coordinator.cli.commands.enqueue import parse_lines
+from coordinator.cli.errors import UsageError
+from coordinator.cli.main import main
+from coordinator.cli.render import id_ranges, parse_duration
+from tests.conftest import RunningCoordinator
+from tests.e2e.processes import free_port
+from tests.helpers import lease_request, noop, scrape
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+async def cli(coord: RunningCoordinator | str, *args: str, stdin: str = "") -> Run:
+    address = coord if isinstance(coord, str) else coord.address
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["--coordinator", address, *args]
+    code = await asyncio.to_thread(main, argv, stdin=io.StringIO(stdin), stdout=out, stderr=err)
+    return Run(code, out.getvalue(), err.getvalue())
+
+
+async def enqueue(coord: RunningCoordinator, *specs: jobs_pb2.JobSpec) -> list[int]:
+    return [j.id for j in (await coord.queue.Enqueue(pb.EnqueueRequest(jobs=list(specs)))).jobs]
+
+
+async def get_job(coord: RunningCoordinator, job_id: int) -> jobs_pb2.Job:
+    return (await coord.admin.GetJob(admin_pb2.GetJobRequest(job_id=job_id))).job
+
+
+async def make_dead(coord: RunningCoordinator, url: str, error_type: str = "http_4xx") -> int:
+    (job_id,) = await enqueue(coord, scrape(url))
+    (job,) = (await coord.queue.Lease(lease_request(worker_id="w-dead"))).jobs
+    await coord.queue.Fail(
+        pb.FailRequest(
+            job_id=job_id, lease_token=job.lease_token, error_type=error_type, error_message="HTTP 404", retryable=False
+        )
+    )
+    return job_id
+
+
+async def complete(coord: RunningCoordinator, job: pb.LeasedJob, title: str = "A page") -> None:
+    url = job.spec.scrape.url
+    page = jobs_pb2.ScrapeResult(
+        final_url=url,
+        status_code=200,
+        title=title,
+        content_type="text/html",
+        rendered_with=jobs_pb2.RENDER_MODE_HTTP,
+        images=[jobs_pb2.ImageResult(url=url + "broken.png", error_type="corrupt_image", error_message="bad bytes")],
+    )
+    done = pb.CompletedJob(job_id=job.id, lease_token=job.lease_token, result=jobs_pb2.JobResult(scrape=page))
+    await coord.queue.Complete(pb.CompleteRequest(jobs=[done]))
+
+
+async def make_succeeded(coord: RunningCoordinator, url: str, title: str = "A page") -> int:
+    (job_id,) = await enqueue(coord, scrape(url))
+    (job,) = (await coord.queue.Lease(lease_request(worker_id="w-ok"))).jobs
+    await complete(coord, job, title)
+    return job_id
+
+
+def test_durations_ranges_and_input_lines() -> None:
+    assert parse_duration("90") == 90 and parse_duration("1h30m") == 5400 and parse_duration("7d") == 7 * 86400
+    assert parse_duration("500ms") == 0.5
+    with pytest.raises(UsageError):
+        parse_duration("soon")
+    assert id_ranges([5, 1, 2, 3, 9, 10]) == "1-3, 5, 9-10"
+    items = parse_lines(["# urls", "", "  https://a.example/  ", '{"noop": {}, "priority": 4}'], "stdin")
+    assert [i.origin for i in items] == ["stdin line 3", "stdin line 4"]
+    assert items[0].spec.scrape.url == "https://a.example/" and items[1].spec.priority == 4
+
+
+async def test_enqueue_from_arguments_dedupes_live_jobs(coord: RunningCoordinator) -> None:
+    first = await cli(coord, "--json", "enqueue", "https://a.example/", "https://b.example/", "--render", "auto")
+    assert first.code == 0, first.err
+    assert first.json()["created"] == 2 and first.json()["deduplicated"] == 0
+    again = await cli(coord, "enqueue", "https://a.example/", "--priority", "5")
+    assert again.code == 0
+    assert "1 job(s): 0 created, 1 deduplicated" in again.out
+    ids = [j["id"] for j in first.json()["jobs"]]
+    assert f"already queued or running: {ids[0]}" in again.out
+    job = await get_job(coord, ids[0])
+    assert job.spec.scrape.render == jobs_pb2.RENDER_MODE_AUTO
+
+
+async def test_enqueue_from_stdin_with_comments_json_lines_and_batches(coord: RunningCoordinator) -> None:
+    lines = [
+        "# a comment, then a blank line",
+        "",
+        "https://shop.example/1",
+        '{"scrape": {"url": "https://shop.example/2", "render": "RENDER_MODE_BROWSER"}, "priority": 9}',
+        "https://shop.example/3",
+    ]
+    run = await cli(
+        coord, "enqueue", "-", "--priority", "3", "--max-attempts", "2", "--batch", "2", stdin="\n".join(lines)
+    )
+    assert run.code == 0, run.err
+    assert "enqueued 3 job(s): 3 created, 0 deduplicated" in run.out
+    listed = await cli(coord, "--json", "jobs", "list", "--url-prefix", "https://shop.example/")
+    jobs = {j["target_url"]: j for j in listed.json()["jobs"]}
+    assert set(jobs) == {f"https://shop.example/{n}" for n in (1, 2, 3)}
+    assert jobs["https://shop.example/1"]["spec"]["priority"] == 3
+    assert jobs["https://shop.example/2"]["spec"]["priority"] == 9  # the JSON line's own value wins
+    assert jobs["https://shop.example/2"]["spec"]["scrape"]["render"] == "RENDER_MODE_BROWSER"
+    assert jobs["https://shop.example/3"]["max_attempts"] == 2
+    noop = await cli(coord, "--json", "enqueue", "--kind", "noop", "--count", "3", "--duration", "10ms")
+    assert noop.json()["created"] == 3
+
+
+async def test_bad_url_names_the_field_and_the_input(coord: RunningCoordinator) -> None:
+    run = await cli(coord, "enqueue", "https://ok.example/", "ftp://nope.example/")
+    assert run.code == 1
+    assert "jobs[1].scrape.url" in run.err and "argument 2" in run.err and "nothing was enqueued" in run.err
+    assert (await cli(coord, "--json", "stats")).json()["states"]["queued"] == 0
+    bad_json = await cli(coord, "enqueue", "-", stdin='{"scrape": {"uri": "x"}}\n')
+    assert bad_json.code == 2 and "stdin line 1" in bad_json.err
+
+
+async def test_unreachable_coordinator_exits_5_and_says_what_to_do() -> None:
+    run = await cli(f"127.0.0.1:{free_port()}", "stats")
+    assert run.code == 5
+    assert "cannot reach the coordinator at 127.0.0.1:" in run.err
+    assert "--coordinator / CRAWLFLEET_COORDINATOR" in run.err
+
+
+async def test_stats_health_and_workers(coord: RunningCoordinator) -> None:
+    await enqueue(coord, scrape("https://a.example/"), scrape("https://b.example/"), noop())
+    stats = await cli(coord, "stats", "--json")  # global options may follow the command
+    assert stats.code == 0
+    assert stats.json()["states"] == {"queued": 3, "leased": 0, "succeeded": 0, "dead": 0, "cancelled": 0}
+    assert stats.json()["kinds"]["scrape"]["queued"] == 2 and stats.json()["kinds"]["noop"]["queued"] == 1
+    table = await cli(coord, "stats")
+    assert "KIND" in table.out and "scrape" in table.out
+    unhealthy = await cli(coord, "health")
+    assert unhealthy.code == 1 and "no worker seen recently" in unhealthy.out
+    await coord.queue.Lease(lease_request(worker_id="cli-worker", max_jobs=1))
+    healthy = await cli(coord, "--json", "health")
+    assert healthy.code == 0 and healthy.json()["healthy"] is True and healthy.json()["due"] == 2
+    workers = await cli(coord, "workers")
+    assert workers.code == 0 and "cli-worker" in workers.out
+    assert (await cli(coord, "--json", "workers")).json()["workers"][0]["in_flight"] == "1"
+
+
+async def test_jobs_list_and_show(coord: RunningCoordinator) -> None:
+    done = await make_succeeded(coord, "https://shown.example/", title="Shown page")
+    (queued,) = await enqueue(coord, scrape("https://waiting.example/"))
+    listed = await cli(coord, "jobs", "list", "--state", "succeeded")
+    assert listed.code == 0 and "https://shown.example/" in listed.out and "waiting" not in listed.out
+    limited = await cli(coord, "--json", "jobs", "list", "--limit", "1")
+    assert [j["id"] for j in limited.json()["jobs"]] == [str(queued)] and limited.json()["next_page_token"]
+    everything = await cli(coord, "--json", "jobs", "list", "--all", "--since", "1h")
+    assert {int(j["id"]) for j in everything.json()["jobs"]} == {done, queued}
+    assert (await cli(coord, "--json", "jobs", "list", "--until", "1h")).json()["jobs"] == []
+    shown = await cli(coord, "jobs", "show", str(done))
+    assert shown.code == 0, shown.err
+    for text in ("succeeded", "w-ok", "Shown page", "0 processed, 1 failed", "corrupt_image"):
+        assert text in shown.out
+    missing = await cli(coord, "jobs", "show", "999999")
+    assert missing.code == 1 and "999999" in missing.err
+
+
+async def test_dead_list_and_requeue(coord: RunningCoordinator) -> None:
+    gone = await make_dead(coord, "https://gone.example/", error_type="http_4xx")
+    other = await make_dead(coord, "https://flaky.example/", error_type="http_5xx")
+    listed = await cli(coord, "dead", "list")
+    assert listed.code == 0 and "http_4xx: HTTP 404" in listed.out and "https://flaky.example/" in listed.out
+    assert (await cli(coord, "dead", "requeue")).code == 2
+    refused = await cli(coord, "dead", "requeue", "--all")
+    assert refused.code == 2 and "--yes" in refused.err
+    by_filter = await cli(coord, "--json", "dead", "requeue", "--error-type", "http_5xx")
+    assert by_filter.code == 0 and by_filter.json()["requeued_job_ids"] == [other]
+    by_id = await cli(coord, "dead", "requeue", str(gone), str(other))
+    assert by_id.code == 1  # the second is no longer dead
+    assert f"requeued 1 dead job(s): {gone}" in by_id.out and "not requeued" in by_id.out
+    assert (await get_job(coord, gone)).state == jobs_pb2.JOB_STATE_QUEUED
+    await coord.queue.Lease(lease_request(worker_id="w", max_jobs=10))  # out of the way of the next dead job
+    third = await make_dead(coord, "https://third.example/")
+    everything = await cli(coord, "dead", "requeue", "--all", "--yes")
+    assert everything.code == 0 and f"requeued 1 dead job(s): {third}" in everything.out
+
+
+async def test_cancel(coord: RunningCoordinator) -> None:
+    (queued,) = await enqueue(coord, scrape("https://cancel.example/"))
+    run = await cli(coord, "cancel", str(queued))
+    assert run.code == 0 and f"job {queued}: cancelled" in run.out
+    (leased_id,) = await enqueue(coord, scrape("https://leased.example/"))
+    await coord.queue.Lease(lease_request())
+    leased = await cli(coord, "cancel", str(leased_id), "424242")
+    assert leased.code == 1
+    assert "cancel requested" in leased.out and "job 424242: not cancelled" in leased.out
+    assert (await get_job(coord, leased_id)).cancel_requested
+
+
+async def test_purge_finished_jobs(coord: RunningCoordinator) -> None:
+    done = await make_succeeded(coord, "https://old.example/")
+    (live,) = await enqueue(coord, scrape("https://live.example/"))
+    refused = await cli(coord, "purge", "--older-than", "0s")
+    assert refused.code == 2 and "--yes" in refused.err
+    run = await cli(coord, "purge", "--older-than", "0s", "--yes", "--batch", "1")
+    assert run.code == 0, run.err
+    assert "purged 1 job(s)" in run.out
+    assert (await cli(coord, "jobs", "show", str(done))).code == 1
+    assert (await get_job(coord, live)).state == jobs_pb2.JOB_STATE_QUEUED
+    assert (await cli(coord, "purge", "--older-than", "1d", "--state", "queued", "--yes")).code == 2
+
+
+async def test_export_json_lines(coord: RunningCoordinator, tmp_path: Any) -> None:
+    first = await make_succeeded(coord, "https://one.example/", title="One")
+    second = await make_succeeded(coord, "https://two.example/", title="Two")
+    run = await cli(coord, "export", "--kind", "scrape", "--page-size", "1")
+    assert run.code == 0, run.err
+    records = [json.loads(line) for line in run.out.splitlines()]
+    assert [r["job_id"] for r in records] == [first, second]
+    assert records[0]["url"] == "https://one.example/" and records[0]["finished_at"].endswith("Z")
+    assert records[1]["result"]["scrape"]["title"] == "Two"
+    assert records[1]["result"]["scrape"]["images"][0]["error_type"] == "corrupt_image"
+    target = tmp_path / "results.jsonl"
+    to_file = await cli(coord, "export", "--output", str(target))
+    assert to_file.code == 0 and "exported 2 result(s)" in to_file.err
+    assert len(target.read_text().splitlines()) == 2
+
+
+async def test_wait_exit_codes(coord: RunningCoordinator) -> None:
+    ok = await make_succeeded(coord, "https://ok.example/")
+    run = await cli(coord, "wait", str(ok))
+    assert run.code == 0 and "1 of 1 job(s) finished: 1 succeeded" in run.out
+    dead = await make_dead(coord, "https://dead.example/")
+    failed = await cli(coord, "wait", str(ok), str(dead))
+    assert failed.code == 3 and f"job {dead} dead: http_4xx" in failed.out
+    (queued,) = await enqueue(coord, scrape("https://slow.example/"))
+    timed_out = await cli(coord, "--json", "wait", str(queued), "--timeout", "0.3s", "--interval", "0.1")
+    assert timed_out.code == 4 and timed_out.json()["timed_out"] is True
+    assert (await cli(coord, "wait", "--all", "--timeout", "0.3s")).code == 4
+
+    waiting = asyncio.ensure_future(cli(coord, "wait", "--all", "--interval", "0.05"))
+    (job,) = (await coord.queue.Lease(lease_request())).jobs
+    await complete(coord, job)
+    everything = await waiting
+    assert everything.code == 0 and "no job is queued or leased" in everything.out
