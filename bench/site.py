@@ -140,10 +140,10 @@ class BenchSite:
 
     def generate(self) -> None:
         pool = make_image_pool(self.pool_size, self.seed) if self.images_per_page else []
-        rng = random.Random(self.seed + 1)
         for image in pool:
             self._routes[image.path] = (image.content_type, image.data)
         for index in range(self.pages):
+            rng = random.Random(f"{self.seed}-{index}")  # a page's text and images do not depend on --pages
             page = product_page(index, total=self.pages, pool=pool, images=self.images_per_page, rng=rng)
             self._routes[product_path(index)] = ("text/html; charset=utf-8", page)
 

@@ -30,10 +30,15 @@ async def process_page_images(ctx: JobContext, urls: list[str]) -> list[jobs_pb2
                 return jobs_pb2.ImageResult(
                     url=url, error_type=f"http_{fetched.status}", error_message=f"HTTP {fetched.status} from {url}"
                 )
-            try:
-                processed = await ctx.resources.images.process(fetched.body)
-            except ImageError as exc:
-                return jobs_pb2.ImageResult(url=url, error_type=exc.error_type, error_message=exc.message)
+            cache = ctx.resources.image_cache
+            key = cache.key(fetched.body)
+            processed = cache.get(key)
+            if processed is None:
+                try:
+                    processed = await ctx.resources.images.process(fetched.body)
+                except ImageError as exc:
+                    return jobs_pb2.ImageResult(url=url, error_type=exc.error_type, error_message=exc.message)
+                cache.put(key, processed)
             return image_result(url, processed)
 
     with ctx.resources.stages.time("images"):

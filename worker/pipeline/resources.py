@@ -10,6 +10,7 @@ from worker.metrics import StageTimer
 from worker.pipeline.browser import BrowserOptions, BrowserPool
 from worker.pipeline.egress import EgressPolicy
 from worker.pipeline.fetch import GuardedFetcher
+from worker.pipeline.image_cache import ProcessedImageCache
 from worker.pipeline.images import ImageOptions, ImageProcessor
 from worker.pipeline.settings import ScrapeSettings
 
@@ -38,6 +39,7 @@ class PipelineResources:
             max_bytes=settings.max_image_bytes,
         )
         self.images = ImageProcessor(self.image_options)
+        self.image_cache = ProcessedImageCache()
 
     async def aclose(self) -> None:
         results = await asyncio.gather(

@@ -9,7 +9,6 @@ on the image with its reason.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import email.utils
 from dataclasses import dataclass
@@ -68,23 +67,21 @@ async def run_scrape(job: pb.LeasedJob, ctx: JobContext) -> jobs_pb2.JobResult:
     settings = ctx.settings.scrape
     timeout = spec.timeout.ToNanoseconds() / 1e9 if spec.HasField("timeout") else settings.http_timeout
     mode = spec.render or jobs_pb2.RENDER_MODE_HTTP
-    try:
-        async with asyncio.timeout(timeout):
-            if mode == jobs_pb2.RENDER_MODE_BROWSER:
-                source = await render(ctx, spec.url, timeout)
-                page = await extract(ctx, source)
-            else:
-                source = await fetch_page(ctx, spec.url, timeout)
-                page = await extract(ctx, source)
-                reason = None
-                if mode == jobs_pb2.RENDER_MODE_AUTO:
-                    reason = await ctx.run_blocking(needs_browser, source.html, page)
-                if reason is not None:
-                    ctx.log.info("auto: rendering in the browser (%s)", reason)
-                    source = await render(ctx, source.final_url, timeout)
-                    page = await extract(ctx, source)
-    except TimeoutError as exc:
-        raise JobError(f"scraping took longer than {timeout:g}s", error_type="timeout", retryable=True) from exc
+    # `timeout` bounds the fetch (in the fetcher) and the render (in the browser pool, from the
+    # moment the job has a browser page: waiting for a free page is not the site's fault).
+    if mode == jobs_pb2.RENDER_MODE_BROWSER:
+        source = await render(ctx, spec.url, timeout)
+        page = await extract(ctx, source)
+    else:
+        source = await fetch_page(ctx, spec.url, timeout)
+        page = await extract(ctx, source)
+        reason = None
+        if mode == jobs_pb2.RENDER_MODE_AUTO:
+            reason = await ctx.run_blocking(needs_browser, source.html, page)
+        if reason is not None:
+            ctx.log.info("auto: rendering in the browser (%s)", reason)
+            source = await render(ctx, source.final_url, timeout)
+            page = await extract(ctx, source)
     images: list[jobs_pb2.ImageResult] = []
     if not spec.skip_images:
         limit = spec.max_images or settings.max_images
