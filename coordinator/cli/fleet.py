@@ -33,6 +33,14 @@ class Process:
     popen: subprocess.Popen[bytes]
     log: Path
 
+    def last_problem(self) -> str | None:
+        """The last WARNING or ERROR line of the log, if any."""
+        try:
+            lines = self.log.read_text(errors="replace").splitlines()
+        except OSError:
+            return None
+        return next((line for line in reversed(lines) if " WARNING " in line or " ERROR " in line), None)
+
     def tail(self, lines: int = 20) -> str:
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

@@ -24,7 +24,7 @@ examples:
   crawlfleet enqueue https://example.com/ --render auto
   crawlfleet enqueue - < urls.txt
   crawlfleet stats
-  crawlfleet dead list --error-type http_5
+  crawlfleet dead list --error-type http_5xx
   crawlfleet wait --all --timeout 10m"""
 
 

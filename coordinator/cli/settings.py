@@ -71,7 +71,8 @@ def add_global_options(
         parser.add_argument(flag, default=default(flag, fallback), help=f"{help_text} [{name}]", **kwargs)  # type: ignore[arg-type]
 
     add("--coordinator", DEFAULT_COORDINATOR, "coordinator address host:port", metavar="HOST:PORT")
-    add("--token", None, "bearer token sent as 'authorization: Bearer <token>'", metavar="TOKEN")
+    add("--token", None, "bearer token sent as 'authorization: Bearer <token>' (flags show in ps)", metavar="T")
+    add("--token-file", None, "file holding the bearer token", metavar="PATH")
     add("--tls-ca", None, "CA certificate (PEM) of the coordinator; turns TLS on", metavar="PEM")
     add("--tls-cert", None, "client certificate (PEM), for a coordinator that requires mTLS", metavar="PEM")
     add("--tls-key", None, "client private key (PEM)", metavar="PEM")
@@ -95,7 +96,7 @@ def settings_from(ns: argparse.Namespace, parser: argparse.ArgumentParser) -> Cl
     try:
         return CliSettings(
             coordinator=ns.coordinator,
-            token=ns.token or None,
+            token=_token(ns),
             tls=ns.tls,
             tls_ca=Path(ns.tls_ca) if ns.tls_ca else None,
             tls_cert=Path(ns.tls_cert) if ns.tls_cert else None,
@@ -105,6 +106,17 @@ def settings_from(ns: argparse.Namespace, parser: argparse.ArgumentParser) -> Cl
         )
     except ValueError as exc:
         parser.error(str(exc))
+
+
+def _token(ns: argparse.Namespace) -> str | None:
+    if not ns.token_file:
+        return ns.token or None
+    if ns.token:
+        raise ValueError("give --token or --token-file, not both")
+    try:
+        return Path(ns.token_file).read_text().strip() or None
+    except OSError as exc:
+        raise ValueError(f"cannot read --token-file {ns.token_file}: {exc.strerror}") from None
 
 
 def _bool(text: str, name: str, parser: argparse.ArgumentParser) -> bool:

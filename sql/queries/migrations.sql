@@ -5,14 +5,16 @@
 SELECT pg_advisory_xact_lock(hashtext('crawlfleet.migrations'));
 
 -- name: migration_table_create
+-- checksum: SHA-256 of the file as applied; a file edited after it was applied is refused.
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version     integer     PRIMARY KEY,
     name        text        NOT NULL,
+    checksum    text        NOT NULL,
     applied_at  timestamptz NOT NULL DEFAULT now()
 );
 
 -- name: migration_applied_list
-SELECT version FROM schema_migrations ORDER BY version;
+SELECT version, name, checksum FROM schema_migrations ORDER BY version;
 
 -- name: migration_record
-INSERT INTO schema_migrations (version, name) VALUES ($1, $2);
+INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3);

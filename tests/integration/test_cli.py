@@ -7,17 +7,21 @@ import asyncio
 import io
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from crawlfleet.v1 import admin_pb2, jobs_pb2
 from crawlfleet.v1 import job_queue_pb2 as pb
 
+from coordinator.auth import Role, TokenEntry
 from coordinator.cli.commands.enqueue import parse_lines
 from coordinator.cli.errors import UsageError
 from coordinator.cli.main import main
 from coordinator.cli.render import id_ranges, parse_duration
-from tests.conftest import RunningCoordinator
+from coordinator.security import SecuritySettings
+from tests.certs import make_pki
+from tests.conftest import RunningCoordinator, StartCoordinator
 from tests.e2e.processes import free_port
 from tests.helpers import lease_request, noop, scrape
 
@@ -144,6 +148,25 @@ async def test_unreachable_coordinator_exits_5_and_says_what_to_do() -> None:
     assert "--coordinator / CRAWLFLEET_COORDINATOR" in run.err
 
 
+async def test_tokens_and_tls(start_coordinator: StartCoordinator, tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)
+    tokens = tuple(TokenEntry.from_token(role, f"cli-{role}", f"{role}-secret") for role in (Role.PRODUCER, Role.ADMIN))
+    coord = await start_coordinator(
+        security=SecuritySettings(tokens=tokens, tls_cert=pki.server_cert, tls_key=pki.server_key)
+    )
+    tls = ["--tls-ca", str(pki.ca)]
+    anonymous = await cli(coord, *tls, "stats")
+    assert anonymous.code == 5 and "set --token or CRAWLFLEET_TOKEN" in anonymous.err
+    producer = await cli(coord, *tls, "--token", "producer-secret", "stats")
+    assert producer.code == 5 and "admin role" in producer.err
+    token_file = tmp_path / "token"
+    token_file.write_text("admin-secret\n")
+    admin = await cli(coord, *tls, "--token-file", str(token_file), "stats", "--json")
+    assert admin.code == 0, admin.err
+    plain = await cli(coord, "--token", "admin-secret", "stats")
+    assert plain.code == 5 and "cannot reach the coordinator" in plain.err and "--tls-ca" in plain.err
+
+
 async def test_stats_health_and_workers(coord: RunningCoordinator) -> None:
     await enqueue(coord, scrape("https://a.example/"), scrape("https://b.example/"), noop())
     stats = await cli(coord, "stats", "--json")  # global options may follow the command
@@ -225,7 +248,7 @@ async def test_purge_finished_jobs(coord: RunningCoordinator) -> None:
     assert (await cli(coord, "purge", "--older-than", "1d", "--state", "queued", "--yes")).code == 2
 
 
-async def test_export_json_lines(coord: RunningCoordinator, tmp_path: Any) -> None:
+async def test_export_json_lines(coord: RunningCoordinator, tmp_path: Path) -> None:
     first = await make_succeeded(coord, "https://one.example/", title="One")
     second = await make_succeeded(coord, "https://two.example/", title="Two")
     run = await cli(coord, "export", "--kind", "scrape", "--page-size", "1")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+import pytest
 
 from coordinator import sql
-from coordinator.migrate import migrate
+from coordinator.migrate import MigrationMismatch, migrate
 from coordinator.server import Coordinator
 from tests import pg
 from tests.conftest import coordinator_settings
@@ -54,6 +55,18 @@ async def test_migrations_build_the_declared_schema_and_rerun_as_noop(pg_admin_d
             await conn.close()
     finally:
         await pg.drop_database(pg_admin_dsn, dsn)
+
+
+async def test_a_migration_edited_after_it_was_applied_is_refused(db: asyncpg.Pool) -> None:
+    await db.execute("UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1")
+    async with db.acquire() as conn:
+        with pytest.raises(MigrationMismatch, match="0001_jobs changed after it was applied"):
+            await migrate(conn)
+    await db.execute("INSERT INTO schema_migrations (version, name, checksum) VALUES (999, 'future', 'x')")
+    await db.execute("UPDATE schema_migrations SET checksum = $1 WHERE version = 1", sql.migrations()[0].checksum)
+    async with db.acquire() as conn:
+        with pytest.raises(MigrationMismatch, match="older than the database schema"):
+            await migrate(conn)
 
 
 async def test_every_named_query_prepares_against_the_schema(db: asyncpg.Pool) -> None:

@@ -61,7 +61,7 @@ def run_requeue(ctx: Context, ns: argparse.Namespace) -> int:
             requeued = list(client.call(client.admin.RequeueDeadJobs, request).requeued_job_ids)
     else:
         if not ns.all and not has_filter(flt):
-            raise UsageError("give job ids, filter options (e.g. --error-type http_503), or --all")
+            raise UsageError("give job ids, filter options (e.g. --error-type http_5xx), or --all")
         if not has_filter(flt):
             ctx.confirm("Requeue every dead job?", yes=ns.yes)
         requeued = requeue_matching(ctx, flt)

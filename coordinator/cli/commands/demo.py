@@ -36,6 +36,7 @@ WORKERS = 2
 SLOTS = 4
 POLL = 0.25
 PLAIN_PROGRESS_INTERVAL = 2.0  # seconds between progress lines when stderr is not a terminal
+STALL_WARNING = 30.0  # seconds without any change before the demo shows what the processes complain about
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 
 
@@ -43,7 +44,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     demo = commands.add_parser(
         "demo",
         help="run a coordinator and two workers on the built-in demo site (or on URLs), then summarize",
-        description=__doc__,
+        description="Starts a coordinator, two workers and the built-in demo shop, scrapes the shop with "
+        "progress and prints a summary of what was stored; then stops everything with SIGTERM. With URLs it "
+        "scrapes those instead (the workers then refuse loopback and private addresses). See docs/cli.md.",
     )
     demo.add_argument("urls", nargs="*", metavar="URL", help="scrape these instead of the demo site")
     demo.add_argument("--database-url", help="PostgreSQL DSN for the coordinator (default: the embedded server)")
@@ -148,6 +151,7 @@ def follow(ctx: Context, client: Client, ids: list[int], deadline: float, fleet:
     pending = list(ids)
     progress = ctx.progress("jobs")
     last_line, last_printed = "", 0.0
+    changed, seen, stalled = time.monotonic(), "", False
     while True:
         for job_id in pending:  # a finished job is read once more, with its result, and no more
             jobs[job_id] = client.call(client.admin.GetJob, admin_pb2.GetJobRequest(job_id=job_id)).job
@@ -163,6 +167,14 @@ def follow(ctx: Context, client: Client, ids: list[int], deadline: float, fleet:
         ):
             ctx.err(f"progress: {len(ids) - len(pending)}/{len(ids)} finished: {line}")
             last_line, last_printed = line, now
+        if line != seen:
+            changed, seen = now, line
+        elif not stalled and now - changed > STALL_WARNING:
+            stalled = True
+            progress.finish()
+            ctx.err(f"no progress for {STALL_WARNING:.0f}s; what the processes last complained about:")
+            for process in fleet.processes:
+                ctx.err(f"  {process.name}: {process.last_problem() or '(nothing)'}")
         if not pending or now >= deadline:
             progress.finish()
             return jobs
@@ -193,7 +205,7 @@ def look_next(ns: argparse.Namespace, first_id: int) -> list[str]:
     serve = f"{bin_prefix()}crawlfleet-coordinator serve {where}".rstrip()
     return [
         "where to look next: the data stays in the database. Start a coordinator on it",
-        f"  {serve}            (listens on {DEFAULT_ADDRESS})",
+        f"  {serve}    # listens on {DEFAULT_ADDRESS}",
         "then, in another terminal:",
         *("  " + line for line in example_commands(DEFAULT_ADDRESS, first_id, with_flag=False)),
         "or run `crawlfleet demo --keep-running` to keep this demo's coordinator up.",

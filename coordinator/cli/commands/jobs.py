@@ -42,7 +42,7 @@ def add_filter_options(parser: argparse.ArgumentParser, *, states: bool = True) 
     parser.add_argument("--url-prefix", help="only jobs whose normalized URL starts with this")
     parser.add_argument("--since", help="created at or after: ISO 8601 time, or ago like 1h, 2d")
     parser.add_argument("--until", help="created before: ISO 8601 time, or ago like 30m")
-    parser.add_argument("--error-type", help="only jobs whose last error has this type (e.g. http_404)")
+    parser.add_argument("--error-type", help="only jobs whose last error has this type (e.g. http_5xx, timeout)")
 
 
 def job_filter(ns: argparse.Namespace, *, states: Sequence[str] = ()) -> admin_pb2.JobFilter:
