@@ -9,6 +9,19 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
   echo "crawlfleet needs Python 3.11 or newer (found: $("$python" --version 2>&1))" >&2
   exit 1
 fi
+# A Chromium for render=browser/auto: Playwright's own when installed, else the system's. Playwright
+# cannot download browsers everywhere, so on Debian/Ubuntu as root we install the distribution's.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 \
+    && ! compgen -G "${PLAYWRIGHT_BROWSERS_PATH:-$HOME/.cache/ms-playwright}/chromium*" >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Chromium (apt-get install chromium)..."
+    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; } >/tmp/crawlfleet-apt.log 2>&1 \
+      || { tail -n 20 /tmp/crawlfleet-apt.log >&2; echo "could not install Chromium" >&2; exit 1; }
+  else
+    echo "no Chromium found: browser rendering will fail. Install one: 'sudo apt-get install chromium'" \
+         "or '.venv/bin/playwright install chromium'." >&2
+  fi
+fi
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi

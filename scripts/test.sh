@@ -5,6 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
+# The egress tests build network namespaces with iproute2's `ip`.
+if ! command -v ip >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y iproute2; } >/tmp/crawlfleet-apt.log 2>&1
+fi
+
 # buf (proto lint) ships as a binary inside its npm package.
 if [ ! -x .tools/node_modules/.bin/buf ]; then
   mkdir -p .tools
