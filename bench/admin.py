@@ -90,7 +90,8 @@ SELECT g, kind, state, priority,
        CASE WHEN attempt > 0 THEN worker END,
        CASE WHEN attempt > 0 THEN leased_at END,
        CASE WHEN state = 'leased' THEN
-                CASE WHEN r < 0.02 THEN $8::timestamptz - interval '5 seconds' ELSE $8::timestamptz + (10 + r * 50) * interval '1 minute' END
+                CASE WHEN r < 0.02 THEN $8::timestamptz - interval '5 seconds'
+                     ELSE $8::timestamptz + (10 + r * 50) * interval '1 minute' END
        END,
        state = 'cancelled' AND attempt > 0,
        CASE WHEN state = 'cancelled' AND attempt = 0 THEN created_at + interval '30 seconds'
@@ -125,7 +126,8 @@ FROM (
         FROM (
             SELECT g, r_state, r_kind, r, r_prio, recent,
                    CASE WHEN recent THEN (r_state - 0.5) * 2 ELSE r_state END AS finished_u,
-                   $8::timestamptz - interval '2 minutes' - interval '30 days' * (($3::bigint - g)::float8 / $3::bigint) AS created_at
+                   $8::timestamptz - interval '2 minutes'
+                       - interval '30 days' * (($3::bigint - g)::float8 / $3::bigint) AS created_at
             FROM (SELECT g, random() AS r_state, random() AS r_kind, random() AS r, random() AS r_prio,
                          g > $3::bigint * 0.92 AS recent
                   FROM generate_series($1::bigint, $2::bigint) AS g) AS draws

@@ -65,7 +65,7 @@ LIMIT $8;
 -- Like job_requeue_dead_many, for up to $7 dead jobs matching a filter. Params: kind, url prefix,
 -- created after, created before, error type, now, limit.
 WITH chosen AS (
-    SELECT j.id
+    SELECT j.id, j.dedupe_key
     FROM jobs AS j
     WHERE j.state = 'dead'
       AND ($1::text IS NULL OR j.kind = $1)
@@ -79,6 +79,13 @@ WITH chosen AS (
     ORDER BY j.id
     LIMIT $7
     FOR UPDATE SKIP LOCKED
+), one_per_key AS (
+    -- A URL that died twice has two dead jobs with one dedupe key: only the newest comes back.
+    SELECT id FROM (
+        SELECT id, row_number() OVER (PARTITION BY coalesce(dedupe_key, id::text) ORDER BY id DESC) AS nth
+        FROM chosen
+    ) AS ranked
+    WHERE nth = 1
 )
 UPDATE jobs AS j
 SET state = 'queued',
@@ -87,8 +94,8 @@ SET state = 'queued',
     finished_at = NULL,
     lease_token = NULL,
     cancel_requested = false
-FROM chosen
-WHERE j.id = chosen.id
+FROM one_per_key
+WHERE j.id = one_per_key.id
 RETURNING j.id, pg_notify('crawlfleet_jobs', '') AS notified;
 
 -- name: job_purge_finished
@@ -105,7 +112,9 @@ WITH doomed AS (
     SELECT DISTINCT image_sha256 AS sha256 FROM page_images
     WHERE job_id IN (SELECT id FROM doomed) AND image_sha256 IS NOT NULL
 ), gone AS (
-    DELETE FROM jobs WHERE id IN (SELECT id FROM doomed) RETURNING id
+    -- = ANY(ARRAY(...)) keeps the delete on the primary key in every plan (IN could hash-join
+    -- against a scan of the whole table).
+    DELETE FROM jobs WHERE id = ANY(ARRAY(SELECT id FROM doomed)) RETURNING id
 )
 SELECT (SELECT count(*) FROM gone) AS deleted_jobs, array_agg(sha256) AS image_candidates FROM their_images;
 

@@ -253,7 +253,24 @@ FROM target LEFT JOIN changed ON changed.id = target.id;
 
 -- name: job_requeue_dead_many
 -- Dead jobs back to queued now, with a fresh attempt budget. A job whose dedupe key already
--- has a live job stays dead. Params: job ids, now.
+-- has a live job stays dead, and of several given with one key only the newest comes back.
+-- Params: job ids, now.
+WITH chosen AS (
+    SELECT j.id, j.dedupe_key
+    FROM jobs AS j
+    WHERE j.id = ANY($1::bigint[])
+      AND j.state = 'dead'
+      AND (j.dedupe_key IS NULL OR NOT EXISTS (
+              SELECT 1 FROM jobs AS live
+              WHERE live.dedupe_key = j.dedupe_key AND live.state IN ('queued', 'leased')))
+    FOR UPDATE
+), one_per_key AS (
+    SELECT id FROM (
+        SELECT id, row_number() OVER (PARTITION BY coalesce(dedupe_key, id::text) ORDER BY id DESC) AS nth
+        FROM chosen
+    ) AS ranked
+    WHERE nth = 1
+)
 UPDATE jobs AS j
 SET state = 'queued',
     attempt = 0,
@@ -261,11 +278,8 @@ SET state = 'queued',
     finished_at = NULL,
     lease_token = NULL,
     cancel_requested = false
-WHERE j.id = ANY($1::bigint[])
-  AND j.state = 'dead'
-  AND (j.dedupe_key IS NULL OR NOT EXISTS (
-          SELECT 1 FROM jobs AS live
-          WHERE live.dedupe_key = j.dedupe_key AND live.state IN ('queued', 'leased')))
+FROM one_per_key
+WHERE j.id = one_per_key.id
 RETURNING j.id, pg_notify('crawlfleet_jobs', '') AS notified;
 
 -- name: job_get

@@ -257,3 +257,21 @@ async def test_draining_coordinator_answers_waiting_leases_empty(
     response = await waiting
     await stopping
     assert list(response.jobs) == []
+
+
+async def test_requeue_brings_back_one_of_two_dead_jobs_of_a_url(coord: RunningCoordinator, db: asyncpg.Pool) -> None:
+    dead_ids = []
+    for _ in range(2):  # the same URL dies twice: two dead jobs with one dedupe key
+        (job_id,) = await enqueue(coord, scrape("http://example.com/twice"))
+        (job,) = (await coord.queue.Lease(lease_request())).jobs
+        await coord.queue.Fail(pb.FailRequest(job_id=job_id, lease_token=job.lease_token, retryable=False))
+        dead_ids.append(job_id)
+    by_ids = await coord.admin.RequeueDeadJobs(admin_pb2.RequeueDeadJobsRequest(job_ids=dead_ids))
+    assert list(by_ids.requeued_job_ids) == [dead_ids[1]]
+    (job,) = (await coord.queue.Lease(lease_request())).jobs
+    await coord.queue.Fail(pb.FailRequest(job_id=job.id, lease_token=job.lease_token, retryable=False))
+    by_filter = await coord.admin.RequeueDeadJobs(
+        admin_pb2.RequeueDeadJobsRequest(filter=admin_pb2.JobFilter(url_prefix="http://example.com/"))
+    )
+    assert list(by_filter.requeued_job_ids) == [dead_ids[1]]
+    assert await db.fetchval("SELECT count(*) FROM jobs WHERE state = 'queued'") == 1

@@ -31,6 +31,8 @@ EXPECTED_INDEXES = {
     "jobs_dedupe_key_live",
     "jobs_lease_expiry",
     "jobs_finished",
+    "jobs_created_at",
+    "jobs_dead_id",
 }
 
 

@@ -9,8 +9,11 @@ failure class the queue understands (retryable or not).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import re
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import httpcore
@@ -140,33 +143,14 @@ class GuardedFetcher:
     ) -> FetchedResponse:
         """GET url, following redirects (each hop guarded and recorded) within `timeout` in all."""
         redirects: list[tuple[str, int]] = []
-        try:
-            async with asyncio.timeout(timeout):
-                request = self._client.build_request("GET", url, headers=headers, timeout=timeout)
-                for _ in range(max_redirects + 1):
-                    response = await self._client.send(request, stream=True)
-                    try:
-                        if response.next_request is None:
-                            body = await read_capped(response, max_bytes)
-                            return FetchedResponse(
-                                url=str(response.url),
-                                status=response.status_code,
-                                headers=response.headers,
-                                body=body,
-                                redirects=tuple(redirects),
-                            )
-                        redirects.append((str(response.url), response.status_code))
-                        request = response.next_request
-                    finally:
-                        await response.aclose()
-        except TimeoutError as exc:
-            raise FetchError(
-                f"fetching {url} took longer than {timeout:g}s", error_type="timeout", retryable=True
-            ) from exc
-        except FetchError:
-            raise
-        except (httpx.HTTPError, DestinationBlocked, ResolutionFailed, httpx.InvalidURL) as exc:
-            raise _failure(exc, url) from exc
+        async with _classified(url, timeout):
+            request = self._client.build_request("GET", url, headers=headers, timeout=timeout)
+            for _ in range(max_redirects + 1):
+                fetched, next_request = await self._send(request, max_bytes)
+                if next_request is None:
+                    return dataclasses.replace(fetched, redirects=tuple(redirects))
+                redirects.append((fetched.url, fetched.status))
+                request = next_request
         raise FetchError(
             f"more than {max_redirects} redirects from {url}", error_type="too_many_redirects", retryable=False
         )
@@ -175,25 +159,40 @@ class GuardedFetcher:
         self, method: str, url: str, *, headers: dict[str, str], body: bytes | None, max_bytes: int, timeout: float
     ) -> FetchedResponse:
         """One request without following redirects (the browser follows them itself)."""
+        async with _classified(url, timeout):
+            request = self._client.build_request(method, url, headers=headers, content=body, timeout=timeout)
+            fetched, _ = await self._send(request, max_bytes, read_redirect_body=True)
+            return fetched
+
+    async def _send(
+        self, request: httpx.Request, max_bytes: int, *, read_redirect_body: bool = False
+    ) -> tuple[FetchedResponse, httpx.Request | None]:
+        """One exchange; the body of a redirect we follow ourselves is not worth reading."""
+        response = await self._client.send(request, stream=True)
         try:
-            async with asyncio.timeout(timeout):
-                request = self._client.build_request(method, url, headers=headers, content=body, timeout=timeout)
-                response = await self._client.send(request, stream=True)
-                try:
-                    content = await read_capped(response, max_bytes)
-                finally:
-                    await response.aclose()
-        except TimeoutError as exc:
-            raise FetchError(
-                f"fetching {url} took longer than {timeout:g}s", error_type="timeout", retryable=True
-            ) from exc
-        except FetchError:
-            raise
-        except (httpx.HTTPError, DestinationBlocked, ResolutionFailed, httpx.InvalidURL) as exc:
-            raise _failure(exc, url) from exc
-        return FetchedResponse(
-            url=str(response.url), status=response.status_code, headers=response.headers, body=content
+            follow = response.next_request
+            skip_body = follow is not None and not read_redirect_body
+            body = b"" if skip_body else await read_capped(response, max_bytes)
+        finally:
+            await response.aclose()
+        fetched = FetchedResponse(
+            url=str(response.url), status=response.status_code, headers=response.headers, body=body
         )
+        return fetched, follow
+
+
+@contextlib.asynccontextmanager
+async def _classified(url: str, timeout: float) -> AsyncIterator[None]:
+    """Bound the block by `timeout` in all, and turn what it raises into a classified FetchError."""
+    try:
+        async with asyncio.timeout(timeout):
+            yield
+    except TimeoutError as exc:
+        raise FetchError(f"fetching {url} took longer than {timeout:g}s", error_type="timeout", retryable=True) from exc
+    except FetchError:
+        raise
+    except (httpx.HTTPError, DestinationBlocked, ResolutionFailed, httpx.InvalidURL) as exc:
+        raise _failure(exc, url) from exc
 
 
 async def read_capped(response: httpx.Response, max_bytes: int) -> bytes:
