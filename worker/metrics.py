@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from worker.client import DEFAULT_CALL_TIMEOUT, CoordinatorClient
 from worker.errors import CoordinatorError
+from worker.progress import JobCounts
 from worker.settings import DEFAULT_METRICS_LISTEN
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,17 @@ class WorkerMetrics:
             outcomes.released += 1
         else:
             outcomes.failed += 1
+
+    def totals(self) -> JobCounts:
+        """Outcomes since start over all kinds, for the progress log (lost, cancelled and
+        self-fenced leases all count as lost there)."""
+        total = JobCounts()
+        for outcomes in self.jobs.values():
+            total.succeeded += outcomes.succeeded
+            total.failed += outcomes.failed
+            total.released += outcomes.released
+            total.lost += outcomes.lost + outcomes.cancelled + outcomes.fenced
+        return total
 
     def _new_kind(self, kind: str) -> JobOutcomes:
         # Bounded: the coordinator hands out only the kinds the worker asked for.

@@ -15,38 +15,50 @@ Clock = Callable[[], float]
 
 
 class JobCounts:
-    """Job outcomes since the last summary; each job is counted once, by how it ended.
-
-    ``lost`` covers leases lost, cancelled or self-fenced and reports the coordinator refused or
-    that were given up.
-    """
+    """Job outcomes, each job counted once by how it ended. ``lost`` covers leases lost,
+    cancelled or self-fenced and reports the coordinator refused or that were given up."""
 
     __slots__ = ("failed", "lost", "released", "succeeded")
 
-    def __init__(self) -> None:
-        self.succeeded = 0
-        self.failed = 0
-        self.released = 0
-        self.lost = 0
+    def __init__(self, succeeded: int = 0, failed: int = 0, released: int = 0, lost: int = 0) -> None:
+        self.succeeded = succeeded
+        self.failed = failed
+        self.released = released
+        self.lost = lost
 
     def __bool__(self) -> bool:
         return bool(self.succeeded or self.failed or self.released or self.lost)
 
+    def __sub__(self, other: JobCounts) -> JobCounts:
+        return JobCounts(
+            self.succeeded - other.succeeded,
+            self.failed - other.failed,
+            self.released - other.released,
+            self.lost - other.lost,
+        )
+
 
 class ProgressLog:
-    """Counts job outcomes and logs them every ``interval`` seconds when anything happened.
+    """Logs the job outcomes of each interval, when anything happened.
 
-    ``in_flight()`` is the number of jobs held right now (running or with a report pending).
+    ``totals()`` gives the outcomes since the worker started (the worker's metrics count them);
+    ``in_flight()`` the jobs held right now (running or with a report pending).
     """
 
     def __init__(
-        self, in_flight: Callable[[], int], *, interval: float = SUMMARY_INTERVAL, clock: Clock = time.monotonic
+        self,
+        in_flight: Callable[[], int],
+        totals: Callable[[], JobCounts],
+        *,
+        interval: float = SUMMARY_INTERVAL,
+        clock: Clock = time.monotonic,
     ) -> None:
-        self.counts = JobCounts()
         self._in_flight = in_flight
+        self._totals = totals
         self._interval = interval
         self._clock = clock
         self._since = clock()
+        self._logged = totals()
 
     async def run(self) -> None:
         """Logs a summary every interval, forever."""
@@ -55,9 +67,9 @@ class ProgressLog:
             self.log_summary()
 
     def log_summary(self) -> None:
-        """Logs the counts since the last summary and starts new ones, unless the worker was idle."""
-        now = self._clock()
-        counts, in_flight = self.counts, self._in_flight()
+        """Logs the outcomes since the last summary, unless the worker was idle."""
+        now, totals, in_flight = self._clock(), self._totals(), self._in_flight()
+        counts = totals - self._logged
         if counts or in_flight:
             log.info(
                 "jobs in the last %.1fs: %d succeeded, %d failed, %d released, %d lost; %d in flight",
@@ -68,5 +80,5 @@ class ProgressLog:
                 counts.lost,
                 in_flight,
             )
-        self.counts = JobCounts()
+        self._logged = totals
         self._since = now

@@ -69,10 +69,10 @@ class Worker:
         self._slots = Slots(settings.slots)
         self._keeper: LeaseKeeper | None = None
         self._batcher: CompleteBatcher | None = None
-        self._progress = ProgressLog(lambda: self.held_leases)
         self.metrics = WorkerMetrics(
             self._handlers, in_flight=lambda: self.held_leases, browser_restarts=self._browser_restarts
         )
+        self._progress = ProgressLog(lambda: self.held_leases, self.metrics.totals)
         self._side_tasks: dict[str, asyncio.Task[None]] = {}
         self._job_tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -343,14 +343,7 @@ class Worker:
             taken = await report_fail(self._client_or_fail(), lease, request)
         finally:
             self._forget(lease)
-        counts = self._progress.counts
-        if taken and request.release:
-            counts.released += 1
-        elif taken:
-            counts.failed += 1
-        elif not lease.abandoned:
-            counts.lost += 1  # an abandoned lease was counted when it was abandoned
-        if taken or not lease.abandoned:
+        if taken or not lease.abandoned:  # an abandoned lease was counted when it was abandoned
             self.metrics.fail_reported(lease.job.kind, release=request.release, taken=taken)
 
     def _forget(self, lease: HeldLease) -> None:
@@ -361,13 +354,8 @@ class Worker:
         lease = self._keeper.remove(job_id) if self._keeper is not None else None
         if lease is not None:
             self.metrics.complete_settled(lease.job.kind, completed=outcome == "completed")
-        if outcome == "completed":
-            self._progress.counts.succeeded += 1
-        else:
-            self._progress.counts.lost += 1
 
     def _on_abandon(self, lease: HeldLease, why: str) -> None:
-        self._progress.counts.lost += 1
         self.metrics.abandoned(lease.job.kind, why)
         if self._batcher is not None:
             self._batcher.discard(lease.job_id)
