@@ -7,12 +7,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import asyncpg
 import grpc
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import jobs_pb2
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+
+from coordinator import sql
 
 T = TypeVar("T")
 
@@ -75,3 +78,13 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+async def assert_counts_exact(db: asyncpg.Pool) -> None:
+    """The queue's kept counts (job_counts plus unfolded deltas) equal a full count of the table."""
+    kept = {(r["kind"], r["state"]): r["count"] for r in await db.fetch(sql.query("job_count_by_kind_state"))}
+    actual = {
+        (r["kind"], r["state"]): r["count"]
+        for r in await db.fetch("SELECT kind, state::text, count(*) AS count FROM jobs GROUP BY kind, state")
+    }
+    assert kept == actual

@@ -86,17 +86,24 @@ WITH chosen AS (
         FROM chosen
     ) AS ranked
     WHERE nth = 1
+), requeued AS (
+    UPDATE jobs AS j
+    SET state = 'queued',
+        attempt = 0,
+        run_at = coalesce($6::timestamptz, now()),
+        finished_at = NULL,
+        lease_token = NULL,
+        cancel_requested = false
+    FROM one_per_key
+    WHERE j.id = one_per_key.id
+    RETURNING j.id, j.kind
+), counted AS (
+    INSERT INTO job_count_deltas (kind, state, delta)
+    SELECT kind, state, n
+    FROM (SELECT kind, count(*) AS c FROM requeued GROUP BY kind) AS per_kind,
+         LATERAL (VALUES ('dead'::job_state, -c), ('queued'::job_state, c)) AS moves(state, n)
 )
-UPDATE jobs AS j
-SET state = 'queued',
-    attempt = 0,
-    run_at = coalesce($6::timestamptz, now()),
-    finished_at = NULL,
-    lease_token = NULL,
-    cancel_requested = false
-FROM one_per_key
-WHERE j.id = one_per_key.id
-RETURNING j.id, pg_notify('crawlfleet_jobs', '') AS notified;
+SELECT id, pg_notify('crawlfleet_jobs', '') AS notified FROM requeued;
 
 -- name: job_purge_finished
 -- Deletes up to $3 jobs in the given terminal states that finished before $2 (their attempts,
@@ -114,7 +121,10 @@ WITH doomed AS (
 ), gone AS (
     -- = ANY(ARRAY(...)) keeps the delete on the primary key in every plan (IN could hash-join
     -- against a scan of the whole table).
-    DELETE FROM jobs WHERE id = ANY(ARRAY(SELECT id FROM doomed)) RETURNING id
+    DELETE FROM jobs WHERE id = ANY(ARRAY(SELECT id FROM doomed)) RETURNING id, kind, state
+), counted AS (
+    INSERT INTO job_count_deltas (kind, state, delta)
+    SELECT kind, state, -count(*) FROM gone GROUP BY kind, state
 )
 SELECT (SELECT count(*) FROM gone) AS deleted_jobs, array_agg(sha256) AS image_candidates FROM their_images;
 

@@ -23,7 +23,10 @@ WITH input AS (
     FROM input
     ORDER BY ord
     ON CONFLICT (dedupe_key) WHERE state IN ('queued', 'leased') AND dedupe_key IS NOT NULL DO NOTHING
-    RETURNING id, run_at
+    RETURNING id, run_at, kind
+), counted AS (
+    INSERT INTO job_count_deltas (kind, state, delta)
+    SELECT kind, 'queued', count(*) FROM inserted GROUP BY kind
 )
 SELECT input.ord,
        coalesce(inserted.id, live.id) AS id,
@@ -77,6 +80,11 @@ WITH candidates AS (
     FROM chosen
     WHERE j.id = chosen.id
     RETURNING j.id, j.kind, j.spec, j.attempt, j.max_attempts, j.lease_token, j.lease_expires_at, j.target_url
+), counted AS (
+    INSERT INTO job_count_deltas (kind, state, delta)
+    SELECT kind, state, n
+    FROM (SELECT kind, count(*) AS c FROM leased GROUP BY kind) AS per_kind,
+         LATERAL (VALUES ('queued'::job_state, -c), ('leased'::job_state, c)) AS moves(state, n)
 ), history AS (
     -- clock_timestamp() here runs after the row passed the unique index (which may have waited
     -- for the URL's previous lease to end), unlike now(), the start of this statement.
@@ -93,7 +101,7 @@ SELECT id, kind, spec, attempt, max_attempts, lease_token, lease_expires_at FROM
 WITH input AS (
     SELECT * FROM unnest($1::bigint[], $2::uuid[]) AS t(id, token)
 ), held AS (
-    SELECT j.id, j.attempt, j.lease_token, j.leased_by, j.leased_at, j.target_url, j.cancel_requested
+    SELECT j.id, j.kind, j.attempt, j.lease_token, j.leased_by, j.leased_at, j.target_url, j.cancel_requested
     FROM jobs AS j JOIN input ON j.id = input.id AND j.lease_token = input.token
     WHERE j.state = 'leased'
     ORDER BY j.id
@@ -113,6 +121,11 @@ WITH input AS (
         outcome = 'cancelled', error_type = 'cancelled', error_message = 'cancelled by an operator'
     FROM held
     WHERE held.cancel_requested AND a.job_id = held.id AND a.lease_token = held.lease_token
+), counted AS (
+    INSERT INTO job_count_deltas (kind, state, delta)
+    SELECT kind, state, n
+    FROM (SELECT kind, count(*) AS c FROM held WHERE cancel_requested GROUP BY kind) AS per_kind,
+         LATERAL (VALUES ('leased'::job_state, -c), ('cancelled'::job_state, c)) AS moves(state, n)
 )
 SELECT id, state, lease_expires_at FROM updated;
 
@@ -140,7 +153,12 @@ WITH input AS (
         result = complete.result
     FROM complete
     WHERE j.id = complete.id
-    RETURNING j.id
+    RETURNING j.id, j.kind
+), counted AS (
+    INSERT INTO job_count_deltas (kind, state, delta)
+    SELECT kind, state, n
+    FROM (SELECT kind, count(*) AS c FROM completed GROUP BY kind) AS per_kind,
+         LATERAL (VALUES ('leased'::job_state, -c), ('succeeded'::job_state, c)) AS moves(state, n)
 ), history AS (
     UPDATE job_attempts AS a
     SET finished_at = greatest(a.started_at, coalesce($4::timestamptz, now())), outcome = 'succeeded'
@@ -184,7 +202,12 @@ WITH old AS (
         last_error = CASE WHEN $7::boolean THEN j.last_error ELSE $3 || ': ' || $4 END
     FROM old
     WHERE j.id = old.id
-    RETURNING j.id, j.state, j.run_at, old.delay_ms
+    RETURNING j.id, j.kind, j.state, j.run_at, old.delay_ms
+), counted AS (
+    INSERT INTO job_count_deltas (kind, state, delta)
+    SELECT kind, 'leased', -1 FROM failed
+    UNION ALL
+    SELECT kind, state, 1 FROM failed
 ), history AS (
     UPDATE job_attempts AS a
     SET finished_at = greatest(a.started_at, coalesce($8::timestamptz, now())),
@@ -221,7 +244,14 @@ WITH old AS (
         last_error = 'lease_expired: lease expired'
     FROM old
     WHERE j.id = old.id
-    RETURNING j.id, j.state
+    RETURNING j.id, j.kind, j.state
+), counted AS (
+    INSERT INTO job_count_deltas (kind, state, delta)
+    SELECT kind, state, sum(n)
+    FROM (SELECT kind, 'leased'::job_state AS state, -1 AS n FROM reaped
+          UNION ALL
+          SELECT kind, state, 1 FROM reaped) AS moves
+    GROUP BY kind, state
 ), history AS (
     UPDATE job_attempts AS a
     SET finished_at = greatest(a.started_at, coalesce($2::timestamptz, now())),
@@ -246,7 +276,12 @@ WITH target AS (
         cancel_requested = j.cancel_requested OR target.state = 'leased'
     FROM target
     WHERE j.id = target.id AND target.state IN ('queued', 'leased')
-    RETURNING j.id, j.state
+    RETURNING j.id, j.kind, j.state
+), counted AS (
+    INSERT INTO job_count_deltas (kind, state, delta)
+    SELECT changed.kind, moves.state, moves.n
+    FROM changed, LATERAL (VALUES ('queued'::job_state, -1), ('cancelled'::job_state, 1)) AS moves(state, n)
+    WHERE changed.state = 'cancelled'
 )
 SELECT target.id, coalesce(changed.state, target.state) AS state
 FROM target LEFT JOIN changed ON changed.id = target.id;
@@ -270,17 +305,24 @@ WITH chosen AS (
         FROM chosen
     ) AS ranked
     WHERE nth = 1
+), requeued AS (
+    UPDATE jobs AS j
+    SET state = 'queued',
+        attempt = 0,
+        run_at = coalesce($2::timestamptz, now()),
+        finished_at = NULL,
+        lease_token = NULL,
+        cancel_requested = false
+    FROM one_per_key
+    WHERE j.id = one_per_key.id
+    RETURNING j.id, j.kind
+), counted AS (
+    INSERT INTO job_count_deltas (kind, state, delta)
+    SELECT kind, state, n
+    FROM (SELECT kind, count(*) AS c FROM requeued GROUP BY kind) AS per_kind,
+         LATERAL (VALUES ('dead'::job_state, -c), ('queued'::job_state, c)) AS moves(state, n)
 )
-UPDATE jobs AS j
-SET state = 'queued',
-    attempt = 0,
-    run_at = coalesce($2::timestamptz, now()),
-    finished_at = NULL,
-    lease_token = NULL,
-    cancel_requested = false
-FROM one_per_key
-WHERE j.id = one_per_key.id
-RETURNING j.id, pg_notify('crawlfleet_jobs', '') AS notified;
+SELECT id, pg_notify('crawlfleet_jobs', '') AS notified FROM requeued;
 
 -- name: job_get
 SELECT id, kind, state, spec, target_url, attempt, max_attempts, created_at, run_at, leased_at,

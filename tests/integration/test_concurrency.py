@@ -12,7 +12,15 @@ from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import jobs_pb2
 
 from tests.conftest import RunningCoordinator, StartCoordinator
-from tests.helpers import OVERLAPPING_LEASES, error_info, lease_request, noop_result, scrape, seconds
+from tests.helpers import (
+    OVERLAPPING_LEASES,
+    assert_counts_exact,
+    error_info,
+    lease_request,
+    noop_result,
+    scrape,
+    seconds,
+)
 
 URLS = 12
 JOBS_PER_URL = 5
@@ -72,6 +80,7 @@ async def test_workers_complete_every_job_once_without_overlapping_leases(
         "SELECT job_id, count(*) FILTER (WHERE outcome = 'succeeded') AS wins FROM job_attempts GROUP BY job_id"
     )
     assert len(per_job) == total and all(r["wins"] == 1 for r in per_job)
+    await assert_counts_exact(db)
     overlapping = await db.fetch(OVERLAPPING_LEASES)
     assert [dict(r) for r in overlapping] == []
     # The check above must be able to fail: the history holds many leases per URL.

@@ -14,7 +14,7 @@ from crawlfleet.v1 import job_queue_pb2 as pb
 
 from coordinator.queue import Queue
 from tests.conftest import RunningCoordinator, StartCoordinator
-from tests.helpers import error_info, eventually, lease_request, noop, noop_result, scrape, seconds
+from tests.helpers import assert_counts_exact, error_info, eventually, lease_request, noop, noop_result, scrape, seconds
 
 
 async def enqueue(coord: RunningCoordinator, *specs: jobs_pb2.JobSpec) -> list[int]:
@@ -275,3 +275,25 @@ async def test_requeue_brings_back_one_of_two_dead_jobs_of_a_url(coord: RunningC
     )
     assert list(by_filter.requeued_job_ids) == [dead_ids[1]]
     assert await db.fetchval("SELECT count(*) FROM jobs WHERE state = 'queued'") == 1
+
+
+async def test_counts_follow_every_transition(start_coordinator: StartCoordinator, db: asyncpg.Pool) -> None:
+    coord = await start_coordinator(lease_seconds=0.3)
+    ids = await enqueue(coord, noop(), noop(), noop(), scrape("http://example.com/c"), noop(priority=1))
+    await enqueue(coord, scrape("http://example.com/c"))  # a duplicate: counted once
+    leased = {j.id: j for j in (await coord.queue.Lease(lease_request(max_jobs=4))).jobs}
+    first, second, third, fourth = sorted(leased)
+    await coord.queue.Complete(pb.CompleteRequest(jobs=[completed(leased[first])]))
+    await coord.queue.Fail(pb.FailRequest(job_id=second, lease_token=leased[second].lease_token, retryable=False))
+    await coord.queue.Fail(pb.FailRequest(job_id=third, lease_token=leased[third].lease_token, release=True))
+    await coord.admin.CancelJob(admin_pb2.CancelJobRequest(job_id=ids[-1] if ids[-1] not in leased else ids[0]))
+    await coord.admin.RequeueDeadJobs(admin_pb2.RequeueDeadJobsRequest(job_ids=[second]))
+
+    async def reaped() -> bool:  # the fourth lease is never extended
+        return bool(await db.fetchval("SELECT state::text FROM jobs WHERE id = $1", fourth) != "leased")
+
+    await eventually(reaped, what="the reaper to end the expired lease")
+    await assert_counts_exact(db)
+    await db.execute("UPDATE jobs SET finished_at = now() - interval '1 day' WHERE finished_at IS NOT NULL")
+    await coord.admin.PurgeJobs(admin_pb2.PurgeJobsRequest(finished_before=seconds(3600)))
+    await assert_counts_exact(db)
