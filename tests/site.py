@@ -7,11 +7,13 @@ import gzip
 import http.server
 import io
 import json
+import ssl
 import struct
 import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from PIL import Image
 
@@ -72,7 +74,8 @@ class LocalSite:
     hits: dict[str, int] = field(default_factory=dict)
     _server: http.server.ThreadingHTTPServer | None = None
 
-    def start(self, host: str = "127.0.0.1") -> LocalSite:
+    def start(self, host: str = "127.0.0.1", tls: tuple[Path, Path] | None = None) -> LocalSite:
+        """Serve in a thread; with tls=(certificate, key), over HTTPS."""
         site = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -96,7 +99,13 @@ class LocalSite:
         self._server = http.server.ThreadingHTTPServer((host, 0), Handler)
         self._server.daemon_threads = True
         port = self._server.server_address[1]
-        self.base = f"http://{host}:{port}"
+        scheme = "http"
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            scheme = "https"
+        self.base = f"{scheme}://{host}:{port}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 

@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import grpc
@@ -18,9 +19,10 @@ from crawlfleet.v1 import admin_pb2, admin_pb2_grpc, job_queue_pb2_grpc, jobs_pb
 from crawlfleet.v1 import job_queue_pb2 as pb
 from PIL import Image
 
+from tests.certs import make_pki
 from tests.e2e.processes import Fleet, Process, free_port
 from tests.helpers import eventually, seconds
-from tests.site import PHOTO_JPEG, LocalSite, catalogue_site
+from tests.site import PHOTO_JPEG, LocalSite, catalogue_site, html, page
 
 pytestmark = pytest.mark.e2e
 TERMINAL = ("succeeded", "dead")
@@ -188,6 +190,17 @@ async def test_bad_pages_end_with_their_failure_class(scraping: Process, db: asy
     error_id = ids[list(cases).index("/error")]
     attempts = await db.fetch("SELECT error_type FROM job_attempts WHERE job_id = $1", error_id)
     assert [a["error_type"] for a in attempts] == ["http_5xx", "http_5xx"]  # retryable: tried twice
+
+
+async def test_an_untrusted_certificate_is_a_tls_error(scraping: Process, db: asyncpg.Pool, tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)  # a CA the worker does not trust
+    secure = LocalSite(routes={"/": page(html("Secure", "hello"))}).start(tls=(pki.server_cert, pki.server_key))
+    try:
+        (job_id,) = await run(scraping.port or 0, db, [spec(secure.url("/"), attempts=1)])
+    finally:
+        secure.stop()
+    row = await job_row(db, job_id)
+    assert row["state"] == "dead" and row["last_error"].startswith("tls_error:"), row["last_error"]
 
 
 async def test_429_is_retried_after_retry_after(scraping: Process, db: asyncpg.Pool, site: LocalSite) -> None:
