@@ -134,6 +134,3 @@ class Coordinator:
                 await self._pool.close()
         finally:
             self._stopped.set()
-
-    async def wait_stopped(self) -> None:
-        await self._stopped.wait()

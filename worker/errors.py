@@ -14,10 +14,8 @@ import grpc
 from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
-ERROR_DOMAIN = "crawlfleet.v1"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 REASON_LEASE_LOST = "LEASE_LOST"
-REASON_DRAINING = "DRAINING"
 LOST_JOB_IDS_KEY = "job_ids"
 
 # Codes after which the same call may succeed later: the coordinator restarts, drains, loses its

@@ -53,13 +53,6 @@ def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     return None
 
 
-def is_blocked_address(ip: IPAddress, *, allow_loopback: bool = False) -> bool:
-    """Whether a fetch must not connect to ``ip``: only globally routable unicast passes, plus
-    loopback when ``allow_loopback``."""
-    allowed = LOOPBACK_NETWORKS if allow_loopback else ()
-    return not EgressPolicy(allowed=allowed).permits(ip)
-
-
 @dataclass(frozen=True, kw_only=True)
 class EgressPolicy:
     """Globally routable unicast addresses pass; so do addresses in `allowed` (the allowlist)."""

@@ -4,7 +4,12 @@ import ipaddress
 
 import pytest
 
-from worker.pipeline.egress import DestinationBlocked, EgressPolicy, is_blocked_address
+from worker.pipeline.egress import DestinationBlocked, EgressPolicy, IPAddress
+
+
+def is_blocked_address(ip: IPAddress, *, allow_loopback: bool = False) -> bool:
+    return not EgressPolicy.from_settings(allow_loopback=allow_loopback).permits(ip)
+
 
 BLOCKED = [
     "127.0.0.1",
