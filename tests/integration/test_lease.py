@@ -13,6 +13,7 @@ from crawlfleet.v1 import admin_pb2, jobs_pb2
 from crawlfleet.v1 import job_queue_pb2 as pb
 
 from coordinator.queue import Queue
+from coordinator.queue_admin import AdminQueue
 from tests.conftest import RunningCoordinator, StartCoordinator
 from tests.helpers import assert_counts_exact, error_info, eventually, lease_request, noop, noop_result, scrape, seconds
 
@@ -296,4 +297,15 @@ async def test_counts_follow_every_transition(start_coordinator: StartCoordinato
     await assert_counts_exact(db)
     await db.execute("UPDATE jobs SET finished_at = now() - interval '1 day' WHERE finished_at IS NOT NULL")
     await coord.admin.PurgeJobs(admin_pb2.PurgeJobsRequest(finished_before=seconds(3600)))
+    await assert_counts_exact(db)
+
+
+async def test_recount_repairs_counts_after_writes_behind_the_queue(
+    coord: RunningCoordinator, db: asyncpg.Pool
+) -> None:
+    await enqueue(coord, noop(), noop())
+    await db.execute("UPDATE jobs SET state = 'cancelled', finished_at = now()")  # behind the queue's back
+    with pytest.raises(AssertionError):
+        await assert_counts_exact(db)
+    await AdminQueue(db).rebuild_counts()
     await assert_counts_exact(db)
