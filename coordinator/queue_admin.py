@@ -57,6 +57,7 @@ class AdminQueue:
         """Recount every job (a full scan): repairs counts after SQL written behind the queue's back."""
         async with translated(), self._pool.acquire() as conn, conn.transaction():
             await conn.execute(sql.query("job_count_lock"))
+            await conn.execute(sql.query("job_count_clear"))
             await conn.execute(sql.query("job_count_rebuild"))
 
     async def counts(self) -> dict[tuple[str, str], int]:

@@ -144,13 +144,15 @@ DELETE FROM images WHERE sha256 IN (SELECT sha256 FROM orphans) RETURNING sha256
 -- Holds off every writer's count deltas until the transaction ends (they wait, then go on).
 LOCK TABLE job_count_deltas IN SHARE ROW EXCLUSIVE MODE;
 
--- name: job_count_rebuild
--- Recounts the jobs table into job_counts, dropping the deltas: the repair after jobs were
--- written behind the queue's back. Run under job_count_lock.
+-- name: job_count_clear
+-- Drops the kept counts, before job_count_rebuild; run under job_count_lock.
 WITH cleared_deltas AS (
     DELETE FROM job_count_deltas
-), cleared AS (
-    DELETE FROM job_counts
 )
+DELETE FROM job_counts;
+
+-- name: job_count_rebuild
+-- Recounts the jobs table into job_counts: the repair after jobs were written behind the queue's
+-- back. Run under job_count_lock, after job_count_clear.
 INSERT INTO job_counts (kind, state, count)
 SELECT kind, state, count(*) FROM jobs GROUP BY kind, state;

@@ -303,8 +303,10 @@ async def test_counts_follow_every_transition(start_coordinator: StartCoordinato
 async def test_recount_repairs_counts_after_writes_behind_the_queue(
     coord: RunningCoordinator, db: asyncpg.Pool
 ) -> None:
-    await enqueue(coord, noop(), noop())
-    await db.execute("UPDATE jobs SET state = 'cancelled', finished_at = now()")  # behind the queue's back
+    first, _ = await enqueue(coord, noop(), noop())
+    await coord.coordinator.stop(grace=0)  # no folding behind the test's back from here on
+    await AdminQueue(db).fold_counts()  # job_counts holds (noop, queued): the rebuild must replace it
+    await db.execute("UPDATE jobs SET state = 'cancelled', finished_at = now() WHERE id = $1", first)
     with pytest.raises(AssertionError):
         await assert_counts_exact(db)
     await AdminQueue(db).rebuild_counts()
