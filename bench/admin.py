@@ -469,9 +469,9 @@ def explain_cases(now: dt.datetime, rows: int, dead_token: str) -> list[ExplainC
         ExplainCase("job_attempt_list", q("job_attempt_list"), [rows // 2]),
         # The error type as queue_admin escapes it for LIKE.
         ExplainCase(
-            "job_requeue_dead_filtered",
-            q("job_requeue_dead_filtered"),
-            ["scrape", None, None, None, r"http\_5xx", None, 100],
+            "job_requeue_dead",
+            q("job_requeue_dead"),
+            [None, "scrape", None, None, None, r"http\_5xx", None, 100],
         ),
         ExplainCase(
             "job_purge_finished",

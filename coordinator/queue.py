@@ -309,11 +309,6 @@ class Queue:
             raise JobNotFound(job_id)
         return str(row["state"])
 
-    async def requeue_dead(self, job_ids: Sequence[int], now: dt.datetime | None = None) -> list[int]:
-        async with translated():
-            rows = await self._pool.fetch(sql.query("job_requeue_dead_many"), list(job_ids), now)
-        return sorted(r["id"] for r in rows)
-
     async def thumbnail(self, sha256: str) -> asyncpg.Record | None:
         async with translated():
             return await self._pool.fetchrow(sql.query("thumbnail_get"), sha256)

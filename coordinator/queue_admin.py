@@ -105,12 +105,19 @@ class AdminQueue:
                 )
             )
 
-    async def requeue_dead_filtered(
-        self, flt: JobFilterValues, *, limit: int, now: dt.datetime | None = None
+    async def requeue_dead(
+        self,
+        flt: JobFilterValues,
+        *,
+        job_ids: Sequence[int] | None = None,
+        limit: int,
+        now: dt.datetime | None = None,
     ) -> list[int]:
+        """Requeue dead jobs matching the filter (and among job_ids, when given); their ids."""
         async with translated():
             rows = await self._pool.fetch(
-                sql.query("job_requeue_dead_filtered"),
+                sql.query("job_requeue_dead"),
+                None if job_ids is None else list(job_ids),
                 flt.kind,
                 _like_prefix(flt.url_prefix),
                 flt.created_after,

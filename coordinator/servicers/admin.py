@@ -12,7 +12,7 @@ from crawlfleet.v1 import admin_pb2_grpc, jobs_pb2
 from coordinator import convert
 from coordinator.errors import InvalidArgument, NotFound
 from coordinator.queue import Queue
-from coordinator.queue_admin import AdminQueue
+from coordinator.queue_admin import AdminQueue, JobFilterValues
 from coordinator.servicers.admin_convert import (
     STATE_NAMES,
     attempt_message,
@@ -70,12 +70,12 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             raise InvalidArgument("filter", "give job_ids or a filter, not both")
         if request.job_ids:
             ids = [convert.positive_id(j, f"job_ids[{i}]") for i, j in enumerate(request.job_ids)]
-            requeued = await self._queue.requeue_dead(ids)
+            requeued = await self._admin.requeue_dead(JobFilterValues(), job_ids=ids, limit=len(ids))
         elif request.HasField("filter"):
             limit = request.limit or 1000
             if not 1 <= limit <= MAX_REQUEUE_LIMIT:
                 raise InvalidArgument("limit", f"must be between 1 and {MAX_REQUEUE_LIMIT}")
-            requeued = await self._admin.requeue_dead_filtered(job_filter(request.filter, "filter"), limit=limit)
+            requeued = await self._admin.requeue_dead(job_filter(request.filter, "filter"), limit=limit)
         else:
             raise InvalidArgument("job_ids", "give job ids or a filter")
         if requeued:

@@ -61,26 +61,28 @@ WHERE (cardinality($1::job_state[]) = 0 OR state = ANY($1::job_state[]))
 ORDER BY id DESC
 LIMIT $8;
 
--- name: job_requeue_dead_filtered
--- Like job_requeue_dead_many, for up to $7 dead jobs matching a filter. Params: kind, url prefix,
--- created after, created before, error type, now, limit.
+-- name: job_requeue_dead
+-- Dead jobs back to queued now with a fresh attempt budget: the given ids ($1; NULL for any) that
+-- match the filter, up to $8. A job whose dedupe key has a live job stays dead, and of several
+-- dead jobs with one key (a URL that died twice) only the newest comes back. Params: ids, kind,
+-- url prefix, created after, created before, error type, now, limit.
 WITH chosen AS (
     SELECT j.id, j.dedupe_key
     FROM jobs AS j
     WHERE j.state = 'dead'
-      AND ($1::text IS NULL OR j.kind = $1)
-      AND ($2::text IS NULL OR j.target_url LIKE $2 || '%')
-      AND ($3::timestamptz IS NULL OR j.created_at >= $3)
-      AND ($4::timestamptz IS NULL OR j.created_at < $4)
-      AND ($5::text IS NULL OR j.last_error LIKE $5 || ':%')
+      AND ($1::bigint[] IS NULL OR j.id = ANY($1::bigint[]))
+      AND ($2::text IS NULL OR j.kind = $2)
+      AND ($3::text IS NULL OR j.target_url LIKE $3 || '%')
+      AND ($4::timestamptz IS NULL OR j.created_at >= $4)
+      AND ($5::timestamptz IS NULL OR j.created_at < $5)
+      AND ($6::text IS NULL OR j.last_error LIKE $6 || ':%')
       AND (j.dedupe_key IS NULL OR NOT EXISTS (
               SELECT 1 FROM jobs AS live
               WHERE live.dedupe_key = j.dedupe_key AND live.state IN ('queued', 'leased')))
     ORDER BY j.id
-    LIMIT $7
+    LIMIT $8
     FOR UPDATE SKIP LOCKED
 ), one_per_key AS (
-    -- A URL that died twice has two dead jobs with one dedupe key: only the newest comes back.
     SELECT id FROM (
         SELECT id, row_number() OVER (PARTITION BY coalesce(dedupe_key, id::text) ORDER BY id DESC) AS nth
         FROM chosen
@@ -90,7 +92,7 @@ WITH chosen AS (
     UPDATE jobs AS j
     SET state = 'queued',
         attempt = 0,
-        run_at = coalesce($6::timestamptz, now()),
+        run_at = coalesce($7::timestamptz, now()),
         finished_at = NULL,
         lease_token = NULL,
         cancel_requested = false

@@ -286,44 +286,6 @@ WITH target AS (
 SELECT target.id, coalesce(changed.state, target.state) AS state
 FROM target LEFT JOIN changed ON changed.id = target.id;
 
--- name: job_requeue_dead_many
--- Dead jobs back to queued now, with a fresh attempt budget. A job whose dedupe key already
--- has a live job stays dead, and of several given with one key only the newest comes back.
--- Params: job ids, now.
-WITH chosen AS (
-    SELECT j.id, j.dedupe_key
-    FROM jobs AS j
-    WHERE j.id = ANY($1::bigint[])
-      AND j.state = 'dead'
-      AND (j.dedupe_key IS NULL OR NOT EXISTS (
-              SELECT 1 FROM jobs AS live
-              WHERE live.dedupe_key = j.dedupe_key AND live.state IN ('queued', 'leased')))
-    FOR UPDATE
-), one_per_key AS (
-    SELECT id FROM (
-        SELECT id, row_number() OVER (PARTITION BY coalesce(dedupe_key, id::text) ORDER BY id DESC) AS nth
-        FROM chosen
-    ) AS ranked
-    WHERE nth = 1
-), requeued AS (
-    UPDATE jobs AS j
-    SET state = 'queued',
-        attempt = 0,
-        run_at = coalesce($2::timestamptz, now()),
-        finished_at = NULL,
-        lease_token = NULL,
-        cancel_requested = false
-    FROM one_per_key
-    WHERE j.id = one_per_key.id
-    RETURNING j.id, j.kind
-), counted AS (
-    INSERT INTO job_count_deltas (kind, state, delta)
-    SELECT kind, state, n
-    FROM (SELECT kind, count(*) AS c FROM requeued GROUP BY kind) AS per_kind,
-         LATERAL (VALUES ('dead'::job_state, -c), ('queued'::job_state, c)) AS moves(state, n)
-)
-SELECT id, pg_notify('crawlfleet_jobs', '') AS notified FROM requeued;
-
 -- name: job_get
 SELECT id, kind, state, spec, target_url, attempt, max_attempts, created_at, run_at, leased_at,
        lease_expires_at, leased_by, finished_at, last_error, cancel_requested, result

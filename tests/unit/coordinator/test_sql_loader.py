@@ -24,7 +24,7 @@ def test_every_query_the_queue_uses_exists() -> None:
         "job_fail_if_leased",
         "job_reap_expired",
         "job_cancel",
-        "job_requeue_dead_many",
+        "job_requeue_dead",
         "worker_seen",
     ):
         assert sql.query(name).strip()
