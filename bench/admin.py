@@ -56,8 +56,8 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from bench import procs
-from bench.queue import EMBEDDED_DATA_DIR, admin_execute, percentile, say, with_database
-from coordinator import database, sql
+from bench.queue import create_bench_database, drop_bench_database, percentile, say
+from coordinator import sql
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
@@ -519,12 +519,7 @@ async def time_purge(stub: admin_pb2_grpc.AdminAsyncStub, calls: int) -> list[di
 
 
 async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
-    admin_dsn = os.environ.get("DATABASE_URL", "")
-    if not admin_dsn:
-        admin_dsn = await asyncio.to_thread(database.start_embedded, EMBEDDED_DATA_DIR)
-    db_name = f"crawlfleet_bench_admin_{os.getpid()}"
-    await admin_execute(admin_dsn, f"CREATE DATABASE {db_name}")
-    dsn = with_database(admin_dsn, db_name)
+    admin_dsn, db_name, dsn, _ = await create_bench_database("crawlfleet_bench_admin")
     children: list[procs.Child] = []
     load_start = os.getloadavg()[0]
     try:
@@ -596,7 +591,7 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
         }
     finally:
         procs.kill_all(children)
-        await admin_execute(admin_dsn, f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
+        await drop_bench_database(admin_dsn, db_name)
 
 
 def main() -> None:

@@ -93,6 +93,26 @@ async def admin_execute(admin_dsn: str, statement: str) -> None:
         await conn.close()
 
 
+async def create_bench_database(prefix: str) -> tuple[str, str, str, int | None]:
+    """A fresh database on DATABASE_URL's server, else on the embedded one.
+
+    Returns (admin DSN, database name, its DSN, the embedded postmaster's pid); the pid is None
+    on a server of DATABASE_URL, where CPU is counted over every postgres process of the host.
+    """
+    admin_dsn = os.environ.get("DATABASE_URL", "")
+    postmaster: int | None = None
+    if not admin_dsn:
+        admin_dsn = await asyncio.to_thread(database.start_embedded, EMBEDDED_DATA_DIR)
+        postmaster = int((EMBEDDED_DATA_DIR / "postmaster.pid").read_text().split()[0])
+    db_name = f"{prefix}_{os.getpid()}"
+    await admin_execute(admin_dsn, f"CREATE DATABASE {db_name}")
+    return admin_dsn, db_name, with_database(admin_dsn, db_name), postmaster
+
+
+async def drop_bench_database(admin_dsn: str, db_name: str) -> None:
+    await admin_execute(admin_dsn, f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
+
+
 def percentile(sorted_values: list[float], q: float) -> float:
     """Nearest-rank percentile of an ascending list."""
     return sorted_values[max(0, math.ceil(q * len(sorted_values)) - 1)]
@@ -163,15 +183,7 @@ def start_worker(args: argparse.Namespace, address: str, index: int, log_dir: Pa
 
 
 async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
-    admin_dsn = os.environ.get("DATABASE_URL", "")
-    if not admin_dsn:
-        admin_dsn = await asyncio.to_thread(database.start_embedded, EMBEDDED_DATA_DIR)
-        postmaster: int | None = int((EMBEDDED_DATA_DIR / "postmaster.pid").read_text().split()[0])
-    else:
-        postmaster = None  # count every postgres process on this host
-    db_name = f"crawlfleet_bench_{os.getpid()}"
-    await admin_execute(admin_dsn, f"CREATE DATABASE {db_name}")
-    dsn = with_database(admin_dsn, db_name)
+    admin_dsn, db_name, dsn, postmaster = await create_bench_database("crawlfleet_bench")
     children: list[procs.Child] = []
     try:
         if args.synchronous_commit:
@@ -272,7 +284,7 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
         }
     finally:
         procs.kill_all(children)
-        await admin_execute(admin_dsn, f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
+        await drop_bench_database(admin_dsn, db_name)
 
 
 def main() -> None:

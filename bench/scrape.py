@@ -52,9 +52,8 @@ from crawlfleet.v1 import job_queue_pb2_grpc, jobs_pb2
 from google.protobuf.duration_pb2 import Duration
 
 from bench import procs
-from bench.queue import EMBEDDED_DATA_DIR, admin_execute, say, wait_all_succeeded, with_database
+from bench.queue import create_bench_database, drop_bench_database, say, wait_all_succeeded
 from bench.site import BenchSite
-from coordinator import database
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0  # a worker closes its browsers and image pool on the way out
@@ -245,15 +244,7 @@ def start_worker(args: argparse.Namespace, address: str, index: int, log_dir: Pa
 
 
 async def run(args: argparse.Namespace, site: BenchSite, log_dir: Path) -> dict[str, Any]:
-    admin_dsn = os.environ.get("DATABASE_URL", "")
-    if not admin_dsn:
-        admin_dsn = await asyncio.to_thread(database.start_embedded, EMBEDDED_DATA_DIR)
-        postmaster: int | None = int((EMBEDDED_DATA_DIR / "postmaster.pid").read_text().split()[0])
-    else:
-        postmaster = None  # count every postgres process on this host
-    db_name = f"crawlfleet_bench_{os.getpid()}"
-    await admin_execute(admin_dsn, f"CREATE DATABASE {db_name}")
-    dsn = with_database(admin_dsn, db_name)
+    admin_dsn, db_name, dsn, postmaster = await create_bench_database("crawlfleet_bench")
     children: list[procs.Child] = []
     try:
         coordinator = procs.start_python(
@@ -333,7 +324,7 @@ async def run(args: argparse.Namespace, site: BenchSite, log_dir: Path) -> dict[
         }
     finally:
         procs.kill_all(children)
-        await admin_execute(admin_dsn, f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
+        await drop_bench_database(admin_dsn, db_name)
 
 
 def main() -> None:
