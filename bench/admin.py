@@ -50,14 +50,14 @@ from typing import Any
 
 import asyncpg
 import grpc
-from crawlfleet.v1 import admin_pb2 as pb
-from crawlfleet.v1 import admin_pb2_grpc, jobs_pb2
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from bench import procs
 from bench.queue import create_bench_database, drop_bench_database, percentile, say
-from coordinator import sql
+from crawlfleet.coordinator.storage import sql
+from crawlfleet.v1 import admin_pb2 as pb
+from crawlfleet.v1 import admin_pb2_grpc, jobs_pb2
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
@@ -231,7 +231,7 @@ async def fill(db: asyncpg.Connection, rows: int, chunk: int, seed: float) -> tu
 
 async def migrate(dsn: str, log_dir: Path, children: list[procs.Child]) -> None:
     child = procs.start_python(
-        "migrate", ["-m", "coordinator", "migrate", "--database-url", dsn], log_dir=log_dir, cwd=REPO
+        "migrate", ["-m", "crawlfleet.coordinator", "migrate", "--database-url", dsn], log_dir=log_dir, cwd=REPO
     )
     children.append(child)
     code = await asyncio.to_thread(child.proc.wait, MIGRATE_TIMEOUT)
@@ -538,7 +538,16 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
             )
             coordinator = procs.start_python(
                 "coordinator",
-                ["-m", "coordinator", "serve", "--listen", "127.0.0.1:0", "--database-url", dsn, *SERVE_FLAGS],
+                [
+                    "-m",
+                    "crawlfleet.coordinator",
+                    "serve",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--database-url",
+                    dsn,
+                    *SERVE_FLAGS,
+                ],
                 log_dir=log_dir,
                 cwd=REPO,
             )

@@ -40,11 +40,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import grpc
-from crawlfleet.v1 import job_queue_pb2 as pb
-from crawlfleet.v1 import job_queue_pb2_grpc, jobs_pb2
 
 from bench import procs
-from coordinator import database
+from crawlfleet.coordinator.storage import database
+from crawlfleet.v1 import job_queue_pb2 as pb
+from crawlfleet.v1 import job_queue_pb2_grpc, jobs_pb2
 
 EMBEDDED_DATA_DIR = REPO / ".crawlfleet" / "bench-pg"
 START_TIMEOUT = 60.0
@@ -177,7 +177,7 @@ async def latency_phase(stub: job_queue_pb2_grpc.JobQueueAsyncStub, args: argpar
 
 
 def start_worker(args: argparse.Namespace, address: str, index: int, log_dir: Path) -> procs.Child:
-    argv = ["-m", "worker", "--coordinator", address, "--slots", str(args.slots), "--kinds", "noop"]
+    argv = ["-m", "crawlfleet.worker", "--coordinator", address, "--slots", str(args.slots), "--kinds", "noop"]
     argv += ["--worker-id", f"bench-{os.getpid()}-{index}", "--log-level", args.worker_log_level, *args.worker_arg]
     return procs.start_python(f"worker-{index}", argv, log_dir=log_dir, cwd=REPO)
 
@@ -192,7 +192,16 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
             )
         coordinator = procs.start_python(
             "coordinator",
-            ["-m", "coordinator", "serve", "--listen", "127.0.0.1:0", "--database-url", dsn, *args.coordinator_arg],
+            [
+                "-m",
+                "crawlfleet.coordinator",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database-url",
+                dsn,
+                *args.coordinator_arg,
+            ],
             log_dir=log_dir,
             cwd=REPO,
         )

@@ -47,13 +47,13 @@ from typing import Any
 
 import asyncpg
 import grpc
-from crawlfleet.v1 import job_queue_pb2 as pb
-from crawlfleet.v1 import job_queue_pb2_grpc, jobs_pb2
 from google.protobuf.duration_pb2 import Duration
 
 from bench import procs
 from bench.queue import create_bench_database, drop_bench_database, say, wait_all_succeeded
 from bench.site import BenchSite
+from crawlfleet.v1 import job_queue_pb2 as pb
+from crawlfleet.v1 import job_queue_pb2_grpc, jobs_pb2
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0  # a worker closes its browsers and image pool on the way out
@@ -237,7 +237,7 @@ async def run_phase(
 
 
 def start_worker(args: argparse.Namespace, address: str, index: int, log_dir: Path) -> procs.Child:
-    argv = ["-m", "worker", "--coordinator", address, "--allow-loopback", "--kinds", "scrape"]
+    argv = ["-m", "crawlfleet.worker", "--coordinator", address, "--allow-loopback", "--kinds", "scrape"]
     argv += ["--slots", str(args.slots), "--worker-id", f"bench-{os.getpid()}-{index}"]
     argv += ["--browser-settle-timeout", str(args.browser_settle_timeout), "--log-level", args.worker_log_level]
     return procs.start_python(f"worker-{index}", [*argv, *args.worker_arg], log_dir=log_dir, cwd=REPO)
@@ -249,7 +249,7 @@ async def run(args: argparse.Namespace, site: BenchSite, log_dir: Path) -> dict[
     try:
         coordinator = procs.start_python(
             "coordinator",
-            ["-m", "coordinator", "serve", "--listen", "127.0.0.1:0", "--database-url", dsn],
+            ["-m", "crawlfleet.coordinator", "serve", "--listen", "127.0.0.1:0", "--database-url", dsn],
             log_dir=log_dir,
             cwd=REPO,
         )

@@ -19,9 +19,9 @@ fi
 echo "== buf lint"
 .tools/node_modules/.bin/buf lint
 echo "== ruff"
-.venv/bin/ruff check coordinator worker tests scripts bench
-.venv/bin/ruff format --check coordinator worker tests scripts bench
+.venv/bin/ruff check src tests scripts bench
+.venv/bin/ruff format --check src tests scripts bench
 echo "== mypy --strict"
-.venv/bin/mypy coordinator worker tests scripts bench
+.venv/bin/mypy src tests scripts bench
 echo "== pytest"
 .venv/bin/pytest "$@"

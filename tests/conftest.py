@@ -12,12 +12,12 @@ from pathlib import Path
 import asyncpg
 import grpc
 import pytest
-from crawlfleet.v1 import admin_pb2_grpc, job_queue_pb2_grpc
 
-from coordinator import database
-from coordinator.queue import Queue
-from coordinator.server import Coordinator
-from coordinator.settings import CoordinatorSettings
+from crawlfleet.coordinator.server import Coordinator
+from crawlfleet.coordinator.settings import CoordinatorSettings
+from crawlfleet.coordinator.storage import database
+from crawlfleet.coordinator.storage.queue import Queue
+from crawlfleet.v1 import admin_pb2_grpc, job_queue_pb2_grpc
 from tests import pg
 
 

@@ -9,13 +9,13 @@ from typing import TypeVar
 
 import asyncpg
 import grpc
-from crawlfleet.v1 import job_queue_pb2 as pb
-from crawlfleet.v1 import jobs_pb2
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from coordinator import sql
+from crawlfleet.coordinator.storage import sql
+from crawlfleet.v1 import job_queue_pb2 as pb
+from crawlfleet.v1 import jobs_pb2
 
 T = TypeVar("T")
 

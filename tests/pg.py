@@ -13,8 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from coordinator import database
-from coordinator.migrate import migrate
+from crawlfleet.coordinator.storage import database
+from crawlfleet.coordinator.storage.migrate import migrate
 
 TEMPLATE_DB = "crawlfleet_test_template"
 _counter = itertools.count()

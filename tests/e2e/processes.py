@@ -62,7 +62,7 @@ class Fleet:
         process = self._start(
             name,
             [
-                "coordinator",
+                "crawlfleet.coordinator",
                 "serve",
                 "--listen",
                 f"{host}:{port}",
@@ -96,7 +96,7 @@ class Fleet:
         allow_loopback: bool = True,
     ) -> Process:
         """A worker process; `prefix` runs it inside something (a network namespace)."""
-        args = ["worker", "--coordinator", f"{coordinator_host}:{coordinator_port}", "--worker-id", name]
+        args = ["crawlfleet.worker", "--coordinator", f"{coordinator_host}:{coordinator_port}", "--worker-id", name]
         args += ["--lease-wait", "2", *(["--allow-loopback"] if allow_loopback else []), *extra]
         return self._start(name, args, prefix)
 

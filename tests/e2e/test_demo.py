@@ -38,7 +38,7 @@ def figures(output: str) -> dict[str, int]:
 
 @pytest.mark.timeout(150)
 async def test_demo_runs_and_its_summary_matches_the_database(db_dsn: str, db: asyncpg.Pool, tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "coordinator.cli", "demo", "--database-url", db_dsn, "--log-dir", str(tmp_path)]
+    command = [sys.executable, "-m", "crawlfleet.cli", "demo", "--database-url", db_dsn, "--log-dir", str(tmp_path)]
     done = await asyncio.to_thread(
         subprocess.run, command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
     )

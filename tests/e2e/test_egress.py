@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import asyncpg
 import grpc
 import pytest
+
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import job_queue_pb2_grpc, jobs_pb2
-
 from tests import netns
 from tests.e2e.processes import Fleet
 from tests.helpers import eventually, seconds

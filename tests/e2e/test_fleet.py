@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import asyncpg
 import grpc
 import pytest
+
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import job_queue_pb2_grpc, jobs_pb2
-
 from tests.e2e.processes import Fleet, free_port
 from tests.helpers import OVERLAPPING_LEASES, eventually, noop, scrape
 

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from crawlfleet.v1 import job_queue_pb2 as pb
 
+from crawlfleet.v1 import job_queue_pb2 as pb
 from tests.conftest import RunningCoordinator
 from tests.e2e.test_buf_curl import buf_binary
 from tests.helpers import lease_request, noop, noop_result, scrape
@@ -72,7 +72,7 @@ async def test_documented_command_runs(command: str, coord: RunningCoordinator, 
     line = re.sub(r"\$([A-Z_]+)", lambda m: values[m.group(1)], command)
     argv = shlex.split(line)
     if argv[0] == "crawlfleet":
-        argv = [sys.executable, "-m", "coordinator.cli", *argv[1:]]
+        argv = [sys.executable, "-m", "crawlfleet.cli", *argv[1:]]
     elif argv[0] == "buf":
         argv = [buf_binary(), *argv[1:]]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLFLEET_")}

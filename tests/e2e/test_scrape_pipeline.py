@@ -15,10 +15,10 @@ from pathlib import Path
 import asyncpg
 import grpc
 import pytest
-from crawlfleet.v1 import admin_pb2, admin_pb2_grpc, job_queue_pb2_grpc, jobs_pb2
-from crawlfleet.v1 import job_queue_pb2 as pb
 from PIL import Image
 
+from crawlfleet.v1 import admin_pb2, admin_pb2_grpc, job_queue_pb2_grpc, jobs_pb2
+from crawlfleet.v1 import job_queue_pb2 as pb
 from tests.certs import make_pki
 from tests.e2e.processes import Fleet, Process, free_port
 from tests.helpers import eventually, seconds

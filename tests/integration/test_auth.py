@@ -11,20 +11,20 @@ from typing import Any
 import asyncpg
 import grpc
 import pytest
-from crawlfleet.v1 import admin_pb2, admin_pb2_grpc
-from crawlfleet.v1 import job_queue_pb2 as pb
-from crawlfleet.v1 import job_queue_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from coordinator.auth import Role, TokenEntry, hash_token
-from coordinator.security import SecuritySettings
+from crawlfleet.coordinator.security.auth import Role, TokenEntry, hash_token
+from crawlfleet.coordinator.security.settings import SecuritySettings
+from crawlfleet.v1 import admin_pb2, admin_pb2_grpc
+from crawlfleet.v1 import job_queue_pb2 as pb
+from crawlfleet.v1 import job_queue_pb2_grpc as pb_grpc
+from crawlfleet.worker.credentials import ChannelSecurity
+from crawlfleet.worker.runner import Worker
+from crawlfleet.worker.settings import WorkerSettings
 from tests.certs import Pki, make_pki
 from tests.conftest import StartCoordinator
 from tests.helpers import error_info, eventually, lease_request, noop
-from worker.credentials import ChannelSecurity
-from worker.runner import Worker
-from worker.settings import WorkerSettings
 
 TOKENS = {Role.PRODUCER: "producer-secret", Role.WORKER: "worker-secret", Role.ADMIN: "admin-secret"}
 DENIED = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}

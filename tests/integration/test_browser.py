@@ -19,8 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.helpers import eventually
-from worker.pipeline.browser import (
+from crawlfleet.worker.pipeline.browser import (
     BrowserCrashed,
     BrowserOptions,
     BrowserPool,
@@ -29,6 +28,7 @@ from worker.pipeline.browser import (
     RoutedResponse,
     find_chromium,
 )
+from tests.helpers import eventually
 
 pytestmark = [
     pytest.mark.skipif(find_chromium() is None, reason="no Chromium installed (playwright install chromium)"),

@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from crawlfleet.cli.commands.enqueue import parse_lines
+from crawlfleet.cli.errors import UsageError
+from crawlfleet.cli.main import main
+from crawlfleet.cli.render import id_ranges, parse_duration
+from crawlfleet.coordinator.security.auth import Role, TokenEntry
+from crawlfleet.coordinator.security.settings import SecuritySettings
 from crawlfleet.v1 import admin_pb2, jobs_pb2
 from crawlfleet.v1 import job_queue_pb2 as pb
-
-from coordinator.auth import Role, TokenEntry
-from coordinator.cli.commands.enqueue import parse_lines
-from coordinator.cli.errors import UsageError
-from coordinator.cli.main import main
-from coordinator.cli.render import id_ranges, parse_duration
-from coordinator.security import SecuritySettings
 from tests.certs import make_pki
 from tests.conftest import RunningCoordinator, StartCoordinator
 from tests.e2e.processes import free_port

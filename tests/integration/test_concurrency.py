@@ -8,9 +8,9 @@ import random
 
 import asyncpg
 import grpc
+
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import jobs_pb2
-
 from tests.conftest import RunningCoordinator, StartCoordinator
 from tests.helpers import (
     OVERLAPPING_LEASES,

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-from crawlfleet.v1 import job_queue_pb2 as pb
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from crawlfleet.v1 import job_queue_pb2 as pb
 from tests.conftest import StartCoordinator
 from tests.dbproxy import DatabaseProxy
 from tests.helpers import error_info, eventually, noop

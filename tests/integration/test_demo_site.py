@@ -14,12 +14,12 @@ import httpx
 import pytest
 from PIL import Image, ImageOps
 
-from coordinator.demo import DemoSite, demo_urls, expected_outcome
-from coordinator.demo.catalogue import BROKEN_PATH, build_catalogue
-from worker.pipeline.autodetect import needs_browser
-from worker.pipeline.browser import BrowserOptions, BrowserPool, RoutedResponse, find_chromium
-from worker.pipeline.extract import extract_page
-from worker.pipeline.images import ImageError, ImageOptions, process_image
+from crawlfleet.demo import DemoSite, demo_urls, expected_outcome
+from crawlfleet.demo.catalogue import BROKEN_PATH, build_catalogue
+from crawlfleet.worker.pipeline.autodetect import needs_browser
+from crawlfleet.worker.pipeline.browser import BrowserOptions, BrowserPool, RoutedResponse, find_chromium
+from crawlfleet.worker.pipeline.extract import extract_page
+from crawlfleet.worker.pipeline.images import ImageError, ImageOptions, process_image
 
 
 @pytest.fixture(scope="module")

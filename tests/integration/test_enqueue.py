@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncpg
 import grpc
 import pytest
-from crawlfleet.v1 import job_queue_pb2 as pb
-from crawlfleet.v1 import jobs_pb2
 from google.protobuf import timestamp_pb2
 
+from crawlfleet.v1 import job_queue_pb2 as pb
+from crawlfleet.v1 import jobs_pb2
 from tests.conftest import RunningCoordinator
 from tests.helpers import error_info, noop, scrape, seconds
 

@@ -9,11 +9,11 @@ from collections.abc import Awaitable
 import asyncpg
 import grpc
 import pytest
+
+from crawlfleet.coordinator.storage.admin import AdminQueue
+from crawlfleet.coordinator.storage.queue import Queue
 from crawlfleet.v1 import admin_pb2, jobs_pb2
 from crawlfleet.v1 import job_queue_pb2 as pb
-
-from coordinator.queue import Queue
-from coordinator.queue_admin import AdminQueue
 from tests.conftest import RunningCoordinator, StartCoordinator
 from tests.helpers import assert_counts_exact, error_info, eventually, lease_request, noop, noop_result, scrape, seconds
 

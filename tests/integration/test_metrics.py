@@ -11,15 +11,15 @@ from collections.abc import AsyncIterator
 import grpc
 import httpx
 import pytest
-from crawlfleet.v1 import job_queue_pb2 as pb
-from crawlfleet.v1 import jobs_pb2
 from prometheus_client.parser import text_string_to_metric_families
 
+from crawlfleet.v1 import job_queue_pb2 as pb
+from crawlfleet.v1 import jobs_pb2
+from crawlfleet.worker.metrics import MetricsEndpoint
+from crawlfleet.worker.runner import Worker
+from crawlfleet.worker.settings import WorkerSettings
 from tests.conftest import StartCoordinator
 from tests.helpers import eventually, lease_request, noop, noop_result
-from worker.metrics import MetricsEndpoint
-from worker.runner import Worker
-from worker.settings import WorkerSettings
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 SUCCEEDING = 5

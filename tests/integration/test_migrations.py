@@ -7,9 +7,9 @@ import asyncio
 import asyncpg
 import pytest
 
-from coordinator import sql
-from coordinator.migrate import MigrationMismatch, migrate
-from coordinator.server import Coordinator
+from crawlfleet.coordinator.server import Coordinator
+from crawlfleet.coordinator.storage import sql
+from crawlfleet.coordinator.storage.migrate import MigrationMismatch, migrate
 from tests import pg
 from tests.conftest import coordinator_settings
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 import asyncpg
-from crawlfleet.v1 import jobs_pb2
 
-from coordinator.queue import Queue
-from coordinator.settings import CoordinatorSettings, RetryDefaults
-from coordinator.validation import validate_job
+from crawlfleet.coordinator.api.validation import validate_job
+from crawlfleet.coordinator.settings import CoordinatorSettings, RetryDefaults
+from crawlfleet.coordinator.storage.queue import Queue
+from crawlfleet.v1 import jobs_pb2
 from tests.helpers import noop, seconds
 
 T0 = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)

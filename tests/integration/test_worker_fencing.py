@@ -7,13 +7,13 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import asyncpg
+
 from crawlfleet.v1 import admin_pb2
 from crawlfleet.v1 import job_queue_pb2 as pb
-
+from crawlfleet.worker.runner import Worker
+from crawlfleet.worker.settings import WorkerSettings
 from tests.conftest import StartCoordinator
 from tests.helpers import eventually, noop
-from worker.runner import Worker
-from worker.settings import WorkerSettings
 
 
 @contextlib.asynccontextmanager

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.auth import (
+from crawlfleet.coordinator.errors import PermissionDenied, Unauthenticated
+from crawlfleet.coordinator.security.auth import (
     Authenticator,
     Role,
     SecurityConfigError,
@@ -19,10 +20,9 @@ from coordinator.auth import (
     parse_token_flag,
     parse_tokens,
 )
-from coordinator.errors import PermissionDenied, Unauthenticated
-from coordinator.security import SecuritySettings, hash_token_command, prepare
-from coordinator.settings import CoordinatorSettings
-from coordinator.tls import is_loopback
+from crawlfleet.coordinator.security.settings import SecuritySettings, hash_token_command, prepare
+from crawlfleet.coordinator.security.tls import is_loopback
+from crawlfleet.coordinator.settings import CoordinatorSettings
 
 DIGEST = hash_token("s3cret")
 

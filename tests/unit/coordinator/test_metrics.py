@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from coordinator.metrics import CoordinatorMetrics
+from crawlfleet.coordinator.metrics import CoordinatorMetrics
 
 
 def totals(metrics: CoordinatorMetrics) -> dict[str, float]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from coordinator import sql
+from crawlfleet.coordinator.storage import sql
 
 
 def test_parse_queries_splits_on_name_headers() -> None:

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from coordinator.errors import InvalidArgument
-from coordinator.validation import normalize_url
+from crawlfleet.coordinator.api.validation import normalize_url
+from crawlfleet.coordinator.errors import InvalidArgument
 
 
 @pytest.mark.parametrize(

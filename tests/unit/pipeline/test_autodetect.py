@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import json
 
-from worker.pipeline.autodetect import MIN_TEXT_CHARS, SHELL_TEXT_CHARS, needs_browser
-from worker.pipeline.extract import extract_page
+from crawlfleet.worker.pipeline.autodetect import MIN_TEXT_CHARS, SHELL_TEXT_CHARS, needs_browser
+from crawlfleet.worker.pipeline.extract import extract_page
 
 PAGE_URL = "https://example.com/"
 ARTICLE_TEXT = " ".join(f"Sentence number {i} of a long and perfectly ordinary article." for i in range(60))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.pipeline import browser
+from crawlfleet.worker.pipeline import browser
 
 
 def make_executable(path: Path) -> Path:

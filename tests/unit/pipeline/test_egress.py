@@ -4,7 +4,7 @@ import ipaddress
 
 import pytest
 
-from worker.pipeline.egress import DestinationBlocked, EgressPolicy, IPAddress
+from crawlfleet.worker.pipeline.egress import DestinationBlocked, EgressPolicy, IPAddress
 
 
 def is_blocked_address(ip: IPAddress, *, allow_loopback: bool = False) -> bool:

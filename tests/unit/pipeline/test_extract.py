@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from worker.pipeline.extract import (
+from crawlfleet.worker.pipeline.extract import (
     MAX_IMAGE_URLS,
     MAX_LINK_TEXT_CHARS,
     MAX_LINKS,

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from worker.pipeline.image_cache import ProcessedImageCache
-from worker.pipeline.images import ProcessedImage, ThumbnailData
+from crawlfleet.worker.pipeline.image_cache import ProcessedImageCache
+from crawlfleet.worker.pipeline.images import ProcessedImage, ThumbnailData
 
 
 def processed(tag: str, size: int) -> ProcessedImage:

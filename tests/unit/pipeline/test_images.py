@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageDraw
 
-from worker.pipeline.images import (
+from crawlfleet.worker.pipeline.images import (
     ImageError,
     ImageOptions,
     ImageProcessor,

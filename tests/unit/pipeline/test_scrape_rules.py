@@ -5,9 +5,9 @@ import datetime as dt
 import httpx
 import pytest
 
-from worker.errors import JobError
-from worker.pipeline.fetch import FetchedResponse
-from worker.pipeline.scrape import MAX_RETRY_AFTER, check_html, check_status, parse_retry_after
+from crawlfleet.worker.errors import JobError
+from crawlfleet.worker.handlers.scrape import MAX_RETRY_AFTER, check_html, check_status, parse_retry_after
+from crawlfleet.worker.pipeline.fetch import FetchedResponse
 
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 

@@ -8,11 +8,11 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 import grpc
-from crawlfleet.v1 import job_queue_pb2 as pb
 
-from worker.errors import CoordinatorError, CoordinatorUnavailable, ErrorReason, LeaseLost
-from worker.leases import HeldLease
-from worker.logs import job_log
+from crawlfleet.common.logs import job_log
+from crawlfleet.v1 import job_queue_pb2 as pb
+from crawlfleet.worker.errors import CoordinatorError, CoordinatorUnavailable, ErrorReason, LeaseLost
+from crawlfleet.worker.leases import HeldLease
 
 
 def unavailable() -> CoordinatorUnavailable:

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from worker.backoff import Backoff
+from crawlfleet.worker.backoff import Backoff
 
 
 def test_bounds_grow_exponentially_up_to_the_cap() -> None:

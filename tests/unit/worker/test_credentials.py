@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.credentials import ChannelSecurity, is_loopback_target
-from worker.settings import WorkerSettings
+from crawlfleet.worker.credentials import ChannelSecurity, is_loopback_target
+from crawlfleet.worker.settings import WorkerSettings
 
 
 def test_off_by_default() -> None:

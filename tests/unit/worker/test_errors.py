@@ -5,7 +5,7 @@ import pytest
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from worker.errors import (
+from crawlfleet.worker.errors import (
     STATUS_DETAILS_KEY,
     CoordinatorError,
     CoordinatorUnavailable,

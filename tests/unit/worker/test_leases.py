@@ -3,9 +3,8 @@ from __future__ import annotations
 import asyncio
 
 from crawlfleet.v1 import job_queue_pb2 as pb
-
+from crawlfleet.worker.leases import FENCE_HEAP_SLACK, HeldLease, LeaseKeeper, local_deadline
 from tests.unit.worker.fakes import FakeCoordinator, held
-from worker.leases import FENCE_HEAP_SLACK, HeldLease, LeaseKeeper, local_deadline
 
 
 def test_local_deadline_trusts_the_wall_clock_only_to_shorten() -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from crawlfleet.v1 import job_queue_pb2 as pb
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from crawlfleet.v1 import job_queue_pb2 as pb
+from crawlfleet.worker.leases import HeldLease, LeaseKeeper
+from crawlfleet.worker.metrics import WorkerMetrics, parse_listen
 from tests.unit.worker.fakes import FakeCoordinator, held
-from worker.leases import HeldLease, LeaseKeeper
-from worker.metrics import WorkerMetrics, parse_listen
 
 
 def samples(metrics: WorkerMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -3,10 +3,10 @@ from __future__ import annotations
 import logging
 
 import pytest
-from crawlfleet.v1 import job_queue_pb2 as pb
 
-from worker.logs import job_log
-from worker.progress import JobCounts, ProgressLog
+from crawlfleet.common.logs import job_log
+from crawlfleet.v1 import job_queue_pb2 as pb
+from crawlfleet.worker.progress import JobCounts, ProgressLog
 
 
 def test_summary_counts_the_interval_then_starts_over(caplog: pytest.LogCaptureFixture) -> None:
@@ -22,7 +22,7 @@ def test_summary_counts_the_interval_then_starts_over(caplog: pytest.LogCaptureF
     totals.failed += 1
     totals.lost += 2
     now[0] = 110.0
-    with caplog.at_level(logging.INFO, logger="worker.progress"):
+    with caplog.at_level(logging.INFO, logger="crawlfleet.worker.progress"):
         progress.log_summary()
         in_flight[0] = 0
         now[0] = 120.0

@@ -3,18 +3,9 @@ from __future__ import annotations
 import asyncio
 
 from crawlfleet.v1 import job_queue_pb2 as pb
-
-from tests.unit.worker.fakes import (
-    FakeCompleteSender,
-    completed,
-    held,
-    lease_lost,
-    rejected,
-    unavailable,
-)
-from worker.backoff import Backoff
-from worker.errors import JobError
-from worker.reporting import (
+from crawlfleet.worker.backoff import Backoff
+from crawlfleet.worker.errors import JobError
+from crawlfleet.worker.reporting import (
     CompleteBatcher,
     GaveUp,
     Settled,
@@ -23,6 +14,14 @@ from worker.reporting import (
     release_request,
     report_fail,
     retry_transient,
+)
+from tests.unit.worker.fakes import (
+    FakeCompleteSender,
+    completed,
+    held,
+    lease_lost,
+    rejected,
+    unavailable,
 )
 
 

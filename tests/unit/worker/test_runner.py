@@ -7,17 +7,17 @@ import logging
 from typing import cast
 
 import pytest
-from crawlfleet.v1 import job_queue_pb2 as pb
-from crawlfleet.v1 import jobs_pb2
 from google.protobuf.duration_pb2 import Duration
 
+from crawlfleet.v1 import job_queue_pb2 as pb
+from crawlfleet.v1 import jobs_pb2
+from crawlfleet.worker.client import CoordinatorClient
+from crawlfleet.worker.errors import JobError, WorkerCrashed
+from crawlfleet.worker.handlers import Handler, JobContext
+from crawlfleet.worker.handlers.noop import run_noop
+from crawlfleet.worker.runner import Worker
+from crawlfleet.worker.settings import WorkerSettings
 from tests.unit.worker.fakes import FakeCoordinator
-from worker.client import CoordinatorClient
-from worker.errors import JobError, WorkerCrashed
-from worker.handlers import Handler, JobContext
-from worker.handlers.noop import run_noop
-from worker.runner import Worker
-from worker.settings import WorkerSettings
 
 OK = jobs_pb2.JobResult(noop=jobs_pb2.NoopResult())
 

@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
-from worker import settings as s
-from worker.settings import WorkerSettings
+from crawlfleet.worker import settings as s
+from crawlfleet.worker.settings import WorkerSettings
 
 
 def test_defaults_without_flags_or_env() -> None:

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from worker.slots import Slots
+from crawlfleet.worker.slots import Slots
 
 
 async def test_take_takes_every_free_slot_up_to_the_bound() -> None:

@@ -1,3 +1,0 @@
-from coordinator.main import main
-
-main()

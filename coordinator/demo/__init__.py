@@ -1,6 +1,0 @@
-"""The built-in demo site: a small generated shop to scrape, served on loopback (see ``DemoSite``)."""
-
-from coordinator.demo.site import DemoSite
-from coordinator.demo.urls import DemoExpectations, demo_urls, expected_outcome
-
-__all__ = ["DemoExpectations", "DemoSite", "demo_urls", "expected_outcome"]

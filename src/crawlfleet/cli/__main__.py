@@ -1,0 +1,7 @@
+"""``python -m coordinator.cli``."""
+
+import sys
+
+from crawlfleet.cli.main import main
+
+sys.exit(main())

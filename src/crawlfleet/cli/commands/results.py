@@ -1,0 +1,107 @@
+"""``crawlfleet export``: results as JSON lines; and the short summary of one result that ``jobs show`` prints."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+from typing import TextIO
+
+from crawlfleet.cli.context import Context
+from crawlfleet.cli.errors import EXIT_OK, UsageError
+from crawlfleet.cli.render import dumps, message_dict, to_datetime, truncate
+from crawlfleet.v1 import admin_pb2, jobs_pb2
+
+EXPORT_PAGE = 100
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    export = commands.add_parser(
+        "export",
+        help="results of succeeded jobs as JSON lines",
+        description="Writes one JSON object per succeeded job, in job id order: job_id, kind, url, finished_at "
+        "and result (the JobResult with .proto field names; thumbnail bytes left out).",
+    )
+    export.add_argument("--kind", help="only jobs of this kind (scrape, noop)")
+    export.add_argument("--output", "-o", type=Path, help="write to this file instead of stdout")
+    export.add_argument("--page-size", type=int, default=EXPORT_PAGE, help=f"results per call (default {EXPORT_PAGE})")
+    export.set_defaults(run=run_export)
+
+
+def run_export(ctx: Context, ns: argparse.Namespace) -> int:
+    if not 1 <= ns.page_size <= 1000:
+        raise UsageError("--page-size must be between 1 and 1000")
+    if ns.output is None:
+        count = export(ctx, ns, ctx.stdout)
+    else:
+        try:
+            with ns.output.open("w", encoding="utf-8") as out:
+                count = export(ctx, ns, out)
+        except OSError as exc:
+            raise UsageError(f"cannot write {ns.output}: {exc.strerror}") from None
+        ctx.err(f"exported {count} result(s) to {ns.output}")
+    return EXIT_OK
+
+
+def export(ctx: Context, ns: argparse.Namespace, out: TextIO) -> int:
+    count = 0
+    token = ""
+    # Results on a terminal and a progress line beside them would interleave.
+    progress = ctx.progress("export") if out is not ctx.stdout else None
+    with ctx.client() as client:
+        while True:
+            request = admin_pb2.ListResultsRequest(page_size=ns.page_size, page_token=token, kind=ns.kind or "")
+            page = client.call(client.admin.ListResults, request)
+            for entry in page.results:
+                out.write(dumps(export_record(entry)) + "\n")
+            count += len(page.results)
+            if progress is not None:
+                progress.update(count, None)
+            token = page.next_page_token
+            if not token:
+                break
+    if progress is not None:
+        progress.finish()
+    out.flush()
+    return count
+
+
+def export_record(entry: admin_pb2.ResultEntry) -> dict[str, object]:
+    return {
+        "job_id": entry.job_id,
+        "kind": entry.kind,
+        "url": entry.target_url,
+        "finished_at": to_datetime(entry.finished_at).isoformat().replace("+00:00", "Z"),
+        "result": message_dict(entry.result),
+    }
+
+
+def image_counts(result: jobs_pb2.JobResult) -> tuple[int, int]:
+    """(processed, failed) images of a result."""
+    images = result.scrape.images
+    failed = sum(1 for i in images if i.error_type)
+    return len(images) - failed, failed
+
+
+def result_lines(result: jobs_pb2.JobResult) -> list[str]:
+    """What a person wants to see first of a result."""
+    kind = result.WhichOneof("payload")
+    if kind != "scrape":
+        return [f"{kind or 'empty'} result"]
+    page = result.scrape
+    rendered = jobs_pb2.RenderMode.Name(page.rendered_with).removeprefix("RENDER_MODE_").lower()
+    lines = [
+        f"status      {page.status_code} {page.content_type}".rstrip(),
+        f"final URL   {page.final_url}" + (f"  ({len(page.redirects)} redirect(s))" if page.redirects else ""),
+        f"title       {truncate(page.title, 100) or '-'}",
+        f"fetched by  {rendered}",
+        f"text        {len(page.main_text)} characters, {len(page.links)} link(s), {len(page.json_ld)} JSON-LD",
+    ]
+    processed, failed = image_counts(result)
+    lines.append(f"images      {processed} processed, {failed} failed")
+    errors = Counter(f"{i.error_type}: {truncate(i.error_message, 60)}" for i in page.images if i.error_type)
+    lines += [f"  failed    {n} x {error}" for error, n in errors.items()]
+    thumbnails = sum(len(i.thumbnails) for i in page.images)
+    if thumbnails:
+        lines.append(f"thumbnails  {thumbnails}")
+    return lines

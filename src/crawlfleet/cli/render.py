@@ -1,0 +1,145 @@
+"""Text for people and JSON for scripts: tables, states, durations, times, id ranges."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from google.protobuf import json_format, timestamp_pb2
+from google.protobuf.message import Message
+
+from crawlfleet.cli.errors import UsageError
+from crawlfleet.v1 import jobs_pb2
+
+STATES = ("queued", "leased", "succeeded", "dead", "cancelled")
+TERMINAL_STATES = frozenset({"succeeded", "dead", "cancelled"})
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+
+
+def state_name(value: int) -> str:
+    """``JOB_STATE_DEAD`` -> ``dead``."""
+    return jobs_pb2.JobState.Name(jobs_pb2.JobState.ValueType(value)).removeprefix("JOB_STATE_").lower()
+
+
+def state_value(name: str) -> jobs_pb2.JobState.ValueType:
+    if name not in STATES:
+        raise UsageError(f"unknown state {name!r}; expected one of {', '.join(STATES)}")
+    return jobs_pb2.JobState.Value(f"JOB_STATE_{name.upper()}")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of ``90``, ``90s``, ``1h30m``, ``7d``, ``500ms``, ``1.5h``."""
+    value = text.strip().lower()
+    try:
+        return _non_negative(float(value), text)
+    except ValueError:
+        pass
+    if not value or _DURATION.sub("", value):
+        raise UsageError(f"not a duration: {text!r} (e.g. 30s, 15m, 1h30m, 7d)")
+    return sum(float(n) * _UNITS[unit] for n, unit in _DURATION.findall(value))
+
+
+def _non_negative(seconds: float, text: str) -> float:
+    if seconds < 0:
+        raise UsageError(f"a duration cannot be negative: {text!r}")
+    return seconds
+
+
+def parse_time(text: str, now: dt.datetime) -> dt.datetime:
+    """An ISO 8601 time (without a zone: local time), or a duration ago (``1h``: an hour ago)."""
+    try:
+        parsed = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        try:
+            return now - dt.timedelta(seconds=parse_duration(text))
+        except UsageError:
+            raise UsageError(f"not a time: {text!r} (ISO 8601 like 2024-06-03T09:00, or ago like 1h, 2d)") from None
+    return parsed if parsed.tzinfo is not None else parsed.astimezone()
+
+
+def format_duration(seconds: float) -> str:
+    """A short human duration: ``450ms``, ``3.2s``, ``4m05s``, ``2h10m``, ``3d4h``."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600}h"
+
+
+def to_datetime(ts: timestamp_pb2.Timestamp) -> dt.datetime:
+    return ts.ToDatetime(tzinfo=dt.UTC)
+
+
+def ago(ts: timestamp_pb2.Timestamp, now: dt.datetime) -> str:
+    """``3m05s ago`` (or ``in 10s`` for a time to come); ``-`` when unset."""
+    if not ts.seconds and not ts.nanos:
+        return "-"
+    delta = (now - to_datetime(ts)).total_seconds()
+    return f"{format_duration(delta)} ago" if delta >= 0 else f"in {format_duration(-delta)}"
+
+
+def when(ts: timestamp_pb2.Timestamp, now: dt.datetime) -> str:
+    """Local time to the second with its age: ``2024-06-03 11:00:00 (3m05s ago)``; ``-`` when unset."""
+    if not ts.seconds and not ts.nanos:
+        return "-"
+    return f"{to_datetime(ts).astimezone():%Y-%m-%d %H:%M:%S} ({ago(ts, now)})"
+
+
+def truncate(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def table(headers: Sequence[str] | None, rows: Iterable[Sequence[object]], *, right: Iterable[int] = ()) -> str:
+    """Columns padded to their widest cell (no header row when ``headers`` is None); columns listed
+    in ``right`` (numbers) align right."""
+    cells = [[str(c) for c in row] for row in ([headers] if headers is not None else [])]
+    cells += [[str(c) for c in row] for row in rows]
+    if not cells:
+        return ""
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    align_right = set(right)
+    lines = []
+    for row in cells:
+        parts = [
+            c.rjust(w) if i in align_right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(parts).rstrip())
+    return "\n".join(lines)
+
+
+def id_ranges(ids: Iterable[int]) -> str:
+    """``1-4, 7, 9-10``: ids of a large enqueue stay readable."""
+    ordered = sorted(set(ids))
+    parts: list[str] = []
+    start = prev = None
+    for i in [*ordered, None]:
+        if start is not None and prev is not None and (i is None or i != prev + 1):
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+            start = None
+        if i is not None and start is None:
+            start = i
+        prev = i
+    return ", ".join(parts)
+
+
+def message_dict(message: Message) -> dict[str, Any]:
+    """A message as JSON-ready data, with the .proto field names (``job_id``, not ``jobId``)."""
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def rate(done: int, seconds: float) -> str:
+    return f"{done / seconds:,.0f}/s" if seconds > 0 else "-"

@@ -1,0 +1,3 @@
+from crawlfleet.coordinator.main import main
+
+main()

@@ -1,0 +1,212 @@
+"""crawlfleet.v1.Admin: the operator surface of the queue."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import grpc
+
+from crawlfleet.coordinator.api import convert
+from crawlfleet.coordinator.api.admin_convert import (
+    STATE_NAMES,
+    attempt_message,
+    job_filter,
+    job_message,
+    job_state,
+    page_cursor,
+    page_size,
+    state_counts,
+    terminal_states,
+    worker_status,
+)
+from crawlfleet.coordinator.api.status import handles_errors
+from crawlfleet.coordinator.errors import InvalidArgument, NotFound
+from crawlfleet.coordinator.storage.admin import AdminQueue, JobFilterValues
+from crawlfleet.coordinator.storage.queue import Queue
+from crawlfleet.coordinator.wakeup import Wakeup
+from crawlfleet.v1 import admin_pb2 as pb
+from crawlfleet.v1 import admin_pb2_grpc, jobs_pb2
+
+Ctx = grpc.aio.ServicerContext
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MAX_PAGE_SIZE = 1000
+MAX_REQUEUE_LIMIT = 10_000
+MAX_PURGE_LIMIT = 100_000
+DEFAULT_EXPIRING_WITHIN = 10.0
+DEFAULT_WORKERS_WINDOW = 300.0
+
+
+class AdminServicer(admin_pb2_grpc.AdminServicer):
+    def __init__(self, queue: Queue, admin: AdminQueue, wakeup: Wakeup) -> None:
+        self._queue = queue
+        self._admin = admin
+        self._wakeup = wakeup
+
+    @handles_errors
+    async def GetJob(self, request: pb.GetJobRequest, context: Ctx) -> pb.GetJobResponse:  # type: ignore[type-arg]
+        """One job with its attempts and its result."""
+        row, attempts = await self._queue.get_job(convert.positive_id(request.job_id, "job_id"))
+        job = job_message(row)
+        job.attempts.extend(attempt_message(a) for a in attempts)
+        if row["result"] is not None:
+            job.result.ParseFromString(row["result"])
+        return pb.GetJobResponse(job=job)
+
+    @handles_errors
+    async def CancelJob(self, request: pb.CancelJobRequest, context: Ctx) -> pb.CancelJobResponse:  # type: ignore[type-arg]
+        """Cancel a job; a leased one ends at its worker's next heartbeat."""
+        state = await self._queue.cancel(convert.positive_id(request.job_id, "job_id"))
+        return pb.CancelJobResponse(state=job_state(state))
+
+    @handles_errors
+    async def RequeueDeadJobs(
+        self,
+        request: pb.RequeueDeadJobsRequest,
+        context: Ctx,  # type: ignore[type-arg]
+    ) -> pb.RequeueDeadJobsResponse:
+        """Dead jobs back to queued with a fresh attempt budget, by ids or by filter."""
+        if request.job_ids and request.HasField("filter"):
+            raise InvalidArgument("filter", "give job_ids or a filter, not both")
+        if request.job_ids:
+            ids = [convert.positive_id(j, f"job_ids[{i}]") for i, j in enumerate(request.job_ids)]
+            requeued = await self._admin.requeue_dead(JobFilterValues(), job_ids=ids, limit=len(ids))
+        elif request.HasField("filter"):
+            limit = request.limit or 1000
+            if not 1 <= limit <= MAX_REQUEUE_LIMIT:
+                raise InvalidArgument("limit", f"must be between 1 and {MAX_REQUEUE_LIMIT}")
+            requeued = await self._admin.requeue_dead(job_filter(request.filter, "filter"), limit=limit)
+        else:
+            raise InvalidArgument("job_ids", "give job ids or a filter")
+        if requeued:
+            self._wakeup.notify()
+        return pb.RequeueDeadJobsResponse(requeued_job_ids=requeued)
+
+    @handles_errors
+    async def GetQueueStats(
+        self,
+        request: pb.GetQueueStatsRequest,
+        context: Ctx,  # type: ignore[type-arg]
+    ) -> pb.GetQueueStatsResponse:
+        """Exact counts of jobs by state (every state, zeros included) and by kind and state."""
+        counts = await self._admin.counts()
+        totals: dict[str, int] = {}
+        for (_, state), count in counts.items():
+            totals[state] = totals.get(state, 0) + count
+        kinds = [
+            pb.KindStateCount(kind=kind, state=job_state(state), count=count)
+            for (kind, state), count in sorted(counts.items(), key=lambda kv: (kv[0][0], STATE_NAMES.index(kv[0][1])))
+        ]
+        return pb.GetQueueStatsResponse(states=state_counts(totals), kinds=kinds)
+
+    @handles_errors
+    async def GetQueueHealth(
+        self,
+        request: pb.GetQueueHealthRequest,
+        context: Ctx,  # type: ignore[type-arg]
+    ) -> pb.GetQueueHealthResponse:
+        """Depth, age of the oldest due job, leases about to expire, dead jobs, workers."""
+        within = convert.optional_seconds(
+            request.expiring_within,
+            request.HasField("expiring_within"),
+            "expiring_within",
+            default=DEFAULT_EXPIRING_WITHIN,
+        )
+        window = convert.optional_seconds(
+            request.workers_seen_within,
+            request.HasField("workers_seen_within"),
+            "workers_seen_within",
+            default=DEFAULT_WORKERS_WINDOW,
+        )
+        health = await self._admin.health(expiring_within=within)
+        totals = await self._admin.counts_by_state()
+        workers = await self._admin.workers_seen_since(health.now - dt.timedelta(seconds=window))
+        oldest = (health.now - health.oldest_due_run_at).total_seconds() if health.oldest_due_run_at else 0.0
+        return pb.GetQueueHealthResponse(
+            states=state_counts(totals),
+            due=health.due,
+            oldest_due_age=convert.duration(max(0.0, oldest)),
+            leases_expiring_soon=health.expiring_soon,
+            leases_expired=health.expired,
+            dead=totals.get("dead", 0),
+            workers=[worker_status(w) for w in workers],
+        )
+
+    @handles_errors
+    async def ListJobs(self, request: pb.ListJobsRequest, context: Ctx) -> pb.ListJobsResponse:  # type: ignore[type-arg]
+        """Jobs matching the filter, newest first; page with next_page_token."""
+        size = page_size(request.page_size, default=50, maximum=MAX_PAGE_SIZE)
+        cursor = page_cursor(request.page_token)
+        rows = await self._admin.list_jobs(
+            job_filter(request.filter, "filter"), before_id=cursor if cursor is not None else 2**63 - 1, limit=size
+        )
+        next_token = str(rows[-1]["id"]) if len(rows) == size else ""
+        return pb.ListJobsResponse(jobs=[job_message(r) for r in rows], next_page_token=next_token)
+
+    @handles_errors
+    async def ListWorkers(
+        self,
+        request: pb.ListWorkersRequest,
+        context: Ctx,  # type: ignore[type-arg]
+    ) -> pb.ListWorkersResponse:
+        """Workers seen within the window, most recent first, with their leases in flight."""
+        window = convert.optional_seconds(
+            request.seen_within, request.HasField("seen_within"), "seen_within", default=DEFAULT_WORKERS_WINDOW
+        )
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=window)
+        return pb.ListWorkersResponse(workers=[worker_status(w) for w in await self._admin.workers_seen_since(since)])
+
+    @handles_errors
+    async def PurgeJobs(self, request: pb.PurgeJobsRequest, context: Ctx) -> pb.PurgeJobsResponse:  # type: ignore[type-arg]
+        """Delete finished jobs older than the bound, with their history, results and orphan images."""
+        if not request.HasField("finished_before"):
+            raise InvalidArgument("finished_before", "is required (e.g. 7 days)")
+        age = convert.optional_seconds(request.finished_before, True, "finished_before", default=0.0)
+        limit = request.limit or 10_000
+        if not 1 <= limit <= MAX_PURGE_LIMIT:
+            raise InvalidArgument("limit", f"must be between 1 and {MAX_PURGE_LIMIT}")
+        states = terminal_states(list(request.states), "states")
+        bound = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=age)
+        jobs, images = await self._admin.purge(states=states, finished_before=bound, limit=limit)
+        return pb.PurgeJobsResponse(deleted_jobs=jobs, deleted_images=images)
+
+    @handles_errors
+    async def GetThumbnail(
+        self,
+        request: pb.GetThumbnailRequest,
+        context: Ctx,  # type: ignore[type-arg]
+    ) -> pb.GetThumbnailResponse:
+        """A stored thumbnail with its bytes."""
+        if not _SHA256.match(request.sha256):
+            raise InvalidArgument("sha256", "must be 64 lower-case hex digits")
+        row = await self._queue.thumbnail(request.sha256)
+        if row is None:
+            raise NotFound(f"no thumbnail with sha256 {request.sha256}", metadata={"sha256": request.sha256})
+        return pb.GetThumbnailResponse(
+            thumbnail=jobs_pb2.Thumbnail(
+                sha256=row["sha256"], format=row["format"], width=row["width"], height=row["height"], data=row["data"]
+            )
+        )
+
+    @handles_errors
+    async def ListResults(
+        self,
+        request: pb.ListResultsRequest,
+        context: Ctx,  # type: ignore[type-arg]
+    ) -> pb.ListResultsResponse:
+        """Results of succeeded jobs after the page token, in job id order."""
+        size = page_size(request.page_size, default=100, maximum=MAX_PAGE_SIZE)
+        cursor = page_cursor(request.page_token) or 0
+        rows = await self._queue.results_after(cursor, size, request.kind or None)
+        entries = [
+            pb.ResultEntry(
+                job_id=r["id"],
+                kind=r["kind"],
+                target_url=r["target_url"] or "",
+                finished_at=convert.timestamp(r["finished_at"]),
+                result=jobs_pb2.JobResult.FromString(r["result"]),
+            )
+            for r in rows
+        ]
+        next_token = str(rows[-1]["id"]) if len(rows) == size else ""
+        return pb.ListResultsResponse(results=entries, next_page_token=next_token)

@@ -1,0 +1,64 @@
+"""Conversions between protobuf well-known types, request fields and Python values."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from crawlfleet.coordinator.errors import InvalidArgument
+
+UTC = dt.UTC
+
+
+def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def duration(seconds: float) -> duration_pb2.Duration:
+    d = duration_pb2.Duration()
+    d.FromNanoseconds(round(seconds * 1e9))
+    return d
+
+
+def seconds(value: duration_pb2.Duration) -> float:
+    return value.seconds + value.nanos / 1e9
+
+
+def lease_token(value: str, field: str) -> uuid.UUID:
+    """Parse a lease token or name the offending field."""
+    if not value:
+        raise InvalidArgument(field, "is required")
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidArgument(field, "is not a lease token issued by Lease") from None
+
+
+def positive_id(value: int, field: str) -> int:
+    if value <= 0:
+        raise InvalidArgument(field, "must be a positive job id")
+    return value
+
+
+def bounded_text(value: str, field: str, *, limit: int, required: bool = False) -> str:
+    if required and not value:
+        raise InvalidArgument(field, "is required")
+    if len(value) > limit:
+        raise InvalidArgument(field, f"is longer than {limit} characters")
+    return value
+
+
+def optional_seconds(value: duration_pb2.Duration, present: bool, field: str, *, default: float) -> float:
+    """A non-negative duration field in seconds, or default when unset."""
+    if not present:
+        return default
+    result = seconds(value)
+    if result < 0:
+        raise InvalidArgument(field, "must not be negative")
+    return result

@@ -1,0 +1,245 @@
+"""crawlfleet.v1.JobQueue: Enqueue for producers; Lease, Heartbeat, Complete, Fail for workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import grpc
+
+from crawlfleet.coordinator.api import convert
+from crawlfleet.coordinator.api.results import ResultRows, split_result
+from crawlfleet.coordinator.api.status import handles_errors
+from crawlfleet.coordinator.api.validation import validate_enqueue
+from crawlfleet.coordinator.errors import Draining, InvalidArgument
+from crawlfleet.coordinator.metrics import CoordinatorMetrics
+from crawlfleet.coordinator.settings import CoordinatorSettings
+from crawlfleet.coordinator.storage.queue import LeasedRow, Queue
+from crawlfleet.coordinator.wakeup import Wakeup, wait_for
+from crawlfleet.v1 import job_queue_pb2 as pb
+from crawlfleet.v1 import job_queue_pb2_grpc, jobs_pb2
+
+log = logging.getLogger(__name__)
+
+MAX_LEASE_BATCH = 1000
+MAX_COMPLETE_BATCH = 1000
+MAX_ERROR_MESSAGE = 4096
+MAX_RETRY_AFTER_SECONDS = 7 * 24 * 3600
+# Answer a long-poll this long before the caller's deadline, so the reply still reaches it.
+_DEADLINE_MARGIN_SECONDS = 0.5
+# Refresh a worker's row at most this often; Lease calls come far more often.
+_WORKER_SEEN_INTERVAL_SECONDS = 5.0
+
+Ctx = grpc.aio.ServicerContext
+
+
+class Lifecycle:
+    """The draining flag the server flips at shutdown; waiting Leases see it and return empty."""
+
+    def __init__(self) -> None:
+        self.draining = False
+
+
+class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
+    def __init__(
+        self,
+        queue: Queue,
+        wakeup: Wakeup,
+        settings: CoordinatorSettings,
+        lifecycle: Lifecycle,
+        metrics: CoordinatorMetrics,
+    ) -> None:
+        self._queue = queue
+        self._metrics = metrics
+        self._wakeup = wakeup
+        self._settings = settings
+        self._lifecycle = lifecycle
+        self._worker_seen_at: dict[str, float] = {}
+
+    @handles_errors
+    async def Enqueue(self, request: pb.EnqueueRequest, context: Ctx) -> pb.EnqueueResponse:  # type: ignore[type-arg]
+        """Add jobs atomically; duplicates of live jobs return the live job."""
+        jobs = validate_enqueue(list(request.jobs), self._settings)
+        ids = await self._queue.enqueue(jobs)
+        created = sum(1 for _, c in ids if c)
+        self._metrics.enqueued(created)
+        if created:
+            self._wakeup.notify()  # waiters on this coordinator need not wait for the NOTIFY
+        return pb.EnqueueResponse(jobs=[pb.EnqueuedJob(id=i, created=c) for i, c in ids])
+
+    @handles_errors
+    async def Lease(self, request: pb.LeaseRequest, context: Ctx) -> pb.LeaseResponse:  # type: ignore[type-arg]
+        """Long-poll for up to max_jobs jobs."""
+        worker = request.worker
+        convert.bounded_text(worker.worker_id, "worker.worker_id", limit=200, required=True)
+        convert.bounded_text(worker.host, "worker.host", limit=255)
+        convert.bounded_text(worker.version, "worker.version", limit=100)
+        if not 1 <= request.max_jobs <= MAX_LEASE_BATCH:
+            raise InvalidArgument("max_jobs", f"must be between 1 and {MAX_LEASE_BATCH}")
+        wait = convert.seconds(request.wait)
+        if wait < 0:
+            raise InvalidArgument("wait", "must not be negative")
+        if self._lifecycle.draining:
+            raise Draining()
+        await self._record_worker(worker)
+        wait = min(wait, self._settings.max_lease_wait_seconds)
+        remaining = context.time_remaining()
+        if remaining is not None:
+            wait = max(0.0, min(wait, remaining - _DEADLINE_MARGIN_SECONDS))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        rows: list[LeasedRow] = []
+        while True:
+            signal = self._wakeup.current()
+            rows = await self._claim(request)
+            if rows:
+                break
+            timeout = deadline - loop.time()
+            if timeout <= 0:
+                break
+            await wait_for(signal, min(timeout, self._settings.recheck_seconds))
+            if self._lifecycle.draining:
+                break
+        self._metrics.leased(len(rows))
+        # One claim gives every row the same expiry: convert it once.
+        expires = convert.timestamp(rows[0].lease_expires_at) if rows else None
+        return pb.LeaseResponse(
+            jobs=[
+                pb.LeasedJob(
+                    id=r.id,
+                    kind=r.kind,
+                    spec=jobs_pb2.JobSpec.FromString(r.spec),
+                    lease_token=str(r.lease_token),
+                    lease_expires_at=expires,
+                    attempt=r.attempt,
+                    max_attempts=r.max_attempts,
+                )
+                for r in rows
+            ],
+            lease_duration=convert.duration(self._settings.lease_seconds),
+        )
+
+    async def _claim(self, request: pb.LeaseRequest) -> list[LeasedRow]:
+        """Claim, and if the caller goes away meanwhile, give the claimed jobs straight back."""
+        claim = asyncio.ensure_future(
+            self._queue.lease(
+                worker_id=request.worker.worker_id,
+                max_jobs=request.max_jobs,
+                kinds=list(request.worker.kinds),
+                lease_seconds=self._settings.lease_seconds,
+            )
+        )
+        try:
+            return await asyncio.shield(claim)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                for row in await claim:
+                    await self._queue.fail(
+                        job_id=row.id,
+                        lease_token=row.lease_token,
+                        error_type="lease_cancelled",
+                        error_message="the Lease call was cancelled",
+                        retryable=True,
+                        retry_after_seconds=None,
+                        release=True,
+                    )
+            raise
+
+    async def _record_worker(self, worker: pb.WorkerInfo) -> None:
+        now = time.monotonic()
+        if now - self._worker_seen_at.get(worker.worker_id, -1e9) < _WORKER_SEEN_INTERVAL_SECONDS:
+            return
+        await self._queue.worker_seen(
+            worker_id=worker.worker_id, host=worker.host, version=worker.version, kinds=list(worker.kinds)
+        )
+        self._worker_seen_at[worker.worker_id] = now
+
+    @handles_errors
+    async def Heartbeat(self, request: pb.HeartbeatRequest, context: Ctx) -> pb.HeartbeatResponse:  # type: ignore[type-arg]
+        """Extend every lease of a worker; answer extended, lost or cancelled per lease."""
+        convert.bounded_text(request.worker_id, "worker_id", limit=200, required=True)
+        if len(request.leases) > MAX_LEASE_BATCH * 10:
+            raise InvalidArgument("leases", "too many leases in one heartbeat")
+        leases = [
+            (
+                convert.positive_id(ref.job_id, f"leases[{i}].job_id"),
+                convert.lease_token(ref.lease_token, f"leases[{i}].lease_token"),
+            )
+            for i, ref in enumerate(request.leases)
+        ]
+        extended = await self._queue.heartbeat(leases, lease_seconds=self._settings.lease_seconds) if leases else {}
+        answers = []
+        for job_id, _ in leases:
+            ext = extended.get(job_id)
+            if ext is None:
+                answers.append(pb.LeaseState(job_id=job_id, status=pb.LEASE_STATUS_LOST))
+            elif ext.state == "cancelled":
+                answers.append(pb.LeaseState(job_id=job_id, status=pb.LEASE_STATUS_CANCELLED))
+            else:
+                answers.append(
+                    pb.LeaseState(
+                        job_id=job_id,
+                        status=pb.LEASE_STATUS_EXTENDED,
+                        lease_expires_at=convert.timestamp(ext.lease_expires_at),
+                    )
+                )
+        statuses = [answer.status for answer in answers]
+        self._metrics.heartbeat(
+            extended=statuses.count(pb.LEASE_STATUS_EXTENDED), lost=statuses.count(pb.LEASE_STATUS_LOST)
+        )
+        return pb.HeartbeatResponse(leases=answers)
+
+    @handles_errors
+    async def Complete(self, request: pb.CompleteRequest, context: Ctx) -> pb.CompleteResponse:  # type: ignore[type-arg]
+        """Complete jobs, all or nothing (a stale token aborts with LEASE_LOST)."""
+        if not request.jobs:
+            raise InvalidArgument("jobs", "at least one job is required")
+        if len(request.jobs) > MAX_COMPLETE_BATCH:
+            raise InvalidArgument("jobs", f"at most {MAX_COMPLETE_BATCH} jobs per call")
+        items = []
+        rows: dict[int, ResultRows] = {}
+        seen: set[int] = set()
+        for i, job in enumerate(request.jobs):
+            job_id = convert.positive_id(job.job_id, f"jobs[{i}].job_id")
+            if job_id in seen:
+                raise InvalidArgument(f"jobs[{i}].job_id", f"job {job_id} appears twice")
+            seen.add(job_id)
+            if job.result.WhichOneof("payload") is None:
+                raise InvalidArgument(f"jobs[{i}].result", "is required")
+            token = convert.lease_token(job.lease_token, f"jobs[{i}].lease_token")
+            # Deterministic bytes, so an identical replay compares equal to what is stored.
+            stored, rows[job_id] = split_result(job_id, job.result, f"jobs[{i}].result")
+            items.append((job_id, token, stored))
+        self._metrics.completed(await self._queue.complete(items, rows))
+        return pb.CompleteResponse()
+
+    @handles_errors
+    async def Fail(self, request: pb.FailRequest, context: Ctx) -> pb.FailResponse:  # type: ignore[type-arg]
+        """Record a failed attempt (retry or dead), or release the job uncharged."""
+        job_id = convert.positive_id(request.job_id, "job_id")
+        token = convert.lease_token(request.lease_token, "lease_token")
+        error_type = convert.bounded_text(request.error_type, "error_type", limit=100) or "error"
+        message = request.error_message[:MAX_ERROR_MESSAGE]
+        retry_after = None
+        if request.HasField("retry_after"):
+            retry_after = convert.seconds(request.retry_after)
+            if not 0 <= retry_after <= MAX_RETRY_AFTER_SECONDS:
+                raise InvalidArgument("retry_after", f"must be between 0 and {MAX_RETRY_AFTER_SECONDS} seconds")
+        outcome = await self._queue.fail(
+            job_id=job_id,
+            lease_token=token,
+            error_type=error_type,
+            error_message=message,
+            retryable=request.retryable,
+            retry_after_seconds=retry_after,
+            release=request.release,
+        )
+        self._metrics.failed(outcome.state, release=request.release)
+        if outcome.state == "queued":
+            self._wakeup.notify()
+        return pb.FailResponse(
+            state=jobs_pb2.JobState.Value(f"JOB_STATE_{outcome.state.upper()}"),
+            run_at=convert.timestamp(outcome.run_at),
+        )

@@ -1,0 +1,92 @@
+"""Maps coordinator errors to gRPC status codes with machine-readable details, in one place."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from crawlfleet.coordinator.errors import (
+    CoordinatorError,
+    DatabaseUnavailable,
+    Draining,
+    InvalidArgument,
+    LeaseLost,
+    NotFound,
+    PermissionDenied,
+    ResultMismatch,
+    Unauthenticated,
+    WrongState,
+)
+
+log = logging.getLogger(__name__)
+DOMAIN = "crawlfleet.v1"
+
+_CODES: list[tuple[type[CoordinatorError], grpc.StatusCode]] = [
+    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (LeaseLost, grpc.StatusCode.ABORTED),
+    (NotFound, grpc.StatusCode.NOT_FOUND),
+    (WrongState, grpc.StatusCode.FAILED_PRECONDITION),
+    (ResultMismatch, grpc.StatusCode.FAILED_PRECONDITION),
+    (Draining, grpc.StatusCode.UNAVAILABLE),
+    (DatabaseUnavailable, grpc.StatusCode.UNAVAILABLE),
+    (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+]
+
+
+def status_code_of(error: CoordinatorError) -> grpc.StatusCode:
+    for cls, code in _CODES:
+        if isinstance(error, cls):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def to_status(error: CoordinatorError) -> grpc.Status:
+    """A grpc.Status carrying ErrorInfo (and BadRequest for invalid fields)."""
+    code = status_code_of(error)
+    details = []
+    info = any_pb2.Any()
+    info.Pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata))
+    details.append(info)
+    if isinstance(error, InvalidArgument):
+        bad = any_pb2.Any()
+        bad.Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=error.field, description=error.message)
+                ]
+            )
+        )
+        details.append(bad)
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=error.message, details=details)
+    converted: grpc.Status = rpc_status.to_status(status)
+    return converted
+
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
+Handler = Callable[[Any, Request, grpc.aio.ServicerContext[Request, Response]], Awaitable[Response]]
+
+
+def handles_errors(method: Handler[Request, Response]) -> Handler[Request, Response]:
+    """Decorate an RPC method: a CoordinatorError aborts the call with its status."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Request, context: grpc.aio.ServicerContext[Request, Response]) -> Response:
+        try:
+            return await method(self, request, context)
+        except CoordinatorError as error:
+            status = to_status(error)
+            if status.code is grpc.StatusCode.UNAVAILABLE:
+                log.warning("%s: %s", method.__name__, error.message)
+            await context.abort_with_status(status)
+            raise AssertionError("abort_with_status returned") from error
+
+    return wrapper

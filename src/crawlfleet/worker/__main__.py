@@ -1,0 +1,5 @@
+"""``python -m worker``."""
+
+from crawlfleet.worker.main import main
+
+main()

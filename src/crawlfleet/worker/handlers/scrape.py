@@ -1,0 +1,229 @@
+"""The `scrape` kind: fetch (HTTP, browser, or HTTP then browser), extract, process images.
+
+Failure classes (`JobError.error_type`): dns_error, connection_refused, connect_error, timeout
+(retryable); tls_error, blocked_destination, invalid_url, too_many_redirects (not); http_5xx and
+http_429 (retryable, Retry-After honoured); http_4xx (not); non_html, body_too_large (not);
+browser_crash, browser_unavailable (retryable). A bad image never fails the job: it is recorded
+on the image with its reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+from dataclasses import dataclass
+
+from crawlfleet.v1 import job_queue_pb2 as pb
+from crawlfleet.v1 import jobs_pb2
+from crawlfleet.worker.context import JobContext
+from crawlfleet.worker.errors import JobError
+from crawlfleet.worker.pipeline.autodetect import needs_browser
+from crawlfleet.worker.pipeline.browser import (
+    BrowserCrashed,
+    BrowserUnavailable,
+    RenderTimeout,
+    RequestBlocked,
+    RoutedResponse,
+)
+from crawlfleet.worker.pipeline.extract import PageData, extract_page
+from crawlfleet.worker.pipeline.fetch import FetchError
+from crawlfleet.worker.pipeline.images_stage import process_page_images
+
+MAX_RETRY_AFTER = 24 * 3600.0  # a server asking for more is not taken at its word
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+NOTABLE_HEADERS = (
+    "cache-control",
+    "content-language",
+    "etag",
+    "expires",
+    "last-modified",
+    "link",
+    "server",
+    "x-robots-tag",
+)
+# Headers that describe the wire encoding httpx already undid; passing them on would corrupt the body.
+_HOP_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding", "connection", "keep-alive"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class PageSource:
+    """A fetched or rendered page, before extraction."""
+
+    final_url: str
+    status: int
+    headers: dict[str, str]
+    html: str
+    redirects: tuple[tuple[str, int], ...]
+    rendered_with: jobs_pb2.RenderMode.ValueType
+    body_bytes: int
+    charset: str
+    content_type: str
+
+
+async def run_scrape(job: pb.LeasedJob, ctx: JobContext) -> jobs_pb2.JobResult:
+    """Scrape `spec.scrape.url` and return the page's data and processed images."""
+    spec = job.spec.scrape
+    settings = ctx.settings.scrape
+    timeout = spec.timeout.ToNanoseconds() / 1e9 if spec.HasField("timeout") else settings.http_timeout
+    mode = spec.render or jobs_pb2.RENDER_MODE_HTTP
+    # `timeout` bounds the fetch (in the fetcher) and the render (in the browser pool, from the
+    # moment the job has a browser page: waiting for a free page is not the site's fault).
+    if mode == jobs_pb2.RENDER_MODE_BROWSER:
+        source = await render(ctx, spec.url, timeout)
+        page = await extract(ctx, source)
+    else:
+        source = await fetch_page(ctx, spec.url, timeout)
+        page = await extract(ctx, source)
+        reason = None
+        if mode == jobs_pb2.RENDER_MODE_AUTO:
+            reason = await ctx.run_blocking(needs_browser, source.html, page)
+        if reason is not None:
+            ctx.log.info("auto: rendering in the browser (%s)", reason)
+            source = await render(ctx, source.final_url, timeout)
+            page = await extract(ctx, source)
+    images: list[jobs_pb2.ImageResult] = []
+    if not spec.skip_images:
+        limit = spec.max_images or settings.max_images
+        images = await process_page_images(ctx, list(page.image_urls[:limit]))
+    return jobs_pb2.JobResult(scrape=scrape_result(source, page, images))
+
+
+async def extract(ctx: JobContext, source: PageSource) -> PageData:
+    """Extract the page's data off the event loop."""
+    with ctx.resources.stages.time("extract"):
+        return await ctx.run_blocking(extract_page, source.html, source.final_url)
+
+
+async def fetch_page(ctx: JobContext, url: str, timeout: float) -> PageSource:
+    settings = ctx.settings.scrape
+    with ctx.resources.stages.time("fetch"):
+        fetched = await ctx.resources.fetcher.get(url, max_bytes=settings.max_body_bytes, timeout=timeout)
+    headers = {k.lower(): v for k, v in fetched.headers.items()}
+    check_status(fetched.status, headers, fetched.url)
+    check_html(fetched.content_type, fetched.body[:512], fetched.url)
+    return PageSource(
+        final_url=fetched.url,
+        status=fetched.status,
+        headers=headers,
+        html=fetched.text(),
+        redirects=fetched.redirects,
+        rendered_with=jobs_pb2.RENDER_MODE_HTTP,
+        body_bytes=len(fetched.body),
+        charset=fetched.charset,
+        content_type=fetched.content_type,
+    )
+
+
+async def render(ctx: JobContext, url: str, timeout: float) -> PageSource:
+    """Render url in the browser; every request it makes goes through the guarded fetcher."""
+    settings = ctx.settings.scrape
+    fetcher = ctx.resources.fetcher
+
+    async def fetch_for_browser(
+        method: str, target: str, headers: dict[str, str], body: bytes | None
+    ) -> RoutedResponse:
+        # The client negotiates the encodings it can decode; the browser's list (br, zstd) may not be.
+        headers = {k: v for k, v in headers.items() if k.lower() != "accept-encoding"}
+        try:
+            got = await fetcher.request_once(
+                method, target, headers=headers, body=body, max_bytes=settings.max_body_bytes, timeout=timeout
+            )
+        except FetchError as exc:
+            if exc.error_type == "blocked_destination":
+                raise RequestBlocked(target) from exc
+            raise
+        headers_out = {k: v for k, v in got.headers.items() if k.lower() not in _HOP_HEADERS}
+        return RoutedResponse(status=got.status, headers=headers_out, body=got.body)
+
+    try:
+        with ctx.resources.stages.time("render"):
+            rendered = await ctx.resources.browser.render(url, timeout=timeout, fetch=fetch_for_browser)
+    except RequestBlocked as exc:
+        raise JobError(
+            f"destination refused by the egress guard: {exc}", error_type="blocked_destination", retryable=False
+        ) from exc
+    except RenderTimeout as exc:
+        raise JobError(f"rendering {url} took too long: {exc}", error_type="timeout", retryable=True) from exc
+    except BrowserCrashed as exc:
+        raise JobError(
+            f"the browser crashed rendering {url}: {exc}", error_type="browser_crash", retryable=True
+        ) from exc
+    except BrowserUnavailable as exc:
+        raise JobError(str(exc), error_type="browser_unavailable", retryable=True) from exc
+    headers = {k.lower(): v for k, v in rendered.headers.items()}
+    check_status(rendered.status, headers, rendered.final_url)
+    content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    check_html(content_type, rendered.html[:512].encode(), rendered.final_url)
+    return PageSource(
+        final_url=rendered.final_url,
+        status=rendered.status,
+        headers=headers,
+        html=rendered.html,
+        redirects=rendered.redirects,
+        rendered_with=jobs_pb2.RENDER_MODE_BROWSER,
+        body_bytes=len(rendered.html.encode()),
+        charset="utf-8",
+        content_type=content_type or "text/html",
+    )
+
+
+def check_status(status: int, headers: dict[str, str], url: str) -> None:
+    """5xx and 429 are retried (429 after Retry-After); other 4xx are final."""
+    if status < 400:
+        return
+    message = f"HTTP {status} from {url}"
+    retry_after = parse_retry_after(headers.get("retry-after"))
+    if status == 429:
+        raise JobError(message, error_type="http_429", retryable=True, retry_after=retry_after)
+    if status >= 500:
+        raise JobError(message, error_type="http_5xx", retryable=True, retry_after=retry_after)
+    raise JobError(message, error_type="http_4xx", retryable=False)
+
+
+def check_html(content_type: str, head: bytes, url: str) -> None:
+    """Only HTML pages are scraped; a missing Content-Type is sniffed from the first bytes."""
+    if content_type in HTML_TYPES:
+        return
+    if not content_type and head.lstrip()[:1] == b"<":
+        return
+    raise JobError(f"{url} is {content_type or 'not HTML'}, not an HTML page", error_type="non_html", retryable=False)
+
+
+def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After value (delay-seconds or an HTTP date), capped at a day."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # "-0000" dates parse naive; HTTP dates are always UTC
+        when = when.replace(tzinfo=dt.UTC)
+    now = now or dt.datetime.now(dt.UTC)
+    return min(max((when - now).total_seconds(), 0.0), MAX_RETRY_AFTER)
+
+
+def scrape_result(source: PageSource, page: PageData, images: list[jobs_pb2.ImageResult]) -> jobs_pb2.ScrapeResult:
+    return jobs_pb2.ScrapeResult(
+        final_url=source.final_url,
+        status_code=source.status,
+        title=page.title,
+        content_type=source.content_type,
+        body_bytes=source.body_bytes,
+        redirects=[jobs_pb2.Redirect(url=u, status_code=s) for u, s in source.redirects],
+        meta_description=page.meta_description,
+        canonical_url=page.canonical_url,
+        language=page.language or source.headers.get("content-language", "").split(",")[0].strip(),
+        main_text=page.main_text,
+        links=[jobs_pb2.Link(url=link.url, text=link.text, same_host=link.same_host) for link in page.links],
+        image_urls=list(page.image_urls),
+        json_ld=list(page.json_ld),
+        open_graph=page.open_graph,
+        rendered_with=source.rendered_with,
+        charset=source.charset,
+        headers={name: source.headers[name] for name in NOTABLE_HEADERS if name in source.headers},
+        images=images,
+    )

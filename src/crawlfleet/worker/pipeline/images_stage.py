@@ -1,0 +1,78 @@
+"""The images of a page: download (guarded, bounded), process off the loop, fit the result budget."""
+
+from __future__ import annotations
+
+import asyncio
+
+from crawlfleet.v1 import jobs_pb2
+from crawlfleet.worker.context import JobContext
+from crawlfleet.worker.pipeline.fetch import FetchError
+from crawlfleet.worker.pipeline.images import ImageError, ProcessedImage
+
+
+async def process_page_images(ctx: JobContext, urls: list[str]) -> list[jobs_pb2.ImageResult]:
+    """One ImageResult per URL, in order; a failed image carries its reason, never fails the job."""
+    if not urls:
+        return []  # not an observation of the images stage
+    settings = ctx.settings.scrape
+    gate = asyncio.Semaphore(settings.image_concurrency)
+
+    async def one(url: str) -> jobs_pb2.ImageResult:
+        async with gate:
+            try:
+                fetched = await ctx.resources.fetcher.get(
+                    url, max_bytes=settings.max_image_bytes, timeout=settings.image_timeout
+                )
+            except FetchError as exc:
+                return jobs_pb2.ImageResult(url=url, error_type=exc.error_type, error_message=exc.message)
+            if fetched.status != 200:
+                return jobs_pb2.ImageResult(
+                    url=url, error_type=f"http_{fetched.status}", error_message=f"HTTP {fetched.status} from {url}"
+                )
+            cache = ctx.resources.image_cache
+            key = cache.key(fetched.body)
+            processed = cache.get(key)
+            if processed is None:
+                try:
+                    processed = await ctx.resources.images.process(fetched.body)
+                except ImageError as exc:
+                    return jobs_pb2.ImageResult(url=url, error_type=exc.error_type, error_message=exc.message)
+                cache.put(key, processed)
+            return image_result(url, processed)
+
+    with ctx.resources.stages.time("images"):
+        results = list(await asyncio.gather(*(one(url) for url in urls)))
+    fit_budget(results, settings.max_result_bytes)
+    return results
+
+
+def image_result(url: str, image: ProcessedImage) -> jobs_pb2.ImageResult:
+    return jobs_pb2.ImageResult(
+        url=url,
+        sha256=image.sha256,
+        format=image.format,
+        width=image.width,
+        height=image.height,
+        byte_size=image.byte_size,
+        perceptual_hash=image.perceptual_hash,
+        thumbnails=[
+            jobs_pb2.Thumbnail(
+                max_side=t.max_side, width=t.width, height=t.height, format=t.format, sha256=t.sha256, data=t.data
+            )
+            for t in image.thumbnails
+        ],
+    )
+
+
+def fit_budget(results: list[jobs_pb2.ImageResult], budget: int) -> None:
+    """Drop the thumbnails of images past the byte budget, so a result stays far below the
+    message limit; their metadata stays, with the reason."""
+    used = 0
+    for result in results:
+        size = sum(len(t.data) for t in result.thumbnails)
+        if used + size <= budget:
+            used += size
+            continue
+        del result.thumbnails[:]
+        result.error_type = "result_budget"
+        result.error_message = f"thumbnails dropped: the result's {budget} byte budget for thumbnails is spent"

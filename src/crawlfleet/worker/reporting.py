@@ -1,0 +1,261 @@
+"""Reporting results: a batcher that groups successes into few ``Complete`` calls, and the retry
+rule shared with ``Fail`` reports (retry transient errors until the caller says to stop)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Literal, Protocol, TypeVar
+
+from crawlfleet.v1 import job_queue_pb2 as pb
+from crawlfleet.worker.backoff import Backoff
+from crawlfleet.worker.client import duration
+from crawlfleet.worker.errors import CoordinatorError, CoordinatorUnavailable, JobError, LeaseLost
+from crawlfleet.worker.leases import HeldLease
+
+log = logging.getLogger(__name__)
+
+Settled = Literal["completed", "lost", "rejected"]
+Sleep = Callable[[float], Awaitable[None]]
+_T = TypeVar("_T")
+
+
+class GaveUp(Exception):
+    """The report was abandoned (lease gone or expired) before the coordinator took it."""
+
+
+class CompleteSender(Protocol):
+    """What the batcher needs of the coordinator client."""
+
+    async def complete(self, jobs: Sequence[pb.CompletedJob]) -> None: ...
+
+
+class FailSender(Protocol):
+    """What failure reports need of the coordinator client."""
+
+    async def fail(self, request: pb.FailRequest) -> pb.FailResponse: ...
+
+
+async def retry_transient(
+    op: Callable[[], Awaitable[_T]], *, keep_trying: Callable[[], bool], backoff: Backoff, sleep: Sleep
+) -> _T:
+    """Calls ``op`` until it succeeds, retrying ``CoordinatorUnavailable`` with backoff while
+    ``keep_trying()`` holds (typically: the lease has not expired). Raises ``GaveUp`` after that;
+    other errors propagate."""
+    while True:
+        if not keep_trying():
+            raise GaveUp()
+        try:
+            result = await op()
+        except CoordinatorUnavailable as exc:
+            delay = backoff.next_delay()
+            log.warning("report failed, retrying in %.2fs: %s", delay, exc)
+            await sleep(delay)
+        else:
+            backoff.reset()
+            return result
+
+
+def fail_request(job: pb.LeasedJob, exc: JobError) -> pb.FailRequest:
+    """The ``Fail`` report of a handler's ``JobError``."""
+    request = pb.FailRequest(
+        job_id=job.id,
+        lease_token=job.lease_token,
+        error_type=exc.error_type,
+        error_message=exc.message,
+        retryable=exc.retryable,
+    )
+    if exc.retry_after is not None:
+        request.retry_after.CopyFrom(duration(exc.retry_after))
+    return request
+
+
+def internal_failure(job: pb.LeasedJob, exc: Exception) -> pb.FailRequest:
+    """The ``Fail`` report of an unexpected exception: retryable, it may be a passing condition."""
+    return pb.FailRequest(
+        job_id=job.id,
+        lease_token=job.lease_token,
+        error_type="internal",
+        error_message=f"{type(exc).__name__}: {exc}",
+        retryable=True,
+    )
+
+
+def release_request(job: pb.LeasedJob) -> pb.FailRequest:
+    """Gives a job back at shutdown: queued again at once, the attempt not charged."""
+    return pb.FailRequest(
+        job_id=job.id,
+        lease_token=job.lease_token,
+        error_type="shutdown",
+        error_message="worker shutting down",
+        retryable=True,
+        release=True,
+    )
+
+
+async def report_fail(
+    client: FailSender, lease: HeldLease, request: pb.FailRequest, *, sleep: Sleep = asyncio.sleep
+) -> bool:
+    """Sends ``Fail``, retrying transient errors until the lease is abandoned or its local expiry
+    passes (then the coordinator reaps it). Returns whether the coordinator took the report."""
+    what = "release" if request.release else "failure"
+    try:
+        await retry_transient(
+            lambda: client.fail(request),
+            keep_trying=lambda: not lease.abandoned and time.monotonic() < lease.deadline,
+            backoff=Backoff(),
+            sleep=sleep,
+        )
+    except GaveUp:
+        lease.log.warning("gave up reporting the %s: the lease is gone", what)
+    except LeaseLost:
+        lease.log.warning("lease lost before the %s was reported", what)
+    except CoordinatorError as exc:
+        lease.log.error("the coordinator rejected the %s: %s", what, exc)
+    else:
+        lease.log.debug("%s reported", what)
+        return True
+    return False
+
+
+class CompleteBatcher:
+    """Collects successes and sends them in ``Complete`` calls of at most ``max_batch`` jobs.
+
+    A batch goes out when it is full or ``flush_interval`` after its first job arrived. Complete is
+    all or nothing, so on ``LEASE_LOST`` the jobs it names are dropped and the rest is sent again.
+    ``on_settled(job_id, outcome)`` is called once per job the batcher stops caring about, except for
+    jobs the owner took back with ``discard``.
+    """
+
+    def __init__(
+        self,
+        sender: CompleteSender,
+        *,
+        max_batch: int,
+        flush_interval: float,
+        on_settled: Callable[[int, Settled], None],
+        backoff: Backoff | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._sender = sender
+        self._max_batch = max_batch
+        self._flush_interval = flush_interval
+        self._on_settled = on_settled
+        self._backoff = backoff or Backoff()
+        self._sleep = sleep
+        self._pending: dict[int, pb.CompletedJob] = {}
+        self._discarded: set[int] = set()
+        self._has_items = asyncio.Event()
+        self._full = asyncio.Event()
+        self._closed = False
+
+    def submit(self, job: pb.CompletedJob) -> None:
+        """Queues one success for the next batch."""
+        if self._closed:
+            raise RuntimeError("CompleteBatcher is closed")
+        job_id = job.job_id
+        if self._discarded:
+            self._discarded.discard(job_id)
+        self._pending[job_id] = job
+        pending = len(self._pending)
+        if pending == 1:
+            self._has_items.set()  # the run loop waits for this only when nothing is pending
+        if pending >= self._max_batch:
+            self._full.set()
+
+    def discard(self, job_id: int) -> None:
+        """Forgets a job whose lease was lost, cancelled or expired: it must not be reported."""
+        if self._pending.pop(job_id, None) is None:
+            # It may be in the batch being sent right now; that batch checks this set.
+            self._discarded.add(job_id)
+
+    def close(self) -> None:
+        """No more submissions: ``run`` sends what is pending without waiting, then returns."""
+        self._closed = True
+        self._has_items.set()
+        self._full.set()
+
+    @property
+    def pending(self) -> int:
+        """Jobs waiting for the next batch."""
+        return len(self._pending)
+
+    async def run(self) -> None:
+        """Sends batches until closed and drained."""
+        while True:
+            if not self._pending:
+                if self._closed:
+                    return
+                self._has_items.clear()
+                await self._has_items.wait()
+                continue
+            if not self._closed and len(self._pending) < self._max_batch:
+                # Give other successes a moment to share the call; a full batch goes at once.
+                self._full.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._flush_interval):
+                        await self._full.wait()
+            await self._send(self._take_batch())
+
+    def _take_batch(self) -> list[pb.CompletedJob]:
+        if len(self._pending) <= self._max_batch:
+            batch = list(self._pending.values())
+            self._pending = {}
+        else:  # the oldest first; never copy all that is pending, it may be far more than a batch
+            ids = list(itertools.islice(self._pending, self._max_batch))
+            batch = [self._pending.pop(job_id) for job_id in ids]
+        self._discarded.clear()
+        return batch
+
+    async def _send(self, batch: list[pb.CompletedJob]) -> None:
+        while batch:
+            if self._discarded:
+                batch = [job for job in batch if job.job_id not in self._discarded]
+                if not batch:
+                    return
+            try:
+                await self._send_until_given_up(batch)
+            except GaveUp:
+                return  # every job of the batch was discarded meanwhile
+            except LeaseLost as exc:
+                lost = exc.job_ids
+                if not lost and len(batch) > 1:
+                    # The coordinator did not say which: find out one job at a time.
+                    for job in batch:
+                        await self._send([job])
+                    return
+                lost = lost or frozenset(job.job_id for job in batch)
+                for job in batch:
+                    if job.job_id in lost:
+                        log.warning("lease lost before complete, dropped", extra={"job_id": job.job_id})
+                        self._on_settled(job.job_id, "lost")
+                batch = [job for job in batch if job.job_id not in lost]
+                continue
+            except CoordinatorError as exc:
+                if len(batch) > 1:
+                    # One bad job must not sink the others: isolate it.
+                    for job in batch:
+                        await self._send([job])
+                    return
+                log.error("complete rejected, dropped: %s", exc, extra={"job_id": batch[0].job_id})
+                self._on_settled(batch[0].job_id, "rejected")
+                return
+            discarded, on_settled = self._discarded, self._on_settled
+            for job in batch:
+                job_id = job.job_id
+                if job_id not in discarded:
+                    on_settled(job_id, "completed")
+            return
+
+    async def _send_until_given_up(self, batch: list[pb.CompletedJob]) -> None:
+        ids = [job.job_id for job in batch]
+        await retry_transient(
+            lambda: self._sender.complete(batch),
+            keep_trying=lambda: any(job_id not in self._discarded for job_id in ids),
+            backoff=self._backoff,
+            sleep=self._sleep,
+        )

@@ -1,0 +1,370 @@
+"""The worker: slots before leases, a lease loop, heartbeats, batched reports, two-phase shutdown.
+
+    async with Worker(settings) as worker:
+        await worker.run()          # returns once shutdown() has finished
+
+A crash of a side task (lease loop, heartbeats, batcher) shuts the worker down and makes ``run``
+raise ``WorkerCrashed``, so the process exits non-zero instead of limping on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Self
+
+from crawlfleet.common.logs import job_log
+from crawlfleet.v1 import job_queue_pb2 as pb
+from crawlfleet.v1 import jobs_pb2
+from crawlfleet.worker.backoff import Backoff
+from crawlfleet.worker.client import CoordinatorClient
+from crawlfleet.worker.errors import CoordinatorError, CoordinatorUnavailable, JobError, WorkerCrashed
+from crawlfleet.worker.handlers import Handler, JobContext, handlers_for
+from crawlfleet.worker.leases import HeldLease, LeaseKeeper, local_deadline
+from crawlfleet.worker.metrics import MeteredClient, WorkerMetrics
+from crawlfleet.worker.pipeline.resources import PipelineResources
+from crawlfleet.worker.progress import ProgressLog
+from crawlfleet.worker.reporting import (
+    CompleteBatcher,
+    Settled,
+    fail_request,
+    internal_failure,
+    release_request,
+    report_fail,
+)
+from crawlfleet.worker.settings import WorkerSettings
+from crawlfleet.worker.slots import Slots
+from crawlfleet.worker.version import worker_info
+
+log = logging.getLogger(__name__)
+
+MAX_LEASE_BATCH = 1000  # the coordinator's bound on max_jobs
+FALLBACK_LEASE_DURATION = 30.0  # only if a coordinator ever omits lease_duration
+
+
+class Worker:
+    """Leases jobs for ``settings.kinds`` and runs at most ``settings.slots`` of them at once.
+
+    ``client`` and ``handlers`` may be given for tests; by default the client connects to
+    ``settings.coordinator`` and the handlers are those of ``settings.kinds``.
+    """
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        *,
+        client: CoordinatorClient | None = None,
+        handlers: Mapping[str, Handler] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._handlers = dict(handlers) if handlers is not None else handlers_for(settings.kinds)
+        self._client = client
+        self._resources: PipelineResources | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._slots = Slots(settings.slots)
+        self._keeper: LeaseKeeper | None = None
+        self._batcher: CompleteBatcher | None = None
+        self.metrics = WorkerMetrics(
+            self._handlers, in_flight=lambda: self.held_leases, browser_restarts=self._browser_restarts
+        )
+        self._progress = ProgressLog(lambda: self.held_leases, self.metrics.totals)
+        self._side_tasks: dict[str, asyncio.Task[None]] = {}
+        self._job_tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._shutdown_task: asyncio.Task[None] | None = None
+        self._finished = asyncio.Event()
+        self._crash: BaseException | None = None
+
+    @property
+    def settings(self) -> WorkerSettings:
+        """The settings this worker runs with."""
+        return self._settings
+
+    @property
+    def held_leases(self) -> int:
+        """Leases held right now (running jobs and jobs whose report is pending)."""
+        return len(self._keeper) if self._keeper is not None else 0
+
+    async def __aenter__(self) -> Self:
+        if self._client is None:
+            self._client = MeteredClient(
+                self._settings.coordinator,
+                worker_info(self._settings),
+                security=self._settings.security,
+                metrics=self.metrics,
+            )
+        self._resources = PipelineResources(
+            self._settings.scrape, slots=self._settings.slots, stages=self.metrics.stages
+        )
+        self._executor = ThreadPoolExecutor(self._settings.slots, thread_name_prefix="crawlfleet-job")
+        self._keeper = LeaseKeeper(
+            self._client, fraction=self._settings.heartbeat_fraction, on_abandon=self._on_abandon
+        )
+        self._batcher = CompleteBatcher(
+            self._client,
+            max_batch=self._settings.complete_batch_max,
+            flush_interval=self._settings.complete_flush_interval,
+            on_settled=self._on_complete_settled,
+        )
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.shutdown()
+
+    async def run(self) -> None:
+        """Leases and runs jobs until ``shutdown()`` completes; raises ``WorkerCrashed`` if a side
+        task died."""
+        if self._keeper is None or self._batcher is None:
+            raise RuntimeError("use Worker as an async context manager: async with Worker(...) as w")
+        if self._side_tasks:
+            raise RuntimeError("Worker.run() was already called")
+        if not self._stopping:
+            s = self._settings
+            log.info(
+                "worker %s started: coordinator %s, %d slots, kinds %s",
+                s.worker_id,
+                s.coordinator,
+                s.slots,
+                ",".join(s.kinds),
+            )
+            for name, coro in (
+                ("heartbeats", self._keeper.run()),
+                ("complete-batcher", self._batcher.run()),
+                ("lease-loop", self._lease_loop()),
+                ("progress-log", self._progress.run()),
+            ):
+                task = asyncio.create_task(coro, name=name)
+                task.add_done_callback(self._on_side_task_done)
+                self._side_tasks[name] = task
+        await self._finished.wait()
+        if self._shutdown_task is not None:
+            await self._shutdown_task  # surfaces a failed shutdown
+        if self._crash is not None:
+            raise WorkerCrashed(f"a side task of the worker died: {self._crash!r}") from self._crash
+
+    async def shutdown(self) -> None:
+        """Stops leasing at once, gives running jobs ``shutdown_grace`` to finish, then cancels and
+        releases the rest, flushes reports, stops heartbeats and closes connections. Safe to call
+        twice or concurrently; every call returns when the shutdown is complete."""
+        await asyncio.shield(self._begin_shutdown(self._settings.shutdown_grace))
+
+    def _begin_shutdown(self, grace: float) -> asyncio.Task[None]:
+        if self._shutdown_task is None:
+            self._stopping = True
+            self._shutdown_task = asyncio.create_task(self._shutdown(grace), name="worker-shutdown")
+        return self._shutdown_task
+
+    async def _shutdown(self, grace: float) -> None:
+        try:
+            await self._stop_jobs(grace)
+        finally:
+            await self._close()
+            self._finished.set()
+
+    async def _stop_jobs(self, grace: float) -> None:
+        # Phase 1: no new work. Cancelling the lease loop cancels its in-flight long-poll; jobs the
+        # coordinator leased in that very instant are never seen here and expire there.
+        lease_loop = self._side_tasks.get("lease-loop")
+        if lease_loop is not None:
+            lease_loop.cancel()
+            await asyncio.gather(lease_loop, return_exceptions=True)
+        if self._keeper is None or self._batcher is None:
+            return
+        # Phase 2: running jobs get the grace period; heartbeats keep their leases alive meanwhile.
+        running = {lease.task for lease in self._keeper.leases() if lease.running and lease.task}
+        if running and grace > 0:
+            log.info("shutting down: waiting up to %.1fs for %d running job(s)", grace, len(running))
+            await asyncio.wait(running, timeout=grace)
+        # Phase 3: cancel what still runs and give those jobs back without charging an attempt.
+        unfinished = [lease for lease in self._keeper.leases() if lease.running]
+        for lease in unfinished:
+            if lease.task is not None:
+                lease.task.cancel()
+        await asyncio.gather(*(lease.task for lease in unfinished if lease.task), return_exceptions=True)
+        if unfinished:
+            log.info("shutting down: releasing %d unfinished job(s)", len(unfinished))
+        self._batcher.close()
+        reports = [asyncio.create_task(self._release(lease)) for lease in unfinished if not lease.abandoned]
+        reports += list(self._job_tasks)  # jobs still reporting a failure
+        batcher = self._side_tasks.get("complete-batcher")
+        if batcher is not None:
+            reports.append(batcher)
+        if reports:
+            _, late = await asyncio.wait(reports, timeout=self._settings.shutdown_report_timeout)
+            for task in late:
+                task.cancel()
+            if late:
+                log.warning("shutting down: gave up on %d report(s) after the timeout", len(late))
+                await asyncio.gather(*late, return_exceptions=True)
+
+    async def _close(self) -> None:
+        if self._keeper is not None:
+            self._keeper.stop()
+        for task in self._side_tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._side_tasks.values(), return_exceptions=True)
+        if self._resources is not None:
+            await self._resources.aclose()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._client is not None:
+            await self._client.close()
+        self._progress.log_summary()
+        log.info("worker %s stopped", self._settings.worker_id)
+
+    def _on_side_task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None and self._stopping:
+            return  # the batcher returns once drained at shutdown
+        if self._crash is None:
+            self._crash = exc or RuntimeError(f"{task.get_name()} returned unexpectedly")
+        log.critical("%s died, shutting the worker down", task.get_name(), exc_info=exc)
+        # Heartbeats or reports may be gone: no grace, release what can be released.
+        self._begin_shutdown(0.0)
+
+    async def _lease_loop(self) -> None:
+        backoff = Backoff()
+        failing = False
+        client = self._client_or_fail()
+        while not self._stopping:
+            taken = await self._slots.take(MAX_LEASE_BATCH)  # slots before leases
+            try:
+                response = await client.lease(taken, self._settings.lease_wait)
+            except CoordinatorError as exc:
+                self._slots.give(taken)
+                delay = backoff.next_delay()
+                level = logging.WARNING if isinstance(exc, CoordinatorUnavailable) else logging.ERROR
+                log.log(level, "lease failed, retrying in %.2fs: %s", delay, exc)
+                failing = True
+                await asyncio.sleep(delay)
+                continue
+            except BaseException:
+                self._slots.give(taken)
+                raise
+            if failing:
+                log.info("coordinator reachable again")
+                failing = False
+            backoff.reset()
+            leased = min(len(response.jobs), taken)
+            if len(response.jobs) > taken:
+                log.error("coordinator sent %d jobs for %d slots; the rest will expire", len(response.jobs), taken)
+            self._slots.give(taken - leased)
+            self._start_jobs(response, leased)
+
+    def _start_jobs(self, response: pb.LeaseResponse, count: int) -> None:
+        # Hot path: runs once per job, so no per-job logging, callbacks or context dicts here.
+        assert self._keeper is not None
+        keeper, job_tasks, loop = self._keeper, self._job_tasks, asyncio.get_running_loop()
+        now, wall_now = time.monotonic(), time.time()
+        lease_duration = response.lease_duration.ToNanoseconds() / 1e9 or FALLBACK_LEASE_DURATION
+        for job in response.jobs[:count]:
+            expires_at = job.lease_expires_at.ToNanoseconds() / 1e9 if job.HasField("lease_expires_at") else None
+            lease = HeldLease(
+                job=job,
+                lease_duration=lease_duration,
+                # The coordinator starts the term just before answering: the receipt time is close.
+                deadline=local_deadline(
+                    start=now, lease_duration=lease_duration, expires_at=expires_at, now=now, wall_now=wall_now
+                ),
+                log=job_log(log, job),
+            )
+            keeper.add(lease)
+            lease.task = loop.create_task(self._run_job(lease), name=f"job-{job.id}")
+            job_tasks.add(lease.task)
+
+    async def _run_job(self, lease: HeldLease) -> None:
+        # Cleanup here rather than in a done-callback: one callback less to schedule per job.
+        try:
+            await self._run_and_report(lease)
+        except Exception:  # a bug here must not go unnoticed in a task nobody awaits
+            log.exception("job task job-%d failed", lease.job_id)
+        finally:
+            if lease.task is not None:
+                self._job_tasks.discard(lease.task)
+
+    async def _run_and_report(self, lease: HeldLease) -> None:
+        job = lease.job
+        debug = log.isEnabledFor(logging.DEBUG)
+        if debug:
+            lease.log.debug("job started (attempt %d of %d)", job.attempt, job.max_attempts)
+        started = time.monotonic()
+        try:
+            outcome = await self._execute(lease)
+        finally:
+            lease.running = False
+            self._slots.give()
+        if lease.abandoned:
+            return  # lost or cancelled while finishing: report nothing
+        took = time.monotonic() - started
+        if isinstance(outcome, jobs_pb2.JobResult):
+            if debug:
+                lease.log.debug("job succeeded in %.3fs", took)
+            assert self._batcher is not None
+            self._batcher.submit(pb.CompletedJob(job_id=job.id, lease_token=job.lease_token, result=outcome))
+        else:
+            lease.log.warning(
+                "job failed in %.3fs: %s: %s (retryable=%s)",
+                took,
+                outcome.error_type,
+                outcome.error_message,
+                outcome.retryable,
+            )
+            await self._report_fail(lease, outcome)
+
+    async def _execute(self, lease: HeldLease) -> jobs_pb2.JobResult | pb.FailRequest:
+        job = lease.job
+        handler = self._handlers.get(job.kind)
+        try:
+            if handler is None:
+                raise JobError(f"no handler for kind {job.kind!r}", error_type="unsupported_kind", retryable=True)
+            assert self._resources is not None and self._executor is not None
+            ctx = JobContext(settings=self._settings, resources=self._resources, log=lease.log, executor=self._executor)
+            return await handler(job, ctx)
+        except JobError as exc:
+            return fail_request(job, exc)
+        except Exception as exc:  # a bug in a handler must fail the job, not the worker
+            lease.log.exception("handler raised unexpectedly")
+            return internal_failure(job, exc)
+
+    async def _release(self, lease: HeldLease) -> None:
+        await self._report_fail(lease, release_request(lease.job))
+
+    async def _report_fail(self, lease: HeldLease, request: pb.FailRequest) -> None:
+        try:
+            taken = await report_fail(self._client_or_fail(), lease, request)
+        finally:
+            self._forget(lease)
+        if taken or not lease.abandoned:  # an abandoned lease was counted when it was abandoned
+            self.metrics.fail_reported(lease.job.kind, release=request.release, taken=taken)
+
+    def _forget(self, lease: HeldLease) -> None:
+        if self._keeper is not None and not lease.abandoned:
+            self._keeper.remove(lease.job_id)
+
+    def _on_complete_settled(self, job_id: int, outcome: Settled) -> None:
+        lease = self._keeper.remove(job_id) if self._keeper is not None else None
+        if lease is not None:
+            self.metrics.complete_settled(lease.job.kind, completed=outcome == "completed")
+
+    def _on_abandon(self, lease: HeldLease, why: str) -> None:
+        self.metrics.abandoned(lease.job.kind, why)
+        if self._batcher is not None:
+            self._batcher.discard(lease.job_id)
+        if lease.task is not None and not lease.task.done():
+            lease.task.cancel()
+
+    def _browser_restarts(self) -> int:
+        return self._resources.browser.restarts if self._resources is not None else 0
+
+    def _client_or_fail(self) -> CoordinatorClient:
+        if self._client is None:
+            raise RuntimeError("Worker is not entered")
+        return self._client
