@@ -26,8 +26,8 @@ from crawlfleet.worker.pipeline.browser import (
     RenderTimeout,
     RequestBlocked,
     RoutedResponse,
-    find_chromium,
 )
+from crawlfleet.worker.pipeline.chromium import find_chromium
 from tests.helpers import eventually
 
 pytestmark = [

@@ -17,7 +17,8 @@ from PIL import Image, ImageOps
 from crawlfleet.demo import DemoSite, demo_urls, expected_outcome
 from crawlfleet.demo.catalogue import BROKEN_PATH, build_catalogue
 from crawlfleet.worker.pipeline.autodetect import needs_browser
-from crawlfleet.worker.pipeline.browser import BrowserOptions, BrowserPool, RoutedResponse, find_chromium
+from crawlfleet.worker.pipeline.browser import BrowserOptions, BrowserPool, RoutedResponse
+from crawlfleet.worker.pipeline.chromium import find_chromium
 from crawlfleet.worker.pipeline.extract import extract_page
 from crawlfleet.worker.pipeline.images import ImageError, ImageOptions, process_image
 
