@@ -134,11 +134,12 @@ class Worker:
         if not self._stopping:
             s = self._settings
             log.info(
-                "worker %s started: coordinator %s, %d slots, kinds %s",
+                "worker %s started: coordinator %s, %d slots, kinds %s, egress %s",
                 s.worker_id,
                 s.coordinator,
                 s.slots,
                 ",".join(s.kinds),
+                egress_summary(s),
             )
             for name, coro in (
                 ("heartbeats", self._keeper.run()),
@@ -401,3 +402,9 @@ class Worker:
 def unreported_bound(settings: WorkerSettings) -> int:
     """How many finished jobs may wait for their Complete: enough for full batches in flight."""
     return max(MIN_UNREPORTED_BOUND, settings.slots, 10 * settings.complete_batch_max)
+
+
+def egress_summary(settings: WorkerSettings) -> str:
+    """What the egress guard lets fetches reach beyond public addresses, for the start-up line."""
+    allowed = [*settings.scrape.egress_allow, *(["loopback"] if settings.scrape.allow_loopback else [])]
+    return "public addresses" + (f" and {', '.join(allowed)}" if allowed else " only")

@@ -15,7 +15,8 @@ from crawlfleet.worker.client import CoordinatorClient
 from crawlfleet.worker.errors import JobError, WorkerCrashed
 from crawlfleet.worker.handlers import Handler, JobContext
 from crawlfleet.worker.handlers.noop import run_noop
-from crawlfleet.worker.runner import Worker, unreported_bound
+from crawlfleet.worker.pipeline.settings import ScrapeSettings
+from crawlfleet.worker.runner import Worker, egress_summary, unreported_bound
 from crawlfleet.worker.settings import WorkerSettings
 from tests.unit.worker.fakes import FakeCoordinator
 
@@ -235,3 +236,9 @@ async def test_unacknowledged_results_hold_back_leasing() -> None:
     await coordinator.wait_for(lambda: len(coordinator.completed) == len(batches) * slots, timeout=20)
     await worker.shutdown()
     await asyncio.wait_for(run, 5)
+
+
+def test_the_start_line_says_what_the_egress_guard_allows() -> None:
+    assert egress_summary(settings()) == "public addresses only"
+    allowing = settings(scrape=ScrapeSettings(allow_loopback=True, egress_allow=("10.1.0.0/16",)))
+    assert egress_summary(allowing) == "public addresses and 10.1.0.0/16, loopback"
