@@ -23,6 +23,12 @@ BAD_JOBS: list[tuple[str, jobs_pb2.JobSpec, str]] = [
     ("bad port", scrape("http://example.com:99999/"), "jobs[0].scrape.url"),
     ("credentials", scrape("http://user:pw@example.com/"), "jobs[0].scrape.url"),
     ("huge url", scrape("http://example.com/" + "a" * 3000), "jobs[0].scrape.url"),
+    ("control character", scrape("http://example.com/a\u0001b"), "jobs[0].scrape.url"),
+    ("delete character", scrape("http://example.com/a\u007f"), "jobs[0].scrape.url"),
+    ("escape sequence", scrape("http://example.com/\u001b[2J"), "jobs[0].scrape.url"),
+    ("nul character", scrape("http://example.com/\u0000"), "jobs[0].scrape.url"),
+    ("backslash", scrape("http://example.com/a\\b"), "jobs[0].scrape.url"),
+    ("not an ipv4 address", scrape("http://1.2.3.4.5/"), "jobs[0].scrape.url"),
     ("negative priority", noop(priority=-1), "jobs[0].priority"),
     ("priority too high", noop(priority=101), "jobs[0].priority"),
     (

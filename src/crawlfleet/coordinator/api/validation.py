@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from google.protobuf import duration_pb2
 
+from crawlfleet.common.urls import InvalidURL, normalize_url
 from crawlfleet.coordinator.errors import InvalidArgument
 from crawlfleet.coordinator.settings import CoordinatorSettings
 from crawlfleet.v1 import jobs_pb2
 
-MAX_URL_LENGTH = 2048
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
 MAX_PRIORITY = 100
 MAX_SCRAPE_TIMEOUT_SECONDS = 600
 MAX_NOOP_DURATION_SECONDS = 3600
 MAX_ATTEMPTS_LIMIT = 1000
 MAX_RETRY_INTERVAL_SECONDS = 7 * 24 * 3600
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -38,43 +36,14 @@ class NewJob:
     retry_max_ms: int
 
 
-def normalize_url(raw: str, field: str) -> str:
-    """The canonical form two spellings of one target share (for exclusivity and dedupe).
-
-    Lower-cases scheme and host, drops default ports, fragments and userinfo-free variations,
-    and gives an empty path "/". The query string is kept as is: its order can matter.
-    """
+def normalize_target_url(raw: str, field: str) -> str:
+    """The job's target URL: `raw` in the form every spelling of the resource shares (dedupe and exclusivity)."""
     if not raw:
         raise InvalidArgument(field, "is required")
-    if len(raw) > MAX_URL_LENGTH:
-        raise InvalidArgument(field, f"is longer than {MAX_URL_LENGTH} characters")
-    if raw != raw.strip() or any(ch in raw for ch in "\r\n\t "):
-        raise InvalidArgument(field, "must not contain whitespace")
     try:
-        parts = urlsplit(raw)
-        port = parts.port
-    except ValueError as exc:
-        raise InvalidArgument(field, f"is not a valid URL ({exc})") from None
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS:
-        raise InvalidArgument(field, f"must be an absolute http or https URL, got scheme {parts.scheme!r}")
-    host = parts.hostname
-    if not host:
-        raise InvalidArgument(field, "must name a host")
-    try:
-        host = host.encode("idna").decode("ascii").lower() if not _is_ip_literal(parts) else host.lower()
-    except UnicodeError:
-        raise InvalidArgument(field, f"has an invalid host name {host!r}") from None
-    netloc = f"[{host}]" if ":" in host else host
-    if parts.username is not None:
-        raise InvalidArgument(field, "must not carry credentials")
-    if port is not None and port != _DEFAULT_PORTS[scheme]:
-        netloc = f"{netloc}:{port}"
-    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
-
-
-def _is_ip_literal(parts: SplitResult) -> bool:
-    return "[" in parts.netloc or (parts.hostname or "").replace(".", "").isdigit()
+        return normalize_url(raw)
+    except InvalidURL as exc:
+        raise InvalidArgument(field, exc.reason) from None
 
 
 def _seconds(duration: duration_pb2.Duration) -> float:
@@ -119,7 +88,7 @@ def validate_job(spec: jobs_pb2.JobSpec, field: str, settings: CoordinatorSettin
     if kind is None:
         raise InvalidArgument(f"{field}.payload", "set one job kind: scrape or noop (unknown or missing kind)")
     if kind == "scrape":
-        target_url = normalize_url(spec.scrape.url, f"{field}.scrape.url")
+        target_url = normalize_target_url(spec.scrape.url, f"{field}.scrape.url")
         if spec.scrape.HasField("timeout"):
             timeout = _seconds(spec.scrape.timeout)
             _check_range(f"{field}.scrape.timeout", timeout, 0.001, MAX_SCRAPE_TIMEOUT_SECONDS)
