@@ -10,6 +10,7 @@ two resources, or one site could be fetched many times at once through spellings
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import unicodedata
@@ -31,10 +32,9 @@ TRACKING_PARAMETERS = frozenset(
     }
 )  # fmt: skip
 
-# RFC 3986 appendix B, with the "//" authority and a scheme required: only absolute URLs name a resource.
-_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(?://([^/?#]*))?([^?#]*)(?:\?([^#]*))?(?:#.*)?")
-# C0 and C1 controls, DEL, and whitespace of any script.
-_REFUSED = re.compile(r"[\x00-\x1f\x7f-\x9f]|\s|\\")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+# C0 and C1 controls, DEL, whitespace of any script, and the backslash.
+_REFUSED = re.compile(r"[\x00-\x20\x7f-\x9f\s\\]")
 # A percent-encoded octet, or a character that must be percent-encoded (not unreserved, not a sub-delimiter,
 # not one of ":@/" in a path, ":@/?" in a query; a lone "%" too).
 _PATH_TOKEN = re.compile(r"%[0-9A-Fa-f]{2}|[^A-Za-z0-9\-._~!$&'()*+,;=:@/]")
@@ -44,7 +44,7 @@ _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 _HOST_NAME = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*")
 _NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")
 _IPV4_DIGITS = {16: re.compile(r"[0-9a-f]*"), 8: re.compile(r"[0-7]+"), 10: re.compile(r"[0-9]+")}
-_PORT = re.compile(r"[0-9]*")
+_PORT = re.compile(r"[0-9]+")
 
 
 class InvalidURL(ValueError):
@@ -77,22 +77,14 @@ def normalize_url(url: str, *, drop_tracking: bool = False, sort_query: bool = F
         raise InvalidURL(f"is longer than {MAX_URL_LENGTH} characters")
     if (refused := _REFUSED.search(url)) is not None:
         raise InvalidURL(_refusal(refused.group()))
-    match = _URL.fullmatch(url)
-    if match is None:
-        raise InvalidURL("must be an absolute http or https URL")
-    scheme, authority, path, query = match.groups()
-    scheme = scheme.lower()
-    if scheme not in DEFAULT_PORTS:
-        raise InvalidURL(f"must be an absolute http or https URL, not {scheme}:")
-    if authority is None:
-        raise InvalidURL(f"must name a host ({scheme}://host/...)")
+    scheme, authority, path, query = _split(url)
     host, port = _split_authority(authority)
     netloc = _normalize_host(host)
     if port is not None and port != DEFAULT_PORTS[scheme]:
         netloc = f"{netloc}:{port}"
     try:
         path = _remove_dot_segments(_PATH_TOKEN.sub(_normalize_token, path)) or "/"
-        query = _QUERY_TOKEN.sub(_normalize_token, query or "")
+        query = _QUERY_TOKEN.sub(_normalize_token, query)
     except UnicodeEncodeError:  # a lone surrogate has no UTF-8 encoding
         raise InvalidURL("is not valid Unicode") from None
     if drop_tracking or sort_query:
@@ -112,6 +104,25 @@ def _refusal(char: str) -> str:
     return "must not contain whitespace"
 
 
+def _split(url: str) -> tuple[str, str, str, str]:
+    """(scheme, authority, path, query) as RFC 3986 appendix B splits them, fragment dropped.
+
+    Only absolute http(s) URLs with an authority name a resource; the rest is refused here.
+    """
+    scheme, colon, rest = url.partition(":")
+    if not colon or not _SCHEME.fullmatch(scheme):
+        raise InvalidURL("must be an absolute http or https URL")
+    scheme = scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        raise InvalidURL(f"must be an absolute http or https URL, not {scheme}:")
+    rest = rest.partition("#")[0]
+    rest, _, query = rest.partition("?")
+    if not rest.startswith("//"):
+        raise InvalidURL(f"must name a host ({scheme}://host/...)")
+    authority, slash, path = rest[2:].partition("/")
+    return scheme, authority, slash + path, query
+
+
 def _split_authority(authority: str) -> tuple[str, int | None]:
     """(host, port or None) of an authority; credentials are refused (stored and shown, they would leak)."""
     if "@" in authority:
@@ -126,16 +137,17 @@ def _split_authority(authority: str) -> tuple[str, int | None]:
         port = rest[1:]
     else:
         host, _, port = authority.partition(":")
+    if not port:  # no port, or "host:", which means the default port (RFC 3986 6.2.3)
+        return host, None
     if not _PORT.fullmatch(port):
         raise InvalidURL(f"has an invalid port {port!r}")
-    if not port:  # "host:" means the default port (RFC 3986 6.2.3)
-        return host, None
     number = int(port)
     if not 1 <= number <= 65535:
         raise InvalidURL(f"has a port outside 1-65535: {port}")
     return host, number
 
 
+@functools.lru_cache(maxsize=4096)  # a page names a few hosts thousands of times
 def _normalize_host(host: str) -> str:
     """The normalized form of a URL's host (``[...]`` for IPv6); raises InvalidURL."""
     if host.startswith("["):
