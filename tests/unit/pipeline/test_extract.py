@@ -94,6 +94,19 @@ def test_links_are_deduplicated_first_text_wins_in_page_order() -> None:
     )
 
 
+def test_links_are_one_per_resource_first_spelling_and_text_kept() -> None:
+    data = page(
+        '<a href="/p/3">A</a><a href="/p/./3">B</a><a href="x/../3">C</a><a href="http://EXAMPLE.com:80/p/%33">D</a>'
+        '<a href="http://0x7f.1/">E</a><a href="http://2130706433">F</a><a href="/a b">G</a><a href="/a%20b">H</a>',
+        page_url="http://example.com/p/",
+    )
+    assert data.links == (
+        Link(url="http://example.com/p/3", text="A", same_host=True),
+        Link(url="http://0x7f.1/", text="E", same_host=False),
+        Link(url="http://example.com/a b", text="G", same_host=True),
+    )
+
+
 def test_same_host_ignores_case_and_default_ports_but_not_other_ports_or_subdomains() -> None:
     data = page(
         '<a href="http://EXAMPLE.com/1">1</a>'
@@ -194,6 +207,16 @@ def test_image_urls_from_img_srcset_picture_and_meta_deduplicated_in_order() -> 
         "https://example.com/og.png",
         "https://cdn.example.org/tw.png",
     )
+
+
+def test_image_urls_are_one_per_resource_first_spelling_kept() -> None:
+    data = page(
+        '<img src="http://host:80/img/a.jpg"><img src="/img/a.jpg"><img src="/img/./b/../a.jpg">'
+        '<img srcset="/img/%61.jpg 2x, HTTP://HOST/img/a.jpg#x 3x"><img src="http://host:8080/img/a.jpg">',
+        head='<meta property="og:image" content="//host/img/a.jpg">',
+        page_url="http://host/shop/",
+    )
+    assert data.image_urls == ("http://host:80/img/a.jpg", "http://host:8080/img/a.jpg")
 
 
 def test_image_urls_are_capped_keeping_the_first() -> None:

@@ -16,6 +16,8 @@ from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from crawlfleet.common.urls import InvalidURL, normalize_url
+
 MAX_LINKS = 5_000
 MAX_IMAGE_URLS = 1_000
 MAX_LINK_TEXT_CHARS = 300
@@ -84,8 +86,8 @@ class PageData:
     canonical_url: str  # absolute, "" if none
     language: str  # <html lang>, else "" (the caller may fall back to Content-Language)
     main_text: str  # readable text of <main>, <article> or <body>, one block per line
-    links: tuple[Link, ...]  # http(s) only, deduplicated by url (first text wins), page order
-    image_urls: tuple[str, ...]  # <img>, srcset and <picture> candidates, then og:image / twitter:image
+    links: tuple[Link, ...]  # http(s) only, one per _resource_key (first spelling and text win), page order
+    image_urls: tuple[str, ...]  # <img>, srcset, <picture>, then og:image / twitter:image; one per _resource_key
     json_ld: tuple[str, ...]  # each valid application/ld+json block, re-serialized compactly
     open_graph: dict[str, str]  # og:* properties, first value wins
     text_length: int  # len(main_text)
@@ -256,6 +258,16 @@ def _host_key(parts: SplitResult) -> _HostKey | None:
     return host, port
 
 
+def _resource_key(url: str) -> str:
+    """What the URLs of a page are compared by: the normalized form job target URLs have, so that
+    ``/img/a.jpg`` and ``http://host:80/img/a.jpg`` are one image; a URL without one is its own key."""
+    try:
+        # A browser sends a space inside an href as %20; the normalized form refuses raw whitespace.
+        return normalize_url(url.replace(" ", "%20"))
+    except InvalidURL:
+        return url
+
+
 def _base_url(tree: LexborHTMLParser, page_url: str) -> str:
     base = tree.css_first("base[href]")
     if base is None:
@@ -327,25 +339,25 @@ def _links(tree: LexborHTMLParser, resolver: _Resolver, page_url: str) -> tuple[
         if href.startswith("#"):
             continue
         resolved = resolver.resolve(href)
-        if resolved is None or resolved[0] in links:
+        if resolved is None or (key := _resource_key(resolved[0])) in links:
             continue
         url, host = resolved
         text = collapse_whitespace(node.text())[:MAX_LINK_TEXT_CHARS]
-        links[url] = Link(url=url, text=text, same_host=host == page_host)
+        links[key] = Link(url=url, text=text, same_host=host == page_host)
         if len(links) >= MAX_LINKS:
             break
     return tuple(links.values())
 
 
 def _image_urls(tree: LexborHTMLParser, resolver: _Resolver, meta_urls: list[str]) -> tuple[str, ...]:
-    urls: dict[str, None] = {}  # an ordered set
+    urls: dict[str, str] = {}  # the first spelling of each image, by resource
     for raw in itertools.chain(_body_image_sources(tree), meta_urls):
         resolved = resolver.resolve(raw)
         if resolved is not None:
-            urls.setdefault(resolved[0])
+            urls.setdefault(_resource_key(resolved[0]), resolved[0])
             if len(urls) >= MAX_IMAGE_URLS:
                 break
-    return tuple(urls)
+    return tuple(urls.values())
 
 
 def _body_image_sources(tree: LexborHTMLParser) -> Iterator[str]:
