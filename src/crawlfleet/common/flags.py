@@ -70,10 +70,11 @@ class EnvFlags:
 
     def lookup(self, flag: str, aliases: Sequence[str] = ()) -> tuple[str, str] | None:
         """The variable that sets ``flag`` and its value, or None; ``aliases`` are read first."""
-        for name in (*aliases, env_name(flag)):
-            if name in self.env:
+        for name in aliases:
+            if self.env.get(name):  # an empty alias (DATABASE_URL=) does not hide the prefixed variable
                 return name, self.env[name]
-        return None
+        name = env_name(flag)
+        return (name, self.env[name]) if name in self.env else None
 
     def add(
         self,
@@ -100,6 +101,10 @@ class EnvFlags:
         action.help = self._help(flag, help_text, default, found, secret=secret, aliases=aliases)
         return action
 
+    def add_without_env(self, flag: str, help_text: str, **kwargs: Any) -> argparse.Action:
+        """A flag that reads no variable (a repeatable one, or one whose variable means something else)."""
+        return self._target.add_argument(flag, help=help_text.replace("%", "%%"), **kwargs)
+
     def add_switch(self, flag: str, default: bool, help_text: str, *, negatable: bool = True) -> argparse.Action:
         """An on/off flag (``--tls``/``--no-tls``); the variable holds a boolean word.
 
@@ -107,7 +112,7 @@ class EnvFlags:
         """
         found = self.lookup(flag)
         value = default
-        if found is not None:
+        if found is not None and not self.repeated:  # the first copy already checked the variable
             try:
                 value = parse_bool(found[1])
             except ValueError as exc:
