@@ -17,12 +17,12 @@ from typing import Any, cast
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
+from crawlfleet.common.states import JobState
 from crawlfleet.coordinator.errors import DatabaseUnavailable
 from crawlfleet.coordinator.storage.admin import AdminQueue
 
 log = logging.getLogger(__name__)
 
-JOB_STATES = ("queued", "leased", "succeeded", "dead", "cancelled")
 # Lease long-polls for up to the server's cap (20 s by default): the buckets reach past it.
 RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0)
 # A slow depth query (a huge backlog) spaces the refreshes out instead of keeping a connection busy.
@@ -80,7 +80,7 @@ class CoordinatorMetrics:
         self.database_up = Gauge(
             "crawlfleet_database_up", "1 while the health probe reaches PostgreSQL, else 0", registry=r
         )
-        self._states = {state: self.jobs.labels(state) for state in JOB_STATES}
+        self._states = {state: self.jobs.labels(state.value) for state in JobState}
         for child in self._states.values():
             child.set(0)
 
@@ -106,18 +106,18 @@ class CoordinatorMetrics:
         """One Fail call's outcome: the job's state afterwards."""
         if release:
             self.jobs_released.inc()
-        elif state == "queued":
+        elif state == JobState.QUEUED:
             self.jobs_retried.inc()
-        elif state == "dead":
+        elif state == JobState.DEAD:
             self.jobs_dead.inc()
 
     def reaped(self, states: Iterable[str]) -> None:
         """Expired leases the reaper ended, by the job's state afterwards."""
         for state in states:
             self.leases_expired.inc()
-            if state == "queued":
+            if state == JobState.QUEUED:
                 self.jobs_retried.inc()
-            elif state == "dead":
+            elif state == JobState.DEAD:
                 self.jobs_dead.inc()
 
     def observing_database(self, on_change: Callable[[bool], Awaitable[None]]) -> Callable[[bool], Awaitable[None]]:
