@@ -32,6 +32,43 @@ def parse_bool(text: str) -> bool:
     return word in TRUE_WORDS
 
 
+def positive_int(text: str) -> int:
+    """A flag type: a whole number of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """A flag type: a whole number of at least 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A flag type: a number above 0."""
+    value = float(text)
+    if not value > 0:  # also rejects NaN
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """A flag type: a number of at least 0."""
+    value = float(text)
+    if not value >= 0:  # also rejects NaN
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def comma_list(text: str) -> tuple[str, ...]:
+    """A flag type: ``"a, b,a"`` -> ``("a", "b")`` (blanks and repeats dropped, order kept)."""
+    return tuple(dict.fromkeys(word.strip() for word in text.split(",") if word.strip()))
+
+
 def show_default(value: object) -> str:
     """How ``--help`` prints a default: floats short, sequences comma-separated, switches on/off."""
     if isinstance(value, bool):

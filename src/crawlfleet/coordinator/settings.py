@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from crawlfleet.common.flags import ENV_PREFIX, EnvFlags
+from crawlfleet.common.flags import ENV_PREFIX, EnvFlags, non_negative_float, positive_float, positive_int
 from crawlfleet.common.logs import DEFAULT_LOG_LEVEL, add_log_level_flag
 from crawlfleet.common.metrics_http import add_metrics_listen_flag
 from crawlfleet.coordinator.security.settings import SecuritySettings, add_security_flags, security_from_args
@@ -136,35 +136,43 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         aliases=("DATABASE_URL",),
     )
     flags.add("--data-dir", default_data_dir(env), "data directory of the embedded PostgreSQL", type=Path)
-    flags.add("--pool-size", DEFAULT_POOL_SIZE, "database connections of this coordinator", type=int)
-    flags.add("--lease-seconds", DEFAULT_LEASE_SECONDS, "how long a lease lasts without a heartbeat", type=float)
+    flags.add("--pool-size", DEFAULT_POOL_SIZE, "database connections of this coordinator", type=positive_int)
+    flags.add(
+        "--lease-seconds", DEFAULT_LEASE_SECONDS, "how long a lease lasts without a heartbeat", type=positive_float
+    )
     flags.add(
         "--max-lease-wait-seconds",
         DEFAULT_MAX_LEASE_WAIT_SECONDS,
         "longest a Lease call long-polls, whatever the worker asks",
-        type=float,
+        type=non_negative_float,
     )
     flags.add(
         "--recheck-seconds",
         DEFAULT_RECHECK_SECONDS,
         "waiting Lease calls look for jobs this often even without a notification",
-        type=float,
+        type=positive_float,
     )
     flags.add(
-        "--reap-interval-seconds", DEFAULT_REAP_INTERVAL_SECONDS, "how often expired leases are ended", type=float
+        "--reap-interval-seconds",
+        DEFAULT_REAP_INTERVAL_SECONDS,
+        "how often expired leases are ended",
+        type=positive_float,
     )
     flags.add(
         "--shutdown-grace-seconds",
         DEFAULT_SHUTDOWN_GRACE_SECONDS,
         "time in-flight calls get to finish at shutdown",
-        type=float,
+        type=non_negative_float,
     )
     flags.add(
-        "--retry-initial-seconds", DEFAULT_RETRY_INITIAL_SECONDS, "default delay before the first retry", type=float
+        "--retry-initial-seconds",
+        DEFAULT_RETRY_INITIAL_SECONDS,
+        "default delay before the first retry",
+        type=non_negative_float,
     )
-    flags.add("--retry-multiplier", DEFAULT_RETRY_MULTIPLIER, "default growth of the retry delay", type=float)
-    flags.add("--retry-max-seconds", DEFAULT_RETRY_MAX_SECONDS, "default longest retry delay", type=float)
-    flags.add("--max-attempts", DEFAULT_MAX_ATTEMPTS, "default attempts before a job is dead", type=int)
+    flags.add("--retry-multiplier", DEFAULT_RETRY_MULTIPLIER, "default growth of the retry delay", type=positive_float)
+    flags.add("--retry-max-seconds", DEFAULT_RETRY_MAX_SECONDS, "default longest retry delay", type=non_negative_float)
+    flags.add("--max-attempts", DEFAULT_MAX_ATTEMPTS, "default attempts before a job is dead", type=positive_int)
     flags.add_switch("--no-migrate", False, "do not apply migrations at start", negatable=False)
     add_log_level_flag(flags)
     add_metrics_listen_flag(flags, DEFAULT_METRICS_LISTEN)
@@ -172,7 +180,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "--metrics-refresh-seconds",
         DEFAULT_METRICS_REFRESH_SECONDS,
         "how often the queue-depth gauges are read from the database",
-        type=float,
+        type=positive_float,
     )
     add_security_flags(flags.group("security", "bearer tokens and TLS; see docs/security.md"))
     return parser

@@ -10,7 +10,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from crawlfleet.common.channel import ChannelSecurity, add_security_flags, security_from
-from crawlfleet.common.flags import ENV_PREFIX, EnvFlags
+from crawlfleet.common.flags import (
+    ENV_PREFIX,
+    EnvFlags,
+    comma_list,
+    non_negative_float,
+    positive_float,
+    positive_int,
+)
 from crawlfleet.common.logs import DEFAULT_LOG_LEVEL, LOG_LEVELS, add_log_level_flag
 from crawlfleet.common.metrics_http import add_metrics_listen_flag
 from crawlfleet.worker.pipeline.settings import ScrapeSettings, add_scrape_flags, scrape_settings_from
@@ -113,36 +120,36 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         flags.add(flag, default, help_text, type=kind)
 
     add("--coordinator", DEFAULT_COORDINATOR, str, "coordinator address host:port")
-    add("--slots", DEFAULT_SLOTS, _positive_int, "jobs run at the same time")
+    add("--slots", DEFAULT_SLOTS, positive_int, "jobs run at the same time")
     add("--worker-id", "", str, "worker id (default <hostname>-<pid>-<random4>)")
     add("--kinds", DEFAULT_KINDS, _kinds, "comma-separated job kinds to lease")
-    add("--lease-wait", DEFAULT_LEASE_WAIT, _positive_float, "long-poll wait of Lease, seconds")
+    add("--lease-wait", DEFAULT_LEASE_WAIT, positive_float, "long-poll wait of Lease, seconds")
     add(
         "--shutdown-grace",
         DEFAULT_SHUTDOWN_GRACE,
-        _non_negative_float,
+        non_negative_float,
         "seconds running jobs get to finish at shutdown",
     )
     add(
         "--shutdown-report-timeout",
         DEFAULT_SHUTDOWN_REPORT_TIMEOUT,
-        _non_negative_float,
+        non_negative_float,
         "seconds to release jobs and flush reports at shutdown",
     )
-    add("--complete-batch-max", DEFAULT_COMPLETE_BATCH_MAX, _positive_int, "most jobs in one Complete call")
+    add("--complete-batch-max", DEFAULT_COMPLETE_BATCH_MAX, positive_int, "most jobs in one Complete call")
     add(
         "--complete-flush-interval",
         DEFAULT_COMPLETE_FLUSH_INTERVAL,
-        _non_negative_float,
+        non_negative_float,
         "seconds a success waits for others to share its Complete call",
     )
     add(
         "--heartbeat-fraction",
         DEFAULT_HEARTBEAT_FRACTION,
-        _positive_float,
+        positive_float,
         "heartbeat every lease_duration * this",
     )
-    add_scrape_flags(add, positive_int=_positive_int, positive_float=_positive_float)
+    add_scrape_flags(add)
     add_log_level_flag(flags)
     add_metrics_listen_flag(flags, DEFAULT_METRICS_LISTEN)
     add_security_flags(flags)
@@ -152,29 +159,8 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     return parser
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:  # also rejects NaN
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
 def _kinds(text: str) -> tuple[str, ...]:
-    kinds = tuple(dict.fromkeys(k.strip() for k in text.split(",") if k.strip()))
+    kinds = comma_list(text)
     if not kinds:
         raise argparse.ArgumentTypeError("at least one kind is needed")
     return kinds
