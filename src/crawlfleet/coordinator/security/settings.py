@@ -17,6 +17,7 @@ from typing import TextIO
 
 import grpc
 
+from crawlfleet.common.channel import is_loopback_target
 from crawlfleet.common.flags import EnvFlags
 from crawlfleet.coordinator.security.auth import (
     Authenticator,
@@ -27,7 +28,7 @@ from crawlfleet.coordinator.security.auth import (
     load_tokens_file,
     parse_token_flag,
 )
-from crawlfleet.coordinator.security.tls import is_loopback, server_credentials
+from crawlfleet.coordinator.security.tls import server_credentials
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ def prepare(security: SecuritySettings, listen: str) -> ServerSecurity:
     tokens = security.tokens
     if security.tokens_file is not None:
         tokens = (*load_tokens_file(security.tokens_file), *tokens)
-    loopback = is_loopback(listen)
+    loopback = is_loopback_target(listen)
     if not tokens:
         if not loopback and not security.insecure_no_auth:
             raise SecurityConfigError(
