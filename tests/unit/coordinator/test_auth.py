@@ -157,6 +157,13 @@ def test_missing_tokens_file_is_a_config_error(tmp_path: Path) -> None:
         prepare(SecuritySettings(tokens_file=tmp_path / "absent"), "127.0.0.1:0")
 
 
+def test_an_empty_tokens_file_does_not_turn_auth_off(tmp_path: Path) -> None:
+    tokens_file = tmp_path / "tokens"
+    tokens_file.write_text("# every token was commented out\n\n")
+    with pytest.raises(SecurityConfigError, match="holds no tokens"):
+        prepare(SecuritySettings(tokens_file=tokens_file), "127.0.0.1:0")
+
+
 def test_security_flags_and_env() -> None:
     env = {"CRAWLFLEET_TOKENS_FILE": "/etc/crawlfleet/tokens", "CRAWLFLEET_INSECURE_NO_AUTH": "true"}
     _, settings = CoordinatorSettings.from_args(

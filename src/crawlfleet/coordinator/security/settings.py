@@ -122,7 +122,14 @@ def prepare(security: SecuritySettings, listen: str) -> ServerSecurity:
     credentials = _credentials(security)
     tokens = security.tokens
     if security.tokens_file is not None:
-        tokens = (*load_tokens_file(security.tokens_file), *tokens)
+        from_file = load_tokens_file(security.tokens_file)
+        if not from_file:
+            # Otherwise a truncated or mistyped file would silently turn authentication off.
+            raise SecurityConfigError(
+                f"the tokens file {security.tokens_file} holds no tokens: add some (see docs/security.md) "
+                "or drop --tokens-file to serve without authentication on loopback"
+            )
+        tokens = (*from_file, *tokens)
     loopback = is_loopback_target(listen)
     if not tokens:
         if not loopback and not security.insecure_no_auth:
