@@ -13,7 +13,7 @@ from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2
 
 from crawlfleet.common import rpc_errors
-from crawlfleet.coordinator.storage import sql
+from crawlfleet.coordinator.storage.admin import AdminQueue
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import jobs_pb2
 
@@ -78,7 +78,7 @@ async def eventually(
 
 async def assert_counts_exact(db: asyncpg.Pool) -> None:
     """The queue's kept counts (job_counts plus unfolded deltas) equal a full count of the table."""
-    kept = {(r["kind"], r["state"]): r["count"] for r in await db.fetch(sql.query("job_count_by_kind_state"))}
+    kept = await AdminQueue(db).counts()
     actual = {
         (r["kind"], r["state"]): r["count"]
         for r in await db.fetch("SELECT kind, state::text, count(*) AS count FROM jobs GROUP BY kind, state")
