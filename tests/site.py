@@ -17,6 +17,7 @@ from pathlib import Path
 from PIL import Image
 
 from crawlfleet.demo.serving import Reply, SiteServer
+from crawlfleet.worker.pipeline.settings import MAX_REDIRECTS
 
 Response = tuple[int, dict[str, str], bytes]
 
@@ -196,6 +197,14 @@ def catalogue_site(*, huge_bytes: int = 2 * 1024 * 1024, extra_html: str = "") -
             "/huge": page(html("Huge", "x" * huge_bytes)),
             "/gzip-bomb": bomb(BOMB_BYTES),
             "/report.pdf": blob(b"%PDF-1.4 not a page", "application/pdf"),
+            "/download": blob(b"\x00\x01 not a page either", "application/octet-stream"),
+            "/overloaded": page(html("Overloaded", "later"), 503, **{"Retry-After": "30"}),
+            "/attachment": page(
+                html("Attachment", "<p>an HTML page sent as a download</p>"),
+                200,
+                **{"Content-Disposition": 'attachment; filename="page.html"'},
+            ),
+            "/loop": redirect("/loop"),
             "/bomb-gallery": page(html("Bomb gallery", "<img src='/img/gzip-bomb.jpg'><img src='/img/photo.jpg'>")),
             "/img/gzip-bomb.jpg": bomb(BOMB_BYTES, content_type="image/jpeg"),
             "/img/photo.jpg": blob(PHOTO_JPEG, "image/jpeg"),
@@ -213,4 +222,7 @@ def catalogue_site(*, huge_bytes: int = 2 * 1024 * 1024, extra_html: str = "") -
         return 200, {"Content-Type": "text/html"}, html("Slow", "finally")
 
     site.routes["/slow"] = slow
+    # /hop/0 is MAX_REDIRECTS + 1 redirects from /static, /hop/1 exactly MAX_REDIRECTS.
+    for hop in range(MAX_REDIRECTS + 1):
+        site.routes[f"/hop/{hop}"] = redirect(f"/hop/{hop + 1}" if hop < MAX_REDIRECTS else "/static")
     return site

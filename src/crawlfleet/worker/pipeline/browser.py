@@ -39,17 +39,19 @@ from crawlfleet.worker.pipeline.browser_errors import (
     NavigationFailed,
     RenderTimeout,
     RequestBlocked,
+    TooManyRedirects,
 )
 from crawlfleet.worker.pipeline.browser_routing import (
     ALLOWED_SCHEMES,
-    MAX_REDIRECTS,
     BrowserFetch,
+    DocumentCheck,
     RenderState,
     RoutedResponse,
     close_web_socket,
     handle_route,
 )
 from crawlfleet.worker.pipeline.chromium import INSTALL_HINT, find_chromium
+from crawlfleet.worker.pipeline.settings import MAX_REDIRECTS
 
 # What callers of the pool use, importable from here wherever it is defined.
 __all__ = [
@@ -59,11 +61,13 @@ __all__ = [
     "BrowserOptions",
     "BrowserPool",
     "BrowserUnavailable",
+    "DocumentCheck",
     "NavigationFailed",
     "RenderTimeout",
     "RenderedPage",
     "RequestBlocked",
     "RoutedResponse",
+    "TooManyRedirects",
 ]
 
 DEFAULT_PAGES_PER_BROWSER = 100
@@ -151,17 +155,23 @@ class BrowserPool:
             if self._current is None:
                 self._current = await self._launch()
 
-    async def render(self, url: str, *, timeout: float, fetch: BrowserFetch) -> RenderedPage:
+    async def render(
+        self, url: str, *, timeout: float, fetch: BrowserFetch, check_document: DocumentCheck | None = None
+    ) -> RenderedPage:
         """Load ``url`` in a new context, let it settle, and return its DOM.
 
-        Raises ``RenderTimeout``, ``BrowserCrashed`` (retryable), ``RequestBlocked`` when the document
-        is refused, ``NavigationFailed``, or the exception ``fetch`` raised for the document.
+        Redirects of the document are followed up to ``MAX_REDIRECTS``; its final response passes
+        ``check_document`` (when given) before Chromium sees it. Raises ``RenderTimeout``,
+        ``BrowserCrashed`` (retryable), ``RequestBlocked`` when the document is refused,
+        ``TooManyRedirects``, ``NavigationFailed``, or what ``fetch`` or ``check_document`` raised for
+        the document.
         """
         _require_http(url)
+        state = RenderState(fetch, check_document=check_document, block_resources=self._options.block_resources)
         async with self._slots:
             generation = await self._take()
             try:
-                return await self._render_on(generation, url, timeout, fetch)
+                return await self._render_on(generation, url, timeout, state)
             except BrowserCrashed:
                 self._retire(generation)
                 raise
@@ -231,8 +241,7 @@ class BrowserPool:
             async with asyncio.timeout(CONTENT_TIMEOUT):
                 await generation.browser.close()
 
-    async def _render_on(self, generation: _Generation, url: str, timeout: float, fetch: BrowserFetch) -> RenderedPage:
-        state = RenderState(fetch, block_resources=self._options.block_resources)
+    async def _render_on(self, generation: _Generation, url: str, timeout: float, state: RenderState) -> RenderedPage:
         context: BrowserContext | None = None
         page: Page | None = None
         crashed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -307,7 +316,7 @@ class BrowserPool:
                 continue
             break
         else:
-            raise NavigationFailed(f"{url}: more than {MAX_REDIRECTS} redirects")
+            raise TooManyRedirects(f"more than {MAX_REDIRECTS} redirects from {url}")
         state.following_document = False
         if self._options.settle_timeout > 0:
             with contextlib.suppress(PlaywrightTimeoutError):

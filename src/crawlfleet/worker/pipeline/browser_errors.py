@@ -20,7 +20,11 @@ class RenderTimeout(BrowserError):
 
 
 class NavigationFailed(BrowserError):
-    """The browser refused or could not complete the navigation (too many redirects, a download, ...)."""
+    """The browser could not complete the navigation, for a reason none of the other errors names."""
+
+
+class TooManyRedirects(BrowserError):
+    """The document (or a request of the page) redirected more often than the limit allows."""
 
 
 class RequestBlocked(BrowserError):

@@ -18,14 +18,16 @@ from urllib.parse import urljoin, urlsplit
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Frame, Request, Route, WebSocketRoute
 
-from crawlfleet.worker.pipeline.browser_errors import NavigationFailed, RequestBlocked
+from crawlfleet.worker.pipeline.browser_errors import RequestBlocked, TooManyRedirects
+from crawlfleet.worker.pipeline.settings import MAX_REDIRECTS
 
-MAX_REDIRECTS = 20
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # The fetcher returns the decoded body, so these would describe bytes Chromium does not receive.
 _UNFORWARDED_HEADERS = frozenset(
     {"content-encoding", "content-length", "transfer-encoding", "connection", "keep-alive"}
 )
+# A document sent as an attachment would be downloaded, not rendered; over HTTP it is scraped like any page.
+_UNFORWARDED_DOCUMENT_HEADERS = _UNFORWARDED_HEADERS | {"content-disposition"}
 _CROSS_ORIGIN_DROPPED = frozenset({"authorization", "cookie"})
 ALLOWED_SCHEMES = ("http", "https")
 
@@ -42,6 +44,10 @@ class RoutedResponse:
 # (method, url, headers, body): one HTTP request through the egress-guarded client, redirects not
 # followed. Raises ``RequestBlocked`` for refused destinations, anything else for network failures.
 BrowserFetch = Callable[[str, str, dict[str, str], bytes | None], Awaitable[RoutedResponse]]
+# (url, response): called with the document's final response (after its redirects) before Chromium
+# sees it; whatever it raises ends the render and is raised by ``render``. The caller's chance to refuse
+# what it would refuse over HTTP (an error status, a body that is not a page) the same way.
+DocumentCheck = Callable[[str, RoutedResponse], None]
 
 
 @dataclass(eq=False)
@@ -49,6 +55,7 @@ class RenderState:
     """What the route handler of one render records, and the fetches it has running."""
 
     fetch: BrowserFetch
+    check_document: DocumentCheck | None = None
     block_resources: frozenset[str] = frozenset()
     main_frame: Frame | None = None
     blocked_urls: list[str] = field(default_factory=list)
@@ -105,8 +112,17 @@ async def handle_route(state: RenderState, route: Route) -> None:
             await abort_quietly(route, "aborted")
             return
         state.document_headers = {name.lower(): value for name, value in response.headers.items()}
+        if state.following_document and state.check_document is not None:
+            try:
+                state.check_document(request.url, response)
+            except Exception as exc:
+                state.document_error = exc
+                await abort_quietly(route, "aborted")
+                return
+    unforwarded = _UNFORWARDED_DOCUMENT_HEADERS if document else _UNFORWARDED_HEADERS
+    headers_out = {name: value for name, value in response.headers.items() if name.lower() not in unforwarded}
     with contextlib.suppress(PlaywrightError):
-        await route.fulfill(status=response.status, headers=_forwarded(response.headers), body=response.body)
+        await route.fulfill(status=response.status, headers=headers_out, body=response.body)
 
 
 async def fetch_once(
@@ -130,6 +146,7 @@ async def fetch_following(
     state: RenderState, method: str, url: str, headers: dict[str, str], body: bytes | None
 ) -> RoutedResponse:
     """A sub-resource request with its redirects followed here, each hop through the egress guard."""
+    first_url = url
     for _hop in range(MAX_REDIRECTS + 1):
         response = await fetch_once(state, method, url, headers, body)
         location = _header(response.headers, "location")
@@ -145,7 +162,7 @@ async def fetch_following(
         if _origin(target) != _origin(url):
             headers = {k: v for k, v in headers.items() if k.lower() not in _CROSS_ORIGIN_DROPPED}
         url = target
-    raise NavigationFailed(f"{url}: more than {MAX_REDIRECTS} redirects")
+    raise TooManyRedirects(f"more than {MAX_REDIRECTS} redirects from {first_url}")
 
 
 def is_main_document(request: Request, main_frame: Frame | None) -> bool:
@@ -163,10 +180,6 @@ async def close_web_socket(web_socket: WebSocketRoute) -> None:
 async def abort_quietly(route: Route, error_code: str) -> None:
     with contextlib.suppress(PlaywrightError):  # the page closed meanwhile
         await route.abort(error_code)
-
-
-def _forwarded(headers: dict[str, str]) -> dict[str, str]:
-    return {name: value for name, value in headers.items() if name.lower() not in _UNFORWARDED_HEADERS}
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:

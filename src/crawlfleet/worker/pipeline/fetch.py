@@ -22,8 +22,8 @@ import httpx
 from crawlfleet.worker.errors import JobError
 from crawlfleet.worker.pipeline.decoding import ACCEPT_ENCODING, DECODE_STEP, CorruptEncoding, decoded, inflaters
 from crawlfleet.worker.pipeline.egress import DestinationBlocked, EgressPolicy, GuardedNetworkBackend, ResolutionFailed
+from crawlfleet.worker.pipeline.settings import MAX_REDIRECTS
 
-MAX_REDIRECTS = 10
 _CHARSET_SNIFF_BYTES = 4096
 # <meta charset="x"> or <meta http-equiv="Content-Type" content="text/html; charset=x">
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
