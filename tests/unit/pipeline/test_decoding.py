@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gzip
 import zlib
 from collections.abc import AsyncIterator
@@ -90,3 +92,28 @@ def test_each_read_is_bounded_however_much_one_feed_holds() -> None:
 )
 def test_layers_stop_at_a_coding_not_decoded(content_encoding: str, layers: int) -> None:
     assert len(inflaters(content_encoding)) == layers
+
+
+async def test_other_tasks_run_between_steps() -> None:
+    turns = 0
+    stopping = asyncio.Event()
+
+    async def other_job() -> None:
+        nonlocal turns
+        while not stopping.is_set():
+            turns += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(other_job())
+    await asyncio.sleep(0)
+    # One network chunk holding 64 MiB: nothing awaits the network between its steps.
+    stream = decoded(chunks(compression_bomb(64 * 1024 * 1024), 1 << 20), [Inflater("gzip")], step=4096)
+    async with contextlib.aclosing(stream):
+        steps = 0
+        async for _ in stream:
+            steps += 1
+            if steps == 100:
+                break
+    stopping.set()
+    await task
+    assert turns >= 99

@@ -15,8 +15,9 @@ bytes.
 
 from __future__ import annotations
 
+import asyncio
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 
 ACCEPT_ENCODING = "gzip, deflate"
 DECODE_STEP = 64 * 1024
@@ -109,7 +110,7 @@ def inflaters(content_encoding: str) -> list[Inflater]:
 
 async def decoded(
     raw: AsyncIterator[bytes], layers: list[Inflater], *, step: int = DECODE_STEP
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The decoded body of `raw`, in pieces of at most `step` bytes (raw pieces when there are no layers).
 
     Lazy: each piece is inflated only when asked for, so a reader that stops has inflated at most one
@@ -118,6 +119,10 @@ async def decoded(
     async for chunk in raw:
         for piece in _through(layers, chunk, step):
             yield piece
+            if layers:
+                # Inflating is CPU work (a step of a bomb takes about a millisecond): other jobs get
+                # the event loop between steps, not only between network reads.
+                await asyncio.sleep(0)
 
 
 def _through(layers: list[Inflater], data: bytes, step: int) -> Iterator[bytes]:

@@ -210,11 +210,13 @@ async def read_capped(response: httpx.Response, max_bytes: int) -> bytes:
     layers = inflaters(response.headers.get("content-encoding", ""))
     chunks: list[bytes] = []
     size = 0
-    async for piece in decoded(response.aiter_raw(), layers, step=min(DECODE_STEP, max_bytes + 1)):
-        size += len(piece)
-        if size > max_bytes:
-            raise too_large(max_bytes)
-        chunks.append(piece)
+    pieces = decoded(response.aiter_raw(), layers, step=min(DECODE_STEP, max_bytes + 1))
+    async with contextlib.aclosing(pieces):
+        async for piece in pieces:
+            size += len(piece)
+            if size > max_bytes:
+                raise too_large(max_bytes)
+            chunks.append(piece)
     return b"".join(chunks)
 
 
