@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import tracemalloc
 import zlib
 from collections.abc import AsyncIterator
 
@@ -117,3 +118,19 @@ async def test_other_tasks_run_between_steps() -> None:
     stopping.set()
     await task
     assert turns >= 99
+
+
+@pytest.mark.parametrize("header", [b"\x78\x9c", b""], ids=["zlib", "raw"])
+def test_input_that_inflates_to_nothing_is_not_held(header: bytes) -> None:
+    empty_blocks = b"\x00\x00\x00\xff\xff" * 13_107  # non-final stored blocks of no bytes, 64 KiB
+    inflater = Inflater("deflate")
+    tracemalloc.start()
+    try:
+        inflater.feed(header)
+        for _ in range(256):  # 16 MiB in, nothing out
+            inflater.feed(empty_blocks)
+            assert inflater.read(4096) == b""
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1024 * 1024

@@ -31,7 +31,10 @@ class CorruptEncoding(Exception):
 
 
 class Inflater:
-    """One gzip or deflate layer: input fed in, output pulled out at most `limit` bytes at a time."""
+    """One gzip or deflate layer: input fed in, output pulled out at most `limit` bytes at a time.
+
+    Holds at most the input of one `feed` that it has not inflated yet, whatever the stream.
+    """
 
     def __init__(self, coding: str) -> None:
         if coding not in _CODINGS:
@@ -39,44 +42,37 @@ class Inflater:
         self._gzip = coding in _GZIP_CODINGS
         self._inflater = self._new()
         self._pending = b""  # fed input the inflater has not consumed yet
+        # "deflate" is zlib-wrapped, or raw from some servers: the first two bytes tell which.
+        self._wrapping_known = self._gzip
         self._member_ended = False
         self._finished = False  # the stream ended; anything after it is ignored, as browsers do
-        # "deflate" is zlib-wrapped, or raw from some servers: until the first output the input is kept,
-        # so that it can be read again as raw deflate if the zlib header turns out wrong.
-        self._may_be_raw = not self._gzip
-        self._head = b""
 
     def feed(self, data: bytes) -> None:
-        if self._finished:
-            return
-        self._pending += data
-        if self._may_be_raw:
-            self._head += data
+        if not self._finished:
+            self._pending += data
 
     def read(self, limit: int) -> bytes:
         """Up to `limit` decoded bytes; b"" when more input is needed (or the stream has ended)."""
+        if not self._wrapping_known:
+            if len(self._pending) < 2:
+                return b""
+            self._wrapping_known = True
+            if not _is_zlib_header(self._pending):
+                self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
         while not self._finished:
             if self._member_ended and not self._next_member():
                 return b""
             try:
                 out = self._inflater.decompress(self._pending, limit)
             except zlib.error as exc:
-                if not self._may_be_raw:
-                    raise CorruptEncoding(f"invalid {'gzip' if self._gzip else 'deflate'} data: {exc}") from exc
-                self._may_be_raw = False
-                self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-                self._pending, self._head = self._head, b""
-                continue
+                raise CorruptEncoding(f"invalid {'gzip' if self._gzip else 'deflate'} data: {exc}") from exc
             if self._inflater.eof:
                 self._member_ended = True
                 self._pending = self._inflater.unused_data
             else:
                 self._pending = self._inflater.unconsumed_tail
-            if out:
-                self._may_be_raw, self._head = False, b""
+            if out or not self._member_ended:
                 return out
-            if not self._member_ended:
-                return b""
         return b""
 
     def _next_member(self) -> bool:
@@ -91,6 +87,12 @@ class Inflater:
 
     def _new(self) -> zlib._Decompress:
         return zlib.decompressobj(zlib.MAX_WBITS | 16 if self._gzip else zlib.MAX_WBITS)
+
+
+def _is_zlib_header(head: bytes) -> bool:
+    """RFC 1950: deflate with a window of at most 32 KiB, and a check value making it a multiple of 31."""
+    cmf, flags = head[0], head[1]
+    return cmf & 0x0F == 8 and cmf >> 4 <= 7 and (cmf << 8 | flags) % 31 == 0
 
 
 def inflaters(content_encoding: str) -> list[Inflater]:
