@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from crawlfleet.common.flags import comma_list, non_negative_int, positive_float, positive_int
 
 DEFAULT_HTTP_TIMEOUT = 20.0
+# Redirects one request may follow, over HTTP and in the browser alike (a limit, not a flag).
+MAX_REDIRECTS = 10
 DEFAULT_USER_AGENT = "crawlfleet/0.1 (+https://github.com/crawlfleet)"
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
 DEFAULT_BROWSER_PAGES_PER_BROWSER = 100
