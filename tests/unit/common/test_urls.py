@@ -76,6 +76,11 @@ SAME_RESOURCE: list[tuple[str, list[str]]] = [
         ["http://example.com/s?q=é&x=%2b%7E", "http://example.com/s?q=%c3%a9&x=%2B~"],
     ),
     ("https://example.com:8443/x", ["HTTPS://EXAMPLE.COM:8443/x#y"]),
+    ("http://shop.example/a/g", ["http://shop.example/a/b/c/./../../g"]),
+    ("http://shop.example/a//c", ["http://shop.example/a//b/../c"]),
+    ("http://shop.example/a/", ["http://shop.example/a/b/..", "http://shop.example/a/b/%2E%2e"]),
+    # Path and query case kept, and the query's dots are data.
+    ("http://shop.example/Img/A.JPG?Size=L&y=..%2F", ["HTTP://SHOP.EXAMPLE/Img/A.JPG?Size=L&y=..%2f"]),
 ]
 
 # Pairs that name different resources (or that only a site could tell equal).

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from crawlfleet.common.channel import is_loopback_target
 from crawlfleet.coordinator.errors import PermissionDenied, Unauthenticated
 from crawlfleet.coordinator.security.auth import (
     Authenticator,
@@ -21,7 +22,6 @@ from crawlfleet.coordinator.security.auth import (
     parse_tokens,
 )
 from crawlfleet.coordinator.security.settings import SecuritySettings, hash_token_command, prepare
-from crawlfleet.coordinator.security.tls import is_loopback
 from crawlfleet.coordinator.settings import CoordinatorSettings
 
 DIGEST = hash_token("s3cret")
@@ -121,8 +121,8 @@ def test_duplicate_tokens_are_refused() -> None:
         ("coordinator.internal:50051", False),
     ],
 )
-def test_is_loopback(listen: str, loopback: bool) -> None:
-    assert is_loopback(listen) is loopback
+def test_is_loopback_listen_address(listen: str, loopback: bool) -> None:
+    assert is_loopback_target(listen) is loopback
 
 
 def test_no_tokens_on_loopback_is_allowed_and_said(caplog: pytest.LogCaptureFixture) -> None:

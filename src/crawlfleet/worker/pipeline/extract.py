@@ -16,7 +16,7 @@ from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from crawlfleet.common.urls import InvalidURL, normalize_url
+from crawlfleet.common.urls import DEFAULT_PORTS, InvalidURL, normalize_url
 
 MAX_LINKS = 5_000
 MAX_IMAGE_URLS = 1_000
@@ -28,7 +28,6 @@ MAX_NESTING = 1_000
 NESTING_CHECK_TAGS = 20_000
 
 _WEB_SCHEMES = ("http", "https")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 _IMAGE_META = frozenset({"og:image", "og:image:url", "og:image:secure_url", "twitter:image", "twitter:image:src"})
 # Not readable content, or page chrome repeated on every page of a site.
 _SKIPPED_TAGS = frozenset(
@@ -225,7 +224,7 @@ class _Resolver:
         if port and int(port) > 65535:
             return None
         port_number = int(port) if port else None
-        if port_number == _DEFAULT_PORTS[scheme]:
+        if port_number == DEFAULT_PORTS[scheme]:
             port_number = None
         host = host.lower().rstrip(".")
         return (url, (host, port_number)) if host else None
@@ -253,7 +252,7 @@ def _host_key(parts: SplitResult) -> _HostKey | None:
     host = (host or "").rstrip(".")
     if not host:
         return None
-    if port == _DEFAULT_PORTS.get(parts.scheme):
+    if port == DEFAULT_PORTS.get(parts.scheme):
         port = None
     return host, port
 
