@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 
 import grpc
 
@@ -243,3 +244,8 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
             state=jobs_pb2.JobState.Value(f"JOB_STATE_{outcome.state.upper()}"),
             run_at=convert.timestamp(outcome.run_at),
         )
+
+    async def WatchJobs(self, request: pb.WatchJobsRequest, context: Ctx) -> AsyncIterator[pb.WatchJobsResponse]:  # type: ignore[type-arg]
+        """Not served yet: the API is declared ahead of its implementation."""
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "WatchJobs is not served yet")
+        yield pb.WatchJobsResponse()  # unreachable: abort raises
