@@ -11,6 +11,7 @@ import grpc
 import pytest
 
 from crawlfleet.coordinator.api.watch import MAX_WATCH_JOB_IDS
+from crawlfleet.coordinator.storage.watch import FINISHED_CHANNEL
 from crawlfleet.v1 import admin_pb2, jobs_pb2
 from crawlfleet.v1 import job_queue_pb2 as pb
 from tests.conftest import RunningCoordinator, StartCoordinator
@@ -310,3 +311,44 @@ async def test_the_largest_watch_reports_unknown_ids_in_bounded_messages(coord: 
     assert len(watch.messages) > 2  # split: one message would be too large
     assert all(m.remaining_count == 1 for m in watch.messages if m.not_found_job_ids)
     assert watch.state(job_id) == CANCELLED
+
+
+async def test_finishes_notify_only_while_a_watch_is_open(
+    coord: RunningCoordinator, db: asyncpg.Pool, db_dsn: str
+) -> None:
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(db_dsn)
+    await listener.add_listener(FINISHED_CHANNEL, lambda _conn, _pid, _channel, payload: heard.put_nowait(payload))
+
+    async def cancel_notifies(job_id: int) -> bool:
+        """Cancel the job, then send a marker: notifies arrive in commit order, the cancel's first."""
+        await coord.admin.CancelJob(admin_pb2.CancelJobRequest(job_id=job_id))
+        await db.execute("SELECT pg_notify($1, 'marker')", FINISHED_CHANNEL)
+        before_marker = []
+        while (payload := await asyncio.wait_for(heard.get(), READ_TIMEOUT)) != "marker":
+            before_marker.append(payload)
+        return bool(before_marker)
+
+    async def watchers() -> int:
+        return int(await db.fetchval("SELECT count(*) FROM job_watchers"))
+
+    try:
+        unwatched, expired, watched, after = await enqueue(coord, noop(), noop(), noop(), noop())
+        assert not await cancel_notifies(unwatched)
+        # A registration that expired (its coordinator went away) turns nothing on.
+        await db.execute("INSERT INTO job_watchers VALUES (gen_random_uuid(), now() - interval '1 second')")
+        assert not await cancel_notifies(expired)
+
+        watch = Watch(coord, pb.WatchJobsRequest(job_ids=[watched]))
+        await watch.read()
+        assert await watchers() == 1  # registered, and the expired registration removed
+        assert await cancel_notifies(watched)
+        await watch.until_end()
+
+        async def unregistered() -> bool:
+            return await watchers() == 0
+
+        await eventually(unregistered, what="the registration to go with the last stream")
+        assert not await cancel_notifies(after)
+    finally:
+        await listener.close()

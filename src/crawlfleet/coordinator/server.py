@@ -27,7 +27,7 @@ from crawlfleet.coordinator.storage import database
 from crawlfleet.coordinator.storage.admin import AdminQueue
 from crawlfleet.coordinator.storage.migrate import migrate
 from crawlfleet.coordinator.storage.queue import NOTIFY_CHANNEL, Queue
-from crawlfleet.coordinator.storage.watch import FINISHED_CHANNEL, WatchQueries
+from crawlfleet.coordinator.storage.watch import FINISHED_CHANNEL, WatcherRegistration, WatchQueries
 from crawlfleet.coordinator.wakeup import NotifyListener, Wakeup
 from crawlfleet.v1 import admin_pb2, admin_pb2_grpc, job_queue_pb2, job_queue_pb2_grpc
 
@@ -72,8 +72,10 @@ class Coordinator:
         finished = Wakeup()  # jobs reached a terminal state: wakes WatchJobs streams
         self._listener = NotifyListener(self.dsn, {NOTIFY_CHANNEL: wakeup, FINISHED_CHANNEL: finished})
         self._listener.start()
+        watch_queries = WatchQueries(self._pool)
         self._watches = WatchStreams(
-            WatchQueries(self._pool),
+            watch_queries,
+            WatcherRegistration(watch_queries),
             finished,
             self.metrics,
             max_streams=settings.max_watch_streams,

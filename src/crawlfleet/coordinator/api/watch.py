@@ -18,7 +18,7 @@ from crawlfleet.coordinator.api import convert
 from crawlfleet.coordinator.api.admin_convert import job_state
 from crawlfleet.coordinator.errors import Draining, InvalidArgument, ResourceExhausted
 from crawlfleet.coordinator.metrics import CoordinatorMetrics
-from crawlfleet.coordinator.storage.watch import WatchedJobRow, WatchQueries
+from crawlfleet.coordinator.storage.watch import WatchedJobRow, WatcherRegistration, WatchQueries
 from crawlfleet.coordinator.wakeup import Wakeup
 from crawlfleet.v1 import job_queue_pb2 as pb
 
@@ -126,6 +126,7 @@ class WatchStreams:
     def __init__(
         self,
         queries: WatchQueries,
+        registration: WatcherRegistration,
         finished: Wakeup,
         metrics: CoordinatorMetrics,
         *,
@@ -133,6 +134,7 @@ class WatchStreams:
         recheck_seconds: float,
     ) -> None:
         self._queries = queries
+        self._registration = registration
         self._finished = finished
         self._metrics = metrics
         self._max_streams = max_streams
@@ -157,8 +159,13 @@ class WatchStreams:
         self.open_streams += 1
         self._metrics.watch_streams.inc()
         try:
-            async for response in self._watch(target):
-                yield response
+            # Registered before the snapshot: finishes that commit after it notify.
+            await self._registration.acquire()
+            try:
+                async for response in self._watch(target):
+                    yield response
+            finally:
+                await self._registration.release()
         finally:
             self.open_streams -= 1
             self._metrics.watch_streams.dec()

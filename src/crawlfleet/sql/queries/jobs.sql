@@ -2,7 +2,8 @@
 -- loaded by coordinator/sql.py; coordinator/queue.py is the only module that runs them.
 -- A nullable `now` parameter lets tests control time: coalesce(<now>, now()).
 -- Statements that make jobs due send NOTIFY crawlfleet_jobs (wakes Lease long-polls); those that
--- make jobs terminal send NOTIFY crawlfleet_jobs_finished (wakes WatchJobs streams). Identical
+-- make jobs terminal send NOTIFY crawlfleet_jobs_finished (wakes WatchJobs streams), but only while
+-- a coordinator has streams open (job_watchers): a NOTIFY makes commits take turns. Identical
 -- notifies of one transaction are delivered once.
 
 -- name: job_enqueue_many
@@ -131,7 +132,8 @@ WITH input AS (
          LATERAL (VALUES ('leased'::job_state, -c), ('cancelled'::job_state, c)) AS moves(state, n)
 )
 SELECT id, state, lease_expires_at,
-       CASE WHEN state = 'cancelled' THEN pg_notify('crawlfleet_jobs_finished', '') END AS finished_notified
+       CASE WHEN state = 'cancelled' AND EXISTS (SELECT 1 FROM job_watchers WHERE expires_at > now())
+            THEN pg_notify('crawlfleet_jobs_finished', '') END AS finished_notified
 FROM updated;
 
 -- name: job_complete_if_leased_many
@@ -172,7 +174,8 @@ WITH input AS (
 )
 SELECT id,
        (SELECT count(pg_notify('crawlfleet_jobs_finished', ''))
-          FROM (SELECT 1 FROM completed LIMIT 1) AS any_completed) AS finished_notified
+          FROM (SELECT 1 FROM completed LIMIT 1) AS any_completed
+         WHERE EXISTS (SELECT 1 FROM job_watchers WHERE expires_at > now())) AS finished_notified
 FROM completed;
 
 -- name: job_get_fencing_many
@@ -226,7 +229,8 @@ WITH old AS (
 )
 SELECT id, state, run_at,
        CASE WHEN state = 'queued' AND delay_ms = 0 THEN pg_notify('crawlfleet_jobs', '') END AS notified,
-       CASE WHEN state = 'dead' THEN pg_notify('crawlfleet_jobs_finished', '') END AS finished_notified
+       CASE WHEN state = 'dead' AND EXISTS (SELECT 1 FROM job_watchers WHERE expires_at > now())
+            THEN pg_notify('crawlfleet_jobs_finished', '') END AS finished_notified
 FROM failed;
 
 -- name: job_reap_expired
@@ -270,7 +274,8 @@ WITH old AS (
 )
 SELECT id, state,
        CASE WHEN state = 'queued' THEN pg_notify('crawlfleet_jobs', '') END AS notified,
-       CASE WHEN state <> 'queued' THEN pg_notify('crawlfleet_jobs_finished', '') END AS finished_notified
+       CASE WHEN state <> 'queued' AND EXISTS (SELECT 1 FROM job_watchers WHERE expires_at > now())
+            THEN pg_notify('crawlfleet_jobs_finished', '') END AS finished_notified
 FROM reaped;
 
 -- name: job_cancel
@@ -294,8 +299,8 @@ WITH target AS (
     WHERE changed.state = 'cancelled'
 )
 SELECT target.id, coalesce(changed.state, target.state) AS state,
-       CASE WHEN changed.state = 'cancelled' THEN pg_notify('crawlfleet_jobs_finished', '') END
-           AS finished_notified
+       CASE WHEN changed.state = 'cancelled' AND EXISTS (SELECT 1 FROM job_watchers WHERE expires_at > now())
+            THEN pg_notify('crawlfleet_jobs_finished', '') END AS finished_notified
 FROM target LEFT JOIN changed ON changed.id = target.id;
 
 -- name: job_get

@@ -1,6 +1,6 @@
 -- Named queries of WatchJobs streams; see jobs.sql for the format. Jobs that reach a terminal
--- state send `NOTIFY crawlfleet_jobs_finished` (see jobs.sql); a stream then re-checks the jobs it
--- still waits for with job_watch_finished_many.
+-- state send `NOTIFY crawlfleet_jobs_finished` while a coordinator is registered in job_watchers
+-- (see jobs.sql); a stream then re-checks the jobs it still waits for with job_watch_finished_many.
 
 -- name: job_watch_finished_many
 -- Of the given ids, those whose job is terminal, and those that match no job (state NULL): one
@@ -19,3 +19,18 @@ SELECT id FROM (
     SELECT id FROM jobs WHERE state = 'leased'
 ) AS unfinished
 LIMIT $1;
+
+-- name: job_watcher_register
+-- Registers (or refreshes) a coordinator with open streams until now + TTL, and drops the
+-- registrations that expired (coordinators that went away without removing theirs).
+-- Params: coordinator id, TTL in ms.
+WITH expired AS (
+    DELETE FROM job_watchers WHERE expires_at < now() AND coordinator_id <> $1
+)
+INSERT INTO job_watchers (coordinator_id, expires_at)
+VALUES ($1, now() + $2::integer * interval '1 millisecond')
+ON CONFLICT (coordinator_id) DO UPDATE SET expires_at = excluded.expires_at;
+
+-- name: job_watcher_unregister
+-- The coordinator's last stream closed. Params: coordinator id.
+DELETE FROM job_watchers WHERE coordinator_id = $1;
