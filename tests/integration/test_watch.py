@@ -184,15 +184,17 @@ async def test_all_unfinished_watches_the_jobs_open_at_the_call(coord: RunningCo
     early_done, leased_id, queued = await enqueue(coord, noop(), noop(), noop())
     leased = await lease_all(coord, 2)  # the two oldest
     await coord.queue.Complete(pb.CompleteRequest(jobs=[completed(leased[early_done])]))
-    watch = Watch(coord, pb.WatchJobsRequest(all_unfinished=True))
+    # Ids and all_unfinished together: the union.
+    watch = Watch(coord, pb.WatchJobsRequest(all_unfinished=True, job_ids=[early_done]))
     first = await watch.read()
-    assert first is not None and (first.watched_count, first.remaining_count, list(first.jobs)) == (2, 2, [])
+    assert first is not None and (first.watched_count, first.remaining_count) == (3, 2)
+    assert [job.job_id for job in first.jobs] == [early_done]
     (later,) = await enqueue(coord, noop())  # after the call: not watched
 
     await coord.queue.Complete(pb.CompleteRequest(jobs=[completed(leased[leased_id])]))
     await coord.admin.CancelJob(admin_pb2.CancelJobRequest(job_id=queued))
     await watch.until_end()
-    assert set(watch.finished) == {queued, leased_id}
+    assert set(watch.finished) == {early_done, queued, leased_id}
     assert later not in watch.finished
 
 
