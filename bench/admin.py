@@ -536,26 +536,10 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
                 f"filled {args.rows} jobs ({sizes['attempts']} attempts) in {fill_s:.1f}s, VACUUM ANALYZE"
                 f" {vacuum_s:.1f}s; jobs heap {sizes['heap']}, indexes {sizes['idx']}"
             )
-            coordinator = procs.start_python(
-                "coordinator",
-                [
-                    "-m",
-                    "crawlfleet.coordinator",
-                    "serve",
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--database-url",
-                    dsn,
-                    *SERVE_FLAGS,
-                ],
-                log_dir=log_dir,
-                cwd=REPO,
+            coordinator, address = await procs.start_coordinator(
+                dsn, SERVE_FLAGS, log_dir=log_dir, cwd=REPO, timeout=START_TIMEOUT
             )
             children.append(coordinator)
-            match = await procs.wait_for_line(
-                coordinator, r"crawlfleet-coordinator listening on (\S+:\d+)", START_TIMEOUT
-            )
-            address = match.group(1)
             say(f"coordinator pid {coordinator.pid} on {address}")
             async with grpc.aio.insecure_channel(address) as channel:
                 stub = admin_pb2_grpc.AdminStub(channel)

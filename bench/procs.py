@@ -79,6 +79,28 @@ async def stop(child: Child, timeout: float) -> int:
         raise ChildError(f"{child.name} did not exit within {timeout}s of SIGTERM:\n{child.log_tail()}") from None
 
 
+async def start_coordinator(
+    dsn: str, flags: list[str], *, log_dir: Path, cwd: Path, timeout: float
+) -> tuple[Child, str]:
+    """A coordinator on a free loopback port against ``dsn``; returns it with its ``host:port``."""
+    argv = ["-m", "crawlfleet.coordinator", "serve", "--listen", "127.0.0.1:0", "--database-url", dsn, *flags]
+    coordinator = start_python("coordinator", argv, log_dir=log_dir, cwd=cwd)
+    try:
+        match = await wait_for_line(coordinator, r"crawlfleet-coordinator listening on (\S+:\d+)", timeout)
+    except BaseException:
+        kill_all([coordinator])
+        raise
+    return coordinator, match.group(1)
+
+
+async def stop_all(children: list[Child], timeout: float) -> None:
+    """SIGTERM each child in turn (workers before their coordinator) and require status 0."""
+    for child in children:
+        code = await stop(child, timeout)
+        if code != 0:
+            raise ChildError(f"{child.name} exited {code} after SIGTERM:\n{child.log_tail()}")
+
+
 def kill_all(children: list[Child]) -> None:
     """SIGKILL every child still running (for error paths) and reap it."""
     for child in children:

@@ -213,24 +213,10 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
             await admin_execute(
                 admin_dsn, f"ALTER DATABASE {db_name} SET synchronous_commit = {args.synchronous_commit}"
             )
-        coordinator = procs.start_python(
-            "coordinator",
-            [
-                "-m",
-                "crawlfleet.coordinator",
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--database-url",
-                dsn,
-                *args.coordinator_arg,
-            ],
-            log_dir=log_dir,
-            cwd=REPO,
+        coordinator, address = await procs.start_coordinator(
+            dsn, args.coordinator_arg, log_dir=log_dir, cwd=REPO, timeout=START_TIMEOUT
         )
         children.append(coordinator)
-        match = await procs.wait_for_line(coordinator, r"crawlfleet-coordinator listening on (\S+:\d+)", START_TIMEOUT)
-        address = match.group(1)
         say(f"coordinator pid {coordinator.pid} on {address}, database {db_name}")
 
         db = await asyncpg.connect(dsn, timeout=START_TIMEOUT)
@@ -292,10 +278,7 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
             await channel.close()
             await db.close()
 
-        for child in [*workers, coordinator]:
-            code = await procs.stop(child, STOP_TIMEOUT)
-            if code != 0:
-                raise procs.ChildError(f"{child.name} exited {code} after SIGTERM:\n{child.log_tail()}")
+        await procs.stop_all([*workers, coordinator], STOP_TIMEOUT)
         say("workers and coordinator stopped with status 0")
         return {
             "jobs": args.jobs,

@@ -247,15 +247,8 @@ async def run(args: argparse.Namespace, site: BenchSite, log_dir: Path) -> dict[
     admin_dsn, db_name, dsn, postmaster = await create_bench_database("crawlfleet_bench")
     children: list[procs.Child] = []
     try:
-        coordinator = procs.start_python(
-            "coordinator",
-            ["-m", "crawlfleet.coordinator", "serve", "--listen", "127.0.0.1:0", "--database-url", dsn],
-            log_dir=log_dir,
-            cwd=REPO,
-        )
+        coordinator, address = await procs.start_coordinator(dsn, [], log_dir=log_dir, cwd=REPO, timeout=START_TIMEOUT)
         children.append(coordinator)
-        match = await procs.wait_for_line(coordinator, r"crawlfleet-coordinator listening on (\S+:\d+)", START_TIMEOUT)
-        address = match.group(1)
         workers = [start_worker(args, address, i, log_dir) for i in range(args.workers)]
         children.extend(workers)
         db = await asyncpg.connect(dsn, timeout=START_TIMEOUT)
@@ -297,10 +290,7 @@ async def run(args: argparse.Namespace, site: BenchSite, log_dir: Path) -> dict[
             await channel.close()
             await db.close()
 
-        for child in [*workers, coordinator]:
-            code = await procs.stop(child, STOP_TIMEOUT)
-            if code != 0:
-                raise procs.ChildError(f"{child.name} exited {code} after SIGTERM:\n{child.log_tail()}")
+        await procs.stop_all([*workers, coordinator], STOP_TIMEOUT)
         say("workers and coordinator stopped with status 0")
         return {
             "http_pages_per_s": http["pages_per_s"],

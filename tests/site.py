@@ -3,19 +3,21 @@ pipeline must handle. Serve it with `LocalSite.start(host)`; it runs in a thread
 
 from __future__ import annotations
 
-import gzip
-import http.server
+import functools
 import io
 import json
-import ssl
 import struct
 import threading
 import zlib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
+
+from crawlfleet.demo.serving import Reply, SiteServer
+from crawlfleet.worker.pipeline.settings import MAX_REDIRECTS
 
 Response = tuple[int, dict[str, str], bytes]
 
@@ -56,8 +58,38 @@ def bomb_png(side: int = 30000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", rows) + _png_chunk(b"IEND", b"")
 
 
-def gzip_bomb(size: int) -> bytes:
-    return gzip.compress(b" " * size, compresslevel=9)
+_BOMB_BLOCK = 1 << 20
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # no name, no mtime, unknown OS
+_ZLIB_HEADER = b"\x78\xda"  # deflate, 32 KiB window, best compression
+BOMB_ENCODINGS = ("gzip", "deflate", "raw-deflate")
+
+
+@functools.cache
+def compression_bomb(size: int, encoding: str = "gzip") -> bytes:
+    """`size` zero bytes compressed as `encoding`: "gzip", "deflate" (zlib-wrapped) or "raw-deflate"
+    (what some servers send as deflate). Built without ever holding the inflated bytes: a megabyte of
+    zeros is deflated once and its output repeated, each copy ended by a full flush (which resets the
+    compressor and aligns to a byte, so copies can be laid end to end). 1 GiB comes out near 1 MB."""
+    if encoding not in BOMB_ENCODINGS:
+        raise ValueError(f"encoding must be one of {BOMB_ENCODINGS}, got {encoding!r}")
+    blocks, rest = divmod(size, _BOMB_BLOCK)
+    body = _deflated_zeros(_BOMB_BLOCK) * blocks + (_deflated_zeros(rest) if rest else b"")
+    body += zlib.compressobj(wbits=-zlib.MAX_WBITS).flush()  # an empty final block
+    crc, adler = 0, 1
+    zeros = bytes(_BOMB_BLOCK)
+    for start in range(0, size, _BOMB_BLOCK):
+        part = zeros[: min(_BOMB_BLOCK, size - start)]
+        crc, adler = zlib.crc32(part, crc), zlib.adler32(part, adler)
+    if encoding == "gzip":
+        return _GZIP_HEADER + body + struct.pack("<II", crc, size & 0xFFFF_FFFF)
+    if encoding == "deflate":
+        return _ZLIB_HEADER + body + struct.pack(">I", adler)
+    return body
+
+
+def _deflated_zeros(size: int) -> bytes:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return compressor.compress(bytes(size)) + compressor.flush(zlib.Z_FULL_FLUSH)
 
 
 def html(title: str, body: str, head: str = "") -> bytes:
@@ -66,57 +98,38 @@ def html(title: str, body: str, head: str = "") -> bytes:
 
 @dataclass
 class LocalSite:
-    """Routes by path; `base` is the site's URL once started."""
+    """Routes by path (any query is ignored); `base` is the site's URL once started."""
 
     routes: dict[str, Callable[[], Response]] = field(default_factory=dict)
-    base: str = ""
     slow_release: threading.Event = field(default_factory=threading.Event)
-    hits: dict[str, int] = field(default_factory=dict)
-    _server: http.server.ThreadingHTTPServer | None = None
+    server: SiteServer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.server = SiteServer(self._reply, name="test-site")
+
+    @property
+    def base(self) -> str:
+        return self.server.base
+
+    @property
+    def hits(self) -> Counter[str]:
+        return self.server.hits
 
     def start(self, host: str = "127.0.0.1", tls: tuple[Path, Path] | None = None) -> LocalSite:
         """Serve in a thread; with tls=(certificate, key), over HTTPS."""
-        site = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                path = self.path.split("?", 1)[0]
-                site.hits[path] = site.hits.get(path, 0) + 1
-                route = site.routes.get(path)
-                status, headers, body = route() if route else (404, {"Content-Type": "text/html"}, b"not found")
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._server = http.server.ThreadingHTTPServer((host, 0), Handler)
-        self._server.daemon_threads = True
-        port = self._server.server_address[1]
-        scheme = "http"
-        if tls is not None:
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.load_cert_chain(*tls)
-            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-            scheme = "https"
-        self.base = f"{scheme}://{host}:{port}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.server.start(host, tls=tls)
         return self
 
     def stop(self) -> None:
         self.slow_release.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        self.server.stop()
 
     def url(self, path: str) -> str:
         return self.base + path
+
+    def _reply(self, target: str) -> Reply:
+        route = self.routes.get(target.split("?", 1)[0])
+        return Reply(*route()) if route else Reply(404, {"Content-Type": "text/html"}, b"not found")
 
 
 def page(body: bytes, status: int = 200, **headers: str) -> Callable[[], Response]:
@@ -131,11 +144,18 @@ def redirect(location: str, status: int = 302) -> Callable[[], Response]:
     return lambda: (status, {"Location": location}, b"")
 
 
+def bomb(size: int, encoding: str = "gzip", content_type: str = "text/html") -> Callable[[], Response]:
+    """`size` zeros under a content coding (see `compression_bomb`), built on the first request."""
+    header = "deflate" if encoding == "raw-deflate" else encoding
+    return lambda: (200, {"Content-Type": content_type, "Content-Encoding": header}, compression_bomb(size, encoding))
+
+
 PHOTO_JPEG = make_image("JPEG", (120, 90))
 PHOTO_PNG = make_image("PNG", (50, 50), (0, 160, 0))
 PHOTO_WEBP = make_image("WEBP", (70, 30), (0, 0, 180))
 PHOTO_GIF = make_image("GIF", (40, 40), (200, 200, 0))
 ROTATED_JPEG = rotated_jpeg()
+BOMB_BYTES = 1 << 30  # inflated; about 1 MB on the wire
 CORRUPT_JPEG = PHOTO_JPEG[: len(PHOTO_JPEG) // 2]
 
 
@@ -175,12 +195,18 @@ def catalogue_site(*, huge_bytes: int = 2 * 1024 * 1024, extra_html: str = "") -
             "/error": page(html("Error", "boom"), 500),
             "/busy": page(html("Busy", "later"), 429, **{"Retry-After": "120"}),
             "/huge": page(html("Huge", "x" * huge_bytes)),
-            "/gzip-bomb": lambda: (
-                200,
-                {"Content-Type": "text/html", "Content-Encoding": "gzip"},
-                gzip_bomb(huge_bytes * 4),
-            ),
+            "/gzip-bomb": bomb(BOMB_BYTES),
             "/report.pdf": blob(b"%PDF-1.4 not a page", "application/pdf"),
+            "/download": blob(b"\x00\x01 not a page either", "application/octet-stream"),
+            "/overloaded": page(html("Overloaded", "later"), 503, **{"Retry-After": "30"}),
+            "/attachment": page(
+                html("Attachment", "<p>an HTML page sent as a download</p>"),
+                200,
+                **{"Content-Disposition": 'attachment; filename="page.html"'},
+            ),
+            "/loop": redirect("/loop"),
+            "/bomb-gallery": page(html("Bomb gallery", "<img src='/img/gzip-bomb.jpg'><img src='/img/photo.jpg'>")),
+            "/img/gzip-bomb.jpg": bomb(BOMB_BYTES, content_type="image/jpeg"),
             "/img/photo.jpg": blob(PHOTO_JPEG, "image/jpeg"),
             "/img/photo.png": blob(PHOTO_PNG, "image/png"),
             "/img/photo.webp": blob(PHOTO_WEBP, "image/webp"),
@@ -196,4 +222,7 @@ def catalogue_site(*, huge_bytes: int = 2 * 1024 * 1024, extra_html: str = "") -
         return 200, {"Content-Type": "text/html"}, html("Slow", "finally")
 
     site.routes["/slow"] = slow
+    # /hop/0 is MAX_REDIRECTS + 1 redirects from /static, /hop/1 exactly MAX_REDIRECTS.
+    for hop in range(MAX_REDIRECTS + 1):
+        site.routes[f"/hop/{hop}"] = redirect(f"/hop/{hop + 1}" if hop < MAX_REDIRECTS else "/static")
     return site

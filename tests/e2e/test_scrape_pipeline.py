@@ -192,6 +192,23 @@ async def test_bad_pages_end_with_their_failure_class(scraping: Process, db: asy
     assert [a["error_type"] for a in attempts] == ["http_5xx", "http_5xx"]  # retryable: tried twice
 
 
+async def test_pages_the_browser_cannot_render_fail_at_once_like_over_http(
+    scraping: Process, db: asyncpg.Pool, site: LocalSite
+) -> None:
+    cases = {"/loop": "too_many_redirects", "/download": "non_html"}
+    specs = [
+        spec(site.url(path), render, attempts=3, timeout=seconds(20))
+        for path in cases
+        for render in (jobs_pb2.RENDER_MODE_HTTP, jobs_pb2.RENDER_MODE_BROWSER)
+    ]
+    ids = await run(scraping.port or 0, db, specs)
+    for job_id, error_type in zip(ids, [t for t in cases.values() for _ in range(2)], strict=True):
+        row = await job_row(db, job_id)
+        assert row["state"] == "dead" and row["last_error"].startswith(error_type + ":"), (job_id, row["last_error"])
+        attempts = await db.fetch("SELECT error_type FROM job_attempts WHERE job_id = $1", job_id)
+        assert [a["error_type"] for a in attempts] == [error_type]  # final: not retried
+
+
 async def test_an_untrusted_certificate_is_a_tls_error(scraping: Process, db: asyncpg.Pool, tmp_path: Path) -> None:
     pki = make_pki(tmp_path)  # a CA the worker does not trust
     secure = LocalSite(routes={"/": page(html("Secure", "hello"))}).start(tls=(pki.server_cert, pki.server_key))

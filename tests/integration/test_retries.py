@@ -96,7 +96,8 @@ async def test_expired_lease_counts_as_a_failed_attempt(queue: Queue, db: asyncp
         assert leased.attempt == attempt
         assert await queue.reap_expired(batch=10, now=now + dt.timedelta(seconds=29)) == []
         state = "queued" if attempt < 3 else "dead"
-        assert await queue.reap_expired(batch=10, now=now + dt.timedelta(seconds=30)) == [(job_id, state)]
+        reaped = await queue.reap_expired(batch=10, now=now + dt.timedelta(seconds=30))
+        assert [(job.id, job.state) for job in reaped] == [(job_id, state)]
     rows = await db.fetch("SELECT outcome, error_message FROM job_attempts WHERE job_id = $1", job_id)
     assert [(r["outcome"], r["error_message"]) for r in rows] == [("expired", "lease expired")] * 3
 

@@ -29,8 +29,8 @@ async def reap_forever(queue: Queue, wakeup: Wakeup, interval: float, metrics: C
             while True:
                 reaped = await queue.reap_expired(batch=REAP_BATCH)
                 if reaped:
-                    metrics.reaped(state for _, state in reaped)
-                    log.info("reaped %d expired lease(s)", len(reaped), extra={"job_ids": [i for i, _ in reaped]})
+                    metrics.reaped(job.state for job in reaped)
+                    log.info("reaped %d expired lease(s)", len(reaped), extra={"job_ids": [job.id for job in reaped]})
                     wakeup.notify()
                 if len(reaped) < REAP_BATCH:
                     break

@@ -1,7 +1,7 @@
 """Domain errors of the coordinator, typed by what the caller should do.
 
-The servicers map them to gRPC status codes in one place (coordinator/status.py); asyncpg
-errors are translated to these at the queue boundary (coordinator/queue.py).
+The servicers map them to gRPC status codes in one place (coordinator/api/status.py); asyncpg
+errors are translated to these at the storage boundary (coordinator/storage/translate.py).
 """
 
 from __future__ import annotations

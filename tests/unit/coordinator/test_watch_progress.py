@@ -14,19 +14,19 @@ from crawlfleet.coordinator.api.watch import (
     watch_target,
 )
 from crawlfleet.coordinator.errors import InvalidArgument
-from crawlfleet.coordinator.storage.watch import WatchedJobRow
+from crawlfleet.coordinator.storage.rows import WatchedJob
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import jobs_pb2
 
 T0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 
 
-def succeeded(job_id: int, *, seconds: int = 0, error: str | None = None) -> WatchedJobRow:
-    return WatchedJobRow(job_id, "succeeded", 1, T0 + dt.timedelta(seconds=seconds), error)
+def succeeded(job_id: int, *, seconds: int = 0, error: str | None = None) -> WatchedJob:
+    return WatchedJob(job_id, "succeeded", 1, T0 + dt.timedelta(seconds=seconds), error)
 
 
-def missing(job_id: int) -> WatchedJobRow:
-    return WatchedJobRow(job_id, None, None, None, None)
+def missing(job_id: int) -> WatchedJob:
+    return WatchedJob(job_id, None, None, None, None)
 
 
 def test_target_dedupes_and_sorts_ids() -> None:
@@ -56,7 +56,7 @@ def test_snapshot_always_answers_and_counts_only_found_jobs() -> None:
 def test_jobs_come_in_finish_order_with_their_details() -> None:
     progress = WatchProgress([1, 2, 3])
     progress.report([])
-    dead = WatchedJobRow(3, "dead", 5, T0, "http_503: down")
+    dead = WatchedJob(3, "dead", 5, T0, "http_503: down")
     (message,) = progress.report([succeeded(1, seconds=2), dead, succeeded(2, seconds=1)])
     assert [job.job_id for job in message.jobs] == [3, 2, 1]
     assert message.jobs[0] == pb.FinishedJob(

@@ -196,6 +196,20 @@ def test_image_urls_from_img_srcset_picture_and_meta_deduplicated_in_order() -> 
     )
 
 
+def test_image_urls_naming_the_same_image_count_once_as_first_written() -> None:
+    data = page(
+        '<img src="/img/a.jpg"><img src="HTTPS://Example.COM:443/img/a.jpg">'
+        '<img src="/x/../img/./a.jpg#zoom"><img src="https://example.com:8443/img/a.jpg">',
+        head='<meta property="og:image" content="https://example.com:443/img/a.jpg">',
+    )
+    assert data.image_urls == ("https://example.com/img/a.jpg", "https://example.com:8443/img/a.jpg")
+
+
+def test_an_image_written_with_its_default_port_first_keeps_that_spelling() -> None:
+    data = page('<img src="https://example.com:443/b.png"><img src="/b.png"><img src="http://example.com/b.png">')
+    assert data.image_urls == ("https://example.com:443/b.png", "http://example.com/b.png")  # http is not https
+
+
 def test_image_urls_are_capped_keeping_the_first() -> None:
     data = page("".join(f'<img src="/i/{i}.png">' for i in range(MAX_IMAGE_URLS + 10)))
     assert len(data.image_urls) == MAX_IMAGE_URLS

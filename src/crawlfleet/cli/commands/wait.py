@@ -10,6 +10,7 @@ from crawlfleet.cli.client import Client
 from crawlfleet.cli.context import Context, Progress
 from crawlfleet.cli.errors import EXIT_JOBS_FAILED, EXIT_OK, EXIT_TIMEOUT, UsageError
 from crawlfleet.cli.render import STATES, TERMINAL_STATES, format_duration, parse_duration, state_name, truncate
+from crawlfleet.common.states import TERMINAL_STATE_NAMES
 from crawlfleet.v1 import admin_pb2, jobs_pb2
 
 POLL_INTERVAL = 0.5
@@ -94,7 +95,7 @@ def wait_all(ctx: Context, client: Client, deadline: float | None, interval: flo
         time.sleep(interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic())))
         current = counts()
     progress.finish()
-    grown = {s: current.get(s, 0) - first.get(s, 0) for s in ("succeeded", "dead", "cancelled")}
+    grown = {s: current.get(s, 0) - first.get(s, 0) for s in TERMINAL_STATE_NAMES}
     if ctx.settings.json:
         ctx.json({"timed_out": live > 0, "live": live, "finished_meanwhile": grown})
     else:

@@ -7,9 +7,9 @@ import re
 
 import grpc
 
+from crawlfleet.common.states import STATE_NAMES
 from crawlfleet.coordinator.api import convert
 from crawlfleet.coordinator.api.admin_convert import (
-    STATE_NAMES,
     attempt_message,
     job_filter,
     job_message,
@@ -23,7 +23,6 @@ from crawlfleet.coordinator.api.admin_convert import (
 from crawlfleet.coordinator.api.status import handles_errors
 from crawlfleet.coordinator.errors import InvalidArgument, NotFound
 from crawlfleet.coordinator.storage.admin import AdminQueue, JobFilterValues
-from crawlfleet.coordinator.storage.queue import Queue
 from crawlfleet.coordinator.wakeup import Wakeup
 from crawlfleet.v1 import admin_pb2 as pb
 from crawlfleet.v1 import admin_pb2_grpc, jobs_pb2
@@ -38,25 +37,24 @@ DEFAULT_WORKERS_WINDOW = 300.0
 
 
 class AdminServicer(admin_pb2_grpc.AdminServicer):
-    def __init__(self, queue: Queue, admin: AdminQueue, wakeup: Wakeup) -> None:
-        self._queue = queue
+    def __init__(self, admin: AdminQueue, wakeup: Wakeup) -> None:
         self._admin = admin
         self._wakeup = wakeup
 
     @handles_errors
     async def GetJob(self, request: pb.GetJobRequest, context: Ctx) -> pb.GetJobResponse:  # type: ignore[type-arg]
         """One job with its attempts and its result."""
-        row, attempts = await self._queue.get_job(convert.positive_id(request.job_id, "job_id"))
-        job = job_message(row)
-        job.attempts.extend(attempt_message(a) for a in attempts)
-        if row["result"] is not None:
-            job.result.ParseFromString(row["result"])
+        history = await self._admin.get_job(convert.positive_id(request.job_id, "job_id"))
+        job = job_message(history.job)
+        job.attempts.extend(attempt_message(a) for a in history.attempts)
+        if history.job.result is not None:
+            job.result.ParseFromString(history.job.result)
         return pb.GetJobResponse(job=job)
 
     @handles_errors
     async def CancelJob(self, request: pb.CancelJobRequest, context: Ctx) -> pb.CancelJobResponse:  # type: ignore[type-arg]
         """Cancel a job; a leased one ends at its worker's next heartbeat."""
-        state = await self._queue.cancel(convert.positive_id(request.job_id, "job_id"))
+        state = await self._admin.cancel(convert.positive_id(request.job_id, "job_id"))
         return pb.CancelJobResponse(state=job_state(state))
 
     @handles_errors
@@ -140,7 +138,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         rows = await self._admin.list_jobs(
             job_filter(request.filter, "filter"), before_id=cursor if cursor is not None else 2**63 - 1, limit=size
         )
-        next_token = str(rows[-1]["id"]) if len(rows) == size else ""
+        next_token = str(rows[-1].id) if len(rows) == size else ""
         return pb.ListJobsResponse(jobs=[job_message(r) for r in rows], next_page_token=next_token)
 
     @handles_errors
@@ -167,8 +165,8 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             raise InvalidArgument("limit", f"must be between 1 and {MAX_PURGE_LIMIT}")
         states = terminal_states(list(request.states), "states")
         bound = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=age)
-        jobs, images = await self._admin.purge(states=states, finished_before=bound, limit=limit)
-        return pb.PurgeJobsResponse(deleted_jobs=jobs, deleted_images=images)
+        purged = await self._admin.purge(states=states, finished_before=bound, limit=limit)
+        return pb.PurgeJobsResponse(deleted_jobs=purged.deleted_jobs, deleted_images=purged.deleted_images)
 
     @handles_errors
     async def GetThumbnail(
@@ -179,12 +177,12 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         """A stored thumbnail with its bytes."""
         if not _SHA256.match(request.sha256):
             raise InvalidArgument("sha256", "must be 64 lower-case hex digits")
-        row = await self._queue.thumbnail(request.sha256)
-        if row is None:
+        thumb = await self._admin.thumbnail(request.sha256)
+        if thumb is None:
             raise NotFound(f"no thumbnail with sha256 {request.sha256}", metadata={"sha256": request.sha256})
         return pb.GetThumbnailResponse(
             thumbnail=jobs_pb2.Thumbnail(
-                sha256=row["sha256"], format=row["format"], width=row["width"], height=row["height"], data=row["data"]
+                sha256=thumb.sha256, format=thumb.format, width=thumb.width, height=thumb.height, data=thumb.data
             )
         )
 
@@ -197,16 +195,16 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         """Results of succeeded jobs after the page token, in job id order."""
         size = page_size(request.page_size, default=100, maximum=MAX_PAGE_SIZE)
         cursor = page_cursor(request.page_token) or 0
-        rows = await self._queue.results_after(cursor, size, request.kind or None)
+        rows = await self._admin.results_after(cursor, size, request.kind or None)
         entries = [
             pb.ResultEntry(
-                job_id=r["id"],
-                kind=r["kind"],
-                target_url=r["target_url"] or "",
-                finished_at=convert.timestamp(r["finished_at"]),
-                result=jobs_pb2.JobResult.FromString(r["result"]),
+                job_id=r.id,
+                kind=r.kind,
+                target_url=r.target_url or "",
+                finished_at=convert.timestamp(r.finished_at),
+                result=jobs_pb2.JobResult.FromString(r.result),
             )
             for r in rows
         ]
-        next_token = str(rows[-1]["id"]) if len(rows) == size else ""
+        next_token = str(rows[-1].id) if len(rows) == size else ""
         return pb.ListResultsResponse(results=entries, next_page_token=next_token)

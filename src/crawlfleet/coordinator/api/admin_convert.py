@@ -3,32 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
+from crawlfleet.common.states import STATE_NAMES, TERMINAL_STATE_NAMES, JobState
 from crawlfleet.coordinator.api import convert
 from crawlfleet.coordinator.errors import InvalidArgument
-from crawlfleet.coordinator.storage.admin import TERMINAL_STATES, JobFilterValues
+from crawlfleet.coordinator.storage.admin import JobFilterValues
+from crawlfleet.coordinator.storage.admin_rows import Attempt, JobDetail, JobSummary, WorkerRow
 from crawlfleet.v1 import admin_pb2 as pb
 from crawlfleet.v1 import jobs_pb2
 
-STATE_NAMES = ("queued", "leased", "succeeded", "dead", "cancelled")
 MAX_FILTER_TEXT = 2048
 
 
 def job_state(name: str) -> jobs_pb2.JobState.ValueType:
-    return jobs_pb2.JobState.Value(f"JOB_STATE_{name.upper()}")
+    """The message value of a database state."""
+    return JobState(name).to_proto()
 
 
 def state_name(value: int, field: str) -> str:
-    if value not in jobs_pb2.JobState.values() or value == jobs_pb2.JOB_STATE_UNSPECIFIED:
-        raise InvalidArgument(field, f"is not a job state: {value}")
-    return jobs_pb2.JobState.Name(jobs_pb2.JobState.ValueType(value)).removeprefix("JOB_STATE_").lower()
+    """The database state of a request's state; ``InvalidArgument`` naming ``field`` otherwise."""
+    try:
+        return JobState.from_proto(value).value
+    except ValueError:
+        raise InvalidArgument(field, f"is not a job state: {value}") from None
 
 
 def terminal_states(values: list[int], field: str) -> tuple[str, ...]:
-    names = tuple(state_name(v, f"{field}[{i}]") for i, v in enumerate(values)) or TERMINAL_STATES
+    names = tuple(state_name(v, f"{field}[{i}]") for i, v in enumerate(values)) or TERMINAL_STATE_NAMES
     for i, name in enumerate(names):
-        if name not in TERMINAL_STATES:
+        if not JobState(name).is_terminal:
             raise InvalidArgument(f"{field}[{i}]", "only succeeded, dead and cancelled jobs can be purged")
     return names
 
@@ -46,48 +49,48 @@ def job_filter(flt: pb.JobFilter, field: str) -> JobFilterValues:
     )
 
 
-def job_message(row: Mapping[str, Any]) -> jobs_pb2.Job:
-    """A job row (of job_get or job_list_filtered) without attempts or result."""
+def job_message(row: JobSummary | JobDetail) -> jobs_pb2.Job:
+    """A job without attempts or result."""
     return jobs_pb2.Job(
-        id=row["id"],
-        kind=row["kind"],
-        state=job_state(row["state"]),
-        spec=jobs_pb2.JobSpec.FromString(row["spec"]),
-        target_url=row["target_url"] or "",
-        attempt=row["attempt"],
-        max_attempts=row["max_attempts"],
-        created_at=convert.timestamp(row["created_at"]),
-        run_at=convert.timestamp(row["run_at"]),
-        leased_at=convert.timestamp(row["leased_at"]),
-        lease_expires_at=convert.timestamp(row["lease_expires_at"]),
-        leased_by=row["leased_by"] or "",
-        finished_at=convert.timestamp(row["finished_at"]),
-        last_error=row["last_error"] or "",
-        cancel_requested=row["cancel_requested"],
+        id=row.id,
+        kind=row.kind,
+        state=job_state(row.state),
+        spec=jobs_pb2.JobSpec.FromString(row.spec),
+        target_url=row.target_url or "",
+        attempt=row.attempt,
+        max_attempts=row.max_attempts,
+        created_at=convert.timestamp(row.created_at),
+        run_at=convert.timestamp(row.run_at),
+        leased_at=convert.timestamp(row.leased_at),
+        lease_expires_at=convert.timestamp(row.lease_expires_at),
+        leased_by=row.leased_by or "",
+        finished_at=convert.timestamp(row.finished_at),
+        last_error=row.last_error or "",
+        cancel_requested=row.cancel_requested,
     )
 
 
-def attempt_message(row: Mapping[str, Any]) -> jobs_pb2.Attempt:
+def attempt_message(row: Attempt) -> jobs_pb2.Attempt:
     return jobs_pb2.Attempt(
-        number=row["attempt"],
-        worker_id=row["worker_id"],
-        started_at=convert.timestamp(row["started_at"]),
-        finished_at=convert.timestamp(row["finished_at"]),
-        outcome=row["outcome"],
-        error_type=row["error_type"] or "",
-        error_message=row["error_message"] or "",
+        number=row.attempt,
+        worker_id=row.worker_id,
+        started_at=convert.timestamp(row.started_at),
+        finished_at=convert.timestamp(row.finished_at),
+        outcome=row.outcome,
+        error_type=row.error_type or "",
+        error_message=row.error_message or "",
     )
 
 
-def worker_status(row: Mapping[str, Any]) -> pb.WorkerStatus:
+def worker_status(row: WorkerRow) -> pb.WorkerStatus:
     return pb.WorkerStatus(
-        worker_id=row["id"],
-        host=row["host"],
-        version=row["version"],
-        kinds=list(row["kinds"]),
-        first_seen_at=convert.timestamp(row["first_seen_at"]),
-        last_seen_at=convert.timestamp(row["last_seen_at"]),
-        in_flight=row["in_flight"],
+        worker_id=row.id,
+        host=row.host,
+        version=row.version,
+        kinds=list(row.kinds),
+        first_seen_at=convert.timestamp(row.first_seen_at),
+        last_seen_at=convert.timestamp(row.last_seen_at),
+        in_flight=row.in_flight,
     )
 
 

@@ -11,14 +11,16 @@ from collections.abc import AsyncIterator
 import grpc
 
 from crawlfleet.coordinator.api import convert
-from crawlfleet.coordinator.api.results import ResultRows, split_result
+from crawlfleet.coordinator.api.results import split_result
 from crawlfleet.coordinator.api.status import handles_errors, handles_stream_errors
 from crawlfleet.coordinator.api.validation import validate_enqueue
 from crawlfleet.coordinator.api.watch import WatchStreams
 from crawlfleet.coordinator.errors import Draining, InvalidArgument
 from crawlfleet.coordinator.metrics import CoordinatorMetrics
 from crawlfleet.coordinator.settings import CoordinatorSettings
-from crawlfleet.coordinator.storage.queue import LeasedRow, Queue
+from crawlfleet.coordinator.storage.queue import Queue
+from crawlfleet.coordinator.storage.result_rows import ResultRows
+from crawlfleet.coordinator.storage.rows import Completion, LeasedJob, LeaseRef
 from crawlfleet.coordinator.wakeup import Wakeup, wait_for
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import job_queue_pb2_grpc, jobs_pb2
@@ -66,12 +68,12 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
     async def Enqueue(self, request: pb.EnqueueRequest, context: Ctx) -> pb.EnqueueResponse:  # type: ignore[type-arg]
         """Add jobs atomically; duplicates of live jobs return the live job."""
         jobs = validate_enqueue(list(request.jobs), self._settings)
-        ids = await self._queue.enqueue(jobs)
-        created = sum(1 for _, c in ids if c)
+        enqueued = await self._queue.enqueue(jobs)
+        created = sum(1 for job in enqueued if job.created)
         self._metrics.enqueued(created)
         if created:
             self._wakeup.notify()  # waiters on this coordinator need not wait for the NOTIFY
-        return pb.EnqueueResponse(jobs=[pb.EnqueuedJob(id=i, created=c) for i, c in ids])
+        return pb.EnqueueResponse(jobs=[pb.EnqueuedJob(id=job.id, created=job.created) for job in enqueued])
 
     @handles_errors
     async def Lease(self, request: pb.LeaseRequest, context: Ctx) -> pb.LeaseResponse:  # type: ignore[type-arg]
@@ -94,7 +96,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
             wait = max(0.0, min(wait, remaining - _DEADLINE_MARGIN_SECONDS))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
-        rows: list[LeasedRow] = []
+        rows: list[LeasedJob] = []
         while True:
             signal = self._wakeup.current()
             rows = await self._claim(request)
@@ -125,7 +127,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
             lease_duration=convert.duration(self._settings.lease_seconds),
         )
 
-    async def _claim(self, request: pb.LeaseRequest) -> list[LeasedRow]:
+    async def _claim(self, request: pb.LeaseRequest) -> list[LeasedJob]:
         """Claim, and if the caller goes away meanwhile, give the claimed jobs straight back."""
         claim = asyncio.ensure_future(
             self._queue.lease(
@@ -167,15 +169,16 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
         if len(request.leases) > MAX_LEASE_BATCH * 10:
             raise InvalidArgument("leases", "too many leases in one heartbeat")
         leases = [
-            (
-                convert.positive_id(ref.job_id, f"leases[{i}].job_id"),
-                convert.lease_token(ref.lease_token, f"leases[{i}].lease_token"),
+            LeaseRef(
+                job_id=convert.positive_id(ref.job_id, f"leases[{i}].job_id"),
+                lease_token=convert.lease_token(ref.lease_token, f"leases[{i}].lease_token"),
             )
             for i, ref in enumerate(request.leases)
         ]
         extended = await self._queue.heartbeat(leases, lease_seconds=self._settings.lease_seconds) if leases else {}
         answers = []
-        for job_id, _ in leases:
+        for lease in leases:
+            job_id = lease.job_id
             ext = extended.get(job_id)
             if ext is None:
                 answers.append(pb.LeaseState(job_id=job_id, status=pb.LEASE_STATUS_LOST))
@@ -202,7 +205,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
             raise InvalidArgument("jobs", "at least one job is required")
         if len(request.jobs) > MAX_COMPLETE_BATCH:
             raise InvalidArgument("jobs", f"at most {MAX_COMPLETE_BATCH} jobs per call")
-        items = []
+        items: list[Completion] = []
         rows: dict[int, ResultRows] = {}
         seen: set[int] = set()
         for i, job in enumerate(request.jobs):
@@ -215,7 +218,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
             token = convert.lease_token(job.lease_token, f"jobs[{i}].lease_token")
             # Deterministic bytes, so an identical replay compares equal to what is stored.
             stored, rows[job_id] = split_result(job_id, job.result, f"jobs[{i}].result")
-            items.append((job_id, token, stored))
+            items.append(Completion(job_id=job_id, lease_token=token, result=stored))
         self._metrics.completed(await self._queue.complete(items, rows))
         return pb.CompleteResponse()
 

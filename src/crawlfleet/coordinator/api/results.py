@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
 
 from crawlfleet.coordinator.errors import InvalidArgument
+from crawlfleet.coordinator.storage.result_rows import ImageRow, PageImageRow, PageRow, ResultRows, ThumbnailRow
 from crawlfleet.v1 import jobs_pb2
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -19,30 +19,6 @@ _PHASH = re.compile(r"^[0-9a-f]{16}$")
 IMAGE_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF"})
 THUMBNAIL_FORMATS = frozenset({"WEBP", "JPEG", "PNG"})
 _RENDERED_WITH = {jobs_pb2.RENDER_MODE_HTTP: "http", jobs_pb2.RENDER_MODE_BROWSER: "browser"}
-
-
-@dataclass
-class ResultRows:
-    """Rows for page_insert_many, image_insert_many, thumbnail_insert_many, page_image_insert_many."""
-
-    pages: list[tuple[object, ...]] = field(default_factory=list)
-    images: list[tuple[object, ...]] = field(default_factory=list)
-    thumbnails: list[tuple[object, ...]] = field(default_factory=list)
-    page_images: list[tuple[object, ...]] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.pages or self.images or self.thumbnails or self.page_images)
-
-    def extend(self, other: ResultRows) -> None:
-        self.pages += other.pages
-        self.images += other.images
-        self.thumbnails += other.thumbnails
-        self.page_images += other.page_images
-
-
-def columns(rows: list[tuple[object, ...]], width: int) -> list[list[object]]:
-    """Rows to the per-column arrays that unnest() takes."""
-    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
 
 def _check(condition: bool, field_path: str, message: str) -> None:
@@ -70,54 +46,88 @@ def check_image(image: jobs_pb2.ImageResult, path: str) -> None:
 
 def split_result(job_id: int, result: jobs_pb2.JobResult, path: str) -> tuple[bytes, ResultRows]:
     """The bytes to keep on the job (thumbnail data removed) and the rows of a scrape result."""
-    rows = ResultRows()
     if result.WhichOneof("payload") != "scrape":
-        return result.SerializeToString(deterministic=True), rows
+        return result.SerializeToString(deterministic=True), ResultRows()
     page = result.scrape
     _check(100 <= page.status_code <= 599, f"{path}.scrape.status_code", "must be an HTTP status")
     _check(page.rendered_with in _RENDERED_WITH, f"{path}.scrape.rendered_with", "must be HTTP or BROWSER")
     _check(bool(page.final_url), f"{path}.scrape.final_url", "is required")
     for k, image in enumerate(page.images):
         check_image(image, f"{path}.scrape.images[{k}]")
-    rows.pages.append(
-        (
-            job_id,
-            page.final_url,
-            page.status_code,
-            page.content_type,
-            page.charset,
-            _RENDERED_WITH[page.rendered_with],
-            page.title,
-            page.meta_description,
-            page.canonical_url,
-            page.language,
-            page.main_text,
-            page.body_bytes,
-            json.dumps([{"url": r.url, "status_code": r.status_code} for r in page.redirects]),
-            json.dumps([{"url": link.url, "text": link.text, "same_host": link.same_host} for link in page.links]),
-            json.dumps(list(page.image_urls)),
-            json.dumps([json.loads(doc) for doc in page.json_ld if _is_json(doc)]),
-            json.dumps(dict(page.open_graph)),
-            json.dumps(dict(page.headers)),
-        )
+    page_row = PageRow(
+        job_id=job_id,
+        final_url=page.final_url,
+        status_code=page.status_code,
+        content_type=page.content_type,
+        charset=page.charset,
+        rendered_with=_RENDERED_WITH[page.rendered_with],
+        title=page.title,
+        meta_description=page.meta_description,
+        canonical_url=page.canonical_url,
+        language=page.language,
+        main_text=page.main_text,
+        body_bytes=page.body_bytes,
+        redirects=json.dumps([{"url": r.url, "status_code": r.status_code} for r in page.redirects]),
+        links=json.dumps([{"url": link.url, "text": link.text, "same_host": link.same_host} for link in page.links]),
+        image_urls=json.dumps(list(page.image_urls)),
+        json_ld=json.dumps([json.loads(doc) for doc in page.json_ld if _is_json(doc)]),
+        open_graph=json.dumps(dict(page.open_graph)),
+        headers=json.dumps(dict(page.headers)),
     )
+    images: list[ImageRow] = []
+    thumbnails: list[ThumbnailRow] = []
+    page_images: list[PageImageRow] = []
     stored = jobs_pb2.JobResult()
     stored.CopyFrom(result)
     for position, (image, kept) in enumerate(zip(page.images, stored.scrape.images, strict=True)):
         if not image.sha256:
-            rows.page_images.append((job_id, position, image.url, None, image.error_type, image.error_message))
+            page_images.append(
+                PageImageRow(
+                    job_id=job_id,
+                    position=position,
+                    url=image.url,
+                    image_sha256=None,
+                    error_type=image.error_type,
+                    error_message=image.error_message,
+                )
+            )
             continue
-        rows.images.append(
-            (image.sha256, image.format, image.width, image.height, image.byte_size, image.perceptual_hash)
+        images.append(
+            ImageRow(
+                sha256=image.sha256,
+                format=image.format,
+                width=image.width,
+                height=image.height,
+                byte_size=image.byte_size,
+                perceptual_hash=image.perceptual_hash,
+            )
         )
-        rows.page_images.append(
-            (job_id, position, image.url, image.sha256, image.error_type or None, image.error_message or None)
+        page_images.append(
+            PageImageRow(
+                job_id=job_id,
+                position=position,
+                url=image.url,
+                image_sha256=image.sha256,
+                error_type=image.error_type or None,
+                error_message=image.error_message or None,
+            )
         )
         for thumb, kept_thumb in zip(image.thumbnails, kept.thumbnails, strict=True):
-            rows.thumbnails.append(
-                (thumb.sha256, image.sha256, thumb.max_side, thumb.width, thumb.height, thumb.format, thumb.data)
+            thumbnails.append(
+                ThumbnailRow(
+                    sha256=thumb.sha256,
+                    image_sha256=image.sha256,
+                    max_side=thumb.max_side,
+                    width=thumb.width,
+                    height=thumb.height,
+                    format=thumb.format,
+                    data=thumb.data,
+                )
             )
             kept_thumb.ClearField("data")
+    rows = ResultRows(
+        pages=(page_row,), images=tuple(images), thumbnails=tuple(thumbnails), page_images=tuple(page_images)
+    )
     return stored.SerializeToString(deterministic=True), rows
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from google.protobuf import duration_pb2
 
 from crawlfleet.coordinator.errors import InvalidArgument
 from crawlfleet.coordinator.settings import CoordinatorSettings
+from crawlfleet.coordinator.storage.rows import NewJob
 from crawlfleet.v1 import jobs_pb2
 
 MAX_URL_LENGTH = 2048
@@ -20,22 +20,6 @@ MAX_NOOP_DURATION_SECONDS = 3600
 MAX_ATTEMPTS_LIMIT = 1000
 MAX_RETRY_INTERVAL_SECONDS = 7 * 24 * 3600
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class NewJob:
-    """One row for job_enqueue_many."""
-
-    kind: str
-    priority: int
-    spec: bytes
-    target_url: str | None
-    dedupe_key: str | None
-    run_at: dt.datetime | None
-    max_attempts: int
-    retry_initial_ms: int
-    retry_multiplier: float
-    retry_max_ms: int
 
 
 def normalize_url(raw: str, field: str) -> str:

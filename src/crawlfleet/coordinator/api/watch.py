@@ -18,7 +18,8 @@ from crawlfleet.coordinator.api import convert
 from crawlfleet.coordinator.api.admin_convert import job_state
 from crawlfleet.coordinator.errors import Draining, InvalidArgument, ResourceExhausted
 from crawlfleet.coordinator.metrics import CoordinatorMetrics
-from crawlfleet.coordinator.storage.watch import WatchedJobRow, WatcherRegistration, WatchQueries
+from crawlfleet.coordinator.storage.rows import WatchedJob
+from crawlfleet.coordinator.storage.watch import WatcherRegistration, WatchQueries
 from crawlfleet.coordinator.wakeup import Wakeup
 from crawlfleet.v1 import job_queue_pb2 as pb
 
@@ -66,7 +67,7 @@ class WatchProgress:
         self.watched_count = len(self.pending)
         self._snapshot_taken = False
 
-    def report(self, rows: Sequence[WatchedJobRow]) -> list[pb.WatchJobsResponse]:
+    def report(self, rows: Sequence[WatchedJob]) -> list[pb.WatchJobsResponse]:
         """Responses for re-checked rows; the first call (the snapshot) always gives one.
 
         Ids not found by the snapshot were never watched; a watched job found missing later
@@ -87,7 +88,7 @@ class WatchProgress:
         return responses
 
     def _batches(
-        self, finished: list[WatchedJobRow], missing: list[int], remaining: int, *, missing_watched: bool
+        self, finished: list[WatchedJob], missing: list[int], remaining: int, *, missing_watched: bool
     ) -> Iterator[pb.WatchJobsResponse]:
         """Messages of bounded count and size: not-found ids first, then the finished jobs."""
         jobs = [finished_job(row) for row in finished]
@@ -109,7 +110,7 @@ class WatchProgress:
             )
 
 
-def finished_job(row: WatchedJobRow) -> pb.FinishedJob:
+def finished_job(row: WatchedJob) -> pb.FinishedJob:
     assert row.state is not None
     return pb.FinishedJob(
         job_id=row.id,

@@ -1,6 +1,9 @@
-"""Operator queries of the queue (stats, health, listings, requeue, purge, counts folding).
+"""The job queue as operators use it (the Admin service, and the job gauges and count upkeep of the
+coordinator): jobs and their attempts, results, thumbnails, stats, health, workers, cancel,
+requeue, purge. The worker and producer side is queue.py.
 
-With queue.py, the only modules of the coordinator that run SQL.
+Every method is one short transaction over named statements (statements.py) and returns typed
+rows; driver errors become coordinator errors (translate.py).
 """
 
 from __future__ import annotations
@@ -11,10 +14,18 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from crawlfleet.coordinator.storage import sql
-from crawlfleet.coordinator.storage.queue import translated
-
-TERMINAL_STATES = ("succeeded", "dead", "cancelled")
+from crawlfleet.coordinator.errors import JobNotFound
+from crawlfleet.coordinator.storage import statements as q
+from crawlfleet.coordinator.storage.admin_rows import (
+    JobHistory,
+    JobResultRow,
+    JobSummary,
+    PurgeCounts,
+    QueueHealth,
+    StoredThumbnail,
+    WorkerRow,
+)
+from crawlfleet.coordinator.storage.translate import translated
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -29,15 +40,6 @@ class JobFilterValues:
     error_type: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Health:
-    due: int
-    oldest_due_run_at: dt.datetime | None
-    expiring_soon: int
-    expired: int
-    now: dt.datetime
-
-
 def _like_prefix(prefix: str | None) -> str | None:
     """A LIKE pattern matching the prefix literally."""
     if prefix is None:
@@ -46,25 +48,53 @@ def _like_prefix(prefix: str | None) -> str | None:
 
 
 class AdminQueue:
+    """Operator queries over an asyncpg pool. `now` parameters exist so tests control time."""
+
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
+    async def get_job(self, job_id: int) -> JobHistory:
+        """The job and its attempts."""
+        async with translated(), self._pool.acquire() as conn:
+            job = await q.JOB_GET.fetch_one(conn, job_id=job_id)
+            if job is None:
+                raise JobNotFound(job_id)
+            attempts = await q.JOB_ATTEMPT_LIST.fetch(conn, job_id=job_id)
+        return JobHistory(job=job, attempts=attempts)
+
+    async def cancel(self, job_id: int, now: dt.datetime | None = None) -> str:
+        """Cancel a job; return its state afterwards (leased jobs end at their next heartbeat)."""
+        async with translated():
+            outcome = await q.JOB_CANCEL.fetch_one(self._pool, job_id=job_id, now=now)
+        if outcome is None:
+            raise JobNotFound(job_id)
+        return outcome.state
+
+    async def thumbnail(self, sha256: str) -> StoredThumbnail | None:
+        async with translated():
+            return await q.THUMBNAIL_GET.fetch_one(self._pool, sha256=sha256)
+
+    async def results_after(self, after_id: int, limit: int, kind: str | None) -> list[JobResultRow]:
+        """Succeeded jobs with results, by id after a cursor."""
+        async with translated():
+            return await q.RESULT_LIST_AFTER.fetch(self._pool, after_id=after_id, limit=limit, kind=kind)
+
     async def fold_counts(self) -> None:
         async with translated():
-            await self._pool.execute(sql.query("job_count_fold"))
+            await q.JOB_COUNT_FOLD.execute(self._pool)
 
     async def rebuild_counts(self) -> None:
         """Recount every job (a full scan): repairs counts after SQL written behind the queue's back."""
         async with translated(), self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(sql.query("job_count_lock"))
-            await conn.execute(sql.query("job_count_clear"))
-            await conn.execute(sql.query("job_count_rebuild"))
+            await q.JOB_COUNT_LOCK.execute(conn)
+            await q.JOB_COUNT_CLEAR.execute(conn)
+            await q.JOB_COUNT_REBUILD.execute(conn)
 
     async def counts(self) -> dict[tuple[str, str], int]:
         """Exact job counts by (kind, state)."""
         async with translated():
-            rows = await self._pool.fetch(sql.query("job_count_by_kind_state"))
-        return {(r["kind"], r["state"]): r["count"] for r in rows}
+            rows = await q.JOB_COUNT_BY_KIND_STATE.fetch(self._pool)
+        return {(r.kind, r.state): r.jobs for r in rows}
 
     async def counts_by_state(self) -> dict[str, int]:
         totals: dict[str, int] = {}
@@ -72,37 +102,29 @@ class AdminQueue:
             totals[state] = totals.get(state, 0) + count
         return totals
 
-    async def health(self, *, expiring_within: float, now: dt.datetime | None = None) -> Health:
+    async def health(self, *, expiring_within: float, now: dt.datetime | None = None) -> QueueHealth:
         async with translated():
-            row = await self._pool.fetchrow(sql.query("queue_health"), round(expiring_within * 1000), now)
-        assert row is not None
-        return Health(
-            due=row["due"],
-            oldest_due_run_at=row["oldest_due_run_at"],
-            expiring_soon=row["expiring_soon"],
-            expired=row["expired"],
-            now=row["now"],
-        )
+            health = await q.QUEUE_HEALTH.fetch_one(self._pool, expiring_ms=round(expiring_within * 1000), now=now)
+        assert health is not None  # one row, always
+        return health
 
-    async def workers_seen_since(self, since: dt.datetime) -> list[asyncpg.Record]:
+    async def workers_seen_since(self, since: dt.datetime) -> list[WorkerRow]:
         async with translated():
-            return list(await self._pool.fetch(sql.query("worker_list_seen"), since))
+            return await q.WORKER_LIST_SEEN.fetch(self._pool, since=since)
 
-    async def list_jobs(self, flt: JobFilterValues, *, before_id: int, limit: int) -> list[asyncpg.Record]:
+    async def list_jobs(self, flt: JobFilterValues, *, before_id: int, limit: int) -> list[JobSummary]:
         """Jobs matching the filter with id < before_id, newest first."""
         async with translated():
-            return list(
-                await self._pool.fetch(
-                    sql.query("job_list_filtered"),
-                    list(flt.states),
-                    flt.kind,
-                    _like_prefix(flt.url_prefix),
-                    flt.created_after,
-                    flt.created_before,
-                    _like_prefix(flt.error_type),
-                    before_id,
-                    limit,
-                )
+            return await q.JOB_LIST_FILTERED.fetch(
+                self._pool,
+                states=list(flt.states),
+                kind=flt.kind,
+                url_like=_like_prefix(flt.url_prefix),
+                created_after=flt.created_after,
+                created_before=flt.created_before,
+                error_like=_like_prefix(flt.error_type),
+                before_id=before_id,
+                limit=limit,
             )
 
     async def requeue_dead(
@@ -115,24 +137,26 @@ class AdminQueue:
     ) -> list[int]:
         """Requeue dead jobs matching the filter (and among job_ids, when given); their ids."""
         async with translated():
-            rows = await self._pool.fetch(
-                sql.query("job_requeue_dead"),
-                None if job_ids is None else list(job_ids),
-                flt.kind,
-                _like_prefix(flt.url_prefix),
-                flt.created_after,
-                flt.created_before,
-                _like_prefix(flt.error_type),
-                now,
-                limit,
+            requeued = await q.JOB_REQUEUE_DEAD.fetch(
+                self._pool,
+                job_ids=None if job_ids is None else list(job_ids),
+                kind=flt.kind,
+                url_like=_like_prefix(flt.url_prefix),
+                created_after=flt.created_after,
+                created_before=flt.created_before,
+                error_like=_like_prefix(flt.error_type),
+                now=now,
+                limit=limit,
             )
-        return sorted(r["id"] for r in rows)
+        return sorted(job.id for job in requeued)
 
-    async def purge(self, *, states: Sequence[str], finished_before: dt.datetime, limit: int) -> tuple[int, int]:
-        """Delete finished jobs and the images left without pages; (jobs, images) deleted."""
+    async def purge(self, *, states: Sequence[str], finished_before: dt.datetime, limit: int) -> PurgeCounts:
+        """Delete finished jobs and the images left without pages."""
         async with translated(), self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(sql.query("job_purge_finished"), list(states), finished_before, limit)
-            assert row is not None
-            candidates = row["image_candidates"] or []
-            images = await conn.fetch(sql.query("image_delete_unreferenced"), candidates) if candidates else []
-        return row["deleted_jobs"], len(images)
+            purged = await q.JOB_PURGE_FINISHED.fetch_one(
+                conn, states=list(states), finished_before=finished_before, limit=limit
+            )
+            assert purged is not None  # one row, always
+            candidates = purged.image_candidates or []
+            images = await q.IMAGE_DELETE_UNREFERENCED.fetch(conn, sha256s=candidates) if candidates else []
+        return PurgeCounts(deleted_jobs=purged.deleted_jobs, deleted_images=len(images))

@@ -7,6 +7,7 @@ import logging
 import asyncpg
 
 from crawlfleet.coordinator.storage import sql
+from crawlfleet.coordinator.storage import statements as q
 
 log = logging.getLogger(__name__)
 
@@ -25,19 +26,19 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
     """
     known = {m.version: m for m in sql.migrations()}
     async with conn.transaction():
-        await conn.execute(sql.query("migration_lock"))
-        await conn.execute(sql.query("migration_table_create"))
-        applied = {row["version"]: row for row in await conn.fetch(sql.query("migration_applied_list"))}
+        await q.MIGRATION_LOCK.execute(conn)
+        await q.MIGRATION_TABLE_CREATE.execute(conn)
+        applied = {row.version: row for row in await q.MIGRATION_APPLIED_LIST.fetch(conn)}
         for version, row in applied.items():
             migration = known.get(version)
             if migration is None:
                 raise MigrationMismatch(
-                    f"the database has migration {version:04d}_{row['name']}, which this coordinator does not know: "
+                    f"the database has migration {version:04d}_{row.name}, which this coordinator does not know: "
                     "this coordinator is older than the database schema; upgrade it"
                 )
-            if row["checksum"] != migration.checksum:
+            if row.checksum != migration.checksum:
                 raise MigrationMismatch(
-                    f"migration {version:04d}_{row['name']} changed after it was applied to this database; "
+                    f"migration {version:04d}_{row.name} changed after it was applied to this database; "
                     "migrations are immutable: add a new numbered one instead"
                 )
         done = []
@@ -45,7 +46,9 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
             if migration.version in applied:
                 continue
             await conn.execute(migration.sql)
-            await conn.execute(sql.query("migration_record"), migration.version, migration.name, migration.checksum)
+            await q.MIGRATION_RECORD.execute(
+                conn, version=migration.version, name=migration.name, checksum=migration.checksum
+            )
             done.append(migration.version)
             log.info("applied migration %04d_%s", migration.version, migration.name)
     return done

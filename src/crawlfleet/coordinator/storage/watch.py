@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import uuid
 from collections.abc import Sequence
@@ -20,8 +19,9 @@ from typing import NamedTuple
 import asyncpg
 
 from crawlfleet.coordinator.errors import DatabaseUnavailable
-from crawlfleet.coordinator.storage import sql
-from crawlfleet.coordinator.storage.queue import translated
+from crawlfleet.coordinator.storage import statements as q
+from crawlfleet.coordinator.storage.rows import WatchedJob
+from crawlfleet.coordinator.storage.translate import translated
 
 log = logging.getLogger(__name__)
 
@@ -29,16 +29,6 @@ FINISHED_CHANNEL = "crawlfleet_jobs_finished"
 # A registration lasts this long unless refreshed, so a crashed coordinator's runs out soon.
 WATCHER_TTL_SECONDS = 30.0
 WATCHER_REFRESH_SECONDS = WATCHER_TTL_SECONDS / 3
-
-
-class WatchedJobRow(NamedTuple):
-    """A watched job that is terminal, or (state None) that does not exist."""
-
-    id: int
-    state: str | None
-    attempt: int | None
-    finished_at: dt.datetime | None
-    last_error: str | None
 
 
 class UnfinishedJobs(NamedTuple):
@@ -54,28 +44,29 @@ class WatchQueries:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def finished_or_missing(self, job_ids: Sequence[int], *, find_missing: bool) -> list[WatchedJobRow]:
+    async def finished_or_missing(self, job_ids: Sequence[int], *, find_missing: bool) -> list[WatchedJob]:
         """The jobs among job_ids that are terminal and, if find_missing, the ids that match no job."""
         if not job_ids:
             return []
         async with translated():
-            rows = await self._pool.fetch(sql.query("job_watch_finished_many"), list(job_ids), find_missing)
-        return [WatchedJobRow(*row) for row in rows]
+            return await q.JOB_WATCH_FINISHED_MANY.fetch(self._pool, job_ids=list(job_ids), find_missing=find_missing)
 
     async def unfinished_ids(self, limit: int) -> UnfinishedJobs:
         """Ids of up to `limit` queued or leased jobs."""
         async with translated():
-            rows = await self._pool.fetch(sql.query("job_list_unfinished_ids"), limit + 1)
-        ids = [row["id"] for row in rows]
+            row = await q.JOB_LIST_UNFINISHED_IDS.fetch_one(self._pool, limit=limit + 1)
+        ids = (row.ids if row else None) or []
         return UnfinishedJobs(ids=ids[:limit], complete=len(ids) <= limit)
 
     async def register_watcher(self, coordinator_id: uuid.UUID, ttl_seconds: float) -> None:
         async with translated():
-            await self._pool.execute(sql.query("job_watcher_register"), coordinator_id, round(ttl_seconds * 1000))
+            await q.JOB_WATCHER_REGISTER.execute(
+                self._pool, coordinator_id=coordinator_id, ttl_ms=round(ttl_seconds * 1000)
+            )
 
     async def unregister_watcher(self, coordinator_id: uuid.UUID) -> None:
         async with translated():
-            await self._pool.execute(sql.query("job_watcher_unregister"), coordinator_id)
+            await q.JOB_WATCHER_UNREGISTER.execute(self._pool, coordinator_id=coordinator_id)
 
 
 class WatcherRegistration:

@@ -12,7 +12,7 @@ ON CONFLICT (kind, state) DO UPDATE SET count = c.count + excluded.count;
 
 -- name: job_count_by_kind_state
 -- Exact counts: folded counts plus the deltas not folded yet.
-SELECT kind, state, sum(n)::bigint AS count
+SELECT kind, state, sum(n)::bigint AS jobs
 FROM (SELECT kind, state, count AS n FROM job_counts
       UNION ALL
       SELECT kind, state, delta FROM job_count_deltas) AS parts

@@ -1,5 +1,5 @@
 -- Named queries on jobs and job_attempts. Each query starts with a `-- name:` header and is
--- loaded by coordinator/sql.py; coordinator/queue.py is the only module that runs them.
+-- loaded by coordinator/storage/sql.py; only the stores of coordinator/storage run them.
 -- A nullable `now` parameter lets tests control time: coalesce(<now>, now()).
 -- Statements that make jobs due send NOTIFY crawlfleet_jobs (wakes Lease long-polls); those that
 -- make jobs terminal send NOTIFY crawlfleet_jobs_finished (wakes WatchJobs streams), but only while
@@ -103,10 +103,10 @@ SELECT id, kind, spec, attempt, max_attempts, lease_token, lease_expires_at FROM
 -- (the job becomes cancelled and the answer says so). Leases not returned are lost.
 -- Params: job ids, lease tokens, lease length in ms, now.
 WITH input AS (
-    SELECT * FROM unnest($1::bigint[], $2::uuid[]) AS t(id, token)
+    SELECT * FROM unnest($1::bigint[], $2::uuid[]) AS t(job_id, lease_token)
 ), held AS (
     SELECT j.id, j.kind, j.attempt, j.lease_token, j.leased_by, j.leased_at, j.target_url, j.cancel_requested
-    FROM jobs AS j JOIN input ON j.id = input.id AND j.lease_token = input.token
+    FROM jobs AS j JOIN input ON j.id = input.job_id AND j.lease_token = input.lease_token
     WHERE j.state = 'leased'
     ORDER BY j.id
     FOR UPDATE OF j
@@ -142,10 +142,10 @@ FROM updated;
 -- rows, and the caller finds out which were replays and which were lost.
 -- Params: job ids, lease tokens, results, now.
 WITH input AS (
-    SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bytea[]) AS t(id, token, result)
+    SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bytea[]) AS t(job_id, lease_token, result)
 ), held AS (
     SELECT j.id, j.lease_token, input.result
-    FROM jobs AS j JOIN input ON j.id = input.id AND j.lease_token = input.token
+    FROM jobs AS j JOIN input ON j.id = input.job_id AND j.lease_token = input.lease_token
     WHERE j.id = ANY($1::bigint[])  -- lets the planner walk the primary key
       AND j.state = 'leased'
     ORDER BY j.id

@@ -29,11 +29,13 @@ ON CONFLICT (sha256) DO NOTHING;
 INSERT INTO thumbnails (sha256, image_sha256, max_side, width, height, format, data)
 SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::integer[], $5::integer[], $6::text[],
                      $7::bytea[])
+              AS t(sha256, image_sha256, max_side, width, height, format, data)
 ON CONFLICT (sha256) DO NOTHING;
 
 -- name: page_image_insert_many
 INSERT INTO page_images (job_id, position, url, image_sha256, error_type, error_message)
-SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::text[], $5::text[], $6::text[]);
+SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::text[], $5::text[], $6::text[])
+              AS t(job_id, position, url, image_sha256, error_type, error_message);
 
 -- name: thumbnail_get
 SELECT sha256, format, width, height, data FROM thumbnails WHERE sha256 = $1;

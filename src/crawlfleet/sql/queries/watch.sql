@@ -17,14 +17,15 @@ FROM (SELECT unnest($1::bigint[]) AS id
 WHERE $2::boolean;
 
 -- name: job_list_unfinished_ids
--- Ids of the queued and leased jobs, up to a limit; each branch reads its state's partial index
--- (finished rows are in neither). Params: limit.
-SELECT id FROM (
+-- Ids of the queued and leased jobs, up to a limit, as one array (a row per id would cost far more
+-- memory at a million); each branch reads its state's partial index (finished rows are in
+-- neither). Params: limit.
+SELECT array_agg(id) AS ids FROM (
     SELECT id FROM jobs WHERE state = 'queued'
     UNION ALL
     SELECT id FROM jobs WHERE state = 'leased'
-) AS unfinished
-LIMIT $1;
+    LIMIT $1
+) AS unfinished;
 
 -- name: job_watcher_register
 -- Registers (or refreshes) a coordinator with open streams until now + TTL, and drops the

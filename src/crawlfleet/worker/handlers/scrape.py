@@ -1,10 +1,12 @@
 """The `scrape` kind: fetch (HTTP, browser, or HTTP then browser), extract, process images.
 
-Failure classes (`JobError.error_type`): dns_error, connection_refused, connect_error, timeout
-(retryable); tls_error, blocked_destination, invalid_url, too_many_redirects (not); http_5xx and
-http_429 (retryable, Retry-After honoured); http_4xx (not); non_html, body_too_large (not);
-browser_crash, browser_unavailable (retryable). A bad image never fails the job: it is recorded
-on the image with its reason.
+Failure classes (`JobError.error_type`): dns_error, connection_refused, connect_error, timeout,
+transport_error (retryable); tls_error, blocked_destination, invalid_url, too_many_redirects (not);
+http_5xx and http_429 (retryable, Retry-After honoured); http_4xx (not); non_html, body_too_large
+(not); browser_crash, browser_unavailable, navigation_failed (retryable). A page fails with the same
+class whether it is fetched or rendered: the browser's document goes through the same fetcher and
+the same `check_page`, before Chromium sees it. A bad image never fails the job: it is recorded on
+the image with its reason.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from crawlfleet.worker.pipeline.autodetect import needs_browser
 from crawlfleet.worker.pipeline.browser import (
     BrowserCrashed,
     BrowserUnavailable,
+    NavigationFailed,
     RenderTimeout,
     RequestBlocked,
     RoutedResponse,
+    TooManyRedirects,
 )
 from crawlfleet.worker.pipeline.extract import PageData, extract_page
 from crawlfleet.worker.pipeline.fetch import FetchError
@@ -99,8 +103,7 @@ async def fetch_page(ctx: JobContext, url: str, timeout: float) -> PageSource:
     with ctx.resources.stages.time("fetch"):
         fetched = await ctx.resources.fetcher.get(url, max_bytes=settings.max_body_bytes, timeout=timeout)
     headers = {k.lower(): v for k, v in fetched.headers.items()}
-    check_status(fetched.status, headers, fetched.url)
-    check_html(fetched.content_type, fetched.body[:512], fetched.url)
+    check_page(fetched.url, fetched.status, headers, fetched.body)
     return PageSource(
         final_url=fetched.url,
         status=fetched.status,
@@ -135,9 +138,15 @@ async def render(ctx: JobContext, url: str, timeout: float) -> PageSource:
         headers_out = {k: v for k, v in got.headers.items() if k.lower() not in _HOP_HEADERS}
         return RoutedResponse(status=got.status, headers=headers_out, body=got.body)
 
+    def check_document(final_url: str, response: RoutedResponse) -> None:
+        headers = {k.lower(): v for k, v in response.headers.items()}
+        check_page(final_url, response.status, headers, response.body)
+
     try:
         with ctx.resources.stages.time("render"):
-            rendered = await ctx.resources.browser.render(url, timeout=timeout, fetch=fetch_for_browser)
+            rendered = await ctx.resources.browser.render(
+                url, timeout=timeout, fetch=fetch_for_browser, check_document=check_document
+            )
     except RequestBlocked as exc:
         raise JobError(
             f"destination refused by the egress guard: {exc}", error_type="blocked_destination", retryable=False
@@ -150,10 +159,14 @@ async def render(ctx: JobContext, url: str, timeout: float) -> PageSource:
         ) from exc
     except BrowserUnavailable as exc:
         raise JobError(str(exc), error_type="browser_unavailable", retryable=True) from exc
+    except TooManyRedirects as exc:
+        raise JobError(str(exc), error_type="too_many_redirects", retryable=False) from exc
+    except NavigationFailed as exc:
+        # Chromium gave up for a reason the fetcher and check_document did not see coming.
+        raise JobError(
+            f"the browser could not load {url}: {exc}", error_type="navigation_failed", retryable=True
+        ) from exc
     headers = {k.lower(): v for k, v in rendered.headers.items()}
-    check_status(rendered.status, headers, rendered.final_url)
-    content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    check_html(content_type, rendered.html[:512].encode(), rendered.final_url)
     return PageSource(
         final_url=rendered.final_url,
         status=rendered.status,
@@ -163,8 +176,23 @@ async def render(ctx: JobContext, url: str, timeout: float) -> PageSource:
         rendered_with=jobs_pb2.RENDER_MODE_BROWSER,
         body_bytes=len(rendered.html.encode()),
         charset="utf-8",
-        content_type=content_type or "text/html",
+        content_type=media_type(headers) or "text/html",
     )
+
+
+def check_page(url: str, status: int, headers: dict[str, str], body: bytes) -> None:
+    """Refuse a response that is no page to scrape: an error status, then a body that is not HTML.
+
+    The one check of both paths: over HTTP on the fetched page, in the browser on the document's
+    response before Chromium sees it. `headers` have lower-case names.
+    """
+    check_status(status, headers, url)
+    check_html(media_type(headers), body[:512], url)
+
+
+def media_type(headers: dict[str, str]) -> str:
+    """The Content-Type's media type, lower-case, without parameters."""
+    return headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
 def check_status(status: int, headers: dict[str, str], url: str) -> None:

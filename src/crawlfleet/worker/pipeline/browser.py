@@ -5,10 +5,8 @@ The browser never touches the network itself. Each request a page makes is inter
 Chromium is launched with a host resolver that resolves nothing, so a request Playwright does not route
 (a redirect hop, a WebSocket, anything missed) fails instead of leaving the machine.
 
-Playwright does not route the hops of a redirect that a route handler answers with a 3xx (Chromium
-would follow them on the network), so redirects are followed here: the main document's by navigating
-to each ``Location`` in turn, sub-resources' by calling ``fetch`` for each hop and answering the
-original request with the last response.
+How each request is answered is ``browser_routing``; the main document's redirects are followed here,
+by navigating to each ``Location`` in turn.
 
 Browser hygiene: a new context per render, page and context closed in ``finally``, the browser
 recycled after ``pages_per_browser`` renders and relaunched after a crash.
@@ -18,27 +16,59 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from playwright._impl._errors import TargetClosedError  # not re-exported by playwright.async_api
 from playwright.async_api import (
     Browser,
     BrowserContext,
-    Frame,
     Page,
     Playwright,
-    Request,
-    Route,
-    WebSocketRoute,
     async_playwright,
 )
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
+from crawlfleet.worker.pipeline.browser_errors import (
+    BrowserCrashed,
+    BrowserError,
+    BrowserUnavailable,
+    NavigationFailed,
+    RenderTimeout,
+    RequestBlocked,
+    TooManyRedirects,
+)
+from crawlfleet.worker.pipeline.browser_routing import (
+    ALLOWED_SCHEMES,
+    BrowserFetch,
+    DocumentCheck,
+    RenderState,
+    RoutedResponse,
+    close_web_socket,
+    handle_route,
+)
 from crawlfleet.worker.pipeline.chromium import INSTALL_HINT, find_chromium
+from crawlfleet.worker.pipeline.settings import MAX_REDIRECTS
+
+# What callers of the pool use, importable from here wherever it is defined.
+__all__ = [
+    "BrowserCrashed",
+    "BrowserError",
+    "BrowserFetch",
+    "BrowserOptions",
+    "BrowserPool",
+    "BrowserUnavailable",
+    "DocumentCheck",
+    "NavigationFailed",
+    "RenderTimeout",
+    "RenderedPage",
+    "RequestBlocked",
+    "RoutedResponse",
+    "TooManyRedirects",
+]
 
 DEFAULT_PAGES_PER_BROWSER = 100
 DEFAULT_SETTLE_TIMEOUT = 2.0
@@ -66,45 +96,7 @@ for (const name of ["RTCPeerConnection", "webkitRTCPeerConnection", "RTCDataChan
   try { delete globalThis[name]; } catch (e) {}
 }
 """
-MAX_REDIRECTS = 20
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-# The fetcher returns the decoded body, so these would describe bytes Chromium does not receive.
-_UNFORWARDED_HEADERS = frozenset(
-    {"content-encoding", "content-length", "transfer-encoding", "connection", "keep-alive"}
-)
-_CROSS_ORIGIN_DROPPED = frozenset({"authorization", "cookie"})
 CONTENT_TIMEOUT = 5.0  # for page.content() and closing, which a busy page can stall
-_ALLOWED_SCHEMES = ("http", "https")
-
-
-class BrowserError(Exception):
-    """Base of the errors rendering raises on purpose."""
-
-
-class BrowserUnavailable(BrowserError):
-    """No Chromium was found or it could not be launched; the message says how to install one."""
-
-
-class BrowserCrashed(BrowserError):
-    """The browser or the page crashed or closed mid-render: a retryable failure."""
-
-
-class RenderTimeout(BrowserError):
-    """The navigation did not finish within the timeout."""
-
-
-class NavigationFailed(BrowserError):
-    """The browser refused or could not complete the navigation (too many redirects, a download, ...)."""
-
-
-class RequestBlocked(BrowserError):
-    """Raised by a ``BrowserFetch`` for a destination the egress guard refuses, and by ``render`` when
-    the document itself is refused."""
-
-    def __init__(self, url: str, reason: str = "refused by the egress guard") -> None:
-        super().__init__(f"{url}: {reason}")
-        self.url = url
-        self.reason = reason
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,20 +107,6 @@ class BrowserOptions:
     block_resources: frozenset[str] = DEFAULT_BLOCK_RESOURCES
     user_agent: str | None = None
     max_concurrent_pages: int = DEFAULT_MAX_CONCURRENT_PAGES
-
-
-@dataclass(frozen=True, kw_only=True)
-class RoutedResponse:
-    """One response for the browser. ``body`` is decoded (no content-encoding left to undo)."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
-# (method, url, headers, body): one HTTP request through the egress-guarded client, redirects not
-# followed. Raises ``RequestBlocked`` for refused destinations, anything else for network failures.
-BrowserFetch = Callable[[str, str, dict[str, str], bytes | None], Awaitable[RoutedResponse]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,25 +127,6 @@ class _Generation:
     renders: int = 0
     in_flight: int = 0
     retired: bool = False
-
-
-@dataclass(eq=False)
-class _RenderState:
-    """What the route handler of one render records, and the fetches it has running."""
-
-    fetch: BrowserFetch
-    main_frame: Frame | None = None
-    blocked_urls: list[str] = field(default_factory=list)
-    redirects: list[tuple[str, int]] = field(default_factory=list)
-    following_document: bool = True
-    next_location: str | None = None
-    document_error: BaseException | None = None
-    document_headers: dict[str, str] = field(default_factory=dict)
-    fetches: set[asyncio.Future[RoutedResponse]] = field(default_factory=set)
-
-
-class _RenderOver(Exception):
-    """The render ended while a request was being fetched: leave the route alone."""
 
 
 class BrowserPool:
@@ -196,17 +155,23 @@ class BrowserPool:
             if self._current is None:
                 self._current = await self._launch()
 
-    async def render(self, url: str, *, timeout: float, fetch: BrowserFetch) -> RenderedPage:
+    async def render(
+        self, url: str, *, timeout: float, fetch: BrowserFetch, check_document: DocumentCheck | None = None
+    ) -> RenderedPage:
         """Load ``url`` in a new context, let it settle, and return its DOM.
 
-        Raises ``RenderTimeout``, ``BrowserCrashed`` (retryable), ``RequestBlocked`` when the document
-        is refused, ``NavigationFailed``, or the exception ``fetch`` raised for the document.
+        Redirects of the document are followed up to ``MAX_REDIRECTS``; its final response passes
+        ``check_document`` (when given) before Chromium sees it. Raises ``RenderTimeout``,
+        ``BrowserCrashed`` (retryable), ``RequestBlocked`` when the document is refused,
+        ``TooManyRedirects``, ``NavigationFailed``, or what ``fetch`` or ``check_document`` raised for
+        the document.
         """
         _require_http(url)
+        state = RenderState(fetch, check_document=check_document, block_resources=self._options.block_resources)
         async with self._slots:
             generation = await self._take()
             try:
-                return await self._render_on(generation, url, timeout, fetch)
+                return await self._render_on(generation, url, timeout, state)
             except BrowserCrashed:
                 self._retire(generation)
                 raise
@@ -276,8 +241,7 @@ class BrowserPool:
             async with asyncio.timeout(CONTENT_TIMEOUT):
                 await generation.browser.close()
 
-    async def _render_on(self, generation: _Generation, url: str, timeout: float, fetch: BrowserFetch) -> RenderedPage:
-        state = _RenderState(fetch)
+    async def _render_on(self, generation: _Generation, url: str, timeout: float, state: RenderState) -> RenderedPage:
         context: BrowserContext | None = None
         page: Page | None = None
         crashed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -296,9 +260,9 @@ class BrowserPool:
                     user_agent=self._options.user_agent, java_script_enabled=True, service_workers="block"
                 )
                 await context.add_init_script(_NO_WEBRTC_SCRIPT)
-                await context.route("**/*", lambda route: self._handle_route(state, route))
+                await context.route("**/*", lambda route: handle_route(state, route))
                 # Nothing may connect on its own: WebSockets are answered with a close.
-                await context.route_web_socket("**/*", _close_web_socket)
+                await context.route_web_socket("**/*", close_web_socket)
                 page = await context.new_page()
                 state.main_frame = page.main_frame
             except PlaywrightError as exc:
@@ -332,7 +296,7 @@ class BrowserPool:
             raise RenderTimeout(f"render did not finish within {deadline:.1f}s")
         return task.result()
 
-    async def _navigate(self, page: Page, state: _RenderState, url: str, timeout: float) -> RenderedPage:
+    async def _navigate(self, page: Page, state: RenderState, url: str, timeout: float) -> RenderedPage:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         target = url
@@ -352,7 +316,7 @@ class BrowserPool:
                 continue
             break
         else:
-            raise NavigationFailed(f"{url}: more than {MAX_REDIRECTS} redirects")
+            raise TooManyRedirects(f"more than {MAX_REDIRECTS} redirects from {url}")
         state.following_document = False
         if self._options.settle_timeout > 0:
             with contextlib.suppress(PlaywrightTimeoutError):
@@ -369,106 +333,6 @@ class BrowserPool:
             redirects=tuple(state.redirects),
             blocked_urls=tuple(state.blocked_urls),
         )
-
-    async def _handle_route(self, state: _RenderState, route: Route) -> None:
-        """Answers one request of the page: aborted, refused, or fetched through the egress guard."""
-        request = route.request
-        if request.resource_type in self._options.block_resources:
-            await _abort_quietly(route, "blockedbyclient")
-            return
-        document = _is_main_document(request, state.main_frame)
-        try:
-            headers = await request.all_headers()
-        except PlaywrightError:  # the page closed meanwhile
-            return
-        try:
-            if document:
-                response = await _fetch_once(state, request.method, request.url, headers, request.post_data_buffer)
-            else:
-                response = await _fetch_following(state, request.method, request.url, headers, request.post_data_buffer)
-        except _RenderOver:
-            return
-        except RequestBlocked as exc:
-            if document:
-                state.document_error = exc
-            await _abort_quietly(route, "blockedbyclient")
-            return
-        except Exception as exc:
-            if document:
-                state.document_error = exc
-            await _abort_quietly(route, "failed")
-            return
-        if document:
-            location = _header(response.headers, "location")
-            if response.status in REDIRECT_STATUSES and location:
-                # Chromium would follow a fulfilled redirect without routing it: navigate there instead.
-                if state.following_document:
-                    state.redirects.append((request.url, response.status))
-                    state.next_location = urljoin(request.url, location)
-                    if urlsplit(state.next_location).scheme not in _ALLOWED_SCHEMES:
-                        state.blocked_urls.append(state.next_location)
-                        state.document_error = RequestBlocked(state.next_location, "redirect to a non-HTTP scheme")
-                await _abort_quietly(route, "aborted")
-                return
-            state.document_headers = {name.lower(): value for name, value in response.headers.items()}
-        with contextlib.suppress(PlaywrightError):
-            await route.fulfill(status=response.status, headers=_forwarded(response.headers), body=response.body)
-
-
-async def _fetch_once(
-    state: _RenderState, method: str, url: str, headers: dict[str, str], body: bytes | None
-) -> RoutedResponse:
-    """One request through the caller's fetch, cancelled if the render ends first."""
-    task = asyncio.ensure_future(state.fetch(method, url, headers, body))
-    state.fetches.add(task)
-    task.add_done_callback(state.fetches.discard)
-    await asyncio.wait({task})
-    if task.cancelled():
-        raise _RenderOver
-    try:
-        return task.result()
-    except RequestBlocked:
-        state.blocked_urls.append(url)
-        raise
-
-
-async def _fetch_following(
-    state: _RenderState, method: str, url: str, headers: dict[str, str], body: bytes | None
-) -> RoutedResponse:
-    """A sub-resource request with its redirects followed here, each hop through the egress guard."""
-    for _hop in range(MAX_REDIRECTS + 1):
-        response = await _fetch_once(state, method, url, headers, body)
-        location = _header(response.headers, "location")
-        if response.status not in REDIRECT_STATUSES or not location:
-            return response
-        target = urljoin(url, location)
-        if urlsplit(target).scheme not in _ALLOWED_SCHEMES:
-            state.blocked_urls.append(target)
-            raise RequestBlocked(target, "redirect to a non-HTTP scheme")
-        if (response.status == 303 and method != "HEAD") or (response.status in (301, 302) and method == "POST"):
-            method, body = "GET", None
-            headers = {k: v for k, v in headers.items() if k.lower() not in ("content-type", "content-length")}
-        if _origin(target) != _origin(url):
-            headers = {k: v for k, v in headers.items() if k.lower() not in _CROSS_ORIGIN_DROPPED}
-        url = target
-    raise NavigationFailed(f"{url}: more than {MAX_REDIRECTS} redirects")
-
-
-def _is_main_document(request: Request, main_frame: Frame | None) -> bool:
-    """Whether this is a navigation of the rendered page itself (not of a frame in it, nor of a popup)."""
-    try:
-        return request.is_navigation_request() and request.frame == main_frame
-    except PlaywrightError:  # a request without a frame (a worker's)
-        return False
-
-
-async def _close_web_socket(web_socket: WebSocketRoute) -> None:
-    await web_socket.close(code=1008, reason="WebSockets are not allowed")
-
-
-async def _abort_quietly(route: Route, error_code: str) -> None:
-    with contextlib.suppress(PlaywrightError):  # the page closed meanwhile
-        await route.abort(error_code)
 
 
 async def _close_quietly(page: Page | None, context: BrowserContext | None) -> bool:
@@ -496,18 +360,5 @@ def _translate(exc: PlaywrightError, url: str) -> BrowserError:
 
 def _require_http(url: str) -> None:
     # Only http(s) requests are routed: a file: or data: document would bypass the egress guard.
-    if urlsplit(url).scheme.lower() not in _ALLOWED_SCHEMES:
+    if urlsplit(url).scheme.lower() not in ALLOWED_SCHEMES:
         raise RequestBlocked(url, "only http and https URLs are rendered")
-
-
-def _forwarded(headers: dict[str, str]) -> dict[str, str]:
-    return {name: value for name, value in headers.items() if name.lower() not in _UNFORWARDED_HEADERS}
-
-
-def _header(headers: dict[str, str], name: str) -> str | None:
-    return next((value for key, value in headers.items() if key.lower() == name), None)
-
-
-def _origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.scheme, parts.netloc

@@ -16,6 +16,8 @@ from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from crawlfleet.worker.pipeline.urls import DEFAULT_PORTS, normalize_url
+
 MAX_LINKS = 5_000
 MAX_IMAGE_URLS = 1_000
 MAX_LINK_TEXT_CHARS = 300
@@ -26,7 +28,6 @@ MAX_NESTING = 1_000
 NESTING_CHECK_TAGS = 20_000
 
 _WEB_SCHEMES = ("http", "https")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 _IMAGE_META = frozenset({"og:image", "og:image:url", "og:image:secure_url", "twitter:image", "twitter:image:src"})
 # Not readable content, or page chrome repeated on every page of a site.
 _SKIPPED_TAGS = frozenset(
@@ -223,7 +224,7 @@ class _Resolver:
         if port and int(port) > 65535:
             return None
         port_number = int(port) if port else None
-        if port_number == _DEFAULT_PORTS[scheme]:
+        if port_number == DEFAULT_PORTS[scheme]:
             port_number = None
         host = host.lower().rstrip(".")
         return (url, (host, port_number)) if host else None
@@ -251,7 +252,7 @@ def _host_key(parts: SplitResult) -> _HostKey | None:
     host = (host or "").rstrip(".")
     if not host:
         return None
-    if port == _DEFAULT_PORTS.get(parts.scheme):
+    if port == DEFAULT_PORTS.get(parts.scheme):
         port = None
     return host, port
 
@@ -338,14 +339,16 @@ def _links(tree: LexborHTMLParser, resolver: _Resolver, page_url: str) -> tuple[
 
 
 def _image_urls(tree: LexborHTMLParser, resolver: _Resolver, meta_urls: list[str]) -> tuple[str, ...]:
-    urls: dict[str, None] = {}  # an ordered set
+    # Keyed by the normalized form, so "/img/a.jpg" and og:image "http://host:80/img/a.jpg" are one
+    # image (downloaded once), kept as first written; in page order.
+    urls: dict[str, str] = {}
     for raw in itertools.chain(_body_image_sources(tree), meta_urls):
         resolved = resolver.resolve(raw)
         if resolved is not None:
-            urls.setdefault(resolved[0])
+            urls.setdefault(normalize_url(resolved[0]), resolved[0])
             if len(urls) >= MAX_IMAGE_URLS:
                 break
-    return tuple(urls)
+    return tuple(urls.values())
 
 
 def _body_image_sources(tree: LexborHTMLParser) -> Iterator[str]:

@@ -2,8 +2,8 @@
 
 One `GuardedFetcher` per worker: an httpx client whose connections are made by
 `GuardedNetworkBackend`, redirects followed by hand (each hop is a new guarded connection and is
-recorded), bodies capped after decompression, and every failure mapped to a `FetchError` with a
-failure class the queue understands (retryable or not).
+recorded), bodies inflated a bounded step at a time and capped as they come out (`decoding`), and
+every failure mapped to a `FetchError` with a failure class the queue understands (retryable or not).
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ import httpcore
 import httpx
 
 from crawlfleet.worker.errors import JobError
+from crawlfleet.worker.pipeline.decoding import ACCEPT_ENCODING, DECODE_STEP, CorruptEncoding, decoded, inflaters
 from crawlfleet.worker.pipeline.egress import DestinationBlocked, EgressPolicy, GuardedNetworkBackend, ResolutionFailed
+from crawlfleet.worker.pipeline.settings import MAX_REDIRECTS
 
-MAX_REDIRECTS = 10
 _CHARSET_SNIFF_BYTES = 4096
 # <meta charset="x"> or <meta http-equiv="Content-Type" content="text/html; charset=x">
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
@@ -77,7 +78,8 @@ def guarded_client(policy: EgressPolicy, *, user_agent: str, max_connections: in
     return httpx.AsyncClient(
         transport=transport,
         follow_redirects=False,  # followed by hand, hop by hop
-        headers={"User-Agent": user_agent},
+        # Only the codings `decoding` can inflate with a bound on each step's output.
+        headers={"User-Agent": user_agent, "Accept-Encoding": ACCEPT_ENCODING},
         trust_env=False,  # no proxy from the environment may route around the guard
     )
 
@@ -191,23 +193,30 @@ async def _classified(url: str, timeout: float) -> AsyncIterator[None]:
         raise FetchError(f"fetching {url} took longer than {timeout:g}s", error_type="timeout", retryable=True) from exc
     except FetchError:
         raise
-    except (httpx.HTTPError, DestinationBlocked, ResolutionFailed, httpx.InvalidURL) as exc:
+    except (httpx.HTTPError, DestinationBlocked, ResolutionFailed, httpx.InvalidURL, CorruptEncoding) as exc:
         raise _failure(exc, url) from exc
 
 
 async def read_capped(response: httpx.Response, max_bytes: int) -> bytes:
-    """The decoded body, refused once it passes max_bytes (checked after decompression)."""
+    """The decoded body, refused once it passes max_bytes.
+
+    The raw stream is inflated here, a bounded step at a time, and the cap is checked on each step's
+    output: a compression bomb is refused having inflated at most one step past the cap.
+    """
     declared = response.headers.get("content-length", "")
     # Content-Length counts encoded bytes: only an identity body can be refused up front.
     if declared.isdigit() and int(declared) > max_bytes and "content-encoding" not in response.headers:
         raise too_large(max_bytes)
+    layers = inflaters(response.headers.get("content-encoding", ""))
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > max_bytes:
-            raise too_large(max_bytes)
-        chunks.append(chunk)
+    pieces = decoded(response.aiter_raw(), layers, step=min(DECODE_STEP, max_bytes + 1))
+    async with contextlib.aclosing(pieces):
+        async for piece in pieces:
+            size += len(piece)
+            if size > max_bytes:
+                raise too_large(max_bytes)
+            chunks.append(piece)
     return b"".join(chunks)
 
 

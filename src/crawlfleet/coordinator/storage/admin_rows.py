@@ -1,0 +1,154 @@
+"""Rows of the operator side of the queue: jobs and their attempts, results, thumbnails,
+workers, counts and health, and what requeue and purge report.
+
+Each type's fields are, in order, the columns of the query it comes from (statements.py says
+which); a test checks them against the SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import NamedTuple
+
+
+class JobSummary(NamedTuple):
+    """A job as listed (job_list_filtered): everything but its result."""
+
+    id: int
+    kind: str
+    state: str
+    spec: bytes
+    target_url: str | None
+    attempt: int
+    max_attempts: int
+    created_at: dt.datetime
+    run_at: dt.datetime
+    leased_at: dt.datetime | None
+    lease_expires_at: dt.datetime | None
+    leased_by: str | None
+    finished_at: dt.datetime | None
+    last_error: str | None
+    cancel_requested: bool
+
+
+class JobDetail(NamedTuple):
+    """One job (job_get): the columns of JobSummary, then its result (succeeded jobs only)."""
+
+    id: int
+    kind: str
+    state: str
+    spec: bytes
+    target_url: str | None
+    attempt: int
+    max_attempts: int
+    created_at: dt.datetime
+    run_at: dt.datetime
+    leased_at: dt.datetime | None
+    lease_expires_at: dt.datetime | None
+    leased_by: str | None
+    finished_at: dt.datetime | None
+    last_error: str | None
+    cancel_requested: bool
+    result: bytes | None
+
+
+class Attempt(NamedTuple):
+    """One attempt at a job; finished_at is None while it runs."""
+
+    attempt: int
+    worker_id: str
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    outcome: str
+    error_type: str | None
+    error_message: str | None
+
+
+class JobHistory(NamedTuple):
+    """A job with its attempts, oldest first."""
+
+    job: JobDetail
+    attempts: list[Attempt]
+
+
+class CancelOutcome(NamedTuple):
+    """The state of a job after a cancel request; finished_notified is the statement's NOTIFY to
+    WatchJobs streams (no value)."""
+
+    id: int
+    state: str
+    finished_notified: None
+
+
+class StoredThumbnail(NamedTuple):
+    sha256: str
+    format: str
+    width: int
+    height: int
+    data: bytes
+
+
+class JobResultRow(NamedTuple):
+    """The result of a succeeded job, for export."""
+
+    id: int
+    kind: str
+    target_url: str | None
+    finished_at: dt.datetime
+    result: bytes
+
+
+class WorkerRow(NamedTuple):
+    """A worker as recorded from its Lease calls, with the leases it holds now."""
+
+    id: str
+    host: str
+    version: str
+    kinds: list[str]
+    first_seen_at: dt.datetime
+    last_seen_at: dt.datetime
+    in_flight: int
+
+
+class KindStateCount(NamedTuple):
+    """How many jobs of a kind are in a state."""
+
+    kind: str
+    state: str
+    jobs: int
+
+
+class QueueHealth(NamedTuple):
+    """Due jobs and the oldest one's run_at, leases about to run out and run out, and the database
+    clock these were measured against."""
+
+    due: int
+    oldest_due_run_at: dt.datetime | None
+    expiring_soon: int
+    expired: int
+    now: dt.datetime
+
+
+class RequeuedJob(NamedTuple):
+    """A dead job back in the queue. notified is the statement's NOTIFY (no value)."""
+
+    id: int
+    notified: None
+
+
+class PurgedJobs(NamedTuple):
+    """Jobs deleted, and the images their pages referred to (deleted if nothing else does)."""
+
+    deleted_jobs: int
+    image_candidates: list[str] | None
+
+
+class DeletedImage(NamedTuple):
+    sha256: str
+
+
+class PurgeCounts(NamedTuple):
+    """What a purge deleted."""
+
+    deleted_jobs: int
+    deleted_images: int

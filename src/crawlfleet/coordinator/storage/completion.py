@@ -1,0 +1,54 @@
+"""The steps of completing jobs (queue.Queue.complete): complete all or none, tell replays from
+lost leases, and write scrape results in the same transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import asyncpg
+
+from crawlfleet.coordinator.errors import LeaseLost, ResultMismatch
+from crawlfleet.coordinator.storage import statements as q
+from crawlfleet.coordinator.storage.result_rows import ResultRows
+from crawlfleet.coordinator.storage.rows import Completion
+
+
+async def complete_all(conn: asyncpg.Connection, items: Sequence[Completion], now: dt.datetime | None) -> bool:
+    """Complete every item if all are still leased under their tokens, else none; whether it did."""
+    done = await q.JOB_COMPLETE_IF_LEASED_MANY.fetch(conn, items, now=now)
+    return len(done) == len(items)
+
+
+async def drop_replays(conn: asyncpg.Connection, items: Sequence[Completion]) -> list[Completion]:
+    """The items still to complete once replays are set aside; raise if any lease is lost."""
+    current = {job.id: job for job in await q.JOB_GET_FENCING_MANY.fetch(conn, job_ids=[i.job_id for i in items])}
+    lost, mismatched, remaining = [], [], []
+    for item in items:
+        job = current.get(item.job_id)
+        if job is None or job.lease_token != item.lease_token or job.state not in ("leased", "succeeded"):
+            lost.append(item.job_id)
+        elif job.state == "leased":
+            remaining.append(item)
+        elif job.result != item.result:
+            mismatched.append(item.job_id)
+    if lost:
+        raise LeaseLost(lost)
+    if mismatched:
+        raise ResultMismatch(
+            f"job(s) {mismatched} already completed under this lease with a different result",
+            metadata={"job_ids": ",".join(map(str, mismatched))},
+        )
+    return remaining
+
+
+async def store_results(conn: asyncpg.Connection, rows: ResultRows, now: dt.datetime | None) -> None:
+    """Write scrape results; images before the thumbnails and page images that refer to them."""
+    if rows.images:
+        await q.IMAGE_INSERT_MANY.execute(conn, rows.images, now=now)
+    if rows.thumbnails:
+        await q.THUMBNAIL_INSERT_MANY.execute(conn, rows.thumbnails)
+    if rows.pages:
+        await q.PAGE_INSERT_MANY.execute(conn, rows.pages, now=now)
+    if rows.page_images:
+        await q.PAGE_IMAGE_INSERT_MANY.execute(conn, rows.page_images)

@@ -1,0 +1,111 @@
+"""Every named query the coordinator runs, with the rows it takes and returns and its parameters.
+
+A batch's rows become the leading array parameters (one per field, for `unnest`); `params` name
+the parameters after them, in the order of the SQL's `$n`. `now` parameters are nullable (the
+database clock) so tests control time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crawlfleet.coordinator.storage.admin_rows import (
+    Attempt,
+    CancelOutcome,
+    DeletedImage,
+    JobDetail,
+    JobResultRow,
+    JobSummary,
+    KindStateCount,
+    PurgedJobs,
+    QueueHealth,
+    RequeuedJob,
+    StoredThumbnail,
+    WorkerRow,
+)
+from crawlfleet.coordinator.storage.result_rows import ImageRow, PageImageRow, PageRow, ThumbnailRow
+from crawlfleet.coordinator.storage.rows import (
+    AppliedMigration,
+    CompletedJob,
+    Completion,
+    EnqueueOutcome,
+    FailOutcome,
+    JobFencing,
+    LeasedJob,
+    LeaseExtension,
+    LeaseRef,
+    LiveJob,
+    NewJob,
+    ReapedJob,
+    UnfinishedIds,
+    WatchedJob,
+)
+from crawlfleet.coordinator.storage.statement import NoRows, Statement, batch_statement, statement
+
+# The worker and producer side (queue.py).
+JOB_ENQUEUE_MANY = batch_statement("job_enqueue_many", takes=NewJob, returns=EnqueueOutcome, params=("now",))
+JOB_GET_LIVE_BY_DEDUPE_KEYS = statement("job_get_live_by_dedupe_keys", returns=LiveJob, params=("dedupe_keys",))
+JOB_LEASE_AVAILABLE = statement(
+    "job_lease_available", returns=LeasedJob, params=("worker_id", "max_jobs", "kinds", "lease_ms", "now")
+)
+WORKER_SEEN = statement("worker_seen", returns=NoRows, params=("worker_id", "host", "version", "kinds", "now"))
+JOB_HEARTBEAT_MANY = batch_statement(
+    "job_heartbeat_many", takes=LeaseRef, returns=LeaseExtension, params=("lease_ms", "now")
+)
+JOB_COMPLETE_IF_LEASED_MANY = batch_statement(
+    "job_complete_if_leased_many", takes=Completion, returns=CompletedJob, params=("now",)
+)
+JOB_GET_FENCING_MANY = statement("job_get_fencing_many", returns=JobFencing, params=("job_ids",))
+PAGE_INSERT_MANY = batch_statement("page_insert_many", takes=PageRow, returns=NoRows, params=("now",))
+IMAGE_INSERT_MANY = batch_statement("image_insert_many", takes=ImageRow, returns=NoRows, params=("now",))
+THUMBNAIL_INSERT_MANY = batch_statement("thumbnail_insert_many", takes=ThumbnailRow, returns=NoRows)
+PAGE_IMAGE_INSERT_MANY = batch_statement("page_image_insert_many", takes=PageImageRow, returns=NoRows)
+JOB_FAIL_IF_LEASED = statement(
+    "job_fail_if_leased",
+    returns=FailOutcome,
+    params=("job_id", "lease_token", "error_type", "error_message", "retryable", "retry_delay_ms", "release", "now"),
+)
+JOB_REAP_EXPIRED = statement("job_reap_expired", returns=ReapedJob, params=("batch", "now"))
+DATABASE_PING = statement("database_ping", returns=NoRows)
+
+# WatchJobs streams (watch.py).
+JOB_WATCH_FINISHED_MANY = statement("job_watch_finished_many", returns=WatchedJob, params=("job_ids", "find_missing"))
+JOB_LIST_UNFINISHED_IDS = statement("job_list_unfinished_ids", returns=UnfinishedIds, params=("limit",))
+JOB_WATCHER_REGISTER = statement("job_watcher_register", returns=NoRows, params=("coordinator_id", "ttl_ms"))
+JOB_WATCHER_UNREGISTER = statement("job_watcher_unregister", returns=NoRows, params=("coordinator_id",))
+
+# The operator side (admin.py).
+JOB_GET = statement("job_get", returns=JobDetail, params=("job_id",))
+JOB_ATTEMPT_LIST = statement("job_attempt_list", returns=Attempt, params=("job_id",))
+JOB_CANCEL = statement("job_cancel", returns=CancelOutcome, params=("job_id", "now"))
+THUMBNAIL_GET = statement("thumbnail_get", returns=StoredThumbnail, params=("sha256",))
+RESULT_LIST_AFTER = statement("result_list_after", returns=JobResultRow, params=("after_id", "limit", "kind"))
+JOB_COUNT_FOLD = statement("job_count_fold", returns=NoRows)
+JOB_COUNT_LOCK = statement("job_count_lock", returns=NoRows)
+JOB_COUNT_CLEAR = statement("job_count_clear", returns=NoRows)
+JOB_COUNT_REBUILD = statement("job_count_rebuild", returns=NoRows)
+JOB_COUNT_BY_KIND_STATE = statement("job_count_by_kind_state", returns=KindStateCount)
+QUEUE_HEALTH = statement("queue_health", returns=QueueHealth, params=("expiring_ms", "now"))
+WORKER_LIST_SEEN = statement("worker_list_seen", returns=WorkerRow, params=("since",))
+# *_like: a LIKE pattern that matches a prefix literally.
+JOB_LIST_FILTERED = statement(
+    "job_list_filtered",
+    returns=JobSummary,
+    params=("states", "kind", "url_like", "created_after", "created_before", "error_like", "before_id", "limit"),
+)
+JOB_REQUEUE_DEAD = statement(
+    "job_requeue_dead",
+    returns=RequeuedJob,
+    params=("job_ids", "kind", "url_like", "created_after", "created_before", "error_like", "now", "limit"),
+)
+JOB_PURGE_FINISHED = statement("job_purge_finished", returns=PurgedJobs, params=("states", "finished_before", "limit"))
+IMAGE_DELETE_UNREFERENCED = statement("image_delete_unreferenced", returns=DeletedImage, params=("sha256s",))
+
+# The migration runner (migrate.py).
+MIGRATION_LOCK = statement("migration_lock", returns=NoRows)
+MIGRATION_TABLE_CREATE = statement("migration_table_create", returns=NoRows)
+MIGRATION_APPLIED_LIST = statement("migration_applied_list", returns=AppliedMigration)
+MIGRATION_RECORD = statement("migration_record", returns=NoRows, params=("version", "name", "checksum"))
+
+# Every statement above, for the test that checks them against the SQL.
+ALL: tuple[Statement[Any, Any], ...] = tuple(value for value in globals().values() if isinstance(value, Statement))

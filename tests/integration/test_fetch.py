@@ -1,0 +1,107 @@
+"""The guarded fetcher against a real HTTP server on loopback: content codings and the body cap.
+
+A compressed body is inflated a bounded step at a time and the cap applies to the bytes as they come
+out, so a bomb costs the worker about the cap in memory whatever its compression ratio.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import tracemalloc
+import zlib
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from crawlfleet.worker.pipeline.egress import EgressPolicy
+from crawlfleet.worker.pipeline.fetch import FetchError, GuardedFetcher
+from tests.site import BOMB_BYTES, BOMB_ENCODINGS, LocalSite, bomb, compression_bomb
+
+pytestmark = pytest.mark.timeout(60)
+
+CAP = 1024 * 1024
+# What a refused bomb may cost the fetch: the cap it fills, plus a few megabytes of slack for the
+# client's buffers. The bomb inflates to 1 GiB, 1024 times the cap.
+MEMORY_BOUND = CAP + 4 * 1024 * 1024
+TEXT = b"<!doctype html><title>t</title>" + b"".join(b"<p>line %d</p>" % n for n in range(20_000))
+
+
+def gzip_members(data: bytes) -> bytes:
+    """data as two gzip members laid end to end (what `cat a.gz b.gz` makes)."""
+    half = len(data) // 2
+    return gzip.compress(data[:half]) + gzip.compress(data[half:])
+
+
+def raw_deflate(data: bytes) -> bytes:
+    compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush()
+
+
+ENCODED = {
+    "identity": ("", TEXT),
+    "gzip": ("gzip", gzip.compress(TEXT)),
+    "gzip-members": ("gzip", gzip_members(TEXT)),
+    "deflate": ("deflate", zlib.compress(TEXT)),
+    "raw-deflate": ("deflate", raw_deflate(TEXT)),
+    "stacked": ("deflate, gzip", gzip.compress(zlib.compress(TEXT))),
+    "x-gzip": ("x-gzip", gzip.compress(TEXT)),
+}
+
+
+def encoded_route(encoding: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    headers = {"Content-Type": "text/html"}
+    if encoding:
+        headers["Content-Encoding"] = encoding
+    return 200, headers, body
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[LocalSite]:
+    served = LocalSite()
+    for name, (encoding, body) in ENCODED.items():
+        served.routes[f"/encoded/{name}"] = functools.partial(encoded_route, encoding, body)
+    for encoding in BOMB_ENCODINGS:
+        served.routes[f"/bomb/{encoding}"] = bomb(BOMB_BYTES, encoding)
+    served.routes["/cap/exact"] = lambda: encoded_route("gzip", gzip.compress(b"x" * CAP))
+    served.routes["/cap/over"] = lambda: encoded_route("gzip", gzip.compress(b"x" * (CAP + 1)))
+    served.start()
+    yield served
+    served.stop()
+
+
+@pytest.fixture(scope="module")
+async def fetcher() -> AsyncIterator[GuardedFetcher]:
+    client = GuardedFetcher(EgressPolicy.from_settings(allow_loopback=True), user_agent="test", max_connections=4)
+    yield client
+    await client.aclose()
+
+
+@pytest.mark.parametrize("name", list(ENCODED))
+async def test_content_codings_are_decoded(fetcher: GuardedFetcher, site: LocalSite, name: str) -> None:
+    fetched = await fetcher.get(site.url(f"/encoded/{name}"), max_bytes=CAP, timeout=10)
+    assert fetched.body == TEXT
+
+
+async def test_the_cap_counts_decoded_bytes(fetcher: GuardedFetcher, site: LocalSite) -> None:
+    fetched = await fetcher.get(site.url("/cap/exact"), max_bytes=CAP, timeout=10)
+    assert len(fetched.body) == CAP
+    with pytest.raises(FetchError) as caught:
+        await fetcher.get(site.url("/cap/over"), max_bytes=CAP, timeout=10)
+    assert (caught.value.error_type, caught.value.retryable) == ("body_too_large", False)
+
+
+@pytest.mark.parametrize("encoding", BOMB_ENCODINGS)
+async def test_a_compression_bomb_is_refused_in_bounded_memory(
+    fetcher: GuardedFetcher, site: LocalSite, encoding: str
+) -> None:
+    compression_bomb(BOMB_BYTES, encoding)  # built before measuring: the server's bytes are not the client's
+    tracemalloc.start()
+    try:
+        with pytest.raises(FetchError) as caught:
+            await fetcher.get(site.url(f"/bomb/{encoding}"), max_bytes=CAP, timeout=30)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (caught.value.error_type, caught.value.retryable) == ("body_too_large", False)
+    assert peak < MEMORY_BOUND, f"peak {peak / 2**20:.1f} MiB while refusing a {BOMB_BYTES >> 20} MiB bomb"
