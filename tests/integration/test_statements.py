@@ -27,6 +27,7 @@ PG_TYPES: dict[object, set[str]] = {
     uuid.UUID: {"uuid"},
     type(None): {"void"},
     list[str]: {"text[]"},
+    list[int]: {"int8[]"},
 }
 
 

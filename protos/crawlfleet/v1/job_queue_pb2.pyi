@@ -464,3 +464,104 @@ class FailResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FailResponse: _TypeAlias = FailResponse  # noqa: Y015
+
+@_typing.final
+class WatchJobsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_IDS_FIELD_NUMBER: _builtins.int
+    ALL_UNFINISHED_FIELD_NUMBER: _builtins.int
+    all_unfinished: _builtins.bool
+    """Also watch every job that is queued or leased at the moment of the call."""
+    @_builtins.property
+    def job_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The jobs to watch: at most 100000 ids; duplicates count once."""
+
+    def __init__(
+        self,
+        *,
+        job_ids: _abc.Iterable[_builtins.int] | None = ...,
+        all_unfinished: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_unfinished", b"all_unfinished", "job_ids", b"job_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchJobsRequest: _TypeAlias = WatchJobsRequest  # noqa: Y015
+
+@_typing.final
+class FinishedJob(_message.Message):
+    """A watched job in a terminal state."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    FINISHED_AT_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.int
+    state: _jobs_pb2.JobState.ValueType
+    """SUCCEEDED, DEAD or CANCELLED."""
+    attempt: _builtins.int
+    """Attempts made, the last one included (0 for a job cancelled before its first lease)."""
+    last_error: _builtins.str
+    """The error of the last failed attempt; empty when there was none."""
+    @_builtins.property
+    def finished_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.int = ...,
+        state: _jobs_pb2.JobState.ValueType = ...,
+        attempt: _builtins.int = ...,
+        finished_at: _timestamp_pb2.Timestamp | None = ...,
+        last_error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["finished_at", b"finished_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "finished_at", b"finished_at", "job_id", b"job_id", "last_error", b"last_error", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FinishedJob: _TypeAlias = FinishedJob  # noqa: Y015
+
+@_typing.final
+class WatchJobsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOBS_FIELD_NUMBER: _builtins.int
+    NOT_FOUND_JOB_IDS_FIELD_NUMBER: _builtins.int
+    REMAINING_COUNT_FIELD_NUMBER: _builtins.int
+    WATCHED_COUNT_FIELD_NUMBER: _builtins.int
+    remaining_count: _builtins.int
+    """Watched jobs not yet reported; the stream ends after the message where it reaches 0."""
+    watched_count: _builtins.int
+    """Jobs watched in all (found ones), fixed by the first message."""
+    @_builtins.property
+    def jobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___FinishedJob]:
+        """Jobs that reached a terminal state; in the first message, those already terminal."""
+
+    @_builtins.property
+    def not_found_job_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Requested ids that match no job (normally in the first message only; later if a watched
+        job is deleted before it was seen to finish).
+        """
+
+    def __init__(
+        self,
+        *,
+        jobs: _abc.Iterable[Global___FinishedJob] | None = ...,
+        not_found_job_ids: _abc.Iterable[_builtins.int] | None = ...,
+        remaining_count: _builtins.int = ...,
+        watched_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["jobs", b"jobs", "not_found_job_ids", b"not_found_job_ids", "remaining_count", b"remaining_count", "watched_count", b"watched_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchJobsResponse: _TypeAlias = WatchJobsResponse  # noqa: Y015

@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class JobQueueStub:
-    """The queue, for producers (Enqueue) and workers (Lease, Heartbeat, Complete, Fail).
+    """The queue, for producers (Enqueue, WatchJobs) and workers (Lease, Heartbeat, Complete, Fail).
     """
 
     def __init__(self, channel):
@@ -60,10 +60,15 @@ class JobQueueStub:
                 request_serializer=crawlfleet_dot_v1_dot_job__queue__pb2.FailRequest.SerializeToString,
                 response_deserializer=crawlfleet_dot_v1_dot_job__queue__pb2.FailResponse.FromString,
                 _registered_method=True)
+        self.WatchJobs = channel.unary_stream(
+                '/crawlfleet.v1.JobQueue/WatchJobs',
+                request_serializer=crawlfleet_dot_v1_dot_job__queue__pb2.WatchJobsRequest.SerializeToString,
+                response_deserializer=crawlfleet_dot_v1_dot_job__queue__pb2.WatchJobsResponse.FromString,
+                _registered_method=True)
 
 
 class JobQueueServicer:
-    """The queue, for producers (Enqueue) and workers (Lease, Heartbeat, Complete, Fail).
+    """The queue, for producers (Enqueue, WatchJobs) and workers (Lease, Heartbeat, Complete, Fail).
     """
 
     def Enqueue(self, request, context):
@@ -102,6 +107,16 @@ class JobQueueServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchJobs(self, request, context):
+        """Streams watched jobs as they reach a terminal state (SUCCEEDED, DEAD or CANCELLED).
+        The first message comes at once: the jobs already terminal and the ids not found. Each later
+        message carries the jobs that finished since the one before. The stream ends (OK) after the
+        message whose remaining_count is 0. UNAVAILABLE when the coordinator drains: watch again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobQueueServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -130,6 +145,11 @@ def add_JobQueueServicer_to_server(servicer, server):
                     request_deserializer=crawlfleet_dot_v1_dot_job__queue__pb2.FailRequest.FromString,
                     response_serializer=crawlfleet_dot_v1_dot_job__queue__pb2.FailResponse.SerializeToString,
             ),
+            'WatchJobs': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchJobs,
+                    request_deserializer=crawlfleet_dot_v1_dot_job__queue__pb2.WatchJobsRequest.FromString,
+                    response_serializer=crawlfleet_dot_v1_dot_job__queue__pb2.WatchJobsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'crawlfleet.v1.JobQueue', rpc_method_handlers)
@@ -139,7 +159,7 @@ def add_JobQueueServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class JobQueue:
-    """The queue, for producers (Enqueue) and workers (Lease, Heartbeat, Complete, Fail).
+    """The queue, for producers (Enqueue, WatchJobs) and workers (Lease, Heartbeat, Complete, Fail).
     """
 
     @staticmethod
@@ -267,6 +287,33 @@ class JobQueue:
             '/crawlfleet.v1.JobQueue/Fail',
             crawlfleet_dot_v1_dot_job__queue__pb2.FailRequest.SerializeToString,
             crawlfleet_dot_v1_dot_job__queue__pb2.FailResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/crawlfleet.v1.JobQueue/WatchJobs',
+            crawlfleet_dot_v1_dot_job__queue__pb2.WatchJobsRequest.SerializeToString,
+            crawlfleet_dot_v1_dot_job__queue__pb2.WatchJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

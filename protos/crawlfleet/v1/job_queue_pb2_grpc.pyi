@@ -27,7 +27,7 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class JobQueueStub:
-    """The queue, for producers (Enqueue) and workers (Lease, Heartbeat, Complete, Fail)."""
+    """The queue, for producers (Enqueue, WatchJobs) and workers (Lease, Heartbeat, Complete, Fail)."""
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -45,10 +45,16 @@ class JobQueueStub:
     """Completes leased jobs, all or nothing: a stale lease token aborts the call with LEASE_LOST."""
     Fail: _grpc.UnaryUnaryMultiCallable[_job_queue_pb2.FailRequest, _job_queue_pb2.FailResponse]
     """Reports a failed attempt, or releases a job without charging the attempt."""
+    WatchJobs: _grpc.UnaryStreamMultiCallable[_job_queue_pb2.WatchJobsRequest, _job_queue_pb2.WatchJobsResponse]
+    """Streams watched jobs as they reach a terminal state (SUCCEEDED, DEAD or CANCELLED).
+    The first message comes at once: the jobs already terminal and the ids not found. Each later
+    message carries the jobs that finished since the one before. The stream ends (OK) after the
+    message whose remaining_count is 0. UNAVAILABLE when the coordinator drains: watch again.
+    """
 
 @_typing.type_check_only
 class JobQueueAsyncStub(JobQueueStub):
-    """The queue, for producers (Enqueue) and workers (Lease, Heartbeat, Complete, Fail)."""
+    """The queue, for producers (Enqueue, WatchJobs) and workers (Lease, Heartbeat, Complete, Fail)."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Enqueue: _aio.UnaryUnaryMultiCallable[_job_queue_pb2.EnqueueRequest, _job_queue_pb2.EnqueueResponse]  # type: ignore[assignment]
@@ -63,9 +69,15 @@ class JobQueueAsyncStub(JobQueueStub):
     """Completes leased jobs, all or nothing: a stale lease token aborts the call with LEASE_LOST."""
     Fail: _aio.UnaryUnaryMultiCallable[_job_queue_pb2.FailRequest, _job_queue_pb2.FailResponse]  # type: ignore[assignment]
     """Reports a failed attempt, or releases a job without charging the attempt."""
+    WatchJobs: _aio.UnaryStreamMultiCallable[_job_queue_pb2.WatchJobsRequest, _job_queue_pb2.WatchJobsResponse]  # type: ignore[assignment]
+    """Streams watched jobs as they reach a terminal state (SUCCEEDED, DEAD or CANCELLED).
+    The first message comes at once: the jobs already terminal and the ids not found. Each later
+    message carries the jobs that finished since the one before. The stream ends (OK) after the
+    message whose remaining_count is 0. UNAVAILABLE when the coordinator drains: watch again.
+    """
 
 class JobQueueServicer(metaclass=_abc_1.ABCMeta):
-    """The queue, for producers (Enqueue) and workers (Lease, Heartbeat, Complete, Fail)."""
+    """The queue, for producers (Enqueue, WatchJobs) and workers (Lease, Heartbeat, Complete, Fail)."""
 
     @_abc_1.abstractmethod
     def Enqueue(
@@ -108,5 +120,17 @@ class JobQueueServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_job_queue_pb2.FailResponse, _abc.Awaitable[_job_queue_pb2.FailResponse]]:
         """Reports a failed attempt, or releases a job without charging the attempt."""
+
+    @_abc_1.abstractmethod
+    def WatchJobs(
+        self,
+        request: _job_queue_pb2.WatchJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_job_queue_pb2.WatchJobsResponse], _abc.AsyncIterator[_job_queue_pb2.WatchJobsResponse]]:
+        """Streams watched jobs as they reach a terminal state (SUCCEEDED, DEAD or CANCELLED).
+        The first message comes at once: the jobs already terminal and the ids not found. Each later
+        message carries the jobs that finished since the one before. The stream ends (OK) after the
+        message whose remaining_count is 0. UNAVAILABLE when the coordinator drains: watch again.
+        """
 
 def add_JobQueueServicer_to_server(servicer: JobQueueServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -29,6 +29,8 @@ DEFAULT_MAX_SPEC_BYTES = 16 * 1024
 DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9464"
 DEFAULT_METRICS_REFRESH_SECONDS = 5.0
+DEFAULT_MAX_WATCH_STREAMS = 100
+DEFAULT_WATCH_RECHECK_SECONDS = 5.0
 
 
 def default_data_dir(environ: Mapping[str, str]) -> Path:
@@ -73,6 +75,10 @@ class CoordinatorSettings:
     metrics_listen: str = DEFAULT_METRICS_LISTEN
     # How often the queue gauges (jobs by state, oldest queued age) are read from the database.
     metrics_refresh_seconds: float = DEFAULT_METRICS_REFRESH_SECONDS
+    # Open WatchJobs streams per coordinator; more are refused with RESOURCE_EXHAUSTED.
+    max_watch_streams: int = DEFAULT_MAX_WATCH_STREAMS
+    # How often a watch stream re-checks without a notify (covers notifies that never came).
+    watch_recheck_seconds: float = DEFAULT_WATCH_RECHECK_SECONDS
     security: SecuritySettings = field(default_factory=SecuritySettings)
 
     @classmethod
@@ -106,6 +112,7 @@ class CoordinatorSettings:
             log_level=args.log_level,
             metrics_listen=args.metrics_listen,
             metrics_refresh_seconds=args.metrics_refresh_seconds,
+            max_watch_streams=args.max_watch_streams,
             security=security_from_args(args),
         )
         return args.command, settings
@@ -181,6 +188,12 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         DEFAULT_METRICS_REFRESH_SECONDS,
         "how often the queue-depth gauges are read from the database",
         type=positive_float,
+    )
+    flags.add(
+        "--max-watch-streams",
+        DEFAULT_MAX_WATCH_STREAMS,
+        "open WatchJobs streams this coordinator serves; more are refused (RESOURCE_EXHAUSTED)",
+        type=positive_int,
     )
     add_security_flags(flags.group("security", "bearer tokens and TLS; see docs/security.md"))
     return parser

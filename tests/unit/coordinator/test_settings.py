@@ -52,3 +52,12 @@ def test_help_shows_defaults_and_variables_but_not_the_dsn() -> None:
     assert "(default: 30; env CRAWLFLEET_LEASE_SECONDS)" in text
     assert "env DATABASE_URL or CRAWLFLEET_DATABASE_URL" in text
     assert "hunter2" not in text
+
+
+def test_max_watch_streams_from_the_variable_or_the_flag() -> None:
+    assert CoordinatorSettings.from_args([], {})[1].max_watch_streams == 100
+    env = {"CRAWLFLEET_MAX_WATCH_STREAMS": "7"}
+    assert CoordinatorSettings.from_args([], env)[1].max_watch_streams == 7
+    assert CoordinatorSettings.from_args(["--max-watch-streams", "3"], env)[1].max_watch_streams == 3
+    with pytest.raises(SystemExit):
+        CoordinatorSettings.from_args(["--max-watch-streams", "0"], {})

@@ -72,10 +72,12 @@ class JobHistory(NamedTuple):
 
 
 class CancelOutcome(NamedTuple):
-    """The state of a job after a cancel request."""
+    """The state of a job after a cancel request; finished_notified is the statement's NOTIFY to
+    WatchJobs streams (no value)."""
 
     id: int
     state: str
+    finished_notified: None
 
 
 class StoredThumbnail(NamedTuple):

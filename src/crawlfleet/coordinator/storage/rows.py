@@ -1,5 +1,6 @@
 """Rows of the worker and producer side of the queue: what Enqueue, Lease, Heartbeat, Complete,
-Fail and the reaper hand to their queries and get back (and the migration runner's one row).
+Fail, the reaper and WatchJobs hand to their queries and get back (and the migration runner's one
+row). A `finished_notified` column is the statement's NOTIFY to WatchJobs streams (no value).
 
 Each type's fields are, in order, the columns of the query it feeds or comes from (statements.py
 says which); a test checks them against the SQL.
@@ -76,6 +77,7 @@ class LeaseExtension(NamedTuple):
     id: int
     state: str
     lease_expires_at: dt.datetime | None
+    finished_notified: None
 
 
 class Completion(NamedTuple):
@@ -87,7 +89,10 @@ class Completion(NamedTuple):
 
 
 class CompletedJob(NamedTuple):
+    """A job the statement completed; finished_notified counts its NOTIFY (0 or 1 per statement)."""
+
     id: int
+    finished_notified: int
 
 
 class JobFencing(NamedTuple):
@@ -107,6 +112,7 @@ class FailOutcome(NamedTuple):
     state: str
     run_at: dt.datetime
     notified: None
+    finished_notified: None
 
 
 class ReapedJob(NamedTuple):
@@ -116,6 +122,23 @@ class ReapedJob(NamedTuple):
     id: int
     state: str
     notified: None
+    finished_notified: None
+
+
+class WatchedJob(NamedTuple):
+    """A watched job that is terminal or, with state None, an id that matches no job."""
+
+    id: int
+    state: str | None
+    attempt: int | None
+    finished_at: dt.datetime | None
+    last_error: str | None
+
+
+class UnfinishedIds(NamedTuple):
+    """Ids of queued and leased jobs, up to the limit asked for."""
+
+    ids: list[int] | None
 
 
 class AppliedMigration(NamedTuple):

@@ -37,6 +37,8 @@ from crawlfleet.coordinator.storage.rows import (
     LiveJob,
     NewJob,
     ReapedJob,
+    UnfinishedIds,
+    WatchedJob,
 )
 from crawlfleet.coordinator.storage.statement import NoRows, Statement, batch_statement, statement
 
@@ -65,6 +67,12 @@ JOB_FAIL_IF_LEASED = statement(
 )
 JOB_REAP_EXPIRED = statement("job_reap_expired", returns=ReapedJob, params=("batch", "now"))
 DATABASE_PING = statement("database_ping", returns=NoRows)
+
+# WatchJobs streams (watch.py).
+JOB_WATCH_FINISHED_MANY = statement("job_watch_finished_many", returns=WatchedJob, params=("job_ids", "find_missing"))
+JOB_LIST_UNFINISHED_IDS = statement("job_list_unfinished_ids", returns=UnfinishedIds, params=("limit",))
+JOB_WATCHER_REGISTER = statement("job_watcher_register", returns=NoRows, params=("coordinator_id", "ttl_ms"))
+JOB_WATCHER_UNREGISTER = statement("job_watcher_unregister", returns=NoRows, params=("coordinator_id",))
 
 # The operator side (admin.py).
 JOB_GET = statement("job_get", returns=JobDetail, params=("job_id",))
