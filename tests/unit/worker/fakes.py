@@ -10,22 +10,25 @@ from collections.abc import Callable, Sequence
 import grpc
 
 from crawlfleet.common.logs import job_log
+from crawlfleet.common.rpc_errors import ErrorDetails
 from crawlfleet.v1 import job_queue_pb2 as pb
-from crawlfleet.worker.errors import CoordinatorError, CoordinatorUnavailable, ErrorReason, LeaseLost
+from crawlfleet.worker.errors import CoordinatorError, CoordinatorUnavailable, LeaseLost
 from crawlfleet.worker.leases import HeldLease
 
 
 def unavailable() -> CoordinatorUnavailable:
-    return CoordinatorUnavailable(grpc.StatusCode.UNAVAILABLE, "down", ErrorReason())
+    return CoordinatorUnavailable(grpc.StatusCode.UNAVAILABLE, "down", ErrorDetails())
 
 
 def lease_lost(job_ids: str | None) -> LeaseLost:
     metadata = {} if job_ids is None else {"job_ids": job_ids}
-    return LeaseLost(grpc.StatusCode.ABORTED, "stale", ErrorReason("LEASE_LOST", "crawlfleet.v1", metadata))
+    return LeaseLost(
+        grpc.StatusCode.ABORTED, "stale", ErrorDetails(reason="LEASE_LOST", domain="crawlfleet.v1", metadata=metadata)
+    )
 
 
 def rejected() -> CoordinatorError:
-    return CoordinatorError(grpc.StatusCode.INVALID_ARGUMENT, "bad", ErrorReason("INVALID_FIELD"))
+    return CoordinatorError(grpc.StatusCode.INVALID_ARGUMENT, "bad", ErrorDetails(reason="INVALID_FIELD"))
 
 
 def completed(job_id: int) -> pb.CompletedJob:

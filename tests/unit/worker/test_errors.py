@@ -5,15 +5,9 @@ import pytest
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from crawlfleet.worker.errors import (
-    STATUS_DETAILS_KEY,
-    CoordinatorError,
-    CoordinatorUnavailable,
-    LeaseLost,
-    error_reason,
-    parse_job_ids,
-    translate_rpc_error,
-)
+from crawlfleet.worker.errors import CoordinatorError, CoordinatorUnavailable, LeaseLost, translate_rpc_error
+
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 
 def rpc_error(code: grpc.StatusCode, reason: str | None = None, **metadata: str) -> grpc.aio.AioRpcError:
@@ -56,14 +50,3 @@ def test_rejections_are_not_transient() -> None:
 def test_aborted_without_lease_lost_is_not_lease_lost() -> None:
     err = translate_rpc_error(rpc_error(grpc.StatusCode.ABORTED, "SOMETHING_ELSE"))
     assert not isinstance(err, LeaseLost)
-
-
-def test_undecodable_details_give_no_reason() -> None:
-    assert error_reason([(STATUS_DETAILS_KEY, b"\xff\xff not a proto")]).reason == ""
-    assert error_reason(None).reason == ""
-    assert error_reason([("other", "x")]).reason == ""
-
-
-def test_parse_job_ids_skips_garbage() -> None:
-    assert parse_job_ids("1, 2,x,,3") == {1, 2, 3}
-    assert parse_job_ids("") == frozenset()
