@@ -92,6 +92,30 @@ async def test_enqueue_from_stdin_with_comments_json_lines_and_batches(coord: Ru
     assert noop.json()["created"] == 3
 
 
+async def test_idempotency_keys_make_separate_jobs_of_one_url(coord: RunningCoordinator) -> None:
+    first = await cli(coord, "--json", "enqueue", "https://same.example/", "--idempotency-key", "monday")
+    second = await cli(coord, "--json", "enqueue", "https://same.example/", "--idempotency-key", "tuesday")
+    assert first.code == 0 and second.code == 0, first.err + second.err
+    assert first.json()["created"] == 1 and second.json()["created"] == 1
+    assert first.json()["jobs"][0]["id"] != second.json()["jobs"][0]["id"]
+    stored = await get_job(coord, second.json()["jobs"][0]["id"])
+    assert stored.spec.idempotency_key == "tuesday"
+    lines = "https://same.example/\twednesday\nhttps://same.example/ thursday\nhttps://same.example/\tmonday\n"
+    keyed = await cli(coord, "--json", "enqueue", "-", "--key-from-line", stdin=lines)
+    assert keyed.code == 0, keyed.err
+    assert [j["created"] for j in keyed.json()["jobs"]] == [True, True, False]
+    assert keyed.json()["jobs"][2]["id"] == first.json()["jobs"][0]["id"]  # monday is still live
+    many = await cli(coord, "enqueue", "https://a.example/", "https://b.example/", "--idempotency-key", "k")
+    assert many.code == 2 and "--key-from-line" in many.err
+    missing = await cli(coord, "enqueue", "-", "--key-from-line", stdin="https://a.example/\tk1\nhttps://b.example/\n")
+    assert missing.code == 2 and "stdin line 2: no key after the URL" in missing.err
+    items = parse_lines(
+        ["https://c.example/\t key with spaces ", '{"noop": {}, "idempotencyKey": "own"}'], "f", keyed=True
+    )
+    assert [i.spec.idempotency_key for i in items] == ["key with spaces", "own"]
+    assert items[0].spec.scrape.url == "https://c.example/"
+
+
 async def test_bad_url_names_the_field_and_the_input(coord: RunningCoordinator) -> None:
     run = await cli(coord, "enqueue", "https://ok.example/", "ftp://nope.example/")
     assert run.code == 1

@@ -12,10 +12,12 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
+from crawlfleet.cli.client import describe_error
 from crawlfleet.cli.commands import dead, demo, enqueue, jobs, queue, results, wait
 from crawlfleet.cli.context import Context
 from crawlfleet.cli.errors import EXIT_INTERRUPTED, EXIT_OK, CliError
 from crawlfleet.cli.settings import add_global_options, settings_from
+from crawlfleet.client import ClientError
 
 Command = Callable[[Context, argparse.Namespace], int]
 EPILOG = """exit status: 0 ok, 1 operation failed or unhealthy, 2 usage error, 3 jobs ended dead or cancelled,
@@ -80,7 +82,10 @@ def main(
     )
     run: Command = ns.run
     try:
-        return run(ctx, ns)
+        try:
+            return run(ctx, ns)
+        except ClientError as error:
+            raise describe_error(error, ctx.settings) from None
     except CliError as error:
         ctx.err(f"crawlfleet: {error.message}")
         return error.exit_code

@@ -40,6 +40,11 @@ class ClientError(Exception):
         self.reason = reason
         self.metadata: Mapping[str, str] = dict(metadata or {})
 
+    @property
+    def answered(self) -> bool:
+        """Whether the coordinator itself answered with a reason (not the network or gRPC)."""
+        return bool(self.reason)
+
 
 class InvalidArgument(ClientError):
     """The coordinator rejected the request: fix it. ``field`` names the offending request field
@@ -94,10 +99,6 @@ class Unavailable(ClientError):
     """
 
     @property
-    def answered(self) -> bool:
-        return bool(self.reason)
-
-    @property
     def tls_failed(self) -> bool:
         """Whether the connection failed in the TLS handshake (a CA, certificate or TLS mismatch)."""
         return not self.answered and any(word in self.message.lower() for word in _TLS_WORDS)
@@ -107,8 +108,8 @@ class DeadlineExceeded(Unavailable):
     """The coordinator did not answer within the call's deadline (``call_timeout``)."""
 
 
-class ResourceExhausted(Unavailable):
-    """The coordinator refused the call for its size or for load: send less, or later."""
+class ResourceExhausted(ClientError):
+    """The call was refused for its size or for a limit of the coordinator: send less, or later."""
 
 
 class ConfigurationError(ClientError, ValueError):

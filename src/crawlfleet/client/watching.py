@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 
 import grpc
 
-from crawlfleet.client.errors import DeadlineExceeded, Unavailable, WaitTimeout, from_rpc_error
+from crawlfleet.client.errors import DeadlineExceeded, ResourceExhausted, Unavailable, WaitTimeout, from_rpc_error
 from crawlfleet.client.models import JobOutcome, WatchUpdate
 from crawlfleet.v1 import job_queue_pb2
 
@@ -144,9 +144,10 @@ class WatchSession:
         translated = from_rpc_error(error)
         if isinstance(translated, DeadlineExceeded) and self._deadline is not None:
             raise self.timed_out() from error
-        code = translated.code
-        answered = isinstance(translated, Unavailable) and translated.answered
-        if code not in _DROPPED or not (self._reached or answered):
+        dropped = translated.code in _DROPPED and (self._reached or translated.answered)
+        # A coordinator at its limit of open streams says so with a reason: worth another try later.
+        busy = isinstance(translated, ResourceExhausted) and translated.answered
+        if not (dropped or busy):
             raise translated from error
         return self._backoff(translated)
 
