@@ -10,6 +10,10 @@ database for the run (dropped at the end). Phases, each timed from the database 
 3. latency_p50_ms / latency_p99_ms: with the workers idle in their long-poll, --latency-jobs single
    Enqueue calls paced --latency-interval-ms apart; leased_at - created_at per job.
 
+With --watch, a WatchJobs stream watches the N jobs of phase 2 while they drain (the coordinator's
+finish notifies are on meanwhile); watch_reported counts the jobs it reported, watch_messages
+the messages it took.
+
 Progress goes to stdout; the last line is one JSON object with the figures. Child logs stay in a
 temporary directory, printed at the start. cpu_s_* are CPU seconds per process group over a phase
 (from /proc): the drain's `workers` figure includes their start-up (imports, ~0.3 s each), and
@@ -72,6 +76,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--worker-log-level", default="INFO", help="the workers' --log-level")
     parser.add_argument("--worker-arg", action="append", default=[], help="extra worker flag, e.g. =--lease-wait=5")
     parser.add_argument("--coordinator-arg", action="append", default=[], help="extra coordinator flag")
+    parser.add_argument("--watch", action="store_true", help="watch the drained jobs with WatchJobs")
     return parser.parse_args()
 
 
@@ -147,6 +152,15 @@ async def wait_all_succeeded(db: asyncpg.Connection, children: list[procs.Child]
         raise RuntimeError(f"{succeeded} jobs succeeded, expected {total}")
 
 
+async def watch_jobs(stub: job_queue_pb2_grpc.JobQueueAsyncStub, ids: list[int]) -> tuple[int, int]:
+    """Follow a WatchJobs stream of ids to its end; (jobs reported, messages)."""
+    reported = messages = 0
+    async for response in stub.WatchJobs(pb.WatchJobsRequest(job_ids=ids)):
+        reported += len(response.jobs)
+        messages += 1
+    return reported, messages
+
+
 async def enqueue_phase(
     stub: job_queue_pb2_grpc.JobQueueAsyncStub, args: argparse.Namespace
 ) -> tuple[list[int], float]:
@@ -174,6 +188,15 @@ async def latency_phase(stub: job_queue_pb2_grpc.JobQueueAsyncStub, args: argpar
         response = await stub.Enqueue(request, timeout=CALL_TIMEOUT)
         ids.append(response.jobs[0].id)
     return ids
+
+
+async def watch_registered(db: asyncpg.Connection) -> None:
+    """Wait until the coordinator registered its watch, so the whole drain runs with notifies on."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while not await db.fetchval("SELECT EXISTS (SELECT 1 FROM job_watchers)"):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the coordinator did not register the watch")
+        await asyncio.sleep(POLL_SECONDS)
 
 
 def start_worker(args: argparse.Namespace, address: str, index: int, log_dir: Path) -> procs.Child:
@@ -222,6 +245,9 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
             cpu_enqueue = meter.read()
             say(f"phase 1: enqueued {len(ids)} jobs in {enqueue_s:.2f}s ({len(ids) / enqueue_s:,.0f}/s)")
 
+            watch = asyncio.ensure_future(watch_jobs(stub, ids)) if args.watch else None
+            if watch is not None:
+                await watch_registered(db)
             workers = [start_worker(args, address, i, log_dir) for i in range(args.workers)]
             children.extend(workers)
             meter = procs.CpuMeter(
@@ -233,6 +259,7 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
             say(f"phase 2: started {args.workers} workers x {args.slots} slots (pids {[w.pid for w in workers]})")
             await wait_all_succeeded(db, children, len(ids), args.timeout)
             drain_wall_s = time.perf_counter() - drain_started
+            watch_reported, watch_messages = await asyncio.wait_for(watch, args.timeout) if watch else (0, 0)
             cpu_drain = meter.read()
             row = await db.fetchrow(
                 "SELECT extract(epoch FROM max(finished_at) - min(leased_at)) AS span,"
@@ -290,6 +317,8 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
             "worker_log_level": args.worker_log_level,
             "worker_args": args.worker_arg,
             "coordinator_args": args.coordinator_arg,
+            "watch_reported": watch_reported,
+            "watch_messages": watch_messages,
         }
     finally:
         procs.kill_all(children)

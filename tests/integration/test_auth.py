@@ -49,6 +49,19 @@ def job_queue(name: str, request: object) -> Call:
     )
 
 
+def job_queue_stream(name: str, request: object) -> Call:
+    """A server-streaming call: its first message (or its error) is the verdict."""
+
+    async def call(channel: grpc.aio.Channel, metadata: Any) -> object:
+        stream = getattr(pb_grpc.JobQueueStub(channel), name)(request, metadata=metadata, timeout=CALL_TIMEOUT)
+        try:
+            return await stream.read()
+        finally:
+            stream.cancel()
+
+    return call
+
+
 def admin(name: str, request: object) -> Call:
     return lambda channel, metadata: getattr(admin_pb2_grpc.AdminStub(channel), name)(
         request, metadata=metadata, timeout=CALL_TIMEOUT
@@ -62,6 +75,7 @@ MATRIX: list[tuple[str, Call, set[Role]]] = [
     ("Heartbeat", job_queue("Heartbeat", pb.HeartbeatRequest(worker_id="w1")), {Role.WORKER}),
     ("Complete", job_queue("Complete", pb.CompleteRequest()), {Role.WORKER}),
     ("Fail", job_queue("Fail", pb.FailRequest()), {Role.WORKER}),
+    ("WatchJobs", job_queue_stream("WatchJobs", pb.WatchJobsRequest(all_unfinished=True)), {Role.PRODUCER}),
     ("GetJob", admin("GetJob", admin_pb2.GetJobRequest(job_id=1)), {Role.PRODUCER}),
     ("GetQueueStats", admin("GetQueueStats", admin_pb2.GetQueueStatsRequest()), set()),
     ("CancelJob", admin("CancelJob", admin_pb2.CancelJobRequest(job_id=1)), set()),

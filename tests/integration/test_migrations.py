@@ -24,6 +24,7 @@ EXPECTED_TABLES = {
     "page_images",
     "job_counts",
     "job_count_deltas",
+    "job_watchers",
 }
 EXPECTED_INDEXES = {
     "jobs_available",

@@ -42,6 +42,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The call carried no valid `authorization: Bearer <token>` metadata."""
     ERROR_REASON_PERMISSION_DENIED: _ErrorReason.ValueType  # 10
     """The token is valid but its role may not call this method."""
+    ERROR_REASON_RESOURCE_EXHAUSTED: _ErrorReason.ValueType  # 11
+    """A limit of the coordinator is reached (e.g. its open WatchJobs streams); ErrorInfo.metadata["limit"]
+    names it. Retry later, or on another coordinator.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Machine-readable reasons carried as google.rpc.ErrorInfo.reason (domain "crawlfleet.v1")
@@ -68,4 +72,8 @@ ERROR_REASON_UNAUTHENTICATED: ErrorReason.ValueType  # 9
 """The call carried no valid `authorization: Bearer <token>` metadata."""
 ERROR_REASON_PERMISSION_DENIED: ErrorReason.ValueType  # 10
 """The token is valid but its role may not call this method."""
+ERROR_REASON_RESOURCE_EXHAUSTED: ErrorReason.ValueType  # 11
+"""A limit of the coordinator is reached (e.g. its open WatchJobs streams); ErrorInfo.metadata["limit"]
+names it. Retry later, or on another coordinator.
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -76,6 +76,16 @@ class Draining(CoordinatorError):
         super().__init__("the coordinator is shutting down; retry on another coordinator")
 
 
+class ResourceExhausted(CoordinatorError):
+    """A limit of the coordinator is reached; `limit` names it. Retry later or elsewhere."""
+
+    reason = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(message, metadata={"limit": limit})
+        self.limit = limit
+
+
 class DatabaseUnavailable(CoordinatorError):
     reason = "DATABASE_UNAVAILABLE"
 

@@ -80,6 +80,7 @@ class CoordinatorMetrics:
         self.jobs_released = Counter(
             "crawlfleet_jobs_released", "Jobs given back by workers without charging an attempt", registry=r
         )
+        self.watch_streams = Gauge("crawlfleet_watch_streams", "Open WatchJobs streams", registry=r)
         self.database_up = Gauge(
             "crawlfleet_database_up", "1 while the health probe reaches PostgreSQL, else 0", registry=r
         )

@@ -13,6 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from crawlfleet.coordinator.api import reflection
 from crawlfleet.coordinator.api.admin import AdminServicer
 from crawlfleet.coordinator.api.job_queue import JobQueueServicer, Lifecycle
+from crawlfleet.coordinator.api.watch import WatchStreams
 from crawlfleet.coordinator.background import (
     COUNT_FOLD_SECONDS,
     fold_counts_forever,
@@ -25,7 +26,8 @@ from crawlfleet.coordinator.settings import CoordinatorSettings
 from crawlfleet.coordinator.storage import database
 from crawlfleet.coordinator.storage.admin import AdminQueue
 from crawlfleet.coordinator.storage.migrate import migrate
-from crawlfleet.coordinator.storage.queue import Queue
+from crawlfleet.coordinator.storage.queue import NOTIFY_CHANNEL, Queue
+from crawlfleet.coordinator.storage.watch import FINISHED_CHANNEL, WatcherRegistration, WatchQueries
 from crawlfleet.coordinator.wakeup import NotifyListener, Wakeup
 from crawlfleet.v1 import admin_pb2, admin_pb2_grpc, job_queue_pb2, job_queue_pb2_grpc
 
@@ -50,6 +52,7 @@ class Coordinator:
         self._pool: asyncpg.Pool | None = None
         self._server: grpc.aio.Server | None = None
         self._listener: NotifyListener | None = None
+        self._watches: WatchStreams | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._health = health.aio.HealthServicer()
         self._lifecycle = Lifecycle()
@@ -66,8 +69,18 @@ class Coordinator:
                 await migrate(conn)
         queue = Queue(self._pool)
         wakeup = Wakeup()
-        self._listener = NotifyListener(self.dsn, wakeup)
+        finished = Wakeup()  # jobs reached a terminal state: wakes WatchJobs streams
+        self._listener = NotifyListener(self.dsn, {NOTIFY_CHANNEL: wakeup, FINISHED_CHANNEL: finished})
         self._listener.start()
+        watch_queries = WatchQueries(self._pool)
+        self._watches = WatchStreams(
+            watch_queries,
+            WatcherRegistration(watch_queries),
+            finished,
+            self.metrics,
+            max_streams=settings.max_watch_streams,
+            recheck_seconds=settings.watch_recheck_seconds,
+        )
 
         options = [
             ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -78,7 +91,7 @@ class Coordinator:
         interceptors = [MetricsInterceptor(self.metrics), *guard.interceptors]
         server = grpc.aio.server(options=options, interceptors=interceptors)
         job_queue_pb2_grpc.add_JobQueueServicer_to_server(
-            JobQueueServicer(queue, wakeup, settings, self._lifecycle, self.metrics), server
+            JobQueueServicer(queue, wakeup, settings, self._lifecycle, self.metrics, self._watches), server
         )
         admin = AdminQueue(self._pool)
         admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(queue, admin, wakeup), server)
@@ -117,7 +130,8 @@ class Coordinator:
             await self._health.set(name, status)
 
     async def stop(self, grace: float | None = None) -> None:
-        """Drain: NOT_SERVING, waiting Leases return empty, in-flight calls finish, then close."""
+        """Drain: NOT_SERVING, waiting Leases return empty, watch streams end UNAVAILABLE, in-flight
+        calls finish, then close."""
         if self._stopping:
             await self._stopped.wait()
             return
@@ -125,6 +139,8 @@ class Coordinator:
         try:
             self._lifecycle.draining = True
             await self._health.enter_graceful_shutdown()
+            if self._watches is not None:
+                self._watches.drain()
             if self._server is not None:
                 self._wakeup.notify()
                 await self._server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)

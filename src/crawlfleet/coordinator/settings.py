@@ -26,6 +26,8 @@ DEFAULT_MAX_SPEC_BYTES = 16 * 1024
 DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9464"
 DEFAULT_METRICS_REFRESH_SECONDS = 5.0
+DEFAULT_MAX_WATCH_STREAMS = 100
+DEFAULT_WATCH_RECHECK_SECONDS = 5.0
 ENV_PREFIX = "CRAWLFLEET_"
 
 
@@ -71,6 +73,10 @@ class CoordinatorSettings:
     metrics_listen: str = DEFAULT_METRICS_LISTEN
     # How often the queue gauges (jobs by state, oldest queued age) are read from the database.
     metrics_refresh_seconds: float = DEFAULT_METRICS_REFRESH_SECONDS
+    # Open WatchJobs streams per coordinator; more are refused with RESOURCE_EXHAUSTED.
+    max_watch_streams: int = DEFAULT_MAX_WATCH_STREAMS
+    # How often a watch stream re-checks without a notify (covers notifies that never came).
+    watch_recheck_seconds: float = DEFAULT_WATCH_RECHECK_SECONDS
     security: SecuritySettings = field(default_factory=SecuritySettings)
 
     @classmethod
@@ -153,6 +159,12 @@ class CoordinatorSettings:
             default=env_default("metrics_refresh_seconds", DEFAULT_METRICS_REFRESH_SECONDS),
             help="how often the queue-depth gauges are read from the database",
         )
+        parser.add_argument(
+            "--max-watch-streams",
+            type=int,
+            default=env_default("max_watch_streams", DEFAULT_MAX_WATCH_STREAMS),
+            help="open WatchJobs streams this coordinator serves; more are refused (RESOURCE_EXHAUSTED)",
+        )
         add_security_flags(parser, env_default)
         args = parser.parse_args(argv)
         settings = cls(
@@ -175,6 +187,7 @@ class CoordinatorSettings:
             log_level=str(args.log_level).upper(),
             metrics_listen=str(args.metrics_listen),
             metrics_refresh_seconds=args.metrics_refresh_seconds,
+            max_watch_streams=args.max_watch_streams,
             security=security_from_args(args),
         )
         return args.command, settings

@@ -1,7 +1,8 @@
-"""Wakes long-polling Lease calls when jobs become available.
+"""Wakes long-polling Lease calls when jobs become available, and WatchJobs streams when jobs finish.
 
-One LISTEN connection per coordinator hears every coordinator's NOTIFY; waiters also wake on a
-periodic re-check, which covers notifies missed while the connection was down.
+One LISTEN connection per coordinator hears every coordinator's NOTIFY, on one channel per kind of
+event; waiters also wake on a periodic re-check, which covers notifies missed while the connection
+was down.
 """
 
 from __future__ import annotations
@@ -9,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
-
-from crawlfleet.coordinator.storage.queue import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
 _RECONNECT_MAX_SECONDS = 5.0
@@ -43,11 +43,11 @@ async def wait_for(event: asyncio.Event, timeout: float) -> bool:
 
 
 class NotifyListener:
-    """Keeps a LISTEN connection open (reconnecting) and forwards notifies to a Wakeup."""
+    """Keeps a LISTEN connection open (reconnecting) and forwards each channel's notifies to its Wakeup."""
 
-    def __init__(self, dsn: str, wakeup: Wakeup) -> None:
+    def __init__(self, dsn: str, wakeups: Mapping[str, Wakeup]) -> None:
         self._dsn = dsn
-        self._wakeup = wakeup
+        self._wakeups = dict(wakeups)
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
 
@@ -61,8 +61,8 @@ class NotifyListener:
                 await self._task
             self._task = None
 
-    def _on_notify(self, *_: Any) -> None:
-        self._wakeup.notify()
+    def _on_notify(self, _conn: Any, _pid: int, channel: str, _payload: str) -> None:
+        self._wakeups[channel].notify()
 
     async def _run(self) -> None:
         delay = 0.1
@@ -72,11 +72,13 @@ class NotifyListener:
                 conn = await asyncpg.connect(self._dsn, server_settings={"application_name": "crawlfleet-listen"})
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
-                await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+                for channel in self._wakeups:
+                    await conn.add_listener(channel, self._on_notify)
                 self.connected.set()
                 delay = 0.1
-                # Jobs may have arrived while we were not listening.
-                self._wakeup.notify()
+                # Jobs may have arrived (or finished) while we were not listening.
+                for wakeup in self._wakeups.values():
+                    wakeup.notify()
                 await lost.wait()
                 log.warning("LISTEN connection lost; reconnecting")
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

@@ -1,4 +1,4 @@
-"""crawlfleet.v1.JobQueue: Enqueue for producers; Lease, Heartbeat, Complete, Fail for workers."""
+"""crawlfleet.v1.JobQueue: Enqueue and WatchJobs for producers; Lease, Heartbeat, Complete, Fail for workers."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import grpc
 
 from crawlfleet.coordinator.api import convert
 from crawlfleet.coordinator.api.results import ResultRows, split_result
-from crawlfleet.coordinator.api.status import handles_errors
+from crawlfleet.coordinator.api.status import handles_errors, handles_stream_errors
 from crawlfleet.coordinator.api.validation import validate_enqueue
+from crawlfleet.coordinator.api.watch import WatchStreams
 from crawlfleet.coordinator.errors import Draining, InvalidArgument
 from crawlfleet.coordinator.metrics import CoordinatorMetrics
 from crawlfleet.coordinator.settings import CoordinatorSettings
@@ -51,6 +52,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
         settings: CoordinatorSettings,
         lifecycle: Lifecycle,
         metrics: CoordinatorMetrics,
+        watches: WatchStreams,
     ) -> None:
         self._queue = queue
         self._metrics = metrics
@@ -58,6 +60,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
         self._settings = settings
         self._lifecycle = lifecycle
         self._worker_seen_at: dict[str, float] = {}
+        self._watches = watches
 
     @handles_errors
     async def Enqueue(self, request: pb.EnqueueRequest, context: Ctx) -> pb.EnqueueResponse:  # type: ignore[type-arg]
@@ -245,7 +248,8 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
             run_at=convert.timestamp(outcome.run_at),
         )
 
+    @handles_stream_errors
     async def WatchJobs(self, request: pb.WatchJobsRequest, context: Ctx) -> AsyncIterator[pb.WatchJobsResponse]:  # type: ignore[type-arg]
-        """Not served yet: the API is declared ahead of its implementation."""
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "WatchJobs is not served yet")
-        yield pb.WatchJobsResponse()  # unreachable: abort raises
+        """Stream watched jobs as they reach a terminal state: a snapshot first, then each as it finishes."""
+        async for response in self._watches.stream(request):
+            yield response

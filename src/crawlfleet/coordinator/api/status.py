@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -20,6 +20,7 @@ from crawlfleet.coordinator.errors import (
     LeaseLost,
     NotFound,
     PermissionDenied,
+    ResourceExhausted,
     ResultMismatch,
     Unauthenticated,
     WrongState,
@@ -36,6 +37,7 @@ _CODES: list[tuple[type[CoordinatorError], grpc.StatusCode]] = [
     (ResultMismatch, grpc.StatusCode.FAILED_PRECONDITION),
     (Draining, grpc.StatusCode.UNAVAILABLE),
     (DatabaseUnavailable, grpc.StatusCode.UNAVAILABLE),
+    (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
 ]
@@ -73,6 +75,7 @@ def to_status(error: CoordinatorError) -> grpc.Status:
 Request = TypeVar("Request")
 Response = TypeVar("Response")
 Handler = Callable[[Any, Request, grpc.aio.ServicerContext[Request, Response]], Awaitable[Response]]
+StreamHandler = Callable[[Any, Request, grpc.aio.ServicerContext[Request, Response]], AsyncIterator[Response]]
 
 
 def handles_errors(method: Handler[Request, Response]) -> Handler[Request, Response]:
@@ -83,10 +86,31 @@ def handles_errors(method: Handler[Request, Response]) -> Handler[Request, Respo
         try:
             return await method(self, request, context)
         except CoordinatorError as error:
-            status = to_status(error)
-            if status.code is grpc.StatusCode.UNAVAILABLE:
-                log.warning("%s: %s", method.__name__, error.message)
-            await context.abort_with_status(status)
+            await _abort(method.__name__, error, context)
             raise AssertionError("abort_with_status returned") from error
 
     return wrapper
+
+
+def handles_stream_errors(method: StreamHandler[Request, Response]) -> StreamHandler[Request, Response]:
+    """Decorate a server-streaming RPC method: a CoordinatorError ends the stream with its status."""
+
+    @functools.wraps(method)
+    async def wrapper(
+        self: Any, request: Request, context: grpc.aio.ServicerContext[Request, Response]
+    ) -> AsyncIterator[Response]:
+        try:
+            async for response in method(self, request, context):
+                yield response
+        except CoordinatorError as error:
+            await _abort(method.__name__, error, context)
+            raise AssertionError("abort_with_status returned") from error
+
+    return wrapper
+
+
+async def _abort(name: str, error: CoordinatorError, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    status = to_status(error)
+    if status.code is grpc.StatusCode.UNAVAILABLE:
+        log.warning("%s: %s", name, error.message)
+    await context.abort_with_status(status)

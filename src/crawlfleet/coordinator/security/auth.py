@@ -56,7 +56,8 @@ _ADMIN = admin_pb2.DESCRIPTOR.services_by_name["Admin"]
 # What each role may call; admin may call everything. A method missing here is admin-only.
 # Producers read results of any job for now: per-producer ownership is future work (docs/security.md).
 ROLE_METHODS: Mapping[Role, frozenset[str]] = {
-    Role.PRODUCER: _methods(_JOB_QUEUE, "Enqueue") | _methods(_ADMIN, "GetJob", "ListResults", "GetThumbnail"),
+    Role.PRODUCER: _methods(_JOB_QUEUE, "Enqueue", "WatchJobs")
+    | _methods(_ADMIN, "GetJob", "ListResults", "GetThumbnail"),
     Role.WORKER: _methods(_JOB_QUEUE, "Lease", "Heartbeat", "Complete", "Fail"),
 }
 

@@ -1,6 +1,10 @@
 -- Named queries on jobs and job_attempts. Each query starts with a `-- name:` header and is
 -- loaded by coordinator/sql.py; coordinator/queue.py is the only module that runs them.
 -- A nullable `now` parameter lets tests control time: coalesce(<now>, now()).
+-- Statements that make jobs due send NOTIFY crawlfleet_jobs (wakes Lease long-polls); those that
+-- make jobs terminal send NOTIFY crawlfleet_jobs_finished (wakes WatchJobs streams), but only while
+-- a coordinator has streams open (job_watchers): a NOTIFY makes commits take turns. Identical
+-- notifies of one transaction are delivered once.
 
 -- name: job_enqueue_many
 -- Inserts a batch; a row whose dedupe_key matches a live job inserts nothing and returns that
@@ -127,7 +131,10 @@ WITH input AS (
     FROM (SELECT kind, count(*) AS c FROM held WHERE cancel_requested GROUP BY kind) AS per_kind,
          LATERAL (VALUES ('leased'::job_state, -c), ('cancelled'::job_state, c)) AS moves(state, n)
 )
-SELECT id, state, lease_expires_at FROM updated;
+SELECT id, state, lease_expires_at,
+       CASE WHEN state = 'cancelled' AND EXISTS (SELECT 1 FROM job_watchers WHERE expires_at > now())
+            THEN pg_notify('crawlfleet_jobs_finished', '') END AS finished_notified
+FROM updated;
 
 -- name: job_complete_if_leased_many
 -- Completes the jobs, all or nothing: only if every one is still leased under its token does it
@@ -165,7 +172,11 @@ WITH input AS (
     FROM complete
     WHERE a.job_id = complete.id AND a.lease_token = complete.lease_token
 )
-SELECT id FROM completed;
+SELECT id,
+       (SELECT count(pg_notify('crawlfleet_jobs_finished', ''))
+          FROM (SELECT 1 FROM completed LIMIT 1) AS any_completed
+         WHERE EXISTS (SELECT 1 FROM job_watchers WHERE expires_at > now())) AS finished_notified
+FROM completed;
 
 -- name: job_get_fencing_many
 -- State, last lease token and result of jobs, to tell a replayed Complete from a lost lease.
@@ -217,7 +228,9 @@ WITH old AS (
     WHERE a.job_id = old.id AND a.lease_token = old.lease_token
 )
 SELECT id, state, run_at,
-       CASE WHEN state = 'queued' AND delay_ms = 0 THEN pg_notify('crawlfleet_jobs', '') END AS notified
+       CASE WHEN state = 'queued' AND delay_ms = 0 THEN pg_notify('crawlfleet_jobs', '') END AS notified,
+       CASE WHEN state = 'dead' AND EXISTS (SELECT 1 FROM job_watchers WHERE expires_at > now())
+            THEN pg_notify('crawlfleet_jobs_finished', '') END AS finished_notified
 FROM failed;
 
 -- name: job_reap_expired
@@ -260,7 +273,9 @@ WITH old AS (
     WHERE a.job_id = old.id AND a.lease_token = old.lease_token
 )
 SELECT id, state,
-       CASE WHEN state = 'queued' THEN pg_notify('crawlfleet_jobs', '') END AS notified
+       CASE WHEN state = 'queued' THEN pg_notify('crawlfleet_jobs', '') END AS notified,
+       CASE WHEN state <> 'queued' AND EXISTS (SELECT 1 FROM job_watchers WHERE expires_at > now())
+            THEN pg_notify('crawlfleet_jobs_finished', '') END AS finished_notified
 FROM reaped;
 
 -- name: job_cancel
@@ -283,7 +298,9 @@ WITH target AS (
     FROM changed, LATERAL (VALUES ('queued'::job_state, -1), ('cancelled'::job_state, 1)) AS moves(state, n)
     WHERE changed.state = 'cancelled'
 )
-SELECT target.id, coalesce(changed.state, target.state) AS state
+SELECT target.id, coalesce(changed.state, target.state) AS state,
+       CASE WHEN changed.state = 'cancelled' AND EXISTS (SELECT 1 FROM job_watchers WHERE expires_at > now())
+            THEN pg_notify('crawlfleet_jobs_finished', '') END AS finished_notified
 FROM target LEFT JOIN changed ON changed.id = target.id;
 
 -- name: job_get
