@@ -28,6 +28,9 @@ RECONNECT_CAP = 5.0
 # connection, a coordinator stopped without grace.
 _DROPPED = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL})
 
+# The coordinator's limit named in RESOURCE_EXHAUSTED when it serves as many streams as it may.
+STREAMS_LIMIT = "max_watch_streams"
+
 Clock = Callable[[], float]
 
 
@@ -145,8 +148,8 @@ class WatchSession:
         if isinstance(translated, DeadlineExceeded) and self._deadline is not None:
             raise self.timed_out() from error
         dropped = translated.code in _DROPPED and (self._reached or translated.answered)
-        # A coordinator at its limit of open streams says so with a reason: worth another try later.
-        busy = isinstance(translated, ResourceExhausted) and translated.answered
+        # A coordinator at its limit of open streams: another (or this one) takes the watch later.
+        busy = isinstance(translated, ResourceExhausted) and translated.metadata.get("limit") == STREAMS_LIMIT
         if not (dropped or busy):
             raise translated from error
         return self._backoff(translated)

@@ -7,7 +7,15 @@ import random
 import grpc
 import pytest
 
-from crawlfleet.client import JobOutcome, PermissionDenied, Unavailable, WaitTimeout, WatchUpdate, watching
+from crawlfleet.client import (
+    JobOutcome,
+    PermissionDenied,
+    ResourceExhausted,
+    Unavailable,
+    WaitTimeout,
+    WatchUpdate,
+    watching,
+)
 from crawlfleet.client.watching import WatchSession
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import jobs_pb2
@@ -97,6 +105,22 @@ def test_requests_the_coordinator_refuses_are_not_retried() -> None:
     watch.absorb(message(remaining=1, watched=1))
     with pytest.raises(PermissionDenied):
         watch.retry_delay(rpc_error(grpc.StatusCode.PERMISSION_DENIED, "producer only", "PERMISSION_DENIED"))
+
+
+def test_a_coordinator_at_its_stream_limit_is_tried_again_but_not_a_watch_too_large() -> None:
+    watch = session([1], Clock())
+    watch.open_stream()
+    busy = rpc_error(
+        grpc.StatusCode.RESOURCE_EXHAUSTED, "100 streams open", "RESOURCE_EXHAUSTED", limit="max_watch_streams"
+    )
+    assert watch.retry_delay(busy) >= 0
+    everything = session([], Clock(), all_unfinished=True)
+    everything.open_stream()
+    too_many = rpc_error(
+        grpc.StatusCode.RESOURCE_EXHAUSTED, "2000000 unfinished", "RESOURCE_EXHAUSTED", limit="max_watch_unfinished"
+    )
+    with pytest.raises(ResourceExhausted):
+        everything.retry_delay(too_many)
 
 
 def test_reconnects_back_off_and_give_up_after_the_window() -> None:
