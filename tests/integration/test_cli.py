@@ -22,8 +22,8 @@ from crawlfleet.v1 import jobs_pb2
 from tests.certs import make_pki
 from tests.conftest import RunningCoordinator, StartCoordinator
 from tests.e2e.processes import free_port
-from tests.helpers import lease_request, noop, scrape
-from tests.integration.jobs import complete, enqueue, get_job, make_dead, make_succeeded
+from tests.helpers import eventually, lease_request, noop, scrape
+from tests.integration.jobs import complete, enqueue, fail, get_job, make_dead, make_succeeded
 
 
 @dataclass
@@ -265,3 +265,39 @@ async def test_wait_exit_codes(coord: RunningCoordinator) -> None:
     await complete(coord, job)
     everything = await waiting
     assert everything.code == 0 and "no job is queued or leased" in everything.out
+
+
+async def test_wait_all_after_jobs_ended_before_it_looked(coord: RunningCoordinator) -> None:
+    ok_id, dead_id = await enqueue(coord, scrape("https://fine.example/"), scrape("https://gone.example/"))
+    for job in (await coord.queue.Lease(lease_request(max_jobs=2))).jobs:
+        await (complete(coord, job) if job.id == ok_id else fail(coord, job))
+    late = await cli(coord, "wait", "--all")
+    assert late.code == 3, late.out + late.err
+    assert "no job is queued or leased" in late.out and "the newest enqueue ended before wait looked" in late.out
+    assert f"job {dead_id} dead: http_4xx" in late.out and f"job {ok_id}" not in late.out
+    assert (await cli(coord, "--json", "wait", "--all")).json()["failed"][0]["id"] == dead_id
+    # A newer enqueue that went well is what the next wait reports on.
+    await make_succeeded(coord, "https://newer.example/")
+    assert (await cli(coord, "wait", "--all")).code == 0
+
+
+async def watch_streams(coord: RunningCoordinator) -> float:
+    """How many WatchJobs streams the coordinator has open (its gauge)."""
+    return coord.coordinator.metrics.registry.get_sample_value("crawlfleet_watch_streams") or 0.0
+
+
+async def test_wait_all_watches_the_unfinished_jobs_to_their_end(coord: RunningCoordinator) -> None:
+    ok_id, dead_id = await enqueue(coord, scrape("https://one.example/"), scrape("https://two.example/"))
+    waiting = asyncio.ensure_future(cli(coord, "--json", "wait", "--all", "--timeout", "60s"))
+    await eventually(lambda: watch_streams(coord), what="the wait's stream")
+    for job in (await coord.queue.Lease(lease_request(max_jobs=2))).jobs:
+        await (complete(coord, job) if job.id == ok_id else fail(coord, job))
+    run = await waiting
+    assert run.code == 3, run.err
+    assert run.json()["finished_meanwhile"] == {"succeeded": 1, "dead": 1, "cancelled": 0}
+    assert [f["id"] for f in run.json()["failed"]] == [dead_id]
+
+
+async def test_wait_for_a_job_that_does_not_exist(coord: RunningCoordinator) -> None:
+    run = await cli(coord, "wait", "424242")
+    assert run.code == 1 and "job 424242 does not exist" in run.err
