@@ -7,14 +7,14 @@ the same image appears on many pages (under the same URL) and the store's dedupe
 
 from __future__ import annotations
 
-import http.server
 import io
 import json
 import random
-import threading
 from dataclasses import dataclass, field
 
 from PIL import Image, ImageDraw
+
+from crawlfleet.demo.serving import Reply, SiteServer
 
 # Photos are most of a shop's images; the rest are flat PNG graphics, some with transparency.
 PNG_SHARE = 0.2
@@ -136,7 +136,7 @@ class BenchSite:
     seed: int = 1
     base: str = ""
     _routes: dict[str, tuple[str, bytes]] = field(default_factory=dict)
-    _server: http.server.ThreadingHTTPServer | None = None
+    _server: SiteServer | None = None
 
     def generate(self) -> None:
         pool = make_image_pool(self.pool_size, self.seed) if self.images_per_page else []
@@ -158,33 +158,17 @@ class BenchSite:
         }
 
     def start(self, host: str = "127.0.0.1") -> BenchSite:
-        routes = self._routes
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive: the workers' clients reuse connections
-
-            def do_GET(self) -> None:
-                content_type, body = routes.get(self.path.split("?", 1)[0], ("text/plain", b""))
-                self.send_response(200 if body else 404)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "max-age=3600")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._server = http.server.ThreadingHTTPServer((host, 0), Handler)
-        self._server.daemon_threads = True
-        self.base = f"http://{host}:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, name="bench-site", daemon=True).start()
+        self._server = SiteServer(self._reply, name="bench-site")
+        self.base = self._server.start(host)
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
+
+    def _reply(self, target: str) -> Reply:
+        content_type, body = self._routes.get(target.split("?", 1)[0], ("text/plain", b""))
+        return Reply(200 if body else 404, {"Content-Type": content_type, "Cache-Control": "max-age=3600"}, body)
 
     def url(self, index: int, query: str = "") -> str:
         return self.base + product_path(index) + (f"?{query}" if query else "")

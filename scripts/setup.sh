@@ -25,8 +25,11 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
+# Reinstall when the project's metadata or its list of subpackages changes: the editable install
+# maps each crawlfleet subpackage to its folder, so a new one must be installed to be importable.
 stamp=.venv/.crawlfleet-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+wanted="$(cat pyproject.toml; ls src/crawlfleet protos/crawlfleet)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
   echo "installing crawlfleet and its dependencies into .venv (log: .venv/install.log)..."
   if ! { .venv/bin/python -m pip install --upgrade pip && .venv/bin/python -m pip install -e '.[dev]'; } \
       >.venv/install.log 2>&1; then
@@ -34,5 +37,5 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "installation failed; full log in .venv/install.log" >&2
     exit 1
   fi
-  touch "$stamp"
+  printf '%s' "$wanted" >"$stamp"
 fi

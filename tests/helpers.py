@@ -11,8 +11,8 @@ import asyncpg
 import grpc
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
+from crawlfleet.common import rpc_errors
 from crawlfleet.coordinator.storage import sql
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import jobs_pb2
@@ -57,13 +57,9 @@ def noop_result() -> jobs_pb2.JobResult:
 
 def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
     """The ErrorInfo in a failed call's status details."""
-    status = rpc_status.from_call(error)
-    assert status is not None, f"no status details in {error}"
-    for detail in status.details:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            return info
-    raise AssertionError(f"no ErrorInfo in {status}")
+    info = rpc_errors.error_info(error)
+    assert info is not None, f"no ErrorInfo in the status details of {error}"
+    return info
 
 
 async def eventually(

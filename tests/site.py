@@ -4,18 +4,19 @@ pipeline must handle. Serve it with `LocalSite.start(host)`; it runs in a thread
 from __future__ import annotations
 
 import gzip
-import http.server
 import io
 import json
-import ssl
 import struct
 import threading
 import zlib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
+
+from crawlfleet.demo.serving import Reply, SiteServer
 
 Response = tuple[int, dict[str, str], bytes]
 
@@ -66,57 +67,38 @@ def html(title: str, body: str, head: str = "") -> bytes:
 
 @dataclass
 class LocalSite:
-    """Routes by path; `base` is the site's URL once started."""
+    """Routes by path (any query is ignored); `base` is the site's URL once started."""
 
     routes: dict[str, Callable[[], Response]] = field(default_factory=dict)
-    base: str = ""
     slow_release: threading.Event = field(default_factory=threading.Event)
-    hits: dict[str, int] = field(default_factory=dict)
-    _server: http.server.ThreadingHTTPServer | None = None
+    server: SiteServer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.server = SiteServer(self._reply, name="test-site")
+
+    @property
+    def base(self) -> str:
+        return self.server.base
+
+    @property
+    def hits(self) -> Counter[str]:
+        return self.server.hits
 
     def start(self, host: str = "127.0.0.1", tls: tuple[Path, Path] | None = None) -> LocalSite:
         """Serve in a thread; with tls=(certificate, key), over HTTPS."""
-        site = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                path = self.path.split("?", 1)[0]
-                site.hits[path] = site.hits.get(path, 0) + 1
-                route = site.routes.get(path)
-                status, headers, body = route() if route else (404, {"Content-Type": "text/html"}, b"not found")
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._server = http.server.ThreadingHTTPServer((host, 0), Handler)
-        self._server.daemon_threads = True
-        port = self._server.server_address[1]
-        scheme = "http"
-        if tls is not None:
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.load_cert_chain(*tls)
-            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-            scheme = "https"
-        self.base = f"{scheme}://{host}:{port}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.server.start(host, tls=tls)
         return self
 
     def stop(self) -> None:
         self.slow_release.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        self.server.stop()
 
     def url(self, path: str) -> str:
         return self.base + path
+
+    def _reply(self, target: str) -> Reply:
+        route = self.routes.get(target.split("?", 1)[0])
+        return Reply(*route()) if route else Reply(404, {"Content-Type": "text/html"}, b"not found")
 
 
 def page(body: bytes, status: int = 200, **headers: str) -> Callable[[], Response]:

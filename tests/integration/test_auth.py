@@ -14,12 +14,12 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from crawlfleet.common.channel import ChannelSecurity
 from crawlfleet.coordinator.security.auth import Role, TokenEntry, hash_token
 from crawlfleet.coordinator.security.settings import SecuritySettings
 from crawlfleet.v1 import admin_pb2, admin_pb2_grpc
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import job_queue_pb2_grpc as pb_grpc
-from crawlfleet.worker.credentials import ChannelSecurity
 from crawlfleet.worker.runner import Worker
 from crawlfleet.worker.settings import WorkerSettings
 from tests.certs import Pki, make_pki

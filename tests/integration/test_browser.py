@@ -11,14 +11,15 @@ import os
 import signal
 import socket
 import threading
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from crawlfleet.demo.serving import Reply, SiteServer
 from crawlfleet.worker.pipeline.browser import (
     BrowserCrashed,
     BrowserOptions,
@@ -76,51 +77,30 @@ REDIRECTS = {
 }
 
 
-class QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass  # the browser hangs up on pages it gave up on (the slow page, the crash test)
-
-
 class Site:
-    """A loopback HTTP server that records the paths it served."""
+    """A loopback site that records the paths it served."""
 
     def __init__(self) -> None:
-        self.hits: list[str] = []
         self.extra: dict[str, bytes] = {}
         self.release = threading.Event()  # lets the slow handlers finish at teardown
-        site = self
+        self.server = SiteServer(self._reply, name="browser-test-site")
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                site.hits.append(self.path)
-                if self.path == "/slow":
-                    site.release.wait(5)
-                if self.path in REDIRECTS:
-                    status, location = REDIRECTS[self.path]
-                    self.send_response(status)
-                    self.send_header("Location", location)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                body = PAGES.get(self.path) or site.extra.get(self.path, b"<html><body>slow or unknown</body></html>")
-                self.send_response(200)
-                content_type = "text/plain" if self.path.startswith("/api/") else "text/html; charset=utf-8"
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("X-Served-By", "test-site")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = QuietServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    @property
+    def hits(self) -> Counter[str]:
+        return self.server.hits
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+        return self.server.base + path
+
+    def _reply(self, target: str) -> Reply:
+        if target == "/slow":
+            self.release.wait(5)
+        if target in REDIRECTS:
+            status, location = REDIRECTS[target]
+            return Reply(status, {"Location": location}, b"")
+        body = PAGES.get(target) or self.extra.get(target, b"<html><body>slow or unknown</body></html>")
+        content_type = "text/plain" if target.startswith("/api/") else "text/html; charset=utf-8"
+        return Reply(200, {"Content-Type": content_type, "X-Served-By": "test-site"}, body)
 
 
 class LoopbackFetch:
@@ -142,12 +122,10 @@ class LoopbackFetch:
 @pytest.fixture(scope="module")
 def site() -> Iterator[Site]:
     site = Site()
-    site.thread.start()
+    site.server.start()
     yield site
     site.release.set()
-    site.server.shutdown()
-    site.server.server_close()
-    site.thread.join()
+    site.server.stop()
 
 
 @pytest.fixture(scope="module")

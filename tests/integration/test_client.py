@@ -15,6 +15,7 @@ from crawlfleet.client import (
     Client,
     InvalidArgument,
     JobFilter,
+    JobState,
     NotFound,
     PermissionDenied,
     RetryPolicy,
@@ -101,7 +102,7 @@ async def test_get_cancel_and_not_found(coord: RunningCoordinator) -> None:
 
     def scenario(client: Client) -> None:
         assert client.get_job(queued).state == jobs_pb2.JOB_STATE_QUEUED
-        assert client.cancel(queued) == jobs_pb2.JOB_STATE_CANCELLED
+        assert client.cancel(queued) is JobState.CANCELLED
         assert client.get_job(queued).state == jobs_pb2.JOB_STATE_CANCELLED
         with pytest.raises(NotFound, match="999999"):
             client.get_job(999999)

@@ -8,6 +8,7 @@ from crawlfleet.client import (
     AsyncClient,
     InvalidArgument,
     JobFilter,
+    JobState,
     NotFound,
     PermissionDenied,
     ScrapeJob,
@@ -30,9 +31,9 @@ async def test_enqueue_get_and_cancel(coord: RunningCoordinator) -> None:
         assert len(many) == 7 and all(j.created for j in many)
         job = await client.get_job(first.id)
         assert job.spec.scrape.render == jobs_pb2.RENDER_MODE_BROWSER
-        assert await client.cancel(first.id) == jobs_pb2.JOB_STATE_CANCELLED
+        assert await client.cancel(first.id) is JobState.CANCELLED
         (leased,) = (await coord.queue.Lease(lease_request(max_jobs=1))).jobs
-        assert await client.cancel(leased.id) == jobs_pb2.JOB_STATE_LEASED  # stops at its next heartbeat
+        assert await client.cancel(leased.id) is JobState.LEASED  # stops at its next heartbeat
         assert (await get_job(coord, leased.id)).cancel_requested
 
 

@@ -9,15 +9,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from crawlfleet.client import AsyncClient, Client, JobOutcome, JobsNotFound, WaitTimeout, WatchUpdate
+from crawlfleet.client import AsyncClient, Client, JobOutcome, JobsNotFound, JobState, WaitTimeout, WatchUpdate
 from crawlfleet.v1 import job_queue_pb2 as pb
-from crawlfleet.v1 import jobs_pb2
 from tests.conftest import RunningCoordinator, StartCoordinator
 from tests.e2e.processes import free_port
 from tests.helpers import lease_request, noop, noop_result
 from tests.integration.jobs import enqueue, fail
 
-SUCCEEDED, DEAD = jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_DEAD
+SUCCEEDED, DEAD = JobState.SUCCEEDED, JobState.DEAD
 
 
 async def finish(coord: RunningCoordinator, job: pb.LeasedJob, *, dies: bool) -> None:

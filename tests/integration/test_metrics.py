@@ -13,9 +13,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from crawlfleet.common.metrics_http import MetricsEndpoint
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import jobs_pb2
-from crawlfleet.worker.metrics import MetricsEndpoint
 from crawlfleet.worker.runner import Worker
 from crawlfleet.worker.settings import WorkerSettings
 from tests.conftest import StartCoordinator

@@ -7,6 +7,7 @@ import asyncio
 import asyncpg
 import pytest
 
+from crawlfleet.common.states import STATE_NAMES
 from crawlfleet.coordinator.server import Coordinator
 from crawlfleet.coordinator.storage import sql
 from crawlfleet.coordinator.storage.migrate import MigrationMismatch, migrate
@@ -78,6 +79,11 @@ async def test_every_named_query_prepares_against_the_schema(db: asyncpg.Pool) -
             if name.startswith("migration_"):
                 continue
             await conn.prepare(text)  # fails on a typo or a missing column
+
+
+async def test_the_job_state_type_has_the_states_of_the_code(db: asyncpg.Pool) -> None:
+    labels = await db.fetchval("SELECT enum_range(NULL::job_state)::text[]")
+    assert tuple(labels) == STATE_NAMES
 
 
 async def test_two_coordinators_racing_on_an_empty_database_both_come_up(pg_admin_dsn: str) -> None:

@@ -12,6 +12,7 @@ from crawlfleet.cli.settings import CliSettings
 from crawlfleet.client import (
     Client,
     ClientError,
+    ClientSettings,
     ConfigurationError,
     DeadlineExceeded,
     InvalidArgument,
@@ -27,14 +28,10 @@ _REACH_HINT = "is it running? (--coordinator / CRAWLFLEET_COORDINATOR)"
 def open_client(settings: CliSettings) -> Client:
     """A client of the coordinator the settings name; an unreadable TLS file is a usage error."""
     try:
-        return Client(
-            settings.coordinator,
-            token=settings.token,
-            tls=settings.tls,
-            tls_ca=settings.tls_ca,
-            tls_cert=settings.tls_cert,
-            tls_key=settings.tls_key,
-            call_timeout=settings.call_timeout,
+        return Client.from_settings(
+            ClientSettings(
+                coordinator=settings.coordinator, security=settings.security, call_timeout=settings.call_timeout
+            )
         )
     except ConfigurationError as error:
         raise UsageError(error.message) from None

@@ -18,6 +18,7 @@ from crawlfleet.cli.context import Context
 from crawlfleet.cli.errors import EXIT_INTERRUPTED, EXIT_OK, CliError
 from crawlfleet.cli.settings import add_global_options, settings_from
 from crawlfleet.client import ClientError
+from crawlfleet.common.logs import CLI_FORMAT, setup_logging
 
 Command = Callable[[Context, argparse.Namespace], int]
 EPILOG = """exit status: 0 ok, 1 operation failed or unhealthy, 2 usage error, 3 jobs ended dead or cancelled,
@@ -80,6 +81,8 @@ def main(
         stdout=stdout or sys.stdout,
         stderr=stderr or sys.stderr,
     )
+    # Warnings only (a token sent in clear), in the command's own voice.
+    setup_logging("WARNING", stream=ctx.stderr, line_format=CLI_FORMAT)
     run: Command = ns.run
     try:
         try:

@@ -12,23 +12,30 @@ from google.protobuf import json_format, timestamp_pb2
 from google.protobuf.message import Message
 
 from crawlfleet.cli.errors import UsageError
+from crawlfleet.common.states import STATE_NAMES, TERMINAL_STATE_NAMES, JobState
 from crawlfleet.v1 import jobs_pb2
 
-STATES = ("queued", "leased", "succeeded", "dead", "cancelled")
-TERMINAL_STATES = frozenset({"succeeded", "dead", "cancelled"})
+# The state names in lifecycle order, and the finished ones (names, as people type and read them).
+STATES = STATE_NAMES
+TERMINAL_STATES = frozenset(TERMINAL_STATE_NAMES)
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
 
 def state_name(value: int) -> str:
-    """``JOB_STATE_DEAD`` -> ``dead``."""
-    return jobs_pb2.JobState.Name(jobs_pb2.JobState.ValueType(value)).removeprefix("JOB_STATE_").lower()
+    """``JOB_STATE_DEAD`` -> ``dead``; a state this CLI does not know shows as its number."""
+    try:
+        return JobState.from_proto(value).value
+    except ValueError:
+        return str(value)
 
 
 def state_value(name: str) -> jobs_pb2.JobState.ValueType:
-    if name not in STATES:
-        raise UsageError(f"unknown state {name!r}; expected one of {', '.join(STATES)}")
-    return jobs_pb2.JobState.Value(f"JOB_STATE_{name.upper()}")
+    """``dead`` -> ``JOB_STATE_DEAD``; an unknown name is a usage error."""
+    try:
+        return JobState.parse(name).to_proto()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def parse_duration(text: str) -> float:

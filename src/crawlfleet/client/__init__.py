@@ -28,11 +28,11 @@ from crawlfleet.client.models import (
     QueueStats,
     ResultPage,
     WatchUpdate,
-    state_name,
 )
 from crawlfleet.client.settings import ClientSettings, settings_from_env
 from crawlfleet.client.specs import JobFilter, JobLike, RenderMode, RetryPolicy, ScrapeJob
 from crawlfleet.client.sync_client import Client
+from crawlfleet.common.states import JobState
 
 __all__ = [
     "AsyncClient",
@@ -48,6 +48,7 @@ __all__ = [
     "JobLike",
     "JobOutcome",
     "JobPage",
+    "JobState",
     "JobsNotFound",
     "NotFound",
     "PermissionDenied",
@@ -63,5 +64,4 @@ __all__ = [
     "WaitTimeout",
     "WatchUpdate",
     "settings_from_env",
-    "state_name",
 ]

@@ -17,7 +17,6 @@ from crawlfleet.client.models import (
     EnqueuedJob,
     JobOutcome,
     JobPage,
-    JobStateValue,
     PurgeCounts,
     QueueStats,
     ResultPage,
@@ -33,6 +32,7 @@ from crawlfleet.client.settings import (
 from crawlfleet.client.specs import JobFilter, JobLike, Seconds, job_spec
 from crawlfleet.client.watching import DEFAULT_RECONNECT_FOR, WatchSession
 from crawlfleet.common.channel import CredentialsError, open_aio_channel
+from crawlfleet.common.states import JobState
 from crawlfleet.v1 import admin_pb2, admin_pb2_grpc, job_queue_pb2, job_queue_pb2_grpc, jobs_pb2
 
 Request = TypeVar("Request")
@@ -249,10 +249,11 @@ class AsyncClient:
 
     # Repairing
 
-    async def cancel(self, job_id: int) -> JobStateValue:
+    async def cancel(self, job_id: int) -> JobState:
         """Cancels a job; the state it is in after: CANCELLED, LEASED (it stops at its worker's next
         heartbeat) or the state it had already finished in."""
-        return (await self._call(self._admin.CancelJob, admin_pb2.CancelJobRequest(job_id=job_id))).state
+        response = await self._call(self._admin.CancelJob, admin_pb2.CancelJobRequest(job_id=job_id))
+        return JobState.from_proto(response.state)
 
     async def requeue_dead(
         self,
@@ -278,7 +279,7 @@ class AsyncClient:
         self,
         older_than: Seconds,
         *,
-        states: Sequence[str] = (),
+        states: Sequence[JobState | str] = (),
         batch_size: int = requests.DEFAULT_PURGE_BATCH,
     ) -> AsyncGenerator[PurgeCounts, None]:
         """Deletes finished jobs (of ``states``: succeeded, dead, cancelled; default all three)
@@ -295,7 +296,7 @@ class AsyncClient:
         self,
         older_than: Seconds,
         *,
-        states: Sequence[str] = (),
+        states: Sequence[JobState | str] = (),
         batch_size: int = requests.DEFAULT_PURGE_BATCH,
     ) -> PurgeCounts:
         """Like ``purge_batches``; the totals."""

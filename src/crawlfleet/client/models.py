@@ -7,29 +7,21 @@ and friends, typed by their stubs); the values here are the ones the library its
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple, TypeAlias
+from typing import NamedTuple
 
 from google.protobuf import timestamp_pb2
 
+from crawlfleet.common.states import STATE_NAMES, JobState
 from crawlfleet.v1 import admin_pb2, job_queue_pb2, jobs_pb2
 
-JobStateValue: TypeAlias = jobs_pb2.JobState.ValueType
-STATE_NAMES = ("queued", "leased", "succeeded", "dead", "cancelled")
-FINISHED_STATE_NAMES = frozenset({"succeeded", "dead", "cancelled"})
 
-
-def state_name(value: JobStateValue | int) -> str:
-    """``JOB_STATE_DEAD`` -> ``"dead"``."""
-    return jobs_pb2.JobState.Name(jobs_pb2.JobState.ValueType(value)).removeprefix("JOB_STATE_").lower()
-
-
-def state_value(name: str) -> JobStateValue:
-    """``"dead"`` -> ``JOB_STATE_DEAD``; raises ``ValueError`` for a name that is not a state."""
-    if name not in STATE_NAMES:
-        raise ValueError(f"unknown job state {name!r}; expected one of {', '.join(STATE_NAMES)}")
-    return jobs_pb2.JobState.Value(f"JOB_STATE_{name.upper()}")
+def state_values(states: Iterable[JobState | str]) -> list[jobs_pb2.JobState.ValueType]:
+    """The API values of states given as ``JobState``s or names (``"dead"``); ``ValueError`` for others."""
+    if isinstance(states, str):
+        raise TypeError("states is a sequence of states, e.g. states=['dead']")
+    return [JobState.parse(state).to_proto() for state in states]
 
 
 class EnqueuedJob(NamedTuple):
@@ -44,7 +36,8 @@ class JobOutcome:
     """How a watched job ended: SUCCEEDED, DEAD or CANCELLED."""
 
     job_id: int
-    state: JobStateValue
+    # SUCCEEDED, DEAD or CANCELLED (a StrEnum: it equals "succeeded", "dead", "cancelled").
+    state: JobState
     # Attempts made, the last one included (0 for a job cancelled before its first lease).
     attempt: int
     finished_at: dt.datetime | None
@@ -52,19 +45,14 @@ class JobOutcome:
     last_error: str
 
     @property
-    def state_name(self) -> str:
-        """``"succeeded"``, ``"dead"`` or ``"cancelled"``."""
-        return state_name(self.state)
-
-    @property
     def succeeded(self) -> bool:
-        return self.state == jobs_pb2.JOB_STATE_SUCCEEDED
+        return self.state is JobState.SUCCEEDED
 
     @classmethod
     def from_proto(cls, job: job_queue_pb2.FinishedJob) -> JobOutcome:
         return cls(
             job_id=job.job_id,
-            state=job.state,
+            state=JobState.from_proto(job.state),
             attempt=job.attempt,
             finished_at=to_datetime(job.finished_at) if job.HasField("finished_at") else None,
             last_error=job.last_error,
@@ -113,10 +101,10 @@ class QueueStats:
     @classmethod
     def from_proto(cls, stats: admin_pb2.GetQueueStatsResponse) -> QueueStats:
         states = dict.fromkeys(STATE_NAMES, 0)
-        states.update({state_name(s.state): s.count for s in stats.states})
+        states.update({JobState.from_proto(s.state).value: s.count for s in stats.states})
         kinds: dict[str, dict[str, int]] = {}
         for k in stats.kinds:
-            kinds.setdefault(k.kind, dict.fromkeys(STATE_NAMES, 0))[state_name(k.state)] = k.count
+            kinds.setdefault(k.kind, dict.fromkeys(STATE_NAMES, 0))[JobState.from_proto(k.state).value] = k.count
         return cls(states=states, kinds=kinds)
 
 

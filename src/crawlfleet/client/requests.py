@@ -10,8 +10,9 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 
 from crawlfleet.client.errors import InvalidArgument
-from crawlfleet.client.models import EnqueuedJob, JobPage, ResultPage, state_value
+from crawlfleet.client.models import EnqueuedJob, JobPage, ResultPage, state_values
 from crawlfleet.client.specs import JobFilter, JobLike, Seconds, duration, job_spec
+from crawlfleet.common.states import JobState
 from crawlfleet.v1 import admin_pb2, job_queue_pb2, jobs_pb2
 
 DEFAULT_ENQUEUE_BATCH = 1000
@@ -137,12 +138,10 @@ class RequeueByFilter:
         return len(batch) == self.batch_size and len(fresh) == len(batch)
 
 
-def purge_request(older_than: Seconds, states: Sequence[str], batch_size: int) -> admin_pb2.PurgeJobsRequest:
+def purge_request(older_than: Seconds, states: Sequence[JobState | str], batch_size: int) -> admin_pb2.PurgeJobsRequest:
     check_size("batch_size", batch_size, MAX_PURGE_BATCH)
-    if isinstance(states, str):
-        raise TypeError("states is a sequence of state names, e.g. states=['dead']")
     return admin_pb2.PurgeJobsRequest(
-        finished_before=duration(older_than), states=[state_value(s) for s in states], limit=batch_size
+        finished_before=duration(older_than), states=state_values(states), limit=batch_size
     )
 
 

@@ -14,7 +14,8 @@ from typing import Literal, TypeAlias
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from crawlfleet.client.models import state_value
+from crawlfleet.client.models import state_values
+from crawlfleet.common.states import JobState
 from crawlfleet.v1 import admin_pb2, jobs_pb2
 
 RenderMode: TypeAlias = Literal["http", "browser", "auto"]
@@ -111,8 +112,8 @@ def job_spec(job: JobLike) -> jobs_pb2.JobSpec:
 class JobFilter:
     """Which jobs to list or requeue; fields left unset do not filter."""
 
-    # State names: queued, leased, succeeded, dead, cancelled.
-    states: Sequence[str] = ()
+    # JobStates, or their names: queued, leased, succeeded, dead, cancelled.
+    states: Sequence[JobState | str] = ()
     # scrape or noop.
     kind: str | None = None
     # Normalized target URLs starting with this.
@@ -123,10 +124,8 @@ class JobFilter:
     error_type: str | None = None
 
     def to_proto(self) -> admin_pb2.JobFilter:
-        if isinstance(self.states, str):
-            raise TypeError("states is a sequence of state names, e.g. states=['dead']")
         flt = admin_pb2.JobFilter(
-            states=[state_value(s) for s in self.states],
+            states=state_values(self.states),
             kind=self.kind or "",
             url_prefix=self.url_prefix or "",
             error_type=self.error_type or "",

@@ -16,7 +16,6 @@ from crawlfleet.client.models import (
     EnqueuedJob,
     JobOutcome,
     JobPage,
-    JobStateValue,
     PurgeCounts,
     QueueStats,
     ResultPage,
@@ -32,6 +31,7 @@ from crawlfleet.client.settings import (
 from crawlfleet.client.specs import JobFilter, JobLike, Seconds, job_spec
 from crawlfleet.client.watching import DEFAULT_RECONNECT_FOR, WatchSession
 from crawlfleet.common.channel import CredentialsError, open_channel
+from crawlfleet.common.states import JobState
 from crawlfleet.v1 import admin_pb2, admin_pb2_grpc, job_queue_pb2, job_queue_pb2_grpc, jobs_pb2
 
 Request = TypeVar("Request")
@@ -243,10 +243,11 @@ class Client:
 
     # Repairing
 
-    def cancel(self, job_id: int) -> JobStateValue:
+    def cancel(self, job_id: int) -> JobState:
         """Cancels a job; the state it is in after: CANCELLED, LEASED (it stops at its worker's next
         heartbeat) or the state it had already finished in."""
-        return self._call(self._admin.CancelJob, admin_pb2.CancelJobRequest(job_id=job_id)).state
+        response = self._call(self._admin.CancelJob, admin_pb2.CancelJobRequest(job_id=job_id))
+        return JobState.from_proto(response.state)
 
     def requeue_dead(
         self,
@@ -272,7 +273,7 @@ class Client:
         self,
         older_than: Seconds,
         *,
-        states: Sequence[str] = (),
+        states: Sequence[JobState | str] = (),
         batch_size: int = requests.DEFAULT_PURGE_BATCH,
     ) -> Iterator[PurgeCounts]:
         """Deletes finished jobs (of ``states``: succeeded, dead, cancelled; default all three)
@@ -289,7 +290,7 @@ class Client:
         self,
         older_than: Seconds,
         *,
-        states: Sequence[str] = (),
+        states: Sequence[JobState | str] = (),
         batch_size: int = requests.DEFAULT_PURGE_BATCH,
     ) -> PurgeCounts:
         """Like ``purge_batches``; the totals."""

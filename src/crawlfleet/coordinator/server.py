@@ -10,6 +10,7 @@ import asyncpg
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from crawlfleet.common.metrics_http import MetricsEndpoint
 from crawlfleet.coordinator.api import reflection
 from crawlfleet.coordinator.api.admin import AdminServicer
 from crawlfleet.coordinator.api.job_queue import JobQueueServicer, Lifecycle
@@ -20,9 +21,9 @@ from crawlfleet.coordinator.background import (
     probe_database_forever,
     reap_forever,
 )
-from crawlfleet.coordinator.metrics import CoordinatorMetrics, MetricsEndpoint, MetricsInterceptor
+from crawlfleet.coordinator.metrics import CoordinatorMetrics, MetricsInterceptor
 from crawlfleet.coordinator.security import settings as security
-from crawlfleet.coordinator.settings import CoordinatorSettings
+from crawlfleet.coordinator.settings import DEFAULT_METRICS_LISTEN, CoordinatorSettings
 from crawlfleet.coordinator.storage import database
 from crawlfleet.coordinator.storage.admin import AdminQueue
 from crawlfleet.coordinator.storage.migrate import migrate
@@ -103,7 +104,11 @@ class Coordinator:
             raise OSError(f"cannot listen on {settings.listen}")
         await server.start()
         self._server = server
-        self._metrics_endpoint = MetricsEndpoint.start(settings.metrics_listen, self.metrics.registry)
+        self._metrics_endpoint = MetricsEndpoint.start(
+            settings.metrics_listen,
+            self.metrics.registry,
+            best_effort=settings.metrics_listen == DEFAULT_METRICS_LISTEN,
+        )
         self.metrics_port = self._metrics_endpoint.port if self._metrics_endpoint else None
         self._tasks = [
             asyncio.create_task(

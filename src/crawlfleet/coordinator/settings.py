@@ -8,6 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crawlfleet.common.flags import ENV_PREFIX, EnvFlags, non_negative_float, positive_float, positive_int
+from crawlfleet.common.logs import DEFAULT_LOG_LEVEL, add_log_level_flag
+from crawlfleet.common.metrics_http import add_metrics_listen_flag
 from crawlfleet.coordinator.security.settings import SecuritySettings, add_security_flags, security_from_args
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
@@ -28,7 +31,6 @@ DEFAULT_METRICS_LISTEN = "127.0.0.1:9464"
 DEFAULT_METRICS_REFRESH_SECONDS = 5.0
 DEFAULT_MAX_WATCH_STREAMS = 100
 DEFAULT_WATCH_RECHECK_SECONDS = 5.0
-ENV_PREFIX = "CRAWLFLEET_"
 
 
 def default_data_dir(environ: Mapping[str, str]) -> Path:
@@ -68,7 +70,7 @@ class CoordinatorSettings:
     max_spec_bytes: int = DEFAULT_MAX_SPEC_BYTES
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     migrate_on_start: bool = True
-    log_level: str = "INFO"
+    log_level: str = DEFAULT_LOG_LEVEL
     # host:port of the Prometheus endpoint; "" or "off" disables it, port 0 picks a free port.
     metrics_listen: str = DEFAULT_METRICS_LISTEN
     # How often the queue gauges (jobs by state, oldest queued age) are read from the database.
@@ -83,89 +85,12 @@ class CoordinatorSettings:
     def from_args(
         cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
     ) -> tuple[str, CoordinatorSettings]:
-        """Parse `[serve|migrate|hash-token] [flags]`; flags default to CRAWLFLEET_<FLAG> variables."""
+        """Parse `[serve|migrate|recount|hash-token] [flags]`; flags default to CRAWLFLEET_<FLAG> variables.
+
+        ``environ`` defaults to ``os.environ``; this is the only place the coordinator reads it.
+        """
         env = os.environ if environ is None else environ
-
-        def env_default(name: str, fallback: object) -> object:
-            return env.get(ENV_PREFIX + name.upper().replace("-", "_"), fallback)
-
-        parser = argparse.ArgumentParser(prog="crawlfleet-coordinator", description=__doc__)
-        parser.add_argument(
-            "command", nargs="?", choices=["serve", "migrate", "recount", "hash-token"], default="serve"
-        )
-        parser.add_argument(
-            "--listen",
-            default=env_default("listen", DEFAULT_LISTEN),
-            help="host:port to serve gRPC on (port 0 picks a free one)",
-        )
-        parser.add_argument(
-            "--database-url",
-            default=env.get("DATABASE_URL") or env_default("database_url", None),
-            help="PostgreSQL DSN; unset starts the embedded server",
-        )
-        parser.add_argument(
-            "--data-dir",
-            type=Path,
-            default=Path(str(env_default("data_dir", default_data_dir(env)))),
-            help="data directory of the embedded PostgreSQL",
-        )
-        parser.add_argument("--pool-size", type=int, default=env_default("pool_size", DEFAULT_POOL_SIZE))
-        parser.add_argument("--lease-seconds", type=float, default=env_default("lease_seconds", DEFAULT_LEASE_SECONDS))
-        parser.add_argument(
-            "--max-lease-wait-seconds",
-            type=float,
-            default=env_default("max_lease_wait_seconds", DEFAULT_MAX_LEASE_WAIT_SECONDS),
-        )
-        parser.add_argument(
-            "--recheck-seconds", type=float, default=env_default("recheck_seconds", DEFAULT_RECHECK_SECONDS)
-        )
-        parser.add_argument(
-            "--reap-interval-seconds",
-            type=float,
-            default=env_default("reap_interval_seconds", DEFAULT_REAP_INTERVAL_SECONDS),
-        )
-        parser.add_argument(
-            "--shutdown-grace-seconds",
-            type=float,
-            default=env_default("shutdown_grace_seconds", DEFAULT_SHUTDOWN_GRACE_SECONDS),
-        )
-        parser.add_argument(
-            "--retry-initial-seconds",
-            type=float,
-            default=env_default("retry_initial_seconds", DEFAULT_RETRY_INITIAL_SECONDS),
-        )
-        parser.add_argument(
-            "--retry-multiplier", type=float, default=env_default("retry_multiplier", DEFAULT_RETRY_MULTIPLIER)
-        )
-        parser.add_argument(
-            "--retry-max-seconds", type=float, default=env_default("retry_max_seconds", DEFAULT_RETRY_MAX_SECONDS)
-        )
-        parser.add_argument("--max-attempts", type=int, default=env_default("max_attempts", DEFAULT_MAX_ATTEMPTS))
-        parser.add_argument(
-            "--no-migrate",
-            action="store_true",
-            default=str(env_default("no_migrate", "")).lower() in {"1", "true", "yes"},
-            help="do not apply migrations at start",
-        )
-        parser.add_argument("--log-level", default=env_default("log_level", "INFO"))
-        parser.add_argument(
-            "--metrics-listen",
-            default=env_default("metrics_listen", DEFAULT_METRICS_LISTEN),
-            help="host:port to serve Prometheus metrics on (/metrics); off disables, port 0 picks a free one",
-        )
-        parser.add_argument(
-            "--metrics-refresh-seconds",
-            type=float,
-            default=env_default("metrics_refresh_seconds", DEFAULT_METRICS_REFRESH_SECONDS),
-            help="how often the queue-depth gauges are read from the database",
-        )
-        parser.add_argument(
-            "--max-watch-streams",
-            type=int,
-            default=env_default("max_watch_streams", DEFAULT_MAX_WATCH_STREAMS),
-            help="open WatchJobs streams this coordinator serves; more are refused (RESOURCE_EXHAUSTED)",
-        )
-        add_security_flags(parser, env_default)
+        parser = build_parser(env)
         args = parser.parse_args(argv)
         settings = cls(
             listen=args.listen,
@@ -184,10 +109,91 @@ class CoordinatorSettings:
                 max_attempts=args.max_attempts,
             ),
             migrate_on_start=not args.no_migrate,
-            log_level=str(args.log_level).upper(),
-            metrics_listen=str(args.metrics_listen),
+            log_level=args.log_level,
+            metrics_listen=args.metrics_listen,
             metrics_refresh_seconds=args.metrics_refresh_seconds,
             max_watch_streams=args.max_watch_streams,
             security=security_from_args(args),
         )
         return args.command, settings
+
+
+def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    """The coordinator's command and flags; each flag reads its ``CRAWLFLEET_*`` variable."""
+    parser = argparse.ArgumentParser(
+        prog="crawlfleet-coordinator",
+        description="Serves the crawlfleet job queue over gRPC.",
+        epilog=f"Every flag also reads {ENV_PREFIX}<FLAG_NAME>, e.g. {ENV_PREFIX}LISTEN (except --token).",
+    )
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=["serve", "migrate", "recount", "hash-token"],
+        default="serve",
+        help="serve (default); only apply migrations; rebuild the job counts; print a token's hash for --tokens-file",
+    )
+    flags = EnvFlags(parser, env)
+    flags.add("--listen", DEFAULT_LISTEN, "host:port to serve gRPC on (port 0 picks a free one)", metavar="HOST:PORT")
+    flags.add(
+        "--database-url",
+        None,
+        "PostgreSQL DSN; unset starts the embedded server",
+        metavar="DSN",
+        secret=True,  # it may hold a password
+        aliases=("DATABASE_URL",),
+    )
+    flags.add("--data-dir", default_data_dir(env), "data directory of the embedded PostgreSQL", type=Path)
+    flags.add("--pool-size", DEFAULT_POOL_SIZE, "database connections of this coordinator", type=positive_int)
+    flags.add(
+        "--lease-seconds", DEFAULT_LEASE_SECONDS, "how long a lease lasts without a heartbeat", type=positive_float
+    )
+    flags.add(
+        "--max-lease-wait-seconds",
+        DEFAULT_MAX_LEASE_WAIT_SECONDS,
+        "longest a Lease call long-polls, whatever the worker asks",
+        type=non_negative_float,
+    )
+    flags.add(
+        "--recheck-seconds",
+        DEFAULT_RECHECK_SECONDS,
+        "waiting Lease calls look for jobs this often even without a notification",
+        type=positive_float,
+    )
+    flags.add(
+        "--reap-interval-seconds",
+        DEFAULT_REAP_INTERVAL_SECONDS,
+        "how often expired leases are ended",
+        type=positive_float,
+    )
+    flags.add(
+        "--shutdown-grace-seconds",
+        DEFAULT_SHUTDOWN_GRACE_SECONDS,
+        "time in-flight calls get to finish at shutdown",
+        type=non_negative_float,
+    )
+    flags.add(
+        "--retry-initial-seconds",
+        DEFAULT_RETRY_INITIAL_SECONDS,
+        "default delay before the first retry",
+        type=non_negative_float,
+    )
+    flags.add("--retry-multiplier", DEFAULT_RETRY_MULTIPLIER, "default growth of the retry delay", type=positive_float)
+    flags.add("--retry-max-seconds", DEFAULT_RETRY_MAX_SECONDS, "default longest retry delay", type=non_negative_float)
+    flags.add("--max-attempts", DEFAULT_MAX_ATTEMPTS, "default attempts before a job is dead", type=positive_int)
+    flags.add_switch("--no-migrate", False, "do not apply migrations at start", negatable=False)
+    add_log_level_flag(flags)
+    add_metrics_listen_flag(flags, DEFAULT_METRICS_LISTEN)
+    flags.add(
+        "--metrics-refresh-seconds",
+        DEFAULT_METRICS_REFRESH_SECONDS,
+        "how often the queue-depth gauges are read from the database",
+        type=positive_float,
+    )
+    flags.add(
+        "--max-watch-streams",
+        DEFAULT_MAX_WATCH_STREAMS,
+        "open WatchJobs streams this coordinator serves; more are refused (RESOURCE_EXHAUSTED)",
+        type=positive_int,
+    )
+    add_security_flags(flags.group("security", "bearer tokens and TLS; see docs/security.md"))
+    return parser

@@ -1,14 +1,12 @@
 """The demo shop served over HTTP on loopback: ``DemoSite().start()`` returns its base URL.
 
 Every page and image is rendered once at start (images take a moment: they are drawn with Pillow), then
-served from memory by a ``ThreadingHTTPServer`` in a daemon thread. Unknown paths get an HTML 404 page.
+served from memory by a ``SiteServer`` in a daemon thread. Unknown paths get an HTML 404 page.
 """
 
 from __future__ import annotations
 
 import hashlib
-import http.server
-import threading
 from collections import Counter
 from types import TracebackType
 from urllib.parse import urlsplit
@@ -16,11 +14,11 @@ from urllib.parse import urlsplit
 from crawlfleet.demo import pages
 from crawlfleet.demo.catalogue import PAGES_PER_CATEGORY, Catalogue, build_catalogue
 from crawlfleet.demo.images import render_images
+from crawlfleet.demo.serving import Reply, SiteServer
 from crawlfleet.demo.urls import DemoExpectations, demo_urls, expected_outcome, page_paths
 
 HTML = "text/html; charset=utf-8"
 LAST_MODIFIED = "Mon, 03 Jun 2024 09:00:00 GMT"  # fixed, like everything else here
-IDLE_TIMEOUT = 30.0  # seconds a kept-alive connection may stay idle
 Resource = tuple[int, str, bytes]  # status, content type, body
 
 
@@ -51,41 +49,34 @@ def sitemap(base: str, catalogue: Catalogue) -> str:
     return f'<?xml version="1.0" encoding="UTF-8"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>'
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # stop() must not wait for idle kept-alive connections
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass  # clients (browsers above all) hang up mid-response; nothing to report
-
-
 class DemoSite:
     """The demo shop. ``start()`` serves it and returns the base URL; ``stop()`` shuts it down."""
 
     def __init__(self, catalogue: Catalogue | None = None) -> None:
         self.catalogue = catalogue or build_catalogue()
-        self.base = ""
-        self.hits: Counter[str] = Counter()  # path -> requests served
         self._resources: dict[str, Resource] = {}
-        self._lock = threading.Lock()
-        self._server: _Server | None = None
+        self._server = SiteServer(self._reply, name="demo-site")
+
+    @property
+    def base(self) -> str:
+        return self._server.base
+
+    @property
+    def hits(self) -> Counter[str]:
+        """Path -> requests served."""
+        return self._server.hits
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Renders the site, serves it on ``host:port`` (0: any free port) and returns its base URL."""
-        if self._server is not None:
-            return self.base
-        server = _Server((host, port), self._handler())
-        self.base = f"http://{host}:{server.server_address[1]}"
-        self._resources = render_site(self.base, self.catalogue)
-        self._server = server
-        threading.Thread(target=server.serve_forever, args=(0.1,), name="demo-site", daemon=True).start()
+        if not self._resources:
+            # Pages hold absolute URLs, so they are rendered once the port is known: before this returns
+            # the base URL, so no client can ask for one sooner.
+            base = self._server.start(host, port)
+            self._resources = render_site(base, self.catalogue)
         return self.base
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self._server.stop()
 
     def __enter__(self) -> DemoSite:
         self.start()
@@ -110,37 +101,11 @@ class DemoSite:
             return 404, HTML, pages.not_found(self.base, self.catalogue, path)
         return found
 
-    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
-        site = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            server_version = "crawlfleet-demo/1"
-            timeout = IDLE_TIMEOUT
-            disable_nagle_algorithm = True  # headers and body go out in separate writes
-
-            def do_GET(self) -> None:
-                self._respond(send_body=True)
-
-            def do_HEAD(self) -> None:
-                self._respond(send_body=False)
-
-            def _respond(self, *, send_body: bool) -> None:
-                status, content_type, body = site.resolve(self.path)
-                with site._lock:
-                    site.hits[urlsplit(self.path).path] += 1
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                if status == 200:
-                    self.send_header("ETag", f'"{hashlib.sha256(body).hexdigest()[:16]}"')
-                    self.send_header("Last-Modified", LAST_MODIFIED)
-                    self.send_header("Cache-Control", "public, max-age=3600")
-                self.end_headers()
-                if send_body:
-                    self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        return Handler
+    def _reply(self, target: str) -> Reply:
+        status, content_type, body = self.resolve(target)
+        headers = {"Content-Type": content_type}
+        if status == 200:
+            headers["ETag"] = f'"{hashlib.sha256(body).hexdigest()[:16]}"'
+            headers["Last-Modified"] = LAST_MODIFIED
+            headers["Cache-Control"] = "public, max-age=3600"
+        return Reply(status, headers, body)

@@ -8,9 +8,9 @@ from typing import TypeVar
 import grpc
 from google.protobuf.duration_pb2 import Duration
 
+from crawlfleet.common.channel import ChannelSecurity, open_aio_channel
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import job_queue_pb2_grpc as pb_grpc
-from crawlfleet.worker.credentials import ChannelSecurity, open_channel
 from crawlfleet.worker.errors import translate_rpc_error
 
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
@@ -53,7 +53,7 @@ class CoordinatorClient:
         channel: grpc.aio.Channel | None = None,
         security: ChannelSecurity | None = None,
     ) -> None:
-        self._channel = channel or open_channel(target, security or ChannelSecurity(), CHANNEL_OPTIONS)
+        self._channel = channel or open_aio_channel(target, security or ChannelSecurity(), CHANNEL_OPTIONS)
         self._stub = pb_grpc.JobQueueStub(self._channel)
         self._worker = worker
 

@@ -15,7 +15,7 @@ from typing import Protocol
 from crawlfleet.common.logs import JobLog
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.worker.backoff import Backoff
-from crawlfleet.worker.errors import CoordinatorError
+from crawlfleet.worker.errors import CoordinatorError, CoordinatorUnavailable, WorkerError
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 FENCE_MARGIN_MAX = 1.0
 FENCE_MARGIN_FRACTION = 0.1
 MIN_HEARTBEAT_DEADLINE = 0.5
+# Leases named in one Heartbeat call. The coordinator refuses more than 10,000 (see HeartbeatRequest);
+# a worker holding more sends several calls at once, so no backlog can make its heartbeat unsendable.
+MAX_LEASES_PER_HEARTBEAT = 1000
 # Removed leases stay in the fencing heap until due; rebuild it when stale entries outnumber the live
 # ones by this much, so memory stays bounded and the rebuild is O(1) per job on average.
 FENCE_HEAP_SLACK = 1024
@@ -41,6 +44,7 @@ class HeldLease:
     task: asyncio.Task[None] | None = None
     running: bool = True  # its handler has not returned yet
     abandoned: bool = False  # lost, cancelled or self-fenced: nothing may be reported
+    holds_report_slot: bool = False  # counted among the finished jobs awaiting their Complete
 
     @property
     def job_id(self) -> int:
@@ -73,6 +77,10 @@ def local_deadline(
     return deadline
 
 
+class HeartbeatRejected(WorkerError):
+    """The coordinator refused a Heartbeat as such (not a passing outage): the worker must stop."""
+
+
 class HeartbeatSender(Protocol):
     """What the keeper needs of the coordinator client."""
 
@@ -80,7 +88,9 @@ class HeartbeatSender(Protocol):
 
 
 class LeaseKeeper:
-    """Heartbeats all held leases in one call per interval and stops jobs whose lease is gone.
+    """Heartbeats all held leases once per interval (in calls of at most ``MAX_LEASES_PER_HEARTBEAT``)
+    and stops jobs whose lease is gone. Transient failures are retried with backoff until the leases
+    run out; a refusal of the call itself raises ``HeartbeatRejected``, which stops the worker.
 
     Self-fencing costs O(log held) per lease: a min-heap holds ``(fence_at, job_id)`` entries, checked
     only when due. Entries of removed leases are skipped when popped (lazy deletion); an entry whose
@@ -135,6 +145,10 @@ class LeaseKeeper:
             self._next_beat = beat_at
         if beat_at < self._wake_at or fence_at < self._wake_at:
             self._changed.set()  # due before the keeper's wake-up; most leases are not
+
+    def get(self, job_id: int) -> HeldLease | None:
+        """The held lease of ``job_id``, if any."""
+        return self._held.get(job_id)
 
     def remove(self, job_id: int) -> HeldLease | None:
         """Stops heartbeating a job whose report was settled (or released)."""
@@ -201,9 +215,15 @@ class LeaseKeeper:
         # Never wait on a hung call past the earliest fencing time.
         earliest_fence = min(lease.fence_at() for lease in leases)
         deadline = max(MIN_HEARTBEAT_DEADLINE, min(interval, earliest_fence - sent_at))
+        chunks = [leases[i : i + MAX_LEASES_PER_HEARTBEAT] for i in range(0, len(leases), MAX_LEASES_PER_HEARTBEAT)]
         try:
-            response = await self._client.heartbeat([lease.ref() for lease in leases], deadline)
-        except CoordinatorError as exc:
+            if len(chunks) == 1:  # the usual case: no task per call
+                responses = [await self._client.heartbeat([lease.ref() for lease in leases], deadline)]
+            else:
+                responses = await asyncio.gather(
+                    *(self._client.heartbeat([lease.ref() for lease in chunk], deadline) for chunk in chunks)
+                )
+        except CoordinatorUnavailable as exc:
             if self._failing_since is None:
                 self._failing_since = sent_at
             delay = min(interval, self._backoff.next_delay())
@@ -215,11 +235,16 @@ class LeaseKeeper:
             )
             self._next_beat = self._clock() + delay
             return
+        except CoordinatorError as exc:
+            # The coordinator refused the request itself (a bad token, a broken contract): sending it
+            # again cannot help, and the leases would only run out. Fail loudly instead.
+            raise HeartbeatRejected(f"the coordinator refused the heartbeat: {exc}") from exc
         if self._failing_since is not None:
             log.info("heartbeats succeed again after %.1fs", self._clock() - self._failing_since)
             self._failing_since = None
         self._backoff.reset()
-        self.apply(leases, response, sent_at)
+        for chunk, response in zip(chunks, responses, strict=True):
+            self.apply(chunk, response, sent_at)
         self._next_beat = sent_at + interval
 
     def apply(self, leases: Sequence[HeldLease], response: pb.HeartbeatResponse, sent_at: float) -> None:

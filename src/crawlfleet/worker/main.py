@@ -15,10 +15,10 @@ import sys
 from collections.abc import Sequence
 
 from crawlfleet.common.logs import setup_logging
+from crawlfleet.common.metrics_http import MetricsEndpoint
 from crawlfleet.worker.errors import WorkerError
-from crawlfleet.worker.metrics import MetricsEndpoint
 from crawlfleet.worker.runner import Worker
-from crawlfleet.worker.settings import WorkerSettings
+from crawlfleet.worker.settings import DEFAULT_METRICS_LISTEN, WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ EXIT_FORCED = 1
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point: parses flags, sets up logging, runs the worker, exits with its status."""
     settings = WorkerSettings.from_args(argv)
-    setup_logging(settings.log_level, settings.worker_id)
+    setup_logging(settings.log_level, context={"worker_id": settings.worker_id})
     try:
         asyncio.run(serve(settings))
     except WorkerError as exc:
@@ -44,7 +44,11 @@ async def serve(settings: WorkerSettings) -> None:
     loop = asyncio.get_running_loop()
     async with Worker(settings) as worker:
         try:
-            metrics = MetricsEndpoint.start(settings.metrics_listen, worker.metrics.registry)
+            metrics = MetricsEndpoint.start(
+                settings.metrics_listen,
+                worker.metrics.registry,
+                best_effort=settings.metrics_listen == DEFAULT_METRICS_LISTEN,
+            )
         except (ValueError, OSError) as exc:
             raise WorkerError(str(exc)) from exc
         shutdowns: list[asyncio.Task[None]] = []  # keeps the task referenced until it ends

@@ -1,23 +1,19 @@
 """Prometheus metrics of a worker: job outcomes, jobs in flight, pipeline stage times, RPC errors.
 
 Each Worker owns a ``WorkerMetrics`` with a registry of its own (tests run several workers in one
-process); ``MetricsEndpoint`` exposes it over HTTP on ``--metrics-listen`` for the worker process.
+process); the worker process serves it over HTTP on ``--metrics-listen`` (``common.metrics_http``).
 Job outcomes are counted on the hot path (~10k jobs/s), so they are plain integers read when
 Prometheus scrapes, not ``Counter`` objects taking a lock per job. Documented in docs/metrics.md.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Literal
-from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -25,9 +21,6 @@ from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.worker.client import DEFAULT_CALL_TIMEOUT, CoordinatorClient
 from crawlfleet.worker.errors import CoordinatorError
 from crawlfleet.worker.progress import JobCounts
-from crawlfleet.worker.settings import DEFAULT_METRICS_LISTEN
-
-log = logging.getLogger(__name__)
 
 Outcome = Literal["succeeded", "failed", "released", "lost", "cancelled", "fenced"]
 OUTCOMES: tuple[Outcome, ...] = ("succeeded", "failed", "released", "lost", "cancelled", "fenced")
@@ -228,56 +221,3 @@ class MeteredClient(CoordinatorClient):
             raise
         finally:
             self._metrics.stages.observe("report", time.perf_counter() - started)
-
-
-class MetricsEndpoint:
-    """The /metrics HTTP endpoint of a worker process (prometheus_client's server, in a daemon thread)."""
-
-    def __init__(self, server: WSGIServer, thread: threading.Thread) -> None:
-        self._server = server
-        self._thread = thread
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @classmethod
-    def start(cls, listen: str, registry: CollectorRegistry) -> MetricsEndpoint | None:
-        """Serve registry on listen ("host:port"; "" or "off" disables, port 0 picks a free port).
-
-        The default address is best effort: when another process holds it (several workers on one
-        host), this one logs a warning and serves no metrics. Any other address must bind, or start
-        raises OSError.
-        """
-        address = parse_listen(listen)
-        if address is None:
-            return None
-        host, port = address
-        try:
-            server, thread = start_http_server(port, host, registry=registry)
-        except OSError as exc:
-            if listen != DEFAULT_METRICS_LISTEN:
-                raise OSError(f"cannot serve metrics on {listen}: {exc}") from exc
-            log.warning("no metrics endpoint: %s is taken (%s); set --metrics-listen", listen, exc.strerror)
-            return None
-        endpoint = cls(server, thread)
-        shown = f"[{host}]" if ":" in host else host
-        log.info("metrics on http://%s:%d/metrics", shown, endpoint.port)
-        return endpoint
-
-    async def stop(self) -> None:
-        """Stop serving (within the server's half-second poll); safe to call twice."""
-        await asyncio.to_thread(self._server.shutdown)
-        self._server.server_close()
-        self._thread.join()
-
-
-def parse_listen(listen: str) -> tuple[str, int] | None:
-    """("host", port) of a "host:port" or "[v6]:port" address; None when metrics are off."""
-    text = listen.strip()
-    if text.lower() in ("", "off"):
-        return None
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"metrics address {listen!r} is not host:port (or off)")
-    return host.removeprefix("[").removesuffix("]") or "0.0.0.0", int(port)

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 Settled = Literal["completed", "lost", "rejected"]
 Sleep = Callable[[float], Awaitable[None]]
 _T = TypeVar("_T")
+MAX_ERROR_MESSAGE = 2000  # characters of an error message sent in a Fail report
 
 
 class GaveUp(Exception):
@@ -85,6 +86,18 @@ def internal_failure(job: pb.LeasedJob, exc: Exception) -> pb.FailRequest:
     )
 
 
+def rejected_result(job: pb.LeasedJob, error: CoordinatorError) -> pb.FailRequest:
+    """The ``Fail`` report of a job whose result the coordinator refused: sending the same result
+    again would be refused again, so the job fails for good, saying why (an operator can requeue it)."""
+    return pb.FailRequest(
+        job_id=job.id,
+        lease_token=job.lease_token,
+        error_type="result_rejected",
+        error_message=f"the coordinator refused the result: {error.message}"[:MAX_ERROR_MESSAGE],
+        retryable=False,
+    )
+
+
 def release_request(job: pb.LeasedJob) -> pb.FailRequest:
     """Gives a job back at shutdown: queued again at once, the attempt not charged."""
     return pb.FailRequest(
@@ -126,9 +139,11 @@ class CompleteBatcher:
     """Collects successes and sends them in ``Complete`` calls of at most ``max_batch`` jobs.
 
     A batch goes out when it is full or ``flush_interval`` after its first job arrived. Complete is
-    all or nothing, so on ``LEASE_LOST`` the jobs it names are dropped and the rest is sent again.
-    ``on_settled(job_id, outcome)`` is called once per job the batcher stops caring about, except for
-    jobs the owner took back with ``discard``.
+    all or nothing, so on ``LEASE_LOST`` the jobs it names are dropped and the rest is sent again; a
+    batch the coordinator refuses is split until the refused job is alone, so one bad result never
+    holds back the others. ``on_settled(job_id, outcome)`` is called once per job the batcher stops
+    caring about, except for jobs the owner took back with ``discard``; for a refused job it is
+    ``on_rejected(job_id, error)`` instead when given, so the owner can report the job another way.
     """
 
     def __init__(
@@ -138,6 +153,7 @@ class CompleteBatcher:
         max_batch: int,
         flush_interval: float,
         on_settled: Callable[[int, Settled], None],
+        on_rejected: Callable[[int, CoordinatorError], None] | None = None,
         backoff: Backoff | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -145,6 +161,7 @@ class CompleteBatcher:
         self._max_batch = max_batch
         self._flush_interval = flush_interval
         self._on_settled = on_settled
+        self._on_rejected = on_rejected
         self._backoff = backoff or Backoff()
         self._sleep = sleep
         self._pending: dict[int, pb.CompletedJob] = {}
@@ -241,8 +258,12 @@ class CompleteBatcher:
                     for job in batch:
                         await self._send([job])
                     return
-                log.error("complete rejected, dropped: %s", exc, extra={"job_id": batch[0].job_id})
-                self._on_settled(batch[0].job_id, "rejected")
+                job_id = batch[0].job_id
+                log.error("complete refused: %s", exc, extra={"job_id": job_id})
+                if self._on_rejected is not None:
+                    self._on_rejected(job_id, exc)
+                else:
+                    self._on_settled(job_id, "rejected")
                 return
             discarded, on_settled = self._discarded, self._on_settled
             for job in batch:

@@ -33,6 +33,7 @@ from crawlfleet.worker.reporting import (
     Settled,
     fail_request,
     internal_failure,
+    rejected_result,
     release_request,
     report_fail,
 )
@@ -43,6 +44,10 @@ from crawlfleet.worker.version import worker_info
 log = logging.getLogger(__name__)
 
 MAX_LEASE_BATCH = 1000  # the coordinator's bound on max_jobs
+# Finished jobs whose Complete is not yet acknowledged, per worker, at least this many: past the
+# bound a finished job keeps its slot until the backlog drains, so leasing slows down instead of
+# piling up results (and leases to heartbeat) without limit while the coordinator falls behind.
+MIN_UNREPORTED_BOUND = 1000
 FALLBACK_LEASE_DURATION = 30.0  # only if a coordinator ever omits lease_duration
 
 
@@ -66,6 +71,7 @@ class Worker:
         self._resources: PipelineResources | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._slots = Slots(settings.slots)
+        self._unreported = asyncio.Semaphore(unreported_bound(settings))
         self._keeper: LeaseKeeper | None = None
         self._batcher: CompleteBatcher | None = None
         self.metrics = WorkerMetrics(
@@ -109,6 +115,7 @@ class Worker:
             max_batch=self._settings.complete_batch_max,
             flush_interval=self._settings.complete_flush_interval,
             on_settled=self._on_complete_settled,
+            on_rejected=self._on_complete_rejected,
         )
         return self
 
@@ -127,11 +134,12 @@ class Worker:
         if not self._stopping:
             s = self._settings
             log.info(
-                "worker %s started: coordinator %s, %d slots, kinds %s",
+                "worker %s started: coordinator %s, %d slots, kinds %s, egress %s",
                 s.worker_id,
                 s.coordinator,
                 s.slots,
                 ",".join(s.kinds),
+                egress_summary(s),
             )
             for name, coro in (
                 ("heartbeats", self._keeper.run()),
@@ -298,6 +306,9 @@ class Worker:
         started = time.monotonic()
         try:
             outcome = await self._execute(lease)
+            if isinstance(outcome, jobs_pb2.JobResult) and not lease.abandoned:
+                await self._unreported.acquire()  # backpressure: keep the slot while the backlog is full
+                lease.holds_report_slot = True
         finally:
             lease.running = False
             self._slots.give()
@@ -352,10 +363,28 @@ class Worker:
     def _on_complete_settled(self, job_id: int, outcome: Settled) -> None:
         lease = self._keeper.remove(job_id) if self._keeper is not None else None
         if lease is not None:
+            self._free_report_slot(lease)
             self.metrics.complete_settled(lease.job.kind, completed=outcome == "completed")
+
+    def _on_complete_rejected(self, job_id: int, error: CoordinatorError) -> None:
+        lease = self._keeper.get(job_id) if self._keeper is not None else None
+        if lease is None:
+            return
+        self._free_report_slot(lease)
+        task = asyncio.get_running_loop().create_task(
+            self._report_fail(lease, rejected_result(lease.job, error)), name=f"reject-{job_id}"
+        )
+        self._job_tasks.add(task)
+        task.add_done_callback(self._job_tasks.discard)
+
+    def _free_report_slot(self, lease: HeldLease) -> None:
+        if lease.holds_report_slot:
+            lease.holds_report_slot = False
+            self._unreported.release()
 
     def _on_abandon(self, lease: HeldLease, why: str) -> None:
         self.metrics.abandoned(lease.job.kind, why)
+        self._free_report_slot(lease)
         if self._batcher is not None:
             self._batcher.discard(lease.job_id)
         if lease.task is not None and not lease.task.done():
@@ -368,3 +397,14 @@ class Worker:
         if self._client is None:
             raise RuntimeError("Worker is not entered")
         return self._client
+
+
+def unreported_bound(settings: WorkerSettings) -> int:
+    """How many finished jobs may wait for their Complete: enough for full batches in flight."""
+    return max(MIN_UNREPORTED_BOUND, settings.slots, 10 * settings.complete_batch_max)
+
+
+def egress_summary(settings: WorkerSettings) -> str:
+    """What the egress guard lets fetches reach beyond public addresses, for the start-up line."""
+    allowed = [*settings.scrape.egress_allow, *(["loopback"] if settings.scrape.allow_loopback else [])]
+    return "public addresses" + (f" and {', '.join(allowed)}" if allowed else " only")

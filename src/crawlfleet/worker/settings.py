@@ -9,10 +9,18 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from crawlfleet.worker.credentials import ChannelSecurity, add_security_flags, security_from
+from crawlfleet.common.channel import ChannelSecurity, add_security_flags, security_from
+from crawlfleet.common.flags import (
+    ENV_PREFIX,
+    EnvFlags,
+    comma_list,
+    non_negative_float,
+    positive_float,
+    positive_int,
+)
+from crawlfleet.common.logs import DEFAULT_LOG_LEVEL, LOG_LEVELS, add_log_level_flag
+from crawlfleet.common.metrics_http import add_metrics_listen_flag
 from crawlfleet.worker.pipeline.settings import ScrapeSettings, add_scrape_flags, scrape_settings_from
-
-ENV_PREFIX = "CRAWLFLEET_"
 
 DEFAULT_COORDINATOR = "127.0.0.1:50051"
 DEFAULT_SLOTS = 8
@@ -25,9 +33,7 @@ DEFAULT_COMPLETE_BATCH_MAX = 100
 DEFAULT_COMPLETE_FLUSH_INTERVAL = 0.005
 DEFAULT_HEARTBEAT_FRACTION = 1 / 3
 DEFAULT_ALLOW_LOOPBACK = False
-DEFAULT_LOG_LEVEL = "INFO"
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9465"
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def default_worker_id() -> str:
@@ -101,110 +107,60 @@ class WorkerSettings:
 
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
-    """The worker's flags. String defaults go through each flag's ``type``, so bad env values fail
-    with the same message as bad flags."""
+    """The worker's flags; each reads its ``CRAWLFLEET_*`` variable (see ``common.flags``)."""
     parser = argparse.ArgumentParser(
         prog="crawlfleet-worker",
         description="Leases jobs from a crawlfleet coordinator and runs them.",
         epilog=f"Every flag also reads {ENV_PREFIX}<FLAG_NAME>, e.g. {ENV_PREFIX}SLOTS.",
     )
+    flags = EnvFlags(parser, env)
 
-    def add(flag: str, default: str, kind: Callable[[str], object], help_text: str) -> None:
-        env_name = ENV_PREFIX + flag.removeprefix("--").replace("-", "_").upper()
-        parser.add_argument(flag, default=env.get(env_name, default), type=kind, help=f"{help_text} [{env_name}]")
+    # The shape of ``add`` that ``add_scrape_flags`` declares the pipeline's flags with.
+    def add(flag: str, default: object, kind: Callable[[str], object], help_text: str) -> None:
+        flags.add(flag, default, help_text, type=kind)
 
     add("--coordinator", DEFAULT_COORDINATOR, str, "coordinator address host:port")
-    add("--slots", str(DEFAULT_SLOTS), _positive_int, "jobs run at the same time")
+    add("--slots", DEFAULT_SLOTS, positive_int, "jobs run at the same time")
     add("--worker-id", "", str, "worker id (default <hostname>-<pid>-<random4>)")
-    add("--kinds", ",".join(DEFAULT_KINDS), _kinds, "comma-separated job kinds to lease")
-    add("--lease-wait", str(DEFAULT_LEASE_WAIT), _positive_float, "long-poll wait of Lease, seconds")
+    add("--kinds", DEFAULT_KINDS, _kinds, "comma-separated job kinds to lease")
+    add("--lease-wait", DEFAULT_LEASE_WAIT, positive_float, "long-poll wait of Lease, seconds")
     add(
         "--shutdown-grace",
-        str(DEFAULT_SHUTDOWN_GRACE),
-        _non_negative_float,
+        DEFAULT_SHUTDOWN_GRACE,
+        non_negative_float,
         "seconds running jobs get to finish at shutdown",
     )
     add(
         "--shutdown-report-timeout",
-        str(DEFAULT_SHUTDOWN_REPORT_TIMEOUT),
-        _non_negative_float,
+        DEFAULT_SHUTDOWN_REPORT_TIMEOUT,
+        non_negative_float,
         "seconds to release jobs and flush reports at shutdown",
     )
-    add("--complete-batch-max", str(DEFAULT_COMPLETE_BATCH_MAX), _positive_int, "most jobs in one Complete call")
+    add("--complete-batch-max", DEFAULT_COMPLETE_BATCH_MAX, positive_int, "most jobs in one Complete call")
     add(
         "--complete-flush-interval",
-        str(DEFAULT_COMPLETE_FLUSH_INTERVAL),
-        _non_negative_float,
+        DEFAULT_COMPLETE_FLUSH_INTERVAL,
+        non_negative_float,
         "seconds a success waits for others to share its Complete call",
     )
     add(
         "--heartbeat-fraction",
-        str(DEFAULT_HEARTBEAT_FRACTION),
-        _positive_float,
+        DEFAULT_HEARTBEAT_FRACTION,
+        positive_float,
         "heartbeat every lease_duration * this",
     )
-    add_scrape_flags(add, positive_int=_positive_int, positive_float=_positive_float)
-    add("--log-level", DEFAULT_LOG_LEVEL, _log_level, "DEBUG, INFO, WARNING or ERROR")
-    add(
-        "--metrics-listen",
-        DEFAULT_METRICS_LISTEN,
-        str,
-        "host:port to serve Prometheus metrics on (/metrics); off disables, port 0 picks a free one",
-    )
-    add_security_flags(parser, add, env)
-    loopback_env = ENV_PREFIX + "ALLOW_LOOPBACK"
-    try:
-        loopback_default = _bool(env.get(loopback_env, str(DEFAULT_ALLOW_LOOPBACK)))
-    except ValueError as exc:
-        parser.error(f"{loopback_env}: {exc}")
-    parser.add_argument(
-        "--allow-loopback",
-        action=argparse.BooleanOptionalAction,
-        default=loopback_default,
-        help=f"let scrapes fetch loopback addresses (tests and the demo) [{loopback_env}]",
+    add_scrape_flags(add)
+    add_log_level_flag(flags)
+    add_metrics_listen_flag(flags, DEFAULT_METRICS_LISTEN)
+    add_security_flags(flags)
+    flags.add_switch(
+        "--allow-loopback", DEFAULT_ALLOW_LOOPBACK, "let scrapes fetch loopback addresses (tests and the demo)"
     )
     return parser
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:  # also rejects NaN
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
 def _kinds(text: str) -> tuple[str, ...]:
-    kinds = tuple(dict.fromkeys(k.strip() for k in text.split(",") if k.strip()))
+    kinds = comma_list(text)
     if not kinds:
         raise argparse.ArgumentTypeError("at least one kind is needed")
     return kinds
-
-
-def _log_level(text: str) -> str:
-    level = text.upper()
-    if level not in LOG_LEVELS:
-        raise argparse.ArgumentTypeError(f"must be one of {', '.join(LOG_LEVELS)}")
-    return level
-
-
-def _bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"not a boolean: {text!r}")

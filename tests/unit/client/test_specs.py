@@ -72,7 +72,7 @@ def test_a_job_filter_becomes_the_api_filter() -> None:
     assert list(flt.states) == [jobs_pb2.JOB_STATE_DEAD, jobs_pb2.JOB_STATE_CANCELLED]
     assert flt.kind == "scrape" and flt.url_prefix == "https://a.example/" and flt.error_type == "http_5xx"
     assert flt.created_after.ToDatetime(tzinfo=dt.UTC) == after and not flt.HasField("created_before")
-    with pytest.raises(ValueError, match="unknown job state"):
+    with pytest.raises(ValueError, match="unknown state"):
         JobFilter(states=["stuck"]).to_proto()
     with pytest.raises(TypeError):
         JobFilter(states="dead").to_proto()

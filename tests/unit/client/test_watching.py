@@ -9,6 +9,7 @@ import pytest
 
 from crawlfleet.client import (
     JobOutcome,
+    JobState,
     PermissionDenied,
     ResourceExhausted,
     Unavailable,
@@ -34,6 +35,7 @@ class Clock:
 
 
 def finished(job_id: int, state: jobs_pb2.JobState.ValueType = SUCCEEDED, error: str = "") -> pb.FinishedJob:
+    """A finished job as the stream reports it (states are the API's values here)."""
     return pb.FinishedJob(job_id=job_id, state=state, attempt=1, last_error=error)
 
 
@@ -60,14 +62,14 @@ def test_updates_count_what_finished_and_what_remains() -> None:
     last = watch.absorb(message(finished(2), finished(3, DEAD, "http_4xx: HTTP 404"), remaining=0, watched=3))
     assert last == WatchUpdate(
         finished=(
-            JobOutcome(job_id=2, state=SUCCEEDED, attempt=1, finished_at=None, last_error=""),
-            JobOutcome(job_id=3, state=DEAD, attempt=1, finished_at=None, last_error="http_4xx: HTTP 404"),
+            JobOutcome(job_id=2, state=JobState.SUCCEEDED, attempt=1, finished_at=None, last_error=""),
+            JobOutcome(job_id=3, state=JobState.DEAD, attempt=1, finished_at=None, last_error="http_4xx: HTTP 404"),
         ),
         not_found=(),
         remaining=0,
         watched=3,
     )
-    assert watch.done and watch.outcomes[3].state_name == "dead" and not watch.outcomes[3].succeeded
+    assert watch.done and watch.outcomes[3].state is JobState.DEAD and not watch.outcomes[3].succeeded
 
 
 def test_a_dropped_stream_resumes_with_the_ids_still_unfinished() -> None:

@@ -78,6 +78,8 @@ def test_bad_security_flags(argv: list[str], message: str) -> None:
         ("[::1]:50051", True),
         ("ipv6:[::1]:50051", True),
         ("unix:/run/crawlfleet.sock", True),
+        ("ip6-localhost:50051", True),
+        (":50051", False),
         ("10.0.0.1:50051", False),
         ("coordinator:50051", False),
         ("dns:///coordinator.example:443", False),

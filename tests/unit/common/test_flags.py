@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 import pytest
 
-from crawlfleet.common.flags import EnvFlags, env_name, parse_bool, show_default
+from crawlfleet.common.flags import (
+    EnvFlags,
+    comma_list,
+    env_name,
+    non_negative_float,
+    non_negative_int,
+    parse_bool,
+    positive_float,
+    positive_int,
+    show_default,
+)
 
 
 def parser_with(env: dict[str, str], *, repeated: bool = False) -> argparse.ArgumentParser:
@@ -83,3 +94,25 @@ def test_parse_bool_rejects_other_words() -> None:
 
 def test_show_default() -> None:
     assert [show_default(v) for v in (1 / 3, ("scrape", "noop"), True, 8)] == ["0.333333", "scrape,noop", "on", "8"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "good", "bad"),
+    [
+        (positive_int, [("1", 1), ("20", 20)], ["0", "-1", "x"]),
+        (non_negative_int, [("0", 0), ("3", 3)], ["-1", "1.5"]),
+        (positive_float, [("0.5", 0.5)], ["0", "-1", "nan"]),
+        (non_negative_float, [("0", 0.0), ("2.5", 2.5)], ["-0.1", "nan"]),
+    ],
+)
+def test_number_types(kind: Callable[[str], object], good: list[tuple[str, object]], bad: list[str]) -> None:
+    for text, value in good:
+        assert kind(text) == value
+    for text in bad:
+        with pytest.raises((argparse.ArgumentTypeError, ValueError)):
+            kind(text)
+
+
+def test_comma_list() -> None:
+    assert comma_list(" scrape, noop,scrape,, ") == ("scrape", "noop")
+    assert comma_list("") == ()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from crawlfleet.common.channel import is_loopback_target
 from crawlfleet.coordinator.errors import PermissionDenied, Unauthenticated
 from crawlfleet.coordinator.security.auth import (
     Authenticator,
@@ -21,7 +22,6 @@ from crawlfleet.coordinator.security.auth import (
     parse_tokens,
 )
 from crawlfleet.coordinator.security.settings import SecuritySettings, hash_token_command, prepare
-from crawlfleet.coordinator.security.tls import is_loopback
 from crawlfleet.coordinator.settings import CoordinatorSettings
 
 DIGEST = hash_token("s3cret")
@@ -121,8 +121,8 @@ def test_duplicate_tokens_are_refused() -> None:
         ("coordinator.internal:50051", False),
     ],
 )
-def test_is_loopback(listen: str, loopback: bool) -> None:
-    assert is_loopback(listen) is loopback
+def test_is_loopback_listen_address(listen: str, loopback: bool) -> None:
+    assert is_loopback_target(listen) is loopback
 
 
 def test_no_tokens_on_loopback_is_allowed_and_said(caplog: pytest.LogCaptureFixture) -> None:
@@ -155,6 +155,13 @@ def test_tls_flags_are_checked(tmp_path: Path) -> None:
 def test_missing_tokens_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(SecurityConfigError, match="cannot read tokens file"):
         prepare(SecuritySettings(tokens_file=tmp_path / "absent"), "127.0.0.1:0")
+
+
+def test_an_empty_tokens_file_does_not_turn_auth_off(tmp_path: Path) -> None:
+    tokens_file = tmp_path / "tokens"
+    tokens_file.write_text("# every token was commented out\n\n")
+    with pytest.raises(SecurityConfigError, match="holds no tokens"):
+        prepare(SecuritySettings(tokens_file=tokens_file), "127.0.0.1:0")
 
 
 def test_security_flags_and_env() -> None:

@@ -83,6 +83,9 @@ class FakeCoordinator(Notifier):
         self.failed: list[pb.FailRequest] = []
         self.heartbeats: list[list[int]] = []
         self.heartbeat_status: dict[int, pb.LeaseStatus.ValueType] = {}
+        self.refused_results: set[int] = set()  # Complete refuses any batch holding one of these
+        self.completes_paused = asyncio.Event()  # set: Complete calls wait until it is cleared
+        self.completes_resumed = asyncio.Event()
         self.closed = False
         self.poll_cancelled = asyncio.Event()
 
@@ -112,6 +115,11 @@ class FakeCoordinator(Notifier):
 
     async def complete(self, jobs: Sequence[pb.CompletedJob], deadline: float = 10.0) -> None:
         self.complete_calls += 1
+        if self.completes_paused.is_set():
+            await self.completes_resumed.wait()
+        if any(job.job_id in self.refused_results for job in jobs):
+            await self.changed()
+            raise rejected()
         self.completed.extend(job.job_id for job in jobs)
         await self.changed()
 

@@ -1,10 +1,20 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+
+import pytest
 
 from crawlfleet.v1 import job_queue_pb2 as pb
-from crawlfleet.worker.leases import FENCE_HEAP_SLACK, HeldLease, LeaseKeeper, local_deadline
-from tests.unit.worker.fakes import FakeCoordinator, held
+from crawlfleet.worker.leases import (
+    FENCE_HEAP_SLACK,
+    MAX_LEASES_PER_HEARTBEAT,
+    HeartbeatRejected,
+    HeldLease,
+    LeaseKeeper,
+    local_deadline,
+)
+from tests.unit.worker.fakes import FakeCoordinator, held, rejected
 
 
 def test_local_deadline_trusts_the_wall_clock_only_to_shorten() -> None:
@@ -156,3 +166,36 @@ def test_fence_heap_stays_bounded_when_leases_come_and_go() -> None:
         keeper.remove(job_id)  # settled long before its fencing time
     assert len(keeper) == 1
     assert len(keeper._fences) <= 2 * len(keeper) + FENCE_HEAP_SLACK + 1
+
+
+async def test_keeper_splits_a_large_heartbeat_into_calls_the_coordinator_accepts() -> None:
+    abandoned = Abandoned()
+    now = [1000.0]
+    coordinator = FakeCoordinator()
+    keeper = LeaseKeeper(coordinator, fraction=1 / 3, on_abandon=abandoned, clock=lambda: now[0])
+    held_count = 2 * MAX_LEASES_PER_HEARTBEAT + 5
+    for job_id in range(1, held_count + 1):
+        keeper.add(held(job_id, deadline=1030))
+    now[0] = 1011.0
+    task = asyncio.create_task(keeper.run())
+    await coordinator.wait_for(lambda: sum(map(len, coordinator.heartbeats)) >= held_count)
+    keeper.stop()
+    await asyncio.wait_for(task, 5)
+    assert sorted(map(len, coordinator.heartbeats)) == [5, MAX_LEASES_PER_HEARTBEAT, MAX_LEASES_PER_HEARTBEAT]
+    assert sorted(j for call in coordinator.heartbeats for j in call) == list(range(1, held_count + 1))
+
+
+async def test_keeper_stops_loudly_when_the_coordinator_refuses_the_heartbeat() -> None:
+    class Refusing(FakeCoordinator):
+        async def heartbeat(self, leases: Sequence[pb.LeaseRef], deadline: float = 10.0) -> pb.HeartbeatResponse:
+            self.heartbeats.append([lease.job_id for lease in leases])
+            raise rejected()
+
+    now = [1000.0]
+    coordinator = Refusing()
+    keeper = LeaseKeeper(coordinator, fraction=1 / 3, on_abandon=Abandoned(), clock=lambda: now[0])
+    keeper.add(held(1, deadline=1030))
+    now[0] = 1011.0
+    with pytest.raises(HeartbeatRejected):
+        await asyncio.wait_for(keeper.run(), 5)
+    assert coordinator.heartbeats == [[1]]  # not retried

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.worker.leases import HeldLease, LeaseKeeper
-from crawlfleet.worker.metrics import WorkerMetrics, parse_listen
+from crawlfleet.worker.metrics import WorkerMetrics
 from tests.unit.worker.fakes import FakeCoordinator, held
 
 
@@ -76,23 +75,3 @@ def test_outcomes_and_callbacks_are_read_when_scraped() -> None:
     assert found["crawlfleet_worker_browser_restarts_total", ()] == 2
     assert found["crawlfleet_worker_stage_seconds_count", (("stage", "fetch"),)] == 1
     assert found["crawlfleet_worker_stage_seconds_count", (("stage", "render"),)] == 0
-
-
-@pytest.mark.parametrize(
-    ("listen", "expected"),
-    [
-        ("127.0.0.1:9465", ("127.0.0.1", 9465)),
-        ("[::1]:0", ("::1", 0)),
-        (":9465", ("0.0.0.0", 9465)),
-        ("off", None),
-        ("", None),
-    ],
-)
-def test_parse_listen(listen: str, expected: tuple[str, int] | None) -> None:
-    assert parse_listen(listen) == expected
-
-
-@pytest.mark.parametrize("listen", ["9465", "host:", "host:http", "host:70000"])
-def test_parse_listen_refuses_what_is_not_host_port(listen: str) -> None:
-    with pytest.raises(ValueError, match="not host:port"):
-        parse_listen(listen)

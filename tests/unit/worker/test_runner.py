@@ -15,7 +15,8 @@ from crawlfleet.worker.client import CoordinatorClient
 from crawlfleet.worker.errors import JobError, WorkerCrashed
 from crawlfleet.worker.handlers import Handler, JobContext
 from crawlfleet.worker.handlers.noop import run_noop
-from crawlfleet.worker.runner import Worker
+from crawlfleet.worker.pipeline.settings import ScrapeSettings
+from crawlfleet.worker.runner import Worker, egress_summary, unreported_bound
 from crawlfleet.worker.settings import WorkerSettings
 from tests.unit.worker.fakes import FakeCoordinator
 
@@ -195,3 +196,49 @@ async def test_outcomes_are_summed_up_in_one_line_not_per_job(caplog: pytest.Log
     assert [m for m in messages if "job failed" in m]  # failures still get their own line
     [summary] = [m for m in messages if m.startswith("jobs in the last")]
     assert summary.endswith(": 1 succeeded, 1 failed, 0 released, 0 lost; 0 in flight")
+
+
+async def test_a_refused_result_fails_that_job_for_good_and_the_others_complete() -> None:
+    coordinator = FakeCoordinator([batch(leased(1), leased(2), leased(3))])
+    coordinator.refused_results = {2}
+    worker = Worker(
+        settings(slots=3, complete_flush_interval=1.0),
+        client=cast(CoordinatorClient, coordinator),
+        handlers={"noop": run_noop},
+    )
+    run = await start(worker)
+    await coordinator.wait_for(lambda: len(coordinator.completed) == 2 and len(coordinator.failed) == 1)
+    await worker.shutdown()
+    await asyncio.wait_for(run, 5)
+    assert sorted(coordinator.completed) == [1, 3]
+    (failure,) = coordinator.failed
+    assert (failure.job_id, failure.error_type, failure.retryable) == (2, "result_rejected", False)
+    assert "refused the result" in failure.error_message
+    assert worker.held_leases == 0
+
+
+async def test_unacknowledged_results_hold_back_leasing() -> None:
+    """While Completes go unanswered, a worker stops leasing once its backlog is full, instead of
+    piling up finished jobs (and leases to heartbeat) without bound."""
+    slots = 10
+    bound = unreported_bound(settings(slots=slots))
+    batches = [batch(*(leased(b * slots + i + 1) for i in range(slots))) for b in range(bound // slots + 5)]
+    coordinator = FakeCoordinator(batches)
+    coordinator.completes_paused.set()
+    worker = Worker(settings(slots=slots), client=cast(CoordinatorClient, coordinator), handlers={"noop": run_noop})
+    run = await start(worker)
+    # Every finished job waits for its Complete; the slots stay with the jobs past the bound.
+    await coordinator.wait_for(lambda: worker.held_leases == bound + slots)
+    assert worker._slots.free == 0  # the lease loop cannot ask for more
+    assert len(coordinator.lease_calls) == bound // slots + 1
+    coordinator.completes_resumed.set()
+    coordinator.completes_paused.clear()
+    await coordinator.wait_for(lambda: len(coordinator.completed) == len(batches) * slots, timeout=20)
+    await worker.shutdown()
+    await asyncio.wait_for(run, 5)
+
+
+def test_the_start_line_says_what_the_egress_guard_allows() -> None:
+    assert egress_summary(settings()) == "public addresses only"
+    allowing = settings(scrape=ScrapeSettings(allow_loopback=True, egress_allow=("10.1.0.0/16",)))
+    assert egress_summary(allowing) == "public addresses and 10.1.0.0/16, loopback"

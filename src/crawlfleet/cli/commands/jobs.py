@@ -186,7 +186,7 @@ def run_cancel(ctx: Context, ns: argparse.Namespace) -> int:
     with ctx.client() as client:
         for job_id in ns.job_ids:
             try:
-                state = state_name(client.cancel(job_id))
+                state = client.cancel(job_id).value
             except ClientError as error:
                 described = describe_error(error, ctx.settings)
                 if described.exit_code == EXIT_UNREACHABLE:

@@ -46,7 +46,7 @@ def run_wait(ctx: Context, ns: argparse.Namespace) -> int:
             return wait_all(ctx, client, timeout)
         ids = sorted(set(ns.job_ids))
         outcomes, timed_out = watch_jobs(client, ids, timeout, ctx.progress("wait"))
-    states = Counter(o.state_name for o in outcomes.values())
+    states = Counter(o.state.value for o in outcomes.values())
     unfinished = len(ids) - len(outcomes)
     failed = failures(outcomes)
     if ctx.settings.json:
@@ -76,7 +76,7 @@ def watch_jobs(
             if update.not_found:
                 raise JobsNotFound(update.not_found)
             outcomes.update((o.job_id, o) for o in update.finished)
-            states = Counter(o.state_name for o in outcomes.values())
+            states = Counter(o.state.value for o in outcomes.values())
             progress.update(len(outcomes), len(ids), _counts(states, update.remaining), force=True)
     except WaitTimeout:
         return outcomes, True
@@ -100,7 +100,7 @@ def wait_all(ctx: Context, client: Client, timeout: float | None) -> int:
         timed_out, live = True, error.remaining
     finally:
         progress.finish()
-    grown = Counter(o.state_name for o in outcomes.values())
+    grown = Counter(o.state.value for o in outcomes.values())
     failed = failures(outcomes)
     # Nothing was queued or leased: jobs enqueued just before may have ended before wait looked.
     late = newest_enqueue_failures(client) if not watched and not timed_out else []
@@ -142,7 +142,7 @@ class Failure(NamedTuple):
 
 
 def failures(outcomes: dict[int, JobOutcome]) -> list[Failure]:
-    return [Failure(o.job_id, o.state_name, o.last_error) for _, o in sorted(outcomes.items()) if not o.succeeded]
+    return [Failure(o.job_id, o.state.value, o.last_error) for _, o in sorted(outcomes.items()) if not o.succeeded]
 
 
 def newest_enqueue_failures(client: Client) -> list[Failure]:

@@ -7,9 +7,9 @@ import re
 
 import grpc
 
+from crawlfleet.common.states import STATE_NAMES
 from crawlfleet.coordinator.api import convert
 from crawlfleet.coordinator.api.admin_convert import (
-    STATE_NAMES,
     attempt_message,
     job_filter,
     job_message,

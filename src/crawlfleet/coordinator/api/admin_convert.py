@@ -5,30 +5,33 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from crawlfleet.common.states import STATE_NAMES, TERMINAL_STATE_NAMES, JobState
 from crawlfleet.coordinator.api import convert
 from crawlfleet.coordinator.errors import InvalidArgument
-from crawlfleet.coordinator.storage.admin import TERMINAL_STATES, JobFilterValues
+from crawlfleet.coordinator.storage.admin import JobFilterValues
 from crawlfleet.v1 import admin_pb2 as pb
 from crawlfleet.v1 import jobs_pb2
 
-STATE_NAMES = ("queued", "leased", "succeeded", "dead", "cancelled")
 MAX_FILTER_TEXT = 2048
 
 
 def job_state(name: str) -> jobs_pb2.JobState.ValueType:
-    return jobs_pb2.JobState.Value(f"JOB_STATE_{name.upper()}")
+    """The message value of a database state."""
+    return JobState(name).to_proto()
 
 
 def state_name(value: int, field: str) -> str:
-    if value not in jobs_pb2.JobState.values() or value == jobs_pb2.JOB_STATE_UNSPECIFIED:
-        raise InvalidArgument(field, f"is not a job state: {value}")
-    return jobs_pb2.JobState.Name(jobs_pb2.JobState.ValueType(value)).removeprefix("JOB_STATE_").lower()
+    """The database state of a request's state; ``InvalidArgument`` naming ``field`` otherwise."""
+    try:
+        return JobState.from_proto(value).value
+    except ValueError:
+        raise InvalidArgument(field, f"is not a job state: {value}") from None
 
 
 def terminal_states(values: list[int], field: str) -> tuple[str, ...]:
-    names = tuple(state_name(v, f"{field}[{i}]") for i, v in enumerate(values)) or TERMINAL_STATES
+    names = tuple(state_name(v, f"{field}[{i}]") for i, v in enumerate(values)) or TERMINAL_STATE_NAMES
     for i, name in enumerate(names):
-        if name not in TERMINAL_STATES:
+        if not JobState(name).is_terminal:
             raise InvalidArgument(f"{field}[{i}]", "only succeeded, dead and cancelled jobs can be purged")
     return names
 

@@ -21,11 +21,14 @@ from typing import Any
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 
+from crawlfleet.common.ratelimit import RateLimitedLog
 from crawlfleet.coordinator.api.status import to_status
 from crawlfleet.coordinator.errors import CoordinatorError, PermissionDenied, Unauthenticated
 from crawlfleet.v1 import admin_pb2, job_queue_pb2
 
 log = logging.getLogger(__name__)
+# Anyone who reaches the port can be refused in a loop: their lines must not flood the log.
+_refusals = RateLimitedLog(log)
 
 AUTHORIZATION_KEY = "authorization"
 BEARER_SCHEME = "bearer"
@@ -226,7 +229,7 @@ def _refusing(
     status = to_status(error)
 
     async def refuse(_request: object, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        log.info("%s %s from %s: %s", status.code.name, method, context.peer(), error.message)
+        _refusals.log(logging.INFO, "%s %s from %s: %s", status.code.name, method, context.peer(), error.message)
         await context.abort_with_status(status)
 
     if handler.request_streaming and handler.response_streaming:

@@ -11,13 +11,14 @@ import getpass
 import logging
 import sys
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 import grpc
 
+from crawlfleet.common.channel import is_loopback_target
+from crawlfleet.common.flags import EnvFlags
 from crawlfleet.coordinator.security.auth import (
     Authenticator,
     AuthInterceptor,
@@ -27,7 +28,7 @@ from crawlfleet.coordinator.security.auth import (
     load_tokens_file,
     parse_token_flag,
 )
-from crawlfleet.coordinator.security.tls import is_loopback, server_credentials
+from crawlfleet.coordinator.security.tls import server_credentials
 
 log = logging.getLogger(__name__)
 
@@ -48,40 +49,39 @@ class SecuritySettings:
     insecure_no_auth: bool = False
 
 
-EnvDefault = Callable[[str, object], object]
-
-
-def add_security_flags(parser: argparse.ArgumentParser, env_default: EnvDefault) -> None:
+def add_security_flags(flags: EnvFlags) -> None:
     """The security flags of ``crawlfleet-coordinator``; each reads CRAWLFLEET_<FLAG> except --token."""
-    group = parser.add_argument_group("security", "bearer tokens and TLS; see docs/security.md")
-    group.add_argument(
+    flags.add(
         "--tokens-file",
+        None,
+        "file of role:name:sha256hex lines (see the hash-token command); unset: auth off",
         type=Path,
-        default=env_default("tokens_file", None),
-        help="file of role:name:sha256hex lines (see the hash-token command); unset: auth off",
+        metavar="PATH",
     )
-    group.add_argument(
+    # Not from the environment: CRAWLFLEET_TOKEN is the token clients send.
+    flags.add_without_env(
         "--token",
+        "INSECURE, development only: accept TOKEN for ROLE (visible in the process list); repeatable",
         dest="tokens",
         metavar="ROLE=TOKEN",
         type=_token_flag,
         action="append",
         default=[],
-        help="INSECURE, development only: accept TOKEN for ROLE (visible in the process list); repeatable",
     )
-    group.add_argument("--tls-cert", type=Path, default=env_default("tls_cert", None), help="server certificate (PEM)")
-    group.add_argument("--tls-key", type=Path, default=env_default("tls_key", None), help="server private key (PEM)")
-    group.add_argument(
+    flags.add("--tls-cert", None, "server certificate (PEM)", type=Path, metavar="PEM")
+    flags.add("--tls-key", None, "server private key (PEM)", type=Path, metavar="PEM")
+    flags.add(
         "--tls-client-ca",
+        None,
+        "CA certificate (PEM) clients must present a certificate of (mTLS)",
         type=Path,
-        default=env_default("tls_client_ca", None),
-        help="CA certificate (PEM) clients must present a certificate of (mTLS)",
+        metavar="PEM",
     )
-    group.add_argument(
+    flags.add_switch(
         "--insecure-no-auth",
-        action="store_true",
-        default=str(env_default("insecure_no_auth", "")).lower() in {"1", "true", "yes"},
-        help="serve without tokens on a non-loopback address: anyone who reaches it may call everything",
+        False,
+        "serve without tokens on a non-loopback address: anyone who reaches it may call everything",
+        negatable=False,
     )
 
 
@@ -122,8 +122,15 @@ def prepare(security: SecuritySettings, listen: str) -> ServerSecurity:
     credentials = _credentials(security)
     tokens = security.tokens
     if security.tokens_file is not None:
-        tokens = (*load_tokens_file(security.tokens_file), *tokens)
-    loopback = is_loopback(listen)
+        from_file = load_tokens_file(security.tokens_file)
+        if not from_file:
+            # Otherwise a truncated or mistyped file would silently turn authentication off.
+            raise SecurityConfigError(
+                f"the tokens file {security.tokens_file} holds no tokens: add some (see docs/security.md) "
+                "or drop --tokens-file to serve without authentication on loopback"
+            )
+        tokens = (*from_file, *tokens)
+    loopback = is_loopback_target(listen)
     if not tokens:
         if not loopback and not security.insecure_no_auth:
             raise SecurityConfigError(

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 
 import grpc
 
 from crawlfleet.coordinator.security.auth import SecurityConfigError
-
-LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
 
 
 def read_pem(path: Path, what: str) -> bytes:
@@ -31,20 +28,3 @@ def server_credentials(*, cert: Path, key: Path, client_ca: Path | None) -> grpc
         root_certificates=root,
         require_client_auth=root is not None,
     )
-
-
-def listen_host(listen: str) -> str:
-    """The host part of ``host:port`` (``[v6]:port`` too), without brackets."""
-    host = listen.rsplit(":", 1)[0] if ":" in listen else listen
-    return host.removeprefix("[").removesuffix("]")
-
-
-def is_loopback(listen: str) -> bool:
-    """Whether ``listen`` (``host:port``) only accepts connections from this host."""
-    host = listen_host(listen)
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a name other than localhost, or empty (all interfaces)

@@ -14,8 +14,6 @@ import asyncpg
 from crawlfleet.coordinator.storage import sql
 from crawlfleet.coordinator.storage.queue import translated
 
-TERMINAL_STATES = ("succeeded", "dead", "cancelled")
-
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class JobFilterValues:

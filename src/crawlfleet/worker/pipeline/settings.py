@@ -6,6 +6,8 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from crawlfleet.common.flags import comma_list, non_negative_int, positive_float, positive_int
+
 DEFAULT_HTTP_TIMEOUT = 20.0
 DEFAULT_USER_AGENT = "crawlfleet/0.1 (+https://github.com/crawlfleet)"
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
@@ -23,7 +25,7 @@ DEFAULT_THUMBNAIL_FORMAT = "WEBP"
 DEFAULT_MAX_RESULT_BYTES = 8 * 1024 * 1024
 THUMBNAIL_FORMATS = ("WEBP", "JPEG", "PNG")
 
-AddFlag = Callable[[str, str, Callable[[str], object], str], None]
+AddFlag = Callable[[str, object, Callable[[str], object], str], None]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,9 +50,7 @@ class ScrapeSettings:
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
 
 
-def add_scrape_flags(
-    add: AddFlag, *, positive_int: Callable[[str], int], positive_float: Callable[[str], float]
-) -> None:
+def add_scrape_flags(add: AddFlag) -> None:
     """Declare the pipeline's flags with the worker's `add` (flag, default, type, help)."""
     add("--http-timeout", str(DEFAULT_HTTP_TIMEOUT), positive_float, "default total fetch timeout, seconds")
     add("--user-agent", DEFAULT_USER_AGENT, str, "User-Agent of fetches")
@@ -69,8 +69,8 @@ def add_scrape_flags(
         positive_float,
         "seconds a rendered page may take to go network-idle after load",
     )
-    add("--browser-block", ",".join(DEFAULT_BROWSER_BLOCK), _words, "resource types the browser does not load")
-    add("--max-images", str(DEFAULT_MAX_IMAGES), _non_negative_int, "images processed per page")
+    add("--browser-block", ",".join(DEFAULT_BROWSER_BLOCK), comma_list, "resource types the browser does not load")
+    add("--max-images", str(DEFAULT_MAX_IMAGES), non_negative_int, "images processed per page")
     add("--image-concurrency", str(DEFAULT_IMAGE_CONCURRENCY), positive_int, "image downloads at once per job")
     add("--max-image-bytes", str(DEFAULT_MAX_IMAGE_BYTES), positive_int, "largest image downloaded")
     add("--image-timeout", str(DEFAULT_IMAGE_TIMEOUT), positive_float, "seconds one image download may take")
@@ -112,14 +112,10 @@ def scrape_settings_from(ns: argparse.Namespace, *, allow_loopback: bool) -> Scr
     )
 
 
-def _words(text: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(w.strip() for w in text.split(",") if w.strip()))
-
-
 def _cidrs(text: str) -> tuple[str, ...]:
     import ipaddress
 
-    networks = _words(text)
+    networks = comma_list(text)
     for cidr in networks:
         try:
             ipaddress.ip_network(cidr, strict=False)
@@ -128,16 +124,9 @@ def _cidrs(text: str) -> tuple[str, ...]:
     return networks
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value
-
-
 def _sizes(text: str) -> tuple[int, ...]:
     try:
-        sizes = tuple(sorted({int(w) for w in _words(text)}, reverse=True))
+        sizes = tuple(sorted({int(w) for w in comma_list(text)}, reverse=True))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not a list of sizes: {text!r}") from exc
     if not sizes or any(not 8 <= s <= 4096 for s in sizes):

@@ -1,0 +1,116 @@
+"""A small HTTP/1.1 site server on loopback, in a daemon thread: the scaffolding of the demo shop, the
+benchmark site and the test sites, which differ only in what they answer.
+
+A site is a function from the request target (path and query) to a ``Reply``. The server counts hits
+per path, keeps connections alive (as real sites do, so clients reuse them), answers HEAD like GET
+without the body, and can serve HTTPS with a given certificate.
+"""
+
+from __future__ import annotations
+
+import http.server
+import ssl
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import NamedTuple
+from urllib.parse import urlsplit
+
+IDLE_TIMEOUT = 30.0  # seconds a kept-alive connection may stay idle
+
+
+class Reply(NamedTuple):
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+Resolver = Callable[[str], Reply]
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # stop() must not wait for idle kept-alive connections
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # clients (browsers above all) hang up mid-response; nothing to report
+
+
+class SiteServer:
+    """Serves ``resolve`` on ``host:port``; ``start()`` returns the base URL, ``stop()`` shuts it down."""
+
+    def __init__(self, resolve: Resolver, *, name: str = "site") -> None:
+        self.resolve = resolve
+        self.name = name
+        self.base = ""
+        self.hits: Counter[str] = Counter()  # path -> requests served
+        self._lock = threading.Lock()
+        self._server: _Server | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "not started"
+        return int(self._server.server_address[1])
+
+    def start(self, host: str = "127.0.0.1", port: int = 0, *, tls: tuple[Path, Path] | None = None) -> str:
+        """Serve in a thread (port 0: any free port); with ``tls=(certificate, key)`` over HTTPS."""
+        if self._server is not None:
+            return self.base
+        server = _Server((host, port), self._handler())
+        scheme = "http"
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*tls)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+            scheme = "https"
+        self._server = server
+        self.base = f"{scheme}://{host}:{server.server_address[1]}"
+        threading.Thread(target=server.serve_forever, args=(0.1,), name=self.name, daemon=True).start()
+        return self.base
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> SiteServer:
+        self.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+        site = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            server_version = "crawlfleet-site/1"
+            timeout = IDLE_TIMEOUT
+            disable_nagle_algorithm = True  # headers and body go out in separate writes
+
+            def do_GET(self) -> None:
+                self._respond(send_body=True)
+
+            def do_HEAD(self) -> None:
+                self._respond(send_body=False)
+
+            def _respond(self, *, send_body: bool) -> None:
+                with site._lock:
+                    site.hits[urlsplit(self.path).path] += 1
+                status, headers, body = site.resolve(self.path)
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if send_body:
+                    self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        return Handler
