@@ -42,8 +42,10 @@ class ClientSettings:
             raise ConfigurationError(f"call_timeout must be positive, not {self.call_timeout}")
 
     def options(self) -> tuple[tuple[str, Any], ...]:
-        """The channel options: the library's, then the caller's (which win)."""
-        return (("grpc.max_receive_message_length", MAX_RECEIVE_BYTES), *self.channel_options)
+        """The channel options: the caller's, and the library's where the caller set none."""
+        given = {name for name, _ in self.channel_options}
+        defaults = (("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),)
+        return (*self.channel_options, *(option for option in defaults if option[0] not in given))
 
 
 def security(

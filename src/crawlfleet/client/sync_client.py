@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from crawlfleet.client import requests
+from crawlfleet.client import calls
 from crawlfleet.client.errors import ConfigurationError, InvalidArgument, JobsNotFound, from_rpc_error
 from crawlfleet.client.models import (
     EnqueuedJob,
@@ -109,10 +109,10 @@ class Client:
         """Enqueues one job: a URL, a ``ScrapeJob`` or a ``JobSpec``. A job whose URL (or
         idempotency key) has a live job already returns that job, with ``created=False``."""
         response = self._call(self._queue.Enqueue, job_queue_pb2.EnqueueRequest(jobs=[job_spec(job)]))
-        return requests.enqueued(response)[0]
+        return calls.enqueued(response)[0]
 
     def enqueue_many(
-        self, jobs: Iterable[JobLike], *, batch_size: int = requests.DEFAULT_ENQUEUE_BATCH
+        self, jobs: Iterable[JobLike], *, batch_size: int = calls.DEFAULT_ENQUEUE_BATCH
     ) -> list[EnqueuedJob]:
         """Enqueues jobs in batches of ``batch_size`` (one call each), in order; see ``enqueue``.
 
@@ -122,16 +122,16 @@ class Client:
         return [job for batch in self.enqueue_batches(jobs, batch_size=batch_size) for job in batch]
 
     def enqueue_batches(
-        self, jobs: Iterable[JobLike], *, batch_size: int = requests.DEFAULT_ENQUEUE_BATCH
+        self, jobs: Iterable[JobLike], *, batch_size: int = calls.DEFAULT_ENQUEUE_BATCH
     ) -> Iterator[list[EnqueuedJob]]:
         """Like ``enqueue_many``, handing out each batch's jobs as soon as it is enqueued (for progress)."""
-        for offset, request in requests.enqueue_batches(jobs, batch_size):
+        for offset, request in calls.enqueue_batches(jobs, batch_size):
             try:
                 response = self._call(self._queue.Enqueue, request)
             except InvalidArgument as error:
-                requests.locate(error, offset)
+                calls.locate(error, offset)
                 raise
-            yield requests.enqueued(response)
+            yield calls.enqueued(response)
 
     # Waiting
 
@@ -188,36 +188,36 @@ class Client:
 
     def list_jobs(self, where: JobFilter | None = None, *, page_size: int = 50, page_token: str = "") -> JobPage:
         """One page of jobs matching ``where``, newest first (without attempts and results)."""
-        request = requests.list_jobs_request(where, page_size, page_token)
-        return requests.job_page(self._call(self._admin.ListJobs, request))
+        request = calls.list_jobs_request(where, page_size, page_token)
+        return calls.job_page(self._call(self._admin.ListJobs, request))
 
     def iter_jobs(
         self,
         where: JobFilter | None = None,
         *,
         limit: int | None = None,
-        page_size: int = requests.DEFAULT_PAGE_SIZE,
+        page_size: int = calls.DEFAULT_PAGE_SIZE,
     ) -> Iterator[jobs_pb2.Job]:
         """Every job matching ``where`` (at most ``limit``), newest first, a page per call."""
-        paging = requests.Paging(page_size, limit)
+        paging = calls.Paging(page_size, limit)
         while not paging.done:
             page = self.list_jobs(where, page_size=paging.page_size(), page_token=paging.token)
             yield from page.jobs[: paging.take(page.jobs, page.next_page_token)]
 
     def list_results(self, *, kind: str | None = None, page_size: int = 100, page_token: str = "") -> ResultPage:
         """One page of results of succeeded jobs, in job id order (thumbnail bytes left out)."""
-        request = requests.list_results_request(kind, page_size, page_token)
-        return requests.result_page(self._call(self._admin.ListResults, request))
+        request = calls.list_results_request(kind, page_size, page_token)
+        return calls.result_page(self._call(self._admin.ListResults, request))
 
     def iter_results(
         self,
         *,
         kind: str | None = None,
         limit: int | None = None,
-        page_size: int = requests.DEFAULT_PAGE_SIZE,
+        page_size: int = calls.DEFAULT_PAGE_SIZE,
     ) -> Iterator[admin_pb2.ResultEntry]:
         """Results of succeeded jobs (of ``kind``: scrape, noop), in job id order, a page per call."""
-        paging = requests.Paging(page_size, limit)
+        paging = calls.Paging(page_size, limit)
         while not paging.done:
             page = self.list_results(kind=kind, page_size=paging.page_size(), page_token=paging.token)
             yield from page.results[: paging.take(page.results, page.next_page_token)]
@@ -234,12 +234,12 @@ class Client:
         self, *, expiring_within: Seconds | None = None, workers_seen_within: Seconds | None = None
     ) -> admin_pb2.GetQueueHealthResponse:
         """Queue health: depth, due jobs, leases expiring and expired, dead jobs, workers seen."""
-        request = requests.health_request(expiring_within, workers_seen_within)
+        request = calls.health_request(expiring_within, workers_seen_within)
         return self._call(self._admin.GetQueueHealth, request)
 
     def list_workers(self, *, seen_within: Seconds | None = None) -> list[admin_pb2.WorkerStatus]:
         """Workers seen within ``seen_within`` (default 5 minutes), with their leases in flight."""
-        return list(self._call(self._admin.ListWorkers, requests.workers_request(seen_within)).workers)
+        return list(self._call(self._admin.ListWorkers, calls.workers_request(seen_within)).workers)
 
     # Repairing
 
@@ -254,7 +254,7 @@ class Client:
         job_ids: Iterable[int] = (),
         *,
         where: JobFilter | None = None,
-        batch_size: int = requests.DEFAULT_REQUEUE_BATCH,
+        batch_size: int = calls.DEFAULT_REQUEUE_BATCH,
     ) -> list[int]:
         """Dead jobs back to queued with a fresh attempt budget: those of ``job_ids``, or every dead
         job matching ``where`` (``JobFilter()``: all of them). The ids requeued; a job whose URL
@@ -263,8 +263,8 @@ class Client:
         if (where is None) == (not ids):
             raise ValueError("give job_ids or where=JobFilter(...), one of them")
         if where is None:
-            return [i for r in requests.requeue_id_requests(ids) for i in self._requeue(r).requeued_job_ids]
-        run = requests.RequeueByFilter(where, batch_size)
+            return [i for r in calls.requeue_id_requests(ids) for i in self._requeue(r).requeued_job_ids]
+        run = calls.RequeueByFilter(where, batch_size)
         while run.absorb(self._requeue(run.request)):
             pass
         return run.requeued
@@ -274,12 +274,12 @@ class Client:
         older_than: Seconds,
         *,
         states: Sequence[JobState | str] = (),
-        batch_size: int = requests.DEFAULT_PURGE_BATCH,
+        batch_size: int = calls.DEFAULT_PURGE_BATCH,
     ) -> Iterator[PurgeCounts]:
         """Deletes finished jobs (of ``states``: succeeded, dead, cancelled; default all three)
         that finished longer than ``older_than`` ago, with their results, a batch per call; what
         each call deleted."""
-        request = requests.purge_request(older_than, states, batch_size)
+        request = calls.purge_request(older_than, states, batch_size)
         while True:
             response = self._call(self._admin.PurgeJobs, request)
             yield PurgeCounts(response.deleted_jobs, response.deleted_images)
@@ -291,7 +291,7 @@ class Client:
         older_than: Seconds,
         *,
         states: Sequence[JobState | str] = (),
-        batch_size: int = requests.DEFAULT_PURGE_BATCH,
+        batch_size: int = calls.DEFAULT_PURGE_BATCH,
     ) -> PurgeCounts:
         """Like ``purge_batches``; the totals."""
         batches = list(self.purge_batches(older_than, states=states, batch_size=batch_size))

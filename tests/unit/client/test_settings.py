@@ -62,3 +62,10 @@ def test_client_arguments_are_checked_when_it_is_made(tmp_path: Path) -> None:
 def test_from_env_builds_a_client_with_those_settings() -> None:
     with Client.from_env({"CRAWLFLEET_COORDINATOR": "127.0.0.1:1", "CRAWLFLEET_CALL_TIMEOUT": "3"}) as client:
         assert client.settings.coordinator == "127.0.0.1:1" and client.settings.call_timeout == 3.0
+
+
+def test_the_callers_channel_options_replace_the_librarys() -> None:
+    default = ClientSettings().options()
+    assert ("grpc.max_receive_message_length", 64 * 1024 * 1024) in default
+    mine = ClientSettings(channel_options=(("grpc.max_receive_message_length", 1024), ("grpc.enable_retries", 0)))
+    assert sorted(mine.options()) == [("grpc.enable_retries", 0), ("grpc.max_receive_message_length", 1024)]

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from crawlfleet.client import InvalidArgument, JobFilter, RetryPolicy, ScrapeJob
-from crawlfleet.client import requests as plan
+from crawlfleet.client import calls as plan
 from crawlfleet.client.specs import job_spec
 from crawlfleet.v1 import admin_pb2, jobs_pb2
 

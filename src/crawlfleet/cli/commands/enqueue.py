@@ -18,7 +18,7 @@ from crawlfleet.cli.context import Context
 from crawlfleet.cli.errors import EXIT_OK, CliError, UsageError
 from crawlfleet.cli.render import id_ranges, parse_duration
 from crawlfleet.client import ClientError, EnqueuedJob, InvalidArgument
-from crawlfleet.client.requests import DEFAULT_ENQUEUE_BATCH, MAX_ENQUEUE_BATCH
+from crawlfleet.client.calls import DEFAULT_ENQUEUE_BATCH, MAX_ENQUEUE_BATCH
 from crawlfleet.client.specs import RENDER_MODES, duration
 from crawlfleet.v1 import jobs_pb2
 
