@@ -27,7 +27,7 @@ MAX_WATCH_JOB_IDS = 100_000
 MAX_WATCH_UNFINISHED = 1_000_000
 # Re-checks of one stream are at least this far apart: a burst of finishes costs one query...
 WATCH_COALESCE_SECONDS = 0.25
-# ...and further apart for large watches: about this many primary-key probes a second per stream.
+# ...and further apart for large watches: about this many ids re-checked a second per stream.
 WATCH_PROBES_PER_SECOND = 100_000
 MAX_JOBS_PER_RESPONSE = 1000
 MAX_NOT_FOUND_PER_RESPONSE = 10_000
@@ -173,14 +173,23 @@ class WatchStreams:
     async def _watch(self, target: WatchTarget) -> AsyncIterator[pb.WatchJobsResponse]:
         signal = self._finished.current()  # taken before each check: a finish after it wakes us
         progress = WatchProgress(await self._watched_ids(target))
-        for response in progress.report(await self._queries.finished_or_missing(progress.pending)):
+        rows = await self._queries.finished_or_missing(progress.pending, find_missing=True)
+        for response in progress.report(rows):
             yield response
+        clock = asyncio.get_running_loop()
+        periodic_at = clock.time() + self._recheck_seconds
         while progress.pending:
-            # Let a burst of notifies gather, then wait for one (or for the periodic re-check).
+            # Let a burst of notifies gather, then wait for one, or for the periodic re-check.
             await self._wait(None, max(WATCH_COALESCE_SECONDS, len(progress.pending) / WATCH_PROBES_PER_SECOND))
-            await self._wait(signal, self._recheck_seconds)
+            await self._wait(signal, periodic_at - clock.time())
             signal = self._finished.current()
-            for response in progress.report(await self._queries.finished_or_missing(progress.pending)):
+            # The periodic re-check also looks for ids gone missing (a watched job deleted before it
+            # was seen to finish); it runs on time however often notifies come.
+            periodic = clock.time() >= periodic_at
+            if periodic:
+                periodic_at = clock.time() + self._recheck_seconds
+            rows = await self._queries.finished_or_missing(progress.pending, find_missing=periodic)
+            for response in progress.report(rows):
                 yield response
 
     async def _watched_ids(self, target: WatchTarget) -> list[int]:

@@ -54,12 +54,12 @@ class WatchQueries:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def finished_or_missing(self, job_ids: Sequence[int]) -> list[WatchedJobRow]:
-        """The jobs among job_ids that are terminal, and the ids that match no job."""
+    async def finished_or_missing(self, job_ids: Sequence[int], *, find_missing: bool) -> list[WatchedJobRow]:
+        """The jobs among job_ids that are terminal and, if find_missing, the ids that match no job."""
         if not job_ids:
             return []
         async with translated():
-            rows = await self._pool.fetch(sql.query("job_watch_finished_many"), list(job_ids))
+            rows = await self._pool.fetch(sql.query("job_watch_finished_many"), list(job_ids), find_missing)
         return [WatchedJobRow(*row) for row in rows]
 
     async def unfinished_ids(self, limit: int) -> UnfinishedJobs:

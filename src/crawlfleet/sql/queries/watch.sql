@@ -3,12 +3,18 @@
 -- (see jobs.sql); a stream then re-checks the jobs it still waits for with job_watch_finished_many.
 
 -- name: job_watch_finished_many
--- Of the given ids, those whose job is terminal, and those that match no job (state NULL): one
--- primary-key probe per id. Params: job ids.
-SELECT w.id, j.state::text AS state, j.attempt, j.finished_at, j.last_error
-FROM unnest($1::bigint[]) AS w(id)
-LEFT JOIN jobs AS j ON j.id = w.id
-WHERE j.id IS NULL OR j.state IN ('succeeded', 'dead', 'cancelled');
+-- Of the given ids, the jobs that are terminal and, when $2, the ids that match no job (state
+-- NULL). Both read the primary key for the given ids only (a join against unnest would let the
+-- planner hash the whole table). Params: job ids, look for missing ids.
+SELECT id, state::text AS state, attempt, finished_at, last_error
+FROM jobs
+WHERE id = ANY($1::bigint[]) AND state IN ('succeeded', 'dead', 'cancelled')
+UNION ALL
+SELECT missing.id, NULL, NULL, NULL, NULL
+FROM (SELECT unnest($1::bigint[]) AS id
+      EXCEPT
+      SELECT id FROM jobs WHERE id = ANY($1::bigint[])) AS missing
+WHERE $2::boolean;
 
 -- name: job_list_unfinished_ids
 -- Ids of the queued and leased jobs, up to a limit; each branch reads its state's partial index
