@@ -90,6 +90,8 @@ def test_the_wheel_holds_one_namespace_and_its_sql(wheel: Path) -> None:
         "crawlfleet/coordinator/storage/queue.py",
         "crawlfleet/worker/handlers/scrape.py",
         "crawlfleet/cli/main.py",
+        "crawlfleet/client/sync_client.py",
+        "crawlfleet/client/py.typed",  # users' type checkers read the library's annotations
     ):
         assert expected in names, expected
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))

@@ -18,12 +18,12 @@ from crawlfleet.cli.main import main
 from crawlfleet.cli.render import id_ranges, parse_duration
 from crawlfleet.coordinator.security.auth import Role, TokenEntry
 from crawlfleet.coordinator.security.settings import SecuritySettings
-from crawlfleet.v1 import admin_pb2, jobs_pb2
-from crawlfleet.v1 import job_queue_pb2 as pb
+from crawlfleet.v1 import jobs_pb2
 from tests.certs import make_pki
 from tests.conftest import RunningCoordinator, StartCoordinator
 from tests.e2e.processes import free_port
-from tests.helpers import lease_request, noop, scrape
+from tests.helpers import eventually, lease_request, noop, scrape
+from tests.integration.jobs import complete, enqueue, fail, get_job, make_dead, make_succeeded
 
 
 @dataclass
@@ -42,46 +42,6 @@ async def cli(coord: RunningCoordinator | str, *args: str, stdin: str = "") -> R
     argv = ["--coordinator", address, *args]
     code = await asyncio.to_thread(main, argv, stdin=io.StringIO(stdin), stdout=out, stderr=err)
     return Run(code, out.getvalue(), err.getvalue())
-
-
-async def enqueue(coord: RunningCoordinator, *specs: jobs_pb2.JobSpec) -> list[int]:
-    return [j.id for j in (await coord.queue.Enqueue(pb.EnqueueRequest(jobs=list(specs)))).jobs]
-
-
-async def get_job(coord: RunningCoordinator, job_id: int) -> jobs_pb2.Job:
-    return (await coord.admin.GetJob(admin_pb2.GetJobRequest(job_id=job_id))).job
-
-
-async def make_dead(coord: RunningCoordinator, url: str, error_type: str = "http_4xx") -> int:
-    (job_id,) = await enqueue(coord, scrape(url))
-    (job,) = (await coord.queue.Lease(lease_request(worker_id="w-dead"))).jobs
-    await coord.queue.Fail(
-        pb.FailRequest(
-            job_id=job_id, lease_token=job.lease_token, error_type=error_type, error_message="HTTP 404", retryable=False
-        )
-    )
-    return job_id
-
-
-async def complete(coord: RunningCoordinator, job: pb.LeasedJob, title: str = "A page") -> None:
-    url = job.spec.scrape.url
-    page = jobs_pb2.ScrapeResult(
-        final_url=url,
-        status_code=200,
-        title=title,
-        content_type="text/html",
-        rendered_with=jobs_pb2.RENDER_MODE_HTTP,
-        images=[jobs_pb2.ImageResult(url=url + "broken.png", error_type="corrupt_image", error_message="bad bytes")],
-    )
-    done = pb.CompletedJob(job_id=job.id, lease_token=job.lease_token, result=jobs_pb2.JobResult(scrape=page))
-    await coord.queue.Complete(pb.CompleteRequest(jobs=[done]))
-
-
-async def make_succeeded(coord: RunningCoordinator, url: str, title: str = "A page") -> int:
-    (job_id,) = await enqueue(coord, scrape(url))
-    (job,) = (await coord.queue.Lease(lease_request(worker_id="w-ok"))).jobs
-    await complete(coord, job, title)
-    return job_id
 
 
 def test_durations_ranges_and_input_lines() -> None:
@@ -130,6 +90,30 @@ async def test_enqueue_from_stdin_with_comments_json_lines_and_batches(coord: Ru
     assert jobs["https://shop.example/3"]["max_attempts"] == 2
     noop = await cli(coord, "--json", "enqueue", "--kind", "noop", "--count", "3", "--duration", "10ms")
     assert noop.json()["created"] == 3
+
+
+async def test_idempotency_keys_make_separate_jobs_of_one_url(coord: RunningCoordinator) -> None:
+    first = await cli(coord, "--json", "enqueue", "https://same.example/", "--idempotency-key", "monday")
+    second = await cli(coord, "--json", "enqueue", "https://same.example/", "--idempotency-key", "tuesday")
+    assert first.code == 0 and second.code == 0, first.err + second.err
+    assert first.json()["created"] == 1 and second.json()["created"] == 1
+    assert first.json()["jobs"][0]["id"] != second.json()["jobs"][0]["id"]
+    stored = await get_job(coord, second.json()["jobs"][0]["id"])
+    assert stored.spec.idempotency_key == "tuesday"
+    lines = "https://same.example/\twednesday\nhttps://same.example/ thursday\nhttps://same.example/\tmonday\n"
+    keyed = await cli(coord, "--json", "enqueue", "-", "--key-from-line", stdin=lines)
+    assert keyed.code == 0, keyed.err
+    assert [j["created"] for j in keyed.json()["jobs"]] == [True, True, False]
+    assert keyed.json()["jobs"][2]["id"] == first.json()["jobs"][0]["id"]  # monday is still live
+    many = await cli(coord, "enqueue", "https://a.example/", "https://b.example/", "--idempotency-key", "k")
+    assert many.code == 2 and "--key-from-line" in many.err
+    missing = await cli(coord, "enqueue", "-", "--key-from-line", stdin="https://a.example/\tk1\nhttps://b.example/\n")
+    assert missing.code == 2 and "stdin line 2: no key after the URL" in missing.err
+    items = parse_lines(
+        ["https://c.example/\t key with spaces ", '{"noop": {}, "idempotencyKey": "own"}'], "f", keyed=True
+    )
+    assert [i.spec.idempotency_key for i in items] == ["key with spaces", "own"]
+    assert items[0].spec.scrape.url == "https://c.example/"
 
 
 async def test_bad_url_names_the_field_and_the_input(coord: RunningCoordinator) -> None:
@@ -281,3 +265,39 @@ async def test_wait_exit_codes(coord: RunningCoordinator) -> None:
     await complete(coord, job)
     everything = await waiting
     assert everything.code == 0 and "no job is queued or leased" in everything.out
+
+
+async def test_wait_all_after_jobs_ended_before_it_looked(coord: RunningCoordinator) -> None:
+    ok_id, dead_id = await enqueue(coord, scrape("https://fine.example/"), scrape("https://gone.example/"))
+    for job in (await coord.queue.Lease(lease_request(max_jobs=2))).jobs:
+        await (complete(coord, job) if job.id == ok_id else fail(coord, job))
+    late = await cli(coord, "wait", "--all")
+    assert late.code == 3, late.out + late.err
+    assert "no job is queued or leased" in late.out and "the newest enqueue ended before wait looked" in late.out
+    assert f"job {dead_id} dead: http_4xx" in late.out and f"job {ok_id}" not in late.out
+    assert (await cli(coord, "--json", "wait", "--all")).json()["failed"][0]["id"] == dead_id
+    # A newer enqueue that went well is what the next wait reports on.
+    await make_succeeded(coord, "https://newer.example/")
+    assert (await cli(coord, "wait", "--all")).code == 0
+
+
+async def watch_streams(coord: RunningCoordinator) -> float:
+    """How many WatchJobs streams the coordinator has open (its gauge)."""
+    return coord.coordinator.metrics.registry.get_sample_value("crawlfleet_watch_streams") or 0.0
+
+
+async def test_wait_all_watches_the_unfinished_jobs_to_their_end(coord: RunningCoordinator) -> None:
+    ok_id, dead_id = await enqueue(coord, scrape("https://one.example/"), scrape("https://two.example/"))
+    waiting = asyncio.ensure_future(cli(coord, "--json", "wait", "--all", "--timeout", "60s"))
+    await eventually(lambda: watch_streams(coord), what="the wait's stream")
+    for job in (await coord.queue.Lease(lease_request(max_jobs=2))).jobs:
+        await (complete(coord, job) if job.id == ok_id else fail(coord, job))
+    run = await waiting
+    assert run.code == 3, run.err
+    assert run.json()["finished_meanwhile"] == {"succeeded": 1, "dead": 1, "cancelled": 0}
+    assert [f["id"] for f in run.json()["failed"]] == [dead_id]
+
+
+async def test_wait_for_a_job_that_does_not_exist(coord: RunningCoordinator) -> None:
+    run = await cli(coord, "wait", "424242")
+    assert run.code == 1 and "job 424242 does not exist" in run.err

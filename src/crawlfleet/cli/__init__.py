@@ -1,1 +1,1 @@
-"""``crawlfleet``: the command line of producers and operators (entry point: ``coordinator.cli.main:main``)."""
+"""``crawlfleet``: the command line of producers and operators (entry point: ``crawlfleet.cli.main:main``)."""

@@ -1,4 +1,4 @@
-"""``python -m coordinator.cli``."""
+"""``python -m crawlfleet.cli``."""
 
 import sys
 

@@ -6,10 +6,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from crawlfleet.cli.client import Client
+from crawlfleet.cli.client import open_client
 from crawlfleet.cli.errors import UsageError
 from crawlfleet.cli.render import dumps, rate
 from crawlfleet.cli.settings import CliSettings
+from crawlfleet.client import Client
 
 BAR_WIDTH = 30
 REDRAW_INTERVAL = 0.1
@@ -23,7 +24,8 @@ class Context:
     stderr: TextIO
 
     def client(self) -> Client:
-        return Client(self.settings)
+        """A client of the coordinator; its ``ClientError``s reach ``main``, which words them."""
+        return open_client(self.settings)
 
     def out(self, text: str = "") -> None:
         print(text, file=self.stdout, flush=True)

@@ -12,10 +12,12 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
+from crawlfleet.cli.client import describe_error
 from crawlfleet.cli.commands import dead, demo, enqueue, jobs, queue, results, wait
 from crawlfleet.cli.context import Context
 from crawlfleet.cli.errors import EXIT_INTERRUPTED, EXIT_OK, CliError
 from crawlfleet.cli.settings import add_global_options, settings_from
+from crawlfleet.client import ClientError
 from crawlfleet.common.logs import CLI_FORMAT, setup_logging
 
 Command = Callable[[Context, argparse.Namespace], int]
@@ -83,7 +85,10 @@ def main(
     setup_logging("WARNING", stream=ctx.stderr, line_format=CLI_FORMAT)
     run: Command = ns.run
     try:
-        return run(ctx, ns)
+        try:
+            return run(ctx, ns)
+        except ClientError as error:
+            raise describe_error(error, ctx.settings) from None
     except CliError as error:
         ctx.err(f"crawlfleet: {error.message}")
         return error.exit_code

@@ -7,11 +7,8 @@ import argparse
 from crawlfleet.cli.commands.jobs import add_filter_options, add_limit_options, has_filter, job_filter, print_jobs
 from crawlfleet.cli.context import Context
 from crawlfleet.cli.errors import EXIT_FAILED, EXIT_OK, UsageError
-from crawlfleet.cli.render import TERMINAL_STATES, format_duration, id_ranges, parse_duration, state_value
-from crawlfleet.coordinator.api import convert
-from crawlfleet.v1 import admin_pb2
+from crawlfleet.cli.render import TERMINAL_STATES, format_duration, id_ranges, parse_duration
 
-REQUEUE_BATCH = 1000
 DEFAULT_PURGE_BATCH = 10_000
 
 
@@ -56,14 +53,14 @@ def run_requeue(ctx: Context, ns: argparse.Namespace) -> int:
         if ns.all or has_filter(flt):
             raise UsageError("give job ids, or --all / filter options, not both")
         with ctx.client() as client:
-            request = admin_pb2.RequeueDeadJobsRequest(job_ids=ns.job_ids)
-            requeued = list(client.call(client.admin.RequeueDeadJobs, request).requeued_job_ids)
+            requeued = client.requeue_dead(ns.job_ids)
     else:
         if not ns.all and not has_filter(flt):
             raise UsageError("give job ids, filter options (e.g. --error-type http_5xx), or --all")
         if not has_filter(flt):
             ctx.confirm("Requeue every dead job?", yes=ns.yes)
-        requeued = requeue_matching(ctx, flt)
+        with ctx.client() as client:
+            requeued = client.requeue_dead(where=flt)
     missed = sorted(set(ns.job_ids) - set(requeued))
     if ctx.settings.json:
         ctx.json({"requeued": len(requeued), "requeued_job_ids": requeued, "not_requeued_job_ids": missed})
@@ -72,22 +69,6 @@ def run_requeue(ctx: Context, ns: argparse.Namespace) -> int:
         if missed:
             ctx.out(f"not requeued (not dead, or their URL has a live job): {id_ranges(missed)}")
     return EXIT_FAILED if missed else EXIT_OK
-
-
-def requeue_matching(ctx: Context, flt: admin_pb2.JobFilter) -> list[int]:
-    """Requeue by filter, a batch per call, until a batch comes back short."""
-    requeued: list[int] = []
-    seen: set[int] = set()
-    with ctx.client() as client:
-        while True:
-            request = admin_pb2.RequeueDeadJobsRequest(filter=flt, limit=REQUEUE_BATCH)
-            batch = list(client.call(client.admin.RequeueDeadJobs, request).requeued_job_ids)
-            # A job requeued here may die again while we loop: requeue each job once only.
-            fresh = [i for i in batch if i not in seen]
-            seen.update(batch)
-            requeued += fresh
-            if len(batch) < REQUEUE_BATCH or len(fresh) < len(batch):
-                return requeued
 
 
 def run_purge(ctx: Context, ns: argparse.Namespace) -> int:
@@ -102,19 +83,13 @@ def run_purge(ctx: Context, ns: argparse.Namespace) -> int:
     ctx.confirm(
         f"Delete {which} jobs finished more than {format_duration(older_than)} ago, with their results?", yes=ns.yes
     )
-    request = admin_pb2.PurgeJobsRequest(
-        finished_before=convert.duration(older_than), states=[state_value(n) for n in names], limit=ns.batch
-    )
     jobs = images = 0
     progress = ctx.progress("purge")
     with ctx.client() as client:
-        while True:
-            response = client.call(client.admin.PurgeJobs, request)
-            jobs += response.deleted_jobs
-            images += response.deleted_images
+        for batch in client.purge_batches(older_than, states=names, batch_size=ns.batch):
+            jobs += batch.jobs
+            images += batch.images
             progress.update(jobs, None)
-            if response.deleted_jobs < ns.batch:
-                break
     progress.finish()
     if ctx.settings.json:
         ctx.json({"deleted_jobs": jobs, "deleted_images": images})

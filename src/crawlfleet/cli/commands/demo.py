@@ -19,15 +19,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from crawlfleet.cli.client import Client
+from crawlfleet.cli.client import open_client
 from crawlfleet.cli.context import Context
 from crawlfleet.cli.errors import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, CliError
 from crawlfleet.cli.fleet import LocalFleet
 from crawlfleet.cli.render import STATES, TERMINAL_STATES, format_duration, state_name
 from crawlfleet.cli.settings import CliSettings
 from crawlfleet.cli.summary import RunSummary, summarize, summary_lines
+from crawlfleet.client import Client, ScrapeJob
 from crawlfleet.demo import DemoSite, demo_urls
-from crawlfleet.v1 import admin_pb2, job_queue_pb2, jobs_pb2
+from crawlfleet.v1 import jobs_pb2
 
 DEFAULT_LOG_DIR = Path(".crawlfleet/demo-logs")
 DEFAULT_TIMEOUT = 300.0
@@ -101,8 +102,8 @@ def scrape(ctx: Context, ns: argparse.Namespace, fleet: LocalFleet, say: Callabl
         say(f"coordinator on {address}, {WORKERS} workers x {SLOTS} slots; scraping {source}; logs in {ns.log_dir}/")
         # The demo's own coordinator: plain loopback, no token.
         settings = CliSettings(coordinator=address, json=ctx.settings.json, call_timeout=ctx.settings.call_timeout)
-        with Client(settings) as client:
-            ids = enqueue(client, urls)
+        with open_client(settings) as client:
+            ids = [job.id for job in client.enqueue_many(ScrapeJob(url=u, render="auto") for u in urls)]
             say(f"enqueued {len(ids)} scrape jobs (render auto)")
             jobs = follow(ctx, client, ids, started + ns.timeout, fleet)
         summary = summarize(jobs.values(), time.monotonic() - started)
@@ -138,12 +139,6 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def enqueue(client: Client, urls: list[str]) -> list[int]:
-    specs = [jobs_pb2.JobSpec(scrape=jobs_pb2.ScrapeSpec(url=u, render=jobs_pb2.RENDER_MODE_AUTO)) for u in urls]
-    response = client.call(client.queue.Enqueue, job_queue_pb2.EnqueueRequest(jobs=specs))
-    return [j.id for j in response.jobs]
-
-
 def follow(ctx: Context, client: Client, ids: list[int], deadline: float, fleet: LocalFleet) -> dict[int, jobs_pb2.Job]:
     """Polls the jobs until all are finished (or the deadline), showing progress on stderr."""
     jobs: dict[int, jobs_pb2.Job] = {}
@@ -153,7 +148,7 @@ def follow(ctx: Context, client: Client, ids: list[int], deadline: float, fleet:
     changed, seen, stalled = time.monotonic(), "", False
     while True:
         for job_id in pending:  # a finished job is read once more, with its result, and no more
-            jobs[job_id] = client.call(client.admin.GetJob, admin_pb2.GetJobRequest(job_id=job_id)).job
+            jobs[job_id] = client.get_job(job_id)
         pending = [i for i in pending if state_name(jobs[i].state) not in TERMINAL_STATES]
         states = Counter(state_name(j.state) for j in jobs.values())
         line = ", ".join(f"{states[s]} {s}" for s in STATES if states[s])

@@ -1,29 +1,26 @@
-"""``crawlfleet enqueue``: URLs from arguments, a file or stdin (or JobSpecs as JSON lines), in batches."""
+"""``crawlfleet enqueue``: URLs from arguments, a file or stdin (or JobSpecs as JSON lines), in batches.
+
+A scrape job deduplicates on its URL while it is live; an idempotency key (``--idempotency-key`` for
+one job, ``--key-from-line`` for ``URL<TAB>KEY`` lines) makes separate jobs of one URL.
+"""
 
 from __future__ import annotations
 
 import argparse
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from google.protobuf import json_format
 
+from crawlfleet.cli.client import describe_error
 from crawlfleet.cli.context import Context
 from crawlfleet.cli.errors import EXIT_OK, CliError, UsageError
 from crawlfleet.cli.render import id_ranges, parse_duration
-from crawlfleet.coordinator.api import convert
-from crawlfleet.v1 import job_queue_pb2, jobs_pb2
-
-DEFAULT_BATCH = 1000
-MAX_BATCH = 10_000  # the coordinator's limit per Enqueue call
-RENDER_MODES = {
-    "http": jobs_pb2.RENDER_MODE_HTTP,
-    "browser": jobs_pb2.RENDER_MODE_BROWSER,
-    "auto": jobs_pb2.RENDER_MODE_AUTO,
-}
-_JOB_INDEX = re.compile(r"^jobs\[(\d+)\]")
+from crawlfleet.client import ClientError, EnqueuedJob, InvalidArgument
+from crawlfleet.client.calls import DEFAULT_ENQUEUE_BATCH, MAX_ENQUEUE_BATCH
+from crawlfleet.client.specs import RENDER_MODES, duration
+from crawlfleet.v1 import jobs_pb2
 
 
 @dataclass(frozen=True)
@@ -49,7 +46,21 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--priority", type=int, help="0 to 100, higher leases first")
     parser.add_argument("--max-attempts", type=int, help="attempts in all before a job goes dead")
     parser.add_argument(
-        "--batch", type=int, default=DEFAULT_BATCH, help=f"jobs per Enqueue call (default {DEFAULT_BATCH})"
+        "--idempotency-key",
+        metavar="KEY",
+        help="the key of the one job enqueued: it deduplicates on the key instead of its URL, so one URL "
+        "can have separate live jobs",
+    )
+    parser.add_argument(
+        "--key-from-line",
+        action="store_true",
+        help="input lines are URL<TAB>KEY (or URL KEY): each job deduplicates on its own key",
+    )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=DEFAULT_ENQUEUE_BATCH,
+        help=f"jobs per Enqueue call (default {DEFAULT_ENQUEUE_BATCH})",
     )
     parser.add_argument("--count", type=int, default=1, help="with --kind noop: how many jobs (default 1)")
     parser.add_argument("--duration", help="with --kind noop: how long each job takes (e.g. 2s)")
@@ -57,24 +68,28 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(ctx: Context, ns: argparse.Namespace) -> int:
-    if not 1 <= ns.batch <= MAX_BATCH:
-        raise UsageError(f"--batch must be between 1 and {MAX_BATCH}")
+    if not 1 <= ns.batch <= MAX_ENQUEUE_BATCH:
+        raise UsageError(f"--batch must be between 1 and {MAX_ENQUEUE_BATCH}")
     items = [Item(_with_options(i.spec, ns), i.origin) for i in _inputs(ctx, ns)]
     if not items:
         raise UsageError("nothing to enqueue: give URLs, --file PATH or - (stdin)")
-    results: list[job_queue_pb2.EnqueuedJob] = []
+    if ns.idempotency_key is not None:
+        if len(items) != 1:
+            raise UsageError(
+                f"--idempotency-key is the key of one job, and there are {len(items)}; "
+                "give each line its key with --key-from-line (URL<TAB>KEY)"
+            )
+        items[0].spec.idempotency_key = items[0].spec.idempotency_key or ns.idempotency_key
+    results: list[EnqueuedJob] = []
     progress = ctx.progress("enqueue")
     with ctx.client() as client:
-        for start in range(0, len(items), ns.batch):
-            batch = items[start : start + ns.batch]
-            request = job_queue_pb2.EnqueueRequest(jobs=[i.spec for i in batch])
-            try:
-                response = client.call(client.queue.Enqueue, request)
-            except CliError as error:
-                progress.finish()
-                raise _located(error, batch, len(results)) from None
-            results.extend(response.jobs)
-            progress.update(len(results), len(items), force=len(results) == len(items))
+        try:
+            for batch in client.enqueue_batches([i.spec for i in items], batch_size=ns.batch):
+                results.extend(batch)
+                progress.update(len(results), len(items), force=len(results) == len(items))
+        except ClientError as error:
+            progress.finish()
+            raise _located(error, describe_error(error, ctx.settings), items, len(results)) from None
     progress.finish()
     created = [j.id for j in results if j.created]
     existing = [j.id for j in results if not j.created]
@@ -101,9 +116,11 @@ def _inputs(ctx: Context, ns: argparse.Namespace) -> list[Item]:
             raise UsageError("--kind noop takes no URLs; use --count N (or JobSpec JSON lines with --kind scrape)")
         if ns.count < 1:
             raise UsageError("--count must be at least 1")
+        if ns.key_from_line:
+            raise UsageError("--key-from-line reads URL<TAB>KEY lines; --kind noop takes none")
         noop = jobs_pb2.NoopSpec()
         if ns.duration:
-            noop.duration.CopyFrom(convert.duration(parse_duration(ns.duration)))
+            noop.duration.CopyFrom(duration(parse_duration(ns.duration)))
         return [Item(jobs_pb2.JobSpec(noop=noop), f"noop job {n + 1}") for n in range(ns.count)]
     if ns.duration or ns.count != 1:
         raise UsageError("--count and --duration go with --kind noop")
@@ -113,6 +130,8 @@ def _inputs(ctx: Context, ns: argparse.Namespace) -> list[Item]:
         sources, urls = ["-"], []
     elif "-" in urls or (sources and urls):
         raise UsageError("give URLs as arguments, --file PATH, or - (stdin): one of them")
+    if ns.key_from_line and (urls or ns.idempotency_key is not None):
+        raise UsageError("--key-from-line reads URL<TAB>KEY lines from --file or - (stdin), without --idempotency-key")
     items = [Item(_scrape(url), f"argument {n}") for n, url in enumerate(urls, 1)]
     for source in sources:
         name = "stdin" if source == "-" else source
@@ -120,12 +139,15 @@ def _inputs(ctx: Context, ns: argparse.Namespace) -> list[Item]:
             lines = ctx.stdin.read().splitlines() if source == "-" else Path(source).read_text().splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"cannot read {name}: {exc}") from None
-        items.extend(parse_lines(lines, name))
+        items.extend(parse_lines(lines, name, keyed=ns.key_from_line))
     return items
 
 
-def parse_lines(lines: Iterable[str], name: str) -> list[Item]:
-    """One URL or one JSON JobSpec per line; blank lines and ``#`` comments are skipped."""
+def parse_lines(lines: Iterable[str], name: str, *, keyed: bool = False) -> list[Item]:
+    """One URL or one JSON JobSpec per line; blank lines and ``#`` comments are skipped.
+
+    ``keyed``: a URL line is ``URL<TAB>KEY`` (any whitespace), the job's idempotency key after its URL.
+    """
     items = []
     for number, raw in enumerate(lines, 1):
         line = raw.strip()
@@ -138,6 +160,13 @@ def parse_lines(lines: Iterable[str], name: str) -> list[Item]:
                 json_format.Parse(line, spec)
             except json_format.ParseError as exc:
                 raise UsageError(f"{origin}: not a JobSpec in JSON: {exc}") from None
+            items.append(Item(spec, origin))
+        elif keyed:
+            url, _, key = line.partition("\t") if "\t" in line else line.partition(" ")
+            if not key.strip():
+                raise UsageError(f"{origin}: no key after the URL (--key-from-line reads URL<TAB>KEY lines)")
+            spec = _scrape(url.strip())
+            spec.idempotency_key = key.strip()
             items.append(Item(spec, origin))
         else:
             items.append(Item(_scrape(line), origin))
@@ -159,10 +188,9 @@ def _with_options(spec: jobs_pb2.JobSpec, ns: argparse.Namespace) -> jobs_pb2.Jo
     return spec
 
 
-def _located(error: CliError, batch: list[Item], done: int) -> CliError:
-    """The error with the input the offending ``jobs[i]`` came from, and what went in before it."""
-    match = _JOB_INDEX.match(error.field or "")
-    index = int(match.group(1)) if match else len(batch)
-    where = f" ({batch[index].origin})" if index < len(batch) else ""
+def _located(cause: ClientError, error: CliError, items: list[Item], done: int) -> CliError:
+    """The error with the input the offending job came from, and what went in before its batch."""
+    index = cause.job_index if isinstance(cause, InvalidArgument) else None
+    where = f" ({items[index].origin})" if index is not None and index < len(items) else ""
     before = f"; {done} job(s) enqueued before this batch" if done else "; nothing was enqueued"
     return CliError(f"{error.message}{where}{before}", error.exit_code, field=error.field)

@@ -6,10 +6,10 @@ import argparse
 import datetime as dt
 from collections.abc import Sequence
 
-from crawlfleet.cli.client import Client
+from crawlfleet.cli.client import describe_error
 from crawlfleet.cli.commands.results import result_lines
 from crawlfleet.cli.context import Context
-from crawlfleet.cli.errors import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, CliError, UsageError
+from crawlfleet.cli.errors import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, UsageError
 from crawlfleet.cli.render import (
     STATES,
     ago,
@@ -23,7 +23,8 @@ from crawlfleet.cli.render import (
     truncate,
     when,
 )
-from crawlfleet.v1 import admin_pb2, jobs_pb2
+from crawlfleet.client import Client, ClientError, JobFilter
+from crawlfleet.v1 import jobs_pb2
 
 DEFAULT_LIMIT = 50
 MAX_PAGE = 1000
@@ -44,25 +45,25 @@ def add_filter_options(parser: argparse.ArgumentParser, *, states: bool = True) 
     parser.add_argument("--error-type", help="only jobs whose last error has this type (e.g. http_5xx, timeout)")
 
 
-def job_filter(ns: argparse.Namespace, *, states: Sequence[str] = ()) -> admin_pb2.JobFilter:
+def job_filter(ns: argparse.Namespace, *, states: Sequence[str] = ()) -> JobFilter:
     """The filter of the options; ``states`` overrides ``--state``."""
     now = dt.datetime.now(dt.UTC)
     names = list(states) or [s.strip() for arg in getattr(ns, "state", []) for s in arg.split(",") if s.strip()]
-    flt = admin_pb2.JobFilter(
-        states=[state_value(n) for n in names], kind=ns.kind or "", url_prefix=ns.url_prefix or ""
+    for name in names:
+        state_value(name)  # an unknown state is a usage error
+    return JobFilter(
+        states=names,
+        kind=ns.kind or None,
+        url_prefix=ns.url_prefix or None,
+        created_after=parse_time(ns.since, now) if ns.since else None,
+        created_before=parse_time(ns.until, now) if ns.until else None,
+        error_type=ns.error_type or None,
     )
-    flt.error_type = ns.error_type or ""
-    if ns.since:
-        flt.created_after.FromDatetime(parse_time(ns.since, now))
-    if ns.until:
-        flt.created_before.FromDatetime(parse_time(ns.until, now))
-    return flt
 
 
-def has_filter(flt: admin_pb2.JobFilter) -> bool:
-    return bool(
-        flt.kind or flt.url_prefix or flt.error_type or flt.HasField("created_after") or flt.HasField("created_before")
-    )
+def has_filter(flt: JobFilter) -> bool:
+    """Whether the filter narrows anything besides the states."""
+    return bool(flt.kind or flt.url_prefix or flt.error_type or flt.created_after or flt.created_before)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -84,7 +85,7 @@ def add_limit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all", action="store_true", help="every matching job, page after page")
 
 
-def fetch_jobs(client: Client, flt: admin_pb2.JobFilter, limit: int | None) -> tuple[list[jobs_pb2.Job], str]:
+def fetch_jobs(client: Client, flt: JobFilter, limit: int | None) -> tuple[list[jobs_pb2.Job], str]:
     """Jobs page after page up to ``limit`` (None: all); and the token of the page after them."""
     if limit is not None and limit < 1:
         raise UsageError("--limit must be at least 1")
@@ -92,16 +93,14 @@ def fetch_jobs(client: Client, flt: admin_pb2.JobFilter, limit: int | None) -> t
     token = ""
     while True:
         size = MAX_PAGE if limit is None else min(MAX_PAGE, limit - len(jobs))
-        page = client.call(
-            client.admin.ListJobs, admin_pb2.ListJobsRequest(filter=flt, page_size=size, page_token=token)
-        )
+        page = client.list_jobs(flt, page_size=size, page_token=token)
         jobs.extend(page.jobs)
         token = page.next_page_token
         if not token or (limit is not None and len(jobs) >= limit):
             return jobs, token
 
 
-def print_jobs(ctx: Context, ns: argparse.Namespace, flt: admin_pb2.JobFilter, *, error_width: int = 50) -> int:
+def print_jobs(ctx: Context, ns: argparse.Namespace, flt: JobFilter, *, error_width: int = 50) -> int:
     with ctx.client() as client:
         jobs, token = fetch_jobs(client, flt, None if ns.all else ns.limit)
     if ctx.settings.json:
@@ -135,7 +134,7 @@ def run_list(ctx: Context, ns: argparse.Namespace) -> int:
 
 def run_show(ctx: Context, ns: argparse.Namespace) -> int:
     with ctx.client() as client:
-        job = client.call(client.admin.GetJob, admin_pb2.GetJobRequest(job_id=ns.job_id)).job
+        job = client.get_job(ns.job_id)
     if ctx.settings.json:
         ctx.json(message_dict(job))
         return EXIT_OK
@@ -187,12 +186,13 @@ def run_cancel(ctx: Context, ns: argparse.Namespace) -> int:
     with ctx.client() as client:
         for job_id in ns.job_ids:
             try:
-                state = state_name(client.call(client.admin.CancelJob, admin_pb2.CancelJobRequest(job_id=job_id)).state)
-            except CliError as error:
-                if error.exit_code == EXIT_UNREACHABLE:
-                    raise
+                state = client.cancel(job_id).value
+            except ClientError as error:
+                described = describe_error(error, ctx.settings)
+                if described.exit_code == EXIT_UNREACHABLE:
+                    raise described from None
                 failed = True
-                outcomes.append({"job_id": job_id, "error": error.message})
+                outcomes.append({"job_id": job_id, "error": described.message})
                 continue
             failed = failed or state in ("succeeded", "dead")
             outcomes.append({"job_id": job_id, "state": state})

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from crawlfleet.cli.context import Context
 from crawlfleet.cli.errors import EXIT_FAILED, EXIT_OK
 from crawlfleet.cli.render import STATES, ago, format_duration, message_dict, parse_duration, state_name, table
-from crawlfleet.coordinator.api import convert
 from crawlfleet.v1 import admin_pb2
 
 DEFAULT_SEEN_WITHIN = "5m"
@@ -34,11 +33,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run_stats(ctx: Context, ns: argparse.Namespace) -> int:
     with ctx.client() as client:
-        stats = client.call(client.admin.GetQueueStats, admin_pb2.GetQueueStatsRequest())
-    totals = {state_name(s.state): s.count for s in stats.states}
-    kinds: dict[str, dict[str, int]] = {}
-    for k in stats.kinds:
-        kinds.setdefault(k.kind, dict.fromkeys(STATES, 0))[state_name(k.state)] = k.count
+        stats = client.stats()
+    totals = stats.states
+    kinds = {kind: {s: counts.get(s, 0) for s in STATES} for kind, counts in stats.kinds.items()}
     if ctx.settings.json:
         ctx.json({"states": {s: totals.get(s, 0) for s in STATES}, "kinds": kinds})
         return EXIT_OK
@@ -63,14 +60,12 @@ def health_problems(health: admin_pb2.GetQueueHealthResponse) -> list[str]:
 
 
 def run_health(ctx: Context, ns: argparse.Namespace) -> int:
-    request = admin_pb2.GetQueueHealthRequest(
-        expiring_within=convert.duration(parse_duration(ns.expiring_within)),
-        workers_seen_within=convert.duration(parse_duration(ns.workers_seen_within)),
-    )
+    expiring_within = parse_duration(ns.expiring_within)
+    workers_seen_within = parse_duration(ns.workers_seen_within)
     with ctx.client() as client:
-        health = client.call(client.admin.GetQueueHealth, request)
+        health = client.health(expiring_within=expiring_within, workers_seen_within=workers_seen_within)
     problems = health_problems(health)
-    oldest = convert.seconds(health.oldest_due_age)
+    oldest = health.oldest_due_age.ToNanoseconds() / 1e9
     if ctx.settings.json:
         ctx.json(
             {
@@ -103,9 +98,9 @@ def run_health(ctx: Context, ns: argparse.Namespace) -> int:
 
 
 def run_workers(ctx: Context, ns: argparse.Namespace) -> int:
-    request = admin_pb2.ListWorkersRequest(seen_within=convert.duration(parse_duration(ns.seen_within)))
+    seen_within = parse_duration(ns.seen_within)
     with ctx.client() as client:
-        workers = client.call(client.admin.ListWorkers, request).workers
+        workers = client.list_workers(seen_within=seen_within)
     if ctx.settings.json:
         ctx.json({"workers": [message_dict(w) for w in workers]})
         return EXIT_OK

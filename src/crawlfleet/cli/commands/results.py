@@ -45,21 +45,14 @@ def run_export(ctx: Context, ns: argparse.Namespace) -> int:
 
 def export(ctx: Context, ns: argparse.Namespace, out: TextIO) -> int:
     count = 0
-    token = ""
     # Results on a terminal and a progress line beside them would interleave.
     progress = ctx.progress("export") if out is not ctx.stdout else None
     with ctx.client() as client:
-        while True:
-            request = admin_pb2.ListResultsRequest(page_size=ns.page_size, page_token=token, kind=ns.kind or "")
-            page = client.call(client.admin.ListResults, request)
-            for entry in page.results:
-                out.write(dumps(export_record(entry)) + "\n")
-            count += len(page.results)
+        for entry in client.iter_results(kind=ns.kind, page_size=ns.page_size):
+            out.write(dumps(export_record(entry)) + "\n")
+            count += 1
             if progress is not None:
                 progress.update(count, None)
-            token = page.next_page_token
-            if not token:
-                break
     if progress is not None:
         progress.finish()
     out.flush()

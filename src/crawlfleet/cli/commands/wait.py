@@ -1,33 +1,37 @@
-"""``crawlfleet wait``: until given jobs (or every queued and leased job) finish, with live progress."""
+"""``crawlfleet wait``: until given jobs (or every job queued or leased) finish, with live progress.
+
+It watches over one stream (``JobQueue.WatchJobs``) instead of polling each job: the coordinator
+reports jobs as they finish, and the watch reopens the stream when a coordinator drains or the
+connection drops.
+"""
 
 from __future__ import annotations
 
 import argparse
-import time
 from collections import Counter
+from typing import NamedTuple
 
-from crawlfleet.cli.client import Client
 from crawlfleet.cli.context import Context, Progress
 from crawlfleet.cli.errors import EXIT_JOBS_FAILED, EXIT_OK, EXIT_TIMEOUT, UsageError
-from crawlfleet.cli.render import STATES, TERMINAL_STATES, format_duration, parse_duration, state_name, truncate
-from crawlfleet.common.states import TERMINAL_STATE_NAMES
-from crawlfleet.v1 import admin_pb2, jobs_pb2
-
-POLL_INTERVAL = 0.5
+from crawlfleet.cli.render import STATES, format_duration, parse_duration, state_name, truncate
+from crawlfleet.client import Client, JobFilter, JobOutcome, JobsNotFound, WaitTimeout
+from crawlfleet.client.models import to_datetime
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     wait = commands.add_parser(
         "wait",
         help="wait until jobs finish: exit 0 all succeeded, 3 some dead or cancelled, 4 timeout",
-        description="Waits until the given jobs finish, or with --all until no job is queued or leased. "
-        "Exit status: 0 when all succeeded, 3 when some ended dead or cancelled (with --all: when the "
-        "dead or cancelled counts grew meanwhile), 4 on --timeout.",
+        description="Waits until the given jobs finish, or with --all until every job queued or leased when it "
+        "starts has finished. Exit status: 0 when all succeeded, 3 when some ended dead or cancelled, 4 on "
+        "--timeout. With --all and nothing queued or leased, it reports on the newest enqueue instead (its jobs "
+        "ended before wait looked): 3 when some of them are dead or cancelled.",
     )
     wait.add_argument("job_ids", type=int, nargs="*", metavar="ID")
-    wait.add_argument("--all", action="store_true", help="every job queued or leased, until none is")
+    wait.add_argument("--all", action="store_true", help="every job queued or leased now, until each has finished")
     wait.add_argument("--timeout", help="give up after this long (e.g. 90s, 10m); default: no limit")
-    wait.add_argument("--interval", default=str(POLL_INTERVAL), help=f"poll interval (default {POLL_INTERVAL}s)")
+    # Accepted for the scripts of the polling days: wait now hears of finished jobs as they finish.
+    wait.add_argument("--interval", help=argparse.SUPPRESS)
     wait.set_defaults(run=run_wait)
 
 
@@ -35,76 +39,124 @@ def run_wait(ctx: Context, ns: argparse.Namespace) -> int:
     if bool(ns.job_ids) == bool(ns.all):
         raise UsageError("give job ids or --all")
     timeout = parse_duration(ns.timeout) if ns.timeout else None
-    interval = max(0.05, parse_duration(ns.interval))
-    deadline = None if timeout is None else time.monotonic() + timeout
+    if ns.interval is not None:
+        parse_duration(ns.interval)  # still a usage error when malformed
     with ctx.client() as client:
         if ns.all:
-            return wait_all(ctx, client, deadline, interval)
-        jobs = wait_jobs(client, sorted(set(ns.job_ids)), deadline, interval, ctx.progress("wait"))
-    states = Counter(state_name(j.state) for j in jobs.values())
-    failed = [j for j in jobs.values() if state_name(j.state) in ("dead", "cancelled")]
-    timed_out = any(state_name(j.state) not in TERMINAL_STATES for j in jobs.values())
+            return wait_all(ctx, client, timeout)
+        ids = sorted(set(ns.job_ids))
+        outcomes, timed_out = watch_jobs(client, ids, timeout, ctx.progress("wait"))
+    states = Counter(o.state.value for o in outcomes.values())
+    unfinished = len(ids) - len(outcomes)
+    failed = failures(outcomes)
     if ctx.settings.json:
         ctx.json(
             {
                 "timed_out": timed_out,
                 "states": {s: states[s] for s in STATES if states[s]},
-                "failed": [{"id": j.id, "state": state_name(j.state), "last_error": j.last_error} for j in failed],
+                "unfinished": unfinished,
+                "failed": [f.as_json() for f in failed],
             }
         )
     else:
-        finished = sum(states[s] for s in TERMINAL_STATES)
         verdict = f"timed out after {format_duration(timeout or 0)}: " if timed_out else ""
-        ctx.out(f"{verdict}{finished} of {len(jobs)} job(s) finished: {_counts(states)}")
-        for j in failed:
-            ctx.out(f"  job {j.id} {state_name(j.state)}: {truncate(j.last_error or '-', 100)}")
+        ctx.out(f"{verdict}{len(outcomes)} of {len(ids)} job(s) finished: {_counts(states, unfinished)}")
+        for f in failed:
+            ctx.out(f.line())
     return EXIT_TIMEOUT if timed_out else EXIT_JOBS_FAILED if failed else EXIT_OK
 
 
-def wait_jobs(
-    client: Client, ids: list[int], deadline: float | None, interval: float, progress: Progress
-) -> dict[int, jobs_pb2.Job]:
-    """The jobs as last seen: every one finished, or the deadline passed."""
-    jobs: dict[int, jobs_pb2.Job] = {}
-    pending = list(ids)
-    while True:
-        for job_id in pending:
-            jobs[job_id] = client.call(client.admin.GetJob, admin_pb2.GetJobRequest(job_id=job_id)).job
-        pending = [i for i in pending if state_name(jobs[i].state) not in TERMINAL_STATES]
-        states = Counter(state_name(j.state) for j in jobs.values())
-        progress.update(len(ids) - len(pending), len(ids), _counts(states), force=True)
-        if not pending or (deadline is not None and time.monotonic() >= deadline):
-            progress.finish()
-            return jobs
-        time.sleep(interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic())))
+def watch_jobs(
+    client: Client, ids: list[int], timeout: float | None, progress: Progress
+) -> tuple[dict[int, JobOutcome], bool]:
+    """How each job that finished ended, and whether the timeout came first."""
+    outcomes: dict[int, JobOutcome] = {}
+    try:
+        for update in client.watch(ids, timeout=timeout):
+            if update.not_found:
+                raise JobsNotFound(update.not_found)
+            outcomes.update((o.job_id, o) for o in update.finished)
+            states = Counter(o.state.value for o in outcomes.values())
+            progress.update(len(outcomes), len(ids), _counts(states, update.remaining), force=True)
+    except WaitTimeout:
+        return outcomes, True
+    finally:
+        progress.finish()
+    return outcomes, False
 
 
-def wait_all(ctx: Context, client: Client, deadline: float | None, interval: float) -> int:
-    def counts() -> dict[str, int]:
-        stats = client.call(client.admin.GetQueueStats, admin_pb2.GetQueueStatsRequest())
-        return {state_name(s.state): s.count for s in stats.states}
-
+def wait_all(ctx: Context, client: Client, timeout: float | None) -> int:
+    """Waits for the jobs queued or leased now (the coordinator takes the snapshot) to finish."""
     progress = ctx.progress("wait")
-    first = current = counts()
-    total = first.get("queued", 0) + first.get("leased", 0)
-    while True:
-        live = current.get("queued", 0) + current.get("leased", 0)
-        progress.update(max(0, total - live), max(total, live), f"{live} queued or leased", force=True)
-        if live == 0 or (deadline is not None and time.monotonic() >= deadline):
-            break
-        time.sleep(interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic())))
-        current = counts()
-    progress.finish()
-    grown = {s: current.get(s, 0) - first.get(s, 0) for s in TERMINAL_STATE_NAMES}
+    outcomes: dict[int, JobOutcome] = {}
+    live = watched = 0
+    timed_out = False
+    try:
+        for update in client.watch(all_unfinished=True, timeout=timeout):
+            outcomes.update((o.job_id, o) for o in update.finished)
+            live, watched = update.remaining, update.watched
+            progress.update(watched - live, watched, f"{live} queued or leased", force=True)
+    except WaitTimeout as error:
+        timed_out, live = True, error.remaining
+    finally:
+        progress.finish()
+    grown = Counter(o.state.value for o in outcomes.values())
+    failed = failures(outcomes)
+    # Nothing was queued or leased: jobs enqueued just before may have ended before wait looked.
+    late = newest_enqueue_failures(client) if not watched and not timed_out else []
+    failed += late
     if ctx.settings.json:
-        ctx.json({"timed_out": live > 0, "live": live, "finished_meanwhile": grown})
+        meanwhile = {s: grown[s] for s in ("succeeded", "dead", "cancelled")}
+        ctx.json(
+            {
+                "timed_out": timed_out,
+                "live": live,
+                "finished_meanwhile": meanwhile,
+                "failed": [f.as_json() for f in failed],
+            }
+        )
     else:
-        verdict = f"timed out: {live} job(s) still queued or leased" if live else "no job is queued or leased"
-        ctx.out(f"{verdict}; meanwhile {_counts(Counter(grown))}")
-    if live:
+        verdict = f"timed out: {live} job(s) still queued or leased" if timed_out else "no job is queued or leased"
+        ctx.out(f"{verdict}; meanwhile {_counts(grown)}")
+        if late:
+            ctx.out(f"the newest enqueue ended before wait looked, with {len(late)} job(s) dead or cancelled:")
+        for f in failed:
+            ctx.out(f.line())
+    if timed_out:
         return EXIT_TIMEOUT
-    return EXIT_JOBS_FAILED if grown["dead"] > 0 or grown["cancelled"] > 0 else EXIT_OK
+    return EXIT_JOBS_FAILED if failed else EXIT_OK
 
 
-def _counts(states: Counter[str]) -> str:
-    return ", ".join(f"{states[s]} {s}" for s in STATES if states[s] > 0) or "none"
+class Failure(NamedTuple):
+    """A job waited for that ended dead or cancelled."""
+
+    id: int
+    state: str
+    last_error: str
+
+    def as_json(self) -> dict[str, object]:
+        return self._asdict()
+
+    def line(self) -> str:
+        return f"  job {self.id} {self.state}: {truncate(self.last_error or '-', 100)}"
+
+
+def failures(outcomes: dict[int, JobOutcome]) -> list[Failure]:
+    return [Failure(o.job_id, o.state.value, o.last_error) for _, o in sorted(outcomes.items()) if not o.succeeded]
+
+
+def newest_enqueue_failures(client: Client) -> list[Failure]:
+    """The jobs of the newest Enqueue call that ended dead or cancelled (one call's jobs share its
+    creation time)."""
+    newest = client.list_jobs(page_size=1).jobs
+    if not newest:
+        return []
+    since = JobFilter(states=["dead", "cancelled"], created_after=to_datetime(newest[0].created_at))
+    jobs = sorted(client.iter_jobs(since), key=lambda j: j.id)
+    return [Failure(j.id, state_name(j.state), j.last_error) for j in jobs]
+
+
+def _counts(states: Counter[str], unfinished: int = 0) -> str:
+    parts = [f"{states[s]} {s}" for s in STATES if states[s] > 0]
+    parts += [f"{unfinished} unfinished"] if unfinished else []
+    return ", ".join(parts) or "none"

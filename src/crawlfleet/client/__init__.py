@@ -1,0 +1,67 @@
+"""The Python client of a crawlfleet coordinator, for producers and operators (see docs/client.md).
+
+``Client`` blocks; ``AsyncClient`` has the same methods as coroutines. Both enqueue jobs (one or
+many, in batches), wait for many jobs over one stream, page through jobs and results, and cancel,
+requeue and purge. Every error they raise on purpose is a ``ClientError``.
+"""
+
+from crawlfleet.client.async_client import AsyncClient
+from crawlfleet.client.errors import (
+    ClientError,
+    ConfigurationError,
+    Conflict,
+    DeadlineExceeded,
+    InvalidArgument,
+    JobsNotFound,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+    WaitTimeout,
+)
+from crawlfleet.client.models import (
+    EnqueuedJob,
+    JobOutcome,
+    JobPage,
+    PurgeCounts,
+    QueueStats,
+    ResultPage,
+    WatchUpdate,
+)
+from crawlfleet.client.settings import ClientSettings, settings_from_env
+from crawlfleet.client.specs import JobFilter, JobLike, RenderMode, RetryPolicy, ScrapeJob
+from crawlfleet.client.sync_client import Client
+from crawlfleet.common.states import JobState
+
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "ClientError",
+    "ClientSettings",
+    "ConfigurationError",
+    "Conflict",
+    "DeadlineExceeded",
+    "EnqueuedJob",
+    "InvalidArgument",
+    "JobFilter",
+    "JobLike",
+    "JobOutcome",
+    "JobPage",
+    "JobState",
+    "JobsNotFound",
+    "NotFound",
+    "PermissionDenied",
+    "PurgeCounts",
+    "QueueStats",
+    "RenderMode",
+    "ResourceExhausted",
+    "ResultPage",
+    "RetryPolicy",
+    "ScrapeJob",
+    "Unauthenticated",
+    "Unavailable",
+    "WaitTimeout",
+    "WatchUpdate",
+    "settings_from_env",
+]

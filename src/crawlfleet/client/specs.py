@@ -1,0 +1,152 @@
+"""What a producer asks for: scrape jobs with their options, retry policies and job filters.
+
+Each is a frozen keyword-only dataclass that becomes its API message with ``to_proto()``; fields
+left None take the coordinator's (or the worker's) defaults. The coordinator validates the values
+and answers ``InvalidArgument`` naming the offending field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, TypeAlias
+
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from crawlfleet.client.models import state_values
+from crawlfleet.common.states import JobState
+from crawlfleet.v1 import admin_pb2, jobs_pb2
+
+RenderMode: TypeAlias = Literal["http", "browser", "auto"]
+Seconds: TypeAlias = float | dt.timedelta
+RENDER_MODES: dict[str, jobs_pb2.RenderMode.ValueType] = {
+    "http": jobs_pb2.RENDER_MODE_HTTP,
+    "browser": jobs_pb2.RENDER_MODE_BROWSER,
+    "auto": jobs_pb2.RENDER_MODE_AUTO,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """How a job is retried: full-jitter backoff from ``initial_interval`` growing by
+    ``backoff_coefficient`` up to ``maximum_interval``, ``maximum_attempts`` attempts in all."""
+
+    initial_interval: Seconds | None = None
+    backoff_coefficient: float | None = None
+    maximum_interval: Seconds | None = None
+    maximum_attempts: int | None = None
+
+    def to_proto(self) -> jobs_pb2.RetryPolicy:
+        policy = jobs_pb2.RetryPolicy()
+        if self.initial_interval is not None:
+            policy.initial_interval.CopyFrom(duration(self.initial_interval))
+        if self.backoff_coefficient is not None:
+            policy.backoff_coefficient = self.backoff_coefficient
+        if self.maximum_interval is not None:
+            policy.maximum_interval.CopyFrom(duration(self.maximum_interval))
+        if self.maximum_attempts is not None:
+            policy.maximum_attempts = self.maximum_attempts
+        return policy
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScrapeJob:
+    """One URL to scrape, with the options of its job.
+
+    By default a scrape job deduplicates on its normalized URL: enqueuing a URL that has a live
+    (queued or leased) job returns that job. Give each job its own ``idempotency_key`` to have
+    separate jobs for one URL (the key then deduplicates instead).
+    """
+
+    url: str
+    # http (the default), browser (JavaScript pages) or auto (browser when the page needs it).
+    render: RenderMode | None = None
+    idempotency_key: str | None = None
+    # 0 to 100; higher leases first.
+    priority: int | None = None
+    # Not leased before this time; a datetime without a zone is local time.
+    run_at: dt.datetime | None = None
+    retry: RetryPolicy | None = None
+    # Total time allowed for the fetch.
+    timeout: Seconds | None = None
+    skip_images: bool = False
+    max_images: int | None = None
+
+    def to_proto(self) -> jobs_pb2.JobSpec:
+        scrape = jobs_pb2.ScrapeSpec(url=self.url, skip_images=self.skip_images)
+        if self.render is not None:
+            if self.render not in RENDER_MODES:
+                raise ValueError(f"render must be one of {', '.join(RENDER_MODES)}, not {self.render!r}")
+            scrape.render = RENDER_MODES[self.render]
+        if self.timeout is not None:
+            scrape.timeout.CopyFrom(duration(self.timeout))
+        if self.max_images is not None:
+            scrape.max_images = self.max_images
+        spec = jobs_pb2.JobSpec(scrape=scrape, idempotency_key=self.idempotency_key or "")
+        if self.priority is not None:
+            spec.priority = self.priority
+        if self.run_at is not None:
+            spec.run_at.CopyFrom(timestamp(self.run_at))
+        if self.retry is not None:
+            spec.retry_policy.CopyFrom(self.retry.to_proto())
+        return spec
+
+
+# What enqueue takes: a URL (a scrape job with the defaults), a ScrapeJob, or any JobSpec message.
+JobLike: TypeAlias = str | ScrapeJob | jobs_pb2.JobSpec
+
+
+def job_spec(job: JobLike) -> jobs_pb2.JobSpec:
+    """The ``JobSpec`` message of what a caller passed to enqueue."""
+    if isinstance(job, str):
+        return jobs_pb2.JobSpec(scrape=jobs_pb2.ScrapeSpec(url=job))
+    if isinstance(job, ScrapeJob):
+        return job.to_proto()
+    if isinstance(job, jobs_pb2.JobSpec):
+        return job
+    raise TypeError(f"cannot enqueue a {type(job).__name__}: give a URL, a ScrapeJob or a JobSpec")
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobFilter:
+    """Which jobs to list or requeue; fields left unset do not filter."""
+
+    # JobStates, or their names: queued, leased, succeeded, dead, cancelled.
+    states: Sequence[JobState | str] = ()
+    # scrape or noop.
+    kind: str | None = None
+    # Normalized target URLs starting with this.
+    url_prefix: str | None = None
+    created_after: dt.datetime | None = None
+    created_before: dt.datetime | None = None
+    # Jobs whose last error has this type (e.g. http_5xx, timeout).
+    error_type: str | None = None
+
+    def to_proto(self) -> admin_pb2.JobFilter:
+        flt = admin_pb2.JobFilter(
+            states=state_values(self.states),
+            kind=self.kind or "",
+            url_prefix=self.url_prefix or "",
+            error_type=self.error_type or "",
+        )
+        if self.created_after is not None:
+            flt.created_after.CopyFrom(timestamp(self.created_after))
+        if self.created_before is not None:
+            flt.created_before.CopyFrom(timestamp(self.created_before))
+        return flt
+
+
+def duration(value: Seconds) -> duration_pb2.Duration:
+    """Seconds (or a timedelta) as a ``google.protobuf.Duration``."""
+    seconds = value.total_seconds() if isinstance(value, dt.timedelta) else value
+    result = duration_pb2.Duration()
+    result.FromNanoseconds(round(seconds * 1e9))
+    return result
+
+
+def timestamp(value: dt.datetime) -> timestamp_pb2.Timestamp:
+    """A datetime as a ``google.protobuf.Timestamp``; without a zone it is local time."""
+    result = timestamp_pb2.Timestamp()
+    result.FromDatetime(value if value.tzinfo is not None else value.astimezone())
+    return result
