@@ -183,13 +183,15 @@ FROM completed;
 SELECT id, state, lease_token, result FROM jobs WHERE id = ANY($1::bigint[]);
 
 -- name: job_fail_if_leased
--- Ends a leased attempt as failed (queued again with backoff, or dead) or released (queued now,
--- attempt not charged). Backoff is full jitter: uniform in [0, min(max, initial * mult^(n-1))],
--- or the worker's delay when given. Params: job id, lease token, error type, error message,
--- retryable, retry delay ms (nullable), release, now.
+-- Ends a leased attempt as failed (queued again with backoff, or dead) or released (queued in its
+-- old place, attempt not charged). A cancel asked meanwhile wins over both: the job is cancelled.
+-- Backoff is full jitter: uniform in [0, min(max, initial * mult^(n-1))], or the worker's delay
+-- when given. Params: job id, lease token, error type, error message, retryable, retry delay ms
+-- (nullable), release, now.
 WITH old AS (
     SELECT j.id, j.attempt, j.lease_token, j.leased_by, j.leased_at, j.target_url,
-           CASE WHEN $7::boolean THEN 'queued'::job_state
+           CASE WHEN j.cancel_requested THEN 'cancelled'::job_state
+                WHEN $7::boolean THEN 'queued'::job_state
                 WHEN $5::boolean AND j.attempt < j.max_attempts THEN 'queued'::job_state
                 ELSE 'dead'::job_state END AS next_state,
            CASE WHEN $7::boolean THEN 0::float8
@@ -204,12 +206,13 @@ WITH old AS (
     UPDATE jobs AS j
     SET state = old.next_state,
         attempt = CASE WHEN $7::boolean THEN j.attempt - 1 ELSE j.attempt END,
-        run_at = CASE WHEN old.next_state = 'queued'
-                      THEN coalesce($8::timestamptz, now()) + old.delay_ms * interval '1 millisecond'
-                      ELSE j.run_at END,
+        -- A release keeps the job's place in the order (its run_at had come when it was leased).
+        run_at = CASE WHEN old.next_state <> 'queued' THEN j.run_at
+                      WHEN $7::boolean THEN least(j.run_at, coalesce($8::timestamptz, now()))
+                      ELSE coalesce($8::timestamptz, now()) + old.delay_ms * interval '1 millisecond' END,
         lease_token = CASE WHEN old.next_state = 'queued' THEN NULL ELSE j.lease_token END,
         lease_expires_at = NULL,
-        finished_at = CASE WHEN old.next_state = 'dead' THEN coalesce($8::timestamptz, now()) END,
+        finished_at = CASE WHEN old.next_state <> 'queued' THEN coalesce($8::timestamptz, now()) END,
         last_error = CASE WHEN $7::boolean THEN j.last_error ELSE $3 || ': ' || $4 END
     FROM old
     WHERE j.id = old.id
@@ -229,13 +232,14 @@ WITH old AS (
 )
 SELECT id, state, run_at,
        CASE WHEN state = 'queued' AND delay_ms = 0 THEN pg_notify('crawlfleet_jobs', '') END AS notified,
-       CASE WHEN state = 'dead' AND EXISTS (SELECT 1 FROM job_watchers WHERE expires_at > now())
+       CASE WHEN state <> 'queued' AND EXISTS (SELECT 1 FROM job_watchers WHERE expires_at > now())
             THEN pg_notify('crawlfleet_jobs_finished', '') END AS finished_notified
 FROM failed;
 
 -- name: job_reap_expired
 -- Ends leases that ran out: the attempt counts as failed ('lease expired'); the job is queued
--- at once, dead when its attempts are spent, or cancelled if cancellation was asked.
+-- at once in its old place in the order, dead when its attempts are spent, or cancelled if
+-- cancellation was asked.
 -- Params: batch size, now.
 WITH old AS (
     SELECT j.id, j.attempt, j.lease_token, j.leased_by, j.leased_at, j.target_url,
@@ -250,7 +254,8 @@ WITH old AS (
 ), reaped AS (
     UPDATE jobs AS j
     SET state = old.next_state,
-        run_at = CASE WHEN old.next_state = 'queued' THEN coalesce($2::timestamptz, now()) ELSE j.run_at END,
+        run_at = CASE WHEN old.next_state = 'queued' THEN least(j.run_at, coalesce($2::timestamptz, now()))
+                      ELSE j.run_at END,
         lease_token = CASE WHEN old.next_state = 'queued' THEN NULL ELSE j.lease_token END,
         lease_expires_at = NULL,
         finished_at = CASE WHEN old.next_state <> 'queued' THEN coalesce($2::timestamptz, now()) END,
