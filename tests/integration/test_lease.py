@@ -73,9 +73,10 @@ async def test_one_leased_job_per_url(coord: RunningCoordinator) -> None:
     assert [j.id for j in (await coord.queue.Lease(lease_request(worker_id="w2"))).jobs] == [second]
 
 
-async def test_heartbeat_extends_and_reports_lost(coord: RunningCoordinator, queue: Queue) -> None:
-    await enqueue(coord, noop(), noop())
-    a, b = (await coord.queue.Lease(lease_request())).jobs
+async def test_heartbeat_extends_and_reports_completed_and_lost(coord: RunningCoordinator, queue: Queue) -> None:
+    await enqueue(coord, noop(), noop(), noop())
+    a, b, c = (await coord.queue.Lease(lease_request())).jobs
+    # b's Complete commits before the heartbeat that still names it: settled, not lost.
     await coord.queue.Complete(pb.CompleteRequest(jobs=[completed(b)]))
     answer = await coord.queue.Heartbeat(
         pb.HeartbeatRequest(
@@ -83,13 +84,18 @@ async def test_heartbeat_extends_and_reports_lost(coord: RunningCoordinator, que
             leases=[
                 pb.LeaseRef(job_id=a.id, lease_token=a.lease_token),
                 pb.LeaseRef(job_id=b.id, lease_token=b.lease_token),
+                pb.LeaseRef(job_id=c.id, lease_token="00000000-0000-4000-8000-000000000000"),
             ],
         )
     )
     assert [(s.job_id, s.status) for s in answer.leases] == [
         (a.id, pb.LEASE_STATUS_EXTENDED),
-        (b.id, pb.LEASE_STATUS_LOST),
+        (b.id, pb.LEASE_STATUS_COMPLETED),
+        (c.id, pb.LEASE_STATUS_LOST),
     ]
+    registry = coord.coordinator.metrics.registry
+    counted = [registry.get_sample_value(f"crawlfleet_leases_{what}_total") for what in ("extended", "lost")]
+    assert counted == [1, 1]
     assert answer.leases[0].lease_expires_at.ToDatetime() >= a.lease_expires_at.ToDatetime()
 
 

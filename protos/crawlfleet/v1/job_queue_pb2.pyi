@@ -35,6 +35,8 @@ class _LeaseStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LeaseStat
     """Expired or taken over: stop the job and report nothing."""
     LEASE_STATUS_CANCELLED: _LeaseStatus.ValueType  # 3
     """An operator cancelled the job: stop it and report nothing."""
+    LEASE_STATUS_COMPLETED: _LeaseStatus.ValueType  # 4
+    """The job already succeeded under this lease (its Complete committed first): nothing to do."""
 
 class LeaseStatus(_LeaseStatus, metaclass=_LeaseStatusEnumTypeWrapper): ...
 
@@ -45,6 +47,8 @@ LEASE_STATUS_LOST: LeaseStatus.ValueType  # 2
 """Expired or taken over: stop the job and report nothing."""
 LEASE_STATUS_CANCELLED: LeaseStatus.ValueType  # 3
 """An operator cancelled the job: stop it and report nothing."""
+LEASE_STATUS_COMPLETED: LeaseStatus.ValueType  # 4
+"""The job already succeeded under this lease (its Complete committed first): nothing to do."""
 Global___LeaseStatus: _TypeAlias = LeaseStatus  # noqa: Y015
 
 @_typing.final
@@ -268,6 +272,10 @@ Global___LeaseRef: _TypeAlias = LeaseRef  # noqa: Y015
 
 @_typing.final
 class HeartbeatRequest(_message.Message):
+    """Heartbeat answers each lease it could settle; a lease left out of the answer (its row is busy,
+    e.g. locked by a concurrent Complete) keeps its current expiry: heartbeat it again.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     WORKER_ID_FIELD_NUMBER: _builtins.int

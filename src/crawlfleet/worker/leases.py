@@ -248,7 +248,11 @@ class LeaseKeeper:
         self._next_beat = sent_at + interval
 
     def apply(self, leases: Sequence[HeldLease], response: pb.HeartbeatResponse, sent_at: float) -> None:
-        """Applies per-lease answers: extend the local expiry, or abandon lost and cancelled jobs."""
+        """Applies per-lease answers: extend the local expiry, or abandon lost and cancelled jobs.
+
+        A lease answered COMPLETED was settled by its Complete, whose answer removes it; a lease
+        left unanswered keeps its current expiry.
+        """
         states = {state.job_id: state for state in response.leases}
         now, wall_now = self._clock(), self._wall_clock()
         for lease in leases:
@@ -270,6 +274,9 @@ class LeaseKeeper:
                 if lease.fence_at() < fenced_before:
                     # A later time is picked up when the old entry comes due; an earlier one is not.
                     heapq.heappush(self._fences, (lease.fence_at(), lease.job_id))
+            elif state.status == pb.LEASE_STATUS_COMPLETED:
+                # Its Complete committed before this heartbeat was answered: settled, nothing to stop.
+                continue
             elif state.status == pb.LEASE_STATUS_LOST:
                 self.abandon(lease, "the coordinator says the lease is lost")
             elif state.status == pb.LEASE_STATUS_CANCELLED:

@@ -68,6 +68,32 @@ def test_apply_extends_and_abandons() -> None:
     assert [lease.job_id for lease in keeper.leases()] == [1]
 
 
+def test_apply_treats_a_completed_lease_as_settled(caplog: pytest.LogCaptureFixture) -> None:
+    # The job's Complete committed before the heartbeat reached the coordinator; its answer settles it.
+    abandoned = Abandoned()
+    keeper = LeaseKeeper(FakeCoordinator(), fraction=1 / 3, on_abandon=abandoned, clock=lambda: 1000.0)
+    lease = held(1, deadline=1010)
+    keeper.add(lease)
+    response = pb.HeartbeatResponse(leases=[pb.LeaseState(job_id=1, status=pb.LEASE_STATUS_COMPLETED)])
+    with caplog.at_level("INFO"):
+        keeper.apply([lease], response, sent_at=999.0)
+    assert abandoned.why == {} and not lease.abandoned
+    assert keeper.get(1) is lease and lease.deadline == 1010  # its Complete's answer removes it
+    assert [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")] == []
+
+
+def test_apply_keeps_the_expiry_of_an_unanswered_lease() -> None:
+    # The coordinator skips a lease whose row another session has locked: neither extended nor lost.
+    abandoned = Abandoned()
+    keeper = LeaseKeeper(FakeCoordinator(), fraction=1 / 3, on_abandon=abandoned, clock=lambda: 1000.0)
+    busy, free = held(1, deadline=1010), held(2, deadline=1010)
+    keeper.add(busy)
+    keeper.add(free)
+    response = pb.HeartbeatResponse(leases=[pb.LeaseState(job_id=2, status=pb.LEASE_STATUS_EXTENDED)])
+    keeper.apply([busy, free], response, sent_at=999.0)
+    assert abandoned.why == {} and busy.deadline == 1010 and free.deadline == 999.0 + 30.0
+
+
 async def test_keeper_self_fences_when_the_lease_runs_out() -> None:
     abandoned = Abandoned()
     now = [1000.0]

@@ -164,7 +164,11 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
 
     @handles_errors
     async def Heartbeat(self, request: pb.HeartbeatRequest, context: Ctx) -> pb.HeartbeatResponse:  # type: ignore[type-arg]
-        """Extend every lease of a worker; answer extended, lost or cancelled per lease."""
+        """Extend every lease of a worker; answer extended, lost, cancelled or completed per lease.
+
+        A lease whose row is busy (locked by another session) is left out of the answer: it is
+        neither extended nor lost, and the worker keeps its current expiry.
+        """
         convert.bounded_text(request.worker_id, "worker_id", limit=200, required=True)
         if len(request.leases) > MAX_LEASE_BATCH * 10:
             raise InvalidArgument("leases", "too many leases in one heartbeat")
@@ -184,6 +188,11 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
                 answers.append(pb.LeaseState(job_id=job_id, status=pb.LEASE_STATUS_LOST))
             elif ext.state == "cancelled":
                 answers.append(pb.LeaseState(job_id=job_id, status=pb.LEASE_STATUS_CANCELLED))
+            elif ext.state == "succeeded":
+                # Its Complete committed before this heartbeat: settled, not lost.
+                answers.append(pb.LeaseState(job_id=job_id, status=pb.LEASE_STATUS_COMPLETED))
+            elif ext.lease_expires_at is None:
+                continue  # busy: not extended this time, and not lost
             else:
                 answers.append(
                     pb.LeaseState(

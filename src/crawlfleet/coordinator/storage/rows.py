@@ -72,7 +72,9 @@ class LeaseRef(NamedTuple):
 
 
 class LeaseExtension(NamedTuple):
-    """Heartbeat answer for one held lease: state is 'leased' (extended) or 'cancelled'."""
+    """Heartbeat answer for one lease still held under its token: 'leased' with the new expiry
+    (extended), 'leased' without one (the row was busy: not extended, not lost), 'cancelled',
+    or 'succeeded' (its Complete committed first)."""
 
     id: int
     state: str

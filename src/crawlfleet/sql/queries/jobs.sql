@@ -100,7 +100,10 @@ SELECT id, kind, spec, attempt, max_attempts, lease_token, lease_expires_at FROM
 
 -- name: job_heartbeat_many
 -- Extends leases still held under the same token; a lease whose job was cancelled ends here
--- (the job becomes cancelled and the answer says so). Leases not returned are lost.
+-- (the job becomes cancelled and the answer says so). Rows another session has locked are
+-- skipped, not waited for (one foreign lock must not stall a worker's every lease): they come
+-- back as 'leased' without an expiry, and so do leases whose Complete commits meanwhile. A lease
+-- whose job succeeded under the same token comes back 'succeeded'. Leases not returned are lost.
 -- Params: job ids, lease tokens, lease length in ms, now.
 WITH input AS (
     SELECT * FROM unnest($1::bigint[], $2::uuid[]) AS t(job_id, lease_token)
@@ -109,7 +112,7 @@ WITH input AS (
     FROM jobs AS j JOIN input ON j.id = input.job_id AND j.lease_token = input.lease_token
     WHERE j.state = 'leased'
     ORDER BY j.id
-    FOR UPDATE OF j
+    FOR UPDATE OF j SKIP LOCKED
 ), updated AS (
     UPDATE jobs AS j
     SET state = CASE WHEN held.cancel_requested THEN 'cancelled'::job_state ELSE 'leased' END,
@@ -134,7 +137,13 @@ WITH input AS (
 SELECT id, state, lease_expires_at,
        CASE WHEN state = 'cancelled' AND EXISTS (SELECT 1 FROM job_watchers WHERE expires_at > now())
             THEN pg_notify('crawlfleet_jobs_finished', '') END AS finished_notified
-FROM updated;
+FROM updated
+UNION ALL
+-- The rest as this statement's snapshot saw them (only leases not settled above are looked up).
+SELECT j.id, j.state, NULL, NULL
+FROM input JOIN jobs AS j ON j.id = input.job_id AND j.lease_token = input.lease_token
+WHERE j.state IN ('leased', 'succeeded')
+  AND NOT EXISTS (SELECT 1 FROM updated WHERE updated.id = input.job_id);
 
 -- name: job_complete_if_leased_many
 -- Completes the jobs, all or nothing: only if every one is still leased under its token does it
