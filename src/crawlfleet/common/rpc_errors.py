@@ -26,6 +26,8 @@ REASON_LEASE_LOST = "LEASE_LOST"
 REASON_INVALID_FIELD = "INVALID_FIELD"
 REASON_DRAINING = "DRAINING"
 REASON_DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+# A statement hit the coordinator's lock or statement timeout (e.g. a row held elsewhere): retry.
+REASON_DATABASE_BUSY = "DATABASE_BUSY"
 
 
 @dataclass(frozen=True, kw_only=True)

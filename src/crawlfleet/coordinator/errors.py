@@ -87,7 +87,15 @@ class ResourceExhausted(CoordinatorError):
 
 
 class DatabaseUnavailable(CoordinatorError):
+    """The database cannot serve the call now (unreachable, restarting, or busy): retry."""
+
     reason = "DATABASE_UNAVAILABLE"
+
+
+class DatabaseBusy(DatabaseUnavailable):
+    """A statement ran into the lock or statement timeout (e.g. a row another session holds): retry."""
+
+    reason = "DATABASE_BUSY"
 
 
 class Unauthenticated(CoordinatorError):

@@ -64,7 +64,12 @@ class Coordinator:
         settings = self.settings
         guard = security.prepare(settings.security, settings.listen)  # before anything starts: fail fast
         self.dsn = await database.resolve_dsn(settings)
-        self._pool = await database.create_pool(self.dsn, size=settings.pool_size)
+        self._pool = await database.create_pool(
+            self.dsn,
+            size=settings.pool_size,
+            lock_timeout_seconds=settings.lock_timeout_seconds,
+            statement_timeout_seconds=settings.statement_timeout_seconds,
+        )
         if settings.migrate_on_start:
             async with self._pool.acquire() as conn:
                 await migrate(conn)

@@ -31,6 +31,10 @@ DEFAULT_METRICS_LISTEN = "127.0.0.1:9464"
 DEFAULT_METRICS_REFRESH_SECONDS = 5.0
 DEFAULT_MAX_WATCH_STREAMS = 100
 DEFAULT_WATCH_RECHECK_SECONDS = 5.0
+# Bounds on every statement of a serving coordinator (0 = none): a row lock held elsewhere or a
+# stuck statement is answered UNAVAILABLE (the caller retries) instead of stalling the call.
+DEFAULT_LOCK_TIMEOUT_SECONDS = 2.0
+DEFAULT_STATEMENT_TIMEOUT_SECONDS = 30.0
 
 
 def default_data_dir(environ: Mapping[str, str]) -> Path:
@@ -60,6 +64,8 @@ class CoordinatorSettings:
     database_url: str | None = None
     data_dir: Path = Path(".crawlfleet/pgdata")
     pool_size: int = DEFAULT_POOL_SIZE
+    lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS
+    statement_timeout_seconds: float = DEFAULT_STATEMENT_TIMEOUT_SECONDS
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     max_lease_wait_seconds: float = DEFAULT_MAX_LEASE_WAIT_SECONDS
     recheck_seconds: float = DEFAULT_RECHECK_SECONDS
@@ -97,6 +103,8 @@ class CoordinatorSettings:
             database_url=args.database_url or None,
             data_dir=args.data_dir,
             pool_size=args.pool_size,
+            lock_timeout_seconds=args.lock_timeout_seconds,
+            statement_timeout_seconds=args.statement_timeout_seconds,
             lease_seconds=args.lease_seconds,
             max_lease_wait_seconds=args.max_lease_wait_seconds,
             recheck_seconds=args.recheck_seconds,
@@ -144,6 +152,19 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     flags.add("--data-dir", default_data_dir(env), "data directory of the embedded PostgreSQL", type=Path)
     flags.add("--pool-size", DEFAULT_POOL_SIZE, "database connections of this coordinator", type=positive_int)
+    flags.add(
+        "--lock-timeout-seconds",
+        DEFAULT_LOCK_TIMEOUT_SECONDS,
+        "longest a statement waits for a lock (e.g. a row another session holds) before the call is "
+        "answered UNAVAILABLE; 0 waits forever",
+        type=non_negative_float,
+    )
+    flags.add(
+        "--statement-timeout-seconds",
+        DEFAULT_STATEMENT_TIMEOUT_SECONDS,
+        "longest a statement may run before the call is answered UNAVAILABLE; 0 for no limit",
+        type=non_negative_float,
+    )
     flags.add(
         "--lease-seconds", DEFAULT_LEASE_SECONDS, "how long a lease lasts without a heartbeat", type=positive_float
     )

@@ -61,3 +61,9 @@ def test_max_watch_streams_from_the_variable_or_the_flag() -> None:
     assert CoordinatorSettings.from_args(["--max-watch-streams", "3"], env)[1].max_watch_streams == 3
     with pytest.raises(SystemExit):
         CoordinatorSettings.from_args(["--max-watch-streams", "0"], {})
+
+
+def test_statement_bounds_from_flags_and_env() -> None:
+    env = {"CRAWLFLEET_LOCK_TIMEOUT_SECONDS": "0.5"}
+    _, settings = CoordinatorSettings.from_args(["--statement-timeout-seconds", "0"], env)
+    assert (settings.lock_timeout_seconds, settings.statement_timeout_seconds) == (0.5, 0.0)

@@ -57,14 +57,27 @@ async def _reset(conn: asyncpg.Connection) -> None:
         await conn.execute("ROLLBACK")
 
 
-async def create_pool(dsn: str, *, size: int) -> asyncpg.Pool:
-    """A pool whose connections skip JIT: queue statements are short and JIT only adds latency."""
+def _milliseconds(seconds: float) -> str:
+    return str(round(seconds * 1000))
+
+
+async def create_pool(
+    dsn: str, *, size: int, lock_timeout_seconds: float = 0.0, statement_timeout_seconds: float = 0.0
+) -> asyncpg.Pool:
+    """A pool whose connections skip JIT (queue statements are short and JIT only adds latency)
+    and bound each statement's lock waits and run time (0: unbounded). The bounds are session
+    settings sent when a connection opens: no round trip per statement."""
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min(2, size),
         max_size=size,
         reset=_reset,
-        server_settings={"jit": "off", "application_name": "crawlfleet-coordinator"},
+        server_settings={
+            "jit": "off",
+            "application_name": "crawlfleet-coordinator",
+            "lock_timeout": _milliseconds(lock_timeout_seconds),
+            "statement_timeout": _milliseconds(statement_timeout_seconds),
+        },
     )
     assert pool is not None
     return pool

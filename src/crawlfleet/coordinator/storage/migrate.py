@@ -26,6 +26,7 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
     """
     known = {m.version: m for m in sql.migrations()}
     async with conn.transaction():
+        await q.MIGRATION_TIMEOUTS_LIFT.execute(conn)
         await q.MIGRATION_LOCK.execute(conn)
         await q.MIGRATION_TABLE_CREATE.execute(conn)
         applied = {row.version: row for row in await q.MIGRATION_APPLIED_LIST.fetch(conn)}

@@ -102,6 +102,7 @@ JOB_PURGE_FINISHED = statement("job_purge_finished", returns=PurgedJobs, params=
 IMAGE_DELETE_UNREFERENCED = statement("image_delete_unreferenced", returns=DeletedImage, params=("sha256s",))
 
 # The migration runner (migrate.py).
+MIGRATION_TIMEOUTS_LIFT = statement("migration_timeouts_lift", returns=NoRows)
 MIGRATION_LOCK = statement("migration_lock", returns=NoRows)
 MIGRATION_TABLE_CREATE = statement("migration_table_create", returns=NoRows)
 MIGRATION_APPLIED_LIST = statement("migration_applied_list", returns=AppliedMigration)
