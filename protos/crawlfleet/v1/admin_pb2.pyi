@@ -359,6 +359,9 @@ class GetQueueHealthResponse(_message.Message):
     """Queued jobs whose run_at has come."""
     leases_expiring_soon: _builtins.int
     leases_expired: _builtins.int
+    """Leases expired longer than twice the reaper's interval ago and still not ended: the reaper
+    is behind or not running. Leases just past their expiry are the reaper's normal work.
+    """
     dead: _builtins.int
     @_builtins.property
     def states(self) -> _containers.RepeatedCompositeFieldContainer[Global___StateCount]: ...

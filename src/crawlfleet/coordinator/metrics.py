@@ -147,7 +147,7 @@ class CoordinatorMetrics:
         counts = await admin.counts_by_state()
         for state, child in self._states.items():
             child.set(counts.get(state, 0))
-        health = await admin.health(expiring_within=0.0)
+        health = await admin.health(expiring_within=0.0, stuck_after=0.0)
         oldest = health.oldest_due_run_at
         # Both times come from the database clock: no skew with this host's.
         self.oldest_queued_age.set(0.0 if oldest is None else max(0.0, (health.now - oldest).total_seconds()))

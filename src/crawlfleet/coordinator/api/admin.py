@@ -34,12 +34,16 @@ MAX_REQUEUE_LIMIT = 10_000
 MAX_PURGE_LIMIT = 100_000
 DEFAULT_EXPIRING_WITHIN = 10.0
 DEFAULT_WORKERS_WINDOW = 300.0
+# Expired leases count as stuck (health) once this many reaper intervals have passed.
+STUCK_LEASE_REAP_INTERVALS = 2
 
 
 class AdminServicer(admin_pb2_grpc.AdminServicer):
-    def __init__(self, admin: AdminQueue, wakeup: Wakeup) -> None:
+    def __init__(self, admin: AdminQueue, wakeup: Wakeup, *, reap_interval_seconds: float) -> None:
         self._admin = admin
         self._wakeup = wakeup
+        # An expired lease is stuck only once the reaper had two chances to end it.
+        self._stuck_after = STUCK_LEASE_REAP_INTERVALS * reap_interval_seconds
 
     @handles_errors
     async def GetJob(self, request: pb.GetJobRequest, context: Ctx) -> pb.GetJobResponse:  # type: ignore[type-arg]
@@ -116,7 +120,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             "workers_seen_within",
             default=DEFAULT_WORKERS_WINDOW,
         )
-        health = await self._admin.health(expiring_within=within)
+        health = await self._admin.health(expiring_within=within, stuck_after=self._stuck_after)
         totals = await self._admin.counts_by_state()
         workers = await self._admin.workers_seen_since(health.now - dt.timedelta(seconds=window))
         oldest = (health.now - health.oldest_due_run_at).total_seconds() if health.oldest_due_run_at else 0.0

@@ -102,9 +102,17 @@ class AdminQueue:
             totals[state] = totals.get(state, 0) + count
         return totals
 
-    async def health(self, *, expiring_within: float, now: dt.datetime | None = None) -> QueueHealth:
+    async def health(
+        self, *, expiring_within: float, stuck_after: float, now: dt.datetime | None = None
+    ) -> QueueHealth:
+        """Queue health; `expired` counts leases expired more than `stuck_after` seconds ago."""
         async with translated():
-            health = await q.QUEUE_HEALTH.fetch_one(self._pool, expiring_ms=round(expiring_within * 1000), now=now)
+            health = await q.QUEUE_HEALTH.fetch_one(
+                self._pool,
+                expiring_ms=round(expiring_within * 1000),
+                stuck_ms=round(stuck_after * 1000),
+                now=now,
+            )
         assert health is not None  # one row, always
         return health
 

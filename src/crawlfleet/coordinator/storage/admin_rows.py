@@ -119,8 +119,8 @@ class KindStateCount(NamedTuple):
 
 
 class QueueHealth(NamedTuple):
-    """Due jobs and the oldest one's run_at, leases about to run out and run out, and the database
-    clock these were measured against."""
+    """Due jobs and the oldest one's run_at, leases about to run out and run out longer than a grace
+    ago (stuck: the reaper should have ended them), and the database clock these were measured against."""
 
     due: int
     oldest_due_run_at: dt.datetime | None

@@ -20,19 +20,23 @@ GROUP BY kind, state
 HAVING sum(n) <> 0;
 
 -- name: queue_health
--- Params: expiring within (ms), now.
+-- Leases count as expired (stuck) only once expired longer than the grace: the reaper ends them
+-- within its interval, and a lease a second past its expiry is not yet a sign of trouble.
+-- Params: expiring within (ms), stuck grace (ms), now.
 SELECT
     (SELECT count(*) FROM jobs
-      WHERE state = 'queued' AND run_at <= coalesce($2::timestamptz, now())) AS due,
+      WHERE state = 'queued' AND run_at <= coalesce($3::timestamptz, now())) AS due,
     (SELECT min(run_at) FROM jobs
-      WHERE state = 'queued' AND run_at <= coalesce($2::timestamptz, now())) AS oldest_due_run_at,
+      WHERE state = 'queued' AND run_at <= coalesce($3::timestamptz, now())) AS oldest_due_run_at,
     (SELECT count(*) FROM jobs
-      WHERE state = 'leased' AND lease_expires_at > coalesce($2::timestamptz, now())
-        AND lease_expires_at <= coalesce($2::timestamptz, now()) + $1::integer * interval '1 millisecond')
+      WHERE state = 'leased' AND lease_expires_at > coalesce($3::timestamptz, now())
+        AND lease_expires_at <= coalesce($3::timestamptz, now()) + $1::integer * interval '1 millisecond')
         AS expiring_soon,
     (SELECT count(*) FROM jobs
-      WHERE state = 'leased' AND lease_expires_at <= coalesce($2::timestamptz, now())) AS expired,
-    coalesce($2::timestamptz, now()) AS now;
+      WHERE state = 'leased'
+        AND lease_expires_at <= coalesce($3::timestamptz, now()) - $2::integer * interval '1 millisecond')
+        AS expired,
+    coalesce($3::timestamptz, now()) AS now;
 
 -- name: worker_list_seen
 -- Workers seen since a time, with the leases each holds. Params: seen since.
