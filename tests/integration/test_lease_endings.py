@@ -26,9 +26,7 @@ async def test_cancel_wins_over_retry_and_release(coord: RunningCoordinator, db:
     await coord.admin.CancelJob(admin_pb2.CancelJobRequest(job_id=job_id))
     # The worker fails (or releases) the job before its next heartbeat could tell it of the cancel.
     answer = await coord.queue.Fail(
-        pb.FailRequest(
-            job_id=job_id, lease_token=job.lease_token, error_type="boom", retryable=True, release=release
-        )
+        pb.FailRequest(job_id=job_id, lease_token=job.lease_token, error_type="boom", retryable=True, release=release)
     )
     assert answer.state == jobs_pb2.JOB_STATE_CANCELLED
     assert (await get_job(coord, job_id)).state == jobs_pb2.JOB_STATE_CANCELLED

@@ -100,7 +100,8 @@ class Coordinator:
             JobQueueServicer(queue, wakeup, settings, self._lifecycle, self.metrics, self._watches), server
         )
         admin = AdminQueue(self._pool)
-        admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(admin, wakeup, reap_interval_seconds=settings.reap_interval_seconds), server)
+        admin_servicer = AdminServicer(admin, wakeup, reap_interval_seconds=settings.reap_interval_seconds)
+        admin_pb2_grpc.add_AdminServicer_to_server(admin_servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable((*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
         await self._set_serving(True)  # the pool just connected; the probe takes over from here

@@ -25,7 +25,7 @@ from crawlfleet.coordinator.storage.admin_rows import (
     StoredThumbnail,
     WorkerRow,
 )
-from crawlfleet.coordinator.storage.translate import translated
+from crawlfleet.coordinator.storage.translate import connection
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -55,7 +55,7 @@ class AdminQueue:
 
     async def get_job(self, job_id: int) -> JobHistory:
         """The job and its attempts."""
-        async with translated(), self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             job = await q.JOB_GET.fetch_one(conn, job_id=job_id)
             if job is None:
                 raise JobNotFound(job_id)
@@ -64,36 +64,36 @@ class AdminQueue:
 
     async def cancel(self, job_id: int, now: dt.datetime | None = None) -> str:
         """Cancel a job; return its state afterwards (leased jobs end at their next heartbeat)."""
-        async with translated():
-            outcome = await q.JOB_CANCEL.fetch_one(self._pool, job_id=job_id, now=now)
+        async with connection(self._pool) as conn:
+            outcome = await q.JOB_CANCEL.fetch_one(conn, job_id=job_id, now=now)
         if outcome is None:
             raise JobNotFound(job_id)
         return outcome.state
 
     async def thumbnail(self, sha256: str) -> StoredThumbnail | None:
-        async with translated():
-            return await q.THUMBNAIL_GET.fetch_one(self._pool, sha256=sha256)
+        async with connection(self._pool) as conn:
+            return await q.THUMBNAIL_GET.fetch_one(conn, sha256=sha256)
 
     async def results_after(self, after_id: int, limit: int, kind: str | None) -> list[JobResultRow]:
         """Succeeded jobs with results, by id after a cursor."""
-        async with translated():
-            return await q.RESULT_LIST_AFTER.fetch(self._pool, after_id=after_id, limit=limit, kind=kind)
+        async with connection(self._pool) as conn:
+            return await q.RESULT_LIST_AFTER.fetch(conn, after_id=after_id, limit=limit, kind=kind)
 
     async def fold_counts(self) -> None:
-        async with translated():
-            await q.JOB_COUNT_FOLD.execute(self._pool)
+        async with connection(self._pool) as conn:
+            await q.JOB_COUNT_FOLD.execute(conn)
 
     async def rebuild_counts(self) -> None:
         """Recount every job (a full scan): repairs counts after SQL written behind the queue's back."""
-        async with translated(), self._pool.acquire() as conn, conn.transaction():
+        async with connection(self._pool) as conn, conn.transaction():
             await q.JOB_COUNT_LOCK.execute(conn)
             await q.JOB_COUNT_CLEAR.execute(conn)
             await q.JOB_COUNT_REBUILD.execute(conn)
 
     async def counts(self) -> dict[tuple[str, str], int]:
         """Exact job counts by (kind, state)."""
-        async with translated():
-            rows = await q.JOB_COUNT_BY_KIND_STATE.fetch(self._pool)
+        async with connection(self._pool) as conn:
+            rows = await q.JOB_COUNT_BY_KIND_STATE.fetch(conn)
         return {(r.kind, r.state): r.jobs for r in rows}
 
     async def counts_by_state(self) -> dict[str, int]:
@@ -106,9 +106,9 @@ class AdminQueue:
         self, *, expiring_within: float, stuck_after: float, now: dt.datetime | None = None
     ) -> QueueHealth:
         """Queue health; `expired` counts leases expired more than `stuck_after` seconds ago."""
-        async with translated():
+        async with connection(self._pool) as conn:
             health = await q.QUEUE_HEALTH.fetch_one(
-                self._pool,
+                conn,
                 expiring_ms=round(expiring_within * 1000),
                 stuck_ms=round(stuck_after * 1000),
                 now=now,
@@ -117,14 +117,14 @@ class AdminQueue:
         return health
 
     async def workers_seen_since(self, since: dt.datetime) -> list[WorkerRow]:
-        async with translated():
-            return await q.WORKER_LIST_SEEN.fetch(self._pool, since=since)
+        async with connection(self._pool) as conn:
+            return await q.WORKER_LIST_SEEN.fetch(conn, since=since)
 
     async def list_jobs(self, flt: JobFilterValues, *, before_id: int, limit: int) -> list[JobSummary]:
         """Jobs matching the filter with id < before_id, newest first."""
-        async with translated():
+        async with connection(self._pool) as conn:
             return await q.JOB_LIST_FILTERED.fetch(
-                self._pool,
+                conn,
                 states=list(flt.states),
                 kind=flt.kind,
                 url_like=_like_prefix(flt.url_prefix),
@@ -144,9 +144,9 @@ class AdminQueue:
         now: dt.datetime | None = None,
     ) -> list[int]:
         """Requeue dead jobs matching the filter (and among job_ids, when given); their ids."""
-        async with translated():
+        async with connection(self._pool) as conn:
             requeued = await q.JOB_REQUEUE_DEAD.fetch(
-                self._pool,
+                conn,
                 job_ids=None if job_ids is None else list(job_ids),
                 kind=flt.kind,
                 url_like=_like_prefix(flt.url_prefix),
@@ -160,7 +160,7 @@ class AdminQueue:
 
     async def purge(self, *, states: Sequence[str], finished_before: dt.datetime, limit: int) -> PurgeCounts:
         """Delete finished jobs and the images left without pages."""
-        async with translated(), self._pool.acquire() as conn, conn.transaction():
+        async with connection(self._pool) as conn, conn.transaction():
             purged = await q.JOB_PURGE_FINISHED.fetch_one(
                 conn, states=list(states), finished_before=finished_before, limit=limit
             )

@@ -29,7 +29,7 @@ from crawlfleet.coordinator.storage.rows import (
     NewJob,
     ReapedJob,
 )
-from crawlfleet.coordinator.storage.translate import translated
+from crawlfleet.coordinator.storage.translate import connection
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class Queue:
         """Insert jobs; return (id, created) per job, in order. Dedupe onto live jobs."""
         results: list[EnqueuedJob | None] = [None] * len(jobs)
         pending = list(range(len(jobs)))
-        async with translated(), self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             for _ in range(_CONFLICT_RETRIES):
                 outcomes = await q.JOB_ENQUEUE_MANY.fetch(conn, [jobs[i] for i in pending], now=now)
                 unresolved: list[int] = []
@@ -87,11 +87,11 @@ class Queue:
         now: dt.datetime | None = None,
     ) -> list[LeasedJob]:
         """Claim up to max_jobs due jobs for worker_id in one statement."""
-        async with translated():
+        async with connection(self._pool) as conn:
             for _ in range(_CONFLICT_RETRIES):
                 try:
                     return await q.JOB_LEASE_AVAILABLE.fetch(
-                        self._pool,
+                        conn,
                         worker_id=worker_id,
                         max_jobs=max_jobs,
                         kinds=list(kinds),
@@ -107,19 +107,17 @@ class Queue:
         self, *, worker_id: str, host: str, version: str, kinds: Sequence[str], now: dt.datetime | None = None
     ) -> None:
         """Record a worker from its Lease call."""
-        async with translated():
+        async with connection(self._pool) as conn:
             await q.WORKER_SEEN.execute(
-                self._pool, worker_id=worker_id, host=host, version=version, kinds=list(kinds), now=now
+                conn, worker_id=worker_id, host=host, version=version, kinds=list(kinds), now=now
             )
 
     async def heartbeat(
         self, leases: Sequence[LeaseRef], *, lease_seconds: float, now: dt.datetime | None = None
     ) -> dict[int, LeaseExtension]:
         """Extend held leases; the answer omits lost ones."""
-        async with translated():
-            extended = await q.JOB_HEARTBEAT_MANY.fetch(
-                self._pool, leases, lease_ms=round(lease_seconds * 1000), now=now
-            )
+        async with connection(self._pool) as conn:
+            extended = await q.JOB_HEARTBEAT_MANY.fetch(conn, leases, lease_ms=round(lease_seconds * 1000), now=now)
         return {ext.id: ext for ext in extended}
 
     async def complete(
@@ -137,7 +135,7 @@ class Queue:
         """
         pending = list(items)
         rows = {job_id: part for job_id, part in (rows or {}).items() if part}
-        async with translated(), self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             for _ in range(_CONFLICT_RETRIES):
                 if any(item.job_id in rows for item in pending):
                     async with conn.transaction():
@@ -165,9 +163,9 @@ class Queue:
         now: dt.datetime | None = None,
     ) -> FailOutcome:
         """Record a failed (or released) attempt; raise LeaseLost if the token is stale."""
-        async with translated():
+        async with connection(self._pool) as conn:
             outcome = await q.JOB_FAIL_IF_LEASED.fetch_one(
-                self._pool,
+                conn,
                 job_id=job_id,
                 lease_token=lease_token,
                 error_type=error_type,
@@ -183,13 +181,13 @@ class Queue:
 
     async def reap_expired(self, *, batch: int, now: dt.datetime | None = None) -> list[ReapedJob]:
         """End up to `batch` expired leases; the jobs with their new state."""
-        async with translated():
-            return await q.JOB_REAP_EXPIRED.fetch(self._pool, batch=batch, now=now)
+        async with connection(self._pool) as conn:
+            return await q.JOB_REAP_EXPIRED.fetch(conn, batch=batch, now=now)
 
     async def ping(self, timeout: float) -> None:
         """Raise DatabaseUnavailable unless the database answers within timeout."""
-        async with translated():
+        async with connection(self._pool) as conn:
             try:
-                await q.DATABASE_PING.execute(self._pool, timeout=timeout)
+                await q.DATABASE_PING.execute(conn, timeout=timeout)
             except TimeoutError as exc:
                 raise DatabaseUnavailable("database did not answer the health probe in time") from exc

@@ -21,7 +21,7 @@ import asyncpg
 from crawlfleet.coordinator.errors import DatabaseUnavailable
 from crawlfleet.coordinator.storage import statements as q
 from crawlfleet.coordinator.storage.rows import WatchedJob
-from crawlfleet.coordinator.storage.translate import translated
+from crawlfleet.coordinator.storage.translate import connection
 
 log = logging.getLogger(__name__)
 
@@ -48,25 +48,23 @@ class WatchQueries:
         """The jobs among job_ids that are terminal and, if find_missing, the ids that match no job."""
         if not job_ids:
             return []
-        async with translated():
-            return await q.JOB_WATCH_FINISHED_MANY.fetch(self._pool, job_ids=list(job_ids), find_missing=find_missing)
+        async with connection(self._pool) as conn:
+            return await q.JOB_WATCH_FINISHED_MANY.fetch(conn, job_ids=list(job_ids), find_missing=find_missing)
 
     async def unfinished_ids(self, limit: int) -> UnfinishedJobs:
         """Ids of up to `limit` queued or leased jobs."""
-        async with translated():
-            row = await q.JOB_LIST_UNFINISHED_IDS.fetch_one(self._pool, limit=limit + 1)
+        async with connection(self._pool) as conn:
+            row = await q.JOB_LIST_UNFINISHED_IDS.fetch_one(conn, limit=limit + 1)
         ids = (row.ids if row else None) or []
         return UnfinishedJobs(ids=ids[:limit], complete=len(ids) <= limit)
 
     async def register_watcher(self, coordinator_id: uuid.UUID, ttl_seconds: float) -> None:
-        async with translated():
-            await q.JOB_WATCHER_REGISTER.execute(
-                self._pool, coordinator_id=coordinator_id, ttl_ms=round(ttl_seconds * 1000)
-            )
+        async with connection(self._pool) as conn:
+            await q.JOB_WATCHER_REGISTER.execute(conn, coordinator_id=coordinator_id, ttl_ms=round(ttl_seconds * 1000))
 
     async def unregister_watcher(self, coordinator_id: uuid.UUID) -> None:
-        async with translated():
-            await q.JOB_WATCHER_UNREGISTER.execute(self._pool, coordinator_id=coordinator_id)
+        async with connection(self._pool) as conn:
+            await q.JOB_WATCHER_UNREGISTER.execute(conn, coordinator_id=coordinator_id)
 
 
 class WatcherRegistration:
