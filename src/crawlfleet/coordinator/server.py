@@ -24,6 +24,7 @@ from crawlfleet.coordinator.background import (
 from crawlfleet.coordinator.metrics import CoordinatorMetrics, MetricsInterceptor
 from crawlfleet.coordinator.security import settings as security
 from crawlfleet.coordinator.settings import DEFAULT_METRICS_LISTEN, CoordinatorSettings
+from crawlfleet.coordinator.statistics import JobStatistics
 from crawlfleet.coordinator.storage import database
 from crawlfleet.coordinator.storage.admin import AdminQueue
 from crawlfleet.coordinator.storage.migrate import migrate
@@ -55,6 +56,7 @@ class Coordinator:
         self._listener: NotifyListener | None = None
         self._watches: WatchStreams | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._statistics: JobStatistics | None = None
         self._health = health.aio.HealthServicer()
         self._lifecycle = Lifecycle()
         self._stopped = asyncio.Event()
@@ -74,6 +76,7 @@ class Coordinator:
             async with self._pool.acquire() as conn:
                 await migrate(conn)
         queue = Queue(self._pool)
+        self._statistics = JobStatistics(queue)
         wakeup = Wakeup()
         finished = Wakeup()  # jobs reached a terminal state: wakes WatchJobs streams
         self._listener = NotifyListener(self.dsn, {NOTIFY_CHANNEL: wakeup, FINISHED_CHANNEL: finished})
@@ -97,7 +100,8 @@ class Coordinator:
         interceptors = [MetricsInterceptor(self.metrics), *guard.interceptors]
         server = grpc.aio.server(options=options, interceptors=interceptors)
         job_queue_pb2_grpc.add_JobQueueServicer_to_server(
-            JobQueueServicer(queue, wakeup, settings, self._lifecycle, self.metrics, self._watches), server
+            JobQueueServicer(queue, wakeup, settings, self._lifecycle, self.metrics, self._watches, self._statistics),
+            server,
         )
         admin = AdminQueue(self._pool)
         admin_servicer = AdminServicer(admin, wakeup, reap_interval_seconds=settings.reap_interval_seconds)
@@ -160,6 +164,8 @@ class Coordinator:
             for task in self._tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if self._statistics is not None:
+                await self._statistics.close()
             if self._listener is not None:
                 await self._listener.stop()
             if self._metrics_endpoint is not None:

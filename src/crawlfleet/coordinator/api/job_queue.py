@@ -18,6 +18,7 @@ from crawlfleet.coordinator.api.watch import WatchStreams
 from crawlfleet.coordinator.errors import Draining, InvalidArgument
 from crawlfleet.coordinator.metrics import CoordinatorMetrics
 from crawlfleet.coordinator.settings import CoordinatorSettings
+from crawlfleet.coordinator.statistics import JobStatistics
 from crawlfleet.coordinator.storage.queue import Queue
 from crawlfleet.coordinator.storage.result_rows import ResultRows
 from crawlfleet.coordinator.storage.rows import Completion, LeasedJob, LeaseRef
@@ -55,6 +56,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
         lifecycle: Lifecycle,
         metrics: CoordinatorMetrics,
         watches: WatchStreams,
+        statistics: JobStatistics,
     ) -> None:
         self._queue = queue
         self._metrics = metrics
@@ -63,6 +65,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
         self._lifecycle = lifecycle
         self._worker_seen_at: dict[str, float] = {}
         self._watches = watches
+        self._statistics = statistics
 
     @handles_errors
     async def Enqueue(self, request: pb.EnqueueRequest, context: Ctx) -> pb.EnqueueResponse:  # type: ignore[type-arg]
@@ -71,6 +74,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
         enqueued = await self._queue.enqueue(jobs)
         created = sum(1 for job in enqueued if job.created)
         self._metrics.enqueued(created)
+        self._statistics.enqueued(created)
         if created:
             self._wakeup.notify()  # waiters on this coordinator need not wait for the NOTIFY
         return pb.EnqueueResponse(jobs=[pb.EnqueuedJob(id=job.id, created=job.created) for job in enqueued])

@@ -184,6 +184,11 @@ class Queue:
         async with connection(self._pool) as conn:
             return await q.JOB_REAP_EXPIRED.fetch(conn, batch=batch, now=now)
 
+    async def analyze(self) -> None:
+        """Refresh the planner's statistics of the jobs table (bounded: it samples)."""
+        async with connection(self._pool) as conn:
+            await q.JOB_TABLE_ANALYZE.execute(conn)
+
     async def ping(self, timeout: float) -> None:
         """Raise DatabaseUnavailable unless the database answers within timeout."""
         async with connection(self._pool) as conn:

@@ -67,6 +67,7 @@ JOB_FAIL_IF_LEASED = statement(
 )
 JOB_REAP_EXPIRED = statement("job_reap_expired", returns=ReapedJob, params=("batch", "now"))
 DATABASE_PING = statement("database_ping", returns=NoRows)
+JOB_TABLE_ANALYZE = statement("job_table_analyze", returns=NoRows)
 
 # WatchJobs streams (watch.py).
 JOB_WATCH_FINISHED_MANY = statement("job_watch_finished_many", returns=WatchedJob, params=("job_ids", "find_missing"))

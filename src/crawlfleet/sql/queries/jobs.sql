@@ -333,3 +333,10 @@ ORDER BY started_at, attempt;
 -- name: database_ping
 -- The health probe.
 SELECT 1;
+
+-- name: job_table_analyze
+-- Refreshes the planner's statistics of jobs after a large load, so the claim walks
+-- jobs_available in lease order from the start instead of waiting for autoanalyze (until then
+-- the planner guesses a handful of queued rows and scans and sorts the whole backlog). Samples
+-- a bounded number of rows; skipped when autovacuum or another coordinator holds the table.
+ANALYZE (SKIP_LOCKED) jobs;
