@@ -23,7 +23,7 @@ from crawlfleet.coordinator.api.admin_convert import (
 from crawlfleet.coordinator.api.status import handles_errors
 from crawlfleet.coordinator.errors import InvalidArgument, NotFound
 from crawlfleet.coordinator.storage.admin import AdminQueue, JobFilterValues
-from crawlfleet.coordinator.wakeup import Wakeup
+from crawlfleet.coordinator.wakeup import LeaseWakeup
 from crawlfleet.v1 import admin_pb2 as pb
 from crawlfleet.v1 import admin_pb2_grpc, jobs_pb2
 
@@ -37,7 +37,7 @@ DEFAULT_WORKERS_WINDOW = 300.0
 
 
 class AdminServicer(admin_pb2_grpc.AdminServicer):
-    def __init__(self, admin: AdminQueue, wakeup: Wakeup) -> None:
+    def __init__(self, admin: AdminQueue, wakeup: LeaseWakeup) -> None:
         self._admin = admin
         self._wakeup = wakeup
 

@@ -21,7 +21,7 @@ from crawlfleet.coordinator.settings import CoordinatorSettings
 from crawlfleet.coordinator.storage.queue import Queue
 from crawlfleet.coordinator.storage.result_rows import ResultRows
 from crawlfleet.coordinator.storage.rows import Completion, LeasedJob, LeaseRef
-from crawlfleet.coordinator.wakeup import Wakeup, wait_for
+from crawlfleet.coordinator.wakeup import LeaseWakeup
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import job_queue_pb2_grpc, jobs_pb2
 
@@ -50,7 +50,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
     def __init__(
         self,
         queue: Queue,
-        wakeup: Wakeup,
+        wakeup: LeaseWakeup,
         settings: CoordinatorSettings,
         lifecycle: Lifecycle,
         metrics: CoordinatorMetrics,
@@ -70,9 +70,9 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
         jobs = validate_enqueue(list(request.jobs), self._settings)
         enqueued = await self._queue.enqueue(jobs)
         created = sum(1 for job in enqueued if job.created)
+        # No local wake-up: the statement's NOTIFY carries the count of due jobs and reaches this
+        # coordinator's waiters like every other's, so each new job wakes one waiter, not two.
         self._metrics.enqueued(created)
-        if created:
-            self._wakeup.notify()  # waiters on this coordinator need not wait for the NOTIFY
         return pb.EnqueueResponse(jobs=[pb.EnqueuedJob(id=job.id, created=job.created) for job in enqueued])
 
     @handles_errors
@@ -98,14 +98,14 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
         deadline = loop.time() + wait
         rows: list[LeasedJob] = []
         while True:
-            signal = self._wakeup.current()
-            rows = await self._claim(request)
-            if rows:
-                break
-            timeout = deadline - loop.time()
-            if timeout <= 0:
-                break
-            await wait_for(signal, min(timeout, self._settings.recheck_seconds))
+            with self._wakeup.ticket() as ticket:  # before the claim: a job arriving meanwhile wakes it
+                rows = await self._claim(request)
+                if rows:
+                    break
+                timeout = deadline - loop.time()
+                if timeout <= 0:
+                    break
+                await ticket.wait(min(timeout, self._settings.recheck_seconds))
             if self._lifecycle.draining:
                 break
         self._metrics.leased(len(rows))
@@ -129,6 +129,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
 
     async def _claim(self, request: pb.LeaseRequest) -> list[LeasedJob]:
         """Claim, and if the caller goes away meanwhile, give the claimed jobs straight back."""
+        self._metrics.lease_claims.inc()
         claim = asyncio.ensure_future(
             self._queue.lease(
                 worker_id=request.worker.worker_id,
