@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from crawlfleet.coordinator.api import convert
+from crawlfleet.coordinator.api.result_limits import check_result_size
 from crawlfleet.coordinator.api.results import split_result
 from crawlfleet.coordinator.api.status import handles_errors, handles_stream_errors
 from crawlfleet.coordinator.api.validation import validate_enqueue
@@ -217,6 +218,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
             if job.result.WhichOneof("payload") is None:
                 raise InvalidArgument(f"jobs[{i}].result", "is required")
             token = convert.lease_token(job.lease_token, f"jobs[{i}].lease_token")
+            check_result_size(job.result, f"jobs[{i}].result")
             # Deterministic bytes, so an identical replay compares equal to what is stored.
             stored, rows[job_id] = split_result(job_id, job.result, f"jobs[{i}].result")
             items.append(Completion(job_id=job_id, lease_token=token, result=stored))
