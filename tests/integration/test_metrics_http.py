@@ -54,3 +54,12 @@ def test_a_taken_address_fails_unless_best_effort(
     with caplog.at_level(logging.WARNING):
         assert MetricsEndpoint.start(listen, registry, best_effort=True) is None
     assert f"{listen} is taken" in caplog.text
+
+
+async def test_a_bare_port_binds_loopback_only(registry: CollectorRegistry) -> None:
+    endpoint = MetricsEndpoint.start(":0", registry)
+    assert endpoint is not None
+    try:
+        assert endpoint.host == "127.0.0.1"
+    finally:
+        await endpoint.stop()

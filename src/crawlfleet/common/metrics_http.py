@@ -18,6 +18,8 @@ from crawlfleet.common.flags import EnvFlags
 log = logging.getLogger(__name__)
 
 OFF_WORDS = frozenset({"", "off"})
+# Where a bare ``:port`` binds.
+LOOPBACK = "127.0.0.1"
 
 
 def add_metrics_listen_flag(flags: EnvFlags, default: str) -> None:
@@ -25,7 +27,8 @@ def add_metrics_listen_flag(flags: EnvFlags, default: str) -> None:
     flags.add(
         "--metrics-listen",
         default,
-        "host:port to serve Prometheus metrics on (/metrics); off disables, port 0 picks a free one",
+        "host:port to serve Prometheus metrics on (/metrics); a bare :port binds loopback only "
+        "(give 0.0.0.0:port for every interface); off disables, port 0 picks a free one",
         metavar="HOST:PORT",
     )
 
@@ -33,7 +36,8 @@ def add_metrics_listen_flag(flags: EnvFlags, default: str) -> None:
 def parse_listen(listen: str) -> tuple[str, int] | None:
     """``(host, port)`` of a ``host:port`` or ``[v6]:port`` address; None when metrics are off.
 
-    Raises ``ValueError`` for anything else. An empty host means every interface.
+    Raises ``ValueError`` for anything else. An empty host means loopback: the endpoint has no
+    authentication, so serving every interface takes an explicit ``0.0.0.0`` (or ``[::]``).
     """
     text = listen.strip()
     if text.lower() in OFF_WORDS:
@@ -41,7 +45,7 @@ def parse_listen(listen: str) -> tuple[str, int] | None:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or int(port) > 65535:
         raise ValueError(f"metrics address {listen!r} is not host:port (or off)")
-    return host.removeprefix("[").removesuffix("]") or "0.0.0.0", int(port)
+    return host.removeprefix("[").removesuffix("]") or LOOPBACK, int(port)
 
 
 class MetricsEndpoint:
@@ -50,6 +54,11 @@ class MetricsEndpoint:
     def __init__(self, server: WSGIServer, thread: threading.Thread) -> None:
         self._server = server
         self._thread = thread
+
+    @property
+    def host(self) -> str:
+        """The address bound (loopback unless a host was given)."""
+        return str(self._server.server_address[0])
 
     @property
     def port(self) -> int:

@@ -10,7 +10,7 @@ from crawlfleet.coordinator.errors import DatabaseUnavailable
 from crawlfleet.coordinator.metrics import CoordinatorMetrics
 from crawlfleet.coordinator.storage.admin import AdminQueue
 from crawlfleet.coordinator.storage.queue import Queue
-from crawlfleet.coordinator.wakeup import Wakeup
+from crawlfleet.coordinator.wakeup import LeaseWakeup
 
 log = logging.getLogger(__name__)
 REAP_BATCH = 1000
@@ -19,7 +19,7 @@ COUNT_FOLD_SECONDS = 2.0
 PING_TIMEOUT_SECONDS = 2.0
 
 
-async def reap_forever(queue: Queue, wakeup: Wakeup, interval: float, metrics: CoordinatorMetrics) -> None:
+async def reap_forever(queue: Queue, wakeup: LeaseWakeup, interval: float, metrics: CoordinatorMetrics) -> None:
     """Return expired leases to the queue (or dead) every interval; every coordinator runs one.
 
     SKIP LOCKED lets several reapers share the work without waiting on each other.

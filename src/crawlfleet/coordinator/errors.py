@@ -81,9 +81,11 @@ class ResourceExhausted(CoordinatorError):
 
     reason = "RESOURCE_EXHAUSTED"
 
-    def __init__(self, limit: str, message: str) -> None:
+    def __init__(self, limit: str, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message, metadata={"limit": limit})
         self.limit = limit
+        # Sent as RetryInfo: how long the caller should wait before trying again.
+        self.retry_after = retry_after
 
 
 class DatabaseUnavailable(CoordinatorError):

@@ -55,6 +55,9 @@ class CoordinatorMetrics:
             registry=r,
         )
         self.leases_granted = Counter("crawlfleet_leases_granted", "Leases handed out by Lease", registry=r)
+        self.lease_claims = Counter(
+            "crawlfleet_lease_claims", "Claim statements run by Lease calls (first tries and wake-ups)", registry=r
+        )
         self.leases_extended = Counter("crawlfleet_leases_extended", "Leases extended by Heartbeat", registry=r)
         self.leases_lost = Counter(
             "crawlfleet_leases_lost", "Leases a Heartbeat named that were no longer held (answered LOST)", registry=r
@@ -77,6 +80,11 @@ class CoordinatorMetrics:
         self.jobs_released = Counter(
             "crawlfleet_jobs_released", "Jobs given back by workers without charging an attempt", registry=r
         )
+        self.requests_refused_for_bytes = Counter(
+            "crawlfleet_requests_refused_for_bytes",
+            "Large requests refused because --max-request-bytes-in-flight was reached",
+            registry=r,
+        )
         self.watch_streams = Gauge("crawlfleet_watch_streams", "Open WatchJobs streams", registry=r)
         self.database_up = Gauge(
             "crawlfleet_database_up", "1 while the health probe reaches PostgreSQL, else 0", registry=r
@@ -84,6 +92,9 @@ class CoordinatorMetrics:
         self._states = {state: self.jobs.labels(state.value) for state in JobState}
         for child in self._states.values():
             child.set(0)
+
+    def request_refused(self) -> None:
+        self.requests_refused_for_bytes.inc()
 
     def enqueued(self, created: int) -> None:
         if created:

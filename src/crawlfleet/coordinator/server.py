@@ -21,6 +21,7 @@ from crawlfleet.coordinator.background import (
     probe_database_forever,
     reap_forever,
 )
+from crawlfleet.coordinator.inflight import RequestBudget, RequestBytesInterceptor
 from crawlfleet.coordinator.metrics import CoordinatorMetrics, MetricsInterceptor
 from crawlfleet.coordinator.security import settings as security
 from crawlfleet.coordinator.settings import DEFAULT_METRICS_LISTEN, CoordinatorSettings
@@ -30,7 +31,7 @@ from crawlfleet.coordinator.storage.admin import AdminQueue
 from crawlfleet.coordinator.storage.migrate import migrate
 from crawlfleet.coordinator.storage.queue import NOTIFY_CHANNEL, Queue
 from crawlfleet.coordinator.storage.watch import FINISHED_CHANNEL, WatcherRegistration, WatchQueries
-from crawlfleet.coordinator.wakeup import NotifyListener, Wakeup
+from crawlfleet.coordinator.wakeup import LeaseWakeup, NotifyListener, Wakeup
 from crawlfleet.v1 import admin_pb2, admin_pb2_grpc, job_queue_pb2, job_queue_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,9 @@ class Coordinator:
         self._lifecycle = Lifecycle()
         self._stopped = asyncio.Event()
         self._stopping = False
+        self.request_bytes = RequestBytesInterceptor(
+            RequestBudget(settings.limits.max_request_bytes_in_flight), self.metrics.request_refused
+        )
 
     async def start(self) -> None:
         settings = self.settings
@@ -81,7 +85,7 @@ class Coordinator:
                 await migrate(conn)
         queue = Queue(self._pool)
         self._statistics = JobStatistics(queue)
-        wakeup = Wakeup()
+        wakeup = LeaseWakeup()  # new jobs: wakes as many waiting Lease calls as there are jobs
         finished = Wakeup()  # jobs reached a terminal state: wakes WatchJobs streams
         self._listener = NotifyListener(self.dsn, {NOTIFY_CHANNEL: wakeup, FINISHED_CHANNEL: finished})
         self._listener.start()
@@ -95,13 +99,10 @@ class Coordinator:
             recheck_seconds=settings.watch_recheck_seconds,
         )
 
-        options = [
-            ("grpc.max_receive_message_length", settings.max_message_bytes),
-            ("grpc.max_send_message_length", settings.max_message_bytes),
-            ("grpc.so_reuseport", 0),
-        ]
+        options = [*settings.limits.grpc_options(), ("grpc.so_reuseport", 0)]
         # Metrics first: calls the security interceptors refuse are counted too.
-        interceptors = [MetricsInterceptor(self.metrics), *guard.interceptors]
+        # The request budget last: calls refused by authentication never charge it.
+        interceptors = [MetricsInterceptor(self.metrics), *guard.interceptors, self.request_bytes]
         server = grpc.aio.server(options=options, interceptors=interceptors)
         job_queue_pb2_grpc.add_JobQueueServicer_to_server(
             JobQueueServicer(queue, wakeup, settings, self._lifecycle, self.metrics, self._watches, self._statistics),

@@ -11,6 +11,7 @@ from pathlib import Path
 from crawlfleet.common.flags import ENV_PREFIX, EnvFlags, non_negative_float, positive_float, positive_int
 from crawlfleet.common.logs import DEFAULT_LOG_LEVEL, add_log_level_flag
 from crawlfleet.common.metrics_http import add_metrics_listen_flag
+from crawlfleet.coordinator.limits import ServerLimits, add_limit_flags, limits_from_args
 from crawlfleet.coordinator.security.settings import SecuritySettings, add_security_flags, security_from_args
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
@@ -26,7 +27,6 @@ DEFAULT_RETRY_MAX_SECONDS = 300.0
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_MAX_ENQUEUE_BATCH = 10_000
 DEFAULT_MAX_SPEC_BYTES = 16 * 1024
-DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9464"
 DEFAULT_METRICS_REFRESH_SECONDS = 5.0
 DEFAULT_MAX_WATCH_STREAMS = 100
@@ -74,7 +74,6 @@ class CoordinatorSettings:
     retry: RetryDefaults = RetryDefaults()
     max_enqueue_batch: int = DEFAULT_MAX_ENQUEUE_BATCH
     max_spec_bytes: int = DEFAULT_MAX_SPEC_BYTES
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     migrate_on_start: bool = True
     log_level: str = DEFAULT_LOG_LEVEL
     # host:port of the Prometheus endpoint; "" or "off" disables it, port 0 picks a free port.
@@ -86,6 +85,8 @@ class CoordinatorSettings:
     # How often a watch stream re-checks without a notify (covers notifies that never came).
     watch_recheck_seconds: float = DEFAULT_WATCH_RECHECK_SECONDS
     security: SecuritySettings = field(default_factory=SecuritySettings)
+    # HTTP/2 streams, idle connections, keepalive, message size, request bytes in flight.
+    limits: ServerLimits = field(default_factory=ServerLimits)
 
     @classmethod
     def from_args(
@@ -122,6 +123,7 @@ class CoordinatorSettings:
             metrics_refresh_seconds=args.metrics_refresh_seconds,
             max_watch_streams=args.max_watch_streams,
             security=security_from_args(args),
+            limits=limits_from_args(args),
         )
         return args.command, settings
 
@@ -216,5 +218,6 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "open WatchJobs streams this coordinator serves; more are refused (RESOURCE_EXHAUSTED)",
         type=positive_int,
     )
+    add_limit_flags(flags.group("limits", "connection, message and memory bounds; see docs/operations.md"))
     add_security_flags(flags.group("security", "bearer tokens and TLS; see docs/security.md"))
     return parser

@@ -30,6 +30,9 @@ Settled = Literal["completed", "lost", "rejected"]
 Sleep = Callable[[float], Awaitable[None]]
 _T = TypeVar("_T")
 MAX_ERROR_MESSAGE = 2000  # characters of an error message sent in a Fail report
+# Encoded results per Complete call: half the coordinator's default message limit (32 MiB), so a
+# batch of large scrape results is never refused for its size.
+MAX_COMPLETE_BATCH_BYTES = 16 * 1024 * 1024
 MAX_FAULTS_IN_A_ROW = 4  # UNKNOWN/INTERNAL answers before a report counts as refused
 
 
@@ -149,7 +152,8 @@ async def report_fail(
 
 
 class CompleteBatcher:
-    """Collects successes and sends them in ``Complete`` calls of at most ``max_batch`` jobs.
+    """Collects successes and sends them in ``Complete`` calls of at most ``max_batch`` jobs and
+    ``max_batch_bytes`` (one job always goes, whatever its size).
 
     A batch goes out when it is full or ``flush_interval`` after its first job arrived. Complete is
     all or nothing, so on ``LEASE_LOST`` the jobs it names are dropped and the rest is sent again; a
@@ -169,9 +173,13 @@ class CompleteBatcher:
         on_rejected: Callable[[int, CoordinatorError], None] | None = None,
         backoff: Backoff | None = None,
         sleep: Sleep = asyncio.sleep,
+        max_batch_bytes: int = MAX_COMPLETE_BATCH_BYTES,
     ) -> None:
         self._sender = sender
         self._max_batch = max_batch
+        self._max_batch_bytes = max_batch_bytes
+        self._sizes: dict[int, int] = {}  # encoded size of each pending job
+        self._pending_bytes = 0
         self._flush_interval = flush_interval
         self._on_settled = on_settled
         self._on_rejected = on_rejected
@@ -190,15 +198,20 @@ class CompleteBatcher:
         job_id = job.job_id
         if self._discarded:
             self._discarded.discard(job_id)
+        self._forget_size(job_id)  # a job submitted again replaces its earlier report
         self._pending[job_id] = job
+        size = job.ByteSize()
+        self._sizes[job_id] = size
+        self._pending_bytes += size
         pending = len(self._pending)
         if pending == 1:
             self._has_items.set()  # the run loop waits for this only when nothing is pending
-        if pending >= self._max_batch:
+        if pending >= self._max_batch or self._pending_bytes >= self._max_batch_bytes:
             self._full.set()
 
     def discard(self, job_id: int) -> None:
         """Forgets a job whose lease was lost, cancelled or expired: it must not be reported."""
+        self._forget_size(job_id)
         if self._pending.pop(job_id, None) is None:
             # It may be in the batch being sent right now; that batch checks this set.
             self._discarded.add(job_id)
@@ -223,7 +236,11 @@ class CompleteBatcher:
                 self._has_items.clear()
                 await self._has_items.wait()
                 continue
-            if not self._closed and len(self._pending) < self._max_batch:
+            if (
+                not self._closed
+                and len(self._pending) < self._max_batch
+                and self._pending_bytes < self._max_batch_bytes
+            ):
                 # Give other successes a moment to share the call; a full batch goes at once.
                 self._full.clear()
                 with contextlib.suppress(TimeoutError):
@@ -232,14 +249,23 @@ class CompleteBatcher:
             await self._send(self._take_batch())
 
     def _take_batch(self) -> list[pb.CompletedJob]:
-        if len(self._pending) <= self._max_batch:
-            batch = list(self._pending.values())
-            self._pending = {}
-        else:  # the oldest first; never copy all that is pending, it may be far more than a batch
-            ids = list(itertools.islice(self._pending, self._max_batch))
-            batch = [self._pending.pop(job_id) for job_id in ids]
+        # The oldest first; never copy all that is pending, it may be far more than a batch.
+        ids: list[int] = []
+        size = 0
+        for job_id in itertools.islice(self._pending, self._max_batch):
+            job_size = self._sizes[job_id]
+            if ids and size + job_size > self._max_batch_bytes:
+                break
+            ids.append(job_id)
+            size += job_size
+        batch = [self._pending.pop(job_id) for job_id in ids]
+        for job_id in ids:
+            self._forget_size(job_id)
         self._discarded.clear()
         return batch
+
+    def _forget_size(self, job_id: int) -> None:
+        self._pending_bytes -= self._sizes.pop(job_id, 0)
 
     async def _send(self, batch: list[pb.CompletedJob]) -> None:
         while batch:

@@ -15,7 +15,8 @@ from crawlfleet.common.metrics_http import add_metrics_listen_flag, parse_listen
     [
         ("127.0.0.1:9465", ("127.0.0.1", 9465)),
         ("[::1]:0", ("::1", 0)),
-        (":9465", ("0.0.0.0", 9465)),
+        (":9465", ("127.0.0.1", 9465)),  # no host: loopback, never every interface
+        ("0.0.0.0:9465", ("0.0.0.0", 9465)),
         ("off", None),
         ("OFF", None),
         ("", None),
@@ -29,6 +30,12 @@ def test_parse_listen(listen: str, expected: tuple[str, int] | None) -> None:
 def test_parse_listen_refuses_what_is_not_host_port(listen: str) -> None:
     with pytest.raises(ValueError, match="not host:port"):
         parse_listen(listen)
+
+
+def test_flag_help_says_a_bare_port_is_loopback() -> None:
+    parser = argparse.ArgumentParser()
+    add_metrics_listen_flag(EnvFlags(parser, {}), "127.0.0.1:9464")
+    assert "a bare :port binds loopback only" in " ".join(parser.format_help().split())
 
 
 def test_flag_reads_its_variable() -> None:

@@ -220,6 +220,26 @@ async def test_a_batch_of_one_goes_without_waiting_for_the_flush_interval() -> N
     await runner
 
 
+async def test_batches_are_bounded_by_bytes_too_and_one_large_job_still_goes() -> None:
+    sender, rec = FakeCompleteSender(), Recorder()
+    one_job = completed(1).ByteSize()
+    b = CompleteBatcher(
+        sender,
+        max_batch=100,
+        max_batch_bytes=2 * one_job,  # two jobs of the usual size per call
+        flush_interval=60.0,
+        on_settled=rec.on_settled,
+        sleep=rec.sleep,
+    )
+    large = completed(3)
+    large.result.scrape.main_text = "x" * (3 * one_job)
+    for job in (completed(1), completed(2), large, completed(4), completed(5)):
+        b.submit(job)
+    await drain(b)
+    assert sender.calls == [[1, 2], [3], [4, 5]]
+    assert rec.settled == {i: "completed" for i in range(1, 6)}
+
+
 class PoisonedSender(FakeCompleteSender):
     """Fails every Complete holding the poisoned job the way a coordinator bug would (INTERNAL)."""
 

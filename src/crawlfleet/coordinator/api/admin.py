@@ -23,13 +23,17 @@ from crawlfleet.coordinator.api.admin_convert import (
 from crawlfleet.coordinator.api.status import handles_errors
 from crawlfleet.coordinator.errors import InvalidArgument, NotFound
 from crawlfleet.coordinator.storage.admin import AdminQueue, JobFilterValues
-from crawlfleet.coordinator.wakeup import Wakeup
+from crawlfleet.coordinator.wakeup import LeaseWakeup
 from crawlfleet.v1 import admin_pb2 as pb
 from crawlfleet.v1 import admin_pb2_grpc, jobs_pb2
 
 Ctx = grpc.aio.ServicerContext
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_PAGE_SIZE = 1000
+# A ListResults page stops before its results pass this size (one result always goes): far below
+# what clients accept (the client library takes 64 MiB, gRPC's own default is 4 MiB) and below
+# the server's send limit, so a page of large results never fails for its size.
+RESULT_PAGE_BYTES = 3 * 1024 * 1024
 MAX_REQUEUE_LIMIT = 10_000
 MAX_PURGE_LIMIT = 100_000
 DEFAULT_EXPIRING_WITHIN = 10.0
@@ -39,7 +43,7 @@ STUCK_LEASE_REAP_INTERVALS = 2
 
 
 class AdminServicer(admin_pb2_grpc.AdminServicer):
-    def __init__(self, admin: AdminQueue, wakeup: Wakeup, *, reap_interval_seconds: float) -> None:
+    def __init__(self, admin: AdminQueue, wakeup: LeaseWakeup, *, reap_interval_seconds: float) -> None:
         self._admin = admin
         self._wakeup = wakeup
         # An expired lease is stuck only once the reaper had two chances to end it.
@@ -199,7 +203,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         """Results of succeeded jobs after the page token, in job id order."""
         size = page_size(request.page_size, default=100, maximum=MAX_PAGE_SIZE)
         cursor = page_cursor(request.page_token) or 0
-        rows = await self._admin.results_after(cursor, size, request.kind or None)
+        rows = await self._admin.results_after(cursor, size, request.kind or None, max_bytes=RESULT_PAGE_BYTES)
         entries = [
             pb.ResultEntry(
                 job_id=r.id,
@@ -210,5 +214,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             )
             for r in rows
         ]
-        next_token = str(rows[-1].id) if len(rows) == size else ""
+        # Full by count, or cut by bytes (fewer rows than the count allowed): more may follow.
+        more = bool(rows) and (len(rows) == size or rows[0].window_rows > len(rows))
+        next_token = str(rows[-1].id) if more else ""
         return pb.ListResultsResponse(results=entries, next_page_token=next_token)

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from crawlfleet.coordinator.api import convert
+from crawlfleet.coordinator.api.result_limits import check_result_size
 from crawlfleet.coordinator.api.results import split_result
 from crawlfleet.coordinator.api.status import handles_errors, handles_stream_errors
 from crawlfleet.coordinator.api.validation import validate_enqueue
@@ -22,7 +23,7 @@ from crawlfleet.coordinator.statistics import JobStatistics
 from crawlfleet.coordinator.storage.queue import Queue
 from crawlfleet.coordinator.storage.result_rows import ResultRows
 from crawlfleet.coordinator.storage.rows import Completion, LeasedJob, LeaseRef
-from crawlfleet.coordinator.wakeup import Wakeup, wait_for
+from crawlfleet.coordinator.wakeup import LeaseWakeup
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import job_queue_pb2_grpc, jobs_pb2
 
@@ -51,7 +52,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
     def __init__(
         self,
         queue: Queue,
-        wakeup: Wakeup,
+        wakeup: LeaseWakeup,
         settings: CoordinatorSettings,
         lifecycle: Lifecycle,
         metrics: CoordinatorMetrics,
@@ -73,10 +74,10 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
         jobs = validate_enqueue(list(request.jobs), self._settings)
         enqueued = await self._queue.enqueue(jobs)
         created = sum(1 for job in enqueued if job.created)
+        # No local wake-up: the statement's NOTIFY carries the count of due jobs and reaches this
+        # coordinator's waiters like every other's, so each new job wakes one waiter, not two.
         self._metrics.enqueued(created)
         self._statistics.enqueued(created)
-        if created:
-            self._wakeup.notify()  # waiters on this coordinator need not wait for the NOTIFY
         return pb.EnqueueResponse(jobs=[pb.EnqueuedJob(id=job.id, created=job.created) for job in enqueued])
 
     @handles_errors
@@ -102,14 +103,14 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
         deadline = loop.time() + wait
         rows: list[LeasedJob] = []
         while True:
-            signal = self._wakeup.current()
-            rows = await self._claim(request)
-            if rows:
-                break
-            timeout = deadline - loop.time()
-            if timeout <= 0:
-                break
-            await wait_for(signal, min(timeout, self._settings.recheck_seconds))
+            with self._wakeup.ticket() as ticket:  # before the claim: a job arriving meanwhile wakes it
+                rows = await self._claim(request)
+                if rows:
+                    break
+                timeout = deadline - loop.time()
+                if timeout <= 0:
+                    break
+                await ticket.wait(min(timeout, self._settings.recheck_seconds))
             if self._lifecycle.draining:
                 break
         self._metrics.leased(len(rows))
@@ -133,6 +134,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
 
     async def _claim(self, request: pb.LeaseRequest) -> list[LeasedJob]:
         """Claim, and if the caller goes away meanwhile, give the claimed jobs straight back."""
+        self._metrics.lease_claims.inc()
         claim = asyncio.ensure_future(
             self._queue.lease(
                 worker_id=request.worker.worker_id,
@@ -229,6 +231,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
             if job.result.WhichOneof("payload") is None:
                 raise InvalidArgument(f"jobs[{i}].result", "is required")
             token = convert.lease_token(job.lease_token, f"jobs[{i}].lease_token")
+            check_result_size(job.result, f"jobs[{i}].result")
             # Deterministic bytes, so an identical replay compares equal to what is stored.
             stored, rows[job_id] = split_result(job_id, job.result, f"jobs[{i}].result")
             items.append(Completion(job_id=job_id, lease_token=token, result=stored))

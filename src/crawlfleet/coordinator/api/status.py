@@ -67,6 +67,12 @@ def to_status(error: CoordinatorError) -> grpc.Status:
             )
         )
         details.append(bad)
+    if isinstance(error, ResourceExhausted) and error.retry_after is not None:
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromNanoseconds(round(error.retry_after * 1e9))
+        hint = any_pb2.Any()
+        hint.Pack(retry)
+        details.append(hint)
     status = status_pb2.Status(code=getattr(code_pb2, code.name), message=error.message, details=details)
     converted: grpc.Status = rpc_status.to_status(status)
     return converted

@@ -74,10 +74,11 @@ class AdminQueue:
         async with connection(self._pool) as conn:
             return await q.THUMBNAIL_GET.fetch_one(conn, sha256=sha256)
 
-    async def results_after(self, after_id: int, limit: int, kind: str | None) -> list[JobResultRow]:
-        """Succeeded jobs with results, by id after a cursor."""
+    async def results_after(self, after_id: int, limit: int, kind: str | None, *, max_bytes: int) -> list[JobResultRow]:
+        """Succeeded jobs with results, by id after a cursor: at most ``limit`` rows and about
+        ``max_bytes`` of them, but at least one row when any is there."""
         async with connection(self._pool) as conn:
-            return await q.RESULT_LIST_AFTER.fetch(conn, after_id=after_id, limit=limit, kind=kind)
+            return await q.RESULT_LIST_AFTER.fetch(conn, after_id=after_id, limit=limit, kind=kind, max_bytes=max_bytes)
 
     async def fold_counts(self) -> None:
         async with connection(self._pool) as conn:

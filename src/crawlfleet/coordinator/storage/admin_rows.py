@@ -89,13 +89,15 @@ class StoredThumbnail(NamedTuple):
 
 
 class JobResultRow(NamedTuple):
-    """The result of a succeeded job, for export."""
+    """The result of a succeeded job, for export; window_rows: rows the page's count limit allowed
+    (more than the page holds when the byte budget cut it)."""
 
     id: int
     kind: str
     target_url: str | None
     finished_at: dt.datetime
     result: bytes
+    window_rows: int
 
 
 class WorkerRow(NamedTuple):

@@ -1,7 +1,8 @@
 -- Named queries on jobs and job_attempts. Each query starts with a `-- name:` header and is
 -- loaded by coordinator/storage/sql.py; only the stores of coordinator/storage run them.
 -- A nullable `now` parameter lets tests control time: coalesce(<now>, now()).
--- Statements that make jobs due send NOTIFY crawlfleet_jobs (wakes Lease long-polls); those that
+-- Statements that make jobs due send NOTIFY crawlfleet_jobs (wakes Lease long-polls; the payload is
+-- the number of due jobs when the statement knows it, and wakes that many; empty wakes all); those that
 -- make jobs terminal send NOTIFY crawlfleet_jobs_finished (wakes WatchJobs streams), but only while
 -- a coordinator has streams open (job_watchers): a NOTIFY makes commits take turns. Identical
 -- notifies of one transaction are delivered once.
@@ -35,9 +36,9 @@ WITH input AS (
 SELECT input.ord,
        coalesce(inserted.id, live.id) AS id,
        inserted.id IS NOT NULL AS created,
-       (SELECT count(pg_notify('crawlfleet_jobs', ''))
-          FROM (SELECT 1 FROM inserted
-                WHERE inserted.run_at <= coalesce($11::timestamptz, now()) LIMIT 1) AS due) AS notified
+       (SELECT count(pg_notify('crawlfleet_jobs', due.jobs::text))
+          FROM (SELECT count(*) AS jobs FROM inserted
+                WHERE inserted.run_at <= coalesce($11::timestamptz, now()) HAVING count(*) > 0) AS due) AS notified
 FROM input
 LEFT JOIN inserted ON inserted.id = input.new_id
 LEFT JOIN jobs AS live

@@ -41,9 +41,24 @@ SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::text[], $5::te
 SELECT sha256, format, width, height, data FROM thumbnails WHERE sha256 = $1;
 
 -- name: result_list_after
--- Succeeded jobs with their results, in id order from a cursor, for export.
-SELECT id, kind, target_url, finished_at, result
-FROM jobs
-WHERE state = 'succeeded' AND id > $1 AND ($3::text IS NULL OR kind = $3)
-ORDER BY id
-LIMIT $2;
+-- Succeeded jobs with their results, in id order from a cursor, for export: up to $2 rows, and no
+-- more than about $4 bytes of them (result and URL plus a per-row allowance), but always the first
+-- row. The byte sizes come from the stored lengths: rows left out are never read from TOAST.
+-- window_rows is how many rows the count limit allowed, so the caller sees a page cut by bytes.
+WITH window_rows AS (
+    SELECT id, kind, target_url, finished_at, result
+    FROM jobs
+    WHERE state = 'succeeded' AND id > $1 AND ($3::text IS NULL OR kind = $3)
+    ORDER BY id
+    LIMIT $2
+), sized AS (
+    SELECT id, kind, target_url, finished_at, result,
+           sum(octet_length(result) + coalesce(octet_length(target_url), 0) + 64) OVER (ORDER BY id) AS running_bytes,
+           row_number() OVER (ORDER BY id) AS position,
+           count(*) OVER () AS window_rows
+    FROM window_rows
+)
+SELECT id, kind, target_url, finished_at, result, window_rows
+FROM sized
+WHERE position = 1 OR running_bytes <= $4
+ORDER BY id;

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from crawlfleet.common import result_limits
 from crawlfleet.common.flags import comma_list, non_negative_int, positive_float, positive_int
 
 DEFAULT_HTTP_TIMEOUT = 20.0
@@ -72,7 +73,12 @@ def add_scrape_flags(add: AddFlag) -> None:
         "seconds a rendered page may take to go network-idle after load",
     )
     add("--browser-block", ",".join(DEFAULT_BROWSER_BLOCK), comma_list, "resource types the browser does not load")
-    add("--max-images", str(DEFAULT_MAX_IMAGES), non_negative_int, "images processed per page")
+    add(
+        "--max-images",
+        str(DEFAULT_MAX_IMAGES),
+        _at_most(non_negative_int, result_limits.MAX_IMAGES),
+        f"images processed per page (at most {result_limits.MAX_IMAGES}, the coordinator's cap)",
+    )
     add("--image-concurrency", str(DEFAULT_IMAGE_CONCURRENCY), positive_int, "image downloads at once per job")
     add("--max-image-bytes", str(DEFAULT_MAX_IMAGE_BYTES), positive_int, "largest image downloaded")
     add("--image-timeout", str(DEFAULT_IMAGE_TIMEOUT), positive_float, "seconds one image download may take")
@@ -89,7 +95,12 @@ def add_scrape_flags(add: AddFlag) -> None:
         "longer-side bounds of the thumbnails made",
     )
     add("--thumbnail-format", DEFAULT_THUMBNAIL_FORMAT, _thumbnail_format, "WEBP, JPEG or PNG")
-    add("--max-result-bytes", str(DEFAULT_MAX_RESULT_BYTES), positive_int, "thumbnail bytes one result may carry")
+    add(
+        "--max-result-bytes",
+        str(DEFAULT_MAX_RESULT_BYTES),
+        _at_most(positive_int, result_limits.MAX_THUMBNAIL_BYTES),
+        f"thumbnail bytes one result may carry (at most {result_limits.MAX_THUMBNAIL_BYTES}, the coordinator's cap)",
+    )
 
 
 def scrape_settings_from(ns: argparse.Namespace, *, allow_loopback: bool) -> ScrapeSettings:
@@ -112,6 +123,18 @@ def scrape_settings_from(ns: argparse.Namespace, *, allow_loopback: bool) -> Scr
         thumbnail_format=ns.thumbnail_format,
         max_result_bytes=ns.max_result_bytes,
     )
+
+
+def _at_most(convert: Callable[[str], int], cap: int) -> Callable[[str], int]:
+    """``convert``, refusing values past the coordinator's cap (its results would be refused)."""
+
+    def parse(text: str) -> int:
+        value = convert(text)
+        if value > cap:
+            raise argparse.ArgumentTypeError(f"must be at most {cap}: the coordinator refuses larger results")
+        return value
+
+    return parse
 
 
 def _cidrs(text: str) -> tuple[str, ...]:
