@@ -119,7 +119,7 @@ def check(message: Message, path: str = "") -> None:
                     _check_text(item, f"{where}[{key[:40]!r}]", limit.chars)
                 elif isinstance(item, Message):
                     check(item, f"{where}[{key!r}]")
-        elif field.label == FieldDescriptor.LABEL_REPEATED:
+        elif field.is_repeated:
             if len(value) > limit.items:
                 raise LimitExceeded(where, f"has {len(value)} items; at most {limit.items} are allowed")
             for i, item in enumerate(value):
@@ -180,7 +180,7 @@ def fit(message: Message) -> None:
                         value.setdefault(fitted_key, fitted)
                 elif isinstance(item, Message):
                     fit(item)
-        elif field.label == FieldDescriptor.LABEL_REPEATED:
+        elif field.is_repeated:
             del value[limit.items :]
             for i, item in enumerate(value):
                 if isinstance(item, str):
