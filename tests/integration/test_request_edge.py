@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - one case per line reads as a table
 """Bad input through the real RPCs: a clear INVALID_ARGUMENT naming the field, never UNKNOWN,
 never the text of a Python exception or of PostgreSQL; and a batch loses only its bad job."""
 
@@ -190,7 +191,9 @@ async def test_a_batch_with_one_nul_result_completes_the_others(coord: RunningCo
 
 async def test_malformed_bytes_are_invalid_argument_and_counted(coord: RunningCoordinator) -> None:
     method = "/crawlfleet.v1.JobQueue/Enqueue"
-    call = coord.channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+    call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = coord.channel.unary_unary(
+        method, request_serializer=None, response_deserializer=None
+    )
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call(b"\x0a\xff\xff\xff\xff\x0f", timeout=TIMEOUT)  # a length far past the end
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - one case per line reads as a table
 """A bounded fuzz of every unary method of JobQueue and Admin with raw bytes: random bytes and
 mutations of valid requests, under an admin token and a worker token. Whatever arrives, the answer
 is a deliberate status (never UNKNOWN) whose message holds no internal text."""
@@ -13,12 +14,12 @@ import grpc
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
+from crawlfleet.coordinator.security.auth import Role
 from crawlfleet.v1 import admin_pb2, jobs_pb2
 from crawlfleet.v1 import job_queue_pb2 as pb
 from tests.conftest import StartCoordinator
 from tests.helpers import noop, scrape
 from tests.integration.test_auth import TOKENS, bearer, with_tokens
-from crawlfleet.coordinator.security.auth import Role
 
 SEED = 20240603
 CALLS_PER_METHOD_AND_TOKEN = 10  # 15 methods x 2 tokens x 10: 300 calls
@@ -40,7 +41,10 @@ PAGE = jobs_pb2.ScrapeResult(
 WORKER = pb.WorkerInfo(worker_id="w1", host="h", version="v", kinds=["scrape", "noop"])
 SECOND = duration_pb2.Duration(seconds=1)
 FILTER = admin_pb2.JobFilter(
-    states=[jobs_pb2.JOB_STATE_DEAD], kind="scrape", url_prefix="http://", created_after=timestamp_pb2.Timestamp(seconds=1)
+    states=[jobs_pb2.JOB_STATE_DEAD],
+    kind="scrape",
+    url_prefix="http://",
+    created_after=timestamp_pb2.Timestamp(seconds=1),
 )
 # One valid request per method: the seeds of the structure-aware mutations.
 VALID: dict[str, Message] = {
@@ -107,14 +111,20 @@ async def test_fuzzed_requests_get_deliberate_answers(start_coordinator: StartCo
     problems: list[str] = []
 
     async def one(method: str, token: str, data: bytes) -> None:
-        call = coord.channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+        call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = coord.channel.unary_unary(
+            method, request_serializer=None, response_deserializer=None
+        )
         async with gate:
             try:
                 await call(data, metadata=bearer(token), timeout=CALL_TIMEOUT)
             except grpc.aio.AioRpcError as error:
                 message = error.details() or ""
                 # INTERNAL would mean an unexpected exception: an input this edge does not yet check.
-                if error.code() in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.DEADLINE_EXCEEDED):
+                if error.code() in (
+                    grpc.StatusCode.UNKNOWN,
+                    grpc.StatusCode.INTERNAL,
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                ):
                     problems.append(f"{method} {data!r}: {error.code().name} {message}")
                 elif LEAK.search(message):
                     problems.append(f"{method} {data!r}: internal text in {message!r}")

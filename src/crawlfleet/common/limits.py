@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from google.protobuf import duration_pb2, timestamp_pb2
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 NUL = "\x00"
@@ -99,7 +99,7 @@ def limit_of(field: FieldDescriptor) -> FieldLimit:
 
 def check(message: Message, path: str = "") -> None:
     """Raise ``LimitExceeded`` for the first field of ``message`` (recursively) that breaks its bound."""
-    descriptor: Descriptor = message.DESCRIPTOR
+    descriptor = message.DESCRIPTOR
     if descriptor.full_name == timestamp_pb2.Timestamp.DESCRIPTOR.full_name:
         _check_timestamp(message, path)
         return

@@ -233,7 +233,9 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         counter.inc()
 
 
-async def _parsed(method: str, deserializer: Deserializer, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+async def _parsed(
+    method: str, deserializer: Deserializer, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]
+) -> Any:
     """The request message of ``raw``; a call whose bytes do not parse is aborted INVALID_ARGUMENT."""
     try:
         return deserializer(raw)

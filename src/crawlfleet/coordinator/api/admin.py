@@ -155,7 +155,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
     ) -> pb.ListWorkersResponse:
         """Workers seen within the window, most recent first, with their leases in flight."""
         window = convert.optional_seconds(
-                        request.seen_within,
+            request.seen_within,
             request.HasField("seen_within"),
             "seen_within",
             default=DEFAULT_WORKERS_WINDOW,
