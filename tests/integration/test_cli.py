@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.protobuf import duration_pb2
 
 from crawlfleet.cli.commands.enqueue import parse_lines
 from crawlfleet.cli.errors import UsageError
@@ -18,6 +19,7 @@ from crawlfleet.cli.main import main
 from crawlfleet.cli.render import id_ranges, parse_duration
 from crawlfleet.coordinator.security.auth import Role, TokenEntry
 from crawlfleet.coordinator.security.settings import SecuritySettings
+from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import jobs_pb2
 from tests.certs import make_pki
 from tests.conftest import RunningCoordinator, StartCoordinator
@@ -185,6 +187,29 @@ async def test_jobs_list_and_show(coord: RunningCoordinator) -> None:
         assert text in shown.out
     missing = await cli(coord, "jobs", "show", "999999")
     assert missing.code == 1 and "999999" in missing.err
+
+
+async def test_show_of_a_job_that_succeeded_on_a_retry_does_not_lead_with_the_old_error(
+    coord: RunningCoordinator,
+) -> None:
+    (job_id,) = await enqueue(coord, scrape("https://second-try.example/"))
+    (first,) = (await coord.queue.Lease(lease_request(worker_id="w-retry"))).jobs
+    await coord.queue.Fail(
+        pb.FailRequest(
+            job_id=first.id,
+            lease_token=first.lease_token,
+            error_type="timeout",
+            error_message="no answer within 30s",
+            retryable=True,
+            retry_after=duration_pb2.Duration(nanos=1),
+        )
+    )
+    (second,) = (await coord.queue.Lease(lease_request(worker_id="w-retry"))).jobs
+    await complete(coord, second)
+    shown = await cli(coord, "jobs", "show", str(job_id))
+    assert shown.code == 0, shown.err
+    assert "succeeded" in shown.out and "last error" not in shown.out
+    assert "timeout: no answer within 30s" in shown.out  # in the attempts table, as attempt 1's
 
 
 async def test_dead_list_and_requeue(coord: RunningCoordinator) -> None:

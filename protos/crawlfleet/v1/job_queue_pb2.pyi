@@ -274,7 +274,11 @@ class HeartbeatRequest(_message.Message):
     LEASES_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     @_builtins.property
-    def leases(self) -> _containers.RepeatedCompositeFieldContainer[Global___LeaseRef]: ...
+    def leases(self) -> _containers.RepeatedCompositeFieldContainer[Global___LeaseRef]:
+        """At most 10,000 leases per call (INVALID_ARGUMENT beyond): a worker holding more sends
+        several calls.
+        """
+
     def __init__(
         self,
         *,

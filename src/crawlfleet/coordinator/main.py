@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from crawlfleet.common.logs import setup_logging
 from crawlfleet.coordinator.security.auth import SecurityConfigError
 from crawlfleet.coordinator.security.settings import hash_token_command
-from crawlfleet.coordinator.server import Coordinator
+from crawlfleet.coordinator.server import Coordinator, ListenFailed
 from crawlfleet.coordinator.settings import CoordinatorSettings
 from crawlfleet.coordinator.storage import database
 from crawlfleet.coordinator.storage.admin import AdminQueue
@@ -28,7 +28,11 @@ async def serve(settings: CoordinatorSettings) -> None:
     stop_requested = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop_requested.set)
-    await coordinator.start()
+    try:
+        await coordinator.start()
+    except BaseException:
+        await coordinator.stop(grace=0)
+        raise
     await stop_requested.wait()
     log.info("stopping: draining in-flight calls (grace %.1fs)", settings.shutdown_grace_seconds)
     await coordinator.stop()
@@ -69,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         commands = {"serve": serve, "migrate": migrate_only, "recount": recount}
         asyncio.run(commands[command](settings))
-    except (SecurityConfigError, MigrationMismatch) as exc:
+    except (SecurityConfigError, MigrationMismatch, ListenFailed) as exc:
         log.critical("%s", exc)
         sys.exit(2)
 

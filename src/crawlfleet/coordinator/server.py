@@ -40,6 +40,10 @@ SERVICE_NAMES = (
 HEALTH_PROBE_SECONDS = 1.0
 
 
+class ListenFailed(Exception):
+    """The coordinator cannot bind its listen address: it cannot start."""
+
+
 class Coordinator:
     """One coordinator process. `await start()`, then `await stop()` (safe to call twice)."""
 
@@ -99,9 +103,14 @@ class Coordinator:
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable((*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
         await self._set_serving(True)  # the pool just connected; the probe takes over from here
-        self.port = guard.add_port(server, settings.listen)
+        try:
+            self.port = guard.add_port(server, settings.listen)
+        except RuntimeError:  # gRPC says only "Failed to bind"; the reason went to its own log
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot listen on {settings.listen}")
+            raise ListenFailed(
+                f"cannot listen on {settings.listen}: the port is taken or the address is not this host's (--listen)"
+            )
         await server.start()
         self._server = server
         self._metrics_endpoint = MetricsEndpoint.start(

@@ -26,6 +26,10 @@ TRANSIENT_CODES = frozenset(
 )
 
 
+# Of those, the codes of an unexpected failure on the coordinator's side (see CoordinatorFault).
+FAULT_CODES = frozenset({grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL})
+
+
 class WorkerError(Exception):
     """Base of every error the worker raises on purpose."""
 
@@ -64,6 +68,16 @@ class CoordinatorUnavailable(CoordinatorError):
     """Transient: back off and call again (restart, drain, network, database down)."""
 
 
+class CoordinatorFault(CoordinatorUnavailable):
+    """The coordinator failed on the call unexpectedly (``UNKNOWN``, ``INTERNAL``): perhaps passing (a
+    restart mid-call), perhaps this very request (content it cannot handle). Retried a few times,
+    then treated as a refusal (``RepeatedFault``), so one poisoned report cannot be resent forever."""
+
+
+class RepeatedFault(CoordinatorError):
+    """A call failed with ``CoordinatorFault`` too many times in a row: treat it as refused."""
+
+
 class LeaseLost(CoordinatorError):
     """A lease token was stale: the lease expired or the job moved on. Report nothing for it."""
 
@@ -80,6 +94,8 @@ def translate_rpc_error(err: grpc.aio.AioRpcError) -> CoordinatorError:
     message = err.details() or ""
     if code == grpc.StatusCode.ABORTED and info.reason == REASON_LEASE_LOST:
         return LeaseLost(code, message, info)
+    if code in FAULT_CODES:
+        return CoordinatorFault(code, message, info)
     if code in TRANSIENT_CODES:
         return CoordinatorUnavailable(code, message, info)
     return CoordinatorError(code, message, info)

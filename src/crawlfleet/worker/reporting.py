@@ -14,7 +14,14 @@ from typing import Literal, Protocol, TypeVar
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.worker.backoff import Backoff
 from crawlfleet.worker.client import duration
-from crawlfleet.worker.errors import CoordinatorError, CoordinatorUnavailable, JobError, LeaseLost
+from crawlfleet.worker.errors import (
+    CoordinatorError,
+    CoordinatorFault,
+    CoordinatorUnavailable,
+    JobError,
+    LeaseLost,
+    RepeatedFault,
+)
 from crawlfleet.worker.leases import HeldLease
 
 log = logging.getLogger(__name__)
@@ -23,6 +30,7 @@ Settled = Literal["completed", "lost", "rejected"]
 Sleep = Callable[[float], Awaitable[None]]
 _T = TypeVar("_T")
 MAX_ERROR_MESSAGE = 2000  # characters of an error message sent in a Fail report
+MAX_FAULTS_IN_A_ROW = 4  # UNKNOWN/INTERNAL answers before a report counts as refused
 
 
 class GaveUp(Exception):
@@ -45,14 +53,19 @@ async def retry_transient(
     op: Callable[[], Awaitable[_T]], *, keep_trying: Callable[[], bool], backoff: Backoff, sleep: Sleep
 ) -> _T:
     """Calls ``op`` until it succeeds, retrying ``CoordinatorUnavailable`` with backoff while
-    ``keep_trying()`` holds (typically: the lease has not expired). Raises ``GaveUp`` after that;
-    other errors propagate."""
+    ``keep_trying()`` holds (typically: the lease has not expired). Raises ``GaveUp`` after that,
+    and ``RepeatedFault`` after ``MAX_FAULTS_IN_A_ROW`` unexpected failures in a row; other errors
+    propagate."""
+    faults = 0
     while True:
         if not keep_trying():
             raise GaveUp()
         try:
             result = await op()
         except CoordinatorUnavailable as exc:
+            faults = faults + 1 if isinstance(exc, CoordinatorFault) else 0
+            if faults >= MAX_FAULTS_IN_A_ROW:
+                raise RepeatedFault(exc.code, exc.message, exc.info) from exc
             delay = backoff.next_delay()
             log.warning("report failed, retrying in %.2fs: %s", delay, exc)
             await sleep(delay)

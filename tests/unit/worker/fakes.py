@@ -12,12 +12,16 @@ import grpc
 from crawlfleet.common.logs import job_log
 from crawlfleet.common.rpc_errors import ErrorDetails
 from crawlfleet.v1 import job_queue_pb2 as pb
-from crawlfleet.worker.errors import CoordinatorError, CoordinatorUnavailable, LeaseLost
+from crawlfleet.worker.errors import CoordinatorError, CoordinatorFault, CoordinatorUnavailable, LeaseLost
 from crawlfleet.worker.leases import HeldLease
 
 
 def unavailable() -> CoordinatorUnavailable:
     return CoordinatorUnavailable(grpc.StatusCode.UNAVAILABLE, "down", ErrorDetails())
+
+
+def fault() -> CoordinatorFault:
+    return CoordinatorFault(grpc.StatusCode.INTERNAL, "internal error", ErrorDetails())
 
 
 def lease_lost(job_ids: str | None) -> LeaseLost:

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.worker.backoff import Backoff
 from crawlfleet.worker.errors import JobError
 from crawlfleet.worker.reporting import (
+    MAX_FAULTS_IN_A_ROW,
     CompleteBatcher,
     GaveUp,
     Settled,
@@ -18,6 +20,7 @@ from crawlfleet.worker.reporting import (
 from tests.unit.worker.fakes import (
     FakeCompleteSender,
     completed,
+    fault,
     held,
     lease_lost,
     rejected,
@@ -215,3 +218,38 @@ async def test_a_batch_of_one_goes_without_waiting_for_the_flush_interval() -> N
     assert sender.calls == [[1]]
     await drain(b)
     await runner
+
+
+class PoisonedSender(FakeCompleteSender):
+    """Fails every Complete holding the poisoned job the way a coordinator bug would (INTERNAL)."""
+
+    def __init__(self, poisoned: int) -> None:
+        super().__init__()
+        self.poisoned = poisoned
+
+    async def complete(self, jobs: Sequence[pb.CompletedJob]) -> None:
+        self.calls.append([job.job_id for job in jobs])
+        if any(job.job_id == self.poisoned for job in jobs):
+            raise fault()
+
+
+async def test_a_result_that_keeps_failing_the_coordinator_is_refused_and_the_others_complete() -> None:
+    sender, rec = PoisonedSender(poisoned=2), Recorder()
+    b = batcher(sender, rec)
+    for job_id in (1, 2, 3):
+        b.submit(completed(job_id))
+    await drain(b)
+    assert rec.settled == {1: "completed", 2: "rejected", 3: "completed"}
+    # The batch and then the poisoned job alone were each tried a bounded number of times.
+    assert sender.calls.count([1, 2, 3]) == MAX_FAULTS_IN_A_ROW
+    assert sender.calls.count([2]) == MAX_FAULTS_IN_A_ROW
+
+
+async def test_outages_between_faults_do_not_count_towards_the_bound() -> None:
+    script = [fault(), fault(), unavailable(), fault(), fault(), None]
+    sender, rec = FakeCompleteSender(script), Recorder()
+    b = batcher(sender, rec)
+    b.submit(completed(1))
+    await drain(b)
+    assert rec.settled == {1: "completed"}
+    assert len(sender.calls) == len(script)

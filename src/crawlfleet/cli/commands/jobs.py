@@ -155,7 +155,10 @@ def run_show(ctx: Context, ns: argparse.Namespace) -> int:
     if job.leased_by:
         fields += [("leased by", job.leased_by), ("leased", when(job.leased_at, now))]
         fields.append(("lease expires", when(job.lease_expires_at, now)))
-    fields += [("finished", when(job.finished_at, now)), ("last error", job.last_error or "-")]
+    fields.append(("finished", when(job.finished_at, now)))
+    if job.state != jobs_pb2.JOB_STATE_SUCCEEDED:
+        # A succeeded job's last error is an earlier attempt's: the attempts below show it in place.
+        fields.append(("last error", job.last_error or "-"))
     ctx.out(table(None, fields))
     if job.attempts:
         ctx.out("\nattempts:")

@@ -18,6 +18,7 @@ import hashlib
 import io
 import multiprocessing
 import os
+import re
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -44,6 +45,7 @@ _HASH_DRAFT_SIDE = 256
 # EXIF orientations that rotate by 90 degrees: the displayed width is the stored height.
 _SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 _JPEG_BACKGROUND = (255, 255, 255)
+_PILLOW_BOMB_SIZE = re.compile(r"Image size \((\d+) pixels\)")
 
 _MAGIC_PNG = b"\x89PNG\r\n\x1a\n"
 _MAGIC_JPEG = b"\xff\xd8\xff"
@@ -154,7 +156,10 @@ def process_image(data: bytes, options: ImageOptions) -> ProcessedImage:
         except ImageError:
             raise
         except Image.DecompressionBombError as exc:
-            raise ImageError("decompression_bomb", str(exc)) from exc
+            # Pillow's message quotes its own global limit; the operator configured ours.
+            declared = _PILLOW_BOMB_SIZE.search(str(exc))
+            size = f"{int(declared.group(1))} pixels" if declared else "the declared size"
+            raise ImageError("decompression_bomb", f"{size} is over the cap of {options.max_pixels} pixels") from exc
         except Exception as exc:
             # Truncated files fail here too: ImageFile.LOAD_TRUNCATED_IMAGES is left at False.
             raise ImageError("corrupt_image", f"{type(exc).__name__}: {exc}") from exc
