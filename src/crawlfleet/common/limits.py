@@ -41,7 +41,8 @@ class FieldLimit:
 LIMITS: dict[str, FieldLimit] = {
     "crawlfleet.v1.EnqueueRequest.jobs": FieldLimit(items=100_000),
     "crawlfleet.v1.JobSpec.idempotency_key": FieldLimit(chars=200),
-    "crawlfleet.v1.NoopSpec.fail_message": FieldLimit(chars=4096),
+    # A spec's encoded size has a bound of its own (--max-spec-bytes); this is only the ceiling.
+    "crawlfleet.v1.NoopSpec.fail_message": FieldLimit(chars=1_000_000),
     "crawlfleet.v1.WorkerInfo.worker_id": FieldLimit(chars=200),
     "crawlfleet.v1.WorkerInfo.host": FieldLimit(chars=255),
     "crawlfleet.v1.WorkerInfo.version": FieldLimit(chars=100),
