@@ -8,7 +8,7 @@ from typing import TextIO
 
 from crawlfleet.cli.client import open_client
 from crawlfleet.cli.errors import UsageError
-from crawlfleet.cli.render import dumps, rate
+from crawlfleet.cli.render import dumps, escape_lines, rate
 from crawlfleet.cli.settings import CliSettings
 from crawlfleet.client import Client
 
@@ -28,10 +28,11 @@ class Context:
         return open_client(self.settings)
 
     def out(self, text: str = "") -> None:
-        print(text, file=self.stdout, flush=True)
+        """Prints a block of output; control characters in it are escaped (untrusted strings reach it)."""
+        print(escape_lines(text), file=self.stdout, flush=True)
 
     def err(self, text: str) -> None:
-        print(text, file=self.stderr, flush=True)
+        print(escape_lines(text), file=self.stderr, flush=True)
 
     def json(self, value: object) -> None:
         self.out(dumps(value))

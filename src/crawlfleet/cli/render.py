@@ -20,6 +20,10 @@ STATES = STATE_NAMES
 TERMINAL_STATES = frozenset(TERMINAL_STATE_NAMES)
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+# What a terminal acts on rather than shows: C0 and C1 controls (ESC, CSI, BEL, backspace, carriage
+# return), DEL, and the Unicode line separators and bidirectional overrides that reorder a line.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_IN_LINES = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def state_name(value: int) -> str:
@@ -101,16 +105,34 @@ def when(ts: timestamp_pb2.Timestamp, now: dt.datetime) -> str:
     return f"{to_datetime(ts).astimezone():%Y-%m-%d %H:%M:%S} ({ago(ts, now)})"
 
 
+def escape(text: str) -> str:
+    """``text`` with every control character shown as an escape (``\\x1b``): untrusted strings
+    (URLs, error messages, titles, worker ids) cannot move the cursor, recolour or retitle the
+    operator's terminal, nor forge a line of output."""
+    return _UNSAFE.sub(_escaped, text)
+
+
+def escape_lines(text: str) -> str:
+    """Like ``escape`` but keeps line breaks: for whole blocks of output, as the last line of defence."""
+    return _UNSAFE_IN_LINES.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def truncate(text: str, width: int) -> str:
-    text = " ".join(text.split())
+    text = escape(" ".join(text.split()))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def table(headers: Sequence[str] | None, rows: Iterable[Sequence[object]], *, right: Iterable[int] = ()) -> str:
     """Columns padded to their widest cell (no header row when ``headers`` is None); columns listed
-    in ``right`` (numbers) align right."""
+    in ``right`` (numbers) align right. Control characters in cells are escaped."""
     cells = [[str(c) for c in row] for row in ([headers] if headers is not None else [])]
-    cells += [[str(c) for c in row] for row in rows]
+    # Cells often hold untrusted strings: escaped before measuring, so columns stay aligned.
+    cells += [[escape(str(c)) for c in row] for row in rows]
     if not cells:
         return ""
     widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
@@ -145,7 +167,13 @@ def message_dict(message: Message) -> dict[str, Any]:
 
 
 def dumps(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
+    """JSON text; with ``ensure_ascii=False`` json leaves C1 controls and the like raw, so they are
+    escaped as ``\\u`` sequences here (the same JSON value, harmless on a terminal)."""
+    return _UNSAFE.sub(_json_escaped, json.dumps(value, ensure_ascii=False, default=str))
+
+
+def _json_escaped(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def rate(done: int, seconds: float) -> str:

@@ -31,7 +31,7 @@ class RateLimitedLog:
         self._logged = 0
         self._dropped = 0
 
-    def log(self, level: int, message: str, *args: object) -> None:
+    def log(self, level: int, message: str, *args: object, exc_info: BaseException | None = None) -> None:
         """Logs like ``Logger.log`` unless this window's lines are used up."""
         if not self._logger.isEnabledFor(level):
             return
@@ -44,4 +44,4 @@ class RateLimitedLog:
             self._dropped += 1
             return
         self._logged += 1
-        self._logger.log(level, message, *args)
+        self._logger.log(level, message, *args, exc_info=exc_info)

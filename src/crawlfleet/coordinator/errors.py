@@ -25,9 +25,29 @@ class InvalidArgument(CoordinatorError):
 
     reason = "INVALID_FIELD"
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}", metadata={"field": field})
+    def __init__(self, field: str, message: str, *, job_id: int | None = None) -> None:
+        metadata = {"field": field}
+        if job_id is not None:  # the field belongs to this job: a batch's other jobs are fine
+            metadata["job_id"] = str(job_id)
+        super().__init__(f"{field}: {message}", metadata=metadata)
         self.field = field
+
+
+class WrongResultKind(InvalidArgument):
+    """A job was completed with a result of another kind (a scrape result on a noop job)."""
+
+    def __init__(self, job_id: int, field: str = "result") -> None:
+        super().__init__(field, f"job {job_id} is not a scrape job; it takes no scrape result", job_id=job_id)
+        self.job_id = job_id
+
+
+class InternalError(CoordinatorError):
+    """Something failed that the caller cannot fix; the details are in the coordinator's log only."""
+
+    reason = "INTERNAL"
+
+    def __init__(self) -> None:
+        super().__init__("internal error; the coordinator logged the details")
 
 
 class LeaseLost(CoordinatorError):

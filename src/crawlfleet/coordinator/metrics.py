@@ -17,8 +17,10 @@ from typing import Any, cast
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
+from crawlfleet.common.ratelimit import RateLimitedLog
 from crawlfleet.common.states import JobState
-from crawlfleet.coordinator.errors import DatabaseUnavailable
+from crawlfleet.coordinator.api.status import to_status
+from crawlfleet.coordinator.errors import DatabaseUnavailable, InvalidArgument
 from crawlfleet.coordinator.storage.admin import AdminQueue
 
 log = logging.getLogger(__name__)
@@ -165,6 +167,10 @@ class CoordinatorMetrics:
 
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+Deserializer = Callable[[bytes], Any]
+# Any caller can send bytes that do not parse: one short line each, and not without bound.
+_malformed = RateLimitedLog(log)
+_MALFORMED = to_status(InvalidArgument("request", "is not a valid protobuf message of the method's request type"))
 
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
@@ -173,6 +179,9 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
     The status is what the handler left on the context: OK, the code of an abort (every
     CoordinatorError aborts), UNKNOWN for an unexpected exception, CANCELLED or DEADLINE_EXCEEDED
     when the call went away. Streaming methods (health Watch, reflection) pass through uncounted.
+
+    The request is parsed here rather than by gRPC, so that bytes that are not a valid message
+    are answered INVALID_ARGUMENT (and counted) instead of UNKNOWN with a traceback in the log.
     """
 
     def __init__(self, metrics: CoordinatorMetrics) -> None:
@@ -195,20 +204,22 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
             return cached[1]
         wrapped: grpc.RpcMethodHandler[Any, Any] = grpc.unary_unary_rpc_method_handler(
             # The stubs type handlers as synchronous; a grpc.aio server's are coroutine functions.
-            self._observe(method.lstrip("/"), cast(Behavior, handler.unary_unary)),
-            request_deserializer=handler.request_deserializer,
+            self._observe(method.lstrip("/"), cast(Behavior, handler.unary_unary), handler.request_deserializer),
+            request_deserializer=None,  # raw bytes: _observe parses them
             response_serializer=handler.response_serializer,
         )
         self._wrapped[method] = (handler, wrapped)
         return wrapped
 
-    def _observe(self, method: str, behavior: Behavior) -> Behavior:
+    def _observe(self, method: str, behavior: Behavior, deserializer: Deserializer | None) -> Behavior:
         duration = self._metrics.rpc_duration.labels(method)
 
         async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
             code: grpc.StatusCode | None = grpc.StatusCode.UNKNOWN
             try:
+                if deserializer is not None:
+                    request = await _parsed(method, deserializer, request, context)
                 response = await behavior(request, context)
                 code = context.code()
                 return response
@@ -231,3 +242,15 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         if counter is None:
             counter = self._counters[method, code] = self._metrics.rpc_requests.labels(method, code)
         counter.inc()
+
+
+async def _parsed(
+    method: str, deserializer: Deserializer, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]
+) -> Any:
+    """The request message of ``raw``; a call whose bytes do not parse is aborted INVALID_ARGUMENT."""
+    try:
+        return deserializer(raw)
+    except Exception as exc:  # protobuf raises DecodeError, and other errors for some malformed input
+        _malformed.log(logging.INFO, "%s: malformed request from %s: %s", method, context.peer(), type(exc).__name__)
+    await context.abort_with_status(_MALFORMED)
+    raise AssertionError("abort_with_status returned")

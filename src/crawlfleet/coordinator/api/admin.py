@@ -28,7 +28,7 @@ from crawlfleet.v1 import admin_pb2 as pb
 from crawlfleet.v1 import admin_pb2_grpc, jobs_pb2
 
 Ctx = grpc.aio.ServicerContext
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")  # fullmatch: "$" matches before a trailing newline
 MAX_PAGE_SIZE = 1000
 # A ListResults page stops before its results pass this size (one result always goes): far below
 # what clients accept (the client library takes 64 MiB, gRPC's own default is 4 MiB) and below
@@ -40,6 +40,10 @@ DEFAULT_EXPIRING_WITHIN = 10.0
 DEFAULT_WORKERS_WINDOW = 300.0
 # Expired leases count as stuck (health) once this many reaper intervals have passed.
 STUCK_LEASE_REAP_INTERVALS = 2
+# Upper bounds of the duration fields: beyond them an answer means nothing (or a date overflows).
+MAX_EXPIRING_WITHIN = 24 * 3600.0
+MAX_WORKERS_WINDOW = 365 * 24 * 3600.0
+MAX_FINISHED_BEFORE = 100 * 365 * 24 * 3600.0
 
 
 class AdminServicer(admin_pb2_grpc.AdminServicer):
@@ -117,12 +121,14 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             request.HasField("expiring_within"),
             "expiring_within",
             default=DEFAULT_EXPIRING_WITHIN,
+            maximum=MAX_EXPIRING_WITHIN,
         )
         window = convert.optional_seconds(
             request.workers_seen_within,
             request.HasField("workers_seen_within"),
             "workers_seen_within",
             default=DEFAULT_WORKERS_WINDOW,
+            maximum=MAX_WORKERS_WINDOW,
         )
         health = await self._admin.health(expiring_within=within, stuck_after=self._stuck_after)
         totals = await self._admin.counts_by_state()
@@ -157,7 +163,11 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
     ) -> pb.ListWorkersResponse:
         """Workers seen within the window, most recent first, with their leases in flight."""
         window = convert.optional_seconds(
-            request.seen_within, request.HasField("seen_within"), "seen_within", default=DEFAULT_WORKERS_WINDOW
+            request.seen_within,
+            request.HasField("seen_within"),
+            "seen_within",
+            default=DEFAULT_WORKERS_WINDOW,
+            maximum=MAX_WORKERS_WINDOW,
         )
         since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=window)
         return pb.ListWorkersResponse(workers=[worker_status(w) for w in await self._admin.workers_seen_since(since)])
@@ -167,7 +177,9 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         """Delete finished jobs older than the bound, with their history, results and orphan images."""
         if not request.HasField("finished_before"):
             raise InvalidArgument("finished_before", "is required (e.g. 7 days)")
-        age = convert.optional_seconds(request.finished_before, True, "finished_before", default=0.0)
+        age = convert.optional_seconds(
+            request.finished_before, True, "finished_before", default=0.0, maximum=MAX_FINISHED_BEFORE
+        )
         limit = request.limit or 10_000
         if not 1 <= limit <= MAX_PURGE_LIMIT:
             raise InvalidArgument("limit", f"must be between 1 and {MAX_PURGE_LIMIT}")
@@ -183,7 +195,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         context: Ctx,  # type: ignore[type-arg]
     ) -> pb.GetThumbnailResponse:
         """A stored thumbnail with its bytes."""
-        if not _SHA256.match(request.sha256):
+        if not _SHA256.fullmatch(request.sha256):
             raise InvalidArgument("sha256", "must be 64 lower-case hex digits")
         thumb = await self._admin.thumbnail(request.sha256)
         if thumb is None:

@@ -13,6 +13,8 @@ from crawlfleet.v1 import admin_pb2 as pb
 from crawlfleet.v1 import jobs_pb2
 
 MAX_FILTER_TEXT = 2048
+# Page tokens are job ids, which are bigints.
+_MAX_JOB_ID = 2**63 - 1
 
 
 def job_state(name: str) -> jobs_pb2.JobState.ValueType:
@@ -110,6 +112,7 @@ def page_cursor(token: str) -> int | None:
     """The id a page token stands for (None for the first page)."""
     if not token:
         return None
-    if not token.isdigit():
+    # isdigit() alone takes "²" and other Unicode digits that int() refuses.
+    if not (token.isascii() and token.isdigit()) or int(token) > _MAX_JOB_ID:
         raise InvalidArgument("page_token", "is not a token from a previous response")
     return int(token)

@@ -54,11 +54,13 @@ def bounded_text(value: str, field: str, *, limit: int, required: bool = False) 
     return value
 
 
-def optional_seconds(value: duration_pb2.Duration, present: bool, field: str, *, default: float) -> float:
-    """A non-negative duration field in seconds, or default when unset."""
+def optional_seconds(
+    value: duration_pb2.Duration, present: bool, field: str, *, default: float, maximum: float
+) -> float:
+    """A duration field in seconds between 0 and ``maximum``, or default when unset."""
     if not present:
         return default
     result = seconds(value)
-    if result < 0:
-        raise InvalidArgument(field, "must not be negative")
+    if not 0 <= result <= maximum:
+        raise InvalidArgument(field, f"must be between 0 and {maximum:g} seconds")
     return result

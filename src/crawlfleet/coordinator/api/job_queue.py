@@ -16,7 +16,7 @@ from crawlfleet.coordinator.api.results import split_result
 from crawlfleet.coordinator.api.status import handles_errors, handles_stream_errors
 from crawlfleet.coordinator.api.validation import validate_enqueue
 from crawlfleet.coordinator.api.watch import WatchStreams
-from crawlfleet.coordinator.errors import Draining, InvalidArgument
+from crawlfleet.coordinator.errors import Draining, InvalidArgument, WrongResultKind
 from crawlfleet.coordinator.metrics import CoordinatorMetrics
 from crawlfleet.coordinator.settings import CoordinatorSettings
 from crawlfleet.coordinator.statistics import JobStatistics
@@ -222,20 +222,27 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
             raise InvalidArgument("jobs", f"at most {MAX_COMPLETE_BATCH} jobs per call")
         items: list[Completion] = []
         rows: dict[int, ResultRows] = {}
-        seen: set[int] = set()
+        positions: dict[int, int] = {}  # job id -> its index in the request
         for i, job in enumerate(request.jobs):
             job_id = convert.positive_id(job.job_id, f"jobs[{i}].job_id")
-            if job_id in seen:
+            if job_id in positions:
                 raise InvalidArgument(f"jobs[{i}].job_id", f"job {job_id} appears twice")
-            seen.add(job_id)
+            positions[job_id] = i
             if job.result.WhichOneof("payload") is None:
                 raise InvalidArgument(f"jobs[{i}].result", "is required")
             token = convert.lease_token(job.lease_token, f"jobs[{i}].lease_token")
-            check_result_size(job.result, f"jobs[{i}].result")
-            # Deterministic bytes, so an identical replay compares equal to what is stored.
-            stored, rows[job_id] = split_result(job_id, job.result, f"jobs[{i}].result")
+            try:
+                check_result_size(job.result, f"jobs[{i}].result")
+                # Deterministic bytes, so an identical replay compares equal to what is stored.
+                stored, rows[job_id] = split_result(job_id, job.result, f"jobs[{i}].result")
+            except InvalidArgument as exc:  # name the job: the worker completes the batch's others
+                raise InvalidArgument(exc.field, exc.message.removeprefix(f"{exc.field}: "), job_id=job_id) from None
             items.append(Completion(job_id=job_id, lease_token=token, result=stored))
-        self._metrics.completed(await self._queue.complete(items, rows))
+        try:
+            completed = await self._queue.complete(items, rows)
+        except WrongResultKind as exc:
+            raise WrongResultKind(exc.job_id, f"jobs[{positions[exc.job_id]}].result") from None
+        self._metrics.completed(completed)
         return pb.CompleteResponse()
 
     @handles_errors

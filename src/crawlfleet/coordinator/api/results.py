@@ -10,12 +10,15 @@ import hashlib
 import json
 import re
 
+from crawlfleet.common import json_ld
 from crawlfleet.coordinator.errors import InvalidArgument
 from crawlfleet.coordinator.storage.result_rows import ImageRow, PageImageRow, PageRow, ResultRows, ThumbnailRow
 from crawlfleet.v1 import jobs_pb2
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_PHASH = re.compile(r"^[0-9a-f]{16}$")
+# Matched with fullmatch: "$" would also match before a trailing newline, which the CHECK refuses.
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_PHASH = re.compile(r"[0-9a-f]{16}")
+MAX_IMAGE_SIDE = 1_000_000
 IMAGE_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF"})
 THUMBNAIL_FORMATS = frozenset({"WEBP", "JPEG", "PNG"})
 _RENDERED_WITH = {jobs_pb2.RENDER_MODE_HTTP: "http", jobs_pb2.RENDER_MODE_BROWSER: "browser"}
@@ -30,16 +33,17 @@ def check_image(image: jobs_pb2.ImageResult, path: str) -> None:
     if not image.sha256:  # failed before it was processed: only the URL and the reason
         _check(bool(image.error_type), f"{path}.error_type", "is required for an image without a sha256")
         return
-    _check(bool(_SHA256.match(image.sha256)), f"{path}.sha256", "must be 64 lower-case hex digits")
+    _check(bool(_SHA256.fullmatch(image.sha256)), f"{path}.sha256", "must be 64 lower-case hex digits")
     _check(image.format in IMAGE_FORMATS, f"{path}.format", f"must be one of {sorted(IMAGE_FORMATS)}")
     _check(image.width > 0 and image.height > 0, f"{path}.width", "width and height must be positive")
     _check(image.byte_size > 0, f"{path}.byte_size", "must be positive")
-    _check(bool(_PHASH.match(image.perceptual_hash)), f"{path}.perceptual_hash", "must be 16 lower-case hex digits")
+    _check(bool(_PHASH.fullmatch(image.perceptual_hash)), f"{path}.perceptual_hash", "must be 16 lower-case hex digits")
     for k, thumb in enumerate(image.thumbnails):
         tpath = f"{path}.thumbnails[{k}]"
         _check(thumb.format in THUMBNAIL_FORMATS, f"{tpath}.format", f"must be one of {sorted(THUMBNAIL_FORMATS)}")
         _check(thumb.width > 0 and thumb.height > 0 and thumb.max_side > 0, f"{tpath}.width", "sizes must be positive")
         _check(bool(thumb.data), f"{tpath}.data", "is required")
+        _check(bool(_SHA256.fullmatch(thumb.sha256)), f"{tpath}.sha256", "must be 64 lower-case hex digits")
         # Content addressing is only as good as the hash: verify it rather than trust it.
         _check(hashlib.sha256(thumb.data).hexdigest() == thumb.sha256, f"{tpath}.sha256", "is not the SHA-256 of data")
 
@@ -52,6 +56,10 @@ def split_result(job_id: int, result: jobs_pb2.JobResult, path: str) -> tuple[by
     _check(100 <= page.status_code <= 599, f"{path}.scrape.status_code", "must be an HTTP status")
     _check(page.rendered_with in _RENDERED_WITH, f"{path}.scrape.rendered_with", "must be HTTP or BROWSER")
     _check(bool(page.final_url), f"{path}.scrape.final_url", "is required")
+    _check(page.body_bytes >= 0, f"{path}.scrape.body_bytes", "must not be negative")
+    for k, redirect in enumerate(page.redirects):
+        _check(0 <= redirect.status_code <= 999, f"{path}.scrape.redirects[{k}].status_code", "is not an HTTP status")
+    documents = [_json_ld_document(doc, f"{path}.scrape.json_ld[{k}]") for k, doc in enumerate(page.json_ld)]
     for k, image in enumerate(page.images):
         check_image(image, f"{path}.scrape.images[{k}]")
     page_row = PageRow(
@@ -70,7 +78,7 @@ def split_result(job_id: int, result: jobs_pb2.JobResult, path: str) -> tuple[by
         redirects=json.dumps([{"url": r.url, "status_code": r.status_code} for r in page.redirects]),
         links=json.dumps([{"url": link.url, "text": link.text, "same_host": link.same_host} for link in page.links]),
         image_urls=json.dumps(list(page.image_urls)),
-        json_ld=json.dumps([json.loads(doc) for doc in page.json_ld if _is_json(doc)]),
+        json_ld=json.dumps(documents, ensure_ascii=False),
         open_graph=json.dumps(dict(page.open_graph)),
         headers=json.dumps(dict(page.headers)),
     )
@@ -131,9 +139,9 @@ def split_result(job_id: int, result: jobs_pb2.JobResult, path: str) -> tuple[by
     return stored.SerializeToString(deterministic=True), rows
 
 
-def _is_json(text: str) -> bool:
+def _json_ld_document(text: str, path: str) -> object:
+    """A JSON-LD document jsonb can hold, or InvalidArgument naming ``path``."""
     try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True
+        return json_ld.parse(text)
+    except json_ld.InvalidJsonLd as exc:
+        raise InvalidArgument(path, str(exc)) from None

@@ -9,13 +9,17 @@ from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from crawlfleet.common import limits
+from crawlfleet.common.ratelimit import RateLimitedLog
 from crawlfleet.coordinator.errors import (
     CoordinatorError,
     DatabaseUnavailable,
     Draining,
+    InternalError,
     InvalidArgument,
     LeaseLost,
     NotFound,
@@ -27,6 +31,8 @@ from crawlfleet.coordinator.errors import (
 )
 
 log = logging.getLogger(__name__)
+# A caller can trigger an unexpected error at will: log each with its traceback, but not without bound.
+_unexpected = RateLimitedLog(log)
 DOMAIN = "crawlfleet.v1"
 
 _CODES: list[tuple[type[CoordinatorError], grpc.StatusCode]] = [
@@ -40,6 +46,7 @@ _CODES: list[tuple[type[CoordinatorError], grpc.StatusCode]] = [
     (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (InternalError, grpc.StatusCode.INTERNAL),
 ]
 
 
@@ -84,16 +91,35 @@ Handler = Callable[[Any, Request, grpc.aio.ServicerContext[Request, Response]], 
 StreamHandler = Callable[[Any, Request, grpc.aio.ServicerContext[Request, Response]], AsyncIterator[Response]]
 
 
+def check_bounds(request: object) -> None:
+    """Refuse a request with a field past the API's bounds (common/limits.py) before any work."""
+    if not isinstance(request, Message):
+        return
+    try:
+        limits.check(request)
+    except limits.LimitExceeded as exc:
+        raise InvalidArgument(exc.field, exc.message, job_id=exc.job_id) from None
+
+
 def handles_errors(method: Handler[Request, Response]) -> Handler[Request, Response]:
-    """Decorate an RPC method: a CoordinatorError aborts the call with its status."""
+    """Decorate an RPC method: the request's bounds are checked first; a CoordinatorError aborts
+    the call with its status, any other exception with INTERNAL and a generic message (the
+    details go to the log, never to the caller)."""
 
     @functools.wraps(method)
     async def wrapper(self: Any, request: Request, context: grpc.aio.ServicerContext[Request, Response]) -> Response:
         try:
+            check_bounds(request)
             return await method(self, request, context)
         except CoordinatorError as error:
             await _abort(method.__name__, error, context)
             raise AssertionError("abort_with_status returned") from error
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            _unexpected.log(logging.ERROR, "%s failed unexpectedly", method.__name__, exc_info=exc)
+            await _abort(method.__name__, InternalError(), context)
+            raise AssertionError("abort_with_status returned") from exc
 
     return wrapper
 
@@ -106,11 +132,18 @@ def handles_stream_errors(method: StreamHandler[Request, Response]) -> StreamHan
         self: Any, request: Request, context: grpc.aio.ServicerContext[Request, Response]
     ) -> AsyncIterator[Response]:
         try:
+            check_bounds(request)
             async for response in method(self, request, context):
                 yield response
         except CoordinatorError as error:
             await _abort(method.__name__, error, context)
             raise AssertionError("abort_with_status returned") from error
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            _unexpected.log(logging.ERROR, "%s failed unexpectedly", method.__name__, exc_info=exc)
+            await _abort(method.__name__, InternalError(), context)
+            raise AssertionError("abort_with_status returned") from exc
 
     return wrapper
 

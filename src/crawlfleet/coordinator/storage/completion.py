@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from crawlfleet.coordinator.errors import LeaseLost, ResultMismatch
+from crawlfleet.coordinator.errors import LeaseLost, ResultMismatch, WrongResultKind
 from crawlfleet.coordinator.storage import statements as q
 from crawlfleet.coordinator.storage.result_rows import ResultRows
 from crawlfleet.coordinator.storage.rows import Completion
@@ -49,6 +49,9 @@ async def store_results(conn: asyncpg.Connection, rows: ResultRows, now: dt.date
     if rows.thumbnails:
         await q.THUMBNAIL_INSERT_MANY.execute(conn, rows.thumbnails)
     if rows.pages:
-        await q.PAGE_INSERT_MANY.execute(conn, rows.pages, now=now)
+        stored = {page.job_id for page in await q.PAGE_INSERT_MANY.fetch(conn, rows.pages, now=now)}
+        for page in rows.pages:
+            if page.job_id not in stored:
+                raise WrongResultKind(page.job_id)  # the caller's transaction rolls the completion back
     if rows.page_images:
         await q.PAGE_IMAGE_INSERT_MANY.execute(conn, rows.page_images)

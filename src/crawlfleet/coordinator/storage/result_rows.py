@@ -8,6 +8,12 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 
+class StoredPage(NamedTuple):
+    """A page page_insert_many wrote."""
+
+    job_id: int
+
+
 class PageRow(NamedTuple):
     """One row of pages (page_insert_many); the JSON fields are JSON text."""
 

@@ -23,7 +23,7 @@ from crawlfleet.coordinator.storage.admin_rows import (
     StoredThumbnail,
     WorkerRow,
 )
-from crawlfleet.coordinator.storage.result_rows import ImageRow, PageImageRow, PageRow, ThumbnailRow
+from crawlfleet.coordinator.storage.result_rows import ImageRow, PageImageRow, PageRow, StoredPage, ThumbnailRow
 from crawlfleet.coordinator.storage.rows import (
     AppliedMigration,
     CompletedJob,
@@ -56,7 +56,7 @@ JOB_COMPLETE_IF_LEASED_MANY = batch_statement(
     "job_complete_if_leased_many", takes=Completion, returns=CompletedJob, params=("now",)
 )
 JOB_GET_FENCING_MANY = statement("job_get_fencing_many", returns=JobFencing, params=("job_ids",))
-PAGE_INSERT_MANY = batch_statement("page_insert_many", takes=PageRow, returns=NoRows, params=("now",))
+PAGE_INSERT_MANY = batch_statement("page_insert_many", takes=PageRow, returns=StoredPage, params=("now",))
 IMAGE_INSERT_MANY = batch_statement("image_insert_many", takes=ImageRow, returns=NoRows, params=("now",))
 THUMBNAIL_INSERT_MANY = batch_statement("thumbnail_insert_many", takes=ThumbnailRow, returns=NoRows)
 PAGE_IMAGE_INSERT_MANY = batch_statement("page_image_insert_many", takes=PageImageRow, returns=NoRows)

@@ -2,6 +2,8 @@
 -- job_complete_if_leased_many, for the jobs it completed.
 
 -- name: page_insert_many
+-- One page per scrape job; a job of another kind gets none and is missing from what it returns,
+-- so the caller can refuse the completion (a noop job has no target URL for pages.url).
 INSERT INTO pages (job_id, url, final_url, status_code, content_type, charset, rendered_with, title,
                    meta_description, canonical_url, language, main_text, body_bytes, redirects, links,
                    image_urls, json_ld, open_graph, headers, fetched_at)
@@ -14,7 +16,8 @@ FROM unnest($1::bigint[], $2::text[], $3::integer[], $4::text[], $5::text[], $6:
      AS t(job_id, final_url, status_code, content_type, charset, rendered_with, title, meta_description,
           canonical_url, language, main_text, body_bytes, redirects, links, image_urls, json_ld, open_graph,
           headers)
-JOIN jobs AS j ON j.id = t.job_id;
+JOIN jobs AS j ON j.id = t.job_id AND j.kind = 'scrape'
+RETURNING job_id;
 
 -- name: image_insert_many
 -- Image metadata, once per content hash.

@@ -15,6 +15,7 @@ import datetime as dt
 import email.utils
 from dataclasses import dataclass
 
+from crawlfleet.common import limits
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import jobs_pb2
 from crawlfleet.worker.context import JobContext
@@ -235,7 +236,9 @@ def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> floa
 
 
 def scrape_result(source: PageSource, page: PageData, images: list[jobs_pb2.ImageResult]) -> jobs_pb2.ScrapeResult:
-    return jobs_pb2.ScrapeResult(
+    """The result to report, trimmed to the API's bounds (no NUL, no oversized text) so the
+    coordinator stores it rather than refusing the job."""
+    result = jobs_pb2.ScrapeResult(
         final_url=source.final_url,
         status_code=source.status,
         title=page.title,
@@ -255,3 +258,5 @@ def scrape_result(source: PageSource, page: PageData, images: list[jobs_pb2.Imag
         headers={name: source.headers[name] for name in NOTABLE_HEADERS if name in source.headers},
         images=images,
     )
+    limits.fit(result)
+    return result

@@ -8,7 +8,6 @@ deep for lexbor to parse quickly is flattened first, and every list it returns i
 from __future__ import annotations
 
 import itertools
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from crawlfleet.common import json_ld
 from crawlfleet.common.urls import DEFAULT_PORTS, InvalidURL, normalize_url
 
 MAX_LINKS = 5_000
@@ -391,18 +391,13 @@ def _json_ld(scripts: list[LexborNode]) -> tuple[str, ...]:
         if (node.attrs.get("type") or "").strip().lower() != "application/ld+json":
             continue
         try:
-            # NaN and Infinity are not JSON, whatever Python's json module accepts.
-            data = json.loads(node.text(), parse_constant=_reject_constant)
-            block = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+            # Strict JSON with a nesting bound, NUL dropped from strings: what the coordinator stores.
+            block = json_ld.dumps(json_ld.parse(node.text(), strip_nul=True))
             block.encode()  # a lone surrogate from a "\ud800" escape could not be stored or sent
-        except (ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
+        except ValueError:  # InvalidJsonLd and UnicodeEncodeError are ValueErrors
             continue
         blocks.append(block)
     return tuple(blocks)
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _main_text(tree: LexborHTMLParser) -> str:

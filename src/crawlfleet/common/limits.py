@@ -1,0 +1,207 @@
+"""Bounds on every string and repeated field of the API's requests, checked in one walk.
+
+The coordinator refuses a request that breaks a bound (``check``); the worker trims what it is
+about to report so that it never does (``fit``). One table serves both, so they cannot drift.
+Every string must also be storable in PostgreSQL, whose text columns cannot hold NUL, and every
+Timestamp and Duration must be a well-formed one (nanos within a second, years 1 to 9999).
+Documented in docs/queue-semantics.md ("API limits").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+NUL = "\x00"
+# A field the table does not name: generous for identifiers and messages, far below what hurts.
+DEFAULT_MAX_CHARS = 2048
+DEFAULT_MAX_ITEMS = 1000
+_NANOS_PER_SECOND = 1_000_000_000
+# google.protobuf.Duration's own range (about 10,000 years) and Timestamp's (0001-01-01 to 9999-12-31).
+_MAX_DURATION_SECONDS = 315_576_000_000
+_MIN_TIMESTAMP_SECONDS = -62_135_596_800
+_MAX_TIMESTAMP_SECONDS = 253_402_300_799
+
+
+@dataclass(frozen=True)
+class FieldLimit:
+    """At most ``items`` entries (repeated and map fields) of at most ``chars`` characters each
+    (strings; a map's values, its keys keep to ``key_chars``)."""
+
+    chars: int = DEFAULT_MAX_CHARS
+    items: int = DEFAULT_MAX_ITEMS
+    key_chars: int = 256
+
+
+# By full field name. Counts that a setting bounds (Enqueue's batch) are checked against the
+# setting by the servicer; the figure here is the hard ceiling above any sane setting.
+LIMITS: dict[str, FieldLimit] = {
+    "crawlfleet.v1.EnqueueRequest.jobs": FieldLimit(items=100_000),
+    "crawlfleet.v1.JobSpec.idempotency_key": FieldLimit(chars=200),
+    # A spec's encoded size has a bound of its own (--max-spec-bytes); this is only the ceiling.
+    "crawlfleet.v1.NoopSpec.fail_message": FieldLimit(chars=1_000_000),
+    "crawlfleet.v1.WorkerInfo.worker_id": FieldLimit(chars=200),
+    "crawlfleet.v1.WorkerInfo.host": FieldLimit(chars=255),
+    "crawlfleet.v1.WorkerInfo.version": FieldLimit(chars=100),
+    # A kind is a job kind's name (at most 32 characters); a worker handles a few of them.
+    "crawlfleet.v1.WorkerInfo.kinds": FieldLimit(chars=32, items=32),
+    "crawlfleet.v1.HeartbeatRequest.leases": FieldLimit(items=10_000),
+    "crawlfleet.v1.LeaseRef.lease_token": FieldLimit(chars=64),
+    "crawlfleet.v1.CompletedJob.lease_token": FieldLimit(chars=64),
+    "crawlfleet.v1.FailRequest.lease_token": FieldLimit(chars=64),
+    "crawlfleet.v1.FailRequest.error_type": FieldLimit(chars=100),
+    # Longer messages are cut to 4096 characters by Fail rather than refused.
+    "crawlfleet.v1.FailRequest.error_message": FieldLimit(chars=65_536),
+    "crawlfleet.v1.WatchJobsRequest.job_ids": FieldLimit(items=100_000),
+    "crawlfleet.v1.RequeueDeadJobsRequest.job_ids": FieldLimit(items=10_000),
+    "crawlfleet.v1.ListResultsRequest.page_token": FieldLimit(chars=20),
+    "crawlfleet.v1.ListJobsRequest.page_token": FieldLimit(chars=20),
+    "crawlfleet.v1.GetThumbnailRequest.sha256": FieldLimit(chars=64),
+    # A scrape result: what a page holds, at the worker's own caps and some margin.
+    "crawlfleet.v1.ScrapeResult.final_url": FieldLimit(chars=8192),
+    "crawlfleet.v1.ScrapeResult.canonical_url": FieldLimit(chars=8192),
+    "crawlfleet.v1.ScrapeResult.title": FieldLimit(chars=4096),
+    "crawlfleet.v1.ScrapeResult.meta_description": FieldLimit(chars=8192),
+    "crawlfleet.v1.ScrapeResult.main_text": FieldLimit(chars=200_000),
+    "crawlfleet.v1.ScrapeResult.redirects": FieldLimit(items=50),
+    "crawlfleet.v1.ScrapeResult.links": FieldLimit(items=5_000),
+    "crawlfleet.v1.ScrapeResult.image_urls": FieldLimit(chars=8192, items=1_000),
+    "crawlfleet.v1.ScrapeResult.json_ld": FieldLimit(chars=1_000_000, items=100),
+    "crawlfleet.v1.ScrapeResult.open_graph": FieldLimit(chars=8192, items=200),
+    "crawlfleet.v1.ScrapeResult.headers": FieldLimit(chars=8192, items=100),
+    "crawlfleet.v1.ScrapeResult.images": FieldLimit(items=1_000),
+    "crawlfleet.v1.Redirect.url": FieldLimit(chars=8192),
+    "crawlfleet.v1.Link.url": FieldLimit(chars=8192),
+    "crawlfleet.v1.Link.text": FieldLimit(chars=1000),
+    "crawlfleet.v1.ImageResult.url": FieldLimit(chars=8192),
+    "crawlfleet.v1.ImageResult.error_message": FieldLimit(chars=4096),
+    "crawlfleet.v1.ImageResult.thumbnails": FieldLimit(items=16),
+}
+_DEFAULT = FieldLimit()
+
+
+class LimitExceeded(ValueError):
+    """A field breaks its bound; ``field`` is its path in the request, e.g. ``jobs[3].result.scrape.title``.
+    ``job_id`` is the job of the message it sits in, when it sits in one that names a job."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+        self.job_id: int | None = None
+
+
+def limit_of(field: FieldDescriptor) -> FieldLimit:
+    return LIMITS.get(field.full_name, _DEFAULT)
+
+
+def check(message: Message, path: str = "") -> None:
+    """Raise ``LimitExceeded`` for the first field of ``message`` (recursively) that breaks its bound."""
+    descriptor = message.DESCRIPTOR
+    if descriptor.full_name == timestamp_pb2.Timestamp.DESCRIPTOR.full_name:
+        _check_timestamp(message, path)
+        return
+    if descriptor.full_name == duration_pb2.Duration.DESCRIPTOR.full_name:
+        _check_duration(message, path)
+        return
+    for field, value in message.ListFields():
+        where = _join(path, field.name)
+        limit = limit_of(field)
+        if _is_map(field):
+            if len(value) > limit.items:
+                raise LimitExceeded(where, f"has {len(value)} entries; at most {limit.items} are allowed")
+            for key, item in value.items():
+                if isinstance(key, str):
+                    _check_text(key, f"{where}[{key[:40]!r}]", limit.key_chars)
+                if isinstance(item, str):
+                    _check_text(item, f"{where}[{key[:40]!r}]", limit.chars)
+                elif isinstance(item, Message):
+                    check(item, f"{where}[{key!r}]")
+        elif field.is_repeated:
+            if len(value) > limit.items:
+                raise LimitExceeded(where, f"has {len(value)} items; at most {limit.items} are allowed")
+            for i, item in enumerate(value):
+                _check_value(field, item, f"{where}[{i}]", limit)
+        else:
+            _check_value(field, value, where, limit)
+
+
+def _check_value(field: FieldDescriptor, value: object, where: str, limit: FieldLimit) -> None:
+    if isinstance(value, str):
+        _check_text(value, where, limit.chars)
+    elif isinstance(value, Message):
+        try:
+            check(value, where)
+        except LimitExceeded as error:
+            if error.job_id is None and "job_id" in value.DESCRIPTOR.fields_by_name:
+                error.job_id = getattr(value, "job_id")  # noqa: B009 - any message with a job_id field
+            raise
+
+
+def _check_text(text: str, where: str, chars: int) -> None:
+    if len(text) > chars:
+        raise LimitExceeded(where, f"is {len(text)} characters; at most {chars} are allowed")
+    if NUL in text:
+        raise LimitExceeded(where, "holds a NUL character, which cannot be stored")
+
+
+def _check_timestamp(ts: Message, where: str) -> None:
+    assert isinstance(ts, timestamp_pb2.Timestamp)
+    if not _MIN_TIMESTAMP_SECONDS <= ts.seconds <= _MAX_TIMESTAMP_SECONDS:
+        raise LimitExceeded(where, "is not a time between the years 1 and 9999")
+    if not 0 <= ts.nanos < _NANOS_PER_SECOND:
+        raise LimitExceeded(where, "nanos must be between 0 and 999999999")
+
+
+def _check_duration(d: Message, where: str) -> None:
+    assert isinstance(d, duration_pb2.Duration)
+    if abs(d.seconds) > _MAX_DURATION_SECONDS:
+        raise LimitExceeded(where, "is longer than a Duration can be")
+    if abs(d.nanos) >= _NANOS_PER_SECOND or (d.seconds and d.nanos and (d.seconds < 0) != (d.nanos < 0)):
+        raise LimitExceeded(where, "nanos must be below a second and of the same sign as seconds")
+
+
+def fit(message: Message) -> None:
+    """Trim ``message`` in place to the bounds: NUL removed from strings, strings cut, extra items dropped."""
+    for field, value in message.ListFields():
+        limit = limit_of(field)
+        if _is_map(field):
+            for key in list(value)[limit.items :]:
+                del value[key]
+            for key in list(value):
+                item = value[key]
+                fitted_key = _fit_text(key, limit.key_chars) if isinstance(key, str) else key
+                if isinstance(item, str):
+                    fitted = _fit_text(item, limit.chars)
+                    if fitted_key != key or fitted != item:
+                        del value[key]
+                        value.setdefault(fitted_key, fitted)
+                elif isinstance(item, Message):
+                    fit(item)
+        elif field.is_repeated:
+            del value[limit.items :]
+            for i, item in enumerate(value):
+                if isinstance(item, str):
+                    value[i] = _fit_text(item, limit.chars)
+                elif isinstance(item, Message):
+                    fit(item)
+        elif isinstance(value, str):
+            setattr(message, field.name, _fit_text(value, limit.chars))
+        elif isinstance(value, Message):
+            fit(value)
+
+
+def _fit_text(text: str, chars: int) -> str:
+    return text.replace(NUL, "")[:chars]
+
+
+def _is_map(field: FieldDescriptor) -> bool:
+    message_type = field.message_type
+    return message_type is not None and message_type.GetOptions().map_entry
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
