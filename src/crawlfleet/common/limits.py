@@ -15,6 +15,8 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from crawlfleet.common import result_limits
+
 NUL = "\x00"
 # A field the table does not name: generous for identifiers and messages, far below what hurts.
 DEFAULT_MAX_CHARS = 2048
@@ -60,19 +62,20 @@ LIMITS: dict[str, FieldLimit] = {
     "crawlfleet.v1.ListResultsRequest.page_token": FieldLimit(chars=20),
     "crawlfleet.v1.ListJobsRequest.page_token": FieldLimit(chars=20),
     "crawlfleet.v1.GetThumbnailRequest.sha256": FieldLimit(chars=64),
-    # A scrape result: what a page holds, at the worker's own caps and some margin.
+    # A scrape result: what a page holds. The sizes shared with the result caps (main text, links,
+    # images) come from result_limits, so the two checks never disagree.
     "crawlfleet.v1.ScrapeResult.final_url": FieldLimit(chars=8192),
     "crawlfleet.v1.ScrapeResult.canonical_url": FieldLimit(chars=8192),
     "crawlfleet.v1.ScrapeResult.title": FieldLimit(chars=4096),
     "crawlfleet.v1.ScrapeResult.meta_description": FieldLimit(chars=8192),
-    "crawlfleet.v1.ScrapeResult.main_text": FieldLimit(chars=200_000),
+    "crawlfleet.v1.ScrapeResult.main_text": FieldLimit(chars=result_limits.MAX_MAIN_TEXT_BYTES),
     "crawlfleet.v1.ScrapeResult.redirects": FieldLimit(items=50),
-    "crawlfleet.v1.ScrapeResult.links": FieldLimit(items=5_000),
-    "crawlfleet.v1.ScrapeResult.image_urls": FieldLimit(chars=8192, items=1_000),
+    "crawlfleet.v1.ScrapeResult.links": FieldLimit(items=result_limits.MAX_LINKS),
+    "crawlfleet.v1.ScrapeResult.image_urls": FieldLimit(chars=8192, items=result_limits.MAX_IMAGE_URLS),
     "crawlfleet.v1.ScrapeResult.json_ld": FieldLimit(chars=1_000_000, items=100),
     "crawlfleet.v1.ScrapeResult.open_graph": FieldLimit(chars=8192, items=200),
     "crawlfleet.v1.ScrapeResult.headers": FieldLimit(chars=8192, items=100),
-    "crawlfleet.v1.ScrapeResult.images": FieldLimit(items=1_000),
+    "crawlfleet.v1.ScrapeResult.images": FieldLimit(items=result_limits.MAX_IMAGES),
     "crawlfleet.v1.Redirect.url": FieldLimit(chars=8192),
     "crawlfleet.v1.Link.url": FieldLimit(chars=8192),
     "crawlfleet.v1.Link.text": FieldLimit(chars=1000),

@@ -19,6 +19,7 @@ from typing import Any, cast
 
 import grpc
 
+from crawlfleet.coordinator.api.requests import Deserializer, parse_request
 from crawlfleet.coordinator.api.status import to_status
 from crawlfleet.coordinator.errors import ResourceExhausted
 
@@ -31,7 +32,6 @@ RETRY_AFTER_SECONDS = 1.0
 BUDGET_LIMIT = "request_bytes_in_flight"
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
-Deserializer = Callable[[bytes], Any]
 
 
 class RequestBudget:
@@ -77,14 +77,14 @@ class RequestBytesInterceptor(grpc.aio.ServerInterceptor):
             return cached[1]
         wrapped: grpc.RpcMethodHandler[Any, Any] = grpc.unary_unary_rpc_method_handler(
             # The stubs type handlers as synchronous; a grpc.aio server's are coroutine functions.
-            self._charged(cast(Behavior, handler.unary_unary), handler.request_deserializer),
+            self._charged(method.lstrip("/"), cast(Behavior, handler.unary_unary), handler.request_deserializer),
             request_deserializer=None,  # the wrapper gets the bytes and parses them once charged
             response_serializer=handler.response_serializer,
         )
         self._wrapped[method] = (handler, wrapped)
         return wrapped
 
-    def _charged(self, behavior: Behavior, deserialize: Deserializer) -> Behavior:
+    def _charged(self, method: str, behavior: Behavior, deserialize: Deserializer) -> Behavior:
         budget = self.budget
 
         async def charged(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
@@ -100,7 +100,7 @@ class RequestBytesInterceptor(grpc.aio.ServerInterceptor):
                 )
                 await context.abort_with_status(to_status(error))
             try:
-                return await behavior(deserialize(raw), context)
+                return await behavior(await parse_request(method, deserialize, raw, context), context)
             finally:
                 if size:
                     budget.give_back(size)

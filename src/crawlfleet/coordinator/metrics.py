@@ -17,10 +17,9 @@ from typing import Any, cast
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
-from crawlfleet.common.ratelimit import RateLimitedLog
 from crawlfleet.common.states import JobState
-from crawlfleet.coordinator.api.status import to_status
-from crawlfleet.coordinator.errors import DatabaseUnavailable, InvalidArgument
+from crawlfleet.coordinator.api.requests import Deserializer, parse_request
+from crawlfleet.coordinator.errors import DatabaseUnavailable
 from crawlfleet.coordinator.storage.admin import AdminQueue
 
 log = logging.getLogger(__name__)
@@ -167,10 +166,6 @@ class CoordinatorMetrics:
 
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
-Deserializer = Callable[[bytes], Any]
-# Any caller can send bytes that do not parse: one short line each, and not without bound.
-_malformed = RateLimitedLog(log)
-_MALFORMED = to_status(InvalidArgument("request", "is not a valid protobuf message of the method's request type"))
 
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
@@ -219,7 +214,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
             code: grpc.StatusCode | None = grpc.StatusCode.UNKNOWN
             try:
                 if deserializer is not None:
-                    request = await _parsed(method, deserializer, request, context)
+                    request = await parse_request(method, deserializer, request, context)
                 response = await behavior(request, context)
                 code = context.code()
                 return response
@@ -242,15 +237,3 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         if counter is None:
             counter = self._counters[method, code] = self._metrics.rpc_requests.labels(method, code)
         counter.inc()
-
-
-async def _parsed(
-    method: str, deserializer: Deserializer, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]
-) -> Any:
-    """The request message of ``raw``; a call whose bytes do not parse is aborted INVALID_ARGUMENT."""
-    try:
-        return deserializer(raw)
-    except Exception as exc:  # protobuf raises DecodeError, and other errors for some malformed input
-        _malformed.log(logging.INFO, "%s: malformed request from %s: %s", method, context.peer(), type(exc).__name__)
-    await context.abort_with_status(_MALFORMED)
-    raise AssertionError("abort_with_status returned")
