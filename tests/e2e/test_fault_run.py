@@ -34,7 +34,7 @@ pytestmark = pytest.mark.e2e
 LEASE_SECONDS = 2.5
 SLOTS = "6"
 # How many jobs of each kind of spec, and the state each must end in.
-QUICK, LONG, RETRYABLE, FATAL, CANCELLED, BURST = 1200, 40, 100, 50, 10, 300
+QUICK, LONG, RETRYABLE, FATAL, CANCELLED, BURST = 1000, 40, 100, 50, 10, 300
 RETRYABLE_ATTEMPTS = 3
 # Enough attempts that the faults (expiries) cannot exhaust a job meant to succeed.
 ROOMY_ATTEMPTS = 10
@@ -80,7 +80,7 @@ def spec(duration: float, attempts: int = ROOMY_ATTEMPTS, fail: str = "", retrya
 
 def initial_specs() -> list[tuple[str, jobs_pb2.JobSpec]]:
     """Every category but the burst, shuffled (a fixed seed) so each runs throughout the drain."""
-    specs = [("quick", spec(0.4)) for _ in range(QUICK)]
+    specs = [("quick", spec(0.3)) for _ in range(QUICK)]
     specs += [("long", spec(LEASE_SECONDS * 1.6)) for _ in range(LONG)]  # outlives its lease: heartbeats
     specs += [("retryable", spec(0.05, RETRYABLE_ATTEMPTS, "flaky", True)) for _ in range(RETRYABLE)]
     specs += [("fatal", spec(0.05, fail="broken")) for _ in range(FATAL)]
@@ -178,13 +178,13 @@ async def partition(namespace: netns.Namespace, hold: float) -> None:
         namespace.set_link(up=True)
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(110)
 async def test_fault_run_loses_duplicates_and_strands_nothing(
     fleet: Fleet, db_dsn: str, pg_admin_dsn: str, database: Database, namespace: netns.Namespace
 ) -> None:
     host = namespace.host_address
     # Listening beyond loopback without tokens: the test network is private to this test.
-    coordinator_args = ("--insecure-no-auth", "--lease-seconds", str(LEASE_SECONDS))
+    coordinator_args = ("--insecure-no-auth", "--lease-seconds", str(LEASE_SECONDS), "--metrics-listen", "off")
     first = await fleet.coordinator("coordinator-a", db_dsn, *coordinator_args, host=host)
     second = await fleet.coordinator("coordinator-b", db_dsn, *coordinator_args, host=host)
     a_first = f"ipv4:{host}:{first.port},{host}:{second.port}"  # pick_first: a, and b once a is gone
@@ -197,13 +197,18 @@ async def test_fault_run_loses_duplicates_and_strands_nothing(
 
     def worker(name: str, target: str, *extra: str, inside: bool = False) -> Process:
         prefix = namespace.command() if inside else ()
-        return fleet.worker(name, 0, "--slots", SLOTS, *extra, coordinator=target, prefix=prefix)
+        args = ("--slots", SLOTS, "--metrics-listen", "off", *extra)
+        return fleet.worker(name, 0, *args, coordinator=target, prefix=prefix)
 
     steady = worker("steady", b_first)
     doomed = worker("doomed", a_first)
     leaving = worker("leaving", a_first, "--shutdown-grace", "1")
     fenced = worker("fenced", a_first, inside=True)
 
+    async def under_way() -> bool:
+        return await database.count("state = 'succeeded'") >= 100
+
+    await eventually(under_way, timeout=30, interval=0.1, what="the fleet to get going")
     # A worker dies without a word and another takes its place.
     await leases_of(database, doomed, at_least=3)
     doomed.signal(signal.SIGKILL)
@@ -231,6 +236,7 @@ async def test_fault_run_loses_duplicates_and_strands_nothing(
         # A coordinator dies; the workers that used it fail over to the other; a burst arrives.
         first.signal(signal.SIGKILL)
         assert await first.wait_exit(10) == -signal.SIGKILL
+        first_died = await database.fetchval("SELECT now()")
         burst = await enqueue(admin_channel, [spec(0.2) for _ in range(BURST)])
         category.update(dict.fromkeys(burst, "quick"))
 
@@ -242,7 +248,7 @@ async def test_fault_run_loses_duplicates_and_strands_nothing(
     async def drained() -> bool:
         return await database.count("state IN ('queued', 'leased')") == 0
 
-    await eventually(drained, timeout=90, interval=0.2, what="the queue to drain")
+    await eventually(drained, timeout=75, interval=0.2, what="the queue to drain")
     survivors = [steady, replacement, fenced]
     assert [w.name for w in survivors if w.proc.poll() is not None] == [], "a worker died with the faults"
     assert second.proc.poll() is None, "the surviving coordinator died"
@@ -273,6 +279,12 @@ async def test_fault_run_loses_duplicates_and_strands_nothing(
     # The faults did what they were for: the killed and the partitioned worker lost leases to expiry.
     expired = await database.fetch("SELECT DISTINCT worker_id FROM job_attempts WHERE outcome = 'expired'")
     assert {"doomed", "fenced"} <= {row["worker_id"] for row in expired}
+
+    # The workers that used coordinator-a went on with coordinator-b.
+    after = await database.fetch(
+        "SELECT DISTINCT worker_id FROM job_attempts WHERE outcome = 'succeeded' AND started_at > $1", first_died
+    )
+    assert {"replacement", "fenced"} <= {row["worker_id"] for row in after}
 
     for survivor in survivors:
         survivor.signal(signal.SIGTERM)
