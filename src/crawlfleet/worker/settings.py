@@ -119,7 +119,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     def add(flag: str, default: object, kind: Callable[[str], object], help_text: str) -> None:
         flags.add(flag, default, help_text, type=kind)
 
-    add("--coordinator", DEFAULT_COORDINATOR, str, "coordinator address host:port")
+    add("--coordinator", DEFAULT_COORDINATOR, str, "coordinator address host:port, or a gRPC target (ipv4:a:p,b:p)")
     add("--slots", DEFAULT_SLOTS, positive_int, "jobs run at the same time")
     add("--worker-id", "", str, "worker id (default <hostname>-<pid>-<random4>)")
     add("--kinds", DEFAULT_KINDS, _kinds, "comma-separated job kinds to lease")
