@@ -19,6 +19,8 @@ import io
 import multiprocessing
 import os
 import re
+import threading
+import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -287,6 +289,23 @@ def _encode(img: Image.Image, options: ImageOptions, icc_profile: bytes | None) 
     return out.getvalue()
 
 
+# How often a pool process looks for its parent.
+PARENT_CHECK_SECONDS = 1.0
+
+
+def _leave_with_parent(parent: int) -> None:
+    """Pool initializer. A worker killed with SIGKILL cannot stop its pool, and a pool process would
+    wait on its call queue forever (it holds the queue's write end itself): it leaves on its own
+    once its parent is gone instead."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="leave-with-parent", daemon=True).start()
+
+
 def default_workers() -> int:
     """The cores this process may run on (CPU affinity, e.g. in a container), at least one."""
     try:
@@ -321,7 +340,12 @@ class ImageProcessor:
         if self._closed:
             raise RuntimeError("ImageProcessor is closed")
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(
+                max_workers=self._workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_leave_with_parent,
+                initargs=(os.getpid(),),
+            )
         pool = self._pool
         try:
             return await asyncio.get_running_loop().run_in_executor(pool, process_image, data, self._options)
