@@ -140,6 +140,21 @@ async def test_live_url_dedupes_onto_the_existing_job(coord: RunningCoordinator,
     assert await job_count(db) == 2
 
 
+async def test_a_duplicate_says_when_the_live_job_keeps_other_options(coord: RunningCoordinator) -> None:
+    (first,) = (await coord.queue.Enqueue(pb.EnqueueRequest(jobs=[scrape("http://example.com/shop")]))).jobs
+    browser = scrape("http://example.com/shop")
+    browser.scrape.render = jobs_pb2.RENDER_MODE_BROWSER
+    answers = await coord.queue.Enqueue(
+        pb.EnqueueRequest(jobs=[browser, scrape("http://EXAMPLE.com:80/shop"), scrape("http://example.com/shop")])
+    )
+    assert [(j.id, j.created, j.existing_spec_differs) for j in answers.jobs] == [
+        (first.id, False, True),  # another render mode: not applied, and said so
+        (first.id, False, False),  # another spelling of the same URL is not another option
+        (first.id, False, False),
+    ]
+    assert not first.existing_spec_differs
+
+
 async def test_idempotency_key_dedupes_any_kind(coord: RunningCoordinator, db: asyncpg.Pool) -> None:
     a = await coord.queue.Enqueue(pb.EnqueueRequest(jobs=[noop(idempotency_key="order-17")]))
     b = await coord.queue.Enqueue(pb.EnqueueRequest(jobs=[noop(idempotency_key="order-17")]))

@@ -17,8 +17,8 @@ T0 = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 
 async def add_job(queue: Queue, spec: jobs_pb2.JobSpec) -> int:
     settings = CoordinatorSettings(retry=RetryDefaults(max_attempts=3))
-    ((job_id, _),) = await queue.enqueue([validate_job(spec, "jobs[0]", settings)], now=T0)
-    return job_id
+    (job,) = await queue.enqueue([validate_job(spec, "jobs[0]", settings)], now=T0)
+    return job.id
 
 
 async def test_retryable_failures_back_off_within_growing_bounds_then_die(queue: Queue, db: asyncpg.Pool) -> None:

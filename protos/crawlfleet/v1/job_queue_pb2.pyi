@@ -77,18 +77,24 @@ class EnqueuedJob(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     CREATED_FIELD_NUMBER: _builtins.int
+    EXISTING_SPEC_DIFFERS_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     created: _builtins.bool
     """False when the job deduplicated onto a live job that already existed."""
+    existing_spec_differs: _builtins.bool
+    """With created false: the live job was enqueued with another spec (render mode, priority, retry
+    policy, options), and it keeps its own; the spec of this request was not applied.
+    """
     def __init__(
         self,
         *,
         id: _builtins.int = ...,
         created: _builtins.bool = ...,
+        existing_spec_differs: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "existing_spec_differs", b"existing_spec_differs", "id", b"id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -50,7 +50,7 @@ def enqueue_batches(jobs: Iterable[JobLike], batch_size: int) -> Iterator[tuple[
 
 
 def enqueued(response: job_queue_pb2.EnqueueResponse) -> list[EnqueuedJob]:
-    return [EnqueuedJob(job.id, job.created) for job in response.jobs]
+    return [EnqueuedJob(job.id, job.created, job.existing_spec_differs) for job in response.jobs]
 
 
 def locate(error: InvalidArgument, offset: int) -> None:

@@ -25,10 +25,13 @@ def state_values(states: Iterable[JobState | str]) -> list[jobs_pb2.JobState.Val
 
 
 class EnqueuedJob(NamedTuple):
-    """One job of an enqueue: its id, and False when it deduplicated onto a live job that existed."""
+    """One job of an enqueue: its id; ``created`` False when it deduplicated onto a live job that
+    existed, and then ``existing_spec_differs`` True when that job keeps other options than the ones
+    given (another render mode, priority, retry policy)."""
 
     id: int
     created: bool
+    existing_spec_differs: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -93,11 +93,13 @@ def run(ctx: Context, ns: argparse.Namespace) -> int:
     progress.finish()
     created = [j.id for j in results if j.created]
     existing = [j.id for j in results if not j.created]
+    differing = [j.id for j in results if j.existing_spec_differs]
     if ctx.settings.json:
         ctx.json(
             {
                 "created": len(created),
                 "deduplicated": len(existing),
+                "deduplicated_with_other_options": differing,
                 "jobs": [{"id": j.id, "created": j.created} for j in results],
             }
         )
@@ -107,6 +109,10 @@ def run(ctx: Context, ns: argparse.Namespace) -> int:
         ctx.out(f"created: {id_ranges(created)}")
     if existing:
         ctx.out(f"already queued or running: {id_ranges(existing)}")
+    if differing:
+        ctx.out(
+            f"of those, enqueued with other options (render mode, priority, …), which they keep: {id_ranges(differing)}"
+        )
     return EXIT_OK
 
 

@@ -14,7 +14,7 @@ from crawlfleet.coordinator.api import convert
 from crawlfleet.coordinator.api.result_limits import check_result_size
 from crawlfleet.coordinator.api.results import split_result
 from crawlfleet.coordinator.api.status import handles_errors, handles_stream_errors
-from crawlfleet.coordinator.api.validation import validate_enqueue
+from crawlfleet.coordinator.api.validation import options_differ, validate_enqueue
 from crawlfleet.coordinator.api.watch import WatchStreams
 from crawlfleet.coordinator.errors import Draining, InvalidArgument, WrongResultKind
 from crawlfleet.coordinator.metrics import CoordinatorMetrics
@@ -80,7 +80,16 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
         # coordinator's waiters like every other's, so each new job wakes one waiter, not two.
         self._metrics.enqueued(created)
         self._statistics.enqueued(created)
-        return pb.EnqueueResponse(jobs=[pb.EnqueuedJob(id=job.id, created=job.created) for job in enqueued])
+        return pb.EnqueueResponse(
+            jobs=[
+                pb.EnqueuedJob(
+                    id=job.id,
+                    created=job.created,
+                    existing_spec_differs=options_differ(new.spec, job.live_spec),
+                )
+                for new, job in zip(jobs, enqueued, strict=True)
+            ]
+        )
 
     @handles_errors
     async def Lease(self, request: pb.LeaseRequest, context: Ctx) -> pb.LeaseResponse:  # type: ignore[type-arg]

@@ -106,7 +106,7 @@ def validate_job(spec: jobs_pb2.JobSpec, field: str, settings: CoordinatorSettin
         except (ValueError, OverflowError):
             raise InvalidArgument(f"{field}.run_at", "is not a valid timestamp") from None
     attempts, initial_ms, multiplier, max_ms = _retry_columns(spec, field, settings)
-    encoded = spec.SerializeToString()
+    encoded = spec.SerializeToString(deterministic=True)  # comparable with a live twin's spec
     if len(encoded) > settings.max_spec_bytes:
         raise InvalidArgument(field, f"is {len(encoded)} bytes encoded; the limit is {settings.max_spec_bytes}")
     return NewJob(
@@ -132,3 +132,16 @@ def validate_enqueue(
     if len(jobs) > settings.max_enqueue_batch:
         raise InvalidArgument("jobs", f"at most {settings.max_enqueue_batch} jobs per call, got {len(jobs)}")
     return [validate_job(spec, f"jobs[{i}]", settings, owner) for i, spec in enumerate(jobs)]
+
+
+def options_differ(sent: bytes, live: bytes | None) -> bool:
+    """Whether a live job found by dedupe keeps other options than a request gave (render mode,
+    priority, retry policy, …): the same URL spelled another way does not count, since the target
+    URL is the identity the two share."""
+    if live is None:
+        return False
+    sent_spec, live_spec = jobs_pb2.JobSpec.FromString(sent), jobs_pb2.JobSpec.FromString(live)
+    for spec in (sent_spec, live_spec):
+        if spec.HasField("scrape"):
+            spec.scrape.ClearField("url")
+    return sent_spec != live_spec

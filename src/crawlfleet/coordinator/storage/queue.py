@@ -60,7 +60,9 @@ class Queue:
                     if outcome.id is None:
                         unresolved.append(index)
                     else:
-                        results[index] = EnqueuedJob(id=outcome.id, created=outcome.created)
+                        results[index] = EnqueuedJob(
+                            id=outcome.id, created=outcome.created, live_spec=outcome.live_spec
+                        )
                 if not unresolved:
                     break
                 # Their live twin committed after our snapshot: look it up in a fresh one.

@@ -35,14 +35,17 @@ class EnqueueOutcome(NamedTuple):
     ord: int
     id: int | None
     created: bool
+    live_spec: bytes | None
     notified: int
 
 
 class EnqueuedJob(NamedTuple):
-    """What Enqueue answers per job: its id, and whether it is new (False: a live duplicate)."""
+    """What Enqueue answers per job: its id, whether it is new (False: a live duplicate), and for a
+    duplicate the live job's spec when it is not byte for byte the one given."""
 
     id: int
     created: bool
+    live_spec: bytes | None = None
 
 
 class LiveJob(NamedTuple):

@@ -9,7 +9,7 @@
 
 -- name: job_enqueue_many
 -- Inserts a batch; a row whose dedupe_key matches a live job inserts nothing and returns that
--- job (created = false). Ids come from the sequence up front so each input row maps to its id.
+-- job (created = false, with its spec when that is not the one given). Ids come from the sequence up front so each input row maps to its id.
 -- existing_id is NULL when the conflicting live job committed after this statement's snapshot:
 -- the caller looks it up again. $12: the owner of every job (the caller's principal; NULL without
 -- auth). Dedupe keys of owned jobs carry the owner (api/validation.py): owners never share a job.
@@ -37,6 +37,9 @@ WITH input AS (
 SELECT input.ord,
        coalesce(inserted.id, live.id) AS id,
        inserted.id IS NOT NULL AS created,
+       -- The live job's spec when it differs from the one given, so the caller can say whether its
+       -- options (render mode, priority, …) were not applied; NULL for created jobs and equal specs.
+       CASE WHEN live.spec IS DISTINCT FROM input.spec THEN live.spec END AS live_spec,
        (SELECT count(pg_notify('crawlfleet_jobs', due.jobs::text))
           FROM (SELECT count(*) AS jobs FROM inserted
                 WHERE inserted.run_at <= coalesce($11::timestamptz, now()) HAVING count(*) > 0) AS due) AS notified
