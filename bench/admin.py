@@ -465,7 +465,7 @@ def explain_cases(now: dt.datetime, rows: int, dead_token: str) -> list[ExplainC
         ExplainCase(
             "job_list_filtered/dead_noop_timeout", listing, [["dead"], "noop", None, None, None, "timeout", MAX_ID, 50]
         ),
-        ExplainCase("job_get", q("job_get"), [rows // 2]),
+        ExplainCase("job_get", q("job_get"), [rows // 2, None]),
         ExplainCase("job_attempt_list", q("job_attempt_list"), [rows // 2]),
         # The error type as queue_admin escapes it for LIKE.
         ExplainCase(

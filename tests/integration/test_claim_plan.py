@@ -27,7 +27,7 @@ def plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
 
 async def claim_plan(db: asyncpg.Pool) -> list[dict[str, Any]]:
     """The plan of the claim as a worker's Lease runs it (200 slots, any kind)."""
-    explain = await db.fetchval("EXPLAIN (FORMAT JSON) " + q.JOB_LEASE_AVAILABLE.sql, "w1", 200, [], 30_000, None)
+    explain = await db.fetchval("EXPLAIN (FORMAT JSON) " + q.JOB_LEASE_AVAILABLE.sql, "w1", 200, [], 30_000, None, None)
     return plan_nodes(json.loads(explain)[0]["Plan"])
 
 

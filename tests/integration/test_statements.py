@@ -79,11 +79,13 @@ async def test_statement_matches_its_sql(db: asyncpg.Pool, statement: Statement[
 
 async def test_a_row_type_one_column_short_of_its_query_is_caught(db: asyncpg.Pool) -> None:
     # LeaseRef lacks the result column of a Completion.
-    wrong = batch_statement("job_complete_if_leased_many", takes=LeaseRef, returns=CompletedJob, params=("now",))
+    wrong = batch_statement(
+        "job_complete_if_leased_many", takes=LeaseRef, returns=CompletedJob, params=("now", "principal")
+    )
     async with db.acquire() as conn:
         problems = check(wrong, await conn.prepare(wrong.sql))
     assert problems == [
-        "the SQL has 4 parameters; declared: 2 columns of LeaseRef ('job_id', 'lease_token') then ('now',)"
+        "the SQL has 5 parameters; declared: 2 columns of LeaseRef ('job_id', 'lease_token') then ('now', 'principal')"
     ]
 
 

@@ -65,12 +65,12 @@ def test_arguments_refuse_missing_or_unknown_names_and_misplaced_rows() -> None:
     with pytest.raises(TypeError, match="takes rows of Pair"):
         PAIRS.arguments(None, {"x": 0, "y": 0})
     with pytest.raises(TypeError, match="takes rows of NoColumns"):
-        statements.JOB_GET.arguments([Pair(1, "one")], {"job_id": 1})  # type: ignore[list-item]
+        statements.JOB_GET.arguments([Pair(1, "one")], {"job_id": 1, "owner": None})  # type: ignore[list-item]
 
 
 def test_completions_become_the_three_arrays_of_job_complete_if_leased_many() -> None:
     token = uuid.uuid4()
     arguments = statements.JOB_COMPLETE_IF_LEASED_MANY.arguments(
-        [Completion(job_id=7, lease_token=token, result=b"r")], {"now": None}
+        [Completion(job_id=7, lease_token=token, result=b"r")], {"now": None, "principal": None}
     )
-    assert arguments == [[7], [token], [b"r"], None]
+    assert arguments == [[7], [token], [b"r"], None, None]

@@ -22,6 +22,7 @@ from crawlfleet.coordinator.api.admin_convert import (
 )
 from crawlfleet.coordinator.api.status import handles_errors
 from crawlfleet.coordinator.errors import InvalidArgument, NotFound
+from crawlfleet.coordinator.security.principal import visible_owner
 from crawlfleet.coordinator.storage.admin import AdminQueue, JobFilterValues
 from crawlfleet.coordinator.wakeup import LeaseWakeup
 from crawlfleet.v1 import admin_pb2 as pb
@@ -55,8 +56,8 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
 
     @handles_errors
     async def GetJob(self, request: pb.GetJobRequest, context: Ctx) -> pb.GetJobResponse:  # type: ignore[type-arg]
-        """One job with its attempts and its result."""
-        history = await self._admin.get_job(convert.positive_id(request.job_id, "job_id"))
+        """One job with its attempts and its result (a producer's own jobs only)."""
+        history = await self._admin.get_job(convert.positive_id(request.job_id, "job_id"), owner=visible_owner())
         job = job_message(history.job)
         job.attempts.extend(attempt_message(a) for a in history.attempts)
         if history.job.result is not None:
@@ -194,10 +195,10 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         request: pb.GetThumbnailRequest,
         context: Ctx,  # type: ignore[type-arg]
     ) -> pb.GetThumbnailResponse:
-        """A stored thumbnail with its bytes."""
+        """A stored thumbnail with its bytes (for a producer, of an image on one of its pages)."""
         if not _SHA256.fullmatch(request.sha256):
             raise InvalidArgument("sha256", "must be 64 lower-case hex digits")
-        thumb = await self._admin.thumbnail(request.sha256)
+        thumb = await self._admin.thumbnail(request.sha256, owner=visible_owner())
         if thumb is None:
             raise NotFound(f"no thumbnail with sha256 {request.sha256}", metadata={"sha256": request.sha256})
         return pb.GetThumbnailResponse(
@@ -212,10 +213,12 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         request: pb.ListResultsRequest,
         context: Ctx,  # type: ignore[type-arg]
     ) -> pb.ListResultsResponse:
-        """Results of succeeded jobs after the page token, in job id order."""
+        """Results of succeeded jobs after the page token, in job id order (a producer's own only)."""
         size = page_size(request.page_size, default=100, maximum=MAX_PAGE_SIZE)
         cursor = page_cursor(request.page_token) or 0
-        rows = await self._admin.results_after(cursor, size, request.kind or None, max_bytes=RESULT_PAGE_BYTES)
+        rows = await self._admin.results_after(
+            cursor, size, request.kind or None, max_bytes=RESULT_PAGE_BYTES, owner=visible_owner()
+        )
         entries = [
             pb.ResultEntry(
                 job_id=r.id,

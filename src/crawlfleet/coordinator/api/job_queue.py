@@ -18,6 +18,7 @@ from crawlfleet.coordinator.api.validation import options_differ, validate_enque
 from crawlfleet.coordinator.api.watch import WatchStreams
 from crawlfleet.coordinator.errors import Draining, InvalidArgument, WrongResultKind
 from crawlfleet.coordinator.metrics import CoordinatorMetrics
+from crawlfleet.coordinator.security.principal import caller_name
 from crawlfleet.coordinator.settings import CoordinatorSettings
 from crawlfleet.coordinator.statistics import JobStatistics
 from crawlfleet.coordinator.storage.queue import Queue
@@ -70,9 +71,10 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
 
     @handles_errors
     async def Enqueue(self, request: pb.EnqueueRequest, context: Ctx) -> pb.EnqueueResponse:  # type: ignore[type-arg]
-        """Add jobs atomically; duplicates of live jobs return the live job."""
-        jobs = validate_enqueue(list(request.jobs), self._settings)
-        enqueued = await self._queue.enqueue(jobs)
+        """Add jobs atomically, owned by the caller; duplicates of the caller's live jobs return the live job."""
+        owner = caller_name()
+        jobs = validate_enqueue(list(request.jobs), self._settings, owner=owner)
+        enqueued = await self._queue.enqueue(jobs, owner=owner)
         created = sum(1 for job in enqueued if job.created)
         # No local wake-up: the statement's NOTIFY carries the count of due jobs and reaches this
         # coordinator's waiters like every other's, so each new job wakes one waiter, not two.
@@ -104,6 +106,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
         if self._lifecycle.draining:
             raise Draining()
         await self._record_worker(worker)
+        principal = caller_name()  # the leases are bound to it
         wait = min(wait, self._settings.max_lease_wait_seconds)
         remaining = context.time_remaining()
         if remaining is not None:
@@ -113,7 +116,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
         rows: list[LeasedJob] = []
         while True:
             with self._wakeup.ticket() as ticket:  # before the claim: a job arriving meanwhile wakes it
-                rows = await self._claim(request)
+                rows = await self._claim(request, principal)
                 if rows:
                     break
                 timeout = deadline - loop.time()
@@ -141,7 +144,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
             lease_duration=convert.duration(self._settings.lease_seconds),
         )
 
-    async def _claim(self, request: pb.LeaseRequest) -> list[LeasedJob]:
+    async def _claim(self, request: pb.LeaseRequest, principal: str | None) -> list[LeasedJob]:
         """Claim, and if the caller goes away meanwhile, give the claimed jobs straight back."""
         self._metrics.lease_claims.inc()
         claim = asyncio.ensure_future(
@@ -150,6 +153,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
                 max_jobs=request.max_jobs,
                 kinds=list(request.worker.kinds),
                 lease_seconds=self._settings.lease_seconds,
+                principal=principal,
             )
         )
         try:
@@ -165,6 +169,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
                         retryable=True,
                         retry_after_seconds=None,
                         release=True,
+                        principal=principal,
                     )
             raise
 
@@ -194,7 +199,11 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
             )
             for i, ref in enumerate(request.leases)
         ]
-        extended = await self._queue.heartbeat(leases, lease_seconds=self._settings.lease_seconds) if leases else {}
+        extended = (
+            await self._queue.heartbeat(leases, lease_seconds=self._settings.lease_seconds, principal=caller_name())
+            if leases
+            else {}
+        )
         answers = []
         for lease in leases:
             job_id = lease.job_id
@@ -248,7 +257,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
                 raise InvalidArgument(exc.field, exc.message.removeprefix(f"{exc.field}: "), job_id=job_id) from None
             items.append(Completion(job_id=job_id, lease_token=token, result=stored))
         try:
-            completed = await self._queue.complete(items, rows)
+            completed = await self._queue.complete(items, rows, principal=caller_name())
         except WrongResultKind as exc:
             raise WrongResultKind(exc.job_id, f"jobs[{positions[exc.job_id]}].result") from None
         self._metrics.completed(completed)
@@ -274,6 +283,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
             retryable=request.retryable,
             retry_after_seconds=retry_after,
             release=request.release,
+            principal=caller_name(),
         )
         self._metrics.failed(outcome.state, release=request.release)
         if outcome.state == "queued":

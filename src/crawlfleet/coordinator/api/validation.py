@@ -65,8 +65,16 @@ def _retry_columns(spec: jobs_pb2.JobSpec, field: str, settings: CoordinatorSett
     return attempts, round(initial * 1000), multiplier, round(maximum * 1000)
 
 
-def validate_job(spec: jobs_pb2.JobSpec, field: str, settings: CoordinatorSettings) -> NewJob:
-    """Check one JobSpec (at request path `field`) and build its row; raise InvalidArgument."""
+def owned_dedupe_key(key: str, owner: str | None) -> str:
+    """The dedupe key of an owner's job: two owners never dedupe onto each other's jobs.
+
+    Owner names hold no ':' (security/auth.py), so the owner's part ends at the first one.
+    """
+    return key if owner is None else f"owner:{owner}:{key}"
+
+
+def validate_job(spec: jobs_pb2.JobSpec, field: str, settings: CoordinatorSettings, owner: str | None = None) -> NewJob:
+    """Check one JobSpec (at request path `field`) and build its row for `owner`; raise InvalidArgument."""
     kind = spec.WhichOneof("payload")
     target_url: str | None = None
     if kind is None:
@@ -89,6 +97,8 @@ def validate_job(spec: jobs_pb2.JobSpec, field: str, settings: CoordinatorSettin
         dedupe_key: str | None = f"key:{key}"
     else:
         dedupe_key = f"url:{target_url}" if target_url else None
+    if dedupe_key is not None:
+        dedupe_key = owned_dedupe_key(dedupe_key, owner)
     run_at = None
     if spec.HasField("run_at"):
         try:
@@ -113,13 +123,15 @@ def validate_job(spec: jobs_pb2.JobSpec, field: str, settings: CoordinatorSettin
     )
 
 
-def validate_enqueue(jobs: list[jobs_pb2.JobSpec], settings: CoordinatorSettings) -> list[NewJob]:
-    """Check a whole batch: the first bad job rejects the batch (nothing is inserted)."""
+def validate_enqueue(
+    jobs: list[jobs_pb2.JobSpec], settings: CoordinatorSettings, *, owner: str | None = None
+) -> list[NewJob]:
+    """Check a whole batch for `owner`: the first bad job rejects the batch (nothing is inserted)."""
     if not jobs:
         raise InvalidArgument("jobs", "at least one job is required")
     if len(jobs) > settings.max_enqueue_batch:
         raise InvalidArgument("jobs", f"at most {settings.max_enqueue_batch} jobs per call, got {len(jobs)}")
-    return [validate_job(spec, f"jobs[{i}]", settings) for i, spec in enumerate(jobs)]
+    return [validate_job(spec, f"jobs[{i}]", settings, owner) for i, spec in enumerate(jobs)]
 
 
 def options_differ(sent: bytes, live: bytes | None) -> bool:

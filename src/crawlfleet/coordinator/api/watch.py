@@ -18,6 +18,7 @@ from crawlfleet.coordinator.api import convert
 from crawlfleet.coordinator.api.admin_convert import job_state
 from crawlfleet.coordinator.errors import Draining, InvalidArgument, ResourceExhausted
 from crawlfleet.coordinator.metrics import CoordinatorMetrics
+from crawlfleet.coordinator.security.principal import visible_owner
 from crawlfleet.coordinator.storage.rows import WatchedJob
 from crawlfleet.coordinator.storage.watch import WatcherRegistration, WatchQueries
 from crawlfleet.coordinator.wakeup import Wakeup
@@ -44,6 +45,8 @@ class WatchTarget:
 
     job_ids: tuple[int, ...]
     all_unfinished: bool
+    # The owner the caller is confined to (None: any job); another owner's job is not found.
+    owner: str | None = None
 
 
 def watch_target(request: pb.WatchJobsRequest) -> WatchTarget:
@@ -56,7 +59,7 @@ def watch_target(request: pb.WatchJobsRequest) -> WatchTarget:
     bad = next((i for i, job_id in enumerate(ids) if job_id <= 0), None)
     if bad is not None:
         convert.positive_id(ids[bad], f"job_ids[{bad}]")
-    return WatchTarget(job_ids=tuple(sorted(set(ids))), all_unfinished=request.all_unfinished)
+    return WatchTarget(job_ids=tuple(sorted(set(ids))), all_unfinished=request.all_unfinished, owner=visible_owner())
 
 
 class WatchProgress:
@@ -174,7 +177,7 @@ class WatchStreams:
     async def _watch(self, target: WatchTarget) -> AsyncIterator[pb.WatchJobsResponse]:
         signal = self._finished.current()  # taken before each check: a finish after it wakes us
         progress = WatchProgress(await self._watched_ids(target))
-        rows = await self._queries.finished_or_missing(progress.pending, find_missing=True)
+        rows = await self._queries.finished_or_missing(progress.pending, find_missing=True, owner=target.owner)
         for response in progress.report(rows):
             yield response
         clock = asyncio.get_running_loop()
@@ -189,14 +192,14 @@ class WatchStreams:
             periodic = clock.time() >= periodic_at
             if periodic:
                 periodic_at = clock.time() + self._recheck_seconds
-            rows = await self._queries.finished_or_missing(progress.pending, find_missing=periodic)
+            rows = await self._queries.finished_or_missing(progress.pending, find_missing=periodic, owner=target.owner)
             for response in progress.report(rows):
                 yield response
 
     async def _watched_ids(self, target: WatchTarget) -> list[int]:
         if not target.all_unfinished:
             return list(target.job_ids)
-        unfinished = await self._queries.unfinished_ids(MAX_WATCH_UNFINISHED)
+        unfinished = await self._queries.unfinished_ids(MAX_WATCH_UNFINISHED, owner=target.owner)
         if not unfinished.complete:
             raise ResourceExhausted(
                 "max_watch_unfinished",

@@ -8,12 +8,12 @@ against the method called. See docs/security.md.
 
 from __future__ import annotations
 
-import enum
+import contextlib
 import hashlib
 import hmac
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,8 @@ from google.protobuf.descriptor import ServiceDescriptor
 from crawlfleet.common.ratelimit import RateLimitedLog
 from crawlfleet.coordinator.api.status import to_status
 from crawlfleet.coordinator.errors import CoordinatorError, PermissionDenied, Unauthenticated
+from crawlfleet.coordinator.security.principal import Principal, bind_principal, reset_principal
+from crawlfleet.coordinator.security.principal import Role as Role  # re-exported: roles belong to auth
 from crawlfleet.v1 import admin_pb2, job_queue_pb2
 
 log = logging.getLogger(__name__)
@@ -42,12 +44,6 @@ class SecurityConfigError(ValueError):
     """The security configuration (tokens, TLS files, listen address) cannot be used."""
 
 
-class Role(enum.StrEnum):
-    PRODUCER = "producer"
-    WORKER = "worker"
-    ADMIN = "admin"
-
-
 def _methods(service: ServiceDescriptor, *names: str) -> frozenset[str]:
     # Looked up in the descriptor, so a renamed RPC fails at import rather than locking callers out.
     return frozenset(f"/{service.full_name}/{service.methods_by_name[name].name}" for name in names)
@@ -57,7 +53,7 @@ _JOB_QUEUE = job_queue_pb2.DESCRIPTOR.services_by_name["JobQueue"]
 _ADMIN = admin_pb2.DESCRIPTOR.services_by_name["Admin"]
 
 # What each role may call; admin may call everything. A method missing here is admin-only.
-# Producers read results of any job for now: per-producer ownership is future work (docs/security.md).
+# Producers read only the jobs they enqueued (principal.visible_owner); admins read every job.
 ROLE_METHODS: Mapping[Role, frozenset[str]] = {
     Role.PRODUCER: _methods(_JOB_QUEUE, "Enqueue", "WatchJobs")
     | _methods(_ADMIN, "GetJob", "ListResults", "GetThumbnail"),
@@ -140,14 +136,6 @@ def parse_token_flag(text: str) -> TokenEntry:
     return TokenEntry.from_token(parse_role(role), f"flag-{role}", token)
 
 
-@dataclass(frozen=True)
-class Principal:
-    """Who made a call: the role and name of the token presented."""
-
-    role: Role
-    name: str
-
-
 class Authenticator:
     """Decides who a caller is (from its bearer token) and whether it may call a method."""
 
@@ -213,10 +201,49 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             return None  # UNIMPLEMENTED either way
         method = handler_call_details.method
         try:
-            self._authenticator.authorize(method, handler_call_details.invocation_metadata)
+            principal = self._authenticator.authorize(method, handler_call_details.invocation_metadata)
         except CoordinatorError as error:
             return _refusing(handler, method, error)
-        return handler
+        if principal is None:
+            return handler
+        return _as_principal(handler, principal)
+
+
+def _as_principal(handler: grpc.RpcMethodHandler[Any, Any], principal: Principal) -> grpc.RpcMethodHandler[Any, Any]:
+    """``handler`` running with ``principal`` as the current one (security/principal.py).
+
+    The handler is wrapped rather than the variable set here: the interceptor's context is not
+    promised to be the handler's.
+    """
+    if handler.request_streaming:
+        return handler  # the API has no client-streaming RPCs; such a handler sees no principal
+    if handler.response_streaming:
+        stream: Any = handler.unary_stream
+
+        async def serve_stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            token = bind_principal(principal)
+            try:
+                async for response in stream(request, context):
+                    yield response
+            finally:
+                # A stream closed from elsewhere (garbage collection) cannot reset the variable of
+                # its call's task; that task ends with the call anyway.
+                with contextlib.suppress(ValueError):
+                    reset_principal(token)
+
+        return grpc.unary_stream_rpc_method_handler(
+            serve_stream, handler.request_deserializer, handler.response_serializer
+        )
+    unary: Any = handler.unary_unary
+
+    async def serve(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        token = bind_principal(principal)
+        try:
+            return await unary(request, context)
+        finally:
+            reset_principal(token)
+
+    return grpc.unary_unary_rpc_method_handler(serve, handler.request_deserializer, handler.response_serializer)
 
 
 def _refusing(

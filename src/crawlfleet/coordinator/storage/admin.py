@@ -53,10 +53,10 @@ class AdminQueue:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def get_job(self, job_id: int) -> JobHistory:
-        """The job and its attempts."""
+    async def get_job(self, job_id: int, *, owner: str | None = None) -> JobHistory:
+        """The job and its attempts; JobNotFound unless it is `owner`'s (None: any job)."""
         async with connection(self._pool) as conn:
-            job = await q.JOB_GET.fetch_one(conn, job_id=job_id)
+            job = await q.JOB_GET.fetch_one(conn, job_id=job_id, owner=owner)
             if job is None:
                 raise JobNotFound(job_id)
             attempts = await q.JOB_ATTEMPT_LIST.fetch(conn, job_id=job_id)
@@ -70,15 +70,20 @@ class AdminQueue:
             raise JobNotFound(job_id)
         return outcome.state
 
-    async def thumbnail(self, sha256: str) -> StoredThumbnail | None:
+    async def thumbnail(self, sha256: str, *, owner: str | None = None) -> StoredThumbnail | None:
+        """A thumbnail; for an `owner`, only of an image on a page of one of its jobs."""
         async with connection(self._pool) as conn:
-            return await q.THUMBNAIL_GET.fetch_one(conn, sha256=sha256)
+            return await q.THUMBNAIL_GET.fetch_one(conn, sha256=sha256, owner=owner)
 
-    async def results_after(self, after_id: int, limit: int, kind: str | None, *, max_bytes: int) -> list[JobResultRow]:
-        """Succeeded jobs with results, by id after a cursor: at most ``limit`` rows and about
-        ``max_bytes`` of them, but at least one row when any is there."""
+    async def results_after(
+        self, after_id: int, limit: int, kind: str | None, *, max_bytes: int, owner: str | None = None
+    ) -> list[JobResultRow]:
+        """Succeeded jobs with results (`owner`'s only, when given), by id after a cursor: at most
+        ``limit`` rows and about ``max_bytes`` of them, but at least one row when any is there."""
         async with connection(self._pool) as conn:
-            return await q.RESULT_LIST_AFTER.fetch(conn, after_id=after_id, limit=limit, kind=kind, max_bytes=max_bytes)
+            return await q.RESULT_LIST_AFTER.fetch(
+                conn, after_id=after_id, limit=limit, kind=kind, max_bytes=max_bytes, owner=owner
+            )
 
     async def fold_counts(self) -> None:
         async with connection(self._pool) as conn:

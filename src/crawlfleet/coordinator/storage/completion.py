@@ -14,19 +14,32 @@ from crawlfleet.coordinator.storage.result_rows import ResultRows
 from crawlfleet.coordinator.storage.rows import Completion
 
 
-async def complete_all(conn: asyncpg.Connection, items: Sequence[Completion], now: dt.datetime | None) -> bool:
-    """Complete every item if all are still leased under their tokens, else none; whether it did."""
-    done = await q.JOB_COMPLETE_IF_LEASED_MANY.fetch(conn, items, now=now)
+async def complete_all(
+    conn: asyncpg.Connection, items: Sequence[Completion], now: dt.datetime | None, principal: str | None
+) -> bool:
+    """Complete every item if all are still leased under their tokens (bound to `principal`, when
+    given), else none; whether it did."""
+    done = await q.JOB_COMPLETE_IF_LEASED_MANY.fetch(conn, items, now=now, principal=principal)
     return len(done) == len(items)
 
 
-async def drop_replays(conn: asyncpg.Connection, items: Sequence[Completion]) -> list[Completion]:
-    """The items still to complete once replays are set aside; raise if any lease is lost."""
+async def drop_replays(
+    conn: asyncpg.Connection, items: Sequence[Completion], principal: str | None
+) -> list[Completion]:
+    """The items still to complete once replays are set aside; raise if any lease is lost.
+
+    A lease bound to another principal is lost, a replay of its Complete included: another
+    principal's call learns nothing about the job."""
     current = {job.id: job for job in await q.JOB_GET_FENCING_MANY.fetch(conn, job_ids=[i.job_id for i in items])}
     lost, mismatched, remaining = [], [], []
     for item in items:
         job = current.get(item.job_id)
-        if job is None or job.lease_token != item.lease_token or job.state not in ("leased", "succeeded"):
+        if (
+            job is None
+            or job.lease_token != item.lease_token
+            or job.state not in ("leased", "succeeded")
+            or (principal is not None and job.lease_principal != principal)
+        ):
             lost.append(item.job_id)
         elif job.state == "leased":
             remaining.append(item)

@@ -44,13 +44,16 @@ class Queue:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def enqueue(self, jobs: Sequence[NewJob], now: dt.datetime | None = None) -> list[EnqueuedJob]:
-        """Insert jobs; return (id, created) per job, in order. Dedupe onto live jobs."""
+    async def enqueue(
+        self, jobs: Sequence[NewJob], now: dt.datetime | None = None, *, owner: str | None = None
+    ) -> list[EnqueuedJob]:
+        """Insert jobs owned by `owner` (None: nobody's); return (id, created) per job, in order.
+        Dedupe onto live jobs (an owner's dedupe keys name it: see api/validation.py)."""
         results: list[EnqueuedJob | None] = [None] * len(jobs)
         pending = list(range(len(jobs)))
         async with connection(self._pool) as conn:
             for _ in range(_CONFLICT_RETRIES):
-                outcomes = await q.JOB_ENQUEUE_MANY.fetch(conn, [jobs[i] for i in pending], now=now)
+                outcomes = await q.JOB_ENQUEUE_MANY.fetch(conn, [jobs[i] for i in pending], now=now, owner=owner)
                 unresolved: list[int] = []
                 for outcome in outcomes:
                     index = pending[outcome.ord - 1]
@@ -86,9 +89,11 @@ class Queue:
         max_jobs: int,
         kinds: Sequence[str],
         lease_seconds: float,
+        principal: str | None = None,
         now: dt.datetime | None = None,
     ) -> list[LeasedJob]:
-        """Claim up to max_jobs due jobs for worker_id in one statement."""
+        """Claim up to max_jobs due jobs for worker_id in one statement, the leases bound to
+        `principal` (None: unbound, auth off)."""
         async with connection(self._pool) as conn:
             for _ in range(_CONFLICT_RETRIES):
                 try:
@@ -99,6 +104,7 @@ class Queue:
                         kinds=list(kinds),
                         lease_ms=round(lease_seconds * 1000),
                         now=now,
+                        principal=principal,
                     )
                 except asyncpg.UniqueViolationError:
                     # Another claimer leased a twin of one of our URLs first; the retry skips it.
@@ -115,11 +121,18 @@ class Queue:
             )
 
     async def heartbeat(
-        self, leases: Sequence[LeaseRef], *, lease_seconds: float, now: dt.datetime | None = None
+        self,
+        leases: Sequence[LeaseRef],
+        *,
+        lease_seconds: float,
+        principal: str | None = None,
+        now: dt.datetime | None = None,
     ) -> dict[int, LeaseExtension]:
-        """Extend held leases; the answer omits lost ones."""
+        """Extend held leases; the answer omits lost ones (and those bound to another principal)."""
         async with connection(self._pool) as conn:
-            extended = await q.JOB_HEARTBEAT_MANY.fetch(conn, leases, lease_ms=round(lease_seconds * 1000), now=now)
+            extended = await q.JOB_HEARTBEAT_MANY.fetch(
+                conn, leases, lease_ms=round(lease_seconds * 1000), now=now, principal=principal
+            )
         return {ext.id: ext for ext in extended}
 
     async def complete(
@@ -127,11 +140,14 @@ class Queue:
         items: Sequence[Completion],
         rows: Mapping[int, ResultRows] | None = None,
         now: dt.datetime | None = None,
+        *,
+        principal: str | None = None,
     ) -> int:
         """Complete leased jobs, all or nothing; return how many were completed now (not replays).
 
         A job already succeeded under the same token with the same result is a replay (fine);
-        any other stale token raises LeaseLost and changes nothing. `rows` holds scrape results,
+        any other stale token, or a lease bound to another principal than `principal`, raises
+        LeaseLost and changes nothing. `rows` holds scrape results,
         written in the transaction that completes their jobs. Without any, completing is one
         statement: no transaction round trips on the hot path.
         """
@@ -141,13 +157,13 @@ class Queue:
             for _ in range(_CONFLICT_RETRIES):
                 if any(item.job_id in rows for item in pending):
                     async with conn.transaction():
-                        if await completion.complete_all(conn, pending, now):
+                        if await completion.complete_all(conn, pending, now, principal):
                             parts = [rows[item.job_id] for item in pending if item.job_id in rows]
                             await completion.store_results(conn, ResultRows.merge(parts), now)
                             return len(pending)
-                elif await completion.complete_all(conn, pending, now):
+                elif await completion.complete_all(conn, pending, now, principal):
                     return len(pending)
-                pending = await completion.drop_replays(conn, pending)
+                pending = await completion.drop_replays(conn, pending, principal)
                 if not pending:
                     return 0
         raise DatabaseUnavailable("completing kept racing with concurrent changes; retry")
@@ -162,9 +178,11 @@ class Queue:
         retryable: bool,
         retry_after_seconds: float | None,
         release: bool,
+        principal: str | None = None,
         now: dt.datetime | None = None,
     ) -> FailOutcome:
-        """Record a failed (or released) attempt; raise LeaseLost if the token is stale."""
+        """Record a failed (or released) attempt; raise LeaseLost if the token is stale or the
+        lease is bound to another principal."""
         async with connection(self._pool) as conn:
             outcome = await q.JOB_FAIL_IF_LEASED.fetch_one(
                 conn,
@@ -176,6 +194,7 @@ class Queue:
                 retry_delay_ms=None if retry_after_seconds is None else retry_after_seconds * 1000,
                 release=release,
                 now=now,
+                principal=principal,
             )
         if outcome is None:
             raise LeaseLost([job_id])

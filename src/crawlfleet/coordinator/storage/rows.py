@@ -106,6 +106,7 @@ class JobFencing(NamedTuple):
     id: int
     state: str
     lease_token: uuid.UUID | None
+    lease_principal: str | None
     result: bytes | None
 
 

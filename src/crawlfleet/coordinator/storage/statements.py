@@ -43,17 +43,17 @@ from crawlfleet.coordinator.storage.rows import (
 from crawlfleet.coordinator.storage.statement import NoRows, Statement, batch_statement, statement
 
 # The worker and producer side (queue.py).
-JOB_ENQUEUE_MANY = batch_statement("job_enqueue_many", takes=NewJob, returns=EnqueueOutcome, params=("now",))
+JOB_ENQUEUE_MANY = batch_statement("job_enqueue_many", takes=NewJob, returns=EnqueueOutcome, params=("now", "owner"))
 JOB_GET_LIVE_BY_DEDUPE_KEYS = statement("job_get_live_by_dedupe_keys", returns=LiveJob, params=("dedupe_keys",))
 JOB_LEASE_AVAILABLE = statement(
-    "job_lease_available", returns=LeasedJob, params=("worker_id", "max_jobs", "kinds", "lease_ms", "now")
+    "job_lease_available", returns=LeasedJob, params=("worker_id", "max_jobs", "kinds", "lease_ms", "now", "principal")
 )
 WORKER_SEEN = statement("worker_seen", returns=NoRows, params=("worker_id", "host", "version", "kinds", "now"))
 JOB_HEARTBEAT_MANY = batch_statement(
-    "job_heartbeat_many", takes=LeaseRef, returns=LeaseExtension, params=("lease_ms", "now")
+    "job_heartbeat_many", takes=LeaseRef, returns=LeaseExtension, params=("lease_ms", "now", "principal")
 )
 JOB_COMPLETE_IF_LEASED_MANY = batch_statement(
-    "job_complete_if_leased_many", takes=Completion, returns=CompletedJob, params=("now",)
+    "job_complete_if_leased_many", takes=Completion, returns=CompletedJob, params=("now", "principal")
 )
 JOB_GET_FENCING_MANY = statement("job_get_fencing_many", returns=JobFencing, params=("job_ids",))
 PAGE_INSERT_MANY = batch_statement("page_insert_many", takes=PageRow, returns=StoredPage, params=("now",))
@@ -63,25 +63,37 @@ PAGE_IMAGE_INSERT_MANY = batch_statement("page_image_insert_many", takes=PageIma
 JOB_FAIL_IF_LEASED = statement(
     "job_fail_if_leased",
     returns=FailOutcome,
-    params=("job_id", "lease_token", "error_type", "error_message", "retryable", "retry_delay_ms", "release", "now"),
+    params=(
+        "job_id",
+        "lease_token",
+        "error_type",
+        "error_message",
+        "retryable",
+        "retry_delay_ms",
+        "release",
+        "now",
+        "principal",
+    ),
 )
 JOB_REAP_EXPIRED = statement("job_reap_expired", returns=ReapedJob, params=("batch", "now"))
 DATABASE_PING = statement("database_ping", returns=NoRows)
 JOB_TABLE_ANALYZE = statement("job_table_analyze", returns=NoRows)
 
 # WatchJobs streams (watch.py).
-JOB_WATCH_FINISHED_MANY = statement("job_watch_finished_many", returns=WatchedJob, params=("job_ids", "find_missing"))
-JOB_LIST_UNFINISHED_IDS = statement("job_list_unfinished_ids", returns=UnfinishedIds, params=("limit",))
+JOB_WATCH_FINISHED_MANY = statement(
+    "job_watch_finished_many", returns=WatchedJob, params=("job_ids", "find_missing", "owner")
+)
+JOB_LIST_UNFINISHED_IDS = statement("job_list_unfinished_ids", returns=UnfinishedIds, params=("limit", "owner"))
 JOB_WATCHER_REGISTER = statement("job_watcher_register", returns=NoRows, params=("coordinator_id", "ttl_ms"))
 JOB_WATCHER_UNREGISTER = statement("job_watcher_unregister", returns=NoRows, params=("coordinator_id",))
 
 # The operator side (admin.py).
-JOB_GET = statement("job_get", returns=JobDetail, params=("job_id",))
+JOB_GET = statement("job_get", returns=JobDetail, params=("job_id", "owner"))
 JOB_ATTEMPT_LIST = statement("job_attempt_list", returns=Attempt, params=("job_id",))
 JOB_CANCEL = statement("job_cancel", returns=CancelOutcome, params=("job_id", "now"))
-THUMBNAIL_GET = statement("thumbnail_get", returns=StoredThumbnail, params=("sha256",))
+THUMBNAIL_GET = statement("thumbnail_get", returns=StoredThumbnail, params=("sha256", "owner"))
 RESULT_LIST_AFTER = statement(
-    "result_list_after", returns=JobResultRow, params=("after_id", "limit", "kind", "max_bytes")
+    "result_list_after", returns=JobResultRow, params=("after_id", "limit", "kind", "max_bytes", "owner")
 )
 JOB_COUNT_FOLD = statement("job_count_fold", returns=NoRows)
 JOB_COUNT_LOCK = statement("job_count_lock", returns=NoRows)

@@ -44,17 +44,22 @@ class WatchQueries:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def finished_or_missing(self, job_ids: Sequence[int], *, find_missing: bool) -> list[WatchedJob]:
-        """The jobs among job_ids that are terminal and, if find_missing, the ids that match no job."""
+    async def finished_or_missing(
+        self, job_ids: Sequence[int], *, find_missing: bool, owner: str | None = None
+    ) -> list[WatchedJob]:
+        """The jobs among job_ids that are terminal and, if find_missing, the ids that match no job;
+        with an `owner`, another owner's job counts as no job."""
         if not job_ids:
             return []
         async with connection(self._pool) as conn:
-            return await q.JOB_WATCH_FINISHED_MANY.fetch(conn, job_ids=list(job_ids), find_missing=find_missing)
+            return await q.JOB_WATCH_FINISHED_MANY.fetch(
+                conn, job_ids=list(job_ids), find_missing=find_missing, owner=owner
+            )
 
-    async def unfinished_ids(self, limit: int) -> UnfinishedJobs:
-        """Ids of up to `limit` queued or leased jobs."""
+    async def unfinished_ids(self, limit: int, *, owner: str | None = None) -> UnfinishedJobs:
+        """Ids of up to `limit` queued or leased jobs (of `owner`, when given)."""
         async with connection(self._pool) as conn:
-            row = await q.JOB_LIST_UNFINISHED_IDS.fetch_one(conn, limit=limit + 1)
+            row = await q.JOB_LIST_UNFINISHED_IDS.fetch_one(conn, limit=limit + 1, owner=owner)
         ids = (row.ids if row else None) or []
         return UnfinishedJobs(ids=ids[:limit], complete=len(ids) <= limit)
 

@@ -11,7 +11,8 @@
 -- Inserts a batch; a row whose dedupe_key matches a live job inserts nothing and returns that
 -- job (created = false, with its spec when that is not the one given). Ids come from the sequence up front so each input row maps to its id.
 -- existing_id is NULL when the conflicting live job committed after this statement's snapshot:
--- the caller looks it up again.
+-- the caller looks it up again. $12: the owner of every job (the caller's principal; NULL without
+-- auth). Dedupe keys of owned jobs carry the owner (api/validation.py): owners never share a job.
 WITH input AS (
     SELECT nextval(pg_get_serial_sequence('jobs', 'id')) AS new_id, t.*
     FROM unnest($1::text[], $2::smallint[], $3::bytea[], $4::text[], $5::text[], $6::timestamptz[],
@@ -20,11 +21,11 @@ WITH input AS (
                               max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, ord)
 ), inserted AS (
     INSERT INTO jobs (id, kind, priority, spec, target_url, dedupe_key, run_at, created_at,
-                      max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms)
+                      max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, owner)
     OVERRIDING SYSTEM VALUE
     SELECT new_id, kind, priority, spec, target_url, dedupe_key,
            coalesce(run_at, coalesce($11::timestamptz, now())), coalesce($11::timestamptz, now()),
-           max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms
+           max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, $12::text
     FROM input
     ORDER BY ord
     ON CONFLICT (dedupe_key) WHERE state IN ('queued', 'leased') AND dedupe_key IS NOT NULL DO NOTHING
@@ -57,8 +58,9 @@ WHERE dedupe_key = ANY($1::text[]) AND state IN ('queued', 'leased');
 
 -- name: job_lease_available
 -- Claims up to $2 due jobs in lease order, at most one per target URL, skipping rows other
--- claimers hold and URLs already leased. Params: worker_id, max_jobs, kinds (empty = any),
--- lease length in ms, now.
+-- claimers hold and URLs already leased (whoever owns them). Params: worker_id, max_jobs, kinds
+-- (empty = any), lease length in ms, now, the caller's principal (NULL without auth), to which
+-- the lease is bound: Heartbeat, Complete and Fail compare it.
 WITH candidates AS (
     SELECT j.id, j.target_url, j.priority, j.run_at
     FROM jobs AS j
@@ -83,6 +85,7 @@ WITH candidates AS (
         attempt = j.attempt + 1,
         lease_token = gen_random_uuid(),
         leased_by = $1,
+        lease_principal = $6::text,
         leased_at = coalesce($5::timestamptz, now()),
         lease_expires_at = coalesce($5::timestamptz, now()) + $4::integer * interval '1 millisecond'
     FROM chosen
@@ -108,13 +111,15 @@ SELECT id, kind, spec, attempt, max_attempts, lease_token, lease_expires_at FROM
 -- skipped, not waited for (one foreign lock must not stall a worker's every lease): they come
 -- back as 'leased' without an expiry, and so do leases whose Complete commits meanwhile. A lease
 -- whose job succeeded under the same token comes back 'succeeded'. Leases not returned are lost.
--- Params: job ids, lease tokens, lease length in ms, now.
+-- A lease bound to another principal is lost ($5: the caller's; NULL without auth skips the check).
+-- Params: job ids, lease tokens, lease length in ms, now, principal.
 WITH input AS (
     SELECT * FROM unnest($1::bigint[], $2::uuid[]) AS t(job_id, lease_token)
 ), held AS (
     SELECT j.id, j.kind, j.attempt, j.lease_token, j.leased_by, j.leased_at, j.target_url, j.cancel_requested
     FROM jobs AS j JOIN input ON j.id = input.job_id AND j.lease_token = input.lease_token
     WHERE j.state = 'leased'
+      AND ($5::text IS NULL OR j.lease_principal = $5::text)
     ORDER BY j.id
     FOR UPDATE OF j SKIP LOCKED
 ), updated AS (
@@ -147,13 +152,15 @@ UNION ALL
 SELECT j.id, j.state, NULL, NULL
 FROM input JOIN jobs AS j ON j.id = input.job_id AND j.lease_token = input.lease_token
 WHERE j.state IN ('leased', 'succeeded')
+  AND ($5::text IS NULL OR j.lease_principal = $5::text)
   AND NOT EXISTS (SELECT 1 FROM updated WHERE updated.id = input.job_id);
 
 -- name: job_complete_if_leased_many
 -- Completes the jobs, all or nothing: only if every one is still leased under its token does it
 -- mark them succeeded and close their attempts; otherwise it changes nothing and returns no
--- rows, and the caller finds out which were replays and which were lost.
--- Params: job ids, lease tokens, results, now.
+-- rows, and the caller finds out which were replays and which were lost. A lease bound to another
+-- principal counts as not held ($5: the caller's; NULL without auth skips the check).
+-- Params: job ids, lease tokens, results, now, principal.
 WITH input AS (
     SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bytea[]) AS t(job_id, lease_token, result)
 ), held AS (
@@ -161,6 +168,7 @@ WITH input AS (
     FROM jobs AS j JOIN input ON j.id = input.job_id AND j.lease_token = input.lease_token
     WHERE j.id = ANY($1::bigint[])  -- lets the planner walk the primary key
       AND j.state = 'leased'
+      AND ($5::text IS NULL OR j.lease_principal = $5::text)
     ORDER BY j.id
     FOR UPDATE OF j
 ), complete AS (
@@ -192,15 +200,17 @@ SELECT id,
 FROM completed;
 
 -- name: job_get_fencing_many
--- State, last lease token and result of jobs, to tell a replayed Complete from a lost lease.
-SELECT id, state, lease_token, result FROM jobs WHERE id = ANY($1::bigint[]);
+-- State, last lease token, its principal and result of jobs, to tell a replayed Complete from a
+-- lost lease.
+SELECT id, state, lease_token, lease_principal, result FROM jobs WHERE id = ANY($1::bigint[]);
 
 -- name: job_fail_if_leased
 -- Ends a leased attempt as failed (queued again with backoff, or dead) or released (queued in its
 -- old place, attempt not charged). A cancel asked meanwhile wins over both: the job is cancelled.
 -- Backoff is full jitter: uniform in [0, min(max, initial * mult^(n-1))], or the worker's delay
--- when given. Params: job id, lease token, error type, error message, retryable, retry delay ms
--- (nullable), release, now.
+-- when given. A lease bound to another principal is not held ($9: the caller's; NULL without auth
+-- skips the check). Params: job id, lease token, error type, error message, retryable, retry delay
+-- ms (nullable), release, now, principal.
 WITH old AS (
     SELECT j.id, j.attempt, j.lease_token, j.leased_by, j.leased_at, j.target_url,
            CASE WHEN j.cancel_requested THEN 'cancelled'::job_state
@@ -214,6 +224,7 @@ WITH old AS (
            END AS delay_ms
     FROM jobs AS j
     WHERE j.id = $1 AND j.lease_token = $2::uuid AND j.state = 'leased'
+      AND ($9::text IS NULL OR j.lease_principal = $9::text)
     FOR UPDATE
 ), failed AS (
     UPDATE jobs AS j
@@ -322,10 +333,11 @@ SELECT target.id, coalesce(changed.state, target.state) AS state,
 FROM target LEFT JOIN changed ON changed.id = target.id;
 
 -- name: job_get
+-- The job, if the caller may see it: $2 is the owner the caller is confined to (NULL: any job).
 SELECT id, kind, state, spec, target_url, attempt, max_attempts, created_at, run_at, leased_at,
        lease_expires_at, leased_by, finished_at, last_error, cancel_requested, result
 FROM jobs
-WHERE id = $1;
+WHERE id = $1 AND ($2::text IS NULL OR owner = $2::text);
 
 -- name: job_attempt_list
 SELECT attempt, worker_id, started_at, finished_at, outcome, error_type, error_message

@@ -41,17 +41,26 @@ SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::text[], $5::te
               AS t(job_id, position, url, image_sha256, error_type, error_message);
 
 -- name: thumbnail_get
-SELECT sha256, format, width, height, data FROM thumbnails WHERE sha256 = $1;
+-- A thumbnail, if the caller may see it: $2 is the owner the caller is confined to (NULL: any),
+-- who sees the thumbnails of images on pages of its own jobs only.
+SELECT t.sha256, t.format, t.width, t.height, t.data
+FROM thumbnails AS t
+WHERE t.sha256 = $1
+  AND ($2::text IS NULL OR EXISTS (
+          SELECT 1 FROM page_images AS pi JOIN jobs AS j ON j.id = pi.job_id
+          WHERE pi.image_sha256 = t.image_sha256 AND j.owner = $2::text));
 
 -- name: result_list_after
 -- Succeeded jobs with their results, in id order from a cursor, for export: up to $2 rows, and no
 -- more than about $4 bytes of them (result and URL plus a per-row allowance), but always the first
 -- row. The byte sizes come from the stored lengths: rows left out are never read from TOAST.
 -- window_rows is how many rows the count limit allowed, so the caller sees a page cut by bytes.
+-- $5 is the owner the caller is confined to (NULL: every owner's results).
 WITH window_rows AS (
     SELECT id, kind, target_url, finished_at, result
     FROM jobs
     WHERE state = 'succeeded' AND id > $1 AND ($3::text IS NULL OR kind = $3)
+      AND ($5::text IS NULL OR owner = $5::text)
     ORDER BY id
     LIMIT $2
 ), sized AS (
