@@ -14,12 +14,12 @@ charged, so a burst of large results cannot starve the calls that keep leases al
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 
-from crawlfleet.coordinator.api.requests import Deserializer, parse_request
+from crawlfleet.coordinator.api.requests import Behavior, Deserializer, RawUnaryInterceptor, parse_request
 from crawlfleet.coordinator.api.status import to_status
 from crawlfleet.coordinator.errors import ResourceExhausted
 
@@ -30,8 +30,6 @@ SMALL_REQUEST_BYTES = 64 * 1024
 # What a refused caller is told to wait before trying again.
 RETRY_AFTER_SECONDS = 1.0
 BUDGET_LIMIT = "request_bytes_in_flight"
-
-Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
 
 class RequestBudget:
@@ -52,39 +50,20 @@ class RequestBudget:
         self.in_use -= size
 
 
-class RequestBytesInterceptor(grpc.aio.ServerInterceptor):
+class RequestBytesInterceptor(RawUnaryInterceptor):
     """Charges each large unary request to a ``RequestBudget`` before it is parsed.
 
     Put it last among the interceptors, so that calls refused by authentication never charge it.
     """
 
     def __init__(self, budget: RequestBudget, on_refused: Callable[[], None] | None = None) -> None:
+        super().__init__()
         self.budget = budget
         self._on_refused = on_refused
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None or handler.request_deserializer is None:
-            return handler
-        method = handler_call_details.method
-        cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped: grpc.RpcMethodHandler[Any, Any] = grpc.unary_unary_rpc_method_handler(
-            # The stubs type handlers as synchronous; a grpc.aio server's are coroutine functions.
-            self._charged(method.lstrip("/"), cast(Behavior, handler.unary_unary), handler.request_deserializer),
-            request_deserializer=None,  # the wrapper gets the bytes and parses them once charged
-            response_serializer=handler.response_serializer,
-        )
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
-
-    def _charged(self, method: str, behavior: Behavior, deserialize: Deserializer) -> Behavior:
+    def wrap(self, method: str, behavior: Behavior, deserialize: Deserializer | None) -> Behavior:
+        if deserialize is None:
+            return behavior  # an outer layer already takes the bytes raw
         budget = self.budget
 
         async def charged(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:

@@ -12,13 +12,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, cast
+from typing import Any
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 from crawlfleet.common.states import JobState
-from crawlfleet.coordinator.api.requests import Deserializer, parse_request
+from crawlfleet.coordinator.api.requests import Behavior, Deserializer, RawUnaryInterceptor, parse_request
 from crawlfleet.coordinator.errors import DatabaseUnavailable
 from crawlfleet.coordinator.storage.admin import AdminQueue
 
@@ -165,10 +165,7 @@ class CoordinatorMetrics:
         self.oldest_queued_age.set(0.0 if oldest is None else max(0.0, (health.now - oldest).total_seconds()))
 
 
-Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
-
-
-class MetricsInterceptor(grpc.aio.ServerInterceptor):
+class MetricsInterceptor(RawUnaryInterceptor):
     """Counts unary calls by method and final status code and times them.
 
     The status is what the handler left on the context: OK, the code of an abort (every
@@ -180,33 +177,11 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
     """
 
     def __init__(self, metrics: CoordinatorMetrics) -> None:
+        super().__init__()
         self._metrics = metrics
-        # method -> (the handler as registered, its observed wrapper): wrapped once, not per call.
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
         self._counters: dict[tuple[str, str], Counter] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        method = handler_call_details.method
-        cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped: grpc.RpcMethodHandler[Any, Any] = grpc.unary_unary_rpc_method_handler(
-            # The stubs type handlers as synchronous; a grpc.aio server's are coroutine functions.
-            self._observe(method.lstrip("/"), cast(Behavior, handler.unary_unary), handler.request_deserializer),
-            request_deserializer=None,  # raw bytes: _observe parses them
-            response_serializer=handler.response_serializer,
-        )
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
-
-    def _observe(self, method: str, behavior: Behavior, deserializer: Deserializer | None) -> Behavior:
+    def wrap(self, method: str, behavior: Behavior, deserializer: Deserializer | None) -> Behavior:
         duration = self._metrics.rpc_duration.labels(method)
 
         async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
