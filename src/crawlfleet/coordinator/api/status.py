@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
@@ -111,15 +111,10 @@ def handles_errors(method: Handler[Request, Response]) -> Handler[Request, Respo
         try:
             check_bounds(request)
             return await method(self, request, context)
-        except CoordinatorError as error:
-            await _abort(method.__name__, error, context)
-            raise AssertionError("abort_with_status returned") from error
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
-            _unexpected.log(logging.ERROR, "%s failed unexpectedly", method.__name__, exc_info=exc)
-            await _abort(method.__name__, InternalError(), context)
-            raise AssertionError("abort_with_status returned") from exc
+            await _abort_for(method.__name__, exc, context)
 
     return wrapper
 
@@ -135,17 +130,23 @@ def handles_stream_errors(method: StreamHandler[Request, Response]) -> StreamHan
             check_bounds(request)
             async for response in method(self, request, context):
                 yield response
-        except CoordinatorError as error:
-            await _abort(method.__name__, error, context)
-            raise AssertionError("abort_with_status returned") from error
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
-            _unexpected.log(logging.ERROR, "%s failed unexpectedly", method.__name__, exc_info=exc)
-            await _abort(method.__name__, InternalError(), context)
-            raise AssertionError("abort_with_status returned") from exc
+            await _abort_for(method.__name__, exc, context)
 
     return wrapper
+
+
+async def _abort_for(name: str, exc: Exception, context: grpc.aio.ServicerContext[Any, Any]) -> NoReturn:
+    """Ends the call of RPC ``name`` for ``exc``: a CoordinatorError with its own status, anything
+    else with INTERNAL and a generic message (the details go to the log only)."""
+    if isinstance(exc, CoordinatorError):
+        await _abort(name, exc, context)
+    else:
+        _unexpected.log(logging.ERROR, "%s failed unexpectedly", name, exc_info=exc)
+        await _abort(name, InternalError(), context)
+    raise AssertionError("abort_with_status returned") from exc
 
 
 async def _abort(name: str, error: CoordinatorError, context: grpc.aio.ServicerContext[Any, Any]) -> None:
