@@ -13,6 +13,7 @@ import asyncpg
 import grpc
 import pytest
 
+from crawlfleet.coordinator.politeness import Politeness
 from crawlfleet.coordinator.server import Coordinator
 from crawlfleet.coordinator.settings import CoordinatorSettings
 from crawlfleet.coordinator.storage import database
@@ -54,6 +55,11 @@ def queue(db: asyncpg.Pool) -> Queue:
     return Queue(db)
 
 
+# Tests of other things than politeness lease as fast as the queue allows; tests of politeness
+# pass their own.
+UNTHROTTLED = Politeness(host_concurrency=10_000, host_delay_seconds=0.0, obey_robots=False)
+
+
 def coordinator_settings(dsn: str, **overrides: object) -> CoordinatorSettings:
     """Coordinator settings for tests: port 0, a short lease, fast re-checks."""
     base = CoordinatorSettings(
@@ -65,6 +71,7 @@ def coordinator_settings(dsn: str, **overrides: object) -> CoordinatorSettings:
         reap_interval_seconds=0.2,
         shutdown_grace_seconds=2.0,
         metrics_listen="off",  # tests that scrape metrics pass "127.0.0.1:0"
+        politeness=UNTHROTTLED,
     )
     return replace(base, **overrides)  # type: ignore[arg-type]
 

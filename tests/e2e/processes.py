@@ -18,6 +18,11 @@ ROOT = Path(__file__).resolve().parents[2]
 _PORT_LINE = re.compile(rb"listening on [\d.]+:(\d+)")
 
 
+# Tests of other things than politeness lease as fast as the queue allows; tests of politeness
+# pass their own flags after these.
+UNTHROTTLED_FLAGS = ("--host-concurrency", "10000", "--host-delay-seconds", "0", "--no-obey-robots")
+
+
 @dataclass
 class Process:
     name: str
@@ -72,6 +77,7 @@ class Fleet:
                 "0.2",
                 "--shutdown-grace-seconds",
                 "3",
+                *UNTHROTTLED_FLAGS,
                 *extra,
             ],
         )

@@ -26,6 +26,8 @@ EXPECTED_TABLES = {
     "job_counts",
     "job_count_deltas",
     "job_watchers",
+    "hosts",
+    "host_policies",
 }
 EXPECTED_INDEXES = {
     "jobs_available",
@@ -35,6 +37,8 @@ EXPECTED_INDEXES = {
     "jobs_finished",
     "jobs_created_at",
     "jobs_dead_id",
+    "jobs_host_queue",
+    "jobs_host_leased",
 }
 
 

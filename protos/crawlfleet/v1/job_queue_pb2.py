@@ -27,15 +27,15 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63rawlfleet/v1/job_queue.proto\x12\rcrawlfleet.v1\x1a\x18\x63rawlfleet/v1/jobs.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"6\n\x0e\x45nqueueRequest\x12$\n\x04jobs\x18\x01 \x03(\x0b\x32\x16.crawlfleet.v1.JobSpec\"I\n\x0b\x45nqueuedJob\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x1d\n\x15\x65xisting_spec_differs\x18\x03 \x01(\x08\";\n\x0f\x45nqueueResponse\x12(\n\x04jobs\x18\x01 \x03(\x0b\x32\x1a.crawlfleet.v1.EnqueuedJob\"M\n\nWorkerInfo\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\r\n\x05kinds\x18\x04 \x03(\t\"t\n\x0cLeaseRequest\x12)\n\x06worker\x18\x01 \x01(\x0b\x32\x19.crawlfleet.v1.WorkerInfo\x12\x10\n\x08max_jobs\x18\x02 \x01(\x05\x12\'\n\x04wait\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xbd\x01\n\tLeasedJob\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12$\n\x04spec\x18\x03 \x01(\x0b\x32\x16.crawlfleet.v1.JobSpec\x12\x13\n\x0blease_token\x18\x04 \x01(\t\x12\x34\n\x10lease_expires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\x07 \x01(\x05\"j\n\rLeaseResponse\x12&\n\x04jobs\x18\x01 \x03(\x0b\x32\x18.crawlfleet.v1.LeasedJob\x12\x31\n\x0elease_duration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"/\n\x08LeaseRef\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x13\n\x0blease_token\x18\x02 \x01(\t\"N\n\x10HeartbeatRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\'\n\x06leases\x18\x02 \x03(\x0b\x32\x17.crawlfleet.v1.LeaseRef\"~\n\nLeaseState\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12*\n\x06status\x18\x02 \x01(\x0e\x32\x1a.crawlfleet.v1.LeaseStatus\x12\x34\n\x10lease_expires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\">\n\x11HeartbeatResponse\x12)\n\x06leases\x18\x01 \x03(\x0b\x32\x19.crawlfleet.v1.LeaseState\"]\n\x0c\x43ompletedJob\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12(\n\x06result\x18\x03 \x01(\x0b\x32\x18.crawlfleet.v1.JobResult\"<\n\x0f\x43ompleteRequest\x12)\n\x04jobs\x18\x01 \x03(\x0b\x32\x1b.crawlfleet.v1.CompletedJob\"\x12\n\x10\x43ompleteResponse\"\xb1\x01\n\x0b\x46\x61ilRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12\x12\n\nerror_type\x18\x03 \x01(\t\x12\x15\n\rerror_message\x18\x04 \x01(\t\x12\x11\n\tretryable\x18\x05 \x01(\x08\x12.\n\x0bretry_after\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07release\x18\x07 \x01(\x08\"b\n\x0c\x46\x61ilResponse\x12&\n\x05state\x18\x01 \x01(\x0e\x32\x17.crawlfleet.v1.JobState\x12*\n\x06run_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\";\n\x10WatchJobsRequest\x12\x0f\n\x07job_ids\x18\x01 \x03(\x03\x12\x16\n\x0e\x61ll_unfinished\x18\x02 \x01(\x08\"\x9b\x01\n\x0b\x46inishedJob\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.crawlfleet.v1.JobState\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12/\n\x0b\x66inished_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x05 \x01(\t\"\x88\x01\n\x11WatchJobsResponse\x12(\n\x04jobs\x18\x01 \x03(\x0b\x32\x1a.crawlfleet.v1.FinishedJob\x12\x19\n\x11not_found_job_ids\x18\x02 \x03(\x03\x12\x17\n\x0fremaining_count\x18\x03 \x01(\x03\x12\x15\n\rwatched_count\x18\x04 \x01(\x03*\x95\x01\n\x0bLeaseStatus\x12\x1c\n\x18LEASE_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15LEASE_STATUS_EXTENDED\x10\x01\x12\x15\n\x11LEASE_STATUS_LOST\x10\x02\x12\x1a\n\x16LEASE_STATUS_CANCELLED\x10\x03\x12\x1a\n\x16LEASE_STATUS_COMPLETED\x10\x04\x32\xc8\x03\n\x08JobQueue\x12H\n\x07\x45nqueue\x12\x1d.crawlfleet.v1.EnqueueRequest\x1a\x1e.crawlfleet.v1.EnqueueResponse\x12\x42\n\x05Lease\x12\x1b.crawlfleet.v1.LeaseRequest\x1a\x1c.crawlfleet.v1.LeaseResponse\x12N\n\tHeartbeat\x12\x1f.crawlfleet.v1.HeartbeatRequest\x1a .crawlfleet.v1.HeartbeatResponse\x12K\n\x08\x43omplete\x12\x1e.crawlfleet.v1.CompleteRequest\x1a\x1f.crawlfleet.v1.CompleteResponse\x12?\n\x04\x46\x61il\x12\x1a.crawlfleet.v1.FailRequest\x1a\x1b.crawlfleet.v1.FailResponse\x12P\n\tWatchJobs\x12\x1f.crawlfleet.v1.WatchJobsRequest\x1a .crawlfleet.v1.WatchJobsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63rawlfleet/v1/job_queue.proto\x12\rcrawlfleet.v1\x1a\x18\x63rawlfleet/v1/jobs.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"6\n\x0e\x45nqueueRequest\x12$\n\x04jobs\x18\x01 \x03(\x0b\x32\x16.crawlfleet.v1.JobSpec\"I\n\x0b\x45nqueuedJob\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x1d\n\x15\x65xisting_spec_differs\x18\x03 \x01(\x08\";\n\x0f\x45nqueueResponse\x12(\n\x04jobs\x18\x01 \x03(\x0b\x32\x1a.crawlfleet.v1.EnqueuedJob\"M\n\nWorkerInfo\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\r\n\x05kinds\x18\x04 \x03(\t\"t\n\x0cLeaseRequest\x12)\n\x06worker\x18\x01 \x01(\x0b\x32\x19.crawlfleet.v1.WorkerInfo\x12\x10\n\x08max_jobs\x18\x02 \x01(\x05\x12\'\n\x04wait\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xea\x01\n\tLeasedJob\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12$\n\x04spec\x18\x03 \x01(\x0b\x32\x16.crawlfleet.v1.JobSpec\x12\x13\n\x0blease_token\x18\x04 \x01(\t\x12\x34\n\x10lease_expires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\x07 \x01(\x05\x12+\n\x04host\x18\x08 \x01(\x0b\x32\x1d.crawlfleet.v1.HostDirectives\"h\n\x0eHostDirectives\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x66\x65tch_robots\x18\x02 \x01(\x08\x12\x32\n\x0erobots_version\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"j\n\rLeaseResponse\x12&\n\x04jobs\x18\x01 \x03(\x0b\x32\x18.crawlfleet.v1.LeasedJob\x12\x31\n\x0elease_duration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"/\n\x08LeaseRef\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x13\n\x0blease_token\x18\x02 \x01(\t\"N\n\x10HeartbeatRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\'\n\x06leases\x18\x02 \x03(\x0b\x32\x17.crawlfleet.v1.LeaseRef\"~\n\nLeaseState\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12*\n\x06status\x18\x02 \x01(\x0e\x32\x1a.crawlfleet.v1.LeaseStatus\x12\x34\n\x10lease_expires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\">\n\x11HeartbeatResponse\x12)\n\x06leases\x18\x01 \x03(\x0b\x32\x19.crawlfleet.v1.LeaseState\"]\n\x0c\x43ompletedJob\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12(\n\x06result\x18\x03 \x01(\x0b\x32\x18.crawlfleet.v1.JobResult\"<\n\x0f\x43ompleteRequest\x12)\n\x04jobs\x18\x01 \x03(\x0b\x32\x1b.crawlfleet.v1.CompletedJob\"\x12\n\x10\x43ompleteResponse\"\xb1\x01\n\x0b\x46\x61ilRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12\x12\n\nerror_type\x18\x03 \x01(\t\x12\x15\n\rerror_message\x18\x04 \x01(\t\x12\x11\n\tretryable\x18\x05 \x01(\x08\x12.\n\x0bretry_after\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07release\x18\x07 \x01(\x08\"b\n\x0c\x46\x61ilResponse\x12&\n\x05state\x18\x01 \x01(\x0e\x32\x17.crawlfleet.v1.JobState\x12*\n\x06run_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\";\n\x10WatchJobsRequest\x12\x0f\n\x07job_ids\x18\x01 \x03(\x03\x12\x16\n\x0e\x61ll_unfinished\x18\x02 \x01(\x08\"\x9b\x01\n\x0b\x46inishedJob\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.crawlfleet.v1.JobState\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12/\n\x0b\x66inished_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x05 \x01(\t\"\x88\x01\n\x11WatchJobsResponse\x12(\n\x04jobs\x18\x01 \x03(\x0b\x32\x1a.crawlfleet.v1.FinishedJob\x12\x19\n\x11not_found_job_ids\x18\x02 \x03(\x03\x12\x17\n\x0fremaining_count\x18\x03 \x01(\x03\x12\x15\n\rwatched_count\x18\x04 \x01(\x03*\x95\x01\n\x0bLeaseStatus\x12\x1c\n\x18LEASE_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15LEASE_STATUS_EXTENDED\x10\x01\x12\x15\n\x11LEASE_STATUS_LOST\x10\x02\x12\x1a\n\x16LEASE_STATUS_CANCELLED\x10\x03\x12\x1a\n\x16LEASE_STATUS_COMPLETED\x10\x04\x32\xc8\x03\n\x08JobQueue\x12H\n\x07\x45nqueue\x12\x1d.crawlfleet.v1.EnqueueRequest\x1a\x1e.crawlfleet.v1.EnqueueResponse\x12\x42\n\x05Lease\x12\x1b.crawlfleet.v1.LeaseRequest\x1a\x1c.crawlfleet.v1.LeaseResponse\x12N\n\tHeartbeat\x12\x1f.crawlfleet.v1.HeartbeatRequest\x1a .crawlfleet.v1.HeartbeatResponse\x12K\n\x08\x43omplete\x12\x1e.crawlfleet.v1.CompleteRequest\x1a\x1f.crawlfleet.v1.CompleteResponse\x12?\n\x04\x46\x61il\x12\x1a.crawlfleet.v1.FailRequest\x1a\x1b.crawlfleet.v1.FailResponse\x12P\n\tWatchJobs\x12\x1f.crawlfleet.v1.WatchJobsRequest\x1a .crawlfleet.v1.WatchJobsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'crawlfleet.v1.job_queue_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LEASESTATUS']._serialized_start=1965
-  _globals['_LEASESTATUS']._serialized_end=2114
+  _globals['_LEASESTATUS']._serialized_start=2116
+  _globals['_LEASESTATUS']._serialized_end=2265
   _globals['_ENQUEUEREQUEST']._serialized_start=139
   _globals['_ENQUEUEREQUEST']._serialized_end=193
   _globals['_ENQUEUEDJOB']._serialized_start=195
@@ -47,33 +47,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LEASEREQUEST']._serialized_start=410
   _globals['_LEASEREQUEST']._serialized_end=526
   _globals['_LEASEDJOB']._serialized_start=529
-  _globals['_LEASEDJOB']._serialized_end=718
-  _globals['_LEASERESPONSE']._serialized_start=720
-  _globals['_LEASERESPONSE']._serialized_end=826
-  _globals['_LEASEREF']._serialized_start=828
-  _globals['_LEASEREF']._serialized_end=875
-  _globals['_HEARTBEATREQUEST']._serialized_start=877
-  _globals['_HEARTBEATREQUEST']._serialized_end=955
-  _globals['_LEASESTATE']._serialized_start=957
-  _globals['_LEASESTATE']._serialized_end=1083
-  _globals['_HEARTBEATRESPONSE']._serialized_start=1085
-  _globals['_HEARTBEATRESPONSE']._serialized_end=1147
-  _globals['_COMPLETEDJOB']._serialized_start=1149
-  _globals['_COMPLETEDJOB']._serialized_end=1242
-  _globals['_COMPLETEREQUEST']._serialized_start=1244
-  _globals['_COMPLETEREQUEST']._serialized_end=1304
-  _globals['_COMPLETERESPONSE']._serialized_start=1306
-  _globals['_COMPLETERESPONSE']._serialized_end=1324
-  _globals['_FAILREQUEST']._serialized_start=1327
-  _globals['_FAILREQUEST']._serialized_end=1504
-  _globals['_FAILRESPONSE']._serialized_start=1506
-  _globals['_FAILRESPONSE']._serialized_end=1604
-  _globals['_WATCHJOBSREQUEST']._serialized_start=1606
-  _globals['_WATCHJOBSREQUEST']._serialized_end=1665
-  _globals['_FINISHEDJOB']._serialized_start=1668
-  _globals['_FINISHEDJOB']._serialized_end=1823
-  _globals['_WATCHJOBSRESPONSE']._serialized_start=1826
-  _globals['_WATCHJOBSRESPONSE']._serialized_end=1962
-  _globals['_JOBQUEUE']._serialized_start=2117
-  _globals['_JOBQUEUE']._serialized_end=2573
+  _globals['_LEASEDJOB']._serialized_end=763
+  _globals['_HOSTDIRECTIVES']._serialized_start=765
+  _globals['_HOSTDIRECTIVES']._serialized_end=869
+  _globals['_LEASERESPONSE']._serialized_start=871
+  _globals['_LEASERESPONSE']._serialized_end=977
+  _globals['_LEASEREF']._serialized_start=979
+  _globals['_LEASEREF']._serialized_end=1026
+  _globals['_HEARTBEATREQUEST']._serialized_start=1028
+  _globals['_HEARTBEATREQUEST']._serialized_end=1106
+  _globals['_LEASESTATE']._serialized_start=1108
+  _globals['_LEASESTATE']._serialized_end=1234
+  _globals['_HEARTBEATRESPONSE']._serialized_start=1236
+  _globals['_HEARTBEATRESPONSE']._serialized_end=1298
+  _globals['_COMPLETEDJOB']._serialized_start=1300
+  _globals['_COMPLETEDJOB']._serialized_end=1393
+  _globals['_COMPLETEREQUEST']._serialized_start=1395
+  _globals['_COMPLETEREQUEST']._serialized_end=1455
+  _globals['_COMPLETERESPONSE']._serialized_start=1457
+  _globals['_COMPLETERESPONSE']._serialized_end=1475
+  _globals['_FAILREQUEST']._serialized_start=1478
+  _globals['_FAILREQUEST']._serialized_end=1655
+  _globals['_FAILRESPONSE']._serialized_start=1657
+  _globals['_FAILRESPONSE']._serialized_end=1755
+  _globals['_WATCHJOBSREQUEST']._serialized_start=1757
+  _globals['_WATCHJOBSREQUEST']._serialized_end=1816
+  _globals['_FINISHEDJOB']._serialized_start=1819
+  _globals['_FINISHEDJOB']._serialized_end=1974
+  _globals['_WATCHJOBSRESPONSE']._serialized_start=1977
+  _globals['_WATCHJOBSRESPONSE']._serialized_end=2113
+  _globals['_JOBQUEUE']._serialized_start=2268
+  _globals['_JOBQUEUE']._serialized_end=2724
 # @@protoc_insertion_point(module_scope)

@@ -196,6 +196,7 @@ class LeasedJob(_message.Message):
     LEASE_EXPIRES_AT_FIELD_NUMBER: _builtins.int
     ATTEMPT_FIELD_NUMBER: _builtins.int
     MAX_ATTEMPTS_FIELD_NUMBER: _builtins.int
+    HOST_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     kind: _builtins.str
     lease_token: _builtins.str
@@ -207,6 +208,10 @@ class LeasedJob(_message.Message):
     def spec(self) -> _jobs_pb2.JobSpec: ...
     @_builtins.property
     def lease_expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def host(self) -> Global___HostDirectives:
+        """What the fleet's politeness asks of this lease; unset for jobs without a target URL."""
+
     def __init__(
         self,
         *,
@@ -217,14 +222,51 @@ class LeasedJob(_message.Message):
         lease_expires_at: _timestamp_pb2.Timestamp | None = ...,
         attempt: _builtins.int = ...,
         max_attempts: _builtins.int = ...,
+        host: Global___HostDirectives | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["lease_expires_at", b"lease_expires_at", "spec", b"spec"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["host", b"host", "lease_expires_at", b"lease_expires_at", "spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "id", b"id", "kind", b"kind", "lease_expires_at", b"lease_expires_at", "lease_token", b"lease_token", "max_attempts", b"max_attempts", "spec", b"spec"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "host", b"host", "id", b"id", "kind", b"kind", "lease_expires_at", b"lease_expires_at", "lease_token", b"lease_token", "max_attempts", b"max_attempts", "spec", b"spec"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LeasedJob: _TypeAlias = LeasedJob  # noqa: Y015
+
+@_typing.final
+class HostDirectives(_message.Message):
+    """The host a leased job belongs to and what its robots.txt asks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    FETCH_ROBOTS_FIELD_NUMBER: _builtins.int
+    ROBOTS_VERSION_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The politeness key: the target URL's host name, with the port when it is not the default."""
+    fetch_robots: _builtins.bool
+    """This lease fetches the host's robots.txt (unknown or stale) before the job's own URL; the
+    host's other jobs wait for it.
+    """
+    @_builtins.property
+    def robots_version(self) -> _timestamp_pb2.Timestamp:
+        """Set when the host's robots.txt has rules to obey: the version (fetch time) to check the
+        job's URL against.
+        """
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        fetch_robots: _builtins.bool = ...,
+        robots_version: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["robots_version", b"robots_version"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fetch_robots", b"fetch_robots", "name", b"name", "robots_version", b"robots_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HostDirectives: _TypeAlias = HostDirectives  # noqa: Y015
 
 @_typing.final
 class LeaseResponse(_message.Message):

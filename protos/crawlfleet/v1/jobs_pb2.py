@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63rawlfleet/v1/jobs.proto\x12\rcrawlfleet.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xae\x01\n\x0bRetryPolicy\x12\x33\n\x10initial_interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1b\n\x13\x62\x61\x63koff_coefficient\x18\x02 \x01(\x01\x12\x33\n\x10maximum_interval\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x10maximum_attempts\x18\x04 \x01(\x05\"\x99\x01\n\nScrapeSpec\x12\x0b\n\x03url\x18\x01 \x01(\t\x12)\n\x06render\x18\x02 \x01(\x0e\x32\x19.crawlfleet.v1.RenderMode\x12*\n\x07timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0bskip_images\x18\x04 \x01(\x08\x12\x12\n\nmax_images\x18\x05 \x01(\x05\"e\n\x08NoopSpec\x12+\n\x08\x64uration\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0c\x66\x61il_message\x18\x02 \x01(\t\x12\x16\n\x0e\x66\x61il_retryable\x18\x03 \x01(\x08\"\xf3\x01\n\x07JobSpec\x12+\n\x06scrape\x18\x01 \x01(\x0b\x32\x19.crawlfleet.v1.ScrapeSpecH\x00\x12\'\n\x04noop\x18\x02 \x01(\x0b\x32\x17.crawlfleet.v1.NoopSpecH\x00\x12\x10\n\x08priority\x18\x03 \x01(\x05\x12*\n\x06run_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cretry_policy\x18\x05 \x01(\x0b\x32\x1a.crawlfleet.v1.RetryPolicy\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\tB\t\n\x07payload\"\xaf\x04\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.crawlfleet.v1.JobState\x12$\n\x04spec\x18\x04 \x01(\x0b\x32\x16.crawlfleet.v1.JobSpec\x12\x12\n\ntarget_url\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\x07 \x01(\x05\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06run_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tleased_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10lease_expires_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tleased_by\x18\x0c \x01(\t\x12/\n\x0b\x66inished_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x0e \x01(\t\x12\x18\n\x10\x63\x61ncel_requested\x18\x0f \x01(\x08\x12(\n\x08\x61ttempts\x18\x10 \x03(\x0b\x32\x16.crawlfleet.v1.Attempt\x12(\n\x06result\x18\x11 \x01(\x0b\x32\x18.crawlfleet.v1.JobResult\"\xc9\x01\n\x07\x41ttempt\x12\x0e\n\x06number\x18\x01 \x01(\x05\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12.\n\nstarted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07outcome\x18\x05 \x01(\t\x12\x12\n\nerror_type\x18\x06 \x01(\t\x12\x15\n\rerror_message\x18\x07 \x01(\t\",\n\x08Redirect\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x13\n\x0bstatus_code\x18\x02 \x01(\x05\"4\n\x04Link\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x11\n\tsame_host\x18\x03 \x01(\x08\"j\n\tThumbnail\x12\x10\n\x08max_side\x18\x01 \x01(\x05\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\x0e\n\x06\x66ormat\x18\x04 \x01(\t\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x06 \x01(\x0c\"\xde\x01\n\x0bImageResult\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x12\n\nerror_type\x18\x02 \x01(\t\x12\x15\n\rerror_message\x18\x03 \x01(\t\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x05 \x01(\t\x12\r\n\x05width\x18\x06 \x01(\x05\x12\x0e\n\x06height\x18\x07 \x01(\x05\x12\x11\n\tbyte_size\x18\x08 \x01(\x03\x12\x17\n\x0fperceptual_hash\x18\t \x01(\t\x12,\n\nthumbnails\x18\n \x03(\x0b\x32\x18.crawlfleet.v1.Thumbnail\"\x86\x05\n\x0cScrapeResult\x12\x11\n\tfinal_url\x18\x01 \x01(\t\x12\x13\n\x0bstatus_code\x18\x02 \x01(\x05\x12\r\n\x05title\x18\x03 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x04 \x01(\t\x12\x12\n\nbody_bytes\x18\x05 \x01(\x03\x12*\n\tredirects\x18\x06 \x03(\x0b\x32\x17.crawlfleet.v1.Redirect\x12\x18\n\x10meta_description\x18\x07 \x01(\t\x12\x15\n\rcanonical_url\x18\x08 \x01(\t\x12\x10\n\x08language\x18\t \x01(\t\x12\x11\n\tmain_text\x18\n \x01(\t\x12\"\n\x05links\x18\x0b \x03(\x0b\x32\x13.crawlfleet.v1.Link\x12\x12\n\nimage_urls\x18\x0c \x03(\t\x12\x0f\n\x07json_ld\x18\r \x03(\t\x12>\n\nopen_graph\x18\x0e \x03(\x0b\x32*.crawlfleet.v1.ScrapeResult.OpenGraphEntry\x12\x30\n\rrendered_with\x18\x0f \x01(\x0e\x32\x19.crawlfleet.v1.RenderMode\x12\x0f\n\x07\x63harset\x18\x10 \x01(\t\x12\x39\n\x07headers\x18\x11 \x03(\x0b\x32(.crawlfleet.v1.ScrapeResult.HeadersEntry\x12*\n\x06images\x18\x12 \x03(\x0b\x32\x1a.crawlfleet.v1.ImageResult\x1a\x30\n\x0eOpenGraphEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x0c\n\nNoopResult\"p\n\tJobResult\x12-\n\x06scrape\x18\x01 \x01(\x0b\x32\x1b.crawlfleet.v1.ScrapeResultH\x00\x12)\n\x04noop\x18\x02 \x01(\x0b\x32\x19.crawlfleet.v1.NoopResultH\x00\x42\t\n\x07payload*\x97\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x14\n\x10JOB_STATE_LEASED\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x12\n\x0eJOB_STATE_DEAD\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05*n\n\nRenderMode\x12\x1b\n\x17RENDER_MODE_UNSPECIFIED\x10\x00\x12\x14\n\x10RENDER_MODE_HTTP\x10\x01\x12\x17\n\x13RENDER_MODE_BROWSER\x10\x02\x12\x14\n\x10RENDER_MODE_AUTO\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63rawlfleet/v1/jobs.proto\x12\rcrawlfleet.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xae\x01\n\x0bRetryPolicy\x12\x33\n\x10initial_interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1b\n\x13\x62\x61\x63koff_coefficient\x18\x02 \x01(\x01\x12\x33\n\x10maximum_interval\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x10maximum_attempts\x18\x04 \x01(\x05\"\x99\x01\n\nScrapeSpec\x12\x0b\n\x03url\x18\x01 \x01(\t\x12)\n\x06render\x18\x02 \x01(\x0e\x32\x19.crawlfleet.v1.RenderMode\x12*\n\x07timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0bskip_images\x18\x04 \x01(\x08\x12\x12\n\nmax_images\x18\x05 \x01(\x05\"r\n\x08NoopSpec\x12+\n\x08\x64uration\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0c\x66\x61il_message\x18\x02 \x01(\t\x12\x16\n\x0e\x66\x61il_retryable\x18\x03 \x01(\x08\x12\x0b\n\x03url\x18\x04 \x01(\t\"\xf3\x01\n\x07JobSpec\x12+\n\x06scrape\x18\x01 \x01(\x0b\x32\x19.crawlfleet.v1.ScrapeSpecH\x00\x12\'\n\x04noop\x18\x02 \x01(\x0b\x32\x17.crawlfleet.v1.NoopSpecH\x00\x12\x10\n\x08priority\x18\x03 \x01(\x05\x12*\n\x06run_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cretry_policy\x18\x05 \x01(\x0b\x32\x1a.crawlfleet.v1.RetryPolicy\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\tB\t\n\x07payload\"\xaf\x04\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.crawlfleet.v1.JobState\x12$\n\x04spec\x18\x04 \x01(\x0b\x32\x16.crawlfleet.v1.JobSpec\x12\x12\n\ntarget_url\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\x07 \x01(\x05\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06run_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tleased_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10lease_expires_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tleased_by\x18\x0c \x01(\t\x12/\n\x0b\x66inished_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x0e \x01(\t\x12\x18\n\x10\x63\x61ncel_requested\x18\x0f \x01(\x08\x12(\n\x08\x61ttempts\x18\x10 \x03(\x0b\x32\x16.crawlfleet.v1.Attempt\x12(\n\x06result\x18\x11 \x01(\x0b\x32\x18.crawlfleet.v1.JobResult\"\xc9\x01\n\x07\x41ttempt\x12\x0e\n\x06number\x18\x01 \x01(\x05\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12.\n\nstarted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07outcome\x18\x05 \x01(\t\x12\x12\n\nerror_type\x18\x06 \x01(\t\x12\x15\n\rerror_message\x18\x07 \x01(\t\",\n\x08Redirect\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x13\n\x0bstatus_code\x18\x02 \x01(\x05\"4\n\x04Link\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x11\n\tsame_host\x18\x03 \x01(\x08\"j\n\tThumbnail\x12\x10\n\x08max_side\x18\x01 \x01(\x05\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\x0e\n\x06\x66ormat\x18\x04 \x01(\t\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x06 \x01(\x0c\"\xde\x01\n\x0bImageResult\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x12\n\nerror_type\x18\x02 \x01(\t\x12\x15\n\rerror_message\x18\x03 \x01(\t\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x05 \x01(\t\x12\r\n\x05width\x18\x06 \x01(\x05\x12\x0e\n\x06height\x18\x07 \x01(\x05\x12\x11\n\tbyte_size\x18\x08 \x01(\x03\x12\x17\n\x0fperceptual_hash\x18\t \x01(\t\x12,\n\nthumbnails\x18\n \x03(\x0b\x32\x18.crawlfleet.v1.Thumbnail\"\x86\x05\n\x0cScrapeResult\x12\x11\n\tfinal_url\x18\x01 \x01(\t\x12\x13\n\x0bstatus_code\x18\x02 \x01(\x05\x12\r\n\x05title\x18\x03 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x04 \x01(\t\x12\x12\n\nbody_bytes\x18\x05 \x01(\x03\x12*\n\tredirects\x18\x06 \x03(\x0b\x32\x17.crawlfleet.v1.Redirect\x12\x18\n\x10meta_description\x18\x07 \x01(\t\x12\x15\n\rcanonical_url\x18\x08 \x01(\t\x12\x10\n\x08language\x18\t \x01(\t\x12\x11\n\tmain_text\x18\n \x01(\t\x12\"\n\x05links\x18\x0b \x03(\x0b\x32\x13.crawlfleet.v1.Link\x12\x12\n\nimage_urls\x18\x0c \x03(\t\x12\x0f\n\x07json_ld\x18\r \x03(\t\x12>\n\nopen_graph\x18\x0e \x03(\x0b\x32*.crawlfleet.v1.ScrapeResult.OpenGraphEntry\x12\x30\n\rrendered_with\x18\x0f \x01(\x0e\x32\x19.crawlfleet.v1.RenderMode\x12\x0f\n\x07\x63harset\x18\x10 \x01(\t\x12\x39\n\x07headers\x18\x11 \x03(\x0b\x32(.crawlfleet.v1.ScrapeResult.HeadersEntry\x12*\n\x06images\x18\x12 \x03(\x0b\x32\x1a.crawlfleet.v1.ImageResult\x1a\x30\n\x0eOpenGraphEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x0c\n\nNoopResult\"p\n\tJobResult\x12-\n\x06scrape\x18\x01 \x01(\x0b\x32\x1b.crawlfleet.v1.ScrapeResultH\x00\x12)\n\x04noop\x18\x02 \x01(\x0b\x32\x19.crawlfleet.v1.NoopResultH\x00\x42\t\n\x07payload*\x97\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x14\n\x10JOB_STATE_LEASED\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x12\n\x0eJOB_STATE_DEAD\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05*n\n\nRenderMode\x12\x1b\n\x17RENDER_MODE_UNSPECIFIED\x10\x00\x12\x14\n\x10RENDER_MODE_HTTP\x10\x01\x12\x17\n\x13RENDER_MODE_BROWSER\x10\x02\x12\x14\n\x10RENDER_MODE_AUTO\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,38 +37,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SCRAPERESULT_OPENGRAPHENTRY']._serialized_options = b'8\001'
   _globals['_SCRAPERESULT_HEADERSENTRY']._loaded_options = None
   _globals['_SCRAPERESULT_HEADERSENTRY']._serialized_options = b'8\001'
-  _globals['_JOBSTATE']._serialized_start=2767
-  _globals['_JOBSTATE']._serialized_end=2918
-  _globals['_RENDERMODE']._serialized_start=2920
-  _globals['_RENDERMODE']._serialized_end=3030
+  _globals['_JOBSTATE']._serialized_start=2780
+  _globals['_JOBSTATE']._serialized_end=2931
+  _globals['_RENDERMODE']._serialized_start=2933
+  _globals['_RENDERMODE']._serialized_end=3043
   _globals['_RETRYPOLICY']._serialized_start=109
   _globals['_RETRYPOLICY']._serialized_end=283
   _globals['_SCRAPESPEC']._serialized_start=286
   _globals['_SCRAPESPEC']._serialized_end=439
   _globals['_NOOPSPEC']._serialized_start=441
-  _globals['_NOOPSPEC']._serialized_end=542
-  _globals['_JOBSPEC']._serialized_start=545
-  _globals['_JOBSPEC']._serialized_end=788
-  _globals['_JOB']._serialized_start=791
-  _globals['_JOB']._serialized_end=1350
-  _globals['_ATTEMPT']._serialized_start=1353
-  _globals['_ATTEMPT']._serialized_end=1554
-  _globals['_REDIRECT']._serialized_start=1556
-  _globals['_REDIRECT']._serialized_end=1600
-  _globals['_LINK']._serialized_start=1602
-  _globals['_LINK']._serialized_end=1654
-  _globals['_THUMBNAIL']._serialized_start=1656
-  _globals['_THUMBNAIL']._serialized_end=1762
-  _globals['_IMAGERESULT']._serialized_start=1765
-  _globals['_IMAGERESULT']._serialized_end=1987
-  _globals['_SCRAPERESULT']._serialized_start=1990
-  _globals['_SCRAPERESULT']._serialized_end=2636
-  _globals['_SCRAPERESULT_OPENGRAPHENTRY']._serialized_start=2540
-  _globals['_SCRAPERESULT_OPENGRAPHENTRY']._serialized_end=2588
-  _globals['_SCRAPERESULT_HEADERSENTRY']._serialized_start=2590
-  _globals['_SCRAPERESULT_HEADERSENTRY']._serialized_end=2636
-  _globals['_NOOPRESULT']._serialized_start=2638
-  _globals['_NOOPRESULT']._serialized_end=2650
-  _globals['_JOBRESULT']._serialized_start=2652
-  _globals['_JOBRESULT']._serialized_end=2764
+  _globals['_NOOPSPEC']._serialized_end=555
+  _globals['_JOBSPEC']._serialized_start=558
+  _globals['_JOBSPEC']._serialized_end=801
+  _globals['_JOB']._serialized_start=804
+  _globals['_JOB']._serialized_end=1363
+  _globals['_ATTEMPT']._serialized_start=1366
+  _globals['_ATTEMPT']._serialized_end=1567
+  _globals['_REDIRECT']._serialized_start=1569
+  _globals['_REDIRECT']._serialized_end=1613
+  _globals['_LINK']._serialized_start=1615
+  _globals['_LINK']._serialized_end=1667
+  _globals['_THUMBNAIL']._serialized_start=1669
+  _globals['_THUMBNAIL']._serialized_end=1775
+  _globals['_IMAGERESULT']._serialized_start=1778
+  _globals['_IMAGERESULT']._serialized_end=2000
+  _globals['_SCRAPERESULT']._serialized_start=2003
+  _globals['_SCRAPERESULT']._serialized_end=2649
+  _globals['_SCRAPERESULT_OPENGRAPHENTRY']._serialized_start=2553
+  _globals['_SCRAPERESULT_OPENGRAPHENTRY']._serialized_end=2601
+  _globals['_SCRAPERESULT_HEADERSENTRY']._serialized_start=2603
+  _globals['_SCRAPERESULT_HEADERSENTRY']._serialized_end=2649
+  _globals['_NOOPRESULT']._serialized_start=2651
+  _globals['_NOOPRESULT']._serialized_end=2663
+  _globals['_JOBRESULT']._serialized_start=2665
+  _globals['_JOBRESULT']._serialized_end=2777
 # @@protoc_insertion_point(module_scope)

@@ -159,10 +159,15 @@ class NoopSpec(_message.Message):
     DURATION_FIELD_NUMBER: _builtins.int
     FAIL_MESSAGE_FIELD_NUMBER: _builtins.int
     FAIL_RETRYABLE_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
     fail_message: _builtins.str
     """Fail every attempt with this message, if set."""
     fail_retryable: _builtins.bool
     """Whether that failure is retryable."""
+    url: _builtins.str
+    """A URL the job stands for without fetching it: like a scrape job's, it takes part in
+    dedupe, per-URL exclusivity and per-host politeness (benchmarks, tests, dry runs).
+    """
     @_builtins.property
     def duration(self) -> _duration_pb2.Duration:
         """How long the handler takes."""
@@ -173,10 +178,11 @@ class NoopSpec(_message.Message):
         duration: _duration_pb2.Duration | None = ...,
         fail_message: _builtins.str = ...,
         fail_retryable: _builtins.bool = ...,
+        url: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "fail_message", b"fail_message", "fail_retryable", b"fail_retryable"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "fail_message", b"fail_message", "fail_retryable", b"fail_retryable", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -83,7 +83,7 @@ class Coordinator:
         if settings.migrate_on_start:
             async with self._pool.acquire() as conn:
                 await migrate(conn)
-        queue = Queue(self._pool)
+        queue = Queue(self._pool, settings.politeness)
         self._statistics = JobStatistics(queue)
         wakeup = LeaseWakeup()  # new jobs: wakes as many waiting Lease calls as there are jobs
         finished = Wakeup()  # jobs reached a terminal state: wakes WatchJobs streams

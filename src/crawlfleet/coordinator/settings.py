@@ -12,6 +12,7 @@ from crawlfleet.common.flags import ENV_PREFIX, EnvFlags, non_negative_float, po
 from crawlfleet.common.logs import DEFAULT_LOG_LEVEL, add_log_level_flag
 from crawlfleet.common.metrics_http import add_metrics_listen_flag
 from crawlfleet.coordinator.limits import ServerLimits, add_limit_flags, limits_from_args
+from crawlfleet.coordinator.politeness import Politeness, add_politeness_flags, politeness_from_args
 from crawlfleet.coordinator.security.settings import SecuritySettings, add_security_flags, security_from_args
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
@@ -87,6 +88,8 @@ class CoordinatorSettings:
     security: SecuritySettings = field(default_factory=SecuritySettings)
     # HTTP/2 streams, idle connections, keepalive, message size, request bytes in flight.
     limits: ServerLimits = field(default_factory=ServerLimits)
+    # Fleet defaults of per-host limits, robots.txt and host backoff.
+    politeness: Politeness = field(default_factory=Politeness)
 
     @classmethod
     def from_args(
@@ -124,6 +127,7 @@ class CoordinatorSettings:
             max_watch_streams=args.max_watch_streams,
             security=security_from_args(args),
             limits=limits_from_args(args),
+            politeness=politeness_from_args(args),
         )
         return args.command, settings
 
@@ -218,6 +222,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "open WatchJobs streams this coordinator serves; more are refused (RESOURCE_EXHAUSTED)",
         type=positive_int,
     )
+    add_politeness_flags(flags.group("politeness", "per-host limits, robots.txt and host backoff; see docs/politeness.md"))
     add_limit_flags(flags.group("limits", "connection, message and memory bounds; see docs/operations.md"))
     add_security_flags(flags.group("security", "bearer tokens and TLS; see docs/security.md"))
     return parser

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -38,8 +39,20 @@ MAX_RETRY_AFTER_SECONDS = 7 * 24 * 3600
 _DEADLINE_MARGIN_SECONDS = 0.5
 # Refresh a worker's row at most this often; Lease calls come far more often.
 _WORKER_SEEN_INTERVAL_SECONDS = 5.0
+# An idle Lease that found a ready host held by another claim tries again after this long.
+_HOST_RETRY_SECONDS = 0.01
 
 Ctx = grpc.aio.ServicerContext
+
+
+def host_directives(row: LeasedJob) -> pb.HostDirectives | None:
+    """What politeness asks of a leased job's worker (None: the job has no host)."""
+    if row.host is None:
+        return None
+    directives = pb.HostDirectives(name=row.host, fetch_robots=row.fetch_robots)
+    if row.robots_version is not None:
+        directives.robots_version.FromDatetime(row.robots_version)
+    return directives
 
 
 class Lifecycle:
@@ -122,7 +135,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
                 timeout = deadline - loop.time()
                 if timeout <= 0:
                     break
-                await ticket.wait(min(timeout, self._settings.recheck_seconds))
+                await ticket.wait(min(timeout, await self._until_next_host_ready()))
             if self._lifecycle.draining:
                 break
         self._metrics.leased(len(rows))
@@ -138,11 +151,22 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
                     lease_expires_at=expires,
                     attempt=r.attempt,
                     max_attempts=r.max_attempts,
+                    host=host_directives(r),
                 )
                 for r in rows
             ],
             lease_duration=convert.duration(self._settings.lease_seconds),
         )
+
+    async def _until_next_host_ready(self) -> float:
+        """How long an idle Lease sleeps before claiming again: until the next host's delay or
+        pause ends, but no longer than the re-check interval (new jobs wake it earlier)."""
+        ready_at = await self._queue.next_host_ready()
+        if ready_at is None:
+            return self._settings.recheck_seconds
+        until = (ready_at - dt.datetime.now(dt.UTC)).total_seconds()
+        # A host that is ready now was held by another claim: try again shortly.
+        return min(max(until, _HOST_RETRY_SECONDS), self._settings.recheck_seconds)
 
     async def _claim(self, request: pb.LeaseRequest, principal: str | None) -> list[LeasedJob]:
         """Claim, and if the caller goes away meanwhile, give the claimed jobs straight back."""

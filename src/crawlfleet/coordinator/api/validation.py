@@ -6,6 +6,7 @@ import datetime as dt
 
 from google.protobuf import duration_pb2
 
+from crawlfleet.common.hosts import host_of
 from crawlfleet.common.urls import InvalidURL, normalize_url
 from crawlfleet.coordinator.errors import InvalidArgument
 from crawlfleet.coordinator.settings import CoordinatorSettings
@@ -86,9 +87,12 @@ def validate_job(spec: jobs_pb2.JobSpec, field: str, settings: CoordinatorSettin
             _check_range(f"{field}.scrape.timeout", timeout, 0.001, MAX_SCRAPE_TIMEOUT_SECONDS)
         if spec.scrape.render not in jobs_pb2.RenderMode.values():
             raise InvalidArgument(f"{field}.scrape.render", f"unknown render mode {spec.scrape.render}")
-    elif kind == "noop" and spec.noop.HasField("duration"):
-        duration = _seconds(spec.noop.duration)
-        _check_range(f"{field}.noop.duration", duration, 0, MAX_NOOP_DURATION_SECONDS)
+    elif kind == "noop":
+        if spec.noop.HasField("duration"):
+            duration = _seconds(spec.noop.duration)
+            _check_range(f"{field}.noop.duration", duration, 0, MAX_NOOP_DURATION_SECONDS)
+        if spec.noop.url:
+            target_url = normalize_target_url(spec.noop.url, f"{field}.noop.url")
     _check_range(f"{field}.priority", spec.priority, 0, MAX_PRIORITY)
     key = spec.idempotency_key
     if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
@@ -120,6 +124,7 @@ def validate_job(spec: jobs_pb2.JobSpec, field: str, settings: CoordinatorSettin
         retry_initial_ms=initial_ms,
         retry_multiplier=multiplier,
         retry_max_ms=max_ms,
+        host=host_of(target_url) if target_url else None,
     )
 
 

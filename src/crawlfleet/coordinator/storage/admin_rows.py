@@ -132,10 +132,12 @@ class QueueHealth(NamedTuple):
 
 
 class RequeuedJob(NamedTuple):
-    """A dead job back in the queue. notified is the statement's NOTIFY (no value)."""
+    """A dead job back in the queue. notified is the statement's NOTIFY (no value); hosts_woken
+    counts the hosts made ready for the requeued jobs."""
 
     id: int
     notified: None
+    hosts_woken: int | None
 
 
 class PurgedJobs(NamedTuple):

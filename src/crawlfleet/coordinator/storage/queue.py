@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 import asyncpg
 
 from crawlfleet.coordinator.errors import DatabaseUnavailable, LeaseLost
+from crawlfleet.coordinator.politeness import Politeness
 from crawlfleet.coordinator.storage import completion
 from crawlfleet.coordinator.storage import statements as q
 from crawlfleet.coordinator.storage.result_rows import ResultRows
@@ -41,8 +42,9 @@ _CONFLICT_RETRIES = 5
 class Queue:
     """Queue operations over an asyncpg pool. `now` parameters exist so tests control time."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, politeness: Politeness | None = None) -> None:
         self._pool = pool
+        self._politeness = politeness or Politeness()
 
     async def enqueue(
         self, jobs: Sequence[NewJob], now: dt.datetime | None = None, *, owner: str | None = None
@@ -93,7 +95,8 @@ class Queue:
         now: dt.datetime | None = None,
     ) -> list[LeasedJob]:
         """Claim up to max_jobs due jobs for worker_id in one statement, the leases bound to
-        `principal` (None: unbound, auth off)."""
+        `principal` (None: unbound, auth off); host-bound jobs within their hosts' limits."""
+        polite = self._politeness
         async with connection(self._pool) as conn:
             for _ in range(_CONFLICT_RETRIES):
                 try:
@@ -105,11 +108,21 @@ class Queue:
                         lease_ms=round(lease_seconds * 1000),
                         now=now,
                         principal=principal,
+                        host_concurrency=polite.host_concurrency,
+                        host_delay_ms=round(polite.host_delay_seconds * 1000),
+                        obey_robots=polite.obey_robots,
+                        saturated_recheck_ms=round(polite.saturated_recheck_seconds * 1000),
                     )
                 except asyncpg.UniqueViolationError:
                     # Another claimer leased a twin of one of our URLs first; the retry skips it.
                     continue
         return []
+
+    async def next_host_ready(self) -> dt.datetime | None:
+        """When the next host with queued work may be leased from (None: no host waits)."""
+        async with connection(self._pool) as conn:
+            row = await q.HOST_NEXT_READY.fetch_one(conn)
+        return None if row is None else row.ready_at
 
     async def worker_seen(
         self, *, worker_id: str, host: str, version: str, kinds: Sequence[str], now: dt.datetime | None = None
@@ -183,6 +196,8 @@ class Queue:
     ) -> FailOutcome:
         """Record a failed (or released) attempt; raise LeaseLost if the token is stale or the
         lease is bound to another principal."""
+        polite = self._politeness
+        penalty = polite.penalty(error_type, retry_after_seconds, release=release)
         async with connection(self._pool) as conn:
             outcome = await q.JOB_FAIL_IF_LEASED.fetch_one(
                 conn,
@@ -195,6 +210,11 @@ class Queue:
                 release=release,
                 now=now,
                 principal=principal,
+                host_failure=penalty.failure,
+                host_pause_ms=penalty.asked_pause_ms,
+                breaker_failures=polite.breaker_failures,
+                backoff_initial_ms=polite.backoff_initial_seconds * 1000,
+                backoff_max_ms=polite.backoff_max_seconds * 1000,
             )
         if outcome is None:
             raise LeaseLost([job_id])

@@ -26,6 +26,7 @@ class NewJob(NamedTuple):
     retry_initial_ms: int
     retry_multiplier: float
     retry_max_ms: int
+    host: str | None
 
 
 class EnqueueOutcome(NamedTuple):
@@ -37,6 +38,7 @@ class EnqueueOutcome(NamedTuple):
     created: bool
     live_spec: bytes | None
     notified: int
+    hosts_woken: int
 
 
 class EnqueuedJob(NamedTuple):
@@ -65,6 +67,15 @@ class LeasedJob(NamedTuple):
     max_attempts: int
     lease_token: uuid.UUID
     lease_expires_at: dt.datetime
+    host: str | None = None
+    fetch_robots: bool = False
+    robots_version: dt.datetime | None = None
+
+
+class NextReady(NamedTuple):
+    """When the next host with queued work may be leased from (None: no host waits)."""
+
+    ready_at: dt.datetime | None
 
 
 class LeaseRef(NamedTuple):
@@ -98,6 +109,7 @@ class CompletedJob(NamedTuple):
 
     id: int
     finished_notified: int
+    hosts_notified: int
 
 
 class JobFencing(NamedTuple):

@@ -36,6 +36,7 @@ from crawlfleet.coordinator.storage.rows import (
     LeaseRef,
     LiveJob,
     NewJob,
+    NextReady,
     ReapedJob,
     UnfinishedIds,
     WatchedJob,
@@ -46,8 +47,22 @@ from crawlfleet.coordinator.storage.statement import NoRows, Statement, batch_st
 JOB_ENQUEUE_MANY = batch_statement("job_enqueue_many", takes=NewJob, returns=EnqueueOutcome, params=("now", "owner"))
 JOB_GET_LIVE_BY_DEDUPE_KEYS = statement("job_get_live_by_dedupe_keys", returns=LiveJob, params=("dedupe_keys",))
 JOB_LEASE_AVAILABLE = statement(
-    "job_lease_available", returns=LeasedJob, params=("worker_id", "max_jobs", "kinds", "lease_ms", "now", "principal")
+    "job_lease_available",
+    returns=LeasedJob,
+    params=(
+        "worker_id",
+        "max_jobs",
+        "kinds",
+        "lease_ms",
+        "now",
+        "principal",
+        "host_concurrency",
+        "host_delay_ms",
+        "obey_robots",
+        "saturated_recheck_ms",
+    ),
 )
+HOST_NEXT_READY = statement("host_next_ready", returns=NextReady)
 WORKER_SEEN = statement("worker_seen", returns=NoRows, params=("worker_id", "host", "version", "kinds", "now"))
 JOB_HEARTBEAT_MANY = batch_statement(
     "job_heartbeat_many", takes=LeaseRef, returns=LeaseExtension, params=("lease_ms", "now", "principal")
@@ -73,6 +88,11 @@ JOB_FAIL_IF_LEASED = statement(
         "release",
         "now",
         "principal",
+        "host_failure",
+        "host_pause_ms",
+        "breaker_failures",
+        "backoff_initial_ms",
+        "backoff_max_ms",
     ),
 )
 JOB_REAP_EXPIRED = statement("job_reap_expired", returns=ReapedJob, params=("batch", "now"))

@@ -99,17 +99,22 @@ WITH chosen AS (
         run_at = coalesce($7::timestamptz, now()),
         finished_at = NULL,
         lease_token = NULL,
-        cancel_requested = false
+        cancel_requested = false,
+        -- Jobs that died before hosts existed get theirs (as migration 0007 computes it).
+        host = coalesce(j.host, substring(j.target_url FROM '^[a-z][a-z0-9+.-]*://([^/?#]*)'))
     FROM one_per_key
     WHERE j.id = one_per_key.id
-    RETURNING j.id, j.kind
+    RETURNING j.id, j.kind, j.host, j.run_at, j.priority
 ), counted AS (
     INSERT INTO job_count_deltas (kind, state, delta)
     SELECT kind, state, n
     FROM (SELECT kind, count(*) AS c FROM requeued GROUP BY kind) AS per_kind,
          LATERAL (VALUES ('dead'::job_state, -c), ('queued'::job_state, c)) AS moves(state, n)
+), woken AS (
+    SELECT crawlfleet_hosts_wake(array_agg(host), array_agg(run_at), array_agg(priority)) AS hosts
+    FROM requeued WHERE host IS NOT NULL
 )
-SELECT id, pg_notify('crawlfleet_jobs', '') AS notified FROM requeued;
+SELECT id, pg_notify('crawlfleet_jobs', '') AS notified, (SELECT hosts FROM woken) AS hosts_woken FROM requeued;
 
 -- name: job_purge_finished
 -- Deletes up to $3 jobs in the given terminal states that finished before $2 (their attempts,

@@ -11,28 +11,32 @@
 -- Inserts a batch; a row whose dedupe_key matches a live job inserts nothing and returns that
 -- job (created = false, with its spec when that is not the one given). Ids come from the sequence up front so each input row maps to its id.
 -- existing_id is NULL when the conflicting live job committed after this statement's snapshot:
--- the caller looks it up again. $12: the owner of every job (the caller's principal; NULL without
+-- the caller looks it up again. $13: the owner of every job (the caller's principal; NULL without
 -- auth). Dedupe keys of owned jobs carry the owner (api/validation.py): owners never share a job.
+-- The hosts of the new jobs are made ready for them (crawlfleet_hosts_wake).
 WITH input AS (
     SELECT nextval(pg_get_serial_sequence('jobs', 'id')) AS new_id, t.*
     FROM unnest($1::text[], $2::smallint[], $3::bytea[], $4::text[], $5::text[], $6::timestamptz[],
-                $7::integer[], $8::integer[], $9::real[], $10::integer[])
+                $7::integer[], $8::integer[], $9::real[], $10::integer[], $11::text[])
          WITH ORDINALITY AS t(kind, priority, spec, target_url, dedupe_key, run_at,
-                              max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, ord)
+                              max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, host, ord)
 ), inserted AS (
     INSERT INTO jobs (id, kind, priority, spec, target_url, dedupe_key, run_at, created_at,
-                      max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, owner)
+                      max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, owner, host)
     OVERRIDING SYSTEM VALUE
     SELECT new_id, kind, priority, spec, target_url, dedupe_key,
-           coalesce(run_at, coalesce($11::timestamptz, now())), coalesce($11::timestamptz, now()),
-           max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, $12::text
+           coalesce(run_at, coalesce($12::timestamptz, now())), coalesce($12::timestamptz, now()),
+           max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, $13::text, host
     FROM input
     ORDER BY ord
     ON CONFLICT (dedupe_key) WHERE state IN ('queued', 'leased') AND dedupe_key IS NOT NULL DO NOTHING
-    RETURNING id, run_at, kind
+    RETURNING id, run_at, kind, host, priority
 ), counted AS (
     INSERT INTO job_count_deltas (kind, state, delta)
     SELECT kind, 'queued', count(*) FROM inserted GROUP BY kind
+), woken AS (
+    SELECT crawlfleet_hosts_wake(array_agg(host), array_agg(run_at), array_agg(priority)) AS hosts
+    FROM inserted WHERE host IS NOT NULL
 )
 SELECT input.ord,
        coalesce(inserted.id, live.id) AS id,
@@ -42,7 +46,8 @@ SELECT input.ord,
        CASE WHEN live.spec IS DISTINCT FROM input.spec THEN live.spec END AS live_spec,
        (SELECT count(pg_notify('crawlfleet_jobs', due.jobs::text))
           FROM (SELECT count(*) AS jobs FROM inserted
-                WHERE inserted.run_at <= coalesce($11::timestamptz, now()) HAVING count(*) > 0) AS due) AS notified
+                WHERE inserted.run_at <= coalesce($12::timestamptz, now()) HAVING count(*) > 0) AS due) AS notified,
+       (SELECT hosts FROM woken) AS hosts_woken
 FROM input
 LEFT JOIN inserted ON inserted.id = input.new_id
 LEFT JOIN jobs AS live
@@ -57,53 +62,20 @@ FROM jobs
 WHERE dedupe_key = ANY($1::text[]) AND state IN ('queued', 'leased');
 
 -- name: job_lease_available
--- Claims up to $2 due jobs in lease order, at most one per target URL, skipping rows other
--- claimers hold and URLs already leased (whoever owns them). Params: worker_id, max_jobs, kinds
--- (empty = any), lease length in ms, now, the caller's principal (NULL without auth), to which
--- the lease is bound: Heartbeat, Complete and Fail compare it.
-WITH candidates AS (
-    SELECT j.id, j.target_url, j.priority, j.run_at
-    FROM jobs AS j
-    WHERE j.state = 'queued'
-      AND j.run_at <= coalesce($5::timestamptz, now())
-      AND (cardinality($3::text[]) = 0 OR j.kind = ANY($3::text[]))
-      AND (j.target_url IS NULL OR NOT EXISTS (
-              SELECT 1 FROM jobs AS l WHERE l.target_url = j.target_url AND l.state = 'leased'))
-    ORDER BY j.priority DESC, j.run_at, j.id
-    LIMIT $2
-    FOR UPDATE SKIP LOCKED
-), chosen AS (
-    SELECT id FROM (
-        SELECT id, row_number() OVER (PARTITION BY coalesce(target_url, id::text)
-                                      ORDER BY priority DESC, run_at, id) AS nth
-        FROM candidates
-    ) AS ranked
-    WHERE nth = 1
-), leased AS (
-    UPDATE jobs AS j
-    SET state = 'leased',
-        attempt = j.attempt + 1,
-        lease_token = gen_random_uuid(),
-        leased_by = $1,
-        lease_principal = $6::text,
-        leased_at = coalesce($5::timestamptz, now()),
-        lease_expires_at = coalesce($5::timestamptz, now()) + $4::integer * interval '1 millisecond'
-    FROM chosen
-    WHERE j.id = chosen.id
-    RETURNING j.id, j.kind, j.spec, j.attempt, j.max_attempts, j.lease_token, j.lease_expires_at, j.target_url
-), counted AS (
-    INSERT INTO job_count_deltas (kind, state, delta)
-    SELECT kind, state, n
-    FROM (SELECT kind, count(*) AS c FROM leased GROUP BY kind) AS per_kind,
-         LATERAL (VALUES ('queued'::job_state, -c), ('leased'::job_state, c)) AS moves(state, n)
-), history AS (
-    -- clock_timestamp() here runs after the row passed the unique index (which may have waited
-    -- for the URL's previous lease to end), unlike now(), the start of this statement.
-    INSERT INTO job_attempts (job_id, attempt, lease_token, worker_id, target_url, started_at, outcome)
-    SELECT id, attempt, lease_token, $1, target_url, coalesce($5::timestamptz, clock_timestamp()), 'running'
-    FROM leased
-)
-SELECT id, kind, spec, attempt, max_attempts, lease_token, lease_expires_at FROM leased;
+-- Claims up to $2 due jobs for a worker: host-bound jobs within their hosts' limits (fleet-wide:
+-- concurrency, delay between lease starts, pauses, robots.txt), then hostless ones in lease
+-- order; at most one lease per target URL. See crawlfleet_claim (migration 0007).
+-- Params: worker_id, max_jobs, kinds (empty = any), lease length in ms, now, the caller's
+-- principal (NULL without auth; the lease is bound to it), the fleet's default host
+-- concurrency, delay in ms and robots.txt rule, how often a saturated host is looked at again (ms).
+SELECT id, kind, spec, attempt, max_attempts, lease_token, lease_expires_at, host, fetch_robots, robots_version
+FROM crawlfleet_claim($1::text, $2::integer, $3::text[], $4::integer, $5::timestamptz, $6::text,
+                      $7::integer, $8::integer, $9::boolean, $10::integer);
+
+-- name: host_next_ready
+-- When the next host with queued work becomes ready (NULL: none waits): an idle Lease sleeps
+-- until then rather than polling.
+SELECT min(ready_at) AS ready_at FROM hosts WHERE ready_at IS NOT NULL;
 
 -- name: job_heartbeat_many
 -- Extends leases still held under the same token; a lease whose job was cancelled ends here
@@ -181,7 +153,7 @@ WITH input AS (
         result = complete.result
     FROM complete
     WHERE j.id = complete.id
-    RETURNING j.id, j.kind
+    RETURNING j.id, j.kind, j.host
 ), counted AS (
     INSERT INTO job_count_deltas (kind, state, delta)
     SELECT kind, state, n
@@ -192,11 +164,36 @@ WITH input AS (
     SET finished_at = greatest(a.started_at, coalesce($4::timestamptz, now())), outcome = 'succeeded'
     FROM complete
     WHERE a.job_id = complete.id AND a.lease_token = complete.lease_token
+), host_rows AS (
+    -- Only hosts a success changes are written (most completes touch no host row): one at its
+    -- concurrency limit now has a free slot; a failing one has recovered (the breaker closes).
+    SELECT h.host FROM hosts AS h
+    WHERE h.host IN (SELECT completed.host FROM completed)
+      AND (h.saturated OR h.error_streak > 0 OR h.paused_until <= coalesce($4::timestamptz, now()))
+    ORDER BY h.host
+    FOR UPDATE
+), hosts_freed AS (
+    UPDATE hosts AS h
+    SET saturated = false,
+        error_streak = 0,
+        paused_until = CASE WHEN h.paused_until > coalesce($4::timestamptz, now()) THEN h.paused_until END,
+        pause_reason = CASE WHEN h.paused_until > coalesce($4::timestamptz, now()) THEN h.pause_reason END,
+        ready_at = CASE WHEN h.ready_at IS NOT NULL THEN
+            greatest(least(h.ready_at, coalesce($4::timestamptz, now())), h.next_start_at, h.robots_fetching_until,
+                     CASE WHEN h.paused_until > coalesce($4::timestamptz, now()) THEN h.paused_until END) END
+    FROM host_rows
+    WHERE h.host = host_rows.host
+    RETURNING h.ready_at
 )
 SELECT id,
        (SELECT count(pg_notify('crawlfleet_jobs_finished', ''))
           FROM (SELECT 1 FROM completed LIMIT 1) AS any_completed
-         WHERE EXISTS (SELECT 1 FROM job_watchers WHERE expires_at > now())) AS finished_notified
+         WHERE EXISTS (SELECT 1 FROM job_watchers WHERE expires_at > now())) AS finished_notified,
+       -- Wakes a waiting Lease per host that may lease again now.
+       (SELECT count(pg_notify('crawlfleet_jobs', ready.hosts::text))
+          FROM (SELECT count(*) AS hosts FROM hosts_freed
+                WHERE hosts_freed.ready_at <= coalesce($4::timestamptz, now()) HAVING count(*) > 0) AS ready)
+           AS hosts_notified
 FROM completed;
 
 -- name: job_get_fencing_many
@@ -210,7 +207,12 @@ SELECT id, state, lease_token, lease_principal, result FROM jobs WHERE id = ANY(
 -- Backoff is full jitter: uniform in [0, min(max, initial * mult^(n-1))], or the worker's delay
 -- when given. A lease bound to another principal is not held ($9: the caller's; NULL without auth
 -- skips the check). Params: job id, lease token, error type, error message, retryable, retry delay
--- ms (nullable), release, now, principal.
+-- ms (nullable), release, now, principal; then the host's side: the failure's host class
+-- ('429', '5xx', 'error'; NULL: not the host's fault), a pause the server asked for in ms
+-- (Retry-After; NULL: none), the breaker's failures in a row, its first and longest pause in ms.
+-- A host failure adds to the host's streak; at the breaker's count the host pauses, for twice as
+-- long at each further failure in a row. Either way the host may lease again (its job queued
+-- again, or its slot free).
 WITH old AS (
     SELECT j.id, j.attempt, j.lease_token, j.leased_by, j.leased_at, j.target_url,
            CASE WHEN j.cancel_requested THEN 'cancelled'::job_state
@@ -240,7 +242,7 @@ WITH old AS (
         last_error = CASE WHEN $7::boolean THEN j.last_error ELSE $3 || ': ' || $4 END
     FROM old
     WHERE j.id = old.id
-    RETURNING j.id, j.kind, j.state, j.run_at, old.delay_ms
+    RETURNING j.id, j.kind, j.state, j.run_at, j.host, j.priority, old.delay_ms
 ), counted AS (
     INSERT INTO job_count_deltas (kind, state, delta)
     SELECT kind, 'leased', -1 FROM failed
@@ -253,6 +255,40 @@ WITH old AS (
         error_type = $3, error_message = $4
     FROM old
     WHERE a.job_id = old.id AND a.lease_token = old.lease_token
+), host_moved AS (
+    -- Computed from the host row as locked (not as this statement's snapshot saw it), so
+    -- concurrent failures of one host add up.
+    UPDATE hosts AS h
+    SET error_streak = h.error_streak + ($10::text IS NOT NULL)::integer,
+        window_started_at = CASE WHEN h.window_started_at > p.now - interval '1 hour' THEN h.window_started_at
+                                 ELSE p.now END,
+        window_429 = CASE WHEN h.window_started_at > p.now - interval '1 hour' THEN h.window_429 ELSE 0 END
+                     + ($10::text IS NOT DISTINCT FROM '429')::integer,
+        window_5xx = CASE WHEN h.window_started_at > p.now - interval '1 hour' THEN h.window_5xx ELSE 0 END
+                     + ($10::text IS NOT DISTINCT FROM '5xx')::integer,
+        window_errors = CASE WHEN h.window_started_at > p.now - interval '1 hour' THEN h.window_errors ELSE 0 END
+                        + ($10::text IS NOT DISTINCT FROM 'error')::integer,
+        paused_until = crawlfleet_paused_until(h.paused_until, p.now,
+                           crawlfleet_host_pause_ms(h.error_streak, $10::text, $11::float8, $12, $13, $14)),
+        pause_reason = CASE
+            WHEN coalesce(crawlfleet_host_pause_ms(h.error_streak, $10::text, $11::float8, $12, $13, $14), 0) <= 0
+                THEN h.pause_reason
+            WHEN $11::float8 > 0 THEN 'retry_after: the server asked to wait (' || $3 || ')'
+            ELSE 'circuit_breaker: ' || h.error_streak + 1 || ' failures in a row, the last ' || $3 END,
+        saturated = false,
+        -- Its job queued again, or a slot free: the host may lease again, once its delay and any
+        -- pause are over.
+        ready_at = CASE WHEN p.state = 'queued' OR h.ready_at IS NOT NULL THEN
+            greatest(least(coalesce(h.ready_at, 'infinity'), CASE WHEN p.state = 'queued' THEN p.run_at ELSE p.now END),
+                     h.next_start_at, h.robots_fetching_until,
+                     crawlfleet_paused_until(h.paused_until, p.now,
+                         crawlfleet_host_pause_ms(h.error_streak, $10::text, $11::float8, $12, $13, $14)))
+            END,
+        top_priority = CASE WHEN p.state = 'queued' THEN greatest(h.top_priority, p.priority) ELSE h.top_priority END
+    FROM (SELECT failed.host, failed.state, failed.run_at, failed.priority,
+                 coalesce($8::timestamptz, now()) AS now
+          FROM failed) AS p
+    WHERE h.host = p.host
 )
 SELECT id, state, run_at,
        CASE WHEN state = 'queued' AND delay_ms = 0 THEN pg_notify('crawlfleet_jobs', '') END AS notified,
@@ -286,7 +322,7 @@ WITH old AS (
         last_error = 'lease_expired: lease expired'
     FROM old
     WHERE j.id = old.id
-    RETURNING j.id, j.kind, j.state
+    RETURNING j.id, j.kind, j.state, j.run_at, j.host
 ), counted AS (
     INSERT INTO job_count_deltas (kind, state, delta)
     SELECT kind, state, sum(n)
@@ -300,6 +336,22 @@ WITH old AS (
         outcome = 'expired', error_type = 'lease_expired', error_message = 'lease expired'
     FROM old
     WHERE a.job_id = old.id AND a.lease_token = old.lease_token
+), host_rows AS (
+    SELECT h.host FROM hosts AS h
+    WHERE h.host IN (SELECT reaped.host FROM reaped)
+    ORDER BY h.host
+    FOR UPDATE
+), host_moved AS (
+    -- The slot is free and the job may be queued again: the host may lease again.
+    UPDATE hosts AS h
+    SET saturated = false,
+        ready_at = CASE WHEN r.requeued_at IS NOT NULL OR h.ready_at IS NOT NULL THEN
+            greatest(least(coalesce(h.ready_at, 'infinity'), coalesce(r.requeued_at, coalesce($2::timestamptz, now()))),
+                     h.next_start_at, h.paused_until, h.robots_fetching_until) END
+    FROM (SELECT reaped.host, min(reaped.run_at) FILTER (WHERE reaped.state = 'queued') AS requeued_at
+          FROM reaped GROUP BY reaped.host) AS r,
+         host_rows
+    WHERE h.host = r.host AND host_rows.host = r.host
 )
 SELECT id, state,
        CASE WHEN state = 'queued' THEN pg_notify('crawlfleet_jobs', '') END AS notified,
