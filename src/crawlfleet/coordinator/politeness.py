@@ -122,7 +122,10 @@ def add_politeness_flags(flags: EnvFlags) -> None:
         type=positive_float,
     )
     flags.add(
-        "--host-backoff-max-seconds", DEFAULT_BACKOFF_MAX_SECONDS, "the longest pause of a failing host", type=positive_float
+        "--host-backoff-max-seconds",
+        DEFAULT_BACKOFF_MAX_SECONDS,
+        "the longest pause of a failing host",
+        type=positive_float,
     )
     flags.add(
         "--host-max-pause-seconds",

@@ -222,7 +222,9 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "open WatchJobs streams this coordinator serves; more are refused (RESOURCE_EXHAUSTED)",
         type=positive_int,
     )
-    add_politeness_flags(flags.group("politeness", "per-host limits, robots.txt and host backoff; see docs/politeness.md"))
+    add_politeness_flags(
+        flags.group("politeness", "per-host limits, robots.txt and host backoff; see docs/politeness.md")
+    )
     add_limit_flags(flags.group("limits", "connection, message and memory bounds; see docs/operations.md"))
     add_security_flags(flags.group("security", "bearer tokens and TLS; see docs/security.md"))
     return parser
