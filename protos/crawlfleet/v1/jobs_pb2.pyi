@@ -566,6 +566,7 @@ class ScrapeResult(_message.Message):
     CHARSET_FIELD_NUMBER: _builtins.int
     HEADERS_FIELD_NUMBER: _builtins.int
     IMAGES_FIELD_NUMBER: _builtins.int
+    RESPONSE_TIME_FIELD_NUMBER: _builtins.int
     final_url: _builtins.str
     status_code: _builtins.int
     title: _builtins.str
@@ -605,6 +606,12 @@ class ScrapeResult(_message.Message):
 
     @_builtins.property
     def images(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImageResult]: ...
+    @_builtins.property
+    def response_time(self) -> _duration_pb2.Duration:
+        """From sending the page's request (its last hop) to its response headers; unset for browser
+        renders. The coordinator's adaptive host delay learns from it.
+        """
+
     def __init__(
         self,
         *,
@@ -626,10 +633,11 @@ class ScrapeResult(_message.Message):
         charset: _builtins.str = ...,
         headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         images: _abc.Iterable[Global___ImageResult] | None = ...,
+        response_time: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["response_time", b"response_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body_bytes", b"body_bytes", "canonical_url", b"canonical_url", "charset", b"charset", "content_type", b"content_type", "final_url", b"final_url", "headers", b"headers", "image_urls", b"image_urls", "images", b"images", "json_ld", b"json_ld", "language", b"language", "links", b"links", "main_text", b"main_text", "meta_description", b"meta_description", "open_graph", b"open_graph", "redirects", b"redirects", "rendered_with", b"rendered_with", "status_code", b"status_code", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body_bytes", b"body_bytes", "canonical_url", b"canonical_url", "charset", b"charset", "content_type", b"content_type", "final_url", b"final_url", "headers", b"headers", "image_urls", b"image_urls", "images", b"images", "json_ld", b"json_ld", "language", b"language", "links", b"links", "main_text", b"main_text", "meta_description", b"meta_description", "open_graph", b"open_graph", "redirects", b"redirects", "rendered_with", b"rendered_with", "response_time", b"response_time", "status_code", b"status_code", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -24,6 +24,7 @@ from crawlfleet.coordinator.storage.rows import (
     Completion,
     EnqueuedJob,
     FailOutcome,
+    LatencySample,
     LeasedJob,
     LeaseExtension,
     LeaseRef,
@@ -117,6 +118,17 @@ class Queue:
                     # Another claimer leased a twin of one of our URLs first; the retry skips it.
                     continue
         return []
+
+    async def adapt_host_delays(self, samples: Sequence[LatencySample]) -> None:
+        """Let the hosts of completed jobs learn their delay from the response times (best effort)."""
+        polite = self._politeness
+        async with connection(self._pool) as conn:
+            await q.HOST_ADAPT_DELAY.execute(
+                conn,
+                samples,
+                target_concurrency=polite.adaptive_target_concurrency,
+                max_delay_ms=polite.adaptive_max_delay_seconds * 1000,
+            )
 
     async def next_host_ready(self) -> dt.datetime | None:
         """When the next host with queued work may be leased from (None: no host waits)."""

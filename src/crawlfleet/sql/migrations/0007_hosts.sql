@@ -56,6 +56,8 @@ CREATE TABLE hosts (
     -- At its concurrency limit when last claimed: finishing one of its leases makes it ready.
     saturated              boolean     NOT NULL DEFAULT false,
     next_start_at          timestamptz,          -- the last lease start plus the delay
+    -- The delay learnt from the host's response times (--adaptive-delay; NULL: none).
+    adaptive_delay_ms      integer,
     last_lease_at          timestamptz,
     leases_started         bigint      NOT NULL DEFAULT 0,
     -- Backoff: an operator's pause (infinity), a server's Retry-After, the circuit breaker, or
@@ -304,7 +306,8 @@ BEGIN
                         ELSE coalesce(h.max_concurrency, p_default_concurrency) END AS concurrency,
                    coalesce(h.obey_robots, p_default_obey_robots) AS robots_on,
                    greatest(coalesce(h.delay_ms, p_default_delay_ms),
-                            CASE WHEN coalesce(h.obey_robots, p_default_obey_robots) THEN h.robots_delay_ms END)
+                            CASE WHEN coalesce(h.obey_robots, p_default_obey_robots) THEN h.robots_delay_ms END,
+                            h.adaptive_delay_ms)
                        AS delay
             FROM unnest(v_hosts) WITH ORDINALITY AS u(host, nth) JOIN hosts AS h ON h.host = u.host
         ), room AS (

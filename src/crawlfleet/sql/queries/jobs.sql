@@ -196,6 +196,30 @@ SELECT id,
            AS hosts_notified
 FROM completed;
 
+-- name: host_adapt_delay
+-- Adaptive delay (AutoThrottle's rule): each host's delay moves halfway towards its latest
+-- response time divided by the concurrency it should sustain, and rises at once when the
+-- server slows down; at most $4 ms. Hosts another session holds are skipped: a sample lost
+-- costs nothing to a smoothed figure, a wait would cost a Complete.
+-- Params: job ids, their response times in ms, target concurrency, the longest delay in ms.
+WITH samples AS (
+    SELECT j.host, avg(s.latency_ms) / $3::float8 AS target_ms
+    FROM unnest($1::bigint[], $2::float8[]) AS s(job_id, latency_ms)
+    JOIN jobs AS j ON j.id = s.job_id
+    WHERE j.host IS NOT NULL
+    GROUP BY j.host
+), free AS (
+    SELECT h.host FROM hosts AS h
+    WHERE h.host IN (SELECT samples.host FROM samples)
+    ORDER BY h.host
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE hosts AS h
+SET adaptive_delay_ms = round(least($4::float8,
+        greatest(samples.target_ms, (coalesce(h.adaptive_delay_ms, 0) + samples.target_ms) / 2)))::integer
+FROM samples, free
+WHERE h.host = samples.host AND free.host = samples.host;
+
 -- name: job_get_fencing_many
 -- State, last lease token, its principal and result of jobs, to tell a replayed Complete from a
 -- lost lease.
