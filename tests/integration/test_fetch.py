@@ -7,8 +7,8 @@ out, so a bomb costs the worker about the cap in memory whatever its compression
 from __future__ import annotations
 
 import functools
-import threading
 import gzip
+import threading
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Iterator
