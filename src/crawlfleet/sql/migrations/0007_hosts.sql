@@ -96,14 +96,24 @@ SELECT host, min(run_at), max(priority) FROM jobs WHERE state = 'queued' AND hos
 INSERT INTO hosts (host) SELECT DISTINCT host FROM jobs WHERE state = 'leased' AND host IS NOT NULL
 ON CONFLICT (host) DO NOTHING;
 
--- The policy of a host: its exact pattern, else the longest domain pattern it falls under.
+-- Whether a policy pattern covers a host (common/hosts.py pattern_matches says the same). A
+-- pattern without a port covers every port of its name(s); one with a port only that port.
+CREATE FUNCTION crawlfleet_pattern_matches(p_pattern text, p_host text) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN left(p_pattern, 2) = '*.'
+                THEN n.name = substr(p_pattern, 3) OR right(n.name, length(p_pattern) - 1) = substr(p_pattern, 2)
+                ELSE n.name = p_pattern END
+    FROM (SELECT CASE WHEN p_pattern ~ ':[0-9]+$' THEN p_host
+                      ELSE regexp_replace(p_host, ':[0-9]+$', '') END AS name) AS n
+$$;
+
+-- The policy of a host: the most specific pattern that covers it. Exact names before domains,
+-- then the longer pattern (a port, or a deeper domain) first.
 CREATE FUNCTION crawlfleet_host_policy(p_host text) RETURNS host_policies
 LANGUAGE sql STABLE AS $$
     SELECT p.* FROM host_policies AS p
-    WHERE p.pattern = p_host
-       OR (left(p.pattern, 2) = '*.'
-           AND (p_host = substr(p.pattern, 3) OR right(p_host, length(p.pattern) - 1) = substr(p.pattern, 2)))
-    ORDER BY p.pattern = p_host DESC, length(p.pattern) DESC
+    WHERE crawlfleet_pattern_matches(p.pattern, p_host)
+    ORDER BY left(p.pattern, 2) <> '*.' DESC, length(p.pattern) DESC
     LIMIT 1
 $$;
 
@@ -160,9 +170,7 @@ CREATE FUNCTION crawlfleet_hosts_apply_policy(p_pattern text) RETURNS bigint
 LANGUAGE sql VOLATILE AS $$
     WITH matching AS (
         SELECT h.host FROM hosts AS h
-        WHERE h.host = p_pattern
-           OR (left(p_pattern, 2) = '*.'
-               AND (h.host = substr(p_pattern, 3) OR right(h.host, length(p_pattern) - 1) = substr(p_pattern, 2)))
+        WHERE crawlfleet_pattern_matches(p_pattern, h.host)
         ORDER BY h.host
         FOR UPDATE
     ), changed AS (
