@@ -300,11 +300,14 @@ WITH old AS (
             WHEN $11::float8 > 0 THEN 'retry_after: the server asked to wait (' || $3 || ')'
             ELSE 'circuit_breaker: ' || h.error_streak + 1 || ' failures in a row, the last ' || $3 END,
         saturated = false,
+        -- A released lease may have been the one fetching robots.txt (a worker shutting down):
+        -- the host need not wait for that fetch any more; the next claim starts another.
+        robots_fetching_until = CASE WHEN $7::boolean THEN NULL ELSE h.robots_fetching_until END,
         -- Its job queued again, or a slot free: the host may lease again, once its delay and any
         -- pause are over.
         ready_at = CASE WHEN p.state = 'queued' OR h.ready_at IS NOT NULL THEN
             greatest(least(coalesce(h.ready_at, 'infinity'), CASE WHEN p.state = 'queued' THEN p.run_at ELSE p.now END),
-                     h.next_start_at, h.robots_fetching_until,
+                     h.next_start_at, CASE WHEN $7::boolean THEN NULL ELSE h.robots_fetching_until END,
                      crawlfleet_paused_until(h.paused_until, p.now,
                          crawlfleet_host_pause_ms(h.error_streak, $10::text, $11::float8, $12, $13, $14)))
             END,
