@@ -203,9 +203,9 @@ FROM completed;
 -- costs nothing to a smoothed figure, a wait would cost a Complete.
 -- Params: job ids, their response times in ms, target concurrency, the longest delay in ms.
 WITH samples AS (
-    SELECT j.host, avg(s.latency_ms) / $3::float8 AS target_ms
-    FROM unnest($1::bigint[], $2::float8[]) AS s(job_id, latency_ms)
-    JOIN jobs AS j ON j.id = s.job_id
+    SELECT j.host, avg(t.latency_ms) / $3::float8 AS target_ms
+    FROM unnest($1::bigint[], $2::float8[]) AS t(job_id, latency_ms)
+    JOIN jobs AS j ON j.id = t.job_id
     WHERE j.host IS NOT NULL
     GROUP BY j.host
 ), free AS (
