@@ -174,3 +174,20 @@ async def test_unknown_crawls_are_not_found_and_crawls_list_newest_first(coord: 
     assert [c.id for c in first.crawls] == ids[::-1][:2]
     rest = await crawls(coord).ListCrawls(cpb.ListCrawlsRequest(page_size=2, page_token=first.next_page_token))
     assert [c.id for c in rest.crawls] == ids[:1] and not rest.next_page_token
+
+
+async def test_a_crawl_with_sitemaps_takes_the_pages_they_list(coord: RunningCoordinator, db: asyncpg.Pool) -> None:
+    spec = cpb.CrawlSpec(seeds=["https://shop.example/start"], sitemaps=True, max_depth=0)
+    started = await crawls(coord).StartCrawl(cpb.StartCrawlRequest(spec=spec))
+    jobs = await lease_all(coord)
+    (sitemap,) = [j for j in jobs if j.kind == "sitemap"]
+    assert sitemap.spec.sitemap.url == "https://shop.example/"
+    listed = jobs_pb2.SitemapResult(
+        entries=[jobs_pb2.SitemapEntry(url=u) for u in ["https://shop.example/p1", "https://other.example/p"]]
+    )
+    done = pb.CompletedJob(
+        job_id=sitemap.id, lease_token=sitemap.lease_token, result=jobs_pb2.JobResult(sitemap=listed)
+    )
+    await coord.queue.Complete(pb.CompleteRequest(jobs=[done]))
+    # Listed pages join at depth 0, like seeds; the crawl's scope still applies.
+    assert await crawl_urls(db, started.crawl_id) == {"https://shop.example/start": 0, "https://shop.example/p1": 0}

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import NamedTuple
+from urllib.parse import urlsplit
 
 from crawlfleet.common.hosts import host_of
 from crawlfleet.coordinator.crawling.scope import CrawlRules
 from crawlfleet.v1 import crawls_pb2, jobs_pb2
+
+# sitemaps.org: a sitemap lists at most 50,000 URLs.
+MAX_SITEMAP_URLS = 50_000
 
 
 class DiscoveredPage(NamedTuple):
@@ -71,3 +75,25 @@ def links_to_follow(rules: CrawlRules, result: jobs_pb2.ScrapeResult) -> list[st
     if final is None or not rules.in_scope(final):
         return []
     return [link.url for link in result.links if link.followed or not rules.follow_only_selected]
+
+
+def sitemap_roots(spec: crawls_pb2.CrawlSpec) -> list[str]:
+    """The root URL of each site of the seeds: its sitemap job reads robots.txt's Sitemap: lines
+    and /sitemap.xml there."""
+    roots: list[str] = []
+    for seed in spec.seeds:
+        parts = urlsplit(seed)
+        root = f"{parts.scheme}://{parts.netloc}/"
+        if root not in roots:
+            roots.append(root)
+    return roots
+
+
+def sitemap_spec(spec: crawls_pb2.CrawlSpec, root: str) -> bytes:
+    """The JobSpec of a crawl's sitemap job for a site (listing at most the crawl's pages)."""
+    job = jobs_pb2.JobSpec(
+        sitemap=jobs_pb2.SitemapSpec(url=root, max_urls=min(spec.max_pages, MAX_SITEMAP_URLS)), priority=spec.priority
+    )
+    if spec.HasField("retry_policy"):
+        job.retry_policy.CopyFrom(spec.retry_policy)
+    return job.SerializeToString(deterministic=True)

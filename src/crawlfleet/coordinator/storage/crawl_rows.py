@@ -60,3 +60,8 @@ class CrawlCancelOutcome(NamedTuple):
 
 class FinishedCrawl(NamedTuple):
     id: int
+
+
+class SitemapJobsMade(NamedTuple):
+    jobs: int
+    hosts_woken: int | None

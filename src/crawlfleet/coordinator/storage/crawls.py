@@ -12,7 +12,15 @@ from typing import NamedTuple
 
 import asyncpg
 
-from crawlfleet.coordinator.crawling.pages import DiscoveredPage, Discovery, links_to_follow, offer
+from crawlfleet.common.hosts import host_of
+from crawlfleet.coordinator.crawling.pages import (
+    DiscoveredPage,
+    Discovery,
+    links_to_follow,
+    offer,
+    sitemap_roots,
+    sitemap_spec,
+)
 from crawlfleet.coordinator.crawling.scope import CrawlRules
 from crawlfleet.coordinator.storage import statements as q
 from crawlfleet.coordinator.storage.crawl_rows import (
@@ -103,6 +111,16 @@ class CrawlStore:
             assert crawl is not None  # an INSERT … RETURNING returns its row
             rules = CrawlRules.of(spec)
             outcome = await self._offer(conn, crawl.id, offer(rules, spec, spec.seeds, 0), now)
+            if spec.sitemaps:
+                roots = sitemap_roots(spec)
+                await q.CRAWL_SITEMAP_JOBS_INSERT.fetch(
+                    conn,
+                    crawl_id=crawl.id,
+                    urls=roots,
+                    hosts=[host_of(url) for url in roots],
+                    specs=[sitemap_spec(spec, url) for url in roots],
+                    now=now,
+                )
         return crawl.id, outcome.enqueued
 
     async def discover_in(

@@ -33,6 +33,7 @@ from crawlfleet.coordinator.storage.crawl_rows import (
     FinishedCrawl,
     NewCrawl,
     RecentPages,
+    SitemapJobsMade,
 )
 from crawlfleet.coordinator.storage.result_rows import ImageRow, PageImageRow, PageRow, StoredPage, ThumbnailRow
 from crawlfleet.coordinator.storage.rows import (
@@ -156,6 +157,9 @@ CRAWL_RECENT_PAGES = statement("crawl_recent_pages", returns=RecentPages, params
 CRAWL_LIST = statement("crawl_list", returns=CrawlRow, params=("before_id", "limit", "owner"))
 CRAWL_CANCEL = statement("crawl_cancel", returns=CrawlCancelOutcome, params=("crawl_id", "owner", "now"))
 CRAWL_FINISH_IDLE = statement("crawl_finish_idle", returns=FinishedCrawl, params=("now",))
+CRAWL_SITEMAP_JOBS_INSERT = statement(
+    "crawl_sitemap_jobs_insert", returns=SitemapJobsMade, params=("crawl_id", "urls", "hosts", "specs", "now")
+)
 
 # WatchJobs streams (watch.py).
 JOB_WATCH_FINISHED_MANY = statement(

@@ -100,3 +100,25 @@ SET state = 'finished', finished_at = coalesce($1::timestamptz, now())
 WHERE c.state = 'running'
   AND NOT EXISTS (SELECT 1 FROM jobs AS j WHERE j.crawl_id = c.id AND j.state IN ('queued', 'leased'))
 RETURNING c.id;
+
+-- name: crawl_sitemap_jobs_insert
+-- The sitemap jobs of a crawl started with sitemaps: one per site of its seeds, at depth 0.
+-- Params: crawl id, their urls, hosts and specs (parallel arrays), now.
+WITH crawl AS (
+    SELECT * FROM crawls WHERE id = $1
+), made AS (
+    INSERT INTO jobs (kind, priority, spec, target_url, dedupe_key, run_at, created_at, max_attempts,
+                      retry_initial_ms, retry_multiplier, retry_max_ms, owner, host, crawl_id, depth)
+    SELECT 'sitemap', crawl.priority, t.spec, t.url, 'crawl:' || $1 || ':sitemap:' || t.url,
+           coalesce($5::timestamptz, now()), coalesce($5::timestamptz, now()), crawl.max_attempts,
+           crawl.retry_initial_ms, crawl.retry_multiplier, crawl.retry_max_ms, crawl.owner, t.host, $1, 0
+    FROM crawl, unnest($2::text[], $3::text[], $4::bytea[]) AS t(url, host, spec)
+    ON CONFLICT (dedupe_key) WHERE state IN ('queued', 'leased') AND dedupe_key IS NOT NULL DO NOTHING
+    RETURNING id, host, run_at, priority
+), counted AS (
+    INSERT INTO job_count_deltas (kind, state, delta)
+    SELECT 'sitemap', 'queued', count(*) FROM made HAVING count(*) > 0
+), woken AS (
+    SELECT crawlfleet_hosts_wake(array_agg(host), array_agg(run_at), array_agg(priority)) AS hosts FROM made
+)
+SELECT count(*) AS jobs, (SELECT hosts FROM woken) AS hosts_woken FROM made;
