@@ -156,7 +156,7 @@ async def test_host_claim_reaches_hosts_and_their_jobs_through_their_indexes(
         for _ in range(CLAIMS):
             statements = await claim_statements(conn, Politeness())
             # Step 1: the ready hosts, in claim order, from hosts_ready (no scan and sort of all hosts).
-            (ready,) = inside(statements, "ORDER BY hosts.top_priority DESC")
+            (ready,) = inside(statements, "FOR UPDATE SKIP LOCKED) AS ready")
             assert ("Index Scan", "hosts_ready") in ready.scans("hosts"), statements
             assert not ready.sorts_of("hosts"), statements
             # Step 2: each host's queue and leases in flight from their own indexes.
