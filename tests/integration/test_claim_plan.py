@@ -132,12 +132,18 @@ async def test_hostless_claim_walks_the_available_index_after_a_bulk_enqueue(
     async with db.acquire() as conn:
         for _ in range(CLAIMS):
             statements = await claim_statements(conn, Politeness())
-            (hostless,) = inside(statements, "j.host IS NULL")
+            (hostless,) = inside(statements, "WITH candidates AS")
             # Candidates come from an ordered walk of jobs_available: no bitmap scan and sort of the backlog.
             scans = hostless.scans("jobs")
             assert ("Index Scan", "jobs_available") in scans, statements
             assert not [scan for scan in scans if scan[0].startswith("Bitmap")], statements
             assert not hostless.sorts_of("jobs"), statements
+            # So does the probe that says whether there is a hostless job to claim at all.
+            for probe in inside(statements, "j.host IS NULL"):
+                assert ("Index Scan", "jobs_available") in probe.scans("jobs") or (
+                    "Index Only Scan",
+                    "jobs_available",
+                ) in probe.scans("jobs"), statements
             assert not [s for s in statements if ("Seq Scan", None) in s.scans("jobs")], statements
 
 

@@ -193,6 +193,18 @@ LANGUAGE sql VOLATILE AS $$
     SELECT count(*) FROM changed
 $$;
 
+-- Whether a hostless job of at least p_min_priority is due: the first entry of jobs_available
+-- that crawlfleet_claim_hostless would look at, if any. (In lease order, not EXISTS: that keeps
+-- it a walk of jobs_available whatever the statistics say of hostless jobs.)
+CREATE FUNCTION crawlfleet_hostless_due(p_now timestamptz, p_min_priority integer) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT (SELECT j.id FROM jobs AS j
+            WHERE j.state = 'queued' AND j.host IS NULL
+              AND j.run_at <= p_now AND j.priority >= p_min_priority
+            ORDER BY j.priority DESC, j.run_at, j.id
+            LIMIT 1) IS NOT NULL
+$$;
+
 -- Claims up to p_max due hostless jobs of priority p_min_priority or more, in lease order (the
 -- claim as it was before hosts; crawlfleet_claim runs it around the host-bound part).
 CREATE FUNCTION crawlfleet_claim_hostless(
@@ -281,13 +293,16 @@ DECLARE
     v_got integer;
     v_taken integer := 0;
     v_host_top integer;
+    v_last_round boolean;
 BEGIN
     -- Hostless jobs of a higher priority than every ready host's best job come first.
     SELECT hosts.top_priority INTO v_host_top FROM hosts
     WHERE hosts.ready_at <= v_now
     ORDER BY hosts.top_priority DESC, hosts.ready_at
     LIMIT 1;
-    IF v_host_top IS NOT NULL THEN
+    -- (Each call of crawlfleet_claim_hostless is a statement of its own: one index probe first
+    -- says whether it can find anything.)
+    IF v_host_top IS NOT NULL AND crawlfleet_hostless_due(v_now, v_host_top + 1) THEN
         RETURN QUERY SELECT * FROM crawlfleet_claim_hostless(
             p_worker, p_max, p_kinds, p_lease_ms, p_now, p_principal, v_host_top + 1);
         GET DIAGNOSTICS v_taken = ROW_COUNT;
@@ -296,8 +311,8 @@ BEGIN
         END IF;
     END IF;
     -- A host may yield nothing (its jobs cancelled, or of other kinds): look at further hosts,
-    -- a bounded number of times.
-    LOOP
+    -- a bounded number of times. No host ready: none to look at.
+    WHILE v_host_top IS NOT NULL LOOP
         -- The locked rows themselves, in claim order: a locked row is its latest version and
         -- stays as it is until this claim commits, so step 2 reads them from here rather than
         -- looking each one up again.
@@ -308,6 +323,8 @@ BEGIN
               LIMIT p_max - v_taken
               FOR UPDATE SKIP LOCKED) AS ready;
         EXIT WHEN v_names IS NULL;
+        -- Fewer ready hosts than wanted: after these, none is left to look at.
+        v_last_round := cardinality(v_names) < p_max - v_taken;
         v_visited := v_visited || v_names;
         v_rounds := v_rounds + 1;
 
@@ -457,11 +474,11 @@ BEGIN
         FROM leased JOIN scheduled AS s ON s.nth = leased.nth;
         GET DIAGNOSTICS v_got = ROW_COUNT;
         v_taken := v_taken + v_got;
-        EXIT WHEN v_taken >= p_max OR v_rounds >= 4;
+        EXIT WHEN v_taken >= p_max OR v_rounds >= 4 OR v_last_round;
     END LOOP;
 
     -- Hostless jobs after the host-bound ones (ties go to hosts).
-    IF v_taken < p_max THEN
+    IF v_taken < p_max AND crawlfleet_hostless_due(v_now, 0) THEN
         RETURN QUERY SELECT * FROM crawlfleet_claim_hostless(
             p_worker, p_max - v_taken, p_kinds, p_lease_ms, p_now, p_principal, 0);
     END IF;
