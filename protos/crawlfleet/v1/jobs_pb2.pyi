@@ -36,9 +36,13 @@ class _JobStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_JobState.Val
     JOB_STATE_DEAD: _JobState.ValueType  # 4
     """Dead letter: retries exhausted or a non-retryable failure."""
     JOB_STATE_CANCELLED: _JobState.ValueType  # 5
+    JOB_STATE_SKIPPED: _JobState.ValueType  # 6
+    """Not run: robots.txt disallows its URL for the fleet's user agent. Not an error, so not in
+    the dead letter; last_error says which rule.
+    """
 
 class JobState(_JobState, metaclass=_JobStateEnumTypeWrapper):
-    """Lifecycle of a job. Terminal states are SUCCEEDED, DEAD and CANCELLED."""
+    """Lifecycle of a job. Terminal states are SUCCEEDED, DEAD, CANCELLED and SKIPPED."""
 
 JOB_STATE_UNSPECIFIED: JobState.ValueType  # 0
 JOB_STATE_QUEUED: JobState.ValueType  # 1
@@ -49,6 +53,10 @@ JOB_STATE_SUCCEEDED: JobState.ValueType  # 3
 JOB_STATE_DEAD: JobState.ValueType  # 4
 """Dead letter: retries exhausted or a non-retryable failure."""
 JOB_STATE_CANCELLED: JobState.ValueType  # 5
+JOB_STATE_SKIPPED: JobState.ValueType  # 6
+"""Not run: robots.txt disallows its URL for the fleet's user agent. Not an error, so not in
+the dead letter; last_error says which rule.
+"""
 Global___JobState: _TypeAlias = JobState  # noqa: Y015
 
 class _RenderMode:
@@ -328,7 +336,7 @@ class Attempt(_message.Message):
     number: _builtins.int
     worker_id: _builtins.str
     outcome: _builtins.str
-    """succeeded, failed, released, expired or cancelled."""
+    """succeeded, failed, released, expired, cancelled or skipped."""
     error_type: _builtins.str
     error_message: _builtins.str
     @_builtins.property

@@ -57,6 +57,11 @@ LIMITS: dict[str, FieldLimit] = {
     "crawlfleet.v1.FailRequest.error_type": FieldLimit(chars=100),
     # Longer messages are cut to 4096 characters by Fail rather than refused.
     "crawlfleet.v1.FailRequest.error_message": FieldLimit(chars=65_536),
+    "crawlfleet.v1.ReportRobotsRequest.lease_token": FieldLimit(chars=64),
+    "crawlfleet.v1.ReportRobotsRequest.host": FieldLimit(chars=255),
+    "crawlfleet.v1.ReportRobotsRequest.error_type": FieldLimit(chars=100),
+    "crawlfleet.v1.ReportRobotsRequest.error_message": FieldLimit(chars=65_536),
+    "crawlfleet.v1.GetRobotsRequest.host": FieldLimit(chars=255),
     "crawlfleet.v1.WatchJobsRequest.job_ids": FieldLimit(items=100_000),
     "crawlfleet.v1.RequeueDeadJobsRequest.job_ids": FieldLimit(items=10_000),
     "crawlfleet.v1.ListResultsRequest.page_token": FieldLimit(chars=20),

@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
+from crawlfleet.common.robots import RobotsState
 from crawlfleet.common.states import JobState
 from crawlfleet.coordinator.api.requests import Behavior, Deserializer, RawUnaryInterceptor, parse_request
 from crawlfleet.coordinator.errors import DatabaseUnavailable
@@ -78,6 +79,15 @@ class CoordinatorMetrics:
         self.jobs_dead = Counter(
             "crawlfleet_jobs_dead", "Jobs moved to dead (retries exhausted or not retryable)", registry=r
         )
+        self.jobs_skipped = Counter(
+            "crawlfleet_jobs_skipped", "Jobs skipped: robots.txt disallows their URL (not errors)", registry=r
+        )
+        self.robots_reports = Counter(
+            "crawlfleet_robots_reports",
+            "robots.txt fetches reported by workers, by what they made of the host: rules, allow_all, unreachable",
+            ["state"],
+            registry=r,
+        )
         self.jobs_released = Counter(
             "crawlfleet_jobs_released", "Jobs given back by workers without charging an attempt", registry=r
         )
@@ -123,6 +133,11 @@ class CoordinatorMetrics:
             self.jobs_retried.inc()
         elif state == JobState.DEAD:
             self.jobs_dead.inc()
+        elif state == JobState.SKIPPED:
+            self.jobs_skipped.inc()
+
+    def robots_reported(self, state: RobotsState) -> None:
+        self.robots_reports.labels(state.value).inc()
 
     def reaped(self, states: Iterable[str]) -> None:
         """Expired leases the reaper ended, by the job's state afterwards."""

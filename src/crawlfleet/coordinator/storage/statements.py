@@ -30,6 +30,7 @@ from crawlfleet.coordinator.storage.rows import (
     Completion,
     EnqueueOutcome,
     FailOutcome,
+    HostRobots,
     JobFencing,
     LeasedJob,
     LeaseExtension,
@@ -38,6 +39,7 @@ from crawlfleet.coordinator.storage.rows import (
     NewJob,
     NextReady,
     ReapedJob,
+    RobotsReported,
     UnfinishedIds,
     WatchedJob,
 )
@@ -93,8 +95,29 @@ JOB_FAIL_IF_LEASED = statement(
         "breaker_failures",
         "backoff_initial_ms",
         "backoff_max_ms",
+        "skip",
     ),
 )
+HOST_ROBOTS_REPORT = statement(
+    "host_robots_report",
+    returns=RobotsReported,
+    params=(
+        "job_id",
+        "lease_token",
+        "principal",
+        "host",
+        "state",
+        "status_code",
+        "body",
+        "delay_ms",
+        "ttl_ms",
+        "backoff_initial_ms",
+        "backoff_max_ms",
+        "pause_reason",
+        "now",
+    ),
+)
+HOST_ROBOTS_GET = statement("host_robots_get", returns=HostRobots, params=("host",))
 JOB_REAP_EXPIRED = statement("job_reap_expired", returns=ReapedJob, params=("batch", "now"))
 DATABASE_PING = statement("database_ping", returns=NoRows)
 JOB_TABLE_ANALYZE = statement("job_table_analyze", returns=NoRows)

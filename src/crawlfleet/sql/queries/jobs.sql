@@ -202,14 +202,16 @@ FROM completed;
 SELECT id, state, lease_token, lease_principal, result FROM jobs WHERE id = ANY($1::bigint[]);
 
 -- name: job_fail_if_leased
--- Ends a leased attempt as failed (queued again with backoff, or dead) or released (queued in its
--- old place, attempt not charged). A cancel asked meanwhile wins over both: the job is cancelled.
+-- Ends a leased attempt as failed (queued again with backoff, or dead), skipped (not to be run:
+-- robots.txt disallows its URL; terminal, not dead) or released (queued in its old place, attempt
+-- not charged). A cancel asked meanwhile wins over all three: the job is cancelled.
 -- Backoff is full jitter: uniform in [0, min(max, initial * mult^(n-1))], or the worker's delay
 -- when given. A lease bound to another principal is not held ($9: the caller's; NULL without auth
 -- skips the check). Params: job id, lease token, error type, error message, retryable, retry delay
 -- ms (nullable), release, now, principal; then the host's side: the failure's host class
 -- ('429', '5xx', 'error'; NULL: not the host's fault), a pause the server asked for in ms
--- (Retry-After; NULL: none), the breaker's failures in a row, its first and longest pause in ms.
+-- (Retry-After; NULL: none), the breaker's failures in a row, its first and longest pause in ms;
+-- last, whether the failure skips the job rather than failing it.
 -- A host failure adds to the host's streak; at the breaker's count the host pauses, for twice as
 -- long at each further failure in a row. Either way the host may lease again (its job queued
 -- again, or its slot free).
@@ -217,6 +219,7 @@ WITH old AS (
     SELECT j.id, j.attempt, j.lease_token, j.leased_by, j.leased_at, j.target_url,
            CASE WHEN j.cancel_requested THEN 'cancelled'::job_state
                 WHEN $7::boolean THEN 'queued'::job_state
+                WHEN $15::boolean THEN 'skipped'::job_state
                 WHEN $5::boolean AND j.attempt < j.max_attempts THEN 'queued'::job_state
                 ELSE 'dead'::job_state END AS next_state,
            CASE WHEN $7::boolean THEN 0::float8
@@ -251,7 +254,8 @@ WITH old AS (
 ), history AS (
     UPDATE job_attempts AS a
     SET finished_at = greatest(a.started_at, coalesce($8::timestamptz, now())),
-        outcome = CASE WHEN $7::boolean THEN 'released' ELSE 'failed' END,
+        outcome = CASE WHEN $7::boolean THEN 'released' WHEN old.next_state = 'skipped' THEN 'skipped'
+                       ELSE 'failed' END,
         error_type = $3, error_message = $4
     FROM old
     WHERE a.job_id = old.id AND a.lease_token = old.lease_token
