@@ -75,6 +75,8 @@ MATRIX: list[tuple[str, Call, set[Role]]] = [
     ("Heartbeat", job_queue("Heartbeat", pb.HeartbeatRequest(worker_id="w1")), {Role.WORKER}),
     ("Complete", job_queue("Complete", pb.CompleteRequest()), {Role.WORKER}),
     ("Fail", job_queue("Fail", pb.FailRequest()), {Role.WORKER}),
+    ("ReportRobots", job_queue("ReportRobots", pb.ReportRobotsRequest()), {Role.WORKER}),
+    ("GetRobots", job_queue("GetRobots", pb.GetRobotsRequest(host="shop.example")), {Role.WORKER}),
     ("WatchJobs", job_queue_stream("WatchJobs", pb.WatchJobsRequest(all_unfinished=True)), {Role.PRODUCER}),
     ("GetJob", admin("GetJob", admin_pb2.GetJobRequest(job_id=1)), {Role.PRODUCER}),
     ("GetQueueStats", admin("GetQueueStats", admin_pb2.GetQueueStatsRequest()), set()),

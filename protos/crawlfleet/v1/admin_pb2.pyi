@@ -499,7 +499,7 @@ class PurgeJobsRequest(_message.Message):
 
     @_builtins.property
     def states(self) -> _containers.RepeatedScalarFieldContainer[_jobs_pb2.JobState.ValueType]:
-        """Only these terminal states; empty means all three."""
+        """Only these terminal states; empty means all of them."""
 
     def __init__(
         self,

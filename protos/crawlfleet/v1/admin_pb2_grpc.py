@@ -143,8 +143,8 @@ class AdminServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PurgeJobs(self, request, context):
-        """Deletes finished jobs (succeeded, dead, cancelled) that finished before a bound, with their
-        history and results; images no page refers to any more go with them.
+        """Deletes finished jobs (succeeded, dead, cancelled, skipped) that finished before a bound,
+        with their history and results; images no page refers to any more go with them.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

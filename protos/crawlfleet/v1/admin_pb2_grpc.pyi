@@ -52,8 +52,8 @@ class AdminStub:
     ListWorkers: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListWorkersRequest, _admin_pb2.ListWorkersResponse]
     """Workers seen recently, with the leases they hold."""
     PurgeJobs: _grpc.UnaryUnaryMultiCallable[_admin_pb2.PurgeJobsRequest, _admin_pb2.PurgeJobsResponse]
-    """Deletes finished jobs (succeeded, dead, cancelled) that finished before a bound, with their
-    history and results; images no page refers to any more go with them.
+    """Deletes finished jobs (succeeded, dead, cancelled, skipped) that finished before a bound,
+    with their history and results; images no page refers to any more go with them.
     """
     GetThumbnail: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetThumbnailRequest, _admin_pb2.GetThumbnailResponse]
     """The bytes of a stored thumbnail, by its SHA-256 (as listed in a job's result)."""
@@ -84,8 +84,8 @@ class AdminAsyncStub(AdminStub):
     ListWorkers: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListWorkersRequest, _admin_pb2.ListWorkersResponse]  # type: ignore[assignment]
     """Workers seen recently, with the leases they hold."""
     PurgeJobs: _aio.UnaryUnaryMultiCallable[_admin_pb2.PurgeJobsRequest, _admin_pb2.PurgeJobsResponse]  # type: ignore[assignment]
-    """Deletes finished jobs (succeeded, dead, cancelled) that finished before a bound, with their
-    history and results; images no page refers to any more go with them.
+    """Deletes finished jobs (succeeded, dead, cancelled, skipped) that finished before a bound,
+    with their history and results; images no page refers to any more go with them.
     """
     GetThumbnail: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetThumbnailRequest, _admin_pb2.GetThumbnailResponse]  # type: ignore[assignment]
     """The bytes of a stored thumbnail, by its SHA-256 (as listed in a job's result)."""
@@ -161,8 +161,8 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_pb2.PurgeJobsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.PurgeJobsResponse, _abc.Awaitable[_admin_pb2.PurgeJobsResponse]]:
-        """Deletes finished jobs (succeeded, dead, cancelled) that finished before a bound, with their
-        history and results; images no page refers to any more go with them.
+        """Deletes finished jobs (succeeded, dead, cancelled, skipped) that finished before a bound,
+        with their history and results; images no page refers to any more go with them.
         """
 
     @_abc_1.abstractmethod

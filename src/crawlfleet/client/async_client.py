@@ -282,7 +282,7 @@ class AsyncClient:
         states: Sequence[JobState | str] = (),
         batch_size: int = calls.DEFAULT_PURGE_BATCH,
     ) -> AsyncGenerator[PurgeCounts, None]:
-        """Deletes finished jobs (of ``states``: succeeded, dead, cancelled; default all three)
+        """Deletes finished jobs (of ``states``: succeeded, dead, cancelled, skipped; default all)
         that finished longer than ``older_than`` ago, with their results, a batch per call; what
         each call deleted."""
         request = calls.purge_request(older_than, states, batch_size)

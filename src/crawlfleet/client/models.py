@@ -36,10 +36,10 @@ class EnqueuedJob(NamedTuple):
 
 @dataclass(frozen=True, kw_only=True)
 class JobOutcome:
-    """How a watched job ended: SUCCEEDED, DEAD or CANCELLED."""
+    """How a watched job ended: SUCCEEDED, DEAD, CANCELLED or SKIPPED."""
 
     job_id: int
-    # SUCCEEDED, DEAD or CANCELLED (a StrEnum: it equals "succeeded", "dead", "cancelled").
+    # SUCCEEDED, DEAD, CANCELLED or SKIPPED (a StrEnum: it equals "succeeded", "dead", ...).
     state: JobState
     # Attempts made, the last one included (0 for a job cancelled before its first lease).
     attempt: int
@@ -50,6 +50,12 @@ class JobOutcome:
     @property
     def succeeded(self) -> bool:
         return self.state is JobState.SUCCEEDED
+
+    @property
+    def failed(self) -> bool:
+        """Dead or cancelled. A skipped job (robots.txt disallows its URL) did not fail: it ran as
+        the fleet's politeness asks."""
+        return self.state in (JobState.DEAD, JobState.CANCELLED)
 
     @classmethod
     def from_proto(cls, job: job_queue_pb2.FinishedJob) -> JobOutcome:

@@ -112,7 +112,7 @@ def job_spec(job: JobLike) -> jobs_pb2.JobSpec:
 class JobFilter:
     """Which jobs to list or requeue; fields left unset do not filter."""
 
-    # JobStates, or their names: queued, leased, succeeded, dead, cancelled.
+    # JobStates, or their names: queued, leased, succeeded, dead, cancelled, skipped.
     states: Sequence[JobState | str] = ()
     # scrape or noop.
     kind: str | None = None

@@ -17,6 +17,12 @@ DISALLOWED_ERROR_TYPE = "robots_disallowed"
 ROBOTS_PATH = "/robots.txt"
 
 
+def skips_job(error_type: str, *, retryable: bool, release: bool) -> bool:
+    """Whether a failure ends the job skipped rather than failed: robots.txt disallows its URL, which
+    no retry changes (a failure the worker calls retryable, or a release, keeps its usual meaning)."""
+    return error_type == DISALLOWED_ERROR_TYPE and not retryable and not release
+
+
 class RobotsState(StrEnum):
     """A host's robots.txt as the fleet holds it; the values are hosts.robots_state's."""
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from crawlfleet.common.flags import EnvFlags, non_negative_float, positive_float, positive_int
-from crawlfleet.common.robots import DISALLOWED_ERROR_TYPE, RobotsState
+from crawlfleet.common.robots import RobotsState
 
 # At most two requests in flight and two starts a second per host: far gentler than a browser
 # opening a page (six connections), and fast for broad crawls, where speed comes from many hosts.
@@ -67,12 +67,6 @@ def robots_state_of(status_code: int, error_type: str) -> RobotsState:
     if status_code == 429 or status_code >= 500:
         return RobotsState.UNREACHABLE
     return RobotsState.ALLOW_ALL
-
-
-def skips_job(error_type: str, *, retryable: bool, release: bool) -> bool:
-    """Whether a failure ends the job skipped rather than failed: robots.txt disallows its URL, which
-    no retry changes (a worker that says retryable, or releases, keeps the usual meaning)."""
-    return error_type == DISALLOWED_ERROR_TYPE and not retryable and not release
 
 
 class HostPenalty(NamedTuple):

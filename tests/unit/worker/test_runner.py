@@ -195,7 +195,7 @@ async def test_outcomes_are_summed_up_in_one_line_not_per_job(caplog: pytest.Log
     assert not [m for m in messages if "job started" in m or "job succeeded" in m]
     assert [m for m in messages if "job failed" in m]  # failures still get their own line
     [summary] = [m for m in messages if m.startswith("jobs in the last")]
-    assert summary.endswith(": 1 succeeded, 1 failed, 0 released, 0 lost; 0 in flight")
+    assert summary.endswith(": 1 succeeded, 1 failed, 0 skipped, 0 released, 0 lost; 0 in flight")
 
 
 async def test_a_refused_result_fails_that_job_for_good_and_the_others_complete() -> None:

@@ -197,7 +197,7 @@ def run_cancel(ctx: Context, ns: argparse.Namespace) -> int:
                 failed = True
                 outcomes.append({"job_id": job_id, "error": described.message})
                 continue
-            failed = failed or state in ("succeeded", "dead")
+            failed = failed or state in ("succeeded", "dead", "skipped")
             outcomes.append({"job_id": job_id, "state": state})
     if ctx.settings.json:
         ctx.json({"jobs": outcomes})

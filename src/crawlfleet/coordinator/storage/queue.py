@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 
 import asyncpg
 
-from crawlfleet.common.robots import RobotsState
+from crawlfleet.common.robots import RobotsState, skips_job
 from crawlfleet.coordinator.errors import DatabaseUnavailable, LeaseLost
-from crawlfleet.coordinator.politeness import Politeness, robots_state_of, skips_job
+from crawlfleet.coordinator.politeness import Politeness, robots_state_of
 from crawlfleet.coordinator.storage import completion
 from crawlfleet.coordinator.storage import statements as q
 from crawlfleet.coordinator.storage.result_rows import ResultRows

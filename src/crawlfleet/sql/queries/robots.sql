@@ -7,12 +7,13 @@
 -- Stores what a lease fetched for its host, if the lease is still held under its token, by the
 -- caller ($3: the caller's principal; NULL without auth skips the check), and is of that host;
 -- returns one row either way (lease_held false: nothing changed). The state decides the rest:
--- 'rules' keeps the body and its Crawl-delay (ms, already capped), 'allow_all' keeps nothing, both
--- until now + TTL, and close a pause that an unreachable robots.txt put on the host once it has
--- ended; 'unreachable' pauses the host for the backoff's step (initial, doubled at each failure in
--- a row, at most the longest), and the next fetch is due when that pause ends. The fetch is over:
--- the host's other jobs may be leased again (ready_at moves earlier, never before the delay or a
--- pause) and waiting Leases are woken.
+-- 'rules' keeps the body and its Crawl-delay (ms, already capped), and the host's next lease
+-- starts no sooner than that delay from now; 'allow_all' keeps nothing. Both are used until now +
+-- TTL and close a pause that an unreachable robots.txt put on the host, once it has ended.
+-- 'unreachable' pauses the host for the backoff's step (initial, doubled at each failure in a row,
+-- at most the longest), and the next fetch is due when that pause ends. Either way the fetch is
+-- over: the host's other jobs may be leased again (ready_at moves earlier, never before the delay
+-- or a pause) and waiting Leases are woken.
 -- Params: job id, lease token, principal, host, state, HTTP status (NULL: no answer), body, delay
 -- ms, TTL ms, first and longest pause ms, pause reason, now.
 WITH lease AS (
@@ -43,6 +44,11 @@ WITH lease AS (
         robots_expires_at = p.now + coalesce(p.pause_ms, $9::float8) * interval '1 millisecond',
         robots_fetching_until = NULL,
         robots_failures = CASE WHEN p.pause_ms IS NOT NULL THEN h.robots_failures + 1 ELSE 0 END,
+        -- The lease that fetched the rules fetches its page now: a Crawl-delay counts from here,
+        -- not from that lease's start, when it was not known yet.
+        next_start_at = CASE WHEN $5::text = 'rules' AND $8::integer > 0
+                             THEN greatest(h.next_start_at, p.now + $8::integer * interval '1 millisecond')
+                             ELSE h.next_start_at END,
         paused_until = p.new_paused_until,
         -- Named after the robots.txt only when its pause is the one in force (not when an
         -- operator's or a server's longer pause already was).
@@ -51,7 +57,9 @@ WITH lease AS (
                                 THEN $12::text
                             ELSE h.pause_reason END,
         ready_at = CASE WHEN h.ready_at IS NOT NULL
-                        THEN greatest(least(h.ready_at, p.now), h.next_start_at, p.new_paused_until) END
+                        THEN greatest(least(h.ready_at, p.now), h.next_start_at, p.new_paused_until,
+                                      CASE WHEN $5::text = 'rules' AND $8::integer > 0
+                                           THEN p.now + $8::integer * interval '1 millisecond' END) END
     FROM planned AS p
     WHERE h.host = p.host
     RETURNING h.robots_state, h.robots_fetched_at, h.robots_expires_at, h.ready_at, p.now
