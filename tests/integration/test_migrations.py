@@ -12,7 +12,6 @@ import pytest
 
 from crawlfleet.common.states import STATE_NAMES
 from crawlfleet.coordinator.server import Coordinator
-from crawlfleet.coordinator.storage import migrate as migrate_module
 from crawlfleet.coordinator.storage import sql
 from crawlfleet.coordinator.storage.migrate import MigrationMismatch, migrate
 from tests import pg
@@ -126,7 +125,7 @@ async def empty_db(pg_admin_dsn: str) -> AsyncIterator[asyncpg.Connection]:
 
 def _only(monkeypatch: pytest.MonkeyPatch, migrations: tuple[sql.Migration, ...]) -> None:
     """The runner sees these migrations instead of the shipped ones."""
-    monkeypatch.setattr(migrate_module.sql, "migrations", lambda: migrations)
+    monkeypatch.setattr(sql, "migrations", lambda: migrations)
 
 
 async def _applied(conn: asyncpg.Connection) -> list[int]:

@@ -155,10 +155,10 @@ async def test_an_unreachable_robots_txt_pauses_the_host_longer_each_time_and_ch
     (job_id, other_id) = await add_jobs(polite, "/a", "/b")
     now = at(0)
     pauses = []
-    for failure in (dict(status=503), dict(status=0, error_type="timeout"), dict(status=429), dict(status=500)):
+    for status, error_type in ((503, ""), (0, "timeout"), (429, ""), (500, "")):
         (fetching,) = await lease(polite, now)
         assert fetching.fetch_robots
-        reported = await report(polite, fetching, now, body=b"", **failure)  # type: ignore[arg-type]
+        reported = await report(polite, fetching, now, status=status, body=b"", error_type=error_type)
         assert reported.state == "unreachable"
         row = await host_row(db)
         pause = (row["paused_until"] - now).total_seconds()
