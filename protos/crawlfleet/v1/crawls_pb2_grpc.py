@@ -57,6 +57,11 @@ class CrawlsStub:
                 request_serializer=crawlfleet_dot_v1_dot_crawls__pb2.CancelCrawlRequest.SerializeToString,
                 response_deserializer=crawlfleet_dot_v1_dot_crawls__pb2.CancelCrawlResponse.FromString,
                 _registered_method=True)
+        self.RefreshCrawl = channel.unary_unary(
+                '/crawlfleet.v1.Crawls/RefreshCrawl',
+                request_serializer=crawlfleet_dot_v1_dot_crawls__pb2.RefreshCrawlRequest.SerializeToString,
+                response_deserializer=crawlfleet_dot_v1_dot_crawls__pb2.RefreshCrawlResponse.FromString,
+                _registered_method=True)
 
 
 class CrawlsServicer:
@@ -87,6 +92,16 @@ class CrawlsServicer:
 
     def CancelCrawl(self, request, context):
         """Stops discovery and cancels the crawl's queued jobs; leased ones end at their next heartbeat.
+        A crawl that refreshes itself stops doing so.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RefreshCrawl(self, request, context):
+        """Crawls an ended crawl again now, as a new crawl: each page it had is fetched with a
+        conditional GET (its ETag and Last-Modified), an unchanged page is stored as not modified and
+        its links are taken from its previous version.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -114,6 +129,11 @@ def add_CrawlsServicer_to_server(servicer, server):
                     servicer.CancelCrawl,
                     request_deserializer=crawlfleet_dot_v1_dot_crawls__pb2.CancelCrawlRequest.FromString,
                     response_serializer=crawlfleet_dot_v1_dot_crawls__pb2.CancelCrawlResponse.SerializeToString,
+            ),
+            'RefreshCrawl': grpc.unary_unary_rpc_method_handler(
+                    servicer.RefreshCrawl,
+                    request_deserializer=crawlfleet_dot_v1_dot_crawls__pb2.RefreshCrawlRequest.FromString,
+                    response_serializer=crawlfleet_dot_v1_dot_crawls__pb2.RefreshCrawlResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -227,6 +247,33 @@ class Crawls:
             '/crawlfleet.v1.Crawls/CancelCrawl',
             crawlfleet_dot_v1_dot_crawls__pb2.CancelCrawlRequest.SerializeToString,
             crawlfleet_dot_v1_dot_crawls__pb2.CancelCrawlResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RefreshCrawl(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crawlfleet.v1.Crawls/RefreshCrawl',
+            crawlfleet_dot_v1_dot_crawls__pb2.RefreshCrawlRequest.SerializeToString,
+            crawlfleet_dot_v1_dot_crawls__pb2.RefreshCrawlResponse.FromString,
             options,
             channel_credentials,
             insecure,

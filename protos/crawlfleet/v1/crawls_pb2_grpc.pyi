@@ -42,7 +42,14 @@ class CrawlsStub:
     ListCrawls: _grpc.UnaryUnaryMultiCallable[_crawls_pb2.ListCrawlsRequest, _crawls_pb2.ListCrawlsResponse]
     """Crawls, newest first, a page at a time."""
     CancelCrawl: _grpc.UnaryUnaryMultiCallable[_crawls_pb2.CancelCrawlRequest, _crawls_pb2.CancelCrawlResponse]
-    """Stops discovery and cancels the crawl's queued jobs; leased ones end at their next heartbeat."""
+    """Stops discovery and cancels the crawl's queued jobs; leased ones end at their next heartbeat.
+    A crawl that refreshes itself stops doing so.
+    """
+    RefreshCrawl: _grpc.UnaryUnaryMultiCallable[_crawls_pb2.RefreshCrawlRequest, _crawls_pb2.RefreshCrawlResponse]
+    """Crawls an ended crawl again now, as a new crawl: each page it had is fetched with a
+    conditional GET (its ETag and Last-Modified), an unchanged page is stored as not modified and
+    its links are taken from its previous version.
+    """
 
 @_typing.type_check_only
 class CrawlsAsyncStub(CrawlsStub):
@@ -58,7 +65,14 @@ class CrawlsAsyncStub(CrawlsStub):
     ListCrawls: _aio.UnaryUnaryMultiCallable[_crawls_pb2.ListCrawlsRequest, _crawls_pb2.ListCrawlsResponse]  # type: ignore[assignment]
     """Crawls, newest first, a page at a time."""
     CancelCrawl: _aio.UnaryUnaryMultiCallable[_crawls_pb2.CancelCrawlRequest, _crawls_pb2.CancelCrawlResponse]  # type: ignore[assignment]
-    """Stops discovery and cancels the crawl's queued jobs; leased ones end at their next heartbeat."""
+    """Stops discovery and cancels the crawl's queued jobs; leased ones end at their next heartbeat.
+    A crawl that refreshes itself stops doing so.
+    """
+    RefreshCrawl: _aio.UnaryUnaryMultiCallable[_crawls_pb2.RefreshCrawlRequest, _crawls_pb2.RefreshCrawlResponse]  # type: ignore[assignment]
+    """Crawls an ended crawl again now, as a new crawl: each page it had is fetched with a
+    conditional GET (its ETag and Last-Modified), an unchanged page is stored as not modified and
+    its links are taken from its previous version.
+    """
 
 class CrawlsServicer(metaclass=_abc_1.ABCMeta):
     """Crawls: start from seed URLs (or a site's sitemaps), follow links within a scope, up to a depth
@@ -95,6 +109,19 @@ class CrawlsServicer(metaclass=_abc_1.ABCMeta):
         request: _crawls_pb2.CancelCrawlRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_crawls_pb2.CancelCrawlResponse, _abc.Awaitable[_crawls_pb2.CancelCrawlResponse]]:
-        """Stops discovery and cancels the crawl's queued jobs; leased ones end at their next heartbeat."""
+        """Stops discovery and cancels the crawl's queued jobs; leased ones end at their next heartbeat.
+        A crawl that refreshes itself stops doing so.
+        """
+
+    @_abc_1.abstractmethod
+    def RefreshCrawl(
+        self,
+        request: _crawls_pb2.RefreshCrawlRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crawls_pb2.RefreshCrawlResponse, _abc.Awaitable[_crawls_pb2.RefreshCrawlResponse]]:
+        """Crawls an ended crawl again now, as a new crawl: each page it had is fetched with a
+        conditional GET (its ETag and Last-Modified), an unchanged page is stored as not modified and
+        its links are taken from its previous version.
+        """
 
 def add_CrawlsServicer_to_server(servicer: CrawlsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

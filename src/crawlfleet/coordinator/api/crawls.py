@@ -33,9 +33,18 @@ class CrawlsServicer(crawls_pb2_grpc.CrawlsServicer):
     @handles_errors
     async def StartCrawl(self, request: pb.StartCrawlRequest, context: Ctx) -> pb.StartCrawlResponse:  # type: ignore[type-arg]
         spec, limits = validate_crawl(request.spec, "spec", self._settings)
-        crawl_id, seeds = await self._crawls.start(spec, limits, owner=caller_name())
+        started = await self._crawls.start(spec, limits, owner=caller_name())
         self._wakeup.notify()
-        return pb.StartCrawlResponse(crawl_id=crawl_id, seeds_enqueued=seeds)
+        return pb.StartCrawlResponse(crawl_id=started.crawl_id, seeds_enqueued=started.seeds_enqueued)
+
+    @handles_errors
+    async def RefreshCrawl(self, request: pb.RefreshCrawlRequest, context: Ctx) -> pb.RefreshCrawlResponse:  # type: ignore[type-arg]
+        crawl_id = convert.positive_id(request.crawl_id, "crawl_id")
+        started = await self._crawls.refresh(crawl_id, owner=visible_owner())
+        if started is None:
+            raise CrawlNotFound(crawl_id)
+        self._wakeup.notify()
+        return pb.RefreshCrawlResponse(crawl_id=started.crawl_id, seeds_enqueued=started.seeds_enqueued)
 
     @handles_errors
     async def GetCrawl(self, request: pb.GetCrawlRequest, context: Ctx) -> pb.GetCrawlResponse:  # type: ignore[type-arg]

@@ -32,6 +32,8 @@ from crawlfleet.coordinator.storage.crawl_rows import (
     DiscoverOutcome,
     FinishedCrawl,
     NewCrawl,
+    PreviousResult,
+    PreviousValidators,
     RecentPages,
     SitemapJobsMade,
 )
@@ -149,6 +151,11 @@ CRAWL_DISCOVER = statement(
         "now",
     ),
 )
+CRAWL_INSERT_REFRESH = statement("crawl_insert_refresh", returns=NewCrawl, params=("crawl_id", "starts_at", "now"))
+CRAWL_PREVIOUS_VALIDATORS = statement(
+    "crawl_previous_validators", returns=PreviousValidators, params=("crawl_id", "urls")
+)
+CRAWL_PREVIOUS_RESULT = statement("crawl_previous_result", returns=PreviousResult, params=("crawl_id", "url"))
 CRAWL_SPEC_GET = statement("crawl_spec_get", returns=CrawlSpecRow, params=("crawl_id",))
 CRAWL_GET = statement("crawl_get", returns=CrawlRow, params=("crawl_id", "owner"))
 CRAWL_JOB_COUNTS = statement("crawl_job_counts", returns=CrawlJobCount, params=("crawl_id",))
