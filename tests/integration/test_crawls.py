@@ -203,11 +203,12 @@ def versioned(job: pb.LeasedJob, links: list[str], etag: str, *, not_modified: b
 
 
 async def finish(coord: RunningCoordinator, crawl_id: int) -> cpb.Crawl:
-    async def ended() -> cpb.Crawl | None:
+    async def ended() -> bool:
         crawl = (await crawls(coord).GetCrawl(cpb.GetCrawlRequest(crawl_id=crawl_id))).crawl
-        return crawl if crawl.state == cpb.CRAWL_STATE_FINISHED else None
+        return crawl.state == cpb.CRAWL_STATE_FINISHED
 
-    return await eventually(ended, what=f"crawl {crawl_id} to finish")
+    await eventually(ended, what=f"crawl {crawl_id} to finish")
+    return (await crawls(coord).GetCrawl(cpb.GetCrawlRequest(crawl_id=crawl_id))).crawl
 
 
 async def test_a_refresh_fetches_conditionally_and_follows_unchanged_pages(coord: RunningCoordinator) -> None:
