@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import threading
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Iterator
@@ -130,3 +131,16 @@ async def test_a_robots_txt_is_read_to_its_first_500_kib(fetcher: GuardedFetcher
     assert peak < MEMORY_BOUND
     missing = await fetch_robots(fetcher, site.url("/robots/none"), timeout=10)
     assert (missing.status, missing.body, missing.found) == (404, b"", False)
+
+
+async def test_the_latency_is_the_wait_for_the_response_headers(fetcher: GuardedFetcher, site: LocalSite) -> None:
+    """What the adaptive host delay learns from: the server's think time before it answers."""
+    answered = threading.Event()
+
+    def thinking() -> tuple[int, dict[str, str], bytes]:
+        answered.wait(0.2)  # the server thinks for 200 ms before the headers
+        return encoded_route("", TEXT)
+
+    site.routes["/thinking"] = thinking
+    fetched = await fetcher.get(site.url("/thinking"), max_bytes=CAP, timeout=10)
+    assert fetched.latency >= 0.2

@@ -1,4 +1,4 @@
--- 'skipped' (0008) is terminal: a skipped job has finished_at, and its last attempt ends with the
+-- 'skipped' (0009) is terminal: a skipped job has finished_at, and its last attempt ends with the
 -- outcome 'skipped'. Every existing row satisfies the new checks (no row can be skipped yet);
 -- re-adding them still reads each table once, under the migration's lock.
 ALTER TABLE jobs
