@@ -324,6 +324,10 @@ class Worker:
                 lease.log.debug("job succeeded in %.3fs", took)
             assert self._batcher is not None
             self._batcher.submit(pb.CompletedJob(job_id=job.id, lease_token=job.lease_token, result=outcome))
+        elif skips_job(outcome.error_type, retryable=outcome.retryable, release=outcome.release):
+            # Not a failure: the site asked not to be fetched there. One line, not a warning.
+            lease.log.info("job skipped in %.3fs: %s", took, outcome.error_message)
+            await self._report_fail(lease, outcome)
         else:
             lease.log.warning(
                 "job failed in %.3fs: %s: %s (retryable=%s)",
