@@ -19,7 +19,7 @@ async def test_list_and_show(coord: RunningCoordinator) -> None:
     listed = await cli(coord, "hosts", "list")
     assert listed.code == 0, listed.err
     lines = listed.out.splitlines()
-    assert lines[0].split() == ["HOST", "QUEUED", "IN", "FLIGHT", "DELAY", "POLICY", "STATUS"]
+    assert lines[0].split() == ["HOST", "QUEUED", "IN", "FLIGHT", "DELAY", "LEASES", "POLICY", "STATUS"]
     assert [line.split()[0] for line in lines[1:]] == ["a.example", "b.example", "b.example:8443"]
     assert "default" in lines[1]
     limited = await cli(coord, "hosts", "list", "--limit", "2")

@@ -124,12 +124,13 @@ def host_table(hosts: Sequence[admin_pb2.Host], now: dt.datetime) -> str:
             queued(h),
             f"{h.in_flight}/{h.max_concurrency}",
             format_duration(h.delay.ToNanoseconds() / 1e9) if h.delay.ToNanoseconds() else "-",
+            h.leases_started,
             h.policy_pattern or "default",
             truncate(status(h, now), 70),
         )
         for h in hosts
     ]
-    return table(["HOST", "QUEUED", "IN FLIGHT", "DELAY", "POLICY", "STATUS"], rows, right=[1, 2])
+    return table(["HOST", "QUEUED", "IN FLIGHT", "DELAY", "LEASES", "POLICY", "STATUS"], rows, right=[1, 2, 4])
 
 
 def run_list(ctx: Context, ns: argparse.Namespace) -> int:
