@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import threading
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Iterator
@@ -105,3 +106,16 @@ async def test_a_compression_bomb_is_refused_in_bounded_memory(
         tracemalloc.stop()
     assert (caught.value.error_type, caught.value.retryable) == ("body_too_large", False)
     assert peak < MEMORY_BOUND, f"peak {peak / 2**20:.1f} MiB while refusing a {BOMB_BYTES >> 20} MiB bomb"
+
+
+async def test_the_latency_is_the_wait_for_the_response_headers(fetcher: GuardedFetcher, site: LocalSite) -> None:
+    """What the adaptive host delay learns from: the server's think time before it answers."""
+    answered = threading.Event()
+
+    def thinking() -> tuple[int, dict[str, str], bytes]:
+        answered.wait(0.2)  # the server thinks for 200 ms before the headers
+        return encoded_route("", TEXT)
+
+    site.routes["/thinking"] = thinking
+    fetched = await fetcher.get(site.url("/thinking"), max_bytes=CAP, timeout=10)
+    assert fetched.latency >= 0.2

@@ -122,6 +122,10 @@ class ScrapeSpec(_message.Message):
     TIMEOUT_FIELD_NUMBER: _builtins.int
     SKIP_IMAGES_FIELD_NUMBER: _builtins.int
     MAX_IMAGES_FIELD_NUMBER: _builtins.int
+    FIELDS_FIELD_NUMBER: _builtins.int
+    FOLLOW_SELECTORS_FIELD_NUMBER: _builtins.int
+    IF_NONE_MATCH_FIELD_NUMBER: _builtins.int
+    IF_MODIFIED_SINCE_FIELD_NUMBER: _builtins.int
     url: _builtins.str
     """Absolute http(s) URL."""
     render: Global___RenderMode.ValueType
@@ -129,9 +133,24 @@ class ScrapeSpec(_message.Message):
     """Do not download or process the page's images."""
     max_images: _builtins.int
     """At most this many images per page; 0 means the worker's default."""
+    if_none_match: _builtins.str
+    """Conditional GET: validators of an earlier fetch of this URL (its ETag and Last-Modified). A
+    304 answer is recorded as `not_modified`, without extraction or images.
+    """
+    if_modified_since: _builtins.str
     @_builtins.property
     def timeout(self) -> _duration_pb2.Duration:
         """Total time allowed for the fetch; unset means the worker's default."""
+
+    @_builtins.property
+    def fields(self) -> _containers.RepeatedCompositeFieldContainer[Global___FieldSpec]:
+        """Named values to extract from the page, stored in the result beside the generic extraction."""
+
+    @_builtins.property
+    def follow_selectors(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """CSS selectors of the parts of the page whose links a crawl follows (every link is still
+        reported; these are marked `followed`). Empty: every link is followed.
+        """
 
     def __init__(
         self,
@@ -141,14 +160,89 @@ class ScrapeSpec(_message.Message):
         timeout: _duration_pb2.Duration | None = ...,
         skip_images: _builtins.bool = ...,
         max_images: _builtins.int = ...,
+        fields: _abc.Iterable[Global___FieldSpec] | None = ...,
+        follow_selectors: _abc.Iterable[_builtins.str] | None = ...,
+        if_none_match: _builtins.str = ...,
+        if_modified_since: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_images", b"max_images", "render", b"render", "skip_images", b"skip_images", "timeout", b"timeout", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fields", b"fields", "follow_selectors", b"follow_selectors", "if_modified_since", b"if_modified_since", "if_none_match", b"if_none_match", "max_images", b"max_images", "render", b"render", "skip_images", b"skip_images", "timeout", b"timeout", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ScrapeSpec: _TypeAlias = ScrapeSpec  # noqa: Y015
+
+@_typing.final
+class FieldSpec(_message.Message):
+    """A named value to extract from a page: by CSS selector (the element's text, or an attribute's
+    value) or by a path into the page's JSON-LD.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    CSS_FIELD_NUMBER: _builtins.int
+    JSON_LD_FIELD_NUMBER: _builtins.int
+    ATTRIBUTE_FIELD_NUMBER: _builtins.int
+    ALL_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Lower-case letters, digits and "_", starting with a letter; unique within a job."""
+    css: _builtins.str
+    json_ld: _builtins.str
+    """Dot-separated keys into the page's JSON-LD objects ("offers.price"); arrays are searched
+    element by element. The values found in document order.
+    """
+    attribute: _builtins.str
+    """With `css`: the value of this attribute rather than the element's text."""
+    all: _builtins.bool
+    """Every match rather than the first."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        css: _builtins.str = ...,
+        json_ld: _builtins.str = ...,
+        attribute: _builtins.str = ...,
+        all: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["css", b"css", "json_ld", b"json_ld", "source", b"source"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all", b"all", "attribute", b"attribute", "css", b"css", "json_ld", b"json_ld", "name", b"name", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_source: _TypeAlias = _typing.Literal["css", "json_ld"]  # noqa: Y015
+    _WhichOneofArgType_source: _TypeAlias = _typing.Literal["source", b"source"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_source) -> _WhichOneofReturnType_source | None: ...
+
+Global___FieldSpec: _TypeAlias = FieldSpec  # noqa: Y015
+
+@_typing.final
+class SitemapSpec(_message.Message):
+    """Read a site's sitemaps: the URLs they list become a crawl's pages."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    URL_FIELD_NUMBER: _builtins.int
+    MAX_URLS_FIELD_NUMBER: _builtins.int
+    url: _builtins.str
+    """A sitemap (XML, gzipped or not, or a sitemap index), or a site's root URL ("/"): for a root,
+    the Sitemap: lines of its robots.txt and /sitemap.xml are read.
+    """
+    max_urls: _builtins.int
+    """At most this many URLs; 0 means the worker's default."""
+    def __init__(
+        self,
+        *,
+        url: _builtins.str = ...,
+        max_urls: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_urls", b"max_urls", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SitemapSpec: _TypeAlias = SitemapSpec  # noqa: Y015
 
 @_typing.final
 class NoopSpec(_message.Message):
@@ -196,6 +290,7 @@ class JobSpec(_message.Message):
 
     SCRAPE_FIELD_NUMBER: _builtins.int
     NOOP_FIELD_NUMBER: _builtins.int
+    SITEMAP_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
     RUN_AT_FIELD_NUMBER: _builtins.int
     RETRY_POLICY_FIELD_NUMBER: _builtins.int
@@ -209,6 +304,8 @@ class JobSpec(_message.Message):
     @_builtins.property
     def noop(self) -> Global___NoopSpec: ...
     @_builtins.property
+    def sitemap(self) -> Global___SitemapSpec: ...
+    @_builtins.property
     def run_at(self) -> _timestamp_pb2.Timestamp:
         """Not leased before this time; unset means now."""
 
@@ -219,16 +316,17 @@ class JobSpec(_message.Message):
         *,
         scrape: Global___ScrapeSpec | None = ...,
         noop: Global___NoopSpec | None = ...,
+        sitemap: Global___SitemapSpec | None = ...,
         priority: _builtins.int = ...,
         run_at: _timestamp_pb2.Timestamp | None = ...,
         retry_policy: Global___RetryPolicy | None = ...,
         idempotency_key: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["noop", b"noop", "payload", b"payload", "retry_policy", b"retry_policy", "run_at", b"run_at", "scrape", b"scrape"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["noop", b"noop", "payload", b"payload", "retry_policy", b"retry_policy", "run_at", b"run_at", "scrape", b"scrape", "sitemap", b"sitemap"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "noop", b"noop", "payload", b"payload", "priority", b"priority", "retry_policy", b"retry_policy", "run_at", b"run_at", "scrape", b"scrape"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "noop", b"noop", "payload", b"payload", "priority", b"priority", "retry_policy", b"retry_policy", "run_at", b"run_at", "scrape", b"scrape", "sitemap", b"sitemap"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["scrape", "noop"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["scrape", "noop", "sitemap"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -387,21 +485,25 @@ class Link(_message.Message):
     URL_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     SAME_HOST_FIELD_NUMBER: _builtins.int
+    FOLLOWED_FIELD_NUMBER: _builtins.int
     url: _builtins.str
     """Absolute, without fragment."""
     text: _builtins.str
     same_host: _builtins.bool
     """Same host as the page's final URL."""
+    followed: _builtins.bool
+    """Inside a part of the page the job's follow selectors match (every link when it has none)."""
     def __init__(
         self,
         *,
         url: _builtins.str = ...,
         text: _builtins.str = ...,
         same_host: _builtins.bool = ...,
+        followed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["same_host", b"same_host", "text", b"text", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["followed", b"followed", "same_host", b"same_host", "text", b"text", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -566,6 +668,10 @@ class ScrapeResult(_message.Message):
     CHARSET_FIELD_NUMBER: _builtins.int
     HEADERS_FIELD_NUMBER: _builtins.int
     IMAGES_FIELD_NUMBER: _builtins.int
+    RESPONSE_TIME_FIELD_NUMBER: _builtins.int
+    FIELDS_FIELD_NUMBER: _builtins.int
+    NOT_MODIFIED_FIELD_NUMBER: _builtins.int
+    CONTENT_SHA256_FIELD_NUMBER: _builtins.int
     final_url: _builtins.str
     status_code: _builtins.int
     title: _builtins.str
@@ -581,6 +687,12 @@ class ScrapeResult(_message.Message):
     rendered_with: Global___RenderMode.ValueType
     """HTTP or BROWSER: how the page was finally fetched (AUTO resolves to one of them)."""
     charset: _builtins.str
+    not_modified: _builtins.bool
+    """The server answered 304 to a conditional GET: the page is unchanged since the validators
+    given; nothing was extracted.
+    """
+    content_sha256: _builtins.str
+    """SHA-256 (hex) of the page's body as fetched and decoded: a changed page has a new one."""
     @_builtins.property
     def redirects(self) -> _containers.RepeatedCompositeFieldContainer[Global___Redirect]:
         """The redirects followed to reach final_url, in order."""
@@ -605,6 +717,16 @@ class ScrapeResult(_message.Message):
 
     @_builtins.property
     def images(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImageResult]: ...
+    @_builtins.property
+    def response_time(self) -> _duration_pb2.Duration:
+        """From sending the page's request (its last hop) to its response headers; unset for browser
+        renders. The coordinator's adaptive host delay learns from it.
+        """
+
+    @_builtins.property
+    def fields(self) -> _containers.RepeatedCompositeFieldContainer[Global___FieldValue]:
+        """The declared fields, in the order declared; a field that matched nothing has no values."""
+
     def __init__(
         self,
         *,
@@ -626,14 +748,108 @@ class ScrapeResult(_message.Message):
         charset: _builtins.str = ...,
         headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         images: _abc.Iterable[Global___ImageResult] | None = ...,
+        response_time: _duration_pb2.Duration | None = ...,
+        fields: _abc.Iterable[Global___FieldValue] | None = ...,
+        not_modified: _builtins.bool = ...,
+        content_sha256: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["response_time", b"response_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body_bytes", b"body_bytes", "canonical_url", b"canonical_url", "charset", b"charset", "content_type", b"content_type", "final_url", b"final_url", "headers", b"headers", "image_urls", b"image_urls", "images", b"images", "json_ld", b"json_ld", "language", b"language", "links", b"links", "main_text", b"main_text", "meta_description", b"meta_description", "open_graph", b"open_graph", "redirects", b"redirects", "rendered_with", b"rendered_with", "status_code", b"status_code", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body_bytes", b"body_bytes", "canonical_url", b"canonical_url", "charset", b"charset", "content_sha256", b"content_sha256", "content_type", b"content_type", "fields", b"fields", "final_url", b"final_url", "headers", b"headers", "image_urls", b"image_urls", "images", b"images", "json_ld", b"json_ld", "language", b"language", "links", b"links", "main_text", b"main_text", "meta_description", b"meta_description", "not_modified", b"not_modified", "open_graph", b"open_graph", "redirects", b"redirects", "rendered_with", b"rendered_with", "response_time", b"response_time", "status_code", b"status_code", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ScrapeResult: _TypeAlias = ScrapeResult  # noqa: Y015
+
+@_typing.final
+class FieldValue(_message.Message):
+    """One declared field's values."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    VALUES_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    @_builtins.property
+    def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        values: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FieldValue: _TypeAlias = FieldValue  # noqa: Y015
+
+@_typing.final
+class SitemapEntry(_message.Message):
+    """A URL a sitemap lists."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    URL_FIELD_NUMBER: _builtins.int
+    LASTMOD_FIELD_NUMBER: _builtins.int
+    url: _builtins.str
+    @_builtins.property
+    def lastmod(self) -> _timestamp_pb2.Timestamp:
+        """Its <lastmod>, when given and valid."""
+
+    def __init__(
+        self,
+        *,
+        url: _builtins.str = ...,
+        lastmod: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lastmod", b"lastmod"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lastmod", b"lastmod", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SitemapEntry: _TypeAlias = SitemapEntry  # noqa: Y015
+
+@_typing.final
+class SitemapResult(_message.Message):
+    """What a sitemap job reports."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    SITEMAPS_FIELD_NUMBER: _builtins.int
+    ERRORS_FIELD_NUMBER: _builtins.int
+    TRUNCATED_FIELD_NUMBER: _builtins.int
+    truncated: _builtins.bool
+    """More URLs were listed than the job's limit."""
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___SitemapEntry]: ...
+    @_builtins.property
+    def sitemaps(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The sitemaps read, sitemap indexes included."""
+
+    @_builtins.property
+    def errors(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Sitemaps that could not be read, as "<url>: <error_type>: <message>"."""
+
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___SitemapEntry] | None = ...,
+        sitemaps: _abc.Iterable[_builtins.str] | None = ...,
+        errors: _abc.Iterable[_builtins.str] | None = ...,
+        truncated: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "errors", b"errors", "sitemaps", b"sitemaps", "truncated", b"truncated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SitemapResult: _TypeAlias = SitemapResult  # noqa: Y015
 
 @_typing.final
 class NoopResult(_message.Message):
@@ -660,21 +876,25 @@ class JobResult(_message.Message):
 
     SCRAPE_FIELD_NUMBER: _builtins.int
     NOOP_FIELD_NUMBER: _builtins.int
+    SITEMAP_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def scrape(self) -> Global___ScrapeResult: ...
     @_builtins.property
     def noop(self) -> Global___NoopResult: ...
+    @_builtins.property
+    def sitemap(self) -> Global___SitemapResult: ...
     def __init__(
         self,
         *,
         scrape: Global___ScrapeResult | None = ...,
         noop: Global___NoopResult | None = ...,
+        sitemap: Global___SitemapResult | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["noop", b"noop", "payload", b"payload", "scrape", b"scrape"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["noop", b"noop", "payload", b"payload", "scrape", b"scrape", "sitemap", b"sitemap"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["noop", b"noop", "payload", b"payload", "scrape", b"scrape"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["noop", b"noop", "payload", b"payload", "scrape", b"scrape", "sitemap", b"sitemap"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["scrape", "noop"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["scrape", "noop", "sitemap"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 # A host name of the normalized form, a dotted quad, or a bracketed IPv6 address; then a port.
 _HOST = re.compile(r"(?:[a-z0-9_-]+(?:\.[a-z0-9_-]+)*|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?")
 _PATTERN = re.compile(r"(?:\*\.)?[a-z0-9_-]+(?:\.[a-z0-9_-]+)*(?::[0-9]{1,5})?|\[[0-9a-f:.]+\](?::[0-9]{1,5})?")
+_PORT_SUFFIX = re.compile(r":[0-9]+$")
 MAX_HOST_LENGTH = 255
 
 
@@ -36,8 +37,10 @@ def is_host_pattern(value: str) -> bool:
 
 
 def pattern_matches(pattern: str, host: str) -> bool:
-    """Whether a policy pattern covers `host` (as crawlfleet_host_policy decides in SQL)."""
+    """Whether a policy pattern covers `host` (as crawlfleet_pattern_matches decides in SQL): a
+    pattern without a port covers every port of its name(s), one with a port only that port."""
+    name = host if _PORT_SUFFIX.search(pattern) else _PORT_SUFFIX.sub("", host)
     if pattern.startswith("*."):
         domain = pattern[2:]
-        return host == domain or host.endswith("." + domain)
-    return host == pattern
+        return name == domain or name.endswith("." + domain)
+    return name == pattern

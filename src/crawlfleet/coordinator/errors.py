@@ -95,6 +95,13 @@ class HostPolicyNotFound(NotFound):
         super().__init__(f"no host policy with the pattern {pattern!r}", metadata={"pattern": pattern})
 
 
+class CrawlNotFound(NotFound):
+    reason = "CRAWL_NOT_FOUND"
+
+    def __init__(self, crawl_id: int) -> None:
+        super().__init__(f"crawl {crawl_id} does not exist", metadata={"crawl_id": str(crawl_id)})
+
+
 class WrongState(CoordinatorError):
     """The job is not in a state that allows the operation."""
 

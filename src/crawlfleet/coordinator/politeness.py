@@ -30,6 +30,11 @@ DEFAULT_BACKOFF_INITIAL_SECONDS = 5.0
 DEFAULT_BACKOFF_MAX_SECONDS = 600.0
 # A Retry-After longer than this pauses the host only this long.
 DEFAULT_MAX_PAUSE_SECONDS = 3600.0
+# Adaptive delay, off by default: like Scrapy's AutoThrottle, a host's delay follows its response
+# time divided by the concurrency it should sustain (1: one request at a time keeps it busy).
+DEFAULT_ADAPTIVE_DELAY = False
+DEFAULT_ADAPTIVE_TARGET_CONCURRENCY = 1.0
+DEFAULT_ADAPTIVE_MAX_DELAY_SECONDS = 60.0
 # A host found at its concurrency limit is looked at again after this long even if no lease of
 # it reports an end (a lease that ends by expiry or cancellation frees its slot this way).
 SATURATED_RECHECK_SECONDS = 1.0
@@ -86,6 +91,9 @@ class Politeness:
     backoff_max_seconds: float = DEFAULT_BACKOFF_MAX_SECONDS
     max_pause_seconds: float = DEFAULT_MAX_PAUSE_SECONDS
     saturated_recheck_seconds: float = SATURATED_RECHECK_SECONDS
+    adaptive_delay: bool = DEFAULT_ADAPTIVE_DELAY
+    adaptive_target_concurrency: float = DEFAULT_ADAPTIVE_TARGET_CONCURRENCY
+    adaptive_max_delay_seconds: float = DEFAULT_ADAPTIVE_MAX_DELAY_SECONDS
 
     def __post_init__(self) -> None:
         if self.backoff_max_seconds < self.backoff_initial_seconds:
@@ -151,6 +159,27 @@ def add_politeness_flags(flags: EnvFlags) -> None:
         "the longest pause a server's Retry-After can put on its host",
         type=positive_float,
     )
+    add_adaptive_flags(flags)
+
+
+def add_adaptive_flags(flags: EnvFlags) -> None:
+    flags.add_switch(
+        "--adaptive-delay",
+        DEFAULT_ADAPTIVE_DELAY,
+        "raise each host's delay to follow its response times (never below its configured delay)",
+    )
+    flags.add(
+        "--adaptive-target-concurrency",
+        DEFAULT_ADAPTIVE_TARGET_CONCURRENCY,
+        "requests a host should have in flight on average under the adaptive delay",
+        type=positive_float,
+    )
+    flags.add(
+        "--adaptive-max-delay-seconds",
+        DEFAULT_ADAPTIVE_MAX_DELAY_SECONDS,
+        "the longest delay the adaptive delay sets",
+        type=positive_float,
+    )
 
 
 def politeness_from_args(args: argparse.Namespace) -> Politeness:
@@ -165,6 +194,9 @@ def politeness_from_args(args: argparse.Namespace) -> Politeness:
             backoff_initial_seconds=args.host_backoff_initial_seconds,
             backoff_max_seconds=args.host_backoff_max_seconds,
             max_pause_seconds=args.host_max_pause_seconds,
+            adaptive_delay=args.adaptive_delay,
+            adaptive_target_concurrency=args.adaptive_target_concurrency,
+            adaptive_max_delay_seconds=args.adaptive_max_delay_seconds,
         )
     except ValueError as exc:
         raise SystemExit(f"crawlfleet-coordinator: {exc}") from exc

@@ -17,14 +17,14 @@ from crawlfleet.coordinator.api.results import split_result
 from crawlfleet.coordinator.api.status import handles_errors, handles_stream_errors
 from crawlfleet.coordinator.api.validation import options_differ, validate_enqueue
 from crawlfleet.coordinator.api.watch import WatchStreams
-from crawlfleet.coordinator.errors import Draining, InvalidArgument, WrongResultKind
+from crawlfleet.coordinator.errors import CoordinatorError, Draining, InvalidArgument, WrongResultKind
 from crawlfleet.coordinator.metrics import CoordinatorMetrics
 from crawlfleet.coordinator.security.principal import caller_name
 from crawlfleet.coordinator.settings import CoordinatorSettings
 from crawlfleet.coordinator.statistics import JobStatistics
 from crawlfleet.coordinator.storage.queue import Queue
 from crawlfleet.coordinator.storage.result_rows import ResultRows
-from crawlfleet.coordinator.storage.rows import Completion, LeasedJob, LeaseRef
+from crawlfleet.coordinator.storage.rows import Completion, LatencySample, LeasedJob, LeaseRef
 from crawlfleet.coordinator.wakeup import LeaseWakeup
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import job_queue_pb2_grpc, jobs_pb2
@@ -266,6 +266,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
             raise InvalidArgument("jobs", f"at most {MAX_COMPLETE_BATCH} jobs per call")
         items: list[Completion] = []
         rows: dict[int, ResultRows] = {}
+        feeds: dict[int, jobs_pb2.JobResult] = {}  # results that may feed a crawl
         positions: dict[int, int] = {}  # job id -> its index in the request
         for i, job in enumerate(request.jobs):
             job_id = convert.positive_id(job.job_id, f"jobs[{i}].job_id")
@@ -282,12 +283,31 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
             except InvalidArgument as exc:  # name the job: the worker completes the batch's others
                 raise InvalidArgument(exc.field, exc.message.removeprefix(f"{exc.field}: "), job_id=job_id) from None
             items.append(Completion(job_id=job_id, lease_token=token, result=stored))
+            if job.result.WhichOneof("payload") in ("scrape", "sitemap"):
+                feeds[job_id] = job.result
         try:
-            completed = await self._queue.complete(items, rows, principal=caller_name())
+            completed = await self._queue.complete(items, rows, principal=caller_name(), results=feeds)
         except WrongResultKind as exc:
             raise WrongResultKind(exc.job_id, f"jobs[{positions[exc.job_id]}].result") from None
         self._metrics.completed(completed)
+        if completed and self._settings.politeness.adaptive_delay:
+            await self._adapt_host_delays(request)
         return pb.CompleteResponse()
+
+    async def _adapt_host_delays(self, request: pb.CompleteRequest) -> None:
+        """Feed the completed pages' response times to their hosts' adaptive delay. Best effort:
+        the jobs are completed already, so a failure here is logged, not answered."""
+        samples = [
+            LatencySample(job_id=job.job_id, latency_ms=job.result.scrape.response_time.ToNanoseconds() / 1e6)
+            for job in request.jobs
+            if job.result.scrape.HasField("response_time")
+        ]
+        if not samples:
+            return
+        try:
+            await self._queue.adapt_host_delays(samples)
+        except CoordinatorError as exc:
+            log.warning("adaptive delay not updated: %s", exc)
 
     @handles_errors
     async def Fail(self, request: pb.FailRequest, context: Ctx) -> pb.FailResponse:  # type: ignore[type-arg]

@@ -78,7 +78,7 @@ def validate_job(spec: jobs_pb2.JobSpec, field: str, settings: CoordinatorSettin
     """Check one JobSpec (at request path `field`) and build its row for `owner`; raise InvalidArgument."""
     kind = spec.WhichOneof("payload")
     target_url: str | None = None
-    if kind is None:
+    if kind not in ("scrape", "noop"):
         raise InvalidArgument(f"{field}.payload", "set one job kind: scrape or noop (unknown or missing kind)")
     if kind == "scrape":
         target_url = normalize_target_url(spec.scrape.url, f"{field}.scrape.url")

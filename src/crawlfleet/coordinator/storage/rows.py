@@ -72,6 +72,13 @@ class LeasedJob(NamedTuple):
     robots_version: dt.datetime | None = None
 
 
+class LatencySample(NamedTuple):
+    """A completed job's server response time, for its host's adaptive delay."""
+
+    job_id: int
+    latency_ms: float
+
+
 class NextReady(NamedTuple):
     """When the next host with queued work may be leased from (None: no host waits)."""
 
@@ -110,6 +117,8 @@ class CompletedJob(NamedTuple):
     id: int
     finished_notified: int
     hosts_notified: int
+    crawl_id: int | None
+    depth: int | None
 
 
 class JobFencing(NamedTuple):

@@ -56,6 +56,8 @@ CREATE TABLE hosts (
     -- At its concurrency limit when last claimed: finishing one of its leases makes it ready.
     saturated              boolean     NOT NULL DEFAULT false,
     next_start_at          timestamptz,          -- the last lease start plus the delay
+    -- The delay learnt from the host's response times (--adaptive-delay; NULL: none).
+    adaptive_delay_ms      integer,
     last_lease_at          timestamptz,
     leases_started         bigint      NOT NULL DEFAULT 0,
     -- Backoff: an operator's pause (infinity), a server's Retry-After, the circuit breaker, or
@@ -94,14 +96,24 @@ SELECT host, min(run_at), max(priority) FROM jobs WHERE state = 'queued' AND hos
 INSERT INTO hosts (host) SELECT DISTINCT host FROM jobs WHERE state = 'leased' AND host IS NOT NULL
 ON CONFLICT (host) DO NOTHING;
 
--- The policy of a host: its exact pattern, else the longest domain pattern it falls under.
+-- Whether a policy pattern covers a host (common/hosts.py pattern_matches says the same). A
+-- pattern without a port covers every port of its name(s); one with a port only that port.
+CREATE FUNCTION crawlfleet_pattern_matches(p_pattern text, p_host text) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN left(p_pattern, 2) = '*.'
+                THEN n.name = substr(p_pattern, 3) OR right(n.name, length(p_pattern) - 1) = substr(p_pattern, 2)
+                ELSE n.name = p_pattern END
+    FROM (SELECT CASE WHEN p_pattern ~ ':[0-9]+$' THEN p_host
+                      ELSE regexp_replace(p_host, ':[0-9]+$', '') END AS name) AS n
+$$;
+
+-- The policy of a host: the most specific pattern that covers it. Exact names before domains,
+-- then the longer pattern (a port, or a deeper domain) first.
 CREATE FUNCTION crawlfleet_host_policy(p_host text) RETURNS host_policies
 LANGUAGE sql STABLE AS $$
     SELECT p.* FROM host_policies AS p
-    WHERE p.pattern = p_host
-       OR (left(p.pattern, 2) = '*.'
-           AND (p_host = substr(p.pattern, 3) OR right(p_host, length(p.pattern) - 1) = substr(p.pattern, 2)))
-    ORDER BY p.pattern = p_host DESC, length(p.pattern) DESC
+    WHERE crawlfleet_pattern_matches(p.pattern, p_host)
+    ORDER BY left(p.pattern, 2) <> '*.' DESC, length(p.pattern) DESC
     LIMIT 1
 $$;
 
@@ -158,9 +170,7 @@ CREATE FUNCTION crawlfleet_hosts_apply_policy(p_pattern text) RETURNS bigint
 LANGUAGE sql VOLATILE AS $$
     WITH matching AS (
         SELECT h.host FROM hosts AS h
-        WHERE h.host = p_pattern
-           OR (left(p_pattern, 2) = '*.'
-               AND (h.host = substr(p_pattern, 3) OR right(h.host, length(p_pattern) - 1) = substr(p_pattern, 2)))
+        WHERE crawlfleet_pattern_matches(p_pattern, h.host)
         ORDER BY h.host
         FOR UPDATE
     ), changed AS (
@@ -177,6 +187,70 @@ LANGUAGE sql VOLATILE AS $$
         RETURNING 1
     )
     SELECT count(*) FROM changed
+$$;
+
+-- Claims up to p_max due hostless jobs of priority p_min_priority or more, in lease order (the
+-- claim as it was before hosts; crawlfleet_claim runs it around the host-bound part).
+CREATE FUNCTION crawlfleet_claim_hostless(
+    p_worker text, p_max integer, p_kinds text[], p_lease_ms integer, p_now timestamptz, p_principal text,
+    p_min_priority integer
+) RETURNS TABLE (
+    id bigint, kind text, spec bytea, attempt integer, max_attempts integer, lease_token uuid,
+    lease_expires_at timestamptz, host text, fetch_robots boolean, robots_version timestamptz
+)
+LANGUAGE plpgsql VOLATILE AS $$
+#variable_conflict use_column
+DECLARE
+    v_now timestamptz := coalesce(p_now, now());
+BEGIN
+    RETURN QUERY
+    WITH candidates AS (
+        SELECT j.id, j.target_url, j.priority, j.run_at
+        FROM jobs AS j
+        WHERE j.state = 'queued' AND j.host IS NULL
+          AND j.run_at <= v_now AND j.priority >= p_min_priority
+          AND (cardinality(p_kinds) = 0 OR j.kind = ANY(p_kinds))
+          AND (j.target_url IS NULL OR NOT EXISTS (
+                  SELECT 1 FROM jobs AS l WHERE l.target_url = j.target_url AND l.state = 'leased'))
+        ORDER BY j.priority DESC, j.run_at, j.id
+        LIMIT p_max
+        FOR UPDATE SKIP LOCKED
+    ), chosen AS (
+        SELECT ranked.id FROM (
+            SELECT cd.id, row_number() OVER (PARTITION BY coalesce(cd.target_url, cd.id::text)
+                                             ORDER BY cd.priority DESC, cd.run_at, cd.id) AS nth
+            FROM candidates AS cd
+        ) AS ranked
+        WHERE ranked.nth = 1
+    ), leased AS (
+        UPDATE jobs AS j
+        SET state = 'leased',
+            attempt = j.attempt + 1,
+            lease_token = gen_random_uuid(),
+            leased_by = p_worker,
+            lease_principal = p_principal,
+            leased_at = v_now,
+            lease_expires_at = v_now + p_lease_ms * interval '1 millisecond'
+        FROM chosen
+        WHERE j.id = chosen.id
+        RETURNING j.id, j.kind, j.spec, j.attempt, j.max_attempts, j.lease_token, j.lease_expires_at, j.target_url
+    ), counted AS (
+        INSERT INTO job_count_deltas (kind, state, delta)
+        SELECT pk.kind, moves.state, moves.n
+        FROM (SELECT leased.kind, count(*) AS c FROM leased GROUP BY leased.kind) AS pk,
+             LATERAL (VALUES ('queued'::job_state, -pk.c), ('leased'::job_state, pk.c)) AS moves(state, n)
+    ), history AS (
+        -- clock_timestamp(): after the row passed jobs_target_url_leased (which may have
+        -- waited for the URL's previous lease to end), so attempts of a URL never overlap.
+        INSERT INTO job_attempts (job_id, attempt, lease_token, worker_id, target_url, started_at, outcome)
+        SELECT leased.id, leased.attempt, leased.lease_token, p_worker, leased.target_url,
+               coalesce(p_now, clock_timestamp()), 'running'
+        FROM leased
+    )
+    SELECT leased.id, leased.kind, leased.spec, leased.attempt, leased.max_attempts, leased.lease_token,
+           leased.lease_expires_at, NULL::text, false, NULL::timestamptz
+    FROM leased;
+END
 $$;
 
 -- The claim: leases up to p_max due jobs for a worker, host-bound jobs first (within their
@@ -201,7 +275,21 @@ DECLARE
     v_rounds integer := 0;
     v_got integer;
     v_taken integer := 0;
+    v_host_top integer;
 BEGIN
+    -- Hostless jobs of a higher priority than every ready host's best job come first.
+    SELECT hosts.top_priority INTO v_host_top FROM hosts
+    WHERE hosts.ready_at <= v_now
+    ORDER BY hosts.top_priority DESC, hosts.ready_at
+    LIMIT 1;
+    IF v_host_top IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM crawlfleet_claim_hostless(
+            p_worker, p_max, p_kinds, p_lease_ms, p_now, p_principal, v_host_top + 1);
+        GET DIAGNOSTICS v_taken = ROW_COUNT;
+        IF v_taken >= p_max THEN
+            RETURN;
+        END IF;
+    END IF;
     -- A host may yield nothing (its jobs cancelled, or of other kinds): look at further hosts,
     -- a bounded number of times.
     LOOP
@@ -226,7 +314,8 @@ BEGIN
                         ELSE coalesce(h.max_concurrency, p_default_concurrency) END AS concurrency,
                    coalesce(h.obey_robots, p_default_obey_robots) AS robots_on,
                    greatest(coalesce(h.delay_ms, p_default_delay_ms),
-                            CASE WHEN coalesce(h.obey_robots, p_default_obey_robots) THEN h.robots_delay_ms END)
+                            CASE WHEN coalesce(h.obey_robots, p_default_obey_robots) THEN h.robots_delay_ms END,
+                            h.adaptive_delay_ms)
                        AS delay
             FROM unnest(v_hosts) WITH ORDINALITY AS u(host, nth) JOIN hosts AS h ON h.host = u.host
         ), room AS (
@@ -354,54 +443,10 @@ BEGIN
         EXIT WHEN v_taken >= p_max OR v_rounds >= 4;
     END LOOP;
 
+    -- Hostless jobs after the host-bound ones (ties go to hosts).
     IF v_taken < p_max THEN
-        RETURN QUERY
-        WITH candidates AS (
-            SELECT j.id, j.target_url, j.priority, j.run_at
-            FROM jobs AS j
-            WHERE j.state = 'queued' AND j.host IS NULL
-              AND j.run_at <= v_now
-              AND (cardinality(p_kinds) = 0 OR j.kind = ANY(p_kinds))
-              AND (j.target_url IS NULL OR NOT EXISTS (
-                      SELECT 1 FROM jobs AS l WHERE l.target_url = j.target_url AND l.state = 'leased'))
-            ORDER BY j.priority DESC, j.run_at, j.id
-            LIMIT p_max - v_taken
-            FOR UPDATE SKIP LOCKED
-        ), chosen AS (
-            SELECT ranked.id FROM (
-                SELECT cd.id, row_number() OVER (PARTITION BY coalesce(cd.target_url, cd.id::text)
-                                                 ORDER BY cd.priority DESC, cd.run_at, cd.id) AS nth
-                FROM candidates AS cd
-            ) AS ranked
-            WHERE ranked.nth = 1
-        ), leased AS (
-            UPDATE jobs AS j
-            SET state = 'leased',
-                attempt = j.attempt + 1,
-                lease_token = gen_random_uuid(),
-                leased_by = p_worker,
-                lease_principal = p_principal,
-                leased_at = v_now,
-                lease_expires_at = v_now + p_lease_ms * interval '1 millisecond'
-            FROM chosen
-            WHERE j.id = chosen.id
-            RETURNING j.id, j.kind, j.spec, j.attempt, j.max_attempts, j.lease_token, j.lease_expires_at, j.target_url
-        ), counted AS (
-            INSERT INTO job_count_deltas (kind, state, delta)
-            SELECT pk.kind, moves.state, moves.n
-            FROM (SELECT leased.kind, count(*) AS c FROM leased GROUP BY leased.kind) AS pk,
-                 LATERAL (VALUES ('queued'::job_state, -pk.c), ('leased'::job_state, pk.c)) AS moves(state, n)
-        ), history AS (
-            -- clock_timestamp(): after the row passed jobs_target_url_leased (which may have
-            -- waited for the URL's previous lease to end), so attempts of a URL never overlap.
-            INSERT INTO job_attempts (job_id, attempt, lease_token, worker_id, target_url, started_at, outcome)
-            SELECT leased.id, leased.attempt, leased.lease_token, p_worker, leased.target_url,
-                   coalesce(p_now, clock_timestamp()), 'running'
-            FROM leased
-        )
-        SELECT leased.id, leased.kind, leased.spec, leased.attempt, leased.max_attempts, leased.lease_token,
-               leased.lease_expires_at, NULL::text, false, NULL::timestamptz
-        FROM leased;
+        RETURN QUERY SELECT * FROM crawlfleet_claim_hostless(
+            p_worker, p_max - v_taken, p_kinds, p_lease_ms, p_now, p_principal, 0);
     END IF;
 END
 $$;

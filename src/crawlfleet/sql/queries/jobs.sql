@@ -154,7 +154,7 @@ WITH input AS (
         result = complete.result
     FROM complete
     WHERE j.id = complete.id
-    RETURNING j.id, j.kind, j.host
+    RETURNING j.id, j.kind, j.host, j.crawl_id, j.depth
 ), counted AS (
     INSERT INTO job_count_deltas (kind, state, delta)
     SELECT kind, state, n
@@ -194,8 +194,33 @@ SELECT id,
        (SELECT count(pg_notify('crawlfleet_jobs', ready.hosts::text))
           FROM (SELECT count(*) AS hosts FROM hosts_freed
                 WHERE hosts_freed.ready_at <= coalesce($4::timestamptz, now()) HAVING count(*) > 0) AS ready)
-           AS hosts_notified
+           AS hosts_notified,
+       crawl_id, depth
 FROM completed;
+
+-- name: host_adapt_delay
+-- Adaptive delay (AutoThrottle's rule): each host's delay moves halfway towards its latest
+-- response time divided by the concurrency it should sustain, and rises at once when the
+-- server slows down; at most $4 ms. Hosts another session holds are skipped: a sample lost
+-- costs nothing to a smoothed figure, a wait would cost a Complete.
+-- Params: job ids, their response times in ms, target concurrency, the longest delay in ms.
+WITH samples AS (
+    SELECT j.host, avg(t.latency_ms) / $3::float8 AS target_ms
+    FROM unnest($1::bigint[], $2::float8[]) AS t(job_id, latency_ms)
+    JOIN jobs AS j ON j.id = t.job_id
+    WHERE j.host IS NOT NULL
+    GROUP BY j.host
+), free AS (
+    SELECT h.host FROM hosts AS h
+    WHERE h.host IN (SELECT samples.host FROM samples)
+    ORDER BY h.host
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE hosts AS h
+SET adaptive_delay_ms = round(least($4::float8,
+        greatest(samples.target_ms, (coalesce(h.adaptive_delay_ms, 0) + samples.target_ms) / 2)))::integer
+FROM samples, free
+WHERE h.host = samples.host AND free.host = samples.host;
 
 -- name: job_get_fencing_many
 -- State, last lease token, its principal and result of jobs, to tell a replayed Complete from a
@@ -277,11 +302,14 @@ WITH old AS (
             WHEN $11::float8 > 0 THEN 'retry_after: the server asked to wait (' || $3 || ')'
             ELSE 'circuit_breaker: ' || h.error_streak + 1 || ' failures in a row, the last ' || $3 END,
         saturated = false,
+        -- A released lease may have been the one fetching robots.txt (a worker shutting down):
+        -- the host need not wait for that fetch any more; the next claim starts another.
+        robots_fetching_until = CASE WHEN $7::boolean THEN NULL ELSE h.robots_fetching_until END,
         -- Its job queued again, or a slot free: the host may lease again, once its delay and any
         -- pause are over.
         ready_at = CASE WHEN p.state = 'queued' OR h.ready_at IS NOT NULL THEN
             greatest(least(coalesce(h.ready_at, 'infinity'), CASE WHEN p.state = 'queued' THEN p.run_at ELSE p.now END),
-                     h.next_start_at, h.robots_fetching_until,
+                     h.next_start_at, CASE WHEN $7::boolean THEN NULL ELSE h.robots_fetching_until END,
                      crawlfleet_paused_until(h.paused_until, p.now,
                          crawlfleet_host_pause_ms(h.error_streak, $10::text, $11::float8, $12, $13, $14)))
             END,

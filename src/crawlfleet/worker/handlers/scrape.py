@@ -63,6 +63,8 @@ class PageSource:
     body_bytes: int
     charset: str
     content_type: str
+    # Server latency of the page's request (fetches only; None for renders).
+    latency: float | None = None
 
 
 async def run_scrape(job: pb.LeasedJob, ctx: JobContext) -> jobs_pb2.JobResult:
@@ -115,6 +117,7 @@ async def fetch_page(ctx: JobContext, url: str, timeout: float) -> PageSource:
         body_bytes=len(fetched.body),
         charset=fetched.charset,
         content_type=fetched.content_type,
+        latency=fetched.latency,
     )
 
 
@@ -258,5 +261,7 @@ def scrape_result(source: PageSource, page: PageData, images: list[jobs_pb2.Imag
         headers={name: source.headers[name] for name in NOTABLE_HEADERS if name in source.headers},
         images=images,
     )
+    if source.latency is not None:
+        result.response_time.FromNanoseconds(round(source.latency * 1e9))
     limits.fit(result)
     return result

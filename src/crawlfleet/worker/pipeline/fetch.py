@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import re
 import ssl
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -41,6 +42,8 @@ class FetchedResponse:
     body: bytes
     # (url, status) of each redirect followed, in order.
     redirects: tuple[tuple[str, int], ...] = field(default=())
+    # Seconds from sending the (last) request to its response headers: the server's latency.
+    latency: float = 0.0
 
     @property
     def content_type(self) -> str:
@@ -170,7 +173,9 @@ class GuardedFetcher:
         self, request: httpx.Request, max_bytes: int, *, read_redirect_body: bool = False
     ) -> tuple[FetchedResponse, httpx.Request | None]:
         """One exchange; the body of a redirect we follow ourselves is not worth reading."""
+        sent = time.monotonic()
         response = await self._client.send(request, stream=True)
+        latency = time.monotonic() - sent
         try:
             follow = response.next_request
             skip_body = follow is not None and not read_redirect_body
@@ -178,7 +183,7 @@ class GuardedFetcher:
         finally:
             await response.aclose()
         fetched = FetchedResponse(
-            url=str(response.url), status=response.status_code, headers=response.headers, body=body
+            url=str(response.url), status=response.status_code, headers=response.headers, body=body, latency=latency
         )
         return fetched, follow
 
