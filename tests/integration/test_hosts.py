@@ -13,8 +13,9 @@ from crawlfleet.coordinator.politeness import Politeness
 from crawlfleet.v1 import admin_pb2
 from crawlfleet.v1 import job_queue_pb2 as pb
 from tests.conftest import RunningCoordinator, StartCoordinator
-from tests.helpers import error_info, lease_request, scrape
+from tests.helpers import error_info, lease_request, scrape, seconds
 from tests.integration.jobs import complete, enqueue
+from tests.integration.test_adaptive_delay import ADAPTIVE, page
 
 POLITE = Politeness(host_concurrency=3, host_delay_seconds=0.25, obey_robots=False)
 
@@ -132,3 +133,15 @@ async def test_the_defaults_shown_are_the_answering_coordinators(start_coordinat
     assert (shown.max_concurrency, shown.delay.ToSeconds(), shown.obey_robots) == (7, 2, True)
     listed = (await list_hosts(polite)).hosts[0]
     assert (listed.max_concurrency, listed.delay.ToMilliseconds()) == (3, 250)
+
+
+async def test_a_learnt_delay_raises_the_delay_shown(start_coordinator: StartCoordinator) -> None:
+    coord = await start_coordinator(politeness=ADAPTIVE)
+    await enqueue(coord, scrape("https://slow.example/1"), scrape("https://slow.example/2"))
+    (job,) = (await coord.queue.Lease(lease_request(max_jobs=1))).jobs
+    await coord.queue.Complete(pb.CompleteRequest(jobs=[page(job, 800)]))
+    host = await get_host(coord, "slow.example")
+    assert (host.adaptive_delay.ToMilliseconds(), host.delay.ToMilliseconds()) == (800, 800)
+    await coord.admin.SetHostPolicy(admin_pb2.SetHostPolicyRequest(pattern="slow.example", delay=seconds(2)))
+    host = await get_host(coord, "slow.example")
+    assert (host.adaptive_delay.ToMilliseconds(), host.delay.ToMilliseconds()) == (800, 2000)

@@ -101,8 +101,11 @@ def host_message(row: HostRow, defaults: Politeness) -> pb.Host:
     """A host with its limits in force: the policy's, else ``defaults``."""
     obey = defaults.obey_robots if row.obey_robots is None else row.obey_robots
     delay_ms = round(defaults.host_delay_seconds * 1000) if row.delay_ms is None else row.delay_ms
+    # A Crawl-delay and the adaptive delay raise the delay, never lower it (as crawlfleet_claim does).
     if obey and row.robots_delay_ms is not None:
-        delay_ms = max(delay_ms, row.robots_delay_ms)  # a Crawl-delay raises the delay, never lowers it
+        delay_ms = max(delay_ms, row.robots_delay_ms)
+    if row.adaptive_delay_ms is not None:
+        delay_ms = max(delay_ms, row.adaptive_delay_ms)
     concurrency = defaults.host_concurrency if row.max_concurrency is None else row.max_concurrency
     return pb.Host(
         host=row.host,
@@ -134,6 +137,7 @@ def host_message(row: HostRow, defaults: Politeness) -> pb.Host:
         leases_started=row.leases_started,
         last_lease_at=convert.timestamp(row.last_lease_at),
         saturated=row.saturated,
+        adaptive_delay=None if row.adaptive_delay_ms is None else _duration_ms(row.adaptive_delay_ms),
     )
 
 

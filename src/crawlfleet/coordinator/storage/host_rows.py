@@ -37,6 +37,7 @@ class HostRow(NamedTuple):
     robots_fetched_at: dt.datetime | None
     robots_expires_at: dt.datetime | None
     robots_delay_ms: int | None
+    adaptive_delay_ms: int | None
     leases_started: int
     last_lease_at: dt.datetime | None
     saturated: bool
