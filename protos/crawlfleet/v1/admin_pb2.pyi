@@ -1165,7 +1165,7 @@ class PauseHostRequest(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     host: _builtins.str
     reason: _builtins.str
-    """Recorded as "operator: <reason>" (at most 500 characters)."""
+    """Recorded as "operator: <reason>" ("operator" without one); at most 500 characters."""
     @_builtins.property
     def duration(self) -> _duration_pb2.Duration:
         """How long, up to 365 days; unset: until resumed. A longer pause in force stays (pauses only

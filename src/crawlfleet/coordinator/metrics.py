@@ -63,7 +63,8 @@ class CoordinatorMetrics:
         )
         self.politeness_waits = Counter(
             "crawlfleet_lease_politeness_waits",
-            "Lease claims that came back empty while hosts had queued jobs not yet ready (delay, pause, robots.txt)",
+            "Lease claims that came back empty while hosts had queued jobs not yet ready "
+            "(delay, limit, pause, robots.txt)",
             registry=r,
         )
         self.leases_extended = Counter("crawlfleet_leases_extended", "Leases extended by Heartbeat", registry=r)
