@@ -251,3 +251,28 @@ async def test_a_crawl_with_an_interval_starts_its_next_round_when_it_ends(
     due = await db.fetchval("SELECT run_at FROM jobs WHERE crawl_id = $1", ended.refreshed_by)
     assert (due - ended.finished_at.ToDatetime(tzinfo=due.tzinfo)).total_seconds() == 3600
     assert await lease_all(coord) == []  # not due for an hour
+
+
+async def test_watch_streams_progress_until_the_crawl_ends(coord: RunningCoordinator) -> None:
+    started = await crawls(coord).StartCrawl(cpb.StartCrawlRequest(spec=cpb.CrawlSpec(seeds=["https://w.example/"])))
+    request = cpb.WatchCrawlRequest(crawl_id=started.crawl_id)
+    request.interval.FromMilliseconds(200)
+    stream = crawls(coord).WatchCrawl(request)
+    first = await stream.read()
+    assert isinstance(first, cpb.WatchCrawlResponse) and first.crawl.queued == 1
+    (home,) = await lease_all(coord)
+    await coord.queue.Complete(pb.CompleteRequest(jobs=[page_result(home, ["https://w.example/next"])]))
+    (nxt,) = await lease_all(coord)
+    await coord.queue.Complete(pb.CompleteRequest(jobs=[page_result(nxt, [])]))
+    seen = [first.crawl]
+    while isinstance(response := await stream.read(), cpb.WatchCrawlResponse):
+        seen.append(response.crawl)
+    assert seen[-1].state == cpb.CRAWL_STATE_FINISHED and seen[-1].succeeded == 2
+    assert all(a.succeeded <= b.succeeded for a, b in zip(seen, seen[1:]))
+
+
+async def test_watching_an_unknown_crawl_is_not_found(coord: RunningCoordinator) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in crawls(coord).WatchCrawl(cpb.WatchCrawlRequest(crawl_id=12345)):
+            pass
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND

@@ -407,6 +407,51 @@ class GetCrawlResponse(_message.Message):
 Global___GetCrawlResponse: _TypeAlias = GetCrawlResponse  # noqa: Y015
 
 @_typing.final
+class WatchCrawlRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CRAWL_ID_FIELD_NUMBER: _builtins.int
+    INTERVAL_FIELD_NUMBER: _builtins.int
+    crawl_id: _builtins.int
+    @_builtins.property
+    def interval(self) -> _duration_pb2.Duration:
+        """How often to look: 0.2 s to 60 s; unset means 1 s."""
+
+    def __init__(
+        self,
+        *,
+        crawl_id: _builtins.int = ...,
+        interval: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["interval", b"interval"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["crawl_id", b"crawl_id", "interval", b"interval"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchCrawlRequest: _TypeAlias = WatchCrawlRequest  # noqa: Y015
+
+@_typing.final
+class WatchCrawlResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CRAWL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def crawl(self) -> Global___Crawl: ...
+    def __init__(
+        self,
+        *,
+        crawl: Global___Crawl | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["crawl", b"crawl"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["crawl", b"crawl"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchCrawlResponse: _TypeAlias = WatchCrawlResponse  # noqa: Y015
+
+@_typing.final
 class ListCrawlsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

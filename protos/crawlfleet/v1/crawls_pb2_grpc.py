@@ -47,6 +47,11 @@ class CrawlsStub:
                 request_serializer=crawlfleet_dot_v1_dot_crawls__pb2.GetCrawlRequest.SerializeToString,
                 response_deserializer=crawlfleet_dot_v1_dot_crawls__pb2.GetCrawlResponse.FromString,
                 _registered_method=True)
+        self.WatchCrawl = channel.unary_stream(
+                '/crawlfleet.v1.Crawls/WatchCrawl',
+                request_serializer=crawlfleet_dot_v1_dot_crawls__pb2.WatchCrawlRequest.SerializeToString,
+                response_deserializer=crawlfleet_dot_v1_dot_crawls__pb2.WatchCrawlResponse.FromString,
+                _registered_method=True)
         self.ListCrawls = channel.unary_unary(
                 '/crawlfleet.v1.Crawls/ListCrawls',
                 request_serializer=crawlfleet_dot_v1_dot_crawls__pb2.ListCrawlsRequest.SerializeToString,
@@ -78,6 +83,15 @@ class CrawlsServicer:
 
     def GetCrawl(self, request, context):
         """A crawl's progress: its jobs by state, what discovery found, errors, depths.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchCrawl(self, request, context):
+        """A crawl's progress as it changes: the crawl at once, then again whenever its counts change
+        (looked at every `interval`), ending with the crawl finished or cancelled. A coordinator
+        shutting down ends the stream with UNAVAILABLE: call again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -119,6 +133,11 @@ def add_CrawlsServicer_to_server(servicer, server):
                     servicer.GetCrawl,
                     request_deserializer=crawlfleet_dot_v1_dot_crawls__pb2.GetCrawlRequest.FromString,
                     response_serializer=crawlfleet_dot_v1_dot_crawls__pb2.GetCrawlResponse.SerializeToString,
+            ),
+            'WatchCrawl': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchCrawl,
+                    request_deserializer=crawlfleet_dot_v1_dot_crawls__pb2.WatchCrawlRequest.FromString,
+                    response_serializer=crawlfleet_dot_v1_dot_crawls__pb2.WatchCrawlResponse.SerializeToString,
             ),
             'ListCrawls': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCrawls,
@@ -193,6 +212,33 @@ class Crawls:
             '/crawlfleet.v1.Crawls/GetCrawl',
             crawlfleet_dot_v1_dot_crawls__pb2.GetCrawlRequest.SerializeToString,
             crawlfleet_dot_v1_dot_crawls__pb2.GetCrawlResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchCrawl(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/crawlfleet.v1.Crawls/WatchCrawl',
+            crawlfleet_dot_v1_dot_crawls__pb2.WatchCrawlRequest.SerializeToString,
+            crawlfleet_dot_v1_dot_crawls__pb2.WatchCrawlResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,6 +39,11 @@ class CrawlsStub:
     StartCrawl: _grpc.UnaryUnaryMultiCallable[_crawls_pb2.StartCrawlRequest, _crawls_pb2.StartCrawlResponse]
     GetCrawl: _grpc.UnaryUnaryMultiCallable[_crawls_pb2.GetCrawlRequest, _crawls_pb2.GetCrawlResponse]
     """A crawl's progress: its jobs by state, what discovery found, errors, depths."""
+    WatchCrawl: _grpc.UnaryStreamMultiCallable[_crawls_pb2.WatchCrawlRequest, _crawls_pb2.WatchCrawlResponse]
+    """A crawl's progress as it changes: the crawl at once, then again whenever its counts change
+    (looked at every `interval`), ending with the crawl finished or cancelled. A coordinator
+    shutting down ends the stream with UNAVAILABLE: call again.
+    """
     ListCrawls: _grpc.UnaryUnaryMultiCallable[_crawls_pb2.ListCrawlsRequest, _crawls_pb2.ListCrawlsResponse]
     """Crawls, newest first, a page at a time."""
     CancelCrawl: _grpc.UnaryUnaryMultiCallable[_crawls_pb2.CancelCrawlRequest, _crawls_pb2.CancelCrawlResponse]
@@ -62,6 +67,11 @@ class CrawlsAsyncStub(CrawlsStub):
     StartCrawl: _aio.UnaryUnaryMultiCallable[_crawls_pb2.StartCrawlRequest, _crawls_pb2.StartCrawlResponse]  # type: ignore[assignment]
     GetCrawl: _aio.UnaryUnaryMultiCallable[_crawls_pb2.GetCrawlRequest, _crawls_pb2.GetCrawlResponse]  # type: ignore[assignment]
     """A crawl's progress: its jobs by state, what discovery found, errors, depths."""
+    WatchCrawl: _aio.UnaryStreamMultiCallable[_crawls_pb2.WatchCrawlRequest, _crawls_pb2.WatchCrawlResponse]  # type: ignore[assignment]
+    """A crawl's progress as it changes: the crawl at once, then again whenever its counts change
+    (looked at every `interval`), ending with the crawl finished or cancelled. A coordinator
+    shutting down ends the stream with UNAVAILABLE: call again.
+    """
     ListCrawls: _aio.UnaryUnaryMultiCallable[_crawls_pb2.ListCrawlsRequest, _crawls_pb2.ListCrawlsResponse]  # type: ignore[assignment]
     """Crawls, newest first, a page at a time."""
     CancelCrawl: _aio.UnaryUnaryMultiCallable[_crawls_pb2.CancelCrawlRequest, _crawls_pb2.CancelCrawlResponse]  # type: ignore[assignment]
@@ -94,6 +104,17 @@ class CrawlsServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_crawls_pb2.GetCrawlResponse, _abc.Awaitable[_crawls_pb2.GetCrawlResponse]]:
         """A crawl's progress: its jobs by state, what discovery found, errors, depths."""
+
+    @_abc_1.abstractmethod
+    def WatchCrawl(
+        self,
+        request: _crawls_pb2.WatchCrawlRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_crawls_pb2.WatchCrawlResponse], _abc.AsyncIterator[_crawls_pb2.WatchCrawlResponse]]:
+        """A crawl's progress as it changes: the crawl at once, then again whenever its counts change
+        (looked at every `interval`), ending with the crawl finished or cancelled. A coordinator
+        shutting down ends the stream with UNAVAILABLE: call again.
+        """
 
     @_abc_1.abstractmethod
     def ListCrawls(
