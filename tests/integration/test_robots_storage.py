@@ -14,6 +14,7 @@ from crawlfleet.coordinator.api.validation import validate_job
 from crawlfleet.coordinator.errors import LeaseLost
 from crawlfleet.coordinator.politeness import Politeness
 from crawlfleet.coordinator.settings import CoordinatorSettings
+from crawlfleet.coordinator.storage.hosts import HostAdmin
 from crawlfleet.coordinator.storage.queue import Queue
 from crawlfleet.coordinator.storage.rows import LeasedJob, RobotsReported
 from tests.helpers import assert_counts_exact, scrape
@@ -254,3 +255,18 @@ async def test_robots_disallowed_said_retryable_or_a_release_keeps_its_usual_mea
             now=at(0),
         )
         assert outcome.state == "queued"
+
+
+async def test_resuming_a_host_whose_robots_txt_was_unreachable_fetches_it_first(
+    polite: Queue, db: asyncpg.Pool
+) -> None:
+    await add_jobs(polite, "/a", "/b")
+    (fetching,) = await lease(polite, at(0))
+    await report(polite, fetching, at(0), status=503, body=b"")
+    await release(polite, fetching, at(0))
+    await HostAdmin(db).resume(HOST, queued_cap=10, now=at(1))  # an operator: try again now
+    # Not a lease that skips the check: the next one fetches robots.txt again, alone.
+    (again,) = await lease(polite, at(1))
+    assert again.fetch_robots
+    row = await host_row(db)
+    assert (row["paused_until"], row["robots_failures"]) == (None, 0)
