@@ -309,8 +309,10 @@ BEGIN
         RETURN QUERY
         WITH locked AS (
             SELECT h.*, u.nth,
-                   -- After a pause, one lease at a time probes the host until one succeeds.
-                   CASE WHEN h.paused_until IS NOT NULL THEN 1
+                   -- After a host failure, and after a pause, one lease at a time until one
+                   -- succeeds: the breaker opens before more requests than its count reach a
+                   -- failing host, and a pause ends with one probe.
+                   CASE WHEN h.paused_until IS NOT NULL OR h.error_streak > 0 THEN 1
                         ELSE coalesce(h.max_concurrency, p_default_concurrency) END AS concurrency,
                    coalesce(h.obey_robots, p_default_obey_robots) AS robots_on,
                    greatest(coalesce(h.delay_ms, p_default_delay_ms),
