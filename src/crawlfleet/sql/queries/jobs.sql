@@ -310,21 +310,28 @@ WITH old AS (
         -- the host need not wait for that fetch any more; the next claim starts another.
         robots_fetching_until = CASE WHEN $7::boolean THEN NULL ELSE h.robots_fetching_until END,
         -- Its job queued again, or a slot free: the host may lease again, once its delay and any
-        -- pause are over.
+        -- pause are over; at once if its queued work waited for that slot (it was saturated),
+        -- whenever the failed job itself is retried.
         ready_at = CASE WHEN p.state = 'queued' OR h.ready_at IS NOT NULL THEN
-            greatest(least(coalesce(h.ready_at, 'infinity'), CASE WHEN p.state = 'queued' THEN p.run_at ELSE p.now END),
+            greatest(least(coalesce(h.ready_at, 'infinity'),
+                           CASE WHEN p.state = 'queued' AND NOT h.saturated THEN p.run_at ELSE p.now END),
                      h.next_start_at, CASE WHEN $7::boolean THEN NULL ELSE h.robots_fetching_until END,
                      crawlfleet_paused_until(h.paused_until, p.now,
                          crawlfleet_host_pause_ms(h.error_streak, $10::text, $11::float8, $12, $13, $14)))
             END,
         top_priority = CASE WHEN p.state = 'queued' THEN greatest(h.top_priority, p.priority) ELSE h.top_priority END
     FROM (SELECT failed.host, failed.state, failed.run_at, failed.priority,
-                 coalesce($8::timestamptz, now()) AS now
+                 coalesce($8::timestamptz, now()) AS now,
+                 (SELECT s.saturated FROM hosts AS s WHERE s.host = failed.host) AS was_saturated
           FROM failed) AS p
     WHERE h.host = p.host
+    RETURNING p.was_saturated AND h.ready_at <= p.now AS freed_now
 )
 SELECT id, state, run_at,
-       CASE WHEN state = 'queued' AND delay_ms = 0 THEN pg_notify('crawlfleet_jobs', '') END AS notified,
+       -- Wakes waiting Leases: the job is due again, or its host, held back by its concurrency
+       -- until now, may lease again.
+       CASE WHEN (state = 'queued' AND delay_ms = 0) OR EXISTS (SELECT 1 FROM host_moved WHERE freed_now)
+            THEN pg_notify('crawlfleet_jobs', '') END AS notified,
        CASE WHEN state <> 'queued' AND EXISTS (SELECT 1 FROM job_watchers WHERE expires_at > now())
             THEN pg_notify('crawlfleet_jobs_finished', '') END AS finished_notified
 FROM failed;
