@@ -44,7 +44,7 @@ MAX_LINE_BYTES = 8192
 MAX_LEADING_BLANK = 64 * 1024
 # What a result's entry costs encoded, besides its URL: tags, lengths and a Timestamp.
 ENTRY_OVERHEAD_BYTES = 24
-_BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 _W3C_DATETIME = re.compile(
     r"(?P<year>\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2})"
     r"(?:T(?P<hour>\d{2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.(?P<fraction>\d+))?)?"
@@ -212,16 +212,18 @@ class _Reader:
     def feed(self, data: bytes) -> None:
         if self._sink is None:
             self._head += data
-            start = self._head
-            for bom in _BOMS:
-                start = start.removeprefix(bom)
-            start = start.replace(b"\x00", b"").lstrip()  # the NULs of UTF-16
+            start = self._head.removeprefix(codecs.BOM_UTF8).lstrip()
             if not start:
                 if len(self._head) > MAX_LEADING_BLANK:
                     raise SitemapError("invalid_sitemap", f"starts with more than {MAX_LEADING_BLANK} blank bytes")
                 return
-            self._sink = _XmlSitemap(self._urls) if start[:1] == b"<" else _TextSitemap(self._urls)
             data, self._head = self._head, b""
+            # Text sitemaps are UTF-8 (sitemaps.org): UTF-16 is XML's.
+            if start[:1] == b"<" or start.startswith(_UTF16_BOMS):
+                self._sink = _XmlSitemap(self._urls)  # expat reads the BOM and the declared encoding
+            else:
+                self._sink = _TextSitemap(self._urls)
+                data = data.removeprefix(codecs.BOM_UTF8)  # sitemaps.org: text sitemaps are UTF-8
         self._sink.feed(data)
 
     def close(self) -> Document:
