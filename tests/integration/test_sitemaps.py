@@ -26,7 +26,7 @@ from crawlfleet.worker.pipeline.sitemap_settings import SitemapSettings
 from crawlfleet.worker.runner import Worker
 from crawlfleet.worker.settings import WorkerSettings
 from tests.conftest import StartCoordinator
-from tests.helpers import error_info, eventually
+from tests.helpers import error_info, eventually, lease_request
 from tests.site import LocalSite, Response, blob, compression_bomb, page
 
 pytestmark = pytest.mark.timeout(120)
@@ -387,3 +387,27 @@ async def test_a_bad_sitemap_spec_is_refused_naming_its_field(
         await coord.queue.Enqueue(pb.EnqueueRequest(jobs=[jobs_pb2.JobSpec(sitemap=spec)]))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_info(caught.value).metadata["field"] == field
+
+
+async def test_a_full_sitemap_result_is_stored_and_one_past_the_bound_refused(
+    start_coordinator: StartCoordinator,
+) -> None:
+    coord = await start_coordinator()
+    specs = [jobs_pb2.JobSpec(sitemap=jobs_pb2.SitemapSpec(url=f"https://shop{n}.example/")) for n in range(2)]
+    await coord.queue.Enqueue(pb.EnqueueRequest(jobs=specs))
+    full, over = (await coord.queue.Lease(lease_request(worker_id="w-sitemap", max_jobs=2))).jobs
+
+    def result(urls: int) -> jobs_pb2.JobResult:
+        entries = [jobs_pb2.SitemapEntry(url=f"https://shop.example/product/{n}") for n in range(urls)]
+        return jobs_pb2.JobResult(sitemap=jobs_pb2.SitemapResult(entries=entries, truncated=True))
+
+    refused = pb.CompletedJob(job_id=over.id, lease_token=over.lease_token, result=result(50_001))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await coord.queue.Complete(pb.CompleteRequest(jobs=[refused]))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(caught.value).metadata["field"] == "jobs[0].result.sitemap.entries"
+
+    stored = pb.CompletedJob(job_id=full.id, lease_token=full.lease_token, result=result(50_000))
+    await coord.queue.Complete(pb.CompleteRequest(jobs=[stored]))
+    job = (await coord.admin.GetJob(admin_pb2.GetJobRequest(job_id=full.id))).job
+    assert job.state == jobs_pb2.JOB_STATE_SUCCEEDED and job.result == stored.result
