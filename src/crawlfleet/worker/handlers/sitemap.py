@@ -115,7 +115,7 @@ class _SitemapReading:
             self._elsewhere += 1
             self._error(url, "other_host", f"listed in {listed_in}, on another host than the job's: not read")
         elif depth > MAX_INDEX_DEPTH:
-            self._error(url, "too_deep", f"listed in {listed_in}, an index {depth} levels down: not read")
+            self._error(url, "too_deep", f"listed in {listed_in}: indexes are followed {MAX_INDEX_DEPTH} levels deep")
         else:
             self._pending.append(_Pending(url, depth))
 
