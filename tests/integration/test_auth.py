@@ -80,6 +80,14 @@ MATRIX: list[tuple[str, Call, set[Role]]] = [
     ("GetQueueStats", admin("GetQueueStats", admin_pb2.GetQueueStatsRequest()), set()),
     ("CancelJob", admin("CancelJob", admin_pb2.CancelJobRequest(job_id=1)), set()),
     ("RequeueDeadJobs", admin("RequeueDeadJobs", admin_pb2.RequeueDeadJobsRequest()), set()),
+    # Hosts and their policies are the operators' alone, reading them included (as ListJobs).
+    ("ListHosts", admin("ListHosts", admin_pb2.ListHostsRequest()), set()),
+    ("GetHost", admin("GetHost", admin_pb2.GetHostRequest(host="a.example")), set()),
+    ("SetHostPolicy", admin("SetHostPolicy", admin_pb2.SetHostPolicyRequest(pattern="a.example")), set()),
+    ("ClearHostPolicy", admin("ClearHostPolicy", admin_pb2.ClearHostPolicyRequest(pattern="a.example")), set()),
+    ("ListHostPolicies", admin("ListHostPolicies", admin_pb2.ListHostPoliciesRequest()), set()),
+    ("PauseHost", admin("PauseHost", admin_pb2.PauseHostRequest(host="a.example")), set()),
+    ("ResumeHost", admin("ResumeHost", admin_pb2.ResumeHostRequest(host="a.example")), set()),
 ]
 
 

@@ -1,8 +1,9 @@
 """The Python client of a crawlfleet coordinator, for producers and operators (see docs/client.md).
 
 ``Client`` blocks; ``AsyncClient`` has the same methods as coroutines. Both enqueue jobs (one or
-many, in batches), wait for many jobs over one stream, page through jobs and results, and cancel,
-requeue and purge. Every error they raise on purpose is a ``ClientError``.
+many, in batches), wait for many jobs over one stream, page through jobs and results, cancel,
+requeue and purge, and see and steer how the fleet treats each host (policies, pause, resume).
+Every error they raise on purpose is a ``ClientError``.
 """
 
 from crawlfleet.client.async_client import AsyncClient
@@ -22,6 +23,9 @@ from crawlfleet.client.errors import (
 )
 from crawlfleet.client.models import (
     EnqueuedJob,
+    HostPage,
+    HostPolicyChange,
+    HostPolicyPage,
     JobOutcome,
     JobPage,
     PurgeCounts,
@@ -43,6 +47,9 @@ __all__ = [
     "Conflict",
     "DeadlineExceeded",
     "EnqueuedJob",
+    "HostPage",
+    "HostPolicyChange",
+    "HostPolicyPage",
     "InvalidArgument",
     "JobFilter",
     "JobLike",

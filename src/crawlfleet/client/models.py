@@ -89,6 +89,28 @@ class ResultPage(NamedTuple):
     next_page_token: str
 
 
+class HostPage(NamedTuple):
+    """One page of ``list_hosts``, in host order; pass ``next_page_token`` for the next (empty: no more)."""
+
+    hosts: list[admin_pb2.Host]
+    next_page_token: str
+
+
+class HostPolicyPage(NamedTuple):
+    """One page of ``list_host_policies``, in pattern order; pass ``next_page_token`` for the next."""
+
+    policies: list[admin_pb2.HostPolicy]
+    next_page_token: str
+
+
+class HostPolicyChange(NamedTuple):
+    """A policy set (``hosts``: the known hosts it now governs) or cleared (``hosts``: those it
+    governed, now under the next most specific policy or the fleet defaults)."""
+
+    policy: admin_pb2.HostPolicy
+    hosts: int
+
+
 @dataclass(frozen=True, kw_only=True)
 class QueueStats:
     """Jobs by state (every state, 0 when none), and by kind and state."""

@@ -62,6 +62,18 @@ LIMITS: dict[str, FieldLimit] = {
     "crawlfleet.v1.ListResultsRequest.page_token": FieldLimit(chars=20),
     "crawlfleet.v1.ListJobsRequest.page_token": FieldLimit(chars=20),
     "crawlfleet.v1.GetThumbnailRequest.sha256": FieldLimit(chars=64),
+    # Hosts and host patterns are at most 255 characters (common/hosts.py); so are the page
+    # tokens that stand for them. Notes and pause reasons are shown to operators.
+    "crawlfleet.v1.ListHostsRequest.host_prefix": FieldLimit(chars=255),
+    "crawlfleet.v1.ListHostsRequest.page_token": FieldLimit(chars=255),
+    "crawlfleet.v1.GetHostRequest.host": FieldLimit(chars=255),
+    "crawlfleet.v1.SetHostPolicyRequest.pattern": FieldLimit(chars=255),
+    "crawlfleet.v1.SetHostPolicyRequest.note": FieldLimit(chars=500),
+    "crawlfleet.v1.ClearHostPolicyRequest.pattern": FieldLimit(chars=255),
+    "crawlfleet.v1.ListHostPoliciesRequest.page_token": FieldLimit(chars=255),
+    "crawlfleet.v1.PauseHostRequest.host": FieldLimit(chars=255),
+    "crawlfleet.v1.PauseHostRequest.reason": FieldLimit(chars=500),
+    "crawlfleet.v1.ResumeHostRequest.host": FieldLimit(chars=255),
     # A scrape result: what a page holds. The sizes shared with the result caps (main text, links,
     # images) come from result_limits, so the two checks never disagree.
     "crawlfleet.v1.ScrapeResult.final_url": FieldLimit(chars=8192),

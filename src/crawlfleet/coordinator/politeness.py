@@ -53,6 +53,24 @@ HOST_FAILURE_CLASSES = {
 }
 
 
+# What paused a host: the text of hosts.pause_reason before its first ':'. An operator's pause
+# (PauseHost) is "operator: <reason>"; the others are written by the failing statements.
+OPERATOR_PAUSE = "operator"
+PAUSE_REASON_CLASSES = (OPERATOR_PAUSE, "retry_after", "circuit_breaker", "robots_unreachable")
+OTHER_PAUSE = "other"
+
+
+def pause_reason_class(reason: str) -> str:
+    """The class of a pause reason ("circuit_breaker: 3 failures in a row" -> "circuit_breaker");
+    one of PAUSE_REASON_CLASSES, else "other"."""
+    head = reason.partition(":")[0].strip()
+    return head if head in PAUSE_REASON_CLASSES else OTHER_PAUSE
+
+
+def operator_pause_reason(reason: str) -> str:
+    return f"{OPERATOR_PAUSE}: {reason}" if reason else OPERATOR_PAUSE
+
+
 class HostPenalty(NamedTuple):
     """What a failed attempt does to its host: its failure class (None: not the host's fault) and
     the pause the server asked for, in ms (None: none)."""

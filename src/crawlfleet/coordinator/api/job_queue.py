@@ -165,6 +165,8 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
         if ready_at is None:
             return self._settings.recheck_seconds
         until = (ready_at - dt.datetime.now(dt.UTC)).total_seconds()
+        if until > 0:  # queued work waits for a host's delay, pause or robots.txt: politeness held it back
+            self._metrics.lease_waited_for_hosts()
         # A host that is ready now was held by another claim: try again shortly.
         return min(max(until, _HOST_RETRY_SECONDS), self._settings.recheck_seconds)
 

@@ -37,6 +37,16 @@ from crawlfleet.coordinator.storage.crawl_rows import (
     RecentPages,
     SitemapJobsMade,
 )
+from crawlfleet.coordinator.storage.host_rows import (
+    HostCount,
+    HostGauges,
+    HostPolicyRow,
+    HostRow,
+    PausedByReason,
+    PausedHost,
+    PolicyApplied,
+    ResumedHost,
+)
 from crawlfleet.coordinator.storage.result_rows import ImageRow, PageImageRow, PageRow, StoredPage, ThumbnailRow
 from crawlfleet.coordinator.storage.rows import (
     AppliedMigration,
@@ -204,6 +214,28 @@ JOB_REQUEUE_DEAD = statement(
 )
 JOB_PURGE_FINISHED = statement("job_purge_finished", returns=PurgedJobs, params=("states", "finished_before", "limit"))
 IMAGE_DELETE_UNREFERENCED = statement("image_delete_unreferenced", returns=DeletedImage, params=("sha256s",))
+
+# Hosts and host policies (hosts.py).
+HOST_GET = statement("host_get", returns=HostRow, params=("host", "queued_cap", "now"))
+HOST_LIST = statement(
+    "host_list",
+    returns=HostRow,
+    params=("after_host", "host_prefix", "paused_only", "queued_only", "limit", "queued_cap", "now"),
+)
+HOST_PAUSE = statement("host_pause", returns=PausedHost, params=("host", "pause_ms", "reason", "now"))
+HOST_RESUME = statement("host_resume", returns=ResumedHost, params=("host", "now"))
+HOST_POLICY_LOCK = statement("host_policy_lock", returns=NoRows)
+HOST_POLICY_UPSERT = statement(
+    "host_policy_upsert",
+    returns=HostPolicyRow,
+    params=("pattern", "max_concurrency", "delay_ms", "obey_robots", "note", "now"),
+)
+HOST_POLICY_DELETE = statement("host_policy_delete", returns=HostPolicyRow, params=("pattern",))
+HOST_POLICY_APPLY = statement("host_policy_apply", returns=PolicyApplied, params=("pattern",))
+HOST_POLICY_GOVERNED = statement("host_policy_governed", returns=HostCount, params=("pattern",))
+HOST_POLICY_LIST = statement("host_policy_list", returns=HostPolicyRow, params=("after_pattern", "limit"))
+HOST_GAUGES = statement("host_gauges", returns=HostGauges)
+HOST_PAUSED_BY_REASON = statement("host_paused_by_reason", returns=PausedByReason, params=("now",))
 
 # The migration runner (migrate.py).
 MIGRATION_TIMEOUTS_LIFT = statement("migration_timeouts_lift", returns=NoRows)

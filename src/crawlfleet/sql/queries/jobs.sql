@@ -74,8 +74,9 @@ FROM crawlfleet_claim($1::text, $2::integer, $3::text[], $4::integer, $5::timest
 
 -- name: host_next_ready
 -- When the next host with queued work becomes ready (NULL: none waits): an idle Lease sleeps
--- until then rather than polling.
-SELECT min(ready_at) AS ready_at FROM hosts WHERE ready_at IS NOT NULL;
+-- until then rather than polling. A host paused until resumed ('infinity') is never ready by
+-- itself: the resume wakes the Lease.
+SELECT min(ready_at) AS ready_at FROM hosts WHERE ready_at < 'infinity';
 
 -- name: job_heartbeat_many
 -- Extends leases still held under the same token; a lease whose job was cancelled ends here
