@@ -306,7 +306,9 @@ class JobSpec(_message.Message):
     priority: _builtins.int
     """0 to 100; higher leases first."""
     idempotency_key: _builtins.str
-    """Deduplicates live jobs; unset, a scrape job deduplicates on its normalized URL."""
+    """Deduplicates live jobs; unset, a scrape or sitemap job deduplicates on its normalized URL (a
+    sitemap job and a scrape job of one URL are two jobs).
+    """
     @_builtins.property
     def scrape(self) -> Global___ScrapeSpec: ...
     @_builtins.property
@@ -367,7 +369,7 @@ class Job(_message.Message):
     kind: _builtins.str
     state: Global___JobState.ValueType
     target_url: _builtins.str
-    """Normalized target URL of a scrape job."""
+    """Normalized target URL of a scrape or sitemap job (or a noop job given a url)."""
     attempt: _builtins.int
     max_attempts: _builtins.int
     leased_by: _builtins.str
@@ -832,7 +834,9 @@ class SitemapResult(_message.Message):
     ERRORS_FIELD_NUMBER: _builtins.int
     TRUNCATED_FIELD_NUMBER: _builtins.int
     truncated: _builtins.bool
-    """More URLs were listed than the job's limit."""
+    """The sitemaps list more URLs than `entries` holds: the job's max_urls, the result's size or the
+    sitemaps one job reads was reached.
+    """
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___SitemapEntry]: ...
     @_builtins.property
@@ -841,7 +845,9 @@ class SitemapResult(_message.Message):
 
     @_builtins.property
     def errors(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Sitemaps that could not be read, as "<url>: <error_type>: <message>"."""
+        """Sitemaps that could not be read, or were not (another host's, too deep), as
+        "<url>: <error_type>: <message>".
+        """
 
     def __init__(
         self,

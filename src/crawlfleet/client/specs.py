@@ -114,7 +114,7 @@ class JobFilter:
 
     # JobStates, or their names: queued, leased, succeeded, dead, cancelled, skipped.
     states: Sequence[JobState | str] = ()
-    # scrape or noop.
+    # scrape, sitemap or noop.
     kind: str | None = None
     # Normalized target URLs starting with this.
     url_prefix: str | None = None

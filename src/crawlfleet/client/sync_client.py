@@ -219,7 +219,7 @@ class Client:
         limit: int | None = None,
         page_size: int = calls.DEFAULT_PAGE_SIZE,
     ) -> Iterator[admin_pb2.ResultEntry]:
-        """Results of succeeded jobs (of ``kind``: scrape, noop), in job id order, a page per call."""
+        """Results of succeeded jobs (of ``kind``: scrape, sitemap, noop), in job id order, a page per call."""
         paging = calls.Paging(page_size, limit)
         while not paging.done:
             page = self.list_results(kind=kind, page_size=paging.page_size(), page_token=paging.token)

@@ -99,6 +99,10 @@ LIMITS: dict[str, FieldLimit] = {
     "crawlfleet.v1.ImageResult.url": FieldLimit(chars=8192),
     "crawlfleet.v1.ImageResult.error_message": FieldLimit(chars=4096),
     "crawlfleet.v1.ImageResult.thumbnails": FieldLimit(items=16),
+    # A sitemap result: the URLs of a site's sitemaps (as long as a job's target URL may be), the
+    # sitemaps read, and why others were not.
+    "crawlfleet.v1.SitemapResult.entries": FieldLimit(items=result_limits.MAX_SITEMAP_ENTRIES),
+    "crawlfleet.v1.SitemapResult.errors": FieldLimit(chars=4096),
 }
 _DEFAULT = FieldLimit()
 
