@@ -410,11 +410,16 @@ BEGIN
             RETURNING j.id, j.kind, j.spec, j.attempt, j.max_attempts, j.lease_token, j.lease_expires_at,
                       j.target_url, j.host, chosen.nth
         ), taken AS (
-            SELECT leased.nth, count(*) AS n, array_agg(leased.id) AS ids FROM leased GROUP BY leased.nth
+            -- fetchers: leases that fetch (no-op jobs stand for a URL but never fetch it, so they
+            -- neither fetch robots.txt nor wait for it).
+            SELECT leased.nth, count(*) AS n, array_agg(leased.id) AS ids,
+                   count(*) FILTER (WHERE leased.kind <> 'noop') AS fetchers
+            FROM leased GROUP BY leased.nth
         ), per_host AS (
             SELECT a.nth, a.host, a.free, a.delay, a.needs_robots, a.blocked, a.robots_on, a.robots_state,
                    a.robots_fetched_at, a.paused_until, a.robots_fetching_until, a.next_start_at, a.ready_at,
-                   coalesce(t.n, 0) AS taken, nxt.run_at AS next_run_at, nxt.priority AS next_priority
+                   coalesce(t.n, 0) AS taken, coalesce(t.fetchers, 0) AS fetchers,
+                   nxt.run_at AS next_run_at, nxt.priority AS next_priority
             FROM allowance AS a
             LEFT JOIN taken AS t ON t.nth = a.nth
             LEFT JOIN LATERAL (
@@ -429,7 +434,7 @@ BEGIN
             SELECT p.*,
                    CASE WHEN p.taken > 0 THEN v_now + p.delay * interval '1 millisecond'
                         ELSE p.next_start_at END AS new_next_start,
-                   CASE WHEN p.taken > 0 AND p.needs_robots
+                   CASE WHEN p.fetchers > 0 AND p.needs_robots
                         THEN v_now + p_lease_ms * interval '1 millisecond'
                         ELSE p.robots_fetching_until END AS new_fetching_until,
                    p.next_run_at IS NOT NULL AND p.free - p.taken <= 0 AS now_saturated
@@ -474,7 +479,7 @@ BEGIN
             FROM leased
         )
         SELECT leased.id, leased.kind, leased.spec, leased.attempt, leased.max_attempts, leased.lease_token,
-               leased.lease_expires_at, leased.host, s.needs_robots,
+               leased.lease_expires_at, leased.host, s.needs_robots AND leased.kind <> 'noop',
                CASE WHEN s.robots_on AND s.robots_state = 'rules' AND NOT s.needs_robots
                     THEN s.robots_fetched_at END
         FROM leased JOIN scheduled AS s ON s.nth = leased.nth;

@@ -66,6 +66,10 @@ async def run_sitemap(job: pb.LeasedJob, ctx: JobContext) -> jobs_pb2.JobResult:
     except InvalidURL as exc:
         raise JobError(f"invalid URL {spec.url!r}: {exc.reason}", error_type="invalid_url", retryable=False) from None
     limit = min(spec.max_urls if spec.max_urls > 0 else ctx.settings.sitemap.max_urls, MAX_SITEMAP_URLS)
+    if ctx.robots is not None:  # the lease may be the host's robots.txt fetcher; a site that
+        # disallows its sitemap's URL for us disallows reading it
+        with ctx.resources.stages.time("robots"):
+            await ctx.robots.check(job, start, ctx, timeout=ctx.settings.scrape.http_timeout)
     reading = _SitemapReading(ctx, start, limit)
     if is_root(start):
         await reading.discover(start)
