@@ -79,7 +79,7 @@ async def workers(address: str, count: int = 2, *, slots: int = 4) -> AsyncItera
                 slots=slots,
                 lease_wait=1.0,
                 shutdown_grace=0.0,
-                kinds=("scrape",),
+                kinds=("scrape", "sitemap"),
                 scrape=ScrapeSettings(allow_loopback=True, http_timeout=5.0),
             )
             worker = await stack.enter_async_context(Worker(settings))
@@ -317,3 +317,29 @@ async def test_a_browser_render_of_a_disallowed_url_is_skipped_before_any_browse
             assert set((await finished(db, ids)).values()) == {"skipped"}
         assert [r.path for r in site.requests] == ["/robots.txt"]
     assert worker.metrics.jobs["scrape"].skipped == 1  # counted apart from failures
+
+
+async def test_a_sitemap_job_obeys_and_reports_robots_txt_as_a_page_does(
+    start_coordinator: StartCoordinator, db: asyncpg.Pool
+) -> None:
+    coord = await start_coordinator(politeness=POLITE)
+    with serving(
+        robots_site("User-agent: *\nDisallow: /private/\n", pages=1),
+        robots_site("User-agent: *\nDisallow: /\n", pages=1),
+    ) as (listed, closed):
+        listed.routes["/sitemap.xml"] = blob(listed.url("/page/0").encode() + b"\n", "text/plain")
+        roots = [listed.url("/"), closed.url("/")]
+        sitemaps = [jobs_pb2.JobSpec(sitemap=jobs_pb2.SitemapSpec(url=root)) for root in roots]
+        response = await coord.queue.Enqueue(pb.EnqueueRequest(jobs=sitemaps))
+        ids = {root: job.id for root, job in zip(roots, response.jobs, strict=True)}
+        async with workers(coord.address, 1):
+            ended = await finished(db, ids)
+            # The sitemap job's lease reported the robots.txt: the host's pages need no fetch of it.
+            pages = await enqueue(coord, [listed.url("/page/0")])
+            assert set((await finished(db, pages)).values()) == {"succeeded"}
+    assert ended == {listed.url("/"): "succeeded", closed.url("/"): "skipped"}
+    states = dict(
+        await db.fetch("SELECT host, robots_state FROM hosts WHERE host = ANY($1)", [host(listed), host(closed)])
+    )
+    assert states == {host(listed): "rules", host(closed): "rules"}
+    assert [r.path for r in closed.requests] == ["/robots.txt"]  # nothing else of a closed site

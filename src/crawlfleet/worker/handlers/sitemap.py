@@ -15,6 +15,10 @@ of the job, unless nothing at all was read: then the job fails with the class of
 failure if there was one (http_5xx, http_429, timeout, network errors; Retry-After honoured),
 else of the first one (http_4xx, invalid_sitemap, sitemap_too_large, ...), not retryable.
 A 429 stops the job's requests: the host asked for fewer.
+
+Like a page, the job's URL is checked against its host's robots.txt first (worker/robots.py): a
+lease marked `fetch_robots` fetches and reports it for the fleet, a URL it disallows ends the job
+skipped, and an unreachable one gives the job back.
 """
 
 from __future__ import annotations
@@ -65,6 +69,9 @@ async def run_sitemap(job: pb.LeasedJob, ctx: JobContext) -> jobs_pb2.JobResult:
         start = normalize_url(spec.url)
     except InvalidURL as exc:
         raise JobError(f"invalid URL {spec.url!r}: {exc.reason}", error_type="invalid_url", retryable=False) from None
+    if ctx.robots is not None:  # as for a page: a lease marked fetch_robots fetches and reports it for the fleet
+        with ctx.resources.stages.time("robots"):
+            await ctx.robots.check(job, start, ctx, timeout=ctx.settings.scrape.http_timeout)
     limit = min(spec.max_urls if spec.max_urls > 0 else ctx.settings.sitemap.max_urls, MAX_SITEMAP_URLS)
     if ctx.robots is not None:  # the lease may be the host's robots.txt fetcher; a site that
         # disallows its sitemap's URL for us disallows reading it
