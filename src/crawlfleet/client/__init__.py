@@ -1,15 +1,18 @@
 """The Python client of a crawlfleet coordinator, for producers and operators (see docs/client.md).
 
 ``Client`` blocks; ``AsyncClient`` has the same methods as coroutines. Both enqueue jobs (one or
-many, in batches), wait for many jobs over one stream, page through jobs and results, and cancel,
-requeue and purge. Every error they raise on purpose is a ``ClientError``.
+many, in batches), wait for many jobs over one stream, start, follow and cancel crawls, page
+through jobs and results, and cancel, requeue and purge. Every error they raise on purpose is a ``ClientError``.
 """
 
 from crawlfleet.client.async_client import AsyncClient
+from crawlfleet.client.crawl_specs import CrawlLike, CrawlScope, CrawlSpec
+from crawlfleet.client.crawls import CancelledCrawl, CrawlPage, CrawlState, StartedCrawl
 from crawlfleet.client.errors import (
     ClientError,
     ConfigurationError,
     Conflict,
+    CrawlWaitTimeout,
     DeadlineExceeded,
     InvalidArgument,
     JobsNotFound,
@@ -36,11 +39,18 @@ from crawlfleet.common.states import JobState
 
 __all__ = [
     "AsyncClient",
+    "CancelledCrawl",
     "Client",
     "ClientError",
     "ClientSettings",
     "ConfigurationError",
     "Conflict",
+    "CrawlLike",
+    "CrawlPage",
+    "CrawlScope",
+    "CrawlSpec",
+    "CrawlState",
+    "CrawlWaitTimeout",
     "DeadlineExceeded",
     "EnqueuedJob",
     "InvalidArgument",
@@ -59,6 +69,7 @@ __all__ = [
     "ResultPage",
     "RetryPolicy",
     "ScrapeJob",
+    "StartedCrawl",
     "Unauthenticated",
     "Unavailable",
     "WaitTimeout",
