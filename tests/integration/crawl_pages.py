@@ -22,7 +22,8 @@ def page_result(job: pb.LeasedJob, links: Sequence[str]) -> pb.CompletedJob:
         title=f"Page {url}",
         content_type="text/html",
         rendered_with=jobs_pb2.RENDER_MODE_HTTP,
-        links=[jobs_pb2.Link(url=link) for link in links],
+        # As if every link were inside the parts a crawl's follow selectors name.
+        links=[jobs_pb2.Link(url=link, followed=True) for link in links],
     )
     return pb.CompletedJob(job_id=job.id, lease_token=job.lease_token, result=jobs_pb2.JobResult(scrape=page))
 
