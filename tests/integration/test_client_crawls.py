@@ -31,7 +31,7 @@ from tests.integration.jobs import make_succeeded
 T = TypeVar("T")
 SHOP = "https://shop.example/"
 SITE = {SHOP: [f"{SHOP}a", f"{SHOP}b"], f"{SHOP}a": [f"{SHOP}a/1"]}
-FAST = 0.05  # the poll interval of the waits here
+FAST = 0.2  # how often the coordinator looks at a crawl waited for here (the least it takes)
 
 
 async def in_thread(coord: RunningCoordinator, scenario: Callable[[Client], T]) -> T:
@@ -54,7 +54,7 @@ async def test_start_follow_and_read_a_crawl(coord: RunningCoordinator) -> None:
 
     seen: list[crawls_pb2.Crawl] = []
     waiting = asyncio.ensure_future(
-        in_thread(coord, lambda client: client.wait_crawl(started.id, poll_interval=FAST, on_progress=seen.append))
+        in_thread(coord, lambda client: client.wait_crawl(started.id, interval=FAST, on_progress=seen.append))
     )
     pages = await crawl_through(coord, SITE)  # depth 1: the home page, a and b
     ended = await waiting
@@ -86,7 +86,7 @@ async def test_list_cancel_and_errors(coord: RunningCoordinator) -> None:
     outcomes = await in_thread(coord, lambda client: [client.cancel_crawl(i) for i in ids])
     assert [o.state for o in outcomes] == [CrawlState.CANCELLED] * 3
     assert sorted((o.cancelled_jobs, o.stopping_jobs) for o in outcomes) == [(0, 1), (1, 0), (1, 0)]
-    ended = await in_thread(coord, lambda client: client.wait_crawl(ids[0], poll_interval=FAST))
+    ended = await in_thread(coord, lambda client: client.wait_crawl(ids[0], interval=FAST))
     assert ended.state == crawls_pb2.CRAWL_STATE_CANCELLED
 
     def errors(client: Client) -> None:
@@ -109,7 +109,7 @@ async def test_a_wait_times_out_with_the_crawl_as_last_read(coord: RunningCoordi
     def scenario(client: Client) -> None:
         started = client.start_crawl(SHOP)
         with pytest.raises(CrawlWaitTimeout) as caught:
-            client.wait_crawl(started.id, timeout=0.2, poll_interval=FAST)
+            client.wait_crawl(started.id, timeout=1.0, interval=FAST)
         assert caught.value.crawl is not None and caught.value.crawl.state == crawls_pb2.CRAWL_STATE_RUNNING
         assert caught.value.remaining == 1 and caught.value.crawl_id == started.id
 
@@ -124,7 +124,7 @@ async def test_the_async_client_runs_crawls_too(coord: RunningCoordinator) -> No
         async def report(crawl: crawls_pb2.Crawl) -> None:
             progress.append(crawl.succeeded)
 
-        waiting = asyncio.ensure_future(client.wait_crawl(started.id, poll_interval=FAST, on_progress=report))
+        waiting = asyncio.ensure_future(client.wait_crawl(started.id, interval=FAST, on_progress=report))
         pages = await crawl_through(coord, SITE)
         ended = await waiting
         assert ended.state == crawls_pb2.CRAWL_STATE_FINISHED and ended.succeeded == len(pages) == 4
@@ -138,7 +138,7 @@ async def test_the_async_client_runs_crawls_too(coord: RunningCoordinator) -> No
             await client.get_crawl(started.id + 1)
         second = await client.start_crawl([f"{SHOP}x"])
         with pytest.raises(CrawlWaitTimeout):
-            await client.wait_crawl(second.id, timeout=0, poll_interval=FAST)
+            await client.wait_crawl(second.id, timeout=0, interval=FAST)
 
 
 TOKENS = {"alice": (Role.PRODUCER, "alice-secret"), "bob": (Role.PRODUCER, "bob-secret")}
@@ -165,6 +165,10 @@ async def test_a_crawls_results_are_its_owners_and_admins(start_coordinator: Sta
         assert [r.job_id async for r in bob.iter_results(crawl_id=started.id)] == []
         with pytest.raises(NotFound):
             await bob.get_crawl(started.id)
+        with pytest.raises(NotFound):
+            await bob.wait_crawl(started.id)
+        ended = await alice.wait_crawl(started.id, interval=FAST)  # a producer follows its own crawl
+        assert ended.state == crawls_pb2.CRAWL_STATE_FINISHED
     request = admin_pb2.ListResultsRequest(crawl_id=-1)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await coord.admin.ListResults(request, metadata=(("authorization", "Bearer ops-secret"),))

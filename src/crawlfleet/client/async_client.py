@@ -15,7 +15,7 @@ import grpc
 from crawlfleet.client import calls, crawls
 from crawlfleet.client.crawl_specs import CrawlLike, crawl_spec
 from crawlfleet.client.crawls import CancelledCrawl, CrawlPage, StartedCrawl
-from crawlfleet.client.errors import ClientError, ConfigurationError, InvalidArgument, JobsNotFound, from_rpc_error
+from crawlfleet.client.errors import ConfigurationError, InvalidArgument, JobsNotFound, from_rpc_error
 from crawlfleet.client.models import (
     EnqueuedJob,
     JobOutcome,
@@ -307,32 +307,39 @@ class AsyncClient:
         crawl_id: int,
         *,
         timeout: Seconds | None = None,
-        poll_interval: Seconds = crawls.DEFAULT_POLL_INTERVAL,
+        interval: Seconds = crawls.DEFAULT_WATCH_INTERVAL,
         on_progress: Callable[[crawls_pb2.Crawl], object] | None = None,
         reconnect_for: float = DEFAULT_RECONNECT_FOR,
     ) -> crawls_pb2.Crawl:
-        """Waits until the crawl has finished or was cancelled, reading it every ``poll_interval``
-        seconds (0.05 to 60) and handing each read to ``on_progress`` (a function or a coroutine
-        function); the crawl as it ended.
+        """Waits until the crawl has finished or was cancelled; the crawl as it ended.
 
+        ``on_progress`` (a function or a coroutine function) gets the crawl at once and again
+        whenever its counts change, as the coordinator sees every ``interval`` seconds (0.2 to 60).
         Raises ``NotFound`` for a crawl that does not exist, ``CrawlWaitTimeout`` (a
-        ``WaitTimeout``, with the crawl as last read) after ``timeout`` seconds. A read the
-        coordinator cannot answer after the first is tried again for up to ``reconnect_for`` seconds.
+        ``WaitTimeout``, with the crawl as last seen) after ``timeout`` seconds. A stream a
+        coordinator ends (drain) or a dropped connection is reopened, for up to ``reconnect_for``
+        seconds of failures.
         """
-        waiting = crawls.CrawlWait(crawl_id, timeout=timeout, poll_interval=poll_interval, reconnect_for=reconnect_for)
-        while True:
+        session = crawls.CrawlWatch(crawl_id, timeout=timeout, interval=interval, reconnect_for=reconnect_for)
+        while not session.done:
+            request, deadline = session.open_stream()
+            call = self._crawls.WatchCrawl(request, timeout=deadline)
             try:
-                crawl = await self.get_crawl(crawl_id)
-            except ClientError as error:
-                waiting.failed(error)
-            else:
-                if on_progress is not None:
-                    reported = on_progress(crawl)
-                    if inspect.isawaitable(reported):
-                        await reported
-                if waiting.absorb(crawl):
-                    return crawl
-            await asyncio.sleep(waiting.next_delay())
+                async for response in call:
+                    crawl = session.absorb(response)
+                    if on_progress is not None:
+                        reported = on_progress(crawl)
+                        if inspect.isawaitable(reported):
+                            await reported
+                delay = session.stream_ended()
+            except grpc.RpcError as error:
+                delay = session.retry_delay(error)
+            finally:
+                call.cancel()
+            if delay > 0 and not session.done:
+                await asyncio.sleep(delay)
+        assert session.last is not None  # done: a message said the crawl ended
+        return session.last
 
     # Repairing
 

@@ -1,9 +1,10 @@
 """Crawls in the client library: what a producer passes becomes a CrawlSpec message, and
-``wait_crawl`` reads the crawl at its interval, retries what may pass and stops at its timeout."""
+``wait_crawl``'s watch asks for its interval, reopens streams that drop and stops at its timeout."""
 
 from __future__ import annotations
 
 import datetime as dt
+import random
 
 import grpc
 import pytest
@@ -18,8 +19,8 @@ from crawlfleet.client import (
     WaitTimeout,
 )
 from crawlfleet.client.crawl_specs import crawl_spec
-from crawlfleet.client.crawls import CancelledCrawl, CrawlWait, list_crawls_request
-from crawlfleet.client.errors import from_rpc_error
+from crawlfleet.client.crawls import CancelledCrawl, CrawlWatch, list_crawls_request
+from crawlfleet.client.watching import RECONNECT_CAP
 from crawlfleet.v1 import crawls_pb2, jobs_pb2
 from tests.unit.client.rpc import rpc_error
 
@@ -105,60 +106,72 @@ def test_states_and_cancel_outcomes_come_from_the_api() -> None:
     assert CancelledCrawl.from_proto(response) == (CrawlState.CANCELLED, 4, 2)
 
 
-def test_the_wait_reads_at_its_interval_and_ends_with_the_crawl() -> None:
+def response(crawl: crawls_pb2.Crawl) -> crawls_pb2.WatchCrawlResponse:
+    return crawls_pb2.WatchCrawlResponse(crawl=crawl)
+
+
+def test_a_watch_asks_for_its_interval_and_ends_with_the_crawl() -> None:
     clock = Clock()
-    waiting = CrawlWait(7, poll_interval=2.0, clock=clock)
-    assert not waiting.absorb(running())
-    assert waiting.next_delay() == 2.0
+    watch = CrawlWatch(7, interval=2.0, clock=clock)
+    request, deadline = watch.open_stream()
+    assert request.crawl_id == 7 and request.interval.seconds == 2 and deadline is None
+    assert watch.absorb(response(running())).queued == 1 and not watch.done
     done = crawls_pb2.Crawl(id=7, state=crawls_pb2.CRAWL_STATE_FINISHED)
-    assert waiting.absorb(done) and waiting.last is done
-    assert CrawlWait(7, clock=clock).absorb(crawls_pb2.Crawl(id=7, state=crawls_pb2.CRAWL_STATE_CANCELLED))
+    watch.absorb(response(done))
+    assert watch.done and watch.last == done and watch.stream_ended() == 0.0
+    cancelled = CrawlWatch(7, clock=clock)
+    cancelled.absorb(response(crawls_pb2.Crawl(id=7, state=crawls_pb2.CRAWL_STATE_CANCELLED)))
+    assert cancelled.done
 
 
 def test_the_interval_is_bounded_and_the_timeout_not_negative() -> None:
-    for interval in (0.0, 0.01, 61.0, dt.timedelta(minutes=2)):
-        with pytest.raises(ValueError, match="poll_interval"):
-            CrawlWait(7, poll_interval=interval)
+    for interval in (0.0, 0.1, 61.0, dt.timedelta(minutes=2)):
+        with pytest.raises(ValueError, match="interval"):
+            CrawlWatch(7, interval=interval)
     with pytest.raises(ValueError, match="timeout"):
-        CrawlWait(7, timeout=-1)
+        CrawlWatch(7, timeout=-1)
 
 
-def test_the_last_read_falls_on_the_deadline_then_the_wait_times_out() -> None:
+def test_streams_get_the_time_left_then_the_wait_times_out() -> None:
     clock = Clock()
-    waiting = CrawlWait(7, timeout=5.0, poll_interval=2.0, clock=clock)
-    waiting.absorb(running(queued=3, leased=2))
+    watch = CrawlWatch(7, timeout=5.0, clock=clock)
+    assert watch.open_stream()[1] == 5.0
+    watch.absorb(response(running(queued=3, leased=2)))
     clock.now += 4.0
-    assert waiting.next_delay() == pytest.approx(1.0)
+    assert watch.open_stream()[1] == pytest.approx(1.0)
     clock.now += 1.0
+    expired = rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
     with pytest.raises(CrawlWaitTimeout) as caught:
-        waiting.next_delay()
+        watch.retry_delay(expired)
     assert isinstance(caught.value, WaitTimeout) and caught.value.remaining == 5
-    assert caught.value.crawl is waiting.last and caught.value.crawl_id == 7
+    assert caught.value.crawl == watch.last and caught.value.crawl_id == 7
     assert "crawl 7 had not finished after 5s (5 job(s) queued or leased)" in str(caught.value)
+    with pytest.raises(CrawlWaitTimeout):
+        watch.open_stream()
 
 
-def test_a_first_read_that_fails_is_the_callers_error() -> None:
-    waiting = CrawlWait(7)
-    unreachable = from_rpc_error(rpc_error(grpc.StatusCode.UNAVAILABLE, "connection refused"))
+def test_a_failure_before_the_first_message_is_the_callers_error() -> None:
+    watch = CrawlWatch(7)
     with pytest.raises(Unavailable):
-        waiting.failed(unreachable)
-    waiting.absorb(running())
-    missing = from_rpc_error(rpc_error(grpc.StatusCode.NOT_FOUND, "crawl 7 does not exist", "CRAWL_NOT_FOUND"))
+        watch.retry_delay(rpc_error(grpc.StatusCode.UNAVAILABLE, "connection refused"))
+    watch.absorb(response(running()))
+    missing = rpc_error(grpc.StatusCode.NOT_FOUND, "crawl 7 does not exist", "CRAWL_NOT_FOUND")
     with pytest.raises(NotFound):
-        waiting.failed(missing)
+        watch.retry_delay(missing)
 
 
-def test_reads_the_coordinator_cannot_answer_are_retried_for_a_while() -> None:
+def test_a_dropped_or_drained_stream_is_reopened_for_a_while() -> None:
     clock = Clock()
-    waiting = CrawlWait(7, reconnect_for=30.0, clock=clock)
-    waiting.absorb(running())
-    draining = from_rpc_error(rpc_error(grpc.StatusCode.UNAVAILABLE, "draining", "DRAINING"))
-    waiting.failed(draining)
+    watch = CrawlWatch(7, reconnect_for=30.0, clock=clock, rng=random.Random(1))
+    watch.absorb(response(running()))
+    draining = rpc_error(grpc.StatusCode.UNAVAILABLE, "draining", "DRAINING")
+    delays = [watch.retry_delay(draining)]
     clock.now += 29.0
-    waiting.failed(draining)
-    waiting.absorb(running())  # a read that works starts the allowance again
+    delays.append(watch.stream_ended())  # a stream ended early: the same allowance
+    assert all(0 <= d <= RECONNECT_CAP for d in delays)
+    watch.absorb(response(running()))  # a message starts the allowance again
     clock.now += 29.0
-    waiting.failed(draining)
+    watch.retry_delay(draining)
     clock.now += 31.0
     with pytest.raises(Unavailable):
-        waiting.failed(draining)
+        watch.retry_delay(draining)

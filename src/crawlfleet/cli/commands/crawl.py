@@ -1,8 +1,8 @@
 """``crawlfleet crawl start``, ``status``, ``list``, ``wait`` and ``cancel``: crawls from seed URLs.
 
-Waiting reads the crawl again every second (``Client.wait_crawl``): a crawl ends when none of its
-jobs is queued or leased, which the coordinators notice at their reaper's tick. Ctrl-C stops the
-waiting, not the crawl.
+Waiting follows the crawl over one stream (``Client.wait_crawl``, ``Crawls.WatchCrawl``): the
+coordinator sends the crawl whenever its counts change, and ends the stream when the crawl ends.
+Ctrl-C stops the waiting, not the crawl.
 """
 
 from __future__ import annotations
@@ -163,9 +163,8 @@ def wait_and_report(
     try:
         crawl = client.wait_crawl(crawl_id, timeout=timeout, on_progress=show)
     except CrawlWaitTimeout as error:
-        if error.crawl is None:
-            raise
-        timed_out, crawl = True, error.crawl
+        # Before the first message (--timeout 0): the crawl as it is now.
+        timed_out, crawl = True, error.crawl or client.get_crawl(crawl_id)
     except KeyboardInterrupt:
         progress.finish()
         ctx.err(
