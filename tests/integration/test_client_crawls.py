@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Callable
 from typing import TypeVar
 
+import asyncpg
 import grpc
 import pytest
 
@@ -174,3 +175,9 @@ async def test_a_crawls_results_are_its_owners_and_admins(start_coordinator: Sta
         await coord.admin.ListResults(request, metadata=(("authorization", "Bearer ops-secret"),))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (caught.value.details() or "").startswith("crawl_id:")
+
+
+async def test_the_crawl_index_keys_the_id_last(db: asyncpg.Pool) -> None:
+    """A crawl's export pages walk jobs_crawl from the cursor (see migration 0009)."""
+    definition = await db.fetchval("SELECT indexdef FROM pg_indexes WHERE indexname = 'jobs_crawl'")
+    assert "(crawl_id, state, id) WHERE (crawl_id IS NOT NULL)" in definition
