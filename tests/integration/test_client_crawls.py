@@ -178,6 +178,6 @@ async def test_a_crawls_results_are_its_owners_and_admins(start_coordinator: Sta
 
 
 async def test_the_crawl_index_keys_the_id_last(db: asyncpg.Pool) -> None:
-    """A crawl's export pages walk jobs_crawl from the cursor (see migration 0009)."""
+    """A crawl's export pages walk jobs_crawl from the cursor (see migration 0011)."""
     definition = await db.fetchval("SELECT indexdef FROM pg_indexes WHERE indexname = 'jobs_crawl'")
     assert "(crawl_id, state, id) WHERE (crawl_id IS NOT NULL)" in definition

@@ -2,7 +2,8 @@
 
 ``Client`` blocks; ``AsyncClient`` has the same methods as coroutines. Both enqueue jobs (one or
 many, in batches), wait for many jobs over one stream, start, follow and cancel crawls, page
-through jobs and results, and cancel, requeue and purge. Every error they raise on purpose is a ``ClientError``.
+through jobs and results, cancel, requeue and purge, and see and steer how the fleet treats each
+host (policies, pause, resume). Every error they raise on purpose is a ``ClientError``.
 """
 
 from crawlfleet.client.async_client import AsyncClient
@@ -25,6 +26,9 @@ from crawlfleet.client.errors import (
 )
 from crawlfleet.client.models import (
     EnqueuedJob,
+    HostPage,
+    HostPolicyChange,
+    HostPolicyPage,
     JobOutcome,
     JobPage,
     PurgeCounts,
@@ -53,6 +57,9 @@ __all__ = [
     "CrawlWaitTimeout",
     "DeadlineExceeded",
     "EnqueuedJob",
+    "HostPage",
+    "HostPolicyChange",
+    "HostPolicyPage",
     "InvalidArgument",
     "JobFilter",
     "JobLike",

@@ -23,7 +23,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "and result (the JobResult with .proto field names; thumbnail bytes left out). With --crawl, only the "
         "pages of that crawl stored so far.",
     )
-    export.add_argument("--kind", help="only jobs of this kind (scrape, noop)")
+    export.add_argument("--kind", help="only jobs of this kind (scrape, sitemap, noop)")
     export.add_argument("--crawl", type=int, metavar="ID", help="only the pages of this crawl")
     export.add_argument("--output", "-o", type=Path, help="write to this file instead of stdout")
     export.add_argument("--page-size", type=int, default=EXPORT_PAGE, help=f"results per call (default {EXPORT_PAGE})")
@@ -82,9 +82,15 @@ def image_counts(result: jobs_pb2.JobResult) -> tuple[int, int]:
     return len(images) - failed, failed
 
 
+# Sitemap URLs and errors `jobs show` lists; export and --json give them all.
+SHOWN_SITEMAP_ITEMS = 10
+
+
 def result_lines(result: jobs_pb2.JobResult) -> list[str]:
     """What a person wants to see first of a result."""
     kind = result.WhichOneof("payload")
+    if kind == "sitemap":
+        return sitemap_lines(result.sitemap)
     if kind != "scrape":
         return [f"{kind or 'empty'} result"]
     page = result.scrape
@@ -103,4 +109,22 @@ def result_lines(result: jobs_pb2.JobResult) -> list[str]:
     thumbnails = sum(len(i.thumbnails) for i in page.images)
     if thumbnails:
         lines.append(f"thumbnails  {thumbnails}")
+    return lines
+
+
+def sitemap_lines(found: jobs_pb2.SitemapResult) -> list[str]:
+    """Counts, then the first URLs and errors of a sitemap result."""
+    lines = [
+        f"URLs        {len(found.entries)}" + ("  (truncated: the sitemaps list more)" if found.truncated else ""),
+        f"sitemaps    {len(found.sitemaps)} read, {len(found.errors)} error(s)",
+    ]
+    for entry in found.entries[:SHOWN_SITEMAP_ITEMS]:
+        lastmod = f"  {to_datetime(entry.lastmod).date().isoformat()}" if entry.HasField("lastmod") else ""
+        lines.append(f"  {truncate(entry.url, 100)}{lastmod}")
+    if len(found.entries) > SHOWN_SITEMAP_ITEMS:
+        lines.append(f"  ... {len(found.entries) - SHOWN_SITEMAP_ITEMS} more (--json or export for all)")
+    for error in found.errors[:SHOWN_SITEMAP_ITEMS]:
+        lines.append(f"  error     {truncate(error, 110)}")
+    if len(found.errors) > SHOWN_SITEMAP_ITEMS:
+        lines.append(f"  ... {len(found.errors) - SHOWN_SITEMAP_ITEMS} more error(s)")
     return lines
