@@ -587,22 +587,28 @@ class ListResultsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
+    CRAWL_ID_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """1 to 1000; 0 means 100."""
     page_token: _builtins.str
     """From the previous response; empty for the first page."""
     kind: _builtins.str
     """Only jobs of this kind ("scrape", "noop"); empty for all."""
+    crawl_id: _builtins.int
+    """Only the pages of this crawl (crawlfleet.v1.Crawls); 0 for every job's. A crawl the caller
+    may not see (another producer's) has no results for it.
+    """
     def __init__(
         self,
         *,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         kind: _builtins.str = ...,
+        crawl_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["crawl_id", b"crawl_id", "kind", b"kind", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -78,9 +78,15 @@ def job_page(response: admin_pb2.ListJobsResponse) -> JobPage:
     return JobPage(list(response.jobs), response.next_page_token)
 
 
-def list_results_request(kind: str | None, page_size: int, page_token: str) -> admin_pb2.ListResultsRequest:
+def list_results_request(
+    kind: str | None, page_size: int, page_token: str, crawl_id: int | None = None
+) -> admin_pb2.ListResultsRequest:
     check_size("page_size", page_size, MAX_PAGE_SIZE)
-    return admin_pb2.ListResultsRequest(page_size=page_size, page_token=page_token, kind=kind or "")
+    if crawl_id is not None and crawl_id < 1:
+        raise ValueError(f"crawl_id must be a positive crawl id, not {crawl_id}")
+    return admin_pb2.ListResultsRequest(
+        page_size=page_size, page_token=page_token, kind=kind or "", crawl_id=crawl_id or 0
+    )
 
 
 def result_page(response: admin_pb2.ListResultsResponse) -> ResultPage:

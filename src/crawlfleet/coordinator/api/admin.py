@@ -225,11 +225,19 @@ class AdminServicer(HostsServicer):
         request: pb.ListResultsRequest,
         context: Ctx,  # type: ignore[type-arg]
     ) -> pb.ListResultsResponse:
-        """Results of succeeded jobs after the page token, in job id order (a producer's own only)."""
+        """Results of succeeded jobs after the page token, in job id order (a producer's own only;
+        of one crawl's pages with ``crawl_id``)."""
         size = page_size(request.page_size, default=100, maximum=MAX_PAGE_SIZE)
         cursor = page_cursor(request.page_token) or 0
+        if request.crawl_id < 0:
+            raise InvalidArgument("crawl_id", "must be a positive crawl id, or 0 for every job's results")
         rows = await self._admin.results_after(
-            cursor, size, request.kind or None, max_bytes=RESULT_PAGE_BYTES, owner=visible_owner()
+            cursor,
+            size,
+            request.kind or None,
+            max_bytes=RESULT_PAGE_BYTES,
+            owner=visible_owner(),
+            crawl_id=request.crawl_id or None,
         )
         entries = [
             pb.ResultEntry(

@@ -217,6 +217,11 @@ THUMBNAIL_GET = statement("thumbnail_get", returns=StoredThumbnail, params=("sha
 RESULT_LIST_AFTER = statement(
     "result_list_after", returns=JobResultRow, params=("after_id", "limit", "kind", "max_bytes", "owner")
 )
+RESULT_LIST_CRAWL_AFTER = statement(
+    "result_list_crawl_after",
+    returns=JobResultRow,
+    params=("after_id", "limit", "kind", "max_bytes", "owner", "crawl_id"),
+)
 JOB_COUNT_FOLD = statement("job_count_fold", returns=NoRows)
 JOB_COUNT_LOCK = statement("job_count_lock", returns=NoRows)
 JOB_COUNT_CLEAR = statement("job_count_clear", returns=NoRows)
