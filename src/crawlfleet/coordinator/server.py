@@ -116,7 +116,7 @@ class Coordinator:
         admin = AdminQueue(self._pool)
         admin_servicer = AdminServicer(admin, wakeup, reap_interval_seconds=settings.reap_interval_seconds)
         admin_pb2_grpc.add_AdminServicer_to_server(admin_servicer, server)
-        crawls_pb2_grpc.add_CrawlsServicer_to_server(CrawlsServicer(crawls, wakeup, settings), server)
+        crawls_pb2_grpc.add_CrawlsServicer_to_server(CrawlsServicer(crawls, wakeup, settings, self._lifecycle), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable((*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
         await self._set_serving(True)  # the pool just connected; the probe takes over from here

@@ -58,7 +58,7 @@ _CRAWLS = crawls_pb2.DESCRIPTOR.services_by_name["Crawls"]
 ROLE_METHODS: Mapping[Role, frozenset[str]] = {
     Role.PRODUCER: _methods(_JOB_QUEUE, "Enqueue", "WatchJobs")
     | _methods(_ADMIN, "GetJob", "ListResults", "GetThumbnail")
-    | _methods(_CRAWLS, "StartCrawl", "GetCrawl", "ListCrawls", "CancelCrawl"),
+    | _methods(_CRAWLS, "StartCrawl", "GetCrawl", "ListCrawls", "CancelCrawl", "RefreshCrawl"),
     Role.WORKER: _methods(_JOB_QUEUE, "Lease", "Heartbeat", "Complete", "Fail"),
 }
 

@@ -32,7 +32,10 @@ from crawlfleet.coordinator.storage.crawl_rows import (
     DiscoverOutcome,
     FinishedCrawl,
     NewCrawl,
+    PreviousResult,
+    PreviousValidators,
     RecentPages,
+    SitemapJobsMade,
 )
 from crawlfleet.coordinator.storage.result_rows import ImageRow, PageImageRow, PageRow, StoredPage, ThumbnailRow
 from crawlfleet.coordinator.storage.rows import (
@@ -148,6 +151,11 @@ CRAWL_DISCOVER = statement(
         "now",
     ),
 )
+CRAWL_INSERT_REFRESH = statement("crawl_insert_refresh", returns=NewCrawl, params=("crawl_id", "starts_at", "now"))
+CRAWL_PREVIOUS_VALIDATORS = statement(
+    "crawl_previous_validators", returns=PreviousValidators, params=("crawl_id", "urls")
+)
+CRAWL_PREVIOUS_RESULT = statement("crawl_previous_result", returns=PreviousResult, params=("crawl_id", "url"))
 CRAWL_SPEC_GET = statement("crawl_spec_get", returns=CrawlSpecRow, params=("crawl_id",))
 CRAWL_GET = statement("crawl_get", returns=CrawlRow, params=("crawl_id", "owner"))
 CRAWL_JOB_COUNTS = statement("crawl_job_counts", returns=CrawlJobCount, params=("crawl_id",))
@@ -156,6 +164,9 @@ CRAWL_RECENT_PAGES = statement("crawl_recent_pages", returns=RecentPages, params
 CRAWL_LIST = statement("crawl_list", returns=CrawlRow, params=("before_id", "limit", "owner"))
 CRAWL_CANCEL = statement("crawl_cancel", returns=CrawlCancelOutcome, params=("crawl_id", "owner", "now"))
 CRAWL_FINISH_IDLE = statement("crawl_finish_idle", returns=FinishedCrawl, params=("now",))
+CRAWL_SITEMAP_JOBS_INSERT = statement(
+    "crawl_sitemap_jobs_insert", returns=SitemapJobsMade, params=("crawl_id", "urls", "hosts", "specs", "now")
+)
 
 # WatchJobs streams (watch.py).
 JOB_WATCH_FINISHED_MANY = statement(

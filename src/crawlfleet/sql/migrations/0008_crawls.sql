@@ -28,11 +28,17 @@ CREATE TABLE crawls (
     out_of_scope    bigint      NOT NULL DEFAULT 0,
     over_limit      bigint      NOT NULL DEFAULT 0,
     created_at      timestamptz NOT NULL,
+    -- When its pages are first due (a refresh round may start later than it is made).
+    starts_at       timestamptz NOT NULL,
     finished_at     timestamptz,
+    -- The crawl this one refreshes: its pages are fetched with conditional GETs.
+    refresh_of      bigint      REFERENCES crawls (id) ON DELETE SET NULL,
     CONSTRAINT crawls_pages_within_limit CHECK (pages_enqueued <= max_pages),
     CONSTRAINT crawls_finished_iff_ended CHECK ((state = 'running') = (finished_at IS NULL))
 );
 CREATE INDEX crawls_running ON crawls (id) WHERE state = 'running';
+-- A crawl is refreshed at most once: racing finishers and repeated RefreshCrawl calls make one.
+CREATE UNIQUE INDEX crawls_refresh_of ON crawls (refresh_of) WHERE refresh_of IS NOT NULL;
 
 -- The crawl's seen set: each URL at most once per crawl, with the depth it was found at.
 CREATE TABLE crawl_urls (
@@ -64,6 +70,8 @@ ALTER TABLE jobs ADD COLUMN IF NOT EXISTS crawl_id bigint REFERENCES crawls (id)
 ALTER TABLE jobs ADD COLUMN IF NOT EXISTS depth integer CHECK (depth >= 0);
 -- A crawl's jobs (progress, cancel, whether it is finished).
 CREATE INDEX jobs_crawl ON jobs (crawl_id, state) WHERE crawl_id IS NOT NULL;
+-- A refresh looks up each URL's previous version in the crawl it refreshes.
+CREATE INDEX jobs_crawl_url ON jobs (crawl_id, target_url) WHERE crawl_id IS NOT NULL;
 
 -- Adds pages to a running crawl and enqueues a scrape job for each URL it did not have, within
 -- its limits: pages in all (exact), pages per host, queries per path. The URLs come in order of
@@ -120,7 +128,7 @@ BEGIN
         INSERT INTO jobs (kind, priority, spec, target_url, dedupe_key, run_at, created_at, max_attempts,
                           retry_initial_ms, retry_multiplier, retry_max_ms, owner, host, crawl_id, depth)
         SELECT 'scrape', v_crawl.priority, c.spec, c.url, 'crawl:' || p_crawl || ':' || c.url,
-               v_now, v_now, v_crawl.max_attempts, v_crawl.retry_initial_ms, v_crawl.retry_multiplier,
+               greatest(v_now, v_crawl.starts_at), v_now, v_crawl.max_attempts, v_crawl.retry_initial_ms, v_crawl.retry_multiplier,
                v_crawl.retry_max_ms,
                v_crawl.owner, c.host, p_crawl, c.depth
         FROM chosen AS c
