@@ -28,7 +28,11 @@ concurrency (CONCURRENT_REQUESTS = W x slots), ImagesPipeline with two thumbnail
 Progress goes to stdout; the last line is one JSON object: per tool the min, median and max over
 the rounds, `ratio` (crawlfleet median / Scrapy median) and every round's figures. cpu_s is CPU
 seconds per process group over the crawl (`other` is the rest of the host: the noise the figures
-suffered); Scrapy's is its process's.
+suffered); Scrapy's is its process's. cpu_ms_per_page is CPU per page stored: for crawlfleet the
+coordinator's, the workers' (image pools included) and PostgreSQL's, for Scrapy its process's;
+neither counts the site's server. On a shared host it is the steadier figure: pages/s also
+depends on the CPU share each tool gets, and crawlfleet's several processes get more of it than
+Scrapy's one when the host is busy.
 """
 
 # ruff: noqa: E402 (sys.path is fixed before the imports, see below)
@@ -212,6 +216,8 @@ async def crawlfleet_round(args: argparse.Namespace, site: CrawlSite, log_dir: P
         procs.kill_all(children)
         await drop_bench_database(admin_dsn, db_name)
     span = float(row["span"])
+    # The fleet's own CPU: not the site's server (`bench`) nor the rest of the host.
+    fleet_cpu = sum(cpu[group] for group in ("coordinator", "workers", "image_pool", "postgres"))
     return {
         "pages": row["pages"],
         "span_s": round(span, 3),
@@ -223,6 +229,7 @@ async def crawlfleet_round(args: argparse.Namespace, site: CrawlSite, log_dir: P
         "retried": row["retried"],
         "max_depth": row["max_depth"],
         "cpu_s": cpu,
+        "cpu_ms_per_page": round(1000 * fleet_cpu / row["pages"], 2),
     }
 
 
@@ -233,6 +240,7 @@ async def scrapy_round(args: argparse.Namespace, site: CrawlSite, log_dir: Path,
     argv += ["--images"] if args.images else []
     hits_before = site.hits
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    bench_before = procs.cpu_seconds(os.getpid())
     log_path = log_dir / f"scrapy-{index}.log"
     with log_path.open("wb") as log:
         proc = await asyncio.create_subprocess_exec(
@@ -245,6 +253,7 @@ async def scrapy_round(args: argparse.Namespace, site: CrawlSite, log_dir: Path,
                 proc.kill()
                 await proc.wait()
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    bench_cpu = procs.cpu_seconds(os.getpid()) - bench_before
     lines = stdout.decode(errors="replace").strip().splitlines()
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"scrapy exited {proc.returncode}; see {log_path} and {out / 'scrapy.log'}")
@@ -253,7 +262,8 @@ async def scrapy_round(args: argparse.Namespace, site: CrawlSite, log_dir: Path,
         raise RuntimeError(f"scrapy crawled {result['pages']} of {args.pages} pages; see {out / 'scrapy.log'}")
     result["requests"] = site.hits - hits_before
     cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
-    result["cpu_s"] = round(cpu, 2)
+    result["cpu_s"] = {"scrapy": round(cpu, 2), "bench": round(bench_cpu, 2)}
+    result["cpu_ms_per_page"] = round(1000 * cpu / result["pages"], 2)
     shutil.rmtree(out / "images", ignore_errors=True)
     return result
 
@@ -274,7 +284,7 @@ async def run(args: argparse.Namespace, site: CrawlSite, log_dir: Path) -> dict[
         say(
             f"round {index + 1} crawlfleet: {figures['pages']} pages in {figures['span_s']}s"
             f" ({figures['pages_per_s']}/s), {figures['images']} images ({figures['images_per_s']}/s),"
-            f" {figures['requests']} requests, CPU s {figures['cpu_s']}"
+            f" {figures['requests']} requests, CPU s {figures['cpu_s']} ({figures['cpu_ms_per_page']} ms/page)"
         )
         if args.scrapy_python:
             figures = await scrapy_round(args, site, log_dir, index)
@@ -282,7 +292,7 @@ async def run(args: argparse.Namespace, site: CrawlSite, log_dir: Path) -> dict[
             say(
                 f"round {index + 1} scrapy: {figures['pages']} pages in {figures['span_s']}s"
                 f" ({figures['pages_per_s']}/s), {figures['images']} images ({figures['images_per_s']}/s),"
-                f" {figures['requests']} requests, CPU s {figures['cpu_s']}"
+                f" {figures['requests']} requests, CPU s {figures['cpu_s']} ({figures['cpu_ms_per_page']} ms/page)"
             )
     pages = spread(ours, "pages_per_s")
     scrapy_pages = spread(theirs, "pages_per_s")
@@ -292,8 +302,8 @@ async def run(args: argparse.Namespace, site: CrawlSite, log_dir: Path) -> dict[
         "images_per_s": (spread(ours, "images_per_s") or {}).get("median"),
         "scrapy_pages_per_s": scrapy_pages["median"] if scrapy_pages else None,
         "ratio": round(pages["median"] / scrapy_pages["median"], 2) if scrapy_pages else None,
-        "crawlfleet": {"pages_per_s": pages, "images_per_s": spread(ours, "images_per_s")},
-        "scrapy": {"pages_per_s": scrapy_pages, "images_per_s": spread(theirs, "images_per_s")},
+        "crawlfleet": {key: spread(ours, key) for key in ("pages_per_s", "images_per_s", "cpu_ms_per_page")},
+        "scrapy": {key: spread(theirs, key) for key in ("pages_per_s", "images_per_s", "cpu_ms_per_page")},
         "pages": args.pages,
         "workers": args.workers,
         "slots": args.slots,

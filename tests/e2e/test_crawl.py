@@ -51,16 +51,16 @@ async def crawler(tmp_path_factory: pytest.TempPathFactory, crawler_dsn: str) ->
         coordinators = [await fleet.coordinator(f"coordinator-{n}", crawler_dsn) for n in range(2)]
         for n in range(WORKERS):
             fleet.worker(f"worker-{n}", coordinators[n % 2].port or 0, "--slots", SLOTS)
-        pool = await asyncpg.create_pool(crawler_dsn, min_size=1, max_size=2)
-        assert pool is not None
+        async with (
+            asyncpg.create_pool(crawler_dsn, min_size=1, max_size=2) as pool,
+            grpc.aio.insecure_channel(f"127.0.0.1:{coordinators[0].port}") as channel,
+        ):
 
-        async def all_workers_leasing() -> bool:
-            return bool(await pool.fetchval("SELECT count(*) FROM workers") == WORKERS)
+            async def all_workers_leasing() -> bool:
+                return bool(await pool.fetchval("SELECT count(*) FROM workers") == WORKERS)
 
-        await eventually(all_workers_leasing, timeout=60, what="every worker to call Lease")
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{coordinators[0].port}") as channel:
+            await eventually(all_workers_leasing, timeout=60, what="every worker to call Lease")
             yield Crawler(crawls_pb2_grpc.CrawlsStub(channel), pool)
-        await pool.close()
     finally:
         fleet.kill_all()
 
