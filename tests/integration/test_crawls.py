@@ -278,3 +278,20 @@ async def test_watching_an_unknown_crawl_is_not_found(coord: RunningCoordinator)
         async for _ in crawls(coord).WatchCrawl(cpb.WatchCrawlRequest(crawl_id=12345)):
             pass
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_links_over_the_query_limit_leave_the_host_limit_alone(
+    coord: RunningCoordinator, db: asyncpg.Pool
+) -> None:
+    spec = cpb.CrawlSpec(seeds=["https://cal.example/"], max_pages_per_host=5, max_query_variants=2)
+    started = await crawls(coord).StartCrawl(cpb.StartCrawlRequest(spec=spec))
+    (home,) = await lease_all(coord)
+    trap = [f"https://cal.example/calendar?month={n}" for n in range(10)]
+    await coord.queue.Complete(pb.CompleteRequest(jobs=[page_result(home, [*trap, "https://cal.example/a"])]))
+    # Two variants of the calendar, then /a: the eight variants refused are no pages of the host.
+    assert sorted(await crawl_urls(db, started.crawl_id)) == [
+        "https://cal.example/",
+        "https://cal.example/a",
+        "https://cal.example/calendar?month=0",
+        "https://cal.example/calendar?month=1",
+    ]

@@ -108,20 +108,27 @@ BEGIN
                EXISTS (SELECT 1 FROM crawl_urls AS c WHERE c.crawl_id = p_crawl AND c.url = o.url) AS known
         FROM offered AS o
         WHERE o.copy = 1
-    ), ranked AS (
-        -- Each new URL's place among its host's and its path's pages, the crawl's so far included.
+    ), path_ranked AS (
+        -- Each new URL's place among its path's queries, the crawl's so far included.
         SELECT f.*,
-               row_number() OVER (PARTITION BY f.host ORDER BY f.ord)
-                   + coalesce((SELECT hc.pages FROM crawl_host_counts AS hc
-                               WHERE hc.crawl_id = p_crawl AND hc.host = f.host), 0) AS host_nth,
                row_number() OVER (PARTITION BY f.path_key ORDER BY f.ord)
                    + coalesce((SELECT pc.variants FROM crawl_path_counts AS pc
                                WHERE pc.crawl_id = p_crawl AND pc.path_key = f.path_key), 0) AS path_nth
         FROM distinct_offered AS f
         WHERE NOT f.known
+    ), ranked AS (
+        -- Then its place among its host's pages, counting only the URLs within their path's limit:
+        -- a trap's refused queries are no pages of the host, and do not crowd out its other links.
+        -- (A path is on one host, so a URL the host's limit refuses leaves its path's count alone.)
+        SELECT p.*,
+               row_number() OVER (PARTITION BY p.host ORDER BY p.ord)
+                   + coalesce((SELECT hc.pages FROM crawl_host_counts AS hc
+                               WHERE hc.crawl_id = p_crawl AND hc.host = p.host), 0) AS host_nth
+        FROM path_ranked AS p
+        WHERE p.path_nth <= v_crawl.max_query_variants
     ), chosen AS (
         SELECT r.* FROM ranked AS r
-        WHERE r.host_nth <= v_crawl.max_pages_per_host AND r.path_nth <= v_crawl.max_query_variants
+        WHERE r.host_nth <= v_crawl.max_pages_per_host
         ORDER BY r.ord
         LIMIT v_crawl.max_pages - v_crawl.pages_enqueued
     ), jobs_made AS (
