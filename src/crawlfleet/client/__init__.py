@@ -22,15 +22,17 @@ from crawlfleet.client.errors import (
 )
 from crawlfleet.client.models import (
     EnqueuedJob,
+    FieldValue,
     JobOutcome,
     JobPage,
     PurgeCounts,
     QueueStats,
     ResultPage,
     WatchUpdate,
+    field_values,
 )
 from crawlfleet.client.settings import ClientSettings, settings_from_env
-from crawlfleet.client.specs import JobFilter, JobLike, RenderMode, RetryPolicy, ScrapeJob
+from crawlfleet.client.specs import Field, JobFilter, JobLike, RenderMode, RetryPolicy, ScrapeJob
 from crawlfleet.client.sync_client import Client
 from crawlfleet.common.states import JobState
 
@@ -43,6 +45,8 @@ __all__ = [
     "Conflict",
     "DeadlineExceeded",
     "EnqueuedJob",
+    "Field",
+    "FieldValue",
     "InvalidArgument",
     "JobFilter",
     "JobLike",
@@ -63,5 +67,6 @@ __all__ = [
     "Unavailable",
     "WaitTimeout",
     "WatchUpdate",
+    "field_values",
     "settings_from_env",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from types import TracebackType
@@ -209,9 +210,19 @@ class AsyncClient:
             for job in page.jobs[: paging.take(page.jobs, page.next_page_token)]:
                 yield job
 
-    async def list_results(self, *, kind: str | None = None, page_size: int = 100, page_token: str = "") -> ResultPage:
+    async def list_results(
+        self,
+        *,
+        kind: str | None = None,
+        page_size: int = 100,
+        page_token: str = "",
+        changed_since: dt.datetime | None = None,
+        url_prefix: str | None = None,
+    ) -> ResultPage:
         """One page of results of succeeded jobs, in job id order (thumbnail bytes left out)."""
-        request = calls.list_results_request(kind, page_size, page_token)
+        request = calls.list_results_request(
+            kind, page_size, page_token, changed_since=changed_since, url_prefix=url_prefix
+        )
         return calls.result_page(await self._call(self._admin.ListResults, request))
 
     async def iter_results(
@@ -220,11 +231,22 @@ class AsyncClient:
         kind: str | None = None,
         limit: int | None = None,
         page_size: int = calls.DEFAULT_PAGE_SIZE,
+        changed_since: dt.datetime | None = None,
+        url_prefix: str | None = None,
     ) -> AsyncGenerator[admin_pb2.ResultEntry, None]:
-        """Results of succeeded jobs (of ``kind``: scrape, noop), in job id order, a page per call."""
+        """Results of succeeded jobs (of ``kind``: scrape, noop), in job id order, a page per call.
+
+        ``changed_since`` keeps the pages that changed since then (fetched in full since, with new
+        content); ``url_prefix`` the jobs whose normalized target URL starts with it."""
         paging = calls.Paging(page_size, limit)
         while not paging.done:
-            page = await self.list_results(kind=kind, page_size=paging.page_size(), page_token=paging.token)
+            page = await self.list_results(
+                kind=kind,
+                page_size=paging.page_size(),
+                page_token=paging.token,
+                changed_since=changed_since,
+                url_prefix=url_prefix,
+            )
             for result in page.results[: paging.take(page.results, page.next_page_token)]:
                 yield result
 

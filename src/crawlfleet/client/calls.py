@@ -6,12 +6,13 @@ error is located, and when a multi-call operation is done is decided here, once.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
 from crawlfleet.client.errors import InvalidArgument
 from crawlfleet.client.models import EnqueuedJob, JobPage, ResultPage, state_values
-from crawlfleet.client.specs import JobFilter, JobLike, Seconds, duration, job_spec
+from crawlfleet.client.specs import JobFilter, JobLike, Seconds, duration, job_spec, timestamp
 from crawlfleet.common.states import JobState
 from crawlfleet.v1 import admin_pb2, job_queue_pb2, jobs_pb2
 
@@ -70,9 +71,21 @@ def job_page(response: admin_pb2.ListJobsResponse) -> JobPage:
     return JobPage(list(response.jobs), response.next_page_token)
 
 
-def list_results_request(kind: str | None, page_size: int, page_token: str) -> admin_pb2.ListResultsRequest:
+def list_results_request(
+    kind: str | None,
+    page_size: int,
+    page_token: str,
+    *,
+    changed_since: dt.datetime | None = None,
+    url_prefix: str | None = None,
+) -> admin_pb2.ListResultsRequest:
     check_size("page_size", page_size, MAX_PAGE_SIZE)
-    return admin_pb2.ListResultsRequest(page_size=page_size, page_token=page_token, kind=kind or "")
+    request = admin_pb2.ListResultsRequest(
+        page_size=page_size, page_token=page_token, kind=kind or "", url_prefix=url_prefix or ""
+    )
+    if changed_since is not None:
+        request.changed_since.CopyFrom(timestamp(changed_since))
+    return request
 
 
 def result_page(response: admin_pb2.ListResultsResponse) -> ResultPage:

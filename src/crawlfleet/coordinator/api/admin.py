@@ -10,6 +10,7 @@ import grpc
 from crawlfleet.common.states import STATE_NAMES
 from crawlfleet.coordinator.api import convert
 from crawlfleet.coordinator.api.admin_convert import (
+    MAX_FILTER_TEXT,
     attempt_message,
     job_filter,
     job_message,
@@ -213,11 +214,22 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         request: pb.ListResultsRequest,
         context: Ctx,  # type: ignore[type-arg]
     ) -> pb.ListResultsResponse:
-        """Results of succeeded jobs after the page token, in job id order (a producer's own only)."""
+        """Results of succeeded jobs after the page token, in job id order (a producer's own only);
+        with ``changed_since``, of the pages that changed since then."""
         size = page_size(request.page_size, default=100, maximum=MAX_PAGE_SIZE)
         cursor = page_cursor(request.page_token) or 0
+        url_prefix = convert.bounded_text(request.url_prefix, "url_prefix", limit=MAX_FILTER_TEXT)
+        changed_since = (
+            request.changed_since.ToDatetime(tzinfo=convert.UTC) if request.HasField("changed_since") else None
+        )
         rows = await self._admin.results_after(
-            cursor, size, request.kind or None, max_bytes=RESULT_PAGE_BYTES, owner=visible_owner()
+            cursor,
+            size,
+            request.kind or None,
+            max_bytes=RESULT_PAGE_BYTES,
+            owner=visible_owner(),
+            url_prefix=url_prefix or None,
+            changed_since=changed_since,
         )
         entries = [
             pb.ResultEntry(
@@ -226,6 +238,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
                 target_url=r.target_url or "",
                 finished_at=convert.timestamp(r.finished_at),
                 result=jobs_pb2.JobResult.FromString(r.result),
+                spec=jobs_pb2.JobSpec.FromString(r.spec),
             )
             for r in rows
         ]

@@ -8,6 +8,7 @@ from google.protobuf import duration_pb2
 
 from crawlfleet.common.hosts import host_of
 from crawlfleet.common.urls import InvalidURL, normalize_url
+from crawlfleet.coordinator.api.scrape_options import check_scrape_options
 from crawlfleet.coordinator.errors import InvalidArgument
 from crawlfleet.coordinator.settings import CoordinatorSettings
 from crawlfleet.coordinator.storage.rows import NewJob
@@ -87,6 +88,7 @@ def validate_job(spec: jobs_pb2.JobSpec, field: str, settings: CoordinatorSettin
             _check_range(f"{field}.scrape.timeout", timeout, 0.001, MAX_SCRAPE_TIMEOUT_SECONDS)
         if spec.scrape.render not in jobs_pb2.RenderMode.values():
             raise InvalidArgument(f"{field}.scrape.render", f"unknown render mode {spec.scrape.render}")
+        check_scrape_options(spec.scrape, f"{field}.scrape")
     elif kind == "noop":
         if spec.noop.HasField("duration"):
             duration = _seconds(spec.noop.duration)
