@@ -81,10 +81,11 @@ ORDER BY id;
 
 -- name: result_list_changed_after
 -- As result_list_after, for the pages that changed since $6: fetched in full since then (a 304
--- changes nothing) with another content hash than the full fetch of the same URL before them, or
--- none before them. A page without a hash (stored before hashes, or by an older worker) counts as
--- changed: better reported twice than missed. The pages under the prefix since $6 and the fetch
--- before each are found in pages_url_fetched_at.
+-- changes nothing) with another content hash than the full fetch of the same URL for the same
+-- owner before them, or none before them (an owner's pages are compared with its own only, so
+-- what others fetched shows through no answer). A page without a hash (stored before hashes, or
+-- by an older worker) counts as changed: better reported twice than missed. The pages under the
+-- prefix since $6 and the fetch before each are found in pages_url_fetched_at.
 WITH window_rows AS (
     SELECT j.id, j.kind, j.target_url, j.finished_at, j.result, j.spec
     FROM pages AS p
@@ -96,8 +97,10 @@ WITH window_rows AS (
       AND (p.content_sha256 IS NULL OR p.content_sha256 IS DISTINCT FROM (
               SELECT before.content_sha256
               FROM pages AS before
+              JOIN jobs AS before_job ON before_job.id = before.job_id
               WHERE before.url = p.url AND NOT before.not_modified
                 AND (before.fetched_at, before.job_id) < (p.fetched_at, p.job_id)
+                AND before_job.owner IS NOT DISTINCT FROM j.owner
               ORDER BY before.fetched_at DESC, before.job_id DESC
               LIMIT 1))
     ORDER BY p.job_id
