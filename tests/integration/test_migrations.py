@@ -28,6 +28,10 @@ EXPECTED_TABLES = {
     "job_watchers",
     "hosts",
     "host_policies",
+    "crawls",
+    "crawl_urls",
+    "crawl_host_counts",
+    "crawl_path_counts",
 }
 EXPECTED_INDEXES = {
     "jobs_available",
@@ -39,6 +43,7 @@ EXPECTED_INDEXES = {
     "jobs_dead_id",
     "jobs_host_queue",
     "jobs_host_leased",
+    "jobs_crawl",
 }
 
 

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from crawlfleet.coordinator.errors import DatabaseUnavailable
 from crawlfleet.coordinator.metrics import CoordinatorMetrics
 from crawlfleet.coordinator.storage.admin import AdminQueue
+from crawlfleet.coordinator.storage.crawls import CrawlStore
 from crawlfleet.coordinator.storage.queue import Queue
 from crawlfleet.coordinator.wakeup import LeaseWakeup
 
@@ -36,6 +37,18 @@ async def reap_forever(queue: Queue, wakeup: LeaseWakeup, interval: float, metri
                     break
         except DatabaseUnavailable as exc:
             log.warning("reaper: %s", exc.message)
+        await asyncio.sleep(interval)
+
+
+async def finish_crawls_forever(crawls: CrawlStore, interval: float) -> None:
+    """Mark crawls finished once none of their jobs is queued or leased; every coordinator runs
+    one (finishing twice is harmless: the second finds nothing running)."""
+    while True:
+        try:
+            for crawl_id in await crawls.finish_idle():
+                log.info("crawl %d finished", crawl_id, extra={"crawl_id": crawl_id})
+        except DatabaseUnavailable as exc:
+            log.warning("crawl finisher: %s", exc.message)
         await asyncio.sleep(interval)
 
 

@@ -77,6 +77,13 @@ class JobNotFound(NotFound):
         super().__init__(f"job {job_id} does not exist", metadata={"job_id": str(job_id)})
 
 
+class CrawlNotFound(NotFound):
+    reason = "CRAWL_NOT_FOUND"
+
+    def __init__(self, crawl_id: int) -> None:
+        super().__init__(f"crawl {crawl_id} does not exist", metadata={"crawl_id": str(crawl_id)})
+
+
 class WrongState(CoordinatorError):
     """The job is not in a state that allows the operation."""
 

@@ -13,10 +13,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from crawlfleet.common.metrics_http import MetricsEndpoint
 from crawlfleet.coordinator.api import reflection
 from crawlfleet.coordinator.api.admin import AdminServicer
+from crawlfleet.coordinator.api.crawls import CrawlsServicer
 from crawlfleet.coordinator.api.job_queue import JobQueueServicer, Lifecycle
 from crawlfleet.coordinator.api.watch import WatchStreams
 from crawlfleet.coordinator.background import (
     COUNT_FOLD_SECONDS,
+    finish_crawls_forever,
     fold_counts_forever,
     probe_database_forever,
     reap_forever,
@@ -28,16 +30,18 @@ from crawlfleet.coordinator.settings import DEFAULT_METRICS_LISTEN, CoordinatorS
 from crawlfleet.coordinator.statistics import JobStatistics
 from crawlfleet.coordinator.storage import database
 from crawlfleet.coordinator.storage.admin import AdminQueue
+from crawlfleet.coordinator.storage.crawls import CrawlStore
 from crawlfleet.coordinator.storage.migrate import migrate
 from crawlfleet.coordinator.storage.queue import NOTIFY_CHANNEL, Queue
 from crawlfleet.coordinator.storage.watch import FINISHED_CHANNEL, WatcherRegistration, WatchQueries
 from crawlfleet.coordinator.wakeup import LeaseWakeup, NotifyListener, Wakeup
-from crawlfleet.v1 import admin_pb2, admin_pb2_grpc, job_queue_pb2, job_queue_pb2_grpc
+from crawlfleet.v1 import admin_pb2, admin_pb2_grpc, crawls_pb2, crawls_pb2_grpc, job_queue_pb2, job_queue_pb2_grpc
 
 log = logging.getLogger(__name__)
 SERVICE_NAMES = (
     job_queue_pb2.DESCRIPTOR.services_by_name["JobQueue"].full_name,
     admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
+    crawls_pb2.DESCRIPTOR.services_by_name["Crawls"].full_name,
 )
 HEALTH_PROBE_SECONDS = 1.0
 
@@ -83,7 +87,8 @@ class Coordinator:
         if settings.migrate_on_start:
             async with self._pool.acquire() as conn:
                 await migrate(conn)
-        queue = Queue(self._pool, settings.politeness)
+        crawls = CrawlStore(self._pool)
+        queue = Queue(self._pool, settings.politeness, crawls)
         self._statistics = JobStatistics(queue)
         wakeup = LeaseWakeup()  # new jobs: wakes as many waiting Lease calls as there are jobs
         finished = Wakeup()  # jobs reached a terminal state: wakes WatchJobs streams
@@ -111,6 +116,7 @@ class Coordinator:
         admin = AdminQueue(self._pool)
         admin_servicer = AdminServicer(admin, wakeup, reap_interval_seconds=settings.reap_interval_seconds)
         admin_pb2_grpc.add_AdminServicer_to_server(admin_servicer, server)
+        crawls_pb2_grpc.add_CrawlsServicer_to_server(CrawlsServicer(crawls, wakeup, settings, self._lifecycle), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable((*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
         await self._set_serving(True)  # the pool just connected; the probe takes over from here
@@ -138,6 +144,7 @@ class Coordinator:
                 self.metrics.refresh_jobs_forever(admin, settings.metrics_refresh_seconds), name="job-gauges"
             ),
             asyncio.create_task(fold_counts_forever(admin, COUNT_FOLD_SECONDS), name="count-folder"),
+            asyncio.create_task(finish_crawls_forever(crawls, settings.reap_interval_seconds), name="crawl-finisher"),
             asyncio.create_task(
                 probe_database_forever(queue, HEALTH_PROBE_SECONDS, self.metrics.observing_database(self._set_serving)),
                 name="db-probe",

@@ -264,6 +264,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
             raise InvalidArgument("jobs", f"at most {MAX_COMPLETE_BATCH} jobs per call")
         items: list[Completion] = []
         rows: dict[int, ResultRows] = {}
+        feeds: dict[int, jobs_pb2.JobResult] = {}  # results that may feed a crawl
         positions: dict[int, int] = {}  # job id -> its index in the request
         for i, job in enumerate(request.jobs):
             job_id = convert.positive_id(job.job_id, f"jobs[{i}].job_id")
@@ -280,8 +281,10 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
             except InvalidArgument as exc:  # name the job: the worker completes the batch's others
                 raise InvalidArgument(exc.field, exc.message.removeprefix(f"{exc.field}: "), job_id=job_id) from None
             items.append(Completion(job_id=job_id, lease_token=token, result=stored))
+            if job.result.WhichOneof("payload") in ("scrape", "sitemap"):
+                feeds[job_id] = job.result
         try:
-            completed = await self._queue.complete(items, rows, principal=caller_name())
+            completed = await self._queue.complete(items, rows, principal=caller_name(), results=feeds)
         except WrongResultKind as exc:
             raise WrongResultKind(exc.job_id, f"jobs[{positions[exc.job_id]}].result") from None
         self._metrics.completed(completed)

@@ -26,7 +26,7 @@ from crawlfleet.coordinator.api.status import to_status
 from crawlfleet.coordinator.errors import CoordinatorError, PermissionDenied, Unauthenticated
 from crawlfleet.coordinator.security.principal import Principal, bind_principal, reset_principal
 from crawlfleet.coordinator.security.principal import Role as Role  # re-exported: roles belong to auth
-from crawlfleet.v1 import admin_pb2, job_queue_pb2
+from crawlfleet.v1 import admin_pb2, crawls_pb2, job_queue_pb2
 
 log = logging.getLogger(__name__)
 # Anyone who reaches the port can be refused in a loop: their lines must not flood the log.
@@ -51,12 +51,14 @@ def _methods(service: ServiceDescriptor, *names: str) -> frozenset[str]:
 
 _JOB_QUEUE = job_queue_pb2.DESCRIPTOR.services_by_name["JobQueue"]
 _ADMIN = admin_pb2.DESCRIPTOR.services_by_name["Admin"]
+_CRAWLS = crawls_pb2.DESCRIPTOR.services_by_name["Crawls"]
 
 # What each role may call; admin may call everything. A method missing here is admin-only.
 # Producers read only the jobs they enqueued (principal.visible_owner); admins read every job.
 ROLE_METHODS: Mapping[Role, frozenset[str]] = {
     Role.PRODUCER: _methods(_JOB_QUEUE, "Enqueue", "WatchJobs")
-    | _methods(_ADMIN, "GetJob", "ListResults", "GetThumbnail"),
+    | _methods(_ADMIN, "GetJob", "ListResults", "GetThumbnail")
+    | _methods(_CRAWLS, "StartCrawl", "GetCrawl", "ListCrawls", "CancelCrawl", "RefreshCrawl"),
     Role.WORKER: _methods(_JOB_QUEUE, "Lease", "Heartbeat", "Complete", "Fail"),
 }
 

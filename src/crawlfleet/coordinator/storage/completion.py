@@ -11,16 +11,16 @@ import asyncpg
 from crawlfleet.coordinator.errors import LeaseLost, ResultMismatch, WrongResultKind
 from crawlfleet.coordinator.storage import statements as q
 from crawlfleet.coordinator.storage.result_rows import ResultRows
-from crawlfleet.coordinator.storage.rows import Completion
+from crawlfleet.coordinator.storage.rows import CompletedJob, Completion
 
 
 async def complete_all(
     conn: asyncpg.Connection, items: Sequence[Completion], now: dt.datetime | None, principal: str | None
-) -> bool:
+) -> list[CompletedJob] | None:
     """Complete every item if all are still leased under their tokens (bound to `principal`, when
-    given), else none; whether it did."""
+    given), else none; the completed jobs, or None if it did not."""
     done = await q.JOB_COMPLETE_IF_LEASED_MANY.fetch(conn, items, now=now, principal=principal)
-    return len(done) == len(items)
+    return done if len(done) == len(items) else None
 
 
 async def drop_replays(

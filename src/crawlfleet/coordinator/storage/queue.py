@@ -19,6 +19,7 @@ from crawlfleet.coordinator.errors import DatabaseUnavailable, LeaseLost
 from crawlfleet.coordinator.politeness import Politeness
 from crawlfleet.coordinator.storage import completion
 from crawlfleet.coordinator.storage import statements as q
+from crawlfleet.coordinator.storage.crawls import CompletedInCrawl, CrawlStore
 from crawlfleet.coordinator.storage.result_rows import ResultRows
 from crawlfleet.coordinator.storage.rows import (
     Completion,
@@ -32,6 +33,7 @@ from crawlfleet.coordinator.storage.rows import (
     ReapedJob,
 )
 from crawlfleet.coordinator.storage.translate import connection
+from crawlfleet.v1 import jobs_pb2
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +45,12 @@ _CONFLICT_RETRIES = 5
 class Queue:
     """Queue operations over an asyncpg pool. `now` parameters exist so tests control time."""
 
-    def __init__(self, pool: asyncpg.Pool, politeness: Politeness | None = None) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, politeness: Politeness | None = None, crawls: CrawlStore | None = None
+    ) -> None:
         self._pool = pool
         self._politeness = politeness or Politeness()
+        self._crawls = crawls or CrawlStore(pool)
 
     async def enqueue(
         self, jobs: Sequence[NewJob], now: dt.datetime | None = None, *, owner: str | None = None
@@ -167,26 +172,37 @@ class Queue:
         now: dt.datetime | None = None,
         *,
         principal: str | None = None,
+        results: Mapping[int, jobs_pb2.JobResult] | None = None,
     ) -> int:
         """Complete leased jobs, all or nothing; return how many were completed now (not replays).
 
         A job already succeeded under the same token with the same result is a replay (fine);
         any other stale token, or a lease bound to another principal than `principal`, raises
-        LeaseLost and changes nothing. `rows` holds scrape results,
-        written in the transaction that completes their jobs. Without any, completing is one
-        statement: no transaction round trips on the hot path.
+        LeaseLost and changes nothing. `rows` holds scrape results, written in the transaction
+        that completes their jobs; `results` the results that may feed a crawl (scrape and sitemap
+        results): the jobs of crawls among them have their links discovered in that transaction
+        too. Without either, completing is one statement: no transaction round trips on the hot
+        path.
         """
         pending = list(items)
         rows = {job_id: part for job_id, part in (rows or {}).items() if part}
+        results = results or {}
         async with connection(self._pool) as conn:
             for _ in range(_CONFLICT_RETRIES):
-                if any(item.job_id in rows for item in pending):
+                if any(item.job_id in rows or item.job_id in results for item in pending):
                     async with conn.transaction():
-                        if await completion.complete_all(conn, pending, now, principal):
+                        completed = await completion.complete_all(conn, pending, now, principal)
+                        if completed is not None:
                             parts = [rows[item.job_id] for item in pending if item.job_id in rows]
                             await completion.store_results(conn, ResultRows.merge(parts), now)
+                            in_crawls = [
+                                CompletedInCrawl(job.crawl_id, job.depth or 0, results[job.id])
+                                for job in completed
+                                if job.crawl_id is not None and job.id in results
+                            ]
+                            await self._crawls.discover_in(conn, in_crawls, now)
                             return len(pending)
-                elif await completion.complete_all(conn, pending, now, principal):
+                elif await completion.complete_all(conn, pending, now, principal) is not None:
                     return len(pending)
                 pending = await completion.drop_replays(conn, pending, principal)
                 if not pending:

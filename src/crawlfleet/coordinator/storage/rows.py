@@ -117,6 +117,8 @@ class CompletedJob(NamedTuple):
     id: int
     finished_notified: int
     hosts_notified: int
+    crawl_id: int | None
+    depth: int | None
 
 
 class JobFencing(NamedTuple):

@@ -23,6 +23,20 @@ from crawlfleet.coordinator.storage.admin_rows import (
     StoredThumbnail,
     WorkerRow,
 )
+from crawlfleet.coordinator.storage.crawl_rows import (
+    CrawlCancelOutcome,
+    CrawlErrorCount,
+    CrawlJobCount,
+    CrawlRow,
+    CrawlSpecRow,
+    DiscoverOutcome,
+    FinishedCrawl,
+    NewCrawl,
+    PreviousResult,
+    PreviousValidators,
+    RecentPages,
+    SitemapJobsMade,
+)
 from crawlfleet.coordinator.storage.result_rows import ImageRow, PageImageRow, PageRow, StoredPage, ThumbnailRow
 from crawlfleet.coordinator.storage.rows import (
     AppliedMigration,
@@ -102,6 +116,57 @@ JOB_FAIL_IF_LEASED = statement(
 JOB_REAP_EXPIRED = statement("job_reap_expired", returns=ReapedJob, params=("batch", "now"))
 DATABASE_PING = statement("database_ping", returns=NoRows)
 JOB_TABLE_ANALYZE = statement("job_table_analyze", returns=NoRows)
+
+# Crawls (crawls.py), discovery included (it runs in the Complete transaction).
+CRAWL_INSERT = statement(
+    "crawl_insert",
+    returns=NewCrawl,
+    params=(
+        "owner",
+        "spec",
+        "max_depth",
+        "max_pages",
+        "max_pages_per_host",
+        "max_query_variants",
+        "priority",
+        "max_attempts",
+        "retry_initial_ms",
+        "retry_multiplier",
+        "retry_max_ms",
+        "now",
+    ),
+)
+CRAWL_DISCOVER = statement(
+    "crawl_discover",
+    returns=DiscoverOutcome,
+    params=(
+        "crawl_id",
+        "urls",
+        "hosts",
+        "path_keys",
+        "depths",
+        "specs",
+        "out_of_scope",
+        "too_deep",
+        "now",
+    ),
+)
+CRAWL_INSERT_REFRESH = statement("crawl_insert_refresh", returns=NewCrawl, params=("crawl_id", "starts_at", "now"))
+CRAWL_PREVIOUS_VALIDATORS = statement(
+    "crawl_previous_validators", returns=PreviousValidators, params=("crawl_id", "urls")
+)
+CRAWL_PREVIOUS_RESULT = statement("crawl_previous_result", returns=PreviousResult, params=("crawl_id", "url"))
+CRAWL_SPEC_GET = statement("crawl_spec_get", returns=CrawlSpecRow, params=("crawl_id",))
+CRAWL_GET = statement("crawl_get", returns=CrawlRow, params=("crawl_id", "owner"))
+CRAWL_JOB_COUNTS = statement("crawl_job_counts", returns=CrawlJobCount, params=("crawl_id",))
+CRAWL_ERROR_COUNTS = statement("crawl_error_counts", returns=CrawlErrorCount, params=("crawl_id",))
+CRAWL_RECENT_PAGES = statement("crawl_recent_pages", returns=RecentPages, params=("crawl_id", "now"))
+CRAWL_LIST = statement("crawl_list", returns=CrawlRow, params=("before_id", "limit", "owner"))
+CRAWL_CANCEL = statement("crawl_cancel", returns=CrawlCancelOutcome, params=("crawl_id", "owner", "now"))
+CRAWL_FINISH_IDLE = statement("crawl_finish_idle", returns=FinishedCrawl, params=("now",))
+CRAWL_SITEMAP_JOBS_INSERT = statement(
+    "crawl_sitemap_jobs_insert", returns=SitemapJobsMade, params=("crawl_id", "urls", "hosts", "specs", "now")
+)
 
 # WatchJobs streams (watch.py).
 JOB_WATCH_FINISHED_MANY = statement(

@@ -153,7 +153,7 @@ WITH input AS (
         result = complete.result
     FROM complete
     WHERE j.id = complete.id
-    RETURNING j.id, j.kind, j.host
+    RETURNING j.id, j.kind, j.host, j.crawl_id, j.depth
 ), counted AS (
     INSERT INTO job_count_deltas (kind, state, delta)
     SELECT kind, state, n
@@ -193,7 +193,8 @@ SELECT id,
        (SELECT count(pg_notify('crawlfleet_jobs', ready.hosts::text))
           FROM (SELECT count(*) AS hosts FROM hosts_freed
                 WHERE hosts_freed.ready_at <= coalesce($4::timestamptz, now()) HAVING count(*) > 0) AS ready)
-           AS hosts_notified
+           AS hosts_notified,
+       crawl_id, depth
 FROM completed;
 
 -- name: host_adapt_delay

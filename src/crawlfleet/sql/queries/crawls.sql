@@ -1,0 +1,175 @@
+-- Named queries of crawls (coordinator/storage/crawls.py); see jobs.sql for the format.
+
+-- name: crawl_insert
+-- A new running crawl. Params: owner, spec, max depth, max pages, max pages per host, max query
+-- variants per path, then the priority and retry columns of its jobs, now.
+INSERT INTO crawls (owner, spec, max_depth, max_pages, max_pages_per_host, max_query_variants, priority,
+                    max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, created_at, starts_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12::timestamptz, now()),
+        coalesce($12::timestamptz, now()))
+RETURNING id;
+
+-- name: crawl_insert_refresh
+-- A new running crawl that refreshes crawl $1 (same owner, spec and limits), its pages due at $2;
+-- nothing if $1 is running or already refreshed (crawls_refresh_of). Params: crawl id, starts at, now.
+INSERT INTO crawls (owner, spec, max_depth, max_pages, max_pages_per_host, max_query_variants, priority,
+                    max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, created_at, starts_at,
+                    refresh_of)
+SELECT owner, spec, max_depth, max_pages, max_pages_per_host, max_query_variants, priority, max_attempts,
+       retry_initial_ms, retry_multiplier, retry_max_ms, coalesce($3::timestamptz, now()),
+       coalesce($2::timestamptz, $3::timestamptz, now()), id
+FROM crawls
+WHERE id = $1 AND state <> 'running'
+ON CONFLICT (refresh_of) WHERE refresh_of IS NOT NULL DO NOTHING
+RETURNING id;
+
+-- name: crawl_previous_validators
+-- The ETag and Last-Modified of the latest version of each URL that the crawls a refresh follows
+-- on (crawl $1 and those it refreshed in turn) stored, for conditional GETs. Params: crawl id
+-- (the refreshed one), urls.
+WITH RECURSIVE chain AS (
+    SELECT id, refresh_of FROM crawls WHERE id = $1
+    UNION ALL
+    SELECT c.id, c.refresh_of FROM crawls AS c JOIN chain ON c.id = chain.refresh_of
+)
+SELECT DISTINCT ON (j.target_url) j.target_url AS url,
+       coalesce(p.headers->>'etag', '') AS etag, coalesce(p.headers->>'last-modified', '') AS last_modified
+FROM chain
+JOIN jobs AS j ON j.crawl_id = chain.id AND j.target_url = ANY($2::text[]) AND j.state = 'succeeded'
+JOIN pages AS p ON p.job_id = j.id
+WHERE p.status_code <> 304
+ORDER BY j.target_url, p.fetched_at DESC;
+
+-- name: crawl_previous_result
+-- The latest stored result of a URL that was fetched in full (not a 304) in the crawls a refresh
+-- follows on: an unchanged page's links are taken from it. Params: crawl id (the refreshed one), url.
+WITH RECURSIVE chain AS (
+    SELECT id, refresh_of FROM crawls WHERE id = $1
+    UNION ALL
+    SELECT c.id, c.refresh_of FROM crawls AS c JOIN chain ON c.id = chain.refresh_of
+)
+SELECT j.result
+FROM chain
+JOIN jobs AS j ON j.crawl_id = chain.id AND j.target_url = $2 AND j.state = 'succeeded'
+JOIN pages AS p ON p.job_id = j.id
+WHERE p.status_code <> 304
+ORDER BY p.fetched_at DESC
+LIMIT 1;
+
+-- name: crawl_discover
+-- Offers pages to a crawl (crawlfleet_discover, migration 0008). Params: crawl id; the pages'
+-- urls, hosts, path keys, depths and job specs (parallel arrays); links left out before (out of
+-- scope, too deep); now.
+SELECT enqueued, known, over_limit
+FROM crawlfleet_discover($1, $2::text[], $3::text[], $4::text[], $5::integer[], $6::bytea[],
+                         $7::integer, $8::integer, $9::timestamptz);
+
+-- name: crawl_spec_get
+-- What discovery needs of a crawl: its spec and the crawl it refreshes (immutable once started).
+SELECT spec, refresh_of FROM crawls WHERE id = $1;
+
+-- name: crawl_get
+-- The crawl, if the caller may see it ($2: the owner it is confined to; NULL: any).
+SELECT id, state::text AS state, spec, created_at, finished_at, pages_enqueued, out_of_scope, over_limit,
+       refresh_of, starts_at, (SELECT r.id FROM crawls AS r WHERE r.refresh_of = crawls.id) AS refreshed_by
+FROM crawls
+WHERE id = $1 AND ($2::text IS NULL OR owner = $2::text);
+
+-- name: crawl_job_counts
+-- The crawl's jobs by depth and state (index jobs_crawl).
+SELECT coalesce(depth, 0) AS depth, state::text AS state, count(*) AS jobs
+FROM jobs
+WHERE crawl_id = $1
+GROUP BY 1, 2;
+
+-- name: crawl_error_counts
+-- Why the crawl's jobs ended without a page, most frequent first.
+SELECT split_part(coalesce(last_error, state::text), ':', 1) AS error_type, count(*) AS jobs
+FROM jobs
+WHERE crawl_id = $1 AND state NOT IN ('queued', 'leased', 'succeeded')
+GROUP BY 1
+ORDER BY 2 DESC, 1
+LIMIT 20;
+
+-- name: crawl_recent_pages
+-- Pages the crawl stored in the minute before $2 (its rate).
+SELECT count(*) AS pages
+FROM jobs
+WHERE crawl_id = $1 AND state = 'succeeded' AND finished_at > coalesce($2::timestamptz, now()) - interval '1 minute';
+
+-- name: crawl_list
+-- Crawls with ids below $1 (NULL: from the newest), newest first, up to $2, of owner $3 (NULL: any).
+SELECT id, state::text AS state, spec, created_at, finished_at, pages_enqueued, out_of_scope, over_limit,
+       refresh_of, starts_at, (SELECT r.id FROM crawls AS r WHERE r.refresh_of = crawls.id) AS refreshed_by
+FROM crawls
+WHERE ($1::bigint IS NULL OR id < $1) AND ($3::text IS NULL OR owner = $3::text)
+ORDER BY id DESC
+LIMIT $2;
+
+-- name: crawl_cancel
+-- Stops a running crawl: no more discovery; its queued jobs are cancelled at once, its leased
+-- ones asked to stop (they end at their next heartbeat). Params: crawl id, owner (NULL: any), now.
+WITH target AS (
+    SELECT id, state FROM crawls WHERE id = $1 AND ($2::text IS NULL OR owner = $2::text) FOR UPDATE
+), stopped AS (
+    UPDATE crawls AS c
+    SET state = 'cancelled', finished_at = coalesce($3::timestamptz, now())
+    FROM target
+    WHERE c.id = target.id AND target.state = 'running'
+    RETURNING c.id
+), live AS (
+    SELECT j.id, j.kind, j.state FROM jobs AS j
+    WHERE j.crawl_id = (SELECT id FROM stopped) AND j.state IN ('queued', 'leased')
+    ORDER BY j.id
+    FOR UPDATE OF j
+), changed AS (
+    UPDATE jobs AS j
+    SET state = CASE WHEN live.state = 'queued' THEN 'cancelled'::job_state ELSE j.state END,
+        finished_at = CASE WHEN live.state = 'queued' THEN coalesce($3::timestamptz, now()) ELSE j.finished_at END,
+        cancel_requested = j.cancel_requested OR live.state = 'leased'
+    FROM live
+    WHERE j.id = live.id
+    RETURNING j.id, j.kind, live.state AS was
+), counted AS (
+    INSERT INTO job_count_deltas (kind, state, delta)
+    SELECT kind, moves.state, moves.n
+    FROM (SELECT kind, count(*) AS c FROM changed WHERE was = 'queued' GROUP BY kind) AS per_kind,
+         LATERAL (VALUES ('queued'::job_state, -c), ('cancelled'::job_state, c)) AS moves(state, n)
+)
+SELECT (SELECT id FROM target) AS id,
+       CASE WHEN EXISTS (SELECT 1 FROM stopped) THEN 'cancelled' ELSE (SELECT state::text FROM target) END AS state,
+       (SELECT count(*) FROM changed WHERE was = 'queued') AS cancelled_jobs,
+       (SELECT count(*) FROM changed WHERE was = 'leased') AS stopping_jobs,
+       (SELECT count(pg_notify('crawlfleet_jobs_finished', '')) FROM (SELECT 1 FROM changed LIMIT 1) AS any_changed
+         WHERE EXISTS (SELECT 1 FROM job_watchers WHERE expires_at > now())) AS finished_notified;
+
+-- name: crawl_finish_idle
+-- Running crawls without a queued or leased job are finished (the coordinators' background task);
+-- returns them with their specs (a crawl with a refresh interval starts its next round).
+UPDATE crawls AS c
+SET state = 'finished', finished_at = coalesce($1::timestamptz, now())
+WHERE c.state = 'running'
+  AND NOT EXISTS (SELECT 1 FROM jobs AS j WHERE j.crawl_id = c.id AND j.state IN ('queued', 'leased'))
+RETURNING c.id, c.spec, c.finished_at;
+
+-- name: crawl_sitemap_jobs_insert
+-- The sitemap jobs of a crawl started with sitemaps: one per site of its seeds, at depth 0.
+-- Params: crawl id, their urls, hosts and specs (parallel arrays), now.
+WITH crawl AS (
+    SELECT * FROM crawls WHERE id = $1
+), made AS (
+    INSERT INTO jobs (kind, priority, spec, target_url, dedupe_key, run_at, created_at, max_attempts,
+                      retry_initial_ms, retry_multiplier, retry_max_ms, owner, host, crawl_id, depth)
+    SELECT 'sitemap', crawl.priority, t.spec, t.url, 'crawl:' || $1 || ':sitemap:' || t.url,
+           coalesce($5::timestamptz, now()), coalesce($5::timestamptz, now()), crawl.max_attempts,
+           crawl.retry_initial_ms, crawl.retry_multiplier, crawl.retry_max_ms, crawl.owner, t.host, $1, 0
+    FROM crawl, unnest($2::text[], $3::text[], $4::bytea[]) AS t(url, host, spec)
+    ON CONFLICT (dedupe_key) WHERE state IN ('queued', 'leased') AND dedupe_key IS NOT NULL DO NOTHING
+    RETURNING id, host, run_at, priority
+), counted AS (
+    INSERT INTO job_count_deltas (kind, state, delta)
+    SELECT 'sitemap', 'queued', count(*) FROM made HAVING count(*) > 0
+), woken AS (
+    SELECT crawlfleet_hosts_wake(array_agg(host), array_agg(run_at), array_agg(priority)) AS hosts FROM made
+)
+SELECT count(*) AS jobs, (SELECT hosts FROM woken) AS hosts_woken FROM made;
