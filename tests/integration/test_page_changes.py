@@ -131,6 +131,17 @@ async def test_pages_that_changed_since_a_time(coord: RunningCoordinator, db: as
     assert records[1]["fields"] == {"price": None, "tags": [], "sku": None}
     assert records[1]["result"]["scrape"]["content_sha256"] == HASH_2
 
+    # crawlfleet jobs show: the declared fields and the hash of a full fetch, "unchanged" for a 304.
+    shown = {}
+    for job_id in (first, not_modified):
+        out = io.StringIO()
+        argv = ["--coordinator", coord.address, "jobs", "show", str(job_id)]
+        assert await asyncio.to_thread(main, argv, stdin=io.StringIO(), stdout=out, stderr=io.StringIO()) == 0
+        shown[job_id] = out.getvalue()
+    assert "field       price = 19.5" in shown[first] and "field       tags = 2 value(s): a; b" in shown[first]
+    assert "field       sku = -" in shown[first] and f"sha256 {HASH_1}" in shown[first]
+    assert "not modified" in shown[not_modified] and "field " not in shown[not_modified]
+
 
 @pytest.mark.parametrize(
     ("result", "field", "message"),
