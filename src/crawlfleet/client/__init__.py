@@ -1,8 +1,9 @@
 """The Python client of a crawlfleet coordinator, for producers and operators (see docs/client.md).
 
 ``Client`` blocks; ``AsyncClient`` has the same methods as coroutines. Both enqueue jobs (one or
-many, in batches), wait for many jobs over one stream, page through jobs and results, and cancel,
-requeue and purge. Every error they raise on purpose is a ``ClientError``.
+many, in batches), wait for many jobs over one stream, page through jobs and results, cancel,
+requeue and purge, and see and steer how the fleet treats each host (policies, pause, resume).
+Every error they raise on purpose is a ``ClientError``.
 """
 
 from crawlfleet.client.async_client import AsyncClient
@@ -23,6 +24,9 @@ from crawlfleet.client.errors import (
 from crawlfleet.client.models import (
     EnqueuedJob,
     FieldValue,
+    HostPage,
+    HostPolicyChange,
+    HostPolicyPage,
     JobOutcome,
     JobPage,
     PurgeCounts,
@@ -47,6 +51,9 @@ __all__ = [
     "EnqueuedJob",
     "Field",
     "FieldValue",
+    "HostPage",
+    "HostPolicyChange",
+    "HostPolicyPage",
     "InvalidArgument",
     "JobFilter",
     "JobLike",

@@ -15,6 +15,9 @@ from crawlfleet.client import calls
 from crawlfleet.client.errors import ConfigurationError, InvalidArgument, JobsNotFound, from_rpc_error
 from crawlfleet.client.models import (
     EnqueuedJob,
+    HostPage,
+    HostPolicyChange,
+    HostPolicyPage,
     JobOutcome,
     JobPage,
     PurgeCounts,
@@ -229,7 +232,7 @@ class Client:
         changed_since: dt.datetime | None = None,
         url_prefix: str | None = None,
     ) -> Iterator[admin_pb2.ResultEntry]:
-        """Results of succeeded jobs (of ``kind``: scrape, noop), in job id order, a page per call.
+        """Results of succeeded jobs (of ``kind``: scrape, sitemap, noop), in job id order, a page per call.
 
         ``changed_since`` keeps the pages that changed since then (fetched in full since, with new
         content); ``url_prefix`` the jobs whose normalized target URL starts with it."""
@@ -298,7 +301,7 @@ class Client:
         states: Sequence[JobState | str] = (),
         batch_size: int = calls.DEFAULT_PURGE_BATCH,
     ) -> Iterator[PurgeCounts]:
-        """Deletes finished jobs (of ``states``: succeeded, dead, cancelled; default all three)
+        """Deletes finished jobs (of ``states``: succeeded, dead, cancelled, skipped; default all)
         that finished longer than ``older_than`` ago, with their results, a batch per call; what
         each call deleted."""
         request = calls.purge_request(older_than, states, batch_size)
@@ -318,6 +321,91 @@ class Client:
         """Like ``purge_batches``; the totals."""
         batches = list(self.purge_batches(older_than, states=states, batch_size=batch_size))
         return PurgeCounts(sum(b.jobs for b in batches), sum(b.images for b in batches))
+
+    # Hosts
+
+    def list_hosts(
+        self,
+        *,
+        paused_only: bool = False,
+        queued_only: bool = False,
+        prefix: str | None = None,
+        page_size: int = 100,
+        page_token: str = "",
+    ) -> HostPage:
+        """One page of the hosts the fleet knows, in host order: only paused ones, only those with
+        queued jobs, only names starting with ``prefix``."""
+        request = calls.list_hosts_request(paused_only, queued_only, prefix, page_size, page_token)
+        return calls.host_page(self._call(self._admin.ListHosts, request))
+
+    def iter_hosts(
+        self,
+        *,
+        paused_only: bool = False,
+        queued_only: bool = False,
+        prefix: str | None = None,
+        limit: int | None = None,
+        page_size: int = calls.DEFAULT_PAGE_SIZE,
+    ) -> Iterator[admin_pb2.Host]:
+        """Every host matching the filters (at most ``limit``), in host order, a page per call."""
+        paging = calls.Paging(page_size, limit)
+        while not paging.done:
+            page = self.list_hosts(
+                paused_only=paused_only,
+                queued_only=queued_only,
+                prefix=prefix,
+                page_size=paging.page_size(),
+                page_token=paging.token,
+            )
+            yield from page.hosts[: paging.take(page.hosts, page.next_page_token)]
+
+    def get_host(self, host: str) -> admin_pb2.Host:
+        """One host (``shop.example``, ``shop.example:8443``): limits in force, leases in flight,
+        queued jobs, backoff, robots.txt; ``NotFound`` when no job was ever enqueued for it."""
+        return self._call(self._admin.GetHost, admin_pb2.GetHostRequest(host=host)).host
+
+    def set_host_policy(
+        self,
+        pattern: str,
+        *,
+        max_concurrency: int | None = None,
+        delay: Seconds | None = None,
+        obey_robots: bool | None = None,
+        note: str = "",
+    ) -> HostPolicyChange:
+        """Sets the policy of a host (``shop.example``) or a domain (``*.shop.example``), replacing
+        any it had; limits left None take the fleet defaults. The policy, and the known hosts it governs."""
+        request = calls.set_host_policy_request(pattern, max_concurrency, delay, obey_robots, note)
+        return calls.set_policy_change(self._call(self._admin.SetHostPolicy, request))
+
+    def clear_host_policy(self, pattern: str) -> HostPolicyChange:
+        """Removes a pattern's policy (``NotFound`` without one); the policy, and the hosts it governed."""
+        request = admin_pb2.ClearHostPolicyRequest(pattern=pattern)
+        return calls.cleared_policy_change(self._call(self._admin.ClearHostPolicy, request))
+
+    def list_host_policies(self, *, page_size: int = 100, page_token: str = "") -> HostPolicyPage:
+        """One page of host policies, in pattern order."""
+        request = calls.list_host_policies_request(page_size, page_token)
+        return calls.host_policy_page(self._call(self._admin.ListHostPolicies, request))
+
+    def iter_host_policies(
+        self, *, limit: int | None = None, page_size: int = calls.DEFAULT_PAGE_SIZE
+    ) -> Iterator[admin_pb2.HostPolicy]:
+        """Every host policy (at most ``limit``), in pattern order, a page per call."""
+        paging = calls.Paging(page_size, limit)
+        while not paging.done:
+            page = self.list_host_policies(page_size=paging.page_size(), page_token=paging.token)
+            yield from page.policies[: paging.take(page.policies, page.next_page_token)]
+
+    def pause_host(self, host: str, *, pause_for: Seconds | None = None, reason: str = "") -> admin_pb2.Host:
+        """Stops leasing a host's jobs for ``pause_for`` (None: until resumed); its jobs stay queued.
+        A longer pause in force stays. The host afterwards."""
+        request = calls.pause_host_request(host, pause_for, reason)
+        return self._call(self._admin.PauseHost, request).host
+
+    def resume_host(self, host: str) -> admin_pb2.Host:
+        """Ends a host's pause (whoever paused it) and its failures in a row; the host afterwards."""
+        return self._call(self._admin.ResumeHost, admin_pb2.ResumeHostRequest(host=host)).host
 
     def _requeue(self, request: admin_pb2.RequeueDeadJobsRequest) -> admin_pb2.RequeueDeadJobsResponse:
         return self._call(self._admin.RequeueDeadJobs, request)

@@ -25,7 +25,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "fields (a scrape job's declared fields by name) and result (the JobResult with .proto field names; "
         "thumbnail bytes left out).",
     )
-    export.add_argument("--kind", help="only jobs of this kind (scrape, noop)")
+    export.add_argument("--kind", help="only jobs of this kind (scrape, sitemap, noop)")
     export.add_argument("--url-prefix", help="only jobs whose normalized URL starts with this")
     export.add_argument(
         "--changed-since",
@@ -91,9 +91,15 @@ def image_counts(result: jobs_pb2.JobResult) -> tuple[int, int]:
     return len(images) - failed, failed
 
 
+# Sitemap URLs and errors `jobs show` lists; export and --json give them all.
+SHOWN_SITEMAP_ITEMS = 10
+
+
 def result_lines(result: jobs_pb2.JobResult, spec: jobs_pb2.JobSpec | None = None) -> list[str]:
     """What a person wants to see first of a result (and of its declared fields, with the job's spec)."""
     kind = result.WhichOneof("payload")
+    if kind == "sitemap":
+        return sitemap_lines(result.sitemap)
     if kind != "scrape":
         return [f"{kind or 'empty'} result"]
     page = result.scrape
@@ -125,4 +131,22 @@ def result_lines(result: jobs_pb2.JobResult, spec: jobs_pb2.JobSpec | None = Non
     thumbnails = sum(len(i.thumbnails) for i in page.images)
     if thumbnails:
         lines.append(f"thumbnails  {thumbnails}")
+    return lines
+
+
+def sitemap_lines(found: jobs_pb2.SitemapResult) -> list[str]:
+    """Counts, then the first URLs and errors of a sitemap result."""
+    lines = [
+        f"URLs        {len(found.entries)}" + ("  (truncated: the sitemaps list more)" if found.truncated else ""),
+        f"sitemaps    {len(found.sitemaps)} read, {len(found.errors)} error(s)",
+    ]
+    for entry in found.entries[:SHOWN_SITEMAP_ITEMS]:
+        lastmod = f"  {to_datetime(entry.lastmod).date().isoformat()}" if entry.HasField("lastmod") else ""
+        lines.append(f"  {truncate(entry.url, 100)}{lastmod}")
+    if len(found.entries) > SHOWN_SITEMAP_ITEMS:
+        lines.append(f"  ... {len(found.entries) - SHOWN_SITEMAP_ITEMS} more (--json or export for all)")
+    for error in found.errors[:SHOWN_SITEMAP_ITEMS]:
+        lines.append(f"  error     {truncate(error, 110)}")
+    if len(found.errors) > SHOWN_SITEMAP_ITEMS:
+        lines.append(f"  ... {len(found.errors) - SHOWN_SITEMAP_ITEMS} more error(s)")
     return lines

@@ -59,7 +59,7 @@ ROLE_METHODS: Mapping[Role, frozenset[str]] = {
     Role.PRODUCER: _methods(_JOB_QUEUE, "Enqueue", "WatchJobs")
     | _methods(_ADMIN, "GetJob", "ListResults", "GetThumbnail")
     | _methods(_CRAWLS, "StartCrawl", "GetCrawl", "ListCrawls", "CancelCrawl", "RefreshCrawl"),
-    Role.WORKER: _methods(_JOB_QUEUE, "Lease", "Heartbeat", "Complete", "Fail"),
+    Role.WORKER: _methods(_JOB_QUEUE, "Lease", "Heartbeat", "Complete", "Fail", "ReportRobots", "GetRobots"),
 }
 
 

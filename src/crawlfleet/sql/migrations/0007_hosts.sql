@@ -309,8 +309,10 @@ BEGIN
         RETURN QUERY
         WITH locked AS (
             SELECT h.*, u.nth,
-                   -- After a pause, one lease at a time probes the host until one succeeds.
-                   CASE WHEN h.paused_until IS NOT NULL THEN 1
+                   -- After a host failure, and after a pause, one lease at a time until one
+                   -- succeeds: the breaker opens before more requests than its count reach a
+                   -- failing host, and a pause ends with one probe.
+                   CASE WHEN h.paused_until IS NOT NULL OR h.error_streak > 0 THEN 1
                         ELSE coalesce(h.max_concurrency, p_default_concurrency) END AS concurrency,
                    coalesce(h.obey_robots, p_default_obey_robots) AS robots_on,
                    greatest(coalesce(h.delay_ms, p_default_delay_ms),
@@ -410,8 +412,12 @@ BEGIN
                     WHEN s.next_run_at IS NULL THEN NULL
                     WHEN s.blocked THEN greatest(h.ready_at, s.next_start_at, s.paused_until, s.robots_fetching_until)
                     -- Nothing leased though the host had room: its jobs are another kind or
-                    -- held by other sessions; it keeps its place.
-                    WHEN s.taken = 0 AND NOT s.now_saturated THEN h.ready_at
+                    -- held by other sessions, and it keeps its place; or none is due yet (a
+                    -- finished lease made the host ready early), and it waits for the first.
+                    WHEN s.taken = 0 AND NOT s.now_saturated THEN
+                        CASE WHEN s.next_run_at <= v_now THEN h.ready_at
+                             ELSE greatest(h.ready_at, (SELECT min(q.run_at) FROM jobs AS q
+                                                        WHERE q.host = s.host AND q.state = 'queued')) END
                     ELSE greatest(s.next_run_at, s.new_next_start, s.paused_until, s.new_fetching_until,
                                   CASE WHEN s.now_saturated
                                        THEN v_now + p_saturated_recheck_ms * interval '1 millisecond' END,
