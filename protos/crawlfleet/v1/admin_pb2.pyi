@@ -588,6 +588,8 @@ class ListResultsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
     CRAWL_ID_FIELD_NUMBER: _builtins.int
+    CHANGED_SINCE_FIELD_NUMBER: _builtins.int
+    URL_PREFIX_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """1 to 1000; 0 means 100."""
     page_token: _builtins.str
@@ -598,6 +600,14 @@ class ListResultsRequest(_message.Message):
     """Only the pages of this crawl (crawlfleet.v1.Crawls); 0 for every job's. A crawl the caller
     may not see (another producer's) has no results for it.
     """
+    url_prefix: _builtins.str
+    """Only jobs whose normalized target URL starts with this."""
+    @_builtins.property
+    def changed_since(self) -> _timestamp_pb2.Timestamp:
+        """Only pages that changed since this time: fetched since then, not answered 304, and with
+        another content hash than the fetch of the same URL before them (or none before them).
+        """
+
     def __init__(
         self,
         *,
@@ -605,10 +615,12 @@ class ListResultsRequest(_message.Message):
         page_token: _builtins.str = ...,
         kind: _builtins.str = ...,
         crawl_id: _builtins.int = ...,
+        changed_since: _timestamp_pb2.Timestamp | None = ...,
+        url_prefix: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["changed_since", b"changed_since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["crawl_id", b"crawl_id", "kind", b"kind", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_since", b"changed_since", "crawl_id", b"crawl_id", "kind", b"kind", "page_size", b"page_size", "page_token", b"page_token", "url_prefix", b"url_prefix"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -623,6 +635,7 @@ class ResultEntry(_message.Message):
     TARGET_URL_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
+    SPEC_FIELD_NUMBER: _builtins.int
     job_id: _builtins.int
     kind: _builtins.str
     target_url: _builtins.str
@@ -632,6 +645,10 @@ class ResultEntry(_message.Message):
     def result(self) -> _jobs_pb2.JobResult:
         """Thumbnail bytes are left out; fetch them with GetThumbnail."""
 
+    @_builtins.property
+    def spec(self) -> _jobs_pb2.JobSpec:
+        """What the job asked for (its declared fields, say)."""
+
     def __init__(
         self,
         *,
@@ -640,10 +657,11 @@ class ResultEntry(_message.Message):
         target_url: _builtins.str = ...,
         finished_at: _timestamp_pb2.Timestamp | None = ...,
         result: _jobs_pb2.JobResult | None = ...,
+        spec: _jobs_pb2.JobSpec | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["finished_at", b"finished_at", "result", b"result"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["finished_at", b"finished_at", "result", b"result", "spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["finished_at", b"finished_at", "job_id", b"job_id", "kind", b"kind", "result", b"result", "target_url", b"target_url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["finished_at", b"finished_at", "job_id", b"job_id", "kind", b"kind", "result", b"result", "spec", b"spec", "target_url", b"target_url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,6 +26,7 @@ from crawlfleet.client.errors import (
 )
 from crawlfleet.client.models import (
     EnqueuedJob,
+    FieldValue,
     HostPage,
     HostPolicyChange,
     HostPolicyPage,
@@ -35,9 +36,10 @@ from crawlfleet.client.models import (
     QueueStats,
     ResultPage,
     WatchUpdate,
+    field_values,
 )
 from crawlfleet.client.settings import ClientSettings, settings_from_env
-from crawlfleet.client.specs import JobFilter, JobLike, RenderMode, RetryPolicy, ScrapeJob
+from crawlfleet.client.specs import Field, JobFilter, JobLike, RenderMode, RetryPolicy, ScrapeJob
 from crawlfleet.client.sync_client import Client
 from crawlfleet.common.states import JobState
 
@@ -57,6 +59,8 @@ __all__ = [
     "CrawlWaitTimeout",
     "DeadlineExceeded",
     "EnqueuedJob",
+    "Field",
+    "FieldValue",
     "HostPage",
     "HostPolicyChange",
     "HostPolicyPage",
@@ -81,5 +85,6 @@ __all__ = [
     "Unavailable",
     "WaitTimeout",
     "WatchUpdate",
+    "field_values",
     "settings_from_env",
 ]

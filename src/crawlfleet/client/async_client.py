@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import inspect
 import os
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
@@ -226,11 +227,20 @@ class AsyncClient:
                 yield job
 
     async def list_results(
-        self, *, kind: str | None = None, crawl_id: int | None = None, page_size: int = 100, page_token: str = ""
+        self,
+        *,
+        kind: str | None = None,
+        crawl_id: int | None = None,
+        page_size: int = 100,
+        page_token: str = "",
+        changed_since: dt.datetime | None = None,
+        url_prefix: str | None = None,
     ) -> ResultPage:
         """One page of results of succeeded jobs (of one crawl's pages with ``crawl_id``), in job id
         order (thumbnail bytes left out)."""
-        request = calls.list_results_request(kind, page_size, page_token, crawl_id)
+        request = calls.list_results_request(
+            kind, page_size, page_token, crawl_id, changed_since=changed_since, url_prefix=url_prefix
+        )
         return calls.result_page(await self._call(self._admin.ListResults, request))
 
     async def iter_results(
@@ -240,13 +250,23 @@ class AsyncClient:
         crawl_id: int | None = None,
         limit: int | None = None,
         page_size: int = calls.DEFAULT_PAGE_SIZE,
+        changed_since: dt.datetime | None = None,
+        url_prefix: str | None = None,
     ) -> AsyncGenerator[admin_pb2.ResultEntry, None]:
         """Results of succeeded jobs (of ``kind``: scrape, sitemap, noop; of one crawl's pages with
-        ``crawl_id``), in job id order, a page per call."""
+        ``crawl_id``), in job id order, a page per call.
+
+        ``changed_since`` keeps the pages that changed since then (fetched in full since, with new
+        content); ``url_prefix`` the jobs whose normalized target URL starts with it."""
         paging = calls.Paging(page_size, limit)
         while not paging.done:
             page = await self.list_results(
-                kind=kind, crawl_id=crawl_id, page_size=paging.page_size(), page_token=paging.token
+                kind=kind,
+                crawl_id=crawl_id,
+                page_size=paging.page_size(),
+                page_token=paging.token,
+                changed_since=changed_since,
+                url_prefix=url_prefix,
             )
             for result in page.results[: paging.take(page.results, page.next_page_token)]:
                 yield result

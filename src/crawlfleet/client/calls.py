@@ -6,6 +6,7 @@ error is located, and when a multi-call operation is done is decided here, once.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -19,7 +20,7 @@ from crawlfleet.client.models import (
     ResultPage,
     state_values,
 )
-from crawlfleet.client.specs import JobFilter, JobLike, Seconds, duration, job_spec
+from crawlfleet.client.specs import JobFilter, JobLike, Seconds, duration, job_spec, timestamp
 from crawlfleet.common.states import JobState
 from crawlfleet.v1 import admin_pb2, job_queue_pb2, jobs_pb2
 
@@ -79,14 +80,23 @@ def job_page(response: admin_pb2.ListJobsResponse) -> JobPage:
 
 
 def list_results_request(
-    kind: str | None, page_size: int, page_token: str, crawl_id: int | None = None
+    kind: str | None,
+    page_size: int,
+    page_token: str,
+    crawl_id: int | None = None,
+    *,
+    changed_since: dt.datetime | None = None,
+    url_prefix: str | None = None,
 ) -> admin_pb2.ListResultsRequest:
     check_size("page_size", page_size, MAX_PAGE_SIZE)
     if crawl_id is not None and crawl_id < 1:
         raise ValueError(f"crawl_id must be a positive crawl id, not {crawl_id}")
-    return admin_pb2.ListResultsRequest(
-        page_size=page_size, page_token=page_token, kind=kind or "", crawl_id=crawl_id or 0
+    request = admin_pb2.ListResultsRequest(
+        page_size=page_size, page_token=page_token, kind=kind or "", crawl_id=crawl_id or 0, url_prefix=url_prefix or ""
     )
+    if changed_since is not None:
+        request.changed_since.CopyFrom(timestamp(changed_since))
+    return request
 
 
 def result_page(response: admin_pb2.ListResultsResponse) -> ResultPage:

@@ -149,3 +149,21 @@ class PurgeCounts(NamedTuple):
 def to_datetime(ts: timestamp_pb2.Timestamp) -> dt.datetime:
     """A timestamp as an aware UTC datetime."""
     return ts.ToDatetime(tzinfo=dt.UTC)
+
+
+# A declared field's value in field_values: its value (None when nothing matched), or the list of
+# its values for a field declared with ``all``.
+FieldValue = str | list[str] | None
+
+
+def field_values(spec: jobs_pb2.JobSpec, result: jobs_pb2.JobResult) -> dict[str, FieldValue]:
+    """The declared fields of a scrape job's result by name, in the order declared: a field
+    declared with ``all`` as the list of its values, any other as its value or None. ``spec`` and
+    ``result`` are a ``Job``'s or a ``ResultEntry``'s."""
+    found = {field.name: list(field.values) for field in result.scrape.fields}
+    values: dict[str, FieldValue] = {}
+    for declared in spec.scrape.fields:
+        got = found.pop(declared.name, [])
+        values[declared.name] = got if declared.all else (got[0] if got else None)
+    values.update(found)  # reported but not declared (not from a worker of this version): as lists
+    return values

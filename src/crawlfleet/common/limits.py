@@ -93,6 +93,13 @@ LIMITS: dict[str, FieldLimit] = {
     "crawlfleet.v1.ScrapeResult.open_graph": FieldLimit(chars=8192, items=200),
     "crawlfleet.v1.ScrapeResult.headers": FieldLimit(chars=8192, items=100),
     "crawlfleet.v1.ScrapeResult.images": FieldLimit(items=result_limits.MAX_IMAGES),
+    "crawlfleet.v1.ScrapeResult.fields": FieldLimit(items=result_limits.MAX_FIELDS),
+    "crawlfleet.v1.ScrapeResult.content_sha256": FieldLimit(chars=64),
+    "crawlfleet.v1.FieldValue.name": FieldLimit(chars=64),
+    # A value's bound in bytes (checked with the result caps) is also one in characters.
+    "crawlfleet.v1.FieldValue.values": FieldLimit(
+        chars=result_limits.MAX_FIELD_VALUE_BYTES, items=result_limits.MAX_FIELD_VALUES
+    ),
     "crawlfleet.v1.Redirect.url": FieldLimit(chars=8192),
     "crawlfleet.v1.Link.url": FieldLimit(chars=8192),
     "crawlfleet.v1.Link.text": FieldLimit(chars=1000),

@@ -181,7 +181,7 @@ def run_show(ctx: Context, ns: argparse.Namespace) -> int:
         ctx.out(_indent(table(["#", "WORKER", "STARTED", "TOOK", "OUTCOME", "ERROR"], rows, right=[0])))
     if job.HasField("result"):
         ctx.out("\nresult:")
-        ctx.out(_indent("\n".join(result_lines(job.result))))
+        ctx.out(_indent("\n".join(result_lines(job.result, job.spec))))
     return EXIT_OK
 
 

@@ -10,6 +10,7 @@ import grpc
 from crawlfleet.common.states import STATE_NAMES
 from crawlfleet.coordinator.api import convert
 from crawlfleet.coordinator.api.admin_convert import (
+    MAX_FILTER_TEXT,
     attempt_message,
     job_filter,
     job_message,
@@ -226,11 +227,18 @@ class AdminServicer(HostsServicer):
         context: Ctx,  # type: ignore[type-arg]
     ) -> pb.ListResultsResponse:
         """Results of succeeded jobs after the page token, in job id order (a producer's own only;
-        of one crawl's pages with ``crawl_id``)."""
+        of one crawl's pages with ``crawl_id``; with ``changed_since``, of the pages that changed
+        since then)."""
         size = page_size(request.page_size, default=100, maximum=MAX_PAGE_SIZE)
         cursor = page_cursor(request.page_token) or 0
         if request.crawl_id < 0:
             raise InvalidArgument("crawl_id", "must be a positive crawl id, or 0 for every job's results")
+        url_prefix = convert.bounded_text(request.url_prefix, "url_prefix", limit=MAX_FILTER_TEXT)
+        changed_since = (
+            request.changed_since.ToDatetime(tzinfo=convert.UTC) if request.HasField("changed_since") else None
+        )
+        if request.crawl_id and (url_prefix or changed_since is not None):
+            raise InvalidArgument("crawl_id", "cannot be combined with url_prefix or changed_since")
         rows = await self._admin.results_after(
             cursor,
             size,
@@ -238,6 +246,8 @@ class AdminServicer(HostsServicer):
             max_bytes=RESULT_PAGE_BYTES,
             owner=visible_owner(),
             crawl_id=request.crawl_id or None,
+            url_prefix=url_prefix or None,
+            changed_since=changed_since,
         )
         entries = [
             pb.ResultEntry(
@@ -246,6 +256,7 @@ class AdminServicer(HostsServicer):
                 target_url=r.target_url or "",
                 finished_at=convert.timestamp(r.finished_at),
                 result=jobs_pb2.JobResult.FromString(r.result),
+                spec=jobs_pb2.JobSpec.FromString(r.spec),
             )
             for r in rows
         ]

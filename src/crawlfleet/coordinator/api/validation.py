@@ -9,6 +9,7 @@ from google.protobuf import duration_pb2
 from crawlfleet.common import result_limits
 from crawlfleet.common.hosts import host_of
 from crawlfleet.common.urls import InvalidURL, normalize_url
+from crawlfleet.coordinator.api.scrape_options import check_scrape_options
 from crawlfleet.coordinator.errors import InvalidArgument
 from crawlfleet.coordinator.settings import CoordinatorSettings
 from crawlfleet.coordinator.storage.rows import NewJob
@@ -89,6 +90,7 @@ def validate_job(spec: jobs_pb2.JobSpec, field: str, settings: CoordinatorSettin
             _check_range(f"{field}.scrape.timeout", timeout, 0.001, MAX_SCRAPE_TIMEOUT_SECONDS)
         if spec.scrape.render not in jobs_pb2.RenderMode.values():
             raise InvalidArgument(f"{field}.scrape.render", f"unknown render mode {spec.scrape.render}")
+        check_scrape_options(spec.scrape, f"{field}.scrape")
     elif kind == "sitemap":
         target_url = normalize_target_url(spec.sitemap.url, f"{field}.sitemap.url")
         _check_range(f"{field}.sitemap.max_urls", spec.sitemap.max_urls, 0, result_limits.MAX_SITEMAP_ENTRIES)

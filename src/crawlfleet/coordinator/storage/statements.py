@@ -215,7 +215,14 @@ JOB_ATTEMPT_LIST = statement("job_attempt_list", returns=Attempt, params=("job_i
 JOB_CANCEL = statement("job_cancel", returns=CancelOutcome, params=("job_id", "now"))
 THUMBNAIL_GET = statement("thumbnail_get", returns=StoredThumbnail, params=("sha256", "owner"))
 RESULT_LIST_AFTER = statement(
-    "result_list_after", returns=JobResultRow, params=("after_id", "limit", "kind", "max_bytes", "owner")
+    "result_list_after",
+    returns=JobResultRow,
+    params=("after_id", "limit", "kind", "max_bytes", "owner", "url_like"),
+)
+RESULT_LIST_CHANGED_AFTER = statement(
+    "result_list_changed_after",
+    returns=JobResultRow,
+    params=("after_id", "limit", "kind", "max_bytes", "owner", "changed_since", "url_like"),
 )
 RESULT_LIST_CRAWL_AFTER = statement(
     "result_list_crawl_after",
