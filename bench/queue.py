@@ -1,6 +1,7 @@
 """Queue throughput and latency: one coordinator and W worker processes over gRPC on loopback.
 
     python bench/queue.py --jobs 20000 --workers 2 [--slots 200] [--batch 1000]
+    python bench/queue.py --jobs 20000 --hosts 10000 [--throttled-backlog 1000000] --coordinator-arg=--no-obey-robots
 
 Uses DATABASE_URL's server if set, else an embedded PostgreSQL in .crawlfleet/bench-pg, and a fresh
 database for the run (dropped at the end). Phases, each timed from the database clock where it can be:
@@ -9,6 +10,18 @@ database for the run (dropped at the end). Phases, each timed from the database 
 2. jobs_per_s: W workers drain them; N / (max(finished_at) - min(leased_at)).
 3. latency_p50_ms / latency_p99_ms: with the workers idle in their long-poll, --latency-jobs single
    Enqueue calls paced --latency-interval-ms apart; leased_at - created_at per job.
+
+With --hosts K the jobs of phases 2 and 3 are host-bound: noop jobs with the URL
+http://h<n mod K>.bench.test/<n>, so each claim leases them within their hosts' limits (the
+coordinator's politeness flags: its defaults unless --coordinator-arg says otherwise). Noop jobs
+fetch no robots.txt: pass --coordinator-arg=--no-obey-robots, or each host waits a lease length
+for a robots.txt fetch that never reports.
+
+With --throttled-backlog M, M jobs on one more host, throttled.bench.test, whose policy (a
+host_policies row written before the coordinator starts) allows one lease in flight and one lease
+start an hour, are enqueued first (in Enqueue calls of --backlog-batch jobs, two at a time) and the
+table is vacuumed and analyzed, as a backlog that waited a while would be. The measured jobs are
+then leased past a host with M queued jobs. Completion checks skip that host's jobs.
 
 With --watch, a WatchJobs stream watches the N jobs of phase 2 while they drain (the coordinator's
 finish notifies are on meanwhile); watch_reported counts the jobs it reported, watch_messages
@@ -56,10 +69,32 @@ STOP_TIMEOUT = 30.0
 CALL_TIMEOUT = 60.0
 POLL_SECONDS = 0.05
 PROGRESS_SECONDS = 2.0
-# The run's database holds only the run's jobs, so "done" is "none live, none failed".
+# The run's database holds only the run's jobs and the throttled backlog ($1, the backlog's host),
+# so "done" is "none live but the backlog's, none failed". Each test stops at its first hit in a
+# partial index, walked in its order (so whatever the statistics say, never a scan of the
+# backlog): hostless queued jobs (jobs_available), hosts' queues on either side of the backlog's
+# host (jobs_host_queue), leases (at most the fleet's slots).
+THROTTLED_HOST = "throttled.bench.test"
 POLL_QUERY = """
-SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'queued') OR EXISTS (SELECT 1 FROM jobs WHERE state = 'leased') AS live,
+SELECT (SELECT id FROM jobs WHERE state = 'queued' AND host IS NULL ORDER BY priority DESC, run_at, id LIMIT 1)
+           IS NOT NULL
+       OR (SELECT host FROM jobs WHERE state = 'queued' AND host IS NOT NULL AND host < $1 ORDER BY host LIMIT 1)
+           IS NOT NULL
+       OR (SELECT host FROM jobs WHERE state = 'queued' AND host IS NOT NULL AND host > $1 ORDER BY host LIMIT 1)
+           IS NOT NULL
+       OR EXISTS (SELECT 1 FROM jobs WHERE state = 'leased' AND host IS DISTINCT FROM $1) AS live,
        EXISTS (SELECT 1 FROM jobs WHERE state IN ('dead', 'cancelled') AND finished_at IS NOT NULL) AS failed
+"""
+# The queued jobs but the backlog's, from the same indexes.
+QUEUED_QUERY = """
+SELECT (SELECT count(*) FROM jobs WHERE state = 'queued' AND host IS NULL)
+       + (SELECT count(*) FROM jobs WHERE state = 'queued' AND host IS NOT NULL AND host < $1)
+       + (SELECT count(*) FROM jobs WHERE state = 'queued' AND host IS NOT NULL AND host > $1)
+"""
+# One lease in flight and one lease start an hour: the backlog's host is served once in a run.
+THROTTLED_POLICY = """
+INSERT INTO host_policies (pattern, max_concurrency, delay_ms, note, updated_at)
+VALUES ($1, 1, 3600000, 'bench: a throttled backlog', now())
 """
 
 
@@ -77,6 +112,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--worker-arg", action="append", default=[], help="extra worker flag, e.g. =--lease-wait=5")
     parser.add_argument("--coordinator-arg", action="append", default=[], help="extra coordinator flag")
     parser.add_argument("--watch", action="store_true", help="watch the drained jobs with WatchJobs")
+    parser.add_argument("--hosts", type=int, default=0, help="spread the jobs over K hosts (0: hostless jobs)")
+    parser.add_argument("--throttled-backlog", type=int, default=0, help="jobs queued first on one throttled host (M)")
+    parser.add_argument("--backlog-batch", type=int, default=10_000, help="jobs per Enqueue call of the backlog")
     return parser.parse_args()
 
 
@@ -124,16 +162,17 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 async def wait_all_succeeded(db: asyncpg.Connection, children: list[procs.Child], total: int, timeout: float) -> None:
-    """Poll until no job is queued or leased and all `total` jobs of the run's database succeeded.
+    """Poll until no job is queued or leased and all `total` jobs of the run's database succeeded
+    (the throttled backlog's jobs aside).
 
-    A poll is three index probes (the partial indexes of queued, leased and finished jobs) that
+    A poll is a few index probes (the partial indexes of queued, leased and finished jobs) that
     stop at the first hit, so polling costs the database next to nothing at any N; only the
     progress line counts rows, every few seconds.
     """
     deadline = time.monotonic() + timeout
     next_report = time.monotonic() + PROGRESS_SECONDS
     while True:
-        row = await db.fetchrow(POLL_QUERY)
+        row = await db.fetchrow(POLL_QUERY, THROTTLED_HOST)
         assert row is not None
         if row["failed"]:
             raise RuntimeError("a job ended dead or cancelled")
@@ -143,11 +182,13 @@ async def wait_all_succeeded(db: asyncpg.Connection, children: list[procs.Child]
         if time.monotonic() > deadline:
             raise TimeoutError(f"jobs still queued or leased after {timeout}s")
         if time.monotonic() > next_report:
-            queued = await db.fetchval("SELECT count(*) FROM jobs WHERE state = 'queued'")
+            queued = await db.fetchval(QUEUED_QUERY, THROTTLED_HOST)
             say(f"  {queued} jobs still queued")
             next_report += PROGRESS_SECONDS
         await asyncio.sleep(POLL_SECONDS)
-    succeeded = await db.fetchval("SELECT count(*) FROM jobs WHERE state = 'succeeded'")
+    succeeded = await db.fetchval(
+        "SELECT count(*) FROM jobs WHERE state = 'succeeded' AND host IS DISTINCT FROM $1", THROTTLED_HOST
+    )
     if succeeded != total:
         raise RuntimeError(f"{succeeded} jobs succeeded, expected {total}")
 
@@ -161,23 +202,48 @@ async def watch_jobs(stub: job_queue_pb2_grpc.JobQueueAsyncStub, ids: list[int])
     return reported, messages
 
 
+HOSTLESS_SPEC = jobs_pb2.JobSpec(noop=jobs_pb2.NoopSpec())
+
+
+def job_spec(hosts: int, path: str, n: int) -> jobs_pb2.JobSpec:
+    """The n-th job of a phase: hostless, or on host n mod `hosts` at a URL of its own."""
+    if not hosts:
+        return HOSTLESS_SPEC
+    return jobs_pb2.JobSpec(noop=jobs_pb2.NoopSpec(url=f"http://h{n % hosts}.bench.test/{path}{n}"))
+
+
 async def enqueue_phase(
     stub: job_queue_pb2_grpc.JobQueueAsyncStub, args: argparse.Namespace
 ) -> tuple[list[int], float]:
     """Enqueue N noop jobs in batches; returns their ids and the wall time."""
-    spec = jobs_pb2.JobSpec(noop=jobs_pb2.NoopSpec())
     ids: list[int] = []
     started = time.perf_counter()
     for offset in range(0, args.jobs, args.batch):
-        size = min(args.batch, args.jobs - offset)
-        response = await stub.Enqueue(pb.EnqueueRequest(jobs=[spec] * size), timeout=CALL_TIMEOUT)
+        specs = [job_spec(args.hosts, "", n) for n in range(offset, min(offset + args.batch, args.jobs))]
+        response = await stub.Enqueue(pb.EnqueueRequest(jobs=specs), timeout=CALL_TIMEOUT)
         ids.extend(job.id for job in response.jobs)
     return ids, time.perf_counter() - started
 
 
+async def enqueue_backlog(stub: job_queue_pb2_grpc.JobQueueAsyncStub, args: argparse.Namespace) -> float:
+    """Enqueue the throttled backlog, two Enqueue calls in flight; returns the wall time."""
+    next_offset = 0
+
+    async def sender() -> None:
+        nonlocal next_offset
+        while next_offset < args.throttled_backlog:
+            offset, next_offset = next_offset, next_offset + args.backlog_batch
+            urls = range(offset, min(offset + args.backlog_batch, args.throttled_backlog))
+            specs = [jobs_pb2.JobSpec(noop=jobs_pb2.NoopSpec(url=f"http://{THROTTLED_HOST}/{n}")) for n in urls]
+            await stub.Enqueue(pb.EnqueueRequest(jobs=specs), timeout=CALL_TIMEOUT)
+
+    started = time.perf_counter()
+    await asyncio.gather(sender(), sender())
+    return time.perf_counter() - started
+
+
 async def latency_phase(stub: job_queue_pb2_grpc.JobQueueAsyncStub, args: argparse.Namespace) -> list[int]:
     """Single enqueues on a fixed schedule, so each lands on idle long-polling workers."""
-    request = pb.EnqueueRequest(jobs=[jobs_pb2.JobSpec(noop=jobs_pb2.NoopSpec())])
     interval = args.latency_interval_ms / 1000
     ids: list[int] = []
     start = time.monotonic()
@@ -185,6 +251,7 @@ async def latency_phase(stub: job_queue_pb2_grpc.JobQueueAsyncStub, args: argpar
         delay = start + k * interval - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)  # pacing, not waiting on a condition
+        request = pb.EnqueueRequest(jobs=[job_spec(args.hosts, "latency-", k)])
         response = await stub.Enqueue(request, timeout=CALL_TIMEOUT)
         ids.append(response.jobs[0].id)
     return ids
@@ -197,6 +264,23 @@ async def watch_registered(db: asyncpg.Connection) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("the coordinator did not register the watch")
         await asyncio.sleep(POLL_SECONDS)
+
+
+async def load_backlog(
+    db: asyncpg.Connection, stub: job_queue_pb2_grpc.JobQueueAsyncStub, args: argparse.Namespace
+) -> tuple[float, float]:
+    """The throttled host's policy, then its backlog, then VACUUM ANALYZE; (enqueue s, vacuum s)."""
+    await db.execute(THROTTLED_POLICY, THROTTLED_HOST)
+    backlog_s = await enqueue_backlog(stub, args)
+    say(
+        f"backlog: enqueued {args.throttled_backlog} jobs on {THROTTLED_HOST} in {backlog_s:.1f}s"
+        f" ({args.throttled_backlog / backlog_s:,.0f}/s)"
+    )
+    started = time.perf_counter()
+    await db.execute("VACUUM (ANALYZE) jobs, hosts", timeout=args.timeout)
+    vacuum_s = time.perf_counter() - started
+    say(f"backlog: VACUUM (ANALYZE) in {vacuum_s:.1f}s")
+    return backlog_s, vacuum_s
 
 
 def start_worker(args: argparse.Namespace, address: str, index: int, log_dir: Path) -> procs.Child:
@@ -224,6 +308,9 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
         try:
             stub = job_queue_pb2_grpc.JobQueueStub(channel)
             await channel.channel_ready()  # connection set-up is not part of the enqueue time
+            backlog_s = vacuum_s = 0.0
+            if args.throttled_backlog:
+                backlog_s, vacuum_s = await load_backlog(db, stub, args)
 
             meter = procs.CpuMeter({"coordinator": [coordinator.pid], "bench": [os.getpid()]}, postmaster=postmaster)
             meter.start()
@@ -285,6 +372,8 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
             "workers": args.workers,
             "slots": args.slots,
             "batch": args.batch,
+            "hosts": args.hosts,
+            "throttled_backlog": args.throttled_backlog,
             "jobs_per_s": round(len(ids) / span, 1),
             "enqueue_per_s": round(len(ids) / enqueue_s, 1),
             "latency_p50_ms": round(p50, 3),
@@ -302,6 +391,8 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
             "coordinator_args": args.coordinator_arg,
             "watch_reported": watch_reported,
             "watch_messages": watch_messages,
+            "backlog_enqueue_s": round(backlog_s, 1),
+            "backlog_vacuum_s": round(vacuum_s, 1),
         }
     finally:
         procs.kill_all(children)
@@ -310,8 +401,10 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
 
 def main() -> None:
     args = parse_args()
-    if min(args.jobs, args.workers, args.slots, args.batch, args.latency_jobs) < 1:
-        sys.exit("--jobs, --workers, --slots, --batch and --latency-jobs must be at least 1")
+    if min(args.jobs, args.workers, args.slots, args.batch, args.latency_jobs, args.backlog_batch) < 1:
+        sys.exit("--jobs, --workers, --slots, --batch, --latency-jobs and --backlog-batch must be at least 1")
+    if min(args.hosts, args.throttled_backlog) < 0:
+        sys.exit("--hosts and --throttled-backlog must not be negative")
     log_dir = Path(tempfile.mkdtemp(prefix="crawlfleet-bench-"))
     say(f"child logs in {log_dir}")
     result = asyncio.run(run(args, log_dir))

@@ -3,6 +3,8 @@ scope, patterns, depth, exact page limits, cancel, finish, progress."""
 
 from __future__ import annotations
 
+import itertools
+
 import asyncpg
 import grpc
 import pytest
@@ -268,7 +270,7 @@ async def test_watch_streams_progress_until_the_crawl_ends(coord: RunningCoordin
     while isinstance(response := await stream.read(), cpb.WatchCrawlResponse):
         seen.append(response.crawl)
     assert seen[-1].state == cpb.CRAWL_STATE_FINISHED and seen[-1].succeeded == 2
-    assert all(a.succeeded <= b.succeeded for a, b in zip(seen, seen[1:]))
+    assert all(a.succeeded <= b.succeeded for a, b in itertools.pairwise(seen))
 
 
 async def test_watching_an_unknown_crawl_is_not_found(coord: RunningCoordinator) -> None:

@@ -1,15 +1,19 @@
 """The Python client of a crawlfleet coordinator, for producers and operators (see docs/client.md).
 
 ``Client`` blocks; ``AsyncClient`` has the same methods as coroutines. Both enqueue jobs (one or
-many, in batches), wait for many jobs over one stream, page through jobs and results, and cancel,
-requeue and purge. Every error they raise on purpose is a ``ClientError``.
+many, in batches), wait for many jobs over one stream, start, follow and cancel crawls, page
+through jobs and results, cancel, requeue and purge, and see and steer how the fleet treats each
+host (policies, pause, resume). Every error they raise on purpose is a ``ClientError``.
 """
 
 from crawlfleet.client.async_client import AsyncClient
+from crawlfleet.client.crawl_specs import CrawlLike, CrawlScope, CrawlSpec
+from crawlfleet.client.crawls import CancelledCrawl, CrawlPage, CrawlState, StartedCrawl
 from crawlfleet.client.errors import (
     ClientError,
     ConfigurationError,
     Conflict,
+    CrawlWaitTimeout,
     DeadlineExceeded,
     InvalidArgument,
     JobsNotFound,
@@ -22,6 +26,9 @@ from crawlfleet.client.errors import (
 )
 from crawlfleet.client.models import (
     EnqueuedJob,
+    HostPage,
+    HostPolicyChange,
+    HostPolicyPage,
     JobOutcome,
     JobPage,
     PurgeCounts,
@@ -36,13 +43,23 @@ from crawlfleet.common.states import JobState
 
 __all__ = [
     "AsyncClient",
+    "CancelledCrawl",
     "Client",
     "ClientError",
     "ClientSettings",
     "ConfigurationError",
     "Conflict",
+    "CrawlLike",
+    "CrawlPage",
+    "CrawlScope",
+    "CrawlSpec",
+    "CrawlState",
+    "CrawlWaitTimeout",
     "DeadlineExceeded",
     "EnqueuedJob",
+    "HostPage",
+    "HostPolicyChange",
+    "HostPolicyPage",
     "InvalidArgument",
     "JobFilter",
     "JobLike",
@@ -59,6 +76,7 @@ __all__ = [
     "ResultPage",
     "RetryPolicy",
     "ScrapeJob",
+    "StartedCrawl",
     "Unauthenticated",
     "Unavailable",
     "WaitTimeout",

@@ -36,10 +36,10 @@ class EnqueuedJob(NamedTuple):
 
 @dataclass(frozen=True, kw_only=True)
 class JobOutcome:
-    """How a watched job ended: SUCCEEDED, DEAD or CANCELLED."""
+    """How a watched job ended: SUCCEEDED, DEAD, CANCELLED or SKIPPED."""
 
     job_id: int
-    # SUCCEEDED, DEAD or CANCELLED (a StrEnum: it equals "succeeded", "dead", "cancelled").
+    # SUCCEEDED, DEAD, CANCELLED or SKIPPED (a StrEnum: it equals "succeeded", "dead", ...).
     state: JobState
     # Attempts made, the last one included (0 for a job cancelled before its first lease).
     attempt: int
@@ -50,6 +50,12 @@ class JobOutcome:
     @property
     def succeeded(self) -> bool:
         return self.state is JobState.SUCCEEDED
+
+    @property
+    def failed(self) -> bool:
+        """Dead or cancelled. A skipped job (robots.txt disallows its URL) did not fail: it ran as
+        the fleet's politeness asks."""
+        return self.state in (JobState.DEAD, JobState.CANCELLED)
 
     @classmethod
     def from_proto(cls, job: job_queue_pb2.FinishedJob) -> JobOutcome:
@@ -87,6 +93,28 @@ class ResultPage(NamedTuple):
 
     results: list[admin_pb2.ResultEntry]
     next_page_token: str
+
+
+class HostPage(NamedTuple):
+    """One page of ``list_hosts``, in host order; pass ``next_page_token`` for the next (empty: no more)."""
+
+    hosts: list[admin_pb2.Host]
+    next_page_token: str
+
+
+class HostPolicyPage(NamedTuple):
+    """One page of ``list_host_policies``, in pattern order; pass ``next_page_token`` for the next."""
+
+    policies: list[admin_pb2.HostPolicy]
+    next_page_token: str
+
+
+class HostPolicyChange(NamedTuple):
+    """A policy set (``hosts``: the known hosts it now governs) or cleared (``hosts``: those it
+    governed, now under the next most specific policy or the fleet defaults)."""
+
+    policy: admin_pb2.HostPolicy
+    hosts: int
 
 
 @dataclass(frozen=True, kw_only=True)

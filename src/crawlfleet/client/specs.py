@@ -112,9 +112,9 @@ def job_spec(job: JobLike) -> jobs_pb2.JobSpec:
 class JobFilter:
     """Which jobs to list or requeue; fields left unset do not filter."""
 
-    # JobStates, or their names: queued, leased, succeeded, dead, cancelled.
+    # JobStates, or their names: queued, leased, succeeded, dead, cancelled, skipped.
     states: Sequence[JobState | str] = ()
-    # scrape or noop.
+    # scrape, sitemap or noop.
     kind: str | None = None
     # Normalized target URLs starting with this.
     url_prefix: str | None = None

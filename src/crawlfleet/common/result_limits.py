@@ -18,5 +18,9 @@ MAX_IMAGES = 100
 # Thumbnail bytes of all images of one result (the worker's --max-result-bytes, 8 MiB by default,
 # may not exceed it).
 MAX_THUMBNAIL_BYTES = 16 * 1024 * 1024
+# SitemapResult.entries, and a sitemap job's max_urls: the URLs one sitemap may list (sitemaps.org).
+# At long URLs that many would pass the size cap below; the worker's byte budget for the entries
+# (worker/pipeline/sitemap_settings.py) keeps a result well inside it.
+MAX_SITEMAP_ENTRIES = 50_000
 # The whole encoded JobResult, thumbnails included: well under the coordinator's message limit.
 MAX_RESULT_BYTES = 24 * 1024 * 1024

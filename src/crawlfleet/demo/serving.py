@@ -2,8 +2,9 @@
 benchmark site and the test sites, which differ only in what they answer.
 
 A site is a function from the request target (path and query) to a ``Reply``. The server counts hits
-per path, keeps connections alive (as real sites do, so clients reuse them), answers HEAD like GET
-without the body, and can serve HTTPS with a given certificate.
+per path (and, when asked, logs each request with its time and User-Agent), keeps connections alive
+(as real sites do, so clients reuse them), answers HEAD like GET without the body, and can serve
+HTTPS with a given certificate.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import http.server
 import ssl
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,6 +29,14 @@ class Reply(NamedTuple):
     body: bytes
 
 
+class Request(NamedTuple):
+    """One request as the site saw it: when it arrived (time.monotonic), its path, its User-Agent."""
+
+    at: float
+    path: str
+    user_agent: str
+
+
 Resolver = Callable[[str], Reply]
 
 
@@ -41,11 +51,14 @@ class _Server(http.server.ThreadingHTTPServer):
 class SiteServer:
     """Serves ``resolve`` on ``host:port``; ``start()`` returns the base URL, ``stop()`` shuts it down."""
 
-    def __init__(self, resolve: Resolver, *, name: str = "site") -> None:
+    def __init__(self, resolve: Resolver, *, name: str = "site", log_requests: bool = False) -> None:
         self.resolve = resolve
         self.name = name
         self.base = ""
         self.hits: Counter[str] = Counter()  # path -> requests served
+        # Every request in arrival order, when log_requests (tests; a benchmark's would grow unbounded).
+        self.requests: list[Request] = []
+        self._log_requests = log_requests
         self._lock = threading.Lock()
         self._server: _Server | None = None
 
@@ -99,8 +112,12 @@ class SiteServer:
                 self._respond(send_body=False)
 
             def _respond(self, *, send_body: bool) -> None:
+                arrived = time.monotonic()
+                path = urlsplit(self.path).path
                 with site._lock:
-                    site.hits[urlsplit(self.path).path] += 1
+                    site.hits[path] += 1
+                    if site._log_requests:
+                        site.requests.append(Request(arrived, path, self.headers.get("User-Agent", "")))
                 status, headers, body = site.resolve(self.path)
                 self.send_response(status)
                 for name, value in headers.items():

@@ -20,9 +20,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "export",
         help="results of succeeded jobs as JSON lines",
         description="Writes one JSON object per succeeded job, in job id order: job_id, kind, url, finished_at "
-        "and result (the JobResult with .proto field names; thumbnail bytes left out).",
+        "and result (the JobResult with .proto field names; thumbnail bytes left out). With --crawl, only the "
+        "pages of that crawl stored so far.",
     )
-    export.add_argument("--kind", help="only jobs of this kind (scrape, noop)")
+    export.add_argument("--kind", help="only jobs of this kind (scrape, sitemap, noop)")
+    export.add_argument("--crawl", type=int, metavar="ID", help="only the pages of this crawl")
     export.add_argument("--output", "-o", type=Path, help="write to this file instead of stdout")
     export.add_argument("--page-size", type=int, default=EXPORT_PAGE, help=f"results per call (default {EXPORT_PAGE})")
     export.set_defaults(run=run_export)
@@ -31,6 +33,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run_export(ctx: Context, ns: argparse.Namespace) -> int:
     if not 1 <= ns.page_size <= 1000:
         raise UsageError("--page-size must be between 1 and 1000")
+    if ns.crawl is not None and ns.crawl < 1:
+        raise UsageError("--crawl takes a crawl id (crawlfleet crawl list)")
     if ns.output is None:
         count = export(ctx, ns, ctx.stdout)
     else:
@@ -48,7 +52,9 @@ def export(ctx: Context, ns: argparse.Namespace, out: TextIO) -> int:
     # Results on a terminal and a progress line beside them would interleave.
     progress = ctx.progress("export") if out is not ctx.stdout else None
     with ctx.client() as client:
-        for entry in client.iter_results(kind=ns.kind, page_size=ns.page_size):
+        if ns.crawl is not None:
+            client.get_crawl(ns.crawl)  # a crawl that does not exist is an error, not an empty export
+        for entry in client.iter_results(kind=ns.kind, crawl_id=ns.crawl, page_size=ns.page_size):
             out.write(dumps(export_record(entry)) + "\n")
             count += 1
             if progress is not None:
@@ -76,9 +82,15 @@ def image_counts(result: jobs_pb2.JobResult) -> tuple[int, int]:
     return len(images) - failed, failed
 
 
+# Sitemap URLs and errors `jobs show` lists; export and --json give them all.
+SHOWN_SITEMAP_ITEMS = 10
+
+
 def result_lines(result: jobs_pb2.JobResult) -> list[str]:
     """What a person wants to see first of a result."""
     kind = result.WhichOneof("payload")
+    if kind == "sitemap":
+        return sitemap_lines(result.sitemap)
     if kind != "scrape":
         return [f"{kind or 'empty'} result"]
     page = result.scrape
@@ -97,4 +109,22 @@ def result_lines(result: jobs_pb2.JobResult) -> list[str]:
     thumbnails = sum(len(i.thumbnails) for i in page.images)
     if thumbnails:
         lines.append(f"thumbnails  {thumbnails}")
+    return lines
+
+
+def sitemap_lines(found: jobs_pb2.SitemapResult) -> list[str]:
+    """Counts, then the first URLs and errors of a sitemap result."""
+    lines = [
+        f"URLs        {len(found.entries)}" + ("  (truncated: the sitemaps list more)" if found.truncated else ""),
+        f"sitemaps    {len(found.sitemaps)} read, {len(found.errors)} error(s)",
+    ]
+    for entry in found.entries[:SHOWN_SITEMAP_ITEMS]:
+        lastmod = f"  {to_datetime(entry.lastmod).date().isoformat()}" if entry.HasField("lastmod") else ""
+        lines.append(f"  {truncate(entry.url, 100)}{lastmod}")
+    if len(found.entries) > SHOWN_SITEMAP_ITEMS:
+        lines.append(f"  ... {len(found.entries) - SHOWN_SITEMAP_ITEMS} more (--json or export for all)")
+    for error in found.errors[:SHOWN_SITEMAP_ITEMS]:
+        lines.append(f"  error     {truncate(error, 110)}")
+    if len(found.errors) > SHOWN_SITEMAP_ITEMS:
+        lines.append(f"  ... {len(found.errors) - SHOWN_SITEMAP_ITEMS} more error(s)")
     return lines

@@ -76,11 +76,23 @@ class AdminQueue:
             return await q.THUMBNAIL_GET.fetch_one(conn, sha256=sha256, owner=owner)
 
     async def results_after(
-        self, after_id: int, limit: int, kind: str | None, *, max_bytes: int, owner: str | None = None
+        self,
+        after_id: int,
+        limit: int,
+        kind: str | None,
+        *,
+        max_bytes: int,
+        owner: str | None = None,
+        crawl_id: int | None = None,
     ) -> list[JobResultRow]:
-        """Succeeded jobs with results (`owner`'s only, when given), by id after a cursor: at most
-        ``limit`` rows and about ``max_bytes`` of them, but at least one row when any is there."""
+        """Succeeded jobs with results (`owner`'s only, when given; of one crawl, when given), by id
+        after a cursor: at most ``limit`` rows and about ``max_bytes`` of them, but at least one row
+        when any is there."""
         async with connection(self._pool) as conn:
+            if crawl_id is not None:
+                return await q.RESULT_LIST_CRAWL_AFTER.fetch(
+                    conn, after_id=after_id, limit=limit, kind=kind, max_bytes=max_bytes, owner=owner, crawl_id=crawl_id
+                )
             return await q.RESULT_LIST_AFTER.fetch(
                 conn, after_id=after_id, limit=limit, kind=kind, max_bytes=max_bytes, owner=owner
             )

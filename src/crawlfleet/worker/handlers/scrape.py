@@ -1,9 +1,11 @@
-"""The `scrape` kind: fetch (HTTP, browser, or HTTP then browser), extract, process images.
+"""The `scrape` kind: obey robots.txt, fetch (HTTP, browser, or HTTP then browser), extract,
+process images.
 
 Failure classes (`JobError.error_type`): dns_error, connection_refused, connect_error, timeout,
 transport_error (retryable); tls_error, blocked_destination, invalid_url, too_many_redirects (not);
 http_5xx and http_429 (retryable, Retry-After honoured); http_4xx (not); non_html, body_too_large
-(not); browser_crash, browser_unavailable, navigation_failed (retryable). A page fails with the same
+(not); browser_crash, browser_unavailable, navigation_failed (retryable); robots_disallowed (not: the
+job ends skipped); robots_unreachable (released, uncharged: worker/robots.py). A page fails with the same
 class whether it is fetched or rendered: the browser's document goes through the same fetcher and
 the same `check_page`, before Chromium sees it. A bad image never fails the job: it is recorded on
 the image with its reason.
@@ -73,6 +75,9 @@ async def run_scrape(job: pb.LeasedJob, ctx: JobContext) -> jobs_pb2.JobResult:
     settings = ctx.settings.scrape
     timeout = spec.timeout.ToNanoseconds() / 1e9 if spec.HasField("timeout") else settings.http_timeout
     mode = spec.render or jobs_pb2.RENDER_MODE_HTTP
+    if ctx.robots is not None:  # on the job's URL, whether it is fetched or rendered
+        with ctx.resources.stages.time("robots"):
+            await ctx.robots.check(job, spec.url, ctx, timeout=timeout)
     # `timeout` bounds the fetch (in the fetcher) and the render (in the browser pool, from the
     # moment the job has a browser page: waiting for a free page is not the site's fault).
     if mode == jobs_pb2.RENDER_MODE_BROWSER:
