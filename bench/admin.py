@@ -11,15 +11,18 @@ database for the run (dropped at the end). Steps:
    (https://shopNN.example/product/<id>, 50 shops) and 10% noop; created_at over 30 days, in id
    order; live (queued and leased) jobs among the newest 8%. Live scrape jobs carry the dedupe key
    'url:<target_url>', others none. Leases expire 10 to 60 minutes on (the coordinator's reaper runs
-   during the bench) except 2% already expired, which it reaps at start.
+   during the bench) except 2% already expired, which it reaps at start. Two crawls own scrape
+   jobs, at depths 0 to 3: an old one, the scrape jobs among the first 2% of ids (finished a month
+   ago), and a long one, shop07's scrape jobs elsewhere (2%, spread over the whole id range).
 2. A coordinator on that database; waits until job_counts holds all N jobs (folded) and
    GetQueueStats agrees.
 3. Each Admin RPC: 2 warm-ups, then --repeat timed calls (p50 and p99 in ms, client side). The
    mutating ones come last: RequeueDeadJobs by filter (100 per call), then PurgeJobs a few times.
-4. EXPLAIN (ANALYZE, BUFFERS) of the SQL behind them (sql/queries/admin.sql, plus job_get), once with
-   a custom plan (what the first 5 executions on a connection get) and once with the generic plan
-   (what asyncpg's prepared statements may switch to after that); mutating ones in a rolled-back
-   transaction. Summary line for each; the plan tree for those slower than --slow-ms.
+4. EXPLAIN (ANALYZE, BUFFERS) of the SQL behind them (sql/queries/admin.sql, plus job_get and a
+   crawl's result pages), once with a custom plan (what the first 5 executions on a connection
+   get) and once with the generic plan (what asyncpg's prepared statements may switch to after
+   that); mutating ones in a rolled-back transaction. Summary line for each; the plan tree for
+   those slower than --slow-ms.
 
 Progress goes to stdout; the last line is one JSON object with the figures.
 """
@@ -46,7 +49,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import grpc
@@ -57,7 +60,7 @@ from bench import procs
 from bench.queue import create_bench_database, drop_bench_database, percentile, say
 from crawlfleet.coordinator.storage import sql
 from crawlfleet.v1 import admin_pb2 as pb
-from crawlfleet.v1 import admin_pb2_grpc, jobs_pb2
+from crawlfleet.v1 import admin_pb2_grpc, crawls_pb2, jobs_pb2
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
@@ -73,12 +76,13 @@ SHOP = "https://shop07.example/"
 # Migrated already; no Prometheus endpoint (the default port may be another bench's).
 SERVE_FLAGS = ["--no-migrate", "--metrics-listen", "off"]
 
-# $1..$2: the ids of the chunk; $3: N; $4, $5: scrape and noop specs; $6, $7: their results; $8: "now".
+# $1..$2: the ids of the chunk; $3: N; $4, $5: scrape and noop specs; $6, $7: their results; $8: "now";
+# $9, $10: the old crawl (the scrape jobs of the first 2% of ids) and the long one (shop07's others).
 # r_state picks the state (live states only among the newest 8%), r_kind the kind, r the details.
 FILL_JOBS = """
 INSERT INTO jobs (id, kind, state, priority, spec, target_url, dedupe_key, run_at, created_at, attempt,
                   max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, lease_token, leased_by,
-                  leased_at, lease_expires_at, cancel_requested, finished_at, last_error, result)
+                  leased_at, lease_expires_at, cancel_requested, finished_at, last_error, result, crawl_id, depth)
 OVERRIDING SYSTEM VALUE
 SELECT g, kind, state, priority,
        CASE WHEN kind = 'scrape' THEN $4::bytea ELSE $5::bytea END,
@@ -100,7 +104,10 @@ SELECT g, kind, state, priority,
             WHEN state = 'dead' AND r < 0.8 THEN 'http_5xx: 503 Service Unavailable'
             WHEN state = 'dead' THEN 'timeout: no response within 30s'
             WHEN state = 'queued' AND attempt > 0 THEN 'http_5xx: 502 Bad Gateway' END,
-       CASE WHEN state = 'succeeded' THEN CASE WHEN kind = 'scrape' THEN $6::bytea ELSE $7::bytea END END
+       CASE WHEN state = 'succeeded' THEN CASE WHEN kind = 'scrape' THEN $6::bytea ELSE $7::bytea END END,
+       CASE WHEN kind = 'scrape' AND g <= $3::bigint / 50 THEN $9::bigint
+            WHEN kind = 'scrape' AND g % 50 = 7 THEN $10::bigint END,
+       CASE WHEN kind = 'scrape' AND (g <= $3::bigint / 50 OR g % 50 = 7) THEN (g % 4)::int END
 FROM (
     SELECT g, kind, state, created_at, r, target_url, worker,
            CASE WHEN r_prio < 0.9 THEN 0 WHEN r_prio < 0.98 THEN 10 ELSE 50 END::smallint AS priority,
@@ -169,6 +176,16 @@ FROM generate_series(0, $2::int - 1) AS w
 ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at
 """
 FOLDED_QUERY = "SELECT coalesce(sum(count), 0)::bigint FROM job_counts"
+# A crawl ($1: its spec, $2: "now"); its jobs are written by FILL_JOBS.
+FILL_CRAWL = """
+INSERT INTO crawls (spec, max_depth, max_pages, max_pages_per_host, max_query_variants, priority, max_attempts,
+                    retry_initial_ms, retry_multiplier, retry_max_ms, pages_enqueued, created_at)
+VALUES ($1, 3, 10000000, 10000000, 100, 0, 5, 1000, 2, 300000, 0, $2::timestamptz - interval '30 days')
+RETURNING id
+"""
+# A page of results as the admin API asks for it, and the byte bound it gives.
+RESULT_PAGE = 100
+RESULT_PAGE_BYTES = 3 * 1024 * 1024
 
 
 def parse_args() -> argparse.Namespace:
@@ -205,15 +222,25 @@ def specs_and_results() -> tuple[bytes, bytes, bytes, bytes]:
     )
 
 
-async def fill(db: asyncpg.Connection, rows: int, chunk: int, seed: float) -> tuple[dt.datetime, float, float]:
-    """Write the jobs, their attempts and the workers; returns the fill's "now", fill and VACUUM seconds."""
+class BenchCrawls(NamedTuple):
+    old: int
+    spread: int
+
+
+async def fill(
+    db: asyncpg.Connection, rows: int, chunk: int, seed: float
+) -> tuple[dt.datetime, BenchCrawls, float, float]:
+    """Write the crawls, the jobs, their attempts and the workers; returns the fill's "now", the
+    crawls' ids, fill and VACUUM seconds."""
     await db.execute("SELECT setseed($1)", seed)
     now: dt.datetime = await db.fetchval("SELECT now()")
     blobs = specs_and_results()
+    crawl_spec = crawls_pb2.CrawlSpec(seeds=[SHOP], max_depth=3).SerializeToString()
+    crawls = BenchCrawls(*[await db.fetchval(FILL_CRAWL, crawl_spec, now) for _ in BenchCrawls._fields])
     started = time.perf_counter()
     for lo in range(1, rows + 1, chunk):
         hi = min(rows, lo + chunk - 1)
-        await db.execute(FILL_JOBS, lo, hi, rows, *blobs, now)
+        await db.execute(FILL_JOBS, lo, hi, rows, *blobs, now, *crawls)
         await db.execute(FILL_ATTEMPTS, lo, hi)
         elapsed = time.perf_counter() - started
         say(f"  filled jobs {lo}..{hi} with attempts ({hi / elapsed:,.0f} jobs/s so far)")
@@ -226,7 +253,7 @@ async def fill(db: asyncpg.Connection, rows: int, chunk: int, seed: float) -> tu
     fill_s = time.perf_counter() - started
     started = time.perf_counter()
     await db.execute("VACUUM ANALYZE")
-    return now, fill_s, time.perf_counter() - started
+    return now, crawls, fill_s, time.perf_counter() - started
 
 
 async def migrate(dsn: str, log_dir: Path, children: list[procs.Child]) -> None:
@@ -294,7 +321,7 @@ async def time_calls(call: Callable[[int], Awaitable[Any]], repeat: int, describ
 
 
 async def time_reads(
-    stub: admin_pb2_grpc.AdminAsyncStub, now: dt.datetime, rows: int, repeat: int
+    stub: admin_pb2_grpc.AdminAsyncStub, now: dt.datetime, rows: int, repeat: int, crawls: BenchCrawls
 ) -> tuple[dict[str, Timing], str]:
     """The read-only RPCs; also returns the page token of the first page of dead jobs."""
     dead = pb.JobFilter(states=[jobs_pb2.JOB_STATE_DEAD])
@@ -340,11 +367,32 @@ async def time_reads(
             lambda r: f"job {r.job.id} with {len(r.job.attempts)} attempt(s)",
         ),
     }
+
+    def list_results(request: pb.ListResultsRequest) -> Callable[[int], Awaitable[Any]]:
+        return lambda i: stub.ListResults(request, timeout=t)
+
+    for name, request in result_pages(rows, crawls).items():  # pages of crawl exports
+        calls[f"ListResults_crawl_{name}"] = (list_results(request), lambda r: f"{len(r.results)} results")
     timings = {}
     for name, (call, describe) in calls.items():
         timings[name] = await time_calls(call, repeat, describe)
         say(f"  {name}: {timings[name].figures()} ({timings[name].note})")
     return timings, first_dead.next_page_token
+
+
+def result_pages(rows: int, crawls: BenchCrawls) -> dict[str, pb.ListResultsRequest]:
+    """Pages of crawl exports: the first and the last of the old crawl (its last page holds a few
+    of its jobs, then nothing up to the newest job), the first and a late one of the spread crawl."""
+
+    def page(crawl_id: int, after: int) -> pb.ListResultsRequest:
+        return pb.ListResultsRequest(crawl_id=crawl_id, page_size=RESULT_PAGE, page_token=str(after) if after else "")
+
+    return {
+        "old_first": page(crawls.old, 0),
+        "old_last": page(crawls.old, rows // 50 - RESULT_PAGE // 2),
+        "spread_first": page(crawls.spread, 0),
+        "spread_late": page(crawls.spread, rows * 9 // 10),
+    }
 
 
 # --- EXPLAIN ------------------------------------------------------------------------------------
@@ -440,7 +488,7 @@ async def explain_case(db: asyncpg.Connection, case: ExplainCase, slow_ms: float
         await db.execute("DEALLOCATE bench_q")
 
 
-def explain_cases(now: dt.datetime, rows: int, dead_token: str) -> list[ExplainCase]:
+def explain_cases(now: dt.datetime, rows: int, dead_token: str, crawls: BenchCrawls) -> list[ExplainCase]:
     """The admin queries with the parameters the RPCs above pass (see coordinator/queue_admin.py)."""
     q = sql.query
     window_start = now - dt.timedelta(days=15)
@@ -450,7 +498,8 @@ def explain_cases(now: dt.datetime, rows: int, dead_token: str) -> list[ExplainC
     return [
         ExplainCase("job_count_fold", q("job_count_fold"), []),
         ExplainCase("job_count_by_kind_state", q("job_count_by_kind_state"), []),
-        ExplainCase("queue_health", q("queue_health"), [10_000, None]),
+        # expiring within 10 s; stuck after two reaper intervals of the default second.
+        ExplainCase("queue_health", q("queue_health"), [10_000, 2_000, None]),
         ExplainCase("worker_list_seen", q("worker_list_seen"), [now - dt.timedelta(minutes=5)]),
         ExplainCase("job_list_filtered/none", listing, [[], None, None, None, None, None, MAX_ID, 50]),
         ExplainCase("job_list_filtered/dead", listing, [["dead"], None, None, None, None, None, MAX_ID, 50]),
@@ -466,6 +515,15 @@ def explain_cases(now: dt.datetime, rows: int, dead_token: str) -> list[ExplainC
             "job_list_filtered/dead_noop_timeout", listing, [["dead"], "noop", None, None, None, "timeout", MAX_ID, 50]
         ),
         ExplainCase("job_get", q("job_get"), [rows // 2, None]),
+        *(
+            ExplainCase(
+                f"result_list_crawl_after/{name}",
+                q("result_list_crawl_after"),
+                # after id, limit, kind, max bytes, owner, crawl.
+                [int(r.page_token or 0), r.page_size, None, RESULT_PAGE_BYTES, None, r.crawl_id],
+            )
+            for name, r in result_pages(rows, crawls).items()
+        ),
         ExplainCase("job_attempt_list", q("job_attempt_list"), [rows // 2]),
         # The error type as queue_admin escapes it for LIKE.
         ExplainCase(
@@ -527,7 +585,7 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
         say(f"database {db_name} migrated")
         db = await asyncpg.connect(dsn, timeout=START_TIMEOUT, server_settings={"jit": "off"})
         try:
-            now, fill_s, vacuum_s = await fill(db, args.rows, args.chunk, args.seed)
+            now, crawls, fill_s, vacuum_s = await fill(db, args.rows, args.chunk, args.seed)
             sizes = await db.fetchrow(
                 "SELECT pg_size_pretty(pg_table_size('jobs')) AS heap, pg_size_pretty(pg_indexes_size('jobs')) AS idx,"
                 " (SELECT count(*) FROM job_attempts) AS attempts"
@@ -550,12 +608,12 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
                 # Workers report on each Lease; the fill's ones may have aged out of the 5-minute window.
                 await db.execute(FILL_WORKERS, now, WORKERS)
                 say(f"timing read RPCs ({WARMUPS} warm-ups + {args.repeat} calls each)")
-                timings, dead_token = await time_reads(stub, now, args.rows, args.repeat)
+                timings, dead_token = await time_reads(stub, now, args.rows, args.repeat, crawls)
                 procs.check_running(children)
 
                 say(f"EXPLAIN (ANALYZE, BUFFERS); plans of queries slower than {args.slow_ms} ms")
                 plans = {}
-                for case in explain_cases(now, args.rows, dead_token):
+                for case in explain_cases(now, args.rows, dead_token, crawls):
                     plans[case.name] = await explain_case(db, case, args.slow_ms)
 
                 say("timing mutating RPCs")

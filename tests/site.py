@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from crawlfleet.demo.serving import Reply, SiteServer
+from crawlfleet.demo.serving import Reply, Request, SiteServer
 from crawlfleet.worker.pipeline.settings import MAX_REDIRECTS
 
 Response = tuple[int, dict[str, str], bytes]
@@ -105,7 +105,7 @@ class LocalSite:
     server: SiteServer = field(init=False)
 
     def __post_init__(self) -> None:
-        self.server = SiteServer(self._reply, name="test-site")
+        self.server = SiteServer(self._reply, name="test-site", log_requests=True)
 
     @property
     def base(self) -> str:
@@ -114,6 +114,11 @@ class LocalSite:
     @property
     def hits(self) -> Counter[str]:
         return self.server.hits
+
+    @property
+    def requests(self) -> list[Request]:
+        """Every request so far, in arrival order (a copy: the server thread appends to its own)."""
+        return list(self.server.requests)
 
     def start(self, host: str = "127.0.0.1", tls: tuple[Path, Path] | None = None) -> LocalSite:
         """Serve in a thread; with tls=(certificate, key), over HTTPS."""

@@ -64,6 +64,7 @@ def result_of(job: pb.LeasedJob) -> jobs_pb2.JobResult:
         title=f"Page {url.rsplit('/', 1)[-1] or 'home'}",
         content_type="text/html",
         rendered_with=jobs_pb2.RENDER_MODE_HTTP,
+        fields=[jobs_pb2.FieldValue(name=f.name, values=[f"{f.name} of {url}"]) for f in job.spec.scrape.fields],
     )
     return jobs_pb2.JobResult(scrape=page)
 

@@ -75,11 +75,21 @@ MATRIX: list[tuple[str, Call, set[Role]]] = [
     ("Heartbeat", job_queue("Heartbeat", pb.HeartbeatRequest(worker_id="w1")), {Role.WORKER}),
     ("Complete", job_queue("Complete", pb.CompleteRequest()), {Role.WORKER}),
     ("Fail", job_queue("Fail", pb.FailRequest()), {Role.WORKER}),
+    ("ReportRobots", job_queue("ReportRobots", pb.ReportRobotsRequest()), {Role.WORKER}),
+    ("GetRobots", job_queue("GetRobots", pb.GetRobotsRequest(host="shop.example")), {Role.WORKER}),
     ("WatchJobs", job_queue_stream("WatchJobs", pb.WatchJobsRequest(all_unfinished=True)), {Role.PRODUCER}),
     ("GetJob", admin("GetJob", admin_pb2.GetJobRequest(job_id=1)), {Role.PRODUCER}),
     ("GetQueueStats", admin("GetQueueStats", admin_pb2.GetQueueStatsRequest()), set()),
     ("CancelJob", admin("CancelJob", admin_pb2.CancelJobRequest(job_id=1)), set()),
     ("RequeueDeadJobs", admin("RequeueDeadJobs", admin_pb2.RequeueDeadJobsRequest()), set()),
+    # Hosts and their policies are the operators' alone, reading them included (as ListJobs).
+    ("ListHosts", admin("ListHosts", admin_pb2.ListHostsRequest()), set()),
+    ("GetHost", admin("GetHost", admin_pb2.GetHostRequest(host="a.example")), set()),
+    ("SetHostPolicy", admin("SetHostPolicy", admin_pb2.SetHostPolicyRequest(pattern="a.example")), set()),
+    ("ClearHostPolicy", admin("ClearHostPolicy", admin_pb2.ClearHostPolicyRequest(pattern="a.example")), set()),
+    ("ListHostPolicies", admin("ListHostPolicies", admin_pb2.ListHostPoliciesRequest()), set()),
+    ("PauseHost", admin("PauseHost", admin_pb2.PauseHostRequest(host="a.example")), set()),
+    ("ResumeHost", admin("ResumeHost", admin_pb2.ResumeHostRequest(host="a.example")), set()),
 ]
 
 

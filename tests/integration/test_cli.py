@@ -157,7 +157,7 @@ async def test_stats_health_and_workers(coord: RunningCoordinator) -> None:
     await enqueue(coord, scrape("https://a.example/"), scrape("https://b.example/"), noop())
     stats = await cli(coord, "stats", "--json")  # global options may follow the command
     assert stats.code == 0
-    assert stats.json()["states"] == {"queued": 3, "leased": 0, "succeeded": 0, "dead": 0, "cancelled": 0}
+    assert stats.json()["states"] == {"queued": 3, "leased": 0, "succeeded": 0, "dead": 0, "cancelled": 0, "skipped": 0}
     assert stats.json()["kinds"]["scrape"]["queued"] == 2 and stats.json()["kinds"]["noop"]["queued"] == 1
     table = await cli(coord, "stats")
     assert "KIND" in table.out and "scrape" in table.out
@@ -292,6 +292,19 @@ async def test_wait_exit_codes(coord: RunningCoordinator) -> None:
     assert everything.code == 0 and "no job is queued or leased" in everything.out
 
 
+async def test_wait_counts_a_skipped_job_as_finished_not_failed(coord: RunningCoordinator) -> None:
+    ok = await make_succeeded(coord, "https://ok.example/")
+    # A final failure whose class is robots_disallowed skips the job rather than killing it.
+    skipped = await make_dead(coord, "https://disallowed.example/private", error_type="robots_disallowed")
+    run = await cli(coord, "wait", str(ok), str(skipped))
+    assert run.code == 0, run.out + run.err
+    assert "2 of 2 job(s) finished: 1 succeeded, 1 skipped" in run.out
+    stats = await cli(coord, "--json", "stats")
+    assert stats.json()["states"]["skipped"] == 1
+    listed = await cli(coord, "--json", "jobs", "list", "--state", "skipped")
+    assert [job["id"] for job in listed.json()["jobs"]] == [str(skipped)]  # int64 in JSON: a string
+
+
 async def test_wait_all_after_jobs_ended_before_it_looked(coord: RunningCoordinator) -> None:
     ok_id, dead_id = await enqueue(coord, scrape("https://fine.example/"), scrape("https://gone.example/"))
     for job in (await coord.queue.Lease(lease_request(max_jobs=2))).jobs:
@@ -319,7 +332,7 @@ async def test_wait_all_watches_the_unfinished_jobs_to_their_end(coord: RunningC
         await (complete(coord, job) if job.id == ok_id else fail(coord, job))
     run = await waiting
     assert run.code == 3, run.err
-    assert run.json()["finished_meanwhile"] == {"succeeded": 1, "dead": 1, "cancelled": 0}
+    assert run.json()["finished_meanwhile"] == {"succeeded": 1, "dead": 1, "cancelled": 0, "skipped": 0}
     assert [f["id"] for f in run.json()["failed"]] == [dead_id]
 
 

@@ -168,7 +168,7 @@ async def test_stats_health_workers_and_purge(coord: RunningCoordinator) -> None
 
     def scenario(client: Client) -> None:
         stats = client.stats()
-        assert stats.states == {"queued": 1, "leased": 0, "succeeded": 1, "dead": 0, "cancelled": 0}
+        assert stats.states == {"queued": 1, "leased": 0, "succeeded": 1, "dead": 0, "cancelled": 0, "skipped": 0}
         assert stats.kinds["scrape"]["succeeded"] == 1 and stats.unfinished == 1
         health = client.health(workers_seen_within=60)
         assert health.due == 1 and [w.worker_id for w in health.workers] == ["w-ok"]

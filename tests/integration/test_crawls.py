@@ -3,6 +3,8 @@ scope, patterns, depth, exact page limits, cancel, finish, progress."""
 
 from __future__ import annotations
 
+import itertools
+
 import asyncpg
 import grpc
 import pytest
@@ -191,3 +193,105 @@ async def test_a_crawl_with_sitemaps_takes_the_pages_they_list(coord: RunningCoo
     await coord.queue.Complete(pb.CompleteRequest(jobs=[done]))
     # Listed pages join at depth 0, like seeds; the crawl's scope still applies.
     assert await crawl_urls(db, started.crawl_id) == {"https://shop.example/start": 0, "https://shop.example/p1": 0}
+
+
+def versioned(job: pb.LeasedJob, links: list[str], etag: str, *, not_modified: bool = False) -> pb.CompletedJob:
+    done = page_result(job, [] if not_modified else links)
+    page = done.result.scrape
+    page.headers["etag"] = etag
+    if not_modified:
+        page.status_code, page.not_modified = 304, True
+    return done
+
+
+async def finish(coord: RunningCoordinator, crawl_id: int) -> cpb.Crawl:
+    async def ended() -> bool:
+        crawl = (await crawls(coord).GetCrawl(cpb.GetCrawlRequest(crawl_id=crawl_id))).crawl
+        return crawl.state == cpb.CRAWL_STATE_FINISHED
+
+    await eventually(ended, what=f"crawl {crawl_id} to finish")
+    return (await crawls(coord).GetCrawl(cpb.GetCrawlRequest(crawl_id=crawl_id))).crawl
+
+
+async def test_a_refresh_fetches_conditionally_and_follows_unchanged_pages(coord: RunningCoordinator) -> None:
+    spec = cpb.CrawlSpec(seeds=["https://shop.example/"], max_depth=1)
+    first = await crawls(coord).StartCrawl(cpb.StartCrawlRequest(spec=spec))
+    (home,) = await lease_all(coord)
+    await coord.queue.Complete(pb.CompleteRequest(jobs=[versioned(home, ["https://shop.example/a"], '"home-1"')]))
+    (page_a,) = await lease_all(coord)
+    await coord.queue.Complete(pb.CompleteRequest(jobs=[versioned(page_a, [], '"a-1"')]))
+    await finish(coord, first.crawl_id)
+
+    refresh = await crawls(coord).RefreshCrawl(cpb.RefreshCrawlRequest(crawl_id=first.crawl_id))
+    (home,) = await lease_all(coord)
+    assert home.spec.scrape.if_none_match == '"home-1"'
+    # Unchanged: no links of its own, but the crawl goes on with those of its previous version.
+    await coord.queue.Complete(pb.CompleteRequest(jobs=[versioned(home, [], '"home-1"', not_modified=True)]))
+    (page_a,) = await lease_all(coord)
+    assert (page_a.spec.scrape.url, page_a.spec.scrape.if_none_match) == ("https://shop.example/a", '"a-1"')
+    await coord.queue.Complete(pb.CompleteRequest(jobs=[versioned(page_a, [], '"a-2"')]))
+    crawl = await finish(coord, refresh.crawl_id)
+    assert (crawl.refresh_of, crawl.succeeded) == (first.crawl_id, 2)
+    # A crawl is refreshed once; a running one not at all.
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await crawls(coord).RefreshCrawl(cpb.RefreshCrawlRequest(crawl_id=first.crawl_id))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    previous = (await crawls(coord).GetCrawl(cpb.GetCrawlRequest(crawl_id=first.crawl_id))).crawl
+    assert previous.refreshed_by == refresh.crawl_id
+
+
+async def test_a_crawl_with_an_interval_starts_its_next_round_when_it_ends(
+    coord: RunningCoordinator, db: asyncpg.Pool
+) -> None:
+    spec = cpb.CrawlSpec(seeds=["https://news.example/"], max_depth=0)
+    spec.refresh_interval.FromSeconds(3600)
+    first = await crawls(coord).StartCrawl(cpb.StartCrawlRequest(spec=spec))
+    (home,) = await lease_all(coord)
+    await coord.queue.Complete(pb.CompleteRequest(jobs=[versioned(home, [], '"n-1"')]))
+    ended = await finish(coord, first.crawl_id)
+    assert ended.refreshed_by
+    due = await db.fetchval("SELECT run_at FROM jobs WHERE crawl_id = $1", ended.refreshed_by)
+    assert (due - ended.finished_at.ToDatetime(tzinfo=due.tzinfo)).total_seconds() == 3600
+    assert await lease_all(coord) == []  # not due for an hour
+
+
+async def test_watch_streams_progress_until_the_crawl_ends(coord: RunningCoordinator) -> None:
+    started = await crawls(coord).StartCrawl(cpb.StartCrawlRequest(spec=cpb.CrawlSpec(seeds=["https://w.example/"])))
+    request = cpb.WatchCrawlRequest(crawl_id=started.crawl_id)
+    request.interval.FromMilliseconds(200)
+    stream = crawls(coord).WatchCrawl(request)
+    first = await stream.read()
+    assert isinstance(first, cpb.WatchCrawlResponse) and first.crawl.queued == 1
+    (home,) = await lease_all(coord)
+    await coord.queue.Complete(pb.CompleteRequest(jobs=[page_result(home, ["https://w.example/next"])]))
+    (nxt,) = await lease_all(coord)
+    await coord.queue.Complete(pb.CompleteRequest(jobs=[page_result(nxt, [])]))
+    seen = [first.crawl]
+    while isinstance(response := await stream.read(), cpb.WatchCrawlResponse):
+        seen.append(response.crawl)
+    assert seen[-1].state == cpb.CRAWL_STATE_FINISHED and seen[-1].succeeded == 2
+    assert all(a.succeeded <= b.succeeded for a, b in itertools.pairwise(seen))
+
+
+async def test_watching_an_unknown_crawl_is_not_found(coord: RunningCoordinator) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in crawls(coord).WatchCrawl(cpb.WatchCrawlRequest(crawl_id=12345)):
+            pass
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_links_over_the_query_limit_leave_the_host_limit_alone(
+    coord: RunningCoordinator, db: asyncpg.Pool
+) -> None:
+    spec = cpb.CrawlSpec(seeds=["https://cal.example/"], max_pages_per_host=5, max_query_variants=2)
+    started = await crawls(coord).StartCrawl(cpb.StartCrawlRequest(spec=spec))
+    (home,) = await lease_all(coord)
+    trap = [f"https://cal.example/calendar?month={n}" for n in range(10)]
+    await coord.queue.Complete(pb.CompleteRequest(jobs=[page_result(home, [*trap, "https://cal.example/a"])]))
+    # Two variants of the calendar, then /a: the eight variants refused are no pages of the host.
+    assert sorted(await crawl_urls(db, started.crawl_id)) == [
+        "https://cal.example/",
+        "https://cal.example/a",
+        "https://cal.example/calendar?month=0",
+        "https://cal.example/calendar?month=1",
+    ]

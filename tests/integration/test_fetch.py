@@ -15,8 +15,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from crawlfleet.common.robots import MAX_BODY_BYTES
 from crawlfleet.worker.pipeline.egress import EgressPolicy
 from crawlfleet.worker.pipeline.fetch import FetchError, GuardedFetcher
+from crawlfleet.worker.pipeline.robots_fetch import fetch_robots
 from tests.site import BOMB_BYTES, BOMB_ENCODINGS, LocalSite, bomb, compression_bomb
 
 pytestmark = pytest.mark.timeout(60)
@@ -66,6 +68,8 @@ def site() -> Iterator[LocalSite]:
         served.routes[f"/bomb/{encoding}"] = bomb(BOMB_BYTES, encoding)
     served.routes["/cap/exact"] = lambda: encoded_route("gzip", gzip.compress(b"x" * CAP))
     served.routes["/cap/over"] = lambda: encoded_route("gzip", gzip.compress(b"x" * (CAP + 1)))
+    served.routes["/robots/long"] = lambda: (200, {"Content-Type": "text/plain"}, b"#" * (MAX_BODY_BYTES + 1000))
+    served.routes["/robots/bomb"] = bomb(BOMB_BYTES, "gzip", content_type="text/plain")
     served.start()
     yield served
     served.stop()
@@ -106,6 +110,27 @@ async def test_a_compression_bomb_is_refused_in_bounded_memory(
         tracemalloc.stop()
     assert (caught.value.error_type, caught.value.retryable) == ("body_too_large", False)
     assert peak < MEMORY_BOUND, f"peak {peak / 2**20:.1f} MiB while refusing a {BOMB_BYTES >> 20} MiB bomb"
+
+
+async def test_truncating_keeps_the_first_bytes_instead_of_failing(fetcher: GuardedFetcher, site: LocalSite) -> None:
+    fetched = await fetcher.get(site.url("/cap/over"), max_bytes=CAP, timeout=10, truncate=True)
+    assert fetched.body == b"x" * CAP
+
+
+async def test_a_robots_txt_is_read_to_its_first_500_kib(fetcher: GuardedFetcher, site: LocalSite) -> None:
+    long = await fetch_robots(fetcher, site.url("/robots/long"), timeout=10)
+    assert (long.status, len(long.body)) == (200, MAX_BODY_BYTES)
+    compression_bomb(BOMB_BYTES, "gzip")  # built before measuring
+    tracemalloc.start()
+    try:
+        bombed = await fetch_robots(fetcher, site.url("/robots/bomb"), timeout=30)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (bombed.status, bombed.body) == (200, bytes(MAX_BODY_BYTES))
+    assert peak < MEMORY_BOUND
+    missing = await fetch_robots(fetcher, site.url("/robots/none"), timeout=10)
+    assert (missing.status, missing.body, missing.found) == (404, b"", False)
 
 
 async def test_the_latency_is_the_wait_for_the_response_headers(fetcher: GuardedFetcher, site: LocalSite) -> None:

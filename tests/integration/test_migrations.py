@@ -1,8 +1,11 @@
-"""Migrations: the schema they build, running twice, and coordinators racing on an empty database."""
+"""Migrations: the schema they build, running twice, one transaction each, and coordinators racing
+on an empty database."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -63,7 +66,7 @@ async def test_migrations_build_the_declared_schema_and_rerun_as_noop(pg_admin_d
             }
             assert indexes >= EXPECTED_INDEXES
             states = await conn.fetchval("SELECT enum_range(NULL::job_state)::text")
-            assert states == "{queued,leased,succeeded,dead,cancelled}"
+            assert states == "{queued,leased,succeeded,dead,cancelled,skipped}"
         finally:
             await conn.close()
     finally:
@@ -110,4 +113,84 @@ async def test_two_coordinators_racing_on_an_empty_database_both_come_up(pg_admi
     finally:
         for c in coordinators:
             await c.stop(grace=0)
+        await pg.drop_database(pg_admin_dsn, dsn)
+
+
+@pytest.fixture
+async def empty_db(pg_admin_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to a database no migration has touched."""
+    dsn = await pg.create_database(pg_admin_dsn, migrated=False)
+    conn = await asyncpg.connect(dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+        await pg.drop_database(pg_admin_dsn, dsn)
+
+
+def _only(monkeypatch: pytest.MonkeyPatch, migrations: tuple[sql.Migration, ...]) -> None:
+    """The runner sees these migrations instead of the shipped ones."""
+    monkeypatch.setattr(sql, "migrations", lambda: migrations)
+
+
+async def _applied(conn: asyncpg.Connection) -> list[int]:
+    return [r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")]
+
+
+async def test_each_migration_commits_on_its_own_so_a_new_enum_value_is_usable_by_the_next(
+    empty_db: asyncpg.Connection,
+) -> None:
+    # 0009 adds 'skipped' to job_state and 0010 names it in constraints: PostgreSQL refuses a new
+    # enum value in the transaction that added it, so this passes only with a transaction each.
+    assert await migrate(empty_db) == [m.version for m in sql.migrations()]
+    job_id = await empty_db.fetchval(
+        """INSERT INTO jobs (kind, state, spec, run_at, created_at, max_attempts, retry_initial_ms,
+                             retry_multiplier, retry_max_ms, finished_at)
+           VALUES ('noop', 'skipped', '', now(), now(), 1, 0, 1, 0, now()) RETURNING id"""
+    )
+    assert await empty_db.fetchval("SELECT state::text FROM jobs WHERE id = $1", job_id) == "skipped"
+    with pytest.raises(asyncpg.CheckViolationError, match="jobs_finished_iff_terminal"):
+        await empty_db.execute("UPDATE jobs SET finished_at = NULL WHERE id = $1", job_id)
+
+
+async def test_a_failing_migration_keeps_the_ones_before_it_and_is_retried_next_time(
+    empty_db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shipped = sql.migrations()
+    broken = dataclasses.replace(shipped[1], sql="CREATE TABLE half_done (x int); SELECT no_such_function();")
+    _only(monkeypatch, (shipped[0], broken))
+    with pytest.raises(asyncpg.UndefinedFunctionError):
+        await migrate(empty_db)
+    assert await _applied(empty_db) == [1]  # 0001 committed; the broken one left nothing behind
+    assert await empty_db.fetchval("SELECT to_regclass('half_done')") is None
+
+    _only(monkeypatch, shipped)
+    assert await migrate(empty_db) == [m.version for m in shipped[1:]]
+    assert await _applied(empty_db) == [m.version for m in shipped]
+
+
+async def test_a_database_migrated_by_an_older_coordinator_gets_only_the_new_migrations(
+    empty_db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shipped = sql.migrations()
+    known = [m.name for m in shipped].index("job_state_skipped")  # a coordinator before the skipped state
+    _only(monkeypatch, shipped[:known])
+    assert await migrate(empty_db) == list(range(1, known + 1))
+    _only(monkeypatch, shipped)
+    assert await migrate(empty_db) == [m.version for m in shipped[known:]]
+    assert "skipped" in await empty_db.fetchval("SELECT enum_range(NULL::job_state)::text[]")
+
+
+async def test_racing_runners_apply_each_migration_once(pg_admin_dsn: str) -> None:
+    # Each transaction takes the lock and reads what is applied afresh: runners interleaving
+    # migration by migration still apply every one exactly once between them.
+    dsn = await pg.create_database(pg_admin_dsn, migrated=False)
+    conns = [await asyncpg.connect(dsn) for _ in range(3)]
+    try:
+        applied = await asyncio.gather(*(migrate(conn) for conn in conns))
+        assert sorted(v for versions in applied for v in versions) == [m.version for m in sql.migrations()]
+        assert await _applied(conns[0]) == [m.version for m in sql.migrations()]
+    finally:
+        for conn in conns:
+            await conn.close()
         await pg.drop_database(pg_admin_dsn, dsn)

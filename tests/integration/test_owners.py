@@ -116,6 +116,33 @@ async def test_a_producer_reads_only_its_own_jobs_and_an_admin_reads_all(coord: 
     assert results == {"alice": [alice_job.id], "bob": [bob_job.id], "ops": [alice_job.id, bob_job.id]}
 
 
+async def test_changes_are_an_owners_own(coord: RunningCoordinator) -> None:
+    """Whether a page changed is decided against its owner's earlier fetches only: what another
+    producer fetched shows through no answer."""
+    since = jobs_pb2.Job().created_at
+    since.GetCurrentTime()
+    url = "http://a.test/page"
+    page = jobs_pb2.JobResult(
+        scrape=jobs_pb2.ScrapeResult(
+            final_url=url, status_code=200, rendered_with=jobs_pb2.RENDER_MODE_HTTP, content_sha256="ab" * 32
+        )
+    )
+    owners = ("bob", "alice", "alice")
+    ids = []
+    for n, who in enumerate(owners):
+        (job,) = await enqueue(coord, who, scrape(url, idempotency_key=f"{who}-{n}"))
+        (leased,) = await lease(coord, "fleet-a")
+        await complete(coord, "fleet-a", leased, page)
+        ids.append(job.id)
+    changed = {}
+    for who in ("alice", "bob", "ops"):
+        request = admin_pb2.ListResultsRequest(changed_since=since)
+        listed = await coord.admin.ListResults(request, metadata=auth(who), timeout=TIMEOUT)
+        changed[who] = [entry.job_id for entry in listed.results]
+    # Alice's first fetch is new to her although Bob fetched the same content before; her second is not.
+    assert changed == {"alice": [ids[1]], "bob": [ids[0]], "ops": [ids[0], ids[1]]}
+
+
 async def test_watch_reports_another_producers_jobs_as_not_found(coord: RunningCoordinator) -> None:
     (alice_job,) = await enqueue(coord, "alice", noop())
     (bob_job,) = await enqueue(coord, "bob", noop())

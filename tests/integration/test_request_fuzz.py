@@ -22,7 +22,7 @@ from tests.helpers import noop, scrape
 from tests.integration.test_auth import TOKENS, bearer, with_tokens
 
 SEED = 20240603
-CALLS_PER_METHOD_AND_TOKEN = 10  # 15 methods x 2 tokens x 10: 300 calls
+CALLS_PER_METHOD_AND_TOKEN = 10  # 22 methods x 2 tokens x 10: 440 calls
 CONCURRENCY = 16
 CALL_TIMEOUT = 5.0
 LEAK = re.compile(r"Traceback|asyncpg|Failing row|violates|[A-Z][A-Za-z]+(Error|Exception)\b|File \"")
@@ -65,6 +65,13 @@ VALID: dict[str, Message] = {
     "/crawlfleet.v1.Admin/PurgeJobs": admin_pb2.PurgeJobsRequest(finished_before=SECOND, states=[jobs_pb2.JOB_STATE_DEAD], limit=3),
     "/crawlfleet.v1.Admin/GetThumbnail": admin_pb2.GetThumbnailRequest(sha256="ab" * 32),
     "/crawlfleet.v1.Admin/ListResults": admin_pb2.ListResultsRequest(page_size=5, page_token="3", kind="scrape"),
+    "/crawlfleet.v1.Admin/ListHosts": admin_pb2.ListHostsRequest(paused_only=True, queued_only=True, host_prefix="a.", page_size=5, page_token="a.test"),
+    "/crawlfleet.v1.Admin/GetHost": admin_pb2.GetHostRequest(host="a.test"),
+    "/crawlfleet.v1.Admin/SetHostPolicy": admin_pb2.SetHostPolicyRequest(pattern="*.a.test", max_concurrency=3, delay=SECOND, obey_robots=True, note="n"),
+    "/crawlfleet.v1.Admin/ClearHostPolicy": admin_pb2.ClearHostPolicyRequest(pattern="*.a.test"),
+    "/crawlfleet.v1.Admin/ListHostPolicies": admin_pb2.ListHostPoliciesRequest(page_size=5, page_token="a.test"),
+    "/crawlfleet.v1.Admin/PauseHost": admin_pb2.PauseHostRequest(host="a.test", duration=SECOND, reason="r"),
+    "/crawlfleet.v1.Admin/ResumeHost": admin_pb2.ResumeHostRequest(host="a.test"),
 }  # fmt: skip
 # Bytes that tend to matter: varint ends and overlongs, NUL, signs, UTF-8 fragments, huge lengths.
 INTERESTING = [b"\x00", b"\xff", b"\x80", b"\x7f", b"\xc0\x80", b"\xff\xff\xff\xff\x0f", b"\x01" * 10, b"\xe2\x82"]
@@ -130,5 +137,5 @@ async def test_fuzzed_requests_get_deliberate_answers(start_coordinator: StartCo
                     problems.append(f"{method} {data!r}: internal text in {message!r}")
 
     await asyncio.gather(*(one(*call) for call in calls))
-    assert len(calls) == 15 * 2 * CALLS_PER_METHOD_AND_TOKEN
+    assert len(calls) == 22 * 2 * CALLS_PER_METHOD_AND_TOKEN
     assert not problems, f"seed {SEED}:\n" + "\n".join(problems[:20])

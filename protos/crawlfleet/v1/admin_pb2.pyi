@@ -499,7 +499,7 @@ class PurgeJobsRequest(_message.Message):
 
     @_builtins.property
     def states(self) -> _containers.RepeatedScalarFieldContainer[_jobs_pb2.JobState.ValueType]:
-        """Only these terminal states; empty means all three."""
+        """Only these terminal states; empty means all of them."""
 
     def __init__(
         self,
@@ -587,22 +587,40 @@ class ListResultsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
+    CRAWL_ID_FIELD_NUMBER: _builtins.int
+    CHANGED_SINCE_FIELD_NUMBER: _builtins.int
+    URL_PREFIX_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """1 to 1000; 0 means 100."""
     page_token: _builtins.str
     """From the previous response; empty for the first page."""
     kind: _builtins.str
     """Only jobs of this kind ("scrape", "noop"); empty for all."""
+    crawl_id: _builtins.int
+    """Only the pages of this crawl (crawlfleet.v1.Crawls); 0 for every job's. A crawl the caller
+    may not see (another producer's) has no results for it.
+    """
+    url_prefix: _builtins.str
+    """Only jobs whose normalized target URL starts with this."""
+    @_builtins.property
+    def changed_since(self) -> _timestamp_pb2.Timestamp:
+        """Only pages that changed since this time: fetched since then, not answered 304, and with
+        another content hash than the fetch of the same URL before them (or none before them).
+        """
+
     def __init__(
         self,
         *,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         kind: _builtins.str = ...,
+        crawl_id: _builtins.int = ...,
+        changed_since: _timestamp_pb2.Timestamp | None = ...,
+        url_prefix: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["changed_since", b"changed_since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_since", b"changed_since", "crawl_id", b"crawl_id", "kind", b"kind", "page_size", b"page_size", "page_token", b"page_token", "url_prefix", b"url_prefix"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -617,6 +635,7 @@ class ResultEntry(_message.Message):
     TARGET_URL_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
+    SPEC_FIELD_NUMBER: _builtins.int
     job_id: _builtins.int
     kind: _builtins.str
     target_url: _builtins.str
@@ -626,6 +645,10 @@ class ResultEntry(_message.Message):
     def result(self) -> _jobs_pb2.JobResult:
         """Thumbnail bytes are left out; fetch them with GetThumbnail."""
 
+    @_builtins.property
+    def spec(self) -> _jobs_pb2.JobSpec:
+        """What the job asked for (its declared fields, say)."""
+
     def __init__(
         self,
         *,
@@ -634,10 +657,11 @@ class ResultEntry(_message.Message):
         target_url: _builtins.str = ...,
         finished_at: _timestamp_pb2.Timestamp | None = ...,
         result: _jobs_pb2.JobResult | None = ...,
+        spec: _jobs_pb2.JobSpec | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["finished_at", b"finished_at", "result", b"result"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["finished_at", b"finished_at", "result", b"result", "spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["finished_at", b"finished_at", "job_id", b"job_id", "kind", b"kind", "result", b"result", "target_url", b"target_url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["finished_at", b"finished_at", "job_id", b"job_id", "kind", b"kind", "result", b"result", "spec", b"spec", "target_url", b"target_url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -666,3 +690,582 @@ class ListResultsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListResultsResponse: _TypeAlias = ListResultsResponse  # noqa: Y015
+
+@_typing.final
+class Host(_message.Message):
+    """A host as the fleet's politeness sees it (docs/politeness.md). Limits are the ones in force:
+    the policy's, else the fleet default of the coordinator that answers.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOST_FIELD_NUMBER: _builtins.int
+    IN_FLIGHT_FIELD_NUMBER: _builtins.int
+    QUEUED_FIELD_NUMBER: _builtins.int
+    QUEUED_CAPPED_FIELD_NUMBER: _builtins.int
+    MAX_CONCURRENCY_FIELD_NUMBER: _builtins.int
+    DELAY_FIELD_NUMBER: _builtins.int
+    OBEY_ROBOTS_FIELD_NUMBER: _builtins.int
+    POLICY_PATTERN_FIELD_NUMBER: _builtins.int
+    READY_AT_FIELD_NUMBER: _builtins.int
+    PAUSED_FIELD_NUMBER: _builtins.int
+    PAUSED_UNTIL_FIELD_NUMBER: _builtins.int
+    PAUSE_REASON_FIELD_NUMBER: _builtins.int
+    PROBING_FIELD_NUMBER: _builtins.int
+    ERROR_STREAK_FIELD_NUMBER: _builtins.int
+    RECENT_FAILURES_FIELD_NUMBER: _builtins.int
+    ROBOTS_FIELD_NUMBER: _builtins.int
+    LEASES_STARTED_FIELD_NUMBER: _builtins.int
+    LAST_LEASE_AT_FIELD_NUMBER: _builtins.int
+    SATURATED_FIELD_NUMBER: _builtins.int
+    ADAPTIVE_DELAY_FIELD_NUMBER: _builtins.int
+    host: _builtins.str
+    """The target URLs' host name, with the port when it is not the scheme's default."""
+    in_flight: _builtins.int
+    """Leases of its jobs in flight now."""
+    queued: _builtins.int
+    """Its queued jobs, counted up to a bound (queued_capped: there are more)."""
+    queued_capped: _builtins.bool
+    max_concurrency: _builtins.int
+    """Leases in flight at once it allows (one at a time while probing)."""
+    obey_robots: _builtins.bool
+    policy_pattern: _builtins.str
+    """The pattern of the policy in force; empty: the fleet defaults."""
+    paused: _builtins.bool
+    """No lease starts here now: until paused_until, or until resumed when paused_until is unset."""
+    pause_reason: _builtins.str
+    """Why: "operator: …", "retry_after: …", "circuit_breaker: …", "robots_unreachable: …"."""
+    probing: _builtins.bool
+    """A pause ended and no lease has succeeded since: one lease at a time probes the host."""
+    error_streak: _builtins.int
+    """Host-level failures in a row (the circuit breaker opens at --host-breaker-failures)."""
+    leases_started: _builtins.int
+    """Leases of its jobs started, ever, and the last start."""
+    saturated: _builtins.bool
+    """It was at its concurrency limit when last claimed."""
+    @_builtins.property
+    def delay(self) -> _duration_pb2.Duration:
+        """Least time between two lease starts: the policy's or the fleet default, raised by the
+        robots.txt Crawl-delay when robots.txt is obeyed and by the adaptive delay.
+        """
+
+    @_builtins.property
+    def ready_at(self) -> _timestamp_pb2.Timestamp:
+        """When a claim may next lease here; unset when nothing is queued, or while paused until resumed."""
+
+    @_builtins.property
+    def paused_until(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def recent_failures(self) -> Global___HostFailures: ...
+    @_builtins.property
+    def robots(self) -> Global___HostRobots: ...
+    @_builtins.property
+    def last_lease_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def adaptive_delay(self) -> _duration_pb2.Duration:
+        """The delay learnt from its response times (--adaptive-delay); unset: none."""
+
+    def __init__(
+        self,
+        *,
+        host: _builtins.str = ...,
+        in_flight: _builtins.int = ...,
+        queued: _builtins.int = ...,
+        queued_capped: _builtins.bool = ...,
+        max_concurrency: _builtins.int = ...,
+        delay: _duration_pb2.Duration | None = ...,
+        obey_robots: _builtins.bool = ...,
+        policy_pattern: _builtins.str = ...,
+        ready_at: _timestamp_pb2.Timestamp | None = ...,
+        paused: _builtins.bool = ...,
+        paused_until: _timestamp_pb2.Timestamp | None = ...,
+        pause_reason: _builtins.str = ...,
+        probing: _builtins.bool = ...,
+        error_streak: _builtins.int = ...,
+        recent_failures: Global___HostFailures | None = ...,
+        robots: Global___HostRobots | None = ...,
+        leases_started: _builtins.int = ...,
+        last_lease_at: _timestamp_pb2.Timestamp | None = ...,
+        saturated: _builtins.bool = ...,
+        adaptive_delay: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["adaptive_delay", b"adaptive_delay", "delay", b"delay", "last_lease_at", b"last_lease_at", "paused_until", b"paused_until", "ready_at", b"ready_at", "recent_failures", b"recent_failures", "robots", b"robots"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adaptive_delay", b"adaptive_delay", "delay", b"delay", "error_streak", b"error_streak", "host", b"host", "in_flight", b"in_flight", "last_lease_at", b"last_lease_at", "leases_started", b"leases_started", "max_concurrency", b"max_concurrency", "obey_robots", b"obey_robots", "pause_reason", b"pause_reason", "paused", b"paused", "paused_until", b"paused_until", "policy_pattern", b"policy_pattern", "probing", b"probing", "queued", b"queued", "queued_capped", b"queued_capped", "ready_at", b"ready_at", "recent_failures", b"recent_failures", "robots", b"robots", "saturated", b"saturated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Host: _TypeAlias = Host  # noqa: Y015
+
+@_typing.final
+class HostFailures(_message.Message):
+    """Host-level failures counted from window_started_at; the window restarts with the first
+    failure an hour or more after it started.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WINDOW_STARTED_AT_FIELD_NUMBER: _builtins.int
+    HTTP_429_FIELD_NUMBER: _builtins.int
+    HTTP_5XX_FIELD_NUMBER: _builtins.int
+    ERRORS_FIELD_NUMBER: _builtins.int
+    http_429: _builtins.int
+    http_5xx: _builtins.int
+    errors: _builtins.int
+    """Timeouts, connection, DNS and TLS errors."""
+    @_builtins.property
+    def window_started_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        window_started_at: _timestamp_pb2.Timestamp | None = ...,
+        http_429: _builtins.int = ...,
+        http_5xx: _builtins.int = ...,
+        errors: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["window_started_at", b"window_started_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["errors", b"errors", "http_429", b"http_429", "http_5xx", b"http_5xx", "window_started_at", b"window_started_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HostFailures: _TypeAlias = HostFailures  # noqa: Y015
+
+@_typing.final
+class HostRobots(_message.Message):
+    """The host's robots.txt, shared by the fleet."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    FETCHED_AT_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    CRAWL_DELAY_FIELD_NUMBER: _builtins.int
+    state: _builtins.str
+    """"unknown" (not fetched, or expired), "rules" (a body to obey), "allow_all" (a 4xx: no
+    rules), "unreachable" (a 5xx or no answer: the host is paused).
+    """
+    @_builtins.property
+    def fetched_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def crawl_delay(self) -> _duration_pb2.Duration:
+        """Its Crawl-delay for our user agent (capped); unset when it sets none."""
+
+    def __init__(
+        self,
+        *,
+        state: _builtins.str = ...,
+        fetched_at: _timestamp_pb2.Timestamp | None = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        crawl_delay: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["crawl_delay", b"crawl_delay", "expires_at", b"expires_at", "fetched_at", b"fetched_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["crawl_delay", b"crawl_delay", "expires_at", b"expires_at", "fetched_at", b"fetched_at", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HostRobots: _TypeAlias = HostRobots  # noqa: Y015
+
+@_typing.final
+class ListHostsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAUSED_ONLY_FIELD_NUMBER: _builtins.int
+    QUEUED_ONLY_FIELD_NUMBER: _builtins.int
+    HOST_PREFIX_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    paused_only: _builtins.bool
+    """Only hosts paused now."""
+    queued_only: _builtins.bool
+    """Only hosts with queued jobs."""
+    host_prefix: _builtins.str
+    """Only hosts whose name starts with this."""
+    page_size: _builtins.int
+    """1 to 1000; 0 means 100."""
+    page_token: _builtins.str
+    """From the previous response; empty for the first page."""
+    def __init__(
+        self,
+        *,
+        paused_only: _builtins.bool = ...,
+        queued_only: _builtins.bool = ...,
+        host_prefix: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["host_prefix", b"host_prefix", "page_size", b"page_size", "page_token", b"page_token", "paused_only", b"paused_only", "queued_only", b"queued_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListHostsRequest: _TypeAlias = ListHostsRequest  # noqa: Y015
+
+@_typing.final
+class ListHostsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOSTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty when there are no more hosts."""
+    @_builtins.property
+    def hosts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Host]: ...
+    def __init__(
+        self,
+        *,
+        hosts: _abc.Iterable[Global___Host] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hosts", b"hosts", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListHostsResponse: _TypeAlias = ListHostsResponse  # noqa: Y015
+
+@_typing.final
+class GetHostRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOST_FIELD_NUMBER: _builtins.int
+    host: _builtins.str
+    def __init__(
+        self,
+        *,
+        host: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["host", b"host"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetHostRequest: _TypeAlias = GetHostRequest  # noqa: Y015
+
+@_typing.final
+class GetHostResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def host(self) -> Global___Host: ...
+    def __init__(
+        self,
+        *,
+        host: Global___Host | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["host", b"host"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["host", b"host"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetHostResponse: _TypeAlias = GetHostResponse  # noqa: Y015
+
+@_typing.final
+class HostPolicy(_message.Message):
+    """Limits for the hosts a pattern matches; unset limits take the fleet defaults."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATTERN_FIELD_NUMBER: _builtins.int
+    MAX_CONCURRENCY_FIELD_NUMBER: _builtins.int
+    DELAY_FIELD_NUMBER: _builtins.int
+    OBEY_ROBOTS_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    pattern: _builtins.str
+    """An exact host ("shop.example", "shop.example:8443"), or a domain and every host under it
+    ("*.shop.example"). The most specific pattern applies: the exact host, then the longest domain.
+    """
+    max_concurrency: _builtins.int
+    """Leases in flight at once on each matching host, 1 to 10000."""
+    obey_robots: _builtins.bool
+    note: _builtins.str
+    """Why it is there (at most 500 characters)."""
+    @_builtins.property
+    def delay(self) -> _duration_pb2.Duration:
+        """Least time between two lease starts on each matching host, 0 to 24 hours."""
+
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """Set by the coordinator."""
+
+    def __init__(
+        self,
+        *,
+        pattern: _builtins.str = ...,
+        max_concurrency: _builtins.int | None = ...,
+        delay: _duration_pb2.Duration | None = ...,
+        obey_robots: _builtins.bool | None = ...,
+        note: _builtins.str = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_concurrency", b"_max_concurrency", "_obey_robots", b"_obey_robots", "delay", b"delay", "max_concurrency", b"max_concurrency", "obey_robots", b"obey_robots", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_concurrency", b"_max_concurrency", "_obey_robots", b"_obey_robots", "delay", b"delay", "max_concurrency", b"max_concurrency", "note", b"note", "obey_robots", b"obey_robots", "pattern", b"pattern", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__max_concurrency: _TypeAlias = _typing.Literal["max_concurrency"]  # noqa: Y015
+    _WhichOneofArgType__max_concurrency: _TypeAlias = _typing.Literal["_max_concurrency", b"_max_concurrency"]  # noqa: Y015
+    _WhichOneofReturnType__obey_robots: _TypeAlias = _typing.Literal["obey_robots"]  # noqa: Y015
+    _WhichOneofArgType__obey_robots: _TypeAlias = _typing.Literal["_obey_robots", b"_obey_robots"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_concurrency) -> _WhichOneofReturnType__max_concurrency | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__obey_robots) -> _WhichOneofReturnType__obey_robots | None: ...
+
+Global___HostPolicy: _TypeAlias = HostPolicy  # noqa: Y015
+
+@_typing.final
+class SetHostPolicyRequest(_message.Message):
+    """The fields of a HostPolicy but its updated_at."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATTERN_FIELD_NUMBER: _builtins.int
+    MAX_CONCURRENCY_FIELD_NUMBER: _builtins.int
+    DELAY_FIELD_NUMBER: _builtins.int
+    OBEY_ROBOTS_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    pattern: _builtins.str
+    max_concurrency: _builtins.int
+    obey_robots: _builtins.bool
+    note: _builtins.str
+    @_builtins.property
+    def delay(self) -> _duration_pb2.Duration: ...
+    def __init__(
+        self,
+        *,
+        pattern: _builtins.str = ...,
+        max_concurrency: _builtins.int | None = ...,
+        delay: _duration_pb2.Duration | None = ...,
+        obey_robots: _builtins.bool | None = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_concurrency", b"_max_concurrency", "_obey_robots", b"_obey_robots", "delay", b"delay", "max_concurrency", b"max_concurrency", "obey_robots", b"obey_robots"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_concurrency", b"_max_concurrency", "_obey_robots", b"_obey_robots", "delay", b"delay", "max_concurrency", b"max_concurrency", "note", b"note", "obey_robots", b"obey_robots", "pattern", b"pattern"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__max_concurrency: _TypeAlias = _typing.Literal["max_concurrency"]  # noqa: Y015
+    _WhichOneofArgType__max_concurrency: _TypeAlias = _typing.Literal["_max_concurrency", b"_max_concurrency"]  # noqa: Y015
+    _WhichOneofReturnType__obey_robots: _TypeAlias = _typing.Literal["obey_robots"]  # noqa: Y015
+    _WhichOneofArgType__obey_robots: _TypeAlias = _typing.Literal["_obey_robots", b"_obey_robots"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_concurrency) -> _WhichOneofReturnType__max_concurrency | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__obey_robots) -> _WhichOneofReturnType__obey_robots | None: ...
+
+Global___SetHostPolicyRequest: _TypeAlias = SetHostPolicyRequest  # noqa: Y015
+
+@_typing.final
+class SetHostPolicyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICY_FIELD_NUMBER: _builtins.int
+    HOSTS_GOVERNED_FIELD_NUMBER: _builtins.int
+    hosts_governed: _builtins.int
+    """Known hosts this policy is now the one in force for."""
+    @_builtins.property
+    def policy(self) -> Global___HostPolicy: ...
+    def __init__(
+        self,
+        *,
+        policy: Global___HostPolicy | None = ...,
+        hosts_governed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hosts_governed", b"hosts_governed", "policy", b"policy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetHostPolicyResponse: _TypeAlias = SetHostPolicyResponse  # noqa: Y015
+
+@_typing.final
+class ClearHostPolicyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATTERN_FIELD_NUMBER: _builtins.int
+    pattern: _builtins.str
+    def __init__(
+        self,
+        *,
+        pattern: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pattern", b"pattern"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClearHostPolicyRequest: _TypeAlias = ClearHostPolicyRequest  # noqa: Y015
+
+@_typing.final
+class ClearHostPolicyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICY_FIELD_NUMBER: _builtins.int
+    HOSTS_RELEASED_FIELD_NUMBER: _builtins.int
+    hosts_released: _builtins.int
+    """Known hosts it governed, now under the next most specific policy or the fleet defaults."""
+    @_builtins.property
+    def policy(self) -> Global___HostPolicy:
+        """The policy removed."""
+
+    def __init__(
+        self,
+        *,
+        policy: Global___HostPolicy | None = ...,
+        hosts_released: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hosts_released", b"hosts_released", "policy", b"policy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClearHostPolicyResponse: _TypeAlias = ClearHostPolicyResponse  # noqa: Y015
+
+@_typing.final
+class ListHostPoliciesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """1 to 1000; 0 means 100."""
+    page_token: _builtins.str
+    """From the previous response; empty for the first page."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListHostPoliciesRequest: _TypeAlias = ListHostPoliciesRequest  # noqa: Y015
+
+@_typing.final
+class ListHostPoliciesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICIES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty when there are no more policies."""
+    @_builtins.property
+    def policies(self) -> _containers.RepeatedCompositeFieldContainer[Global___HostPolicy]: ...
+    def __init__(
+        self,
+        *,
+        policies: _abc.Iterable[Global___HostPolicy] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "policies", b"policies"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListHostPoliciesResponse: _TypeAlias = ListHostPoliciesResponse  # noqa: Y015
+
+@_typing.final
+class PauseHostRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOST_FIELD_NUMBER: _builtins.int
+    DURATION_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    host: _builtins.str
+    reason: _builtins.str
+    """Recorded as "operator: <reason>" ("operator" without one); at most 500 characters."""
+    @_builtins.property
+    def duration(self) -> _duration_pb2.Duration:
+        """How long, up to 365 days; unset: until resumed. A longer pause in force stays (pauses only
+        lengthen; resume first to shorten one).
+        """
+
+    def __init__(
+        self,
+        *,
+        host: _builtins.str = ...,
+        duration: _duration_pb2.Duration | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "host", b"host", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PauseHostRequest: _TypeAlias = PauseHostRequest  # noqa: Y015
+
+@_typing.final
+class PauseHostResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def host(self) -> Global___Host: ...
+    def __init__(
+        self,
+        *,
+        host: Global___Host | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["host", b"host"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["host", b"host"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PauseHostResponse: _TypeAlias = PauseHostResponse  # noqa: Y015
+
+@_typing.final
+class ResumeHostRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOST_FIELD_NUMBER: _builtins.int
+    host: _builtins.str
+    def __init__(
+        self,
+        *,
+        host: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["host", b"host"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResumeHostRequest: _TypeAlias = ResumeHostRequest  # noqa: Y015
+
+@_typing.final
+class ResumeHostResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def host(self) -> Global___Host: ...
+    def __init__(
+        self,
+        *,
+        host: Global___Host | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["host", b"host"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["host", b"host"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResumeHostResponse: _TypeAlias = ResumeHostResponse  # noqa: Y015

@@ -85,6 +85,41 @@ class AdminStub:
                 request_serializer=crawlfleet_dot_v1_dot_admin__pb2.ListResultsRequest.SerializeToString,
                 response_deserializer=crawlfleet_dot_v1_dot_admin__pb2.ListResultsResponse.FromString,
                 _registered_method=True)
+        self.ListHosts = channel.unary_unary(
+                '/crawlfleet.v1.Admin/ListHosts',
+                request_serializer=crawlfleet_dot_v1_dot_admin__pb2.ListHostsRequest.SerializeToString,
+                response_deserializer=crawlfleet_dot_v1_dot_admin__pb2.ListHostsResponse.FromString,
+                _registered_method=True)
+        self.GetHost = channel.unary_unary(
+                '/crawlfleet.v1.Admin/GetHost',
+                request_serializer=crawlfleet_dot_v1_dot_admin__pb2.GetHostRequest.SerializeToString,
+                response_deserializer=crawlfleet_dot_v1_dot_admin__pb2.GetHostResponse.FromString,
+                _registered_method=True)
+        self.SetHostPolicy = channel.unary_unary(
+                '/crawlfleet.v1.Admin/SetHostPolicy',
+                request_serializer=crawlfleet_dot_v1_dot_admin__pb2.SetHostPolicyRequest.SerializeToString,
+                response_deserializer=crawlfleet_dot_v1_dot_admin__pb2.SetHostPolicyResponse.FromString,
+                _registered_method=True)
+        self.ClearHostPolicy = channel.unary_unary(
+                '/crawlfleet.v1.Admin/ClearHostPolicy',
+                request_serializer=crawlfleet_dot_v1_dot_admin__pb2.ClearHostPolicyRequest.SerializeToString,
+                response_deserializer=crawlfleet_dot_v1_dot_admin__pb2.ClearHostPolicyResponse.FromString,
+                _registered_method=True)
+        self.ListHostPolicies = channel.unary_unary(
+                '/crawlfleet.v1.Admin/ListHostPolicies',
+                request_serializer=crawlfleet_dot_v1_dot_admin__pb2.ListHostPoliciesRequest.SerializeToString,
+                response_deserializer=crawlfleet_dot_v1_dot_admin__pb2.ListHostPoliciesResponse.FromString,
+                _registered_method=True)
+        self.PauseHost = channel.unary_unary(
+                '/crawlfleet.v1.Admin/PauseHost',
+                request_serializer=crawlfleet_dot_v1_dot_admin__pb2.PauseHostRequest.SerializeToString,
+                response_deserializer=crawlfleet_dot_v1_dot_admin__pb2.PauseHostResponse.FromString,
+                _registered_method=True)
+        self.ResumeHost = channel.unary_unary(
+                '/crawlfleet.v1.Admin/ResumeHost',
+                request_serializer=crawlfleet_dot_v1_dot_admin__pb2.ResumeHostRequest.SerializeToString,
+                response_deserializer=crawlfleet_dot_v1_dot_admin__pb2.ResumeHostResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -143,8 +178,8 @@ class AdminServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PurgeJobs(self, request, context):
-        """Deletes finished jobs (succeeded, dead, cancelled) that finished before a bound, with their
-        history and results; images no page refers to any more go with them.
+        """Deletes finished jobs (succeeded, dead, cancelled, skipped) that finished before a bound,
+        with their history and results; images no page refers to any more go with them.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -159,6 +194,57 @@ class AdminServicer:
 
     def ListResults(self, request, context):
         """Results of succeeded jobs in job id order, a page at a time (for export).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListHosts(self, request, context):
+        """Hosts the fleet knows (every host jobs were enqueued for), in host order, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetHost(self, request, context):
+        """One host: its limits in force, leases in flight, queued work, backoff and robots.txt.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetHostPolicy(self, request, context):
+        """Sets the policy of an exact host or of a domain ("*.shop.example"), replacing any it had;
+        every known host it matches takes the policy in force at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClearHostPolicy(self, request, context):
+        """Removes a policy: the hosts it governed take the next most specific one, or the fleet defaults.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListHostPolicies(self, request, context):
+        """Host policies in pattern order, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseHost(self, request, context):
+        """Stops leasing a host's jobs, for a time or until resumed; its jobs stay queued.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeHost(self, request, context):
+        """Ends a host's pause now, whoever paused it (an operator, a Retry-After, the circuit breaker),
+        and resets its failures in a row.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -216,6 +302,41 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.ListResults,
                     request_deserializer=crawlfleet_dot_v1_dot_admin__pb2.ListResultsRequest.FromString,
                     response_serializer=crawlfleet_dot_v1_dot_admin__pb2.ListResultsResponse.SerializeToString,
+            ),
+            'ListHosts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHosts,
+                    request_deserializer=crawlfleet_dot_v1_dot_admin__pb2.ListHostsRequest.FromString,
+                    response_serializer=crawlfleet_dot_v1_dot_admin__pb2.ListHostsResponse.SerializeToString,
+            ),
+            'GetHost': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHost,
+                    request_deserializer=crawlfleet_dot_v1_dot_admin__pb2.GetHostRequest.FromString,
+                    response_serializer=crawlfleet_dot_v1_dot_admin__pb2.GetHostResponse.SerializeToString,
+            ),
+            'SetHostPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetHostPolicy,
+                    request_deserializer=crawlfleet_dot_v1_dot_admin__pb2.SetHostPolicyRequest.FromString,
+                    response_serializer=crawlfleet_dot_v1_dot_admin__pb2.SetHostPolicyResponse.SerializeToString,
+            ),
+            'ClearHostPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClearHostPolicy,
+                    request_deserializer=crawlfleet_dot_v1_dot_admin__pb2.ClearHostPolicyRequest.FromString,
+                    response_serializer=crawlfleet_dot_v1_dot_admin__pb2.ClearHostPolicyResponse.SerializeToString,
+            ),
+            'ListHostPolicies': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHostPolicies,
+                    request_deserializer=crawlfleet_dot_v1_dot_admin__pb2.ListHostPoliciesRequest.FromString,
+                    response_serializer=crawlfleet_dot_v1_dot_admin__pb2.ListHostPoliciesResponse.SerializeToString,
+            ),
+            'PauseHost': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseHost,
+                    request_deserializer=crawlfleet_dot_v1_dot_admin__pb2.PauseHostRequest.FromString,
+                    response_serializer=crawlfleet_dot_v1_dot_admin__pb2.PauseHostResponse.SerializeToString,
+            ),
+            'ResumeHost': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeHost,
+                    request_deserializer=crawlfleet_dot_v1_dot_admin__pb2.ResumeHostRequest.FromString,
+                    response_serializer=crawlfleet_dot_v1_dot_admin__pb2.ResumeHostResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -489,6 +610,195 @@ class Admin:
             '/crawlfleet.v1.Admin/ListResults',
             crawlfleet_dot_v1_dot_admin__pb2.ListResultsRequest.SerializeToString,
             crawlfleet_dot_v1_dot_admin__pb2.ListResultsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHosts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crawlfleet.v1.Admin/ListHosts',
+            crawlfleet_dot_v1_dot_admin__pb2.ListHostsRequest.SerializeToString,
+            crawlfleet_dot_v1_dot_admin__pb2.ListHostsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetHost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crawlfleet.v1.Admin/GetHost',
+            crawlfleet_dot_v1_dot_admin__pb2.GetHostRequest.SerializeToString,
+            crawlfleet_dot_v1_dot_admin__pb2.GetHostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetHostPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crawlfleet.v1.Admin/SetHostPolicy',
+            crawlfleet_dot_v1_dot_admin__pb2.SetHostPolicyRequest.SerializeToString,
+            crawlfleet_dot_v1_dot_admin__pb2.SetHostPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClearHostPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crawlfleet.v1.Admin/ClearHostPolicy',
+            crawlfleet_dot_v1_dot_admin__pb2.ClearHostPolicyRequest.SerializeToString,
+            crawlfleet_dot_v1_dot_admin__pb2.ClearHostPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHostPolicies(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crawlfleet.v1.Admin/ListHostPolicies',
+            crawlfleet_dot_v1_dot_admin__pb2.ListHostPoliciesRequest.SerializeToString,
+            crawlfleet_dot_v1_dot_admin__pb2.ListHostPoliciesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseHost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crawlfleet.v1.Admin/PauseHost',
+            crawlfleet_dot_v1_dot_admin__pb2.PauseHostRequest.SerializeToString,
+            crawlfleet_dot_v1_dot_admin__pb2.PauseHostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeHost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crawlfleet.v1.Admin/ResumeHost',
+            crawlfleet_dot_v1_dot_admin__pb2.ResumeHostRequest.SerializeToString,
+            crawlfleet_dot_v1_dot_admin__pb2.ResumeHostResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -52,13 +52,31 @@ class AdminStub:
     ListWorkers: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListWorkersRequest, _admin_pb2.ListWorkersResponse]
     """Workers seen recently, with the leases they hold."""
     PurgeJobs: _grpc.UnaryUnaryMultiCallable[_admin_pb2.PurgeJobsRequest, _admin_pb2.PurgeJobsResponse]
-    """Deletes finished jobs (succeeded, dead, cancelled) that finished before a bound, with their
-    history and results; images no page refers to any more go with them.
+    """Deletes finished jobs (succeeded, dead, cancelled, skipped) that finished before a bound,
+    with their history and results; images no page refers to any more go with them.
     """
     GetThumbnail: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetThumbnailRequest, _admin_pb2.GetThumbnailResponse]
     """The bytes of a stored thumbnail, by its SHA-256 (as listed in a job's result)."""
     ListResults: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListResultsRequest, _admin_pb2.ListResultsResponse]
     """Results of succeeded jobs in job id order, a page at a time (for export)."""
+    ListHosts: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListHostsRequest, _admin_pb2.ListHostsResponse]
+    """Hosts the fleet knows (every host jobs were enqueued for), in host order, a page at a time."""
+    GetHost: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetHostRequest, _admin_pb2.GetHostResponse]
+    """One host: its limits in force, leases in flight, queued work, backoff and robots.txt."""
+    SetHostPolicy: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SetHostPolicyRequest, _admin_pb2.SetHostPolicyResponse]
+    """Sets the policy of an exact host or of a domain ("*.shop.example"), replacing any it had;
+    every known host it matches takes the policy in force at once.
+    """
+    ClearHostPolicy: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ClearHostPolicyRequest, _admin_pb2.ClearHostPolicyResponse]
+    """Removes a policy: the hosts it governed take the next most specific one, or the fleet defaults."""
+    ListHostPolicies: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListHostPoliciesRequest, _admin_pb2.ListHostPoliciesResponse]
+    """Host policies in pattern order, a page at a time."""
+    PauseHost: _grpc.UnaryUnaryMultiCallable[_admin_pb2.PauseHostRequest, _admin_pb2.PauseHostResponse]
+    """Stops leasing a host's jobs, for a time or until resumed; its jobs stay queued."""
+    ResumeHost: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ResumeHostRequest, _admin_pb2.ResumeHostResponse]
+    """Ends a host's pause now, whoever paused it (an operator, a Retry-After, the circuit breaker),
+    and resets its failures in a row.
+    """
 
 @_typing.type_check_only
 class AdminAsyncStub(AdminStub):
@@ -84,13 +102,31 @@ class AdminAsyncStub(AdminStub):
     ListWorkers: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListWorkersRequest, _admin_pb2.ListWorkersResponse]  # type: ignore[assignment]
     """Workers seen recently, with the leases they hold."""
     PurgeJobs: _aio.UnaryUnaryMultiCallable[_admin_pb2.PurgeJobsRequest, _admin_pb2.PurgeJobsResponse]  # type: ignore[assignment]
-    """Deletes finished jobs (succeeded, dead, cancelled) that finished before a bound, with their
-    history and results; images no page refers to any more go with them.
+    """Deletes finished jobs (succeeded, dead, cancelled, skipped) that finished before a bound,
+    with their history and results; images no page refers to any more go with them.
     """
     GetThumbnail: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetThumbnailRequest, _admin_pb2.GetThumbnailResponse]  # type: ignore[assignment]
     """The bytes of a stored thumbnail, by its SHA-256 (as listed in a job's result)."""
     ListResults: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListResultsRequest, _admin_pb2.ListResultsResponse]  # type: ignore[assignment]
     """Results of succeeded jobs in job id order, a page at a time (for export)."""
+    ListHosts: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListHostsRequest, _admin_pb2.ListHostsResponse]  # type: ignore[assignment]
+    """Hosts the fleet knows (every host jobs were enqueued for), in host order, a page at a time."""
+    GetHost: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetHostRequest, _admin_pb2.GetHostResponse]  # type: ignore[assignment]
+    """One host: its limits in force, leases in flight, queued work, backoff and robots.txt."""
+    SetHostPolicy: _aio.UnaryUnaryMultiCallable[_admin_pb2.SetHostPolicyRequest, _admin_pb2.SetHostPolicyResponse]  # type: ignore[assignment]
+    """Sets the policy of an exact host or of a domain ("*.shop.example"), replacing any it had;
+    every known host it matches takes the policy in force at once.
+    """
+    ClearHostPolicy: _aio.UnaryUnaryMultiCallable[_admin_pb2.ClearHostPolicyRequest, _admin_pb2.ClearHostPolicyResponse]  # type: ignore[assignment]
+    """Removes a policy: the hosts it governed take the next most specific one, or the fleet defaults."""
+    ListHostPolicies: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListHostPoliciesRequest, _admin_pb2.ListHostPoliciesResponse]  # type: ignore[assignment]
+    """Host policies in pattern order, a page at a time."""
+    PauseHost: _aio.UnaryUnaryMultiCallable[_admin_pb2.PauseHostRequest, _admin_pb2.PauseHostResponse]  # type: ignore[assignment]
+    """Stops leasing a host's jobs, for a time or until resumed; its jobs stay queued."""
+    ResumeHost: _aio.UnaryUnaryMultiCallable[_admin_pb2.ResumeHostRequest, _admin_pb2.ResumeHostResponse]  # type: ignore[assignment]
+    """Ends a host's pause now, whoever paused it (an operator, a Retry-After, the circuit breaker),
+    and resets its failures in a row.
+    """
 
 class AdminServicer(metaclass=_abc_1.ABCMeta):
     """Operator surface of the queue."""
@@ -161,8 +197,8 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_pb2.PurgeJobsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.PurgeJobsResponse, _abc.Awaitable[_admin_pb2.PurgeJobsResponse]]:
-        """Deletes finished jobs (succeeded, dead, cancelled) that finished before a bound, with their
-        history and results; images no page refers to any more go with them.
+        """Deletes finished jobs (succeeded, dead, cancelled, skipped) that finished before a bound,
+        with their history and results; images no page refers to any more go with them.
         """
 
     @_abc_1.abstractmethod
@@ -180,5 +216,65 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.ListResultsResponse, _abc.Awaitable[_admin_pb2.ListResultsResponse]]:
         """Results of succeeded jobs in job id order, a page at a time (for export)."""
+
+    @_abc_1.abstractmethod
+    def ListHosts(
+        self,
+        request: _admin_pb2.ListHostsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ListHostsResponse, _abc.Awaitable[_admin_pb2.ListHostsResponse]]:
+        """Hosts the fleet knows (every host jobs were enqueued for), in host order, a page at a time."""
+
+    @_abc_1.abstractmethod
+    def GetHost(
+        self,
+        request: _admin_pb2.GetHostRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.GetHostResponse, _abc.Awaitable[_admin_pb2.GetHostResponse]]:
+        """One host: its limits in force, leases in flight, queued work, backoff and robots.txt."""
+
+    @_abc_1.abstractmethod
+    def SetHostPolicy(
+        self,
+        request: _admin_pb2.SetHostPolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.SetHostPolicyResponse, _abc.Awaitable[_admin_pb2.SetHostPolicyResponse]]:
+        """Sets the policy of an exact host or of a domain ("*.shop.example"), replacing any it had;
+        every known host it matches takes the policy in force at once.
+        """
+
+    @_abc_1.abstractmethod
+    def ClearHostPolicy(
+        self,
+        request: _admin_pb2.ClearHostPolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ClearHostPolicyResponse, _abc.Awaitable[_admin_pb2.ClearHostPolicyResponse]]:
+        """Removes a policy: the hosts it governed take the next most specific one, or the fleet defaults."""
+
+    @_abc_1.abstractmethod
+    def ListHostPolicies(
+        self,
+        request: _admin_pb2.ListHostPoliciesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ListHostPoliciesResponse, _abc.Awaitable[_admin_pb2.ListHostPoliciesResponse]]:
+        """Host policies in pattern order, a page at a time."""
+
+    @_abc_1.abstractmethod
+    def PauseHost(
+        self,
+        request: _admin_pb2.PauseHostRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.PauseHostResponse, _abc.Awaitable[_admin_pb2.PauseHostResponse]]:
+        """Stops leasing a host's jobs, for a time or until resumed; its jobs stay queued."""
+
+    @_abc_1.abstractmethod
+    def ResumeHost(
+        self,
+        request: _admin_pb2.ResumeHostRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ResumeHostResponse, _abc.Awaitable[_admin_pb2.ResumeHostResponse]]:
+        """Ends a host's pause now, whoever paused it (an operator, a Retry-After, the circuit breaker),
+        and resets its failures in a row.
+        """
 
 def add_AdminServicer_to_server(servicer: AdminServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from crawlfleet.v1 import jobs_pb2 as _jobs_pb2
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -100,6 +101,7 @@ class CrawlSpec(_message.Message):
     PAGE_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
     RETRY_POLICY_FIELD_NUMBER: _builtins.int
+    REFRESH_INTERVAL_FIELD_NUMBER: _builtins.int
     sitemaps: _builtins.bool
     """Also read the seeds' sites' sitemaps (robots.txt Sitemap: lines and /sitemap.xml): the URLs
     they list join at depth 0.
@@ -145,6 +147,12 @@ class CrawlSpec(_message.Message):
     def retry_policy(self) -> _jobs_pb2.RetryPolicy:
         """Retry policy of every job of the crawl."""
 
+    @_builtins.property
+    def refresh_interval(self) -> _duration_pb2.Duration:
+        """Crawl again this long after each round ends (as RefreshCrawl does), until cancelled. Unset:
+        once.
+        """
+
     def __init__(
         self,
         *,
@@ -162,10 +170,11 @@ class CrawlSpec(_message.Message):
         page: _jobs_pb2.ScrapeSpec | None = ...,
         priority: _builtins.int = ...,
         retry_policy: _jobs_pb2.RetryPolicy | None = ...,
+        refresh_interval: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_depth", b"_max_depth", "max_depth", b"max_depth", "page", b"page", "retry_policy", b"retry_policy"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_depth", b"_max_depth", "max_depth", b"max_depth", "page", b"page", "refresh_interval", b"refresh_interval", "retry_policy", b"retry_policy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_depth", b"_max_depth", "allow", b"allow", "deny", b"deny", "drop_tracking_parameters", b"drop_tracking_parameters", "max_depth", b"max_depth", "max_pages", b"max_pages", "max_pages_per_host", b"max_pages_per_host", "max_query_variants", b"max_query_variants", "page", b"page", "priority", b"priority", "retry_policy", b"retry_policy", "scope", b"scope", "seeds", b"seeds", "sitemaps", b"sitemaps", "sort_query", b"sort_query"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_depth", b"_max_depth", "allow", b"allow", "deny", b"deny", "drop_tracking_parameters", b"drop_tracking_parameters", "max_depth", b"max_depth", "max_pages", b"max_pages", "max_pages_per_host", b"max_pages_per_host", "max_query_variants", b"max_query_variants", "page", b"page", "priority", b"priority", "refresh_interval", b"refresh_interval", "retry_policy", b"retry_policy", "scope", b"scope", "seeds", b"seeds", "sitemaps", b"sitemaps", "sort_query", b"sort_query"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_depth: _TypeAlias = _typing.Literal["max_depth"]  # noqa: Y015
     _WhichOneofArgType__max_depth: _TypeAlias = _typing.Literal["_max_depth", b"_max_depth"]  # noqa: Y015
@@ -309,6 +318,9 @@ class Crawl(_message.Message):
     PAGES_PER_SECOND_FIELD_NUMBER: _builtins.int
     ERRORS_FIELD_NUMBER: _builtins.int
     DEPTHS_FIELD_NUMBER: _builtins.int
+    REFRESH_OF_FIELD_NUMBER: _builtins.int
+    STARTS_AT_FIELD_NUMBER: _builtins.int
+    REFRESHED_BY_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     state: Global___CrawlState.ValueType
     pages_enqueued: _builtins.int
@@ -326,6 +338,10 @@ class Crawl(_message.Message):
     """Dead, skipped or cancelled."""
     pages_per_second: _builtins.float
     """Pages stored per second over the last minute."""
+    refresh_of: _builtins.int
+    """The crawl this one refreshes (0: none), and when its first pages are due."""
+    refreshed_by: _builtins.int
+    """The crawl that refreshes this one, once started (0: none yet)."""
     @_builtins.property
     def spec(self) -> Global___CrawlSpec: ...
     @_builtins.property
@@ -338,6 +354,8 @@ class Crawl(_message.Message):
 
     @_builtins.property
     def depths(self) -> _containers.RepeatedCompositeFieldContainer[Global___DepthCount]: ...
+    @_builtins.property
+    def starts_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -356,10 +374,13 @@ class Crawl(_message.Message):
         pages_per_second: _builtins.float = ...,
         errors: _abc.Iterable[Global___ErrorCount] | None = ...,
         depths: _abc.Iterable[Global___DepthCount] | None = ...,
+        refresh_of: _builtins.int = ...,
+        starts_at: _timestamp_pb2.Timestamp | None = ...,
+        refreshed_by: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "finished_at", b"finished_at", "spec", b"spec"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "finished_at", b"finished_at", "spec", b"spec", "starts_at", b"starts_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "depths", b"depths", "errors", b"errors", "failed", b"failed", "finished_at", b"finished_at", "id", b"id", "leased", b"leased", "out_of_scope", b"out_of_scope", "over_limit", b"over_limit", "pages_enqueued", b"pages_enqueued", "pages_per_second", b"pages_per_second", "queued", b"queued", "spec", b"spec", "state", b"state", "succeeded", b"succeeded"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "depths", b"depths", "errors", b"errors", "failed", b"failed", "finished_at", b"finished_at", "id", b"id", "leased", b"leased", "out_of_scope", b"out_of_scope", "over_limit", b"over_limit", "pages_enqueued", b"pages_enqueued", "pages_per_second", b"pages_per_second", "queued", b"queued", "refresh_of", b"refresh_of", "refreshed_by", b"refreshed_by", "spec", b"spec", "starts_at", b"starts_at", "state", b"state", "succeeded", b"succeeded"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -384,6 +405,51 @@ class GetCrawlResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetCrawlResponse: _TypeAlias = GetCrawlResponse  # noqa: Y015
+
+@_typing.final
+class WatchCrawlRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CRAWL_ID_FIELD_NUMBER: _builtins.int
+    INTERVAL_FIELD_NUMBER: _builtins.int
+    crawl_id: _builtins.int
+    @_builtins.property
+    def interval(self) -> _duration_pb2.Duration:
+        """How often to look: 0.2 s to 60 s; unset means 1 s."""
+
+    def __init__(
+        self,
+        *,
+        crawl_id: _builtins.int = ...,
+        interval: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["interval", b"interval"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["crawl_id", b"crawl_id", "interval", b"interval"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchCrawlRequest: _TypeAlias = WatchCrawlRequest  # noqa: Y015
+
+@_typing.final
+class WatchCrawlResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CRAWL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def crawl(self) -> Global___Crawl: ...
+    def __init__(
+        self,
+        *,
+        crawl: Global___Crawl | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["crawl", b"crawl"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["crawl", b"crawl"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchCrawlResponse: _TypeAlias = WatchCrawlResponse  # noqa: Y015
 
 @_typing.final
 class ListCrawlsRequest(_message.Message):
@@ -433,6 +499,49 @@ class ListCrawlsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListCrawlsResponse: _TypeAlias = ListCrawlsResponse  # noqa: Y015
+
+@_typing.final
+class RefreshCrawlRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CRAWL_ID_FIELD_NUMBER: _builtins.int
+    crawl_id: _builtins.int
+    """A finished or cancelled crawl."""
+    def __init__(
+        self,
+        *,
+        crawl_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["crawl_id", b"crawl_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefreshCrawlRequest: _TypeAlias = RefreshCrawlRequest  # noqa: Y015
+
+@_typing.final
+class RefreshCrawlResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CRAWL_ID_FIELD_NUMBER: _builtins.int
+    SEEDS_ENQUEUED_FIELD_NUMBER: _builtins.int
+    crawl_id: _builtins.int
+    """The new crawl."""
+    seeds_enqueued: _builtins.int
+    def __init__(
+        self,
+        *,
+        crawl_id: _builtins.int = ...,
+        seeds_enqueued: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["crawl_id", b"crawl_id", "seeds_enqueued", b"seeds_enqueued"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefreshCrawlResponse: _TypeAlias = RefreshCrawlResponse  # noqa: Y015
 
 @_typing.final
 class CancelCrawlRequest(_message.Message):

@@ -47,6 +47,11 @@ class CrawlsStub:
                 request_serializer=crawlfleet_dot_v1_dot_crawls__pb2.GetCrawlRequest.SerializeToString,
                 response_deserializer=crawlfleet_dot_v1_dot_crawls__pb2.GetCrawlResponse.FromString,
                 _registered_method=True)
+        self.WatchCrawl = channel.unary_stream(
+                '/crawlfleet.v1.Crawls/WatchCrawl',
+                request_serializer=crawlfleet_dot_v1_dot_crawls__pb2.WatchCrawlRequest.SerializeToString,
+                response_deserializer=crawlfleet_dot_v1_dot_crawls__pb2.WatchCrawlResponse.FromString,
+                _registered_method=True)
         self.ListCrawls = channel.unary_unary(
                 '/crawlfleet.v1.Crawls/ListCrawls',
                 request_serializer=crawlfleet_dot_v1_dot_crawls__pb2.ListCrawlsRequest.SerializeToString,
@@ -56,6 +61,11 @@ class CrawlsStub:
                 '/crawlfleet.v1.Crawls/CancelCrawl',
                 request_serializer=crawlfleet_dot_v1_dot_crawls__pb2.CancelCrawlRequest.SerializeToString,
                 response_deserializer=crawlfleet_dot_v1_dot_crawls__pb2.CancelCrawlResponse.FromString,
+                _registered_method=True)
+        self.RefreshCrawl = channel.unary_unary(
+                '/crawlfleet.v1.Crawls/RefreshCrawl',
+                request_serializer=crawlfleet_dot_v1_dot_crawls__pb2.RefreshCrawlRequest.SerializeToString,
+                response_deserializer=crawlfleet_dot_v1_dot_crawls__pb2.RefreshCrawlResponse.FromString,
                 _registered_method=True)
 
 
@@ -78,6 +88,15 @@ class CrawlsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchCrawl(self, request, context):
+        """A crawl's progress as it changes: the crawl at once, then again whenever its counts change
+        (looked at every `interval`), ending with the crawl finished or cancelled. A coordinator
+        shutting down ends the stream with UNAVAILABLE: call again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListCrawls(self, request, context):
         """Crawls, newest first, a page at a time.
         """
@@ -87,6 +106,16 @@ class CrawlsServicer:
 
     def CancelCrawl(self, request, context):
         """Stops discovery and cancels the crawl's queued jobs; leased ones end at their next heartbeat.
+        A crawl that refreshes itself stops doing so.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RefreshCrawl(self, request, context):
+        """Crawls an ended crawl again now, as a new crawl: each page it had is fetched with a
+        conditional GET (its ETag and Last-Modified), an unchanged page is stored as not modified and
+        its links are taken from its previous version.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -105,6 +134,11 @@ def add_CrawlsServicer_to_server(servicer, server):
                     request_deserializer=crawlfleet_dot_v1_dot_crawls__pb2.GetCrawlRequest.FromString,
                     response_serializer=crawlfleet_dot_v1_dot_crawls__pb2.GetCrawlResponse.SerializeToString,
             ),
+            'WatchCrawl': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchCrawl,
+                    request_deserializer=crawlfleet_dot_v1_dot_crawls__pb2.WatchCrawlRequest.FromString,
+                    response_serializer=crawlfleet_dot_v1_dot_crawls__pb2.WatchCrawlResponse.SerializeToString,
+            ),
             'ListCrawls': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCrawls,
                     request_deserializer=crawlfleet_dot_v1_dot_crawls__pb2.ListCrawlsRequest.FromString,
@@ -114,6 +148,11 @@ def add_CrawlsServicer_to_server(servicer, server):
                     servicer.CancelCrawl,
                     request_deserializer=crawlfleet_dot_v1_dot_crawls__pb2.CancelCrawlRequest.FromString,
                     response_serializer=crawlfleet_dot_v1_dot_crawls__pb2.CancelCrawlResponse.SerializeToString,
+            ),
+            'RefreshCrawl': grpc.unary_unary_rpc_method_handler(
+                    servicer.RefreshCrawl,
+                    request_deserializer=crawlfleet_dot_v1_dot_crawls__pb2.RefreshCrawlRequest.FromString,
+                    response_serializer=crawlfleet_dot_v1_dot_crawls__pb2.RefreshCrawlResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -184,6 +223,33 @@ class Crawls:
             _registered_method=True)
 
     @staticmethod
+    def WatchCrawl(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/crawlfleet.v1.Crawls/WatchCrawl',
+            crawlfleet_dot_v1_dot_crawls__pb2.WatchCrawlRequest.SerializeToString,
+            crawlfleet_dot_v1_dot_crawls__pb2.WatchCrawlResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ListCrawls(request,
             target,
             options=(),
@@ -227,6 +293,33 @@ class Crawls:
             '/crawlfleet.v1.Crawls/CancelCrawl',
             crawlfleet_dot_v1_dot_crawls__pb2.CancelCrawlRequest.SerializeToString,
             crawlfleet_dot_v1_dot_crawls__pb2.CancelCrawlResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RefreshCrawl(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crawlfleet.v1.Crawls/RefreshCrawl',
+            crawlfleet_dot_v1_dot_crawls__pb2.RefreshCrawlRequest.SerializeToString,
+            crawlfleet_dot_v1_dot_crawls__pb2.RefreshCrawlResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,10 +39,22 @@ class CrawlsStub:
     StartCrawl: _grpc.UnaryUnaryMultiCallable[_crawls_pb2.StartCrawlRequest, _crawls_pb2.StartCrawlResponse]
     GetCrawl: _grpc.UnaryUnaryMultiCallable[_crawls_pb2.GetCrawlRequest, _crawls_pb2.GetCrawlResponse]
     """A crawl's progress: its jobs by state, what discovery found, errors, depths."""
+    WatchCrawl: _grpc.UnaryStreamMultiCallable[_crawls_pb2.WatchCrawlRequest, _crawls_pb2.WatchCrawlResponse]
+    """A crawl's progress as it changes: the crawl at once, then again whenever its counts change
+    (looked at every `interval`), ending with the crawl finished or cancelled. A coordinator
+    shutting down ends the stream with UNAVAILABLE: call again.
+    """
     ListCrawls: _grpc.UnaryUnaryMultiCallable[_crawls_pb2.ListCrawlsRequest, _crawls_pb2.ListCrawlsResponse]
     """Crawls, newest first, a page at a time."""
     CancelCrawl: _grpc.UnaryUnaryMultiCallable[_crawls_pb2.CancelCrawlRequest, _crawls_pb2.CancelCrawlResponse]
-    """Stops discovery and cancels the crawl's queued jobs; leased ones end at their next heartbeat."""
+    """Stops discovery and cancels the crawl's queued jobs; leased ones end at their next heartbeat.
+    A crawl that refreshes itself stops doing so.
+    """
+    RefreshCrawl: _grpc.UnaryUnaryMultiCallable[_crawls_pb2.RefreshCrawlRequest, _crawls_pb2.RefreshCrawlResponse]
+    """Crawls an ended crawl again now, as a new crawl: each page it had is fetched with a
+    conditional GET (its ETag and Last-Modified), an unchanged page is stored as not modified and
+    its links are taken from its previous version.
+    """
 
 @_typing.type_check_only
 class CrawlsAsyncStub(CrawlsStub):
@@ -55,10 +67,22 @@ class CrawlsAsyncStub(CrawlsStub):
     StartCrawl: _aio.UnaryUnaryMultiCallable[_crawls_pb2.StartCrawlRequest, _crawls_pb2.StartCrawlResponse]  # type: ignore[assignment]
     GetCrawl: _aio.UnaryUnaryMultiCallable[_crawls_pb2.GetCrawlRequest, _crawls_pb2.GetCrawlResponse]  # type: ignore[assignment]
     """A crawl's progress: its jobs by state, what discovery found, errors, depths."""
+    WatchCrawl: _aio.UnaryStreamMultiCallable[_crawls_pb2.WatchCrawlRequest, _crawls_pb2.WatchCrawlResponse]  # type: ignore[assignment]
+    """A crawl's progress as it changes: the crawl at once, then again whenever its counts change
+    (looked at every `interval`), ending with the crawl finished or cancelled. A coordinator
+    shutting down ends the stream with UNAVAILABLE: call again.
+    """
     ListCrawls: _aio.UnaryUnaryMultiCallable[_crawls_pb2.ListCrawlsRequest, _crawls_pb2.ListCrawlsResponse]  # type: ignore[assignment]
     """Crawls, newest first, a page at a time."""
     CancelCrawl: _aio.UnaryUnaryMultiCallable[_crawls_pb2.CancelCrawlRequest, _crawls_pb2.CancelCrawlResponse]  # type: ignore[assignment]
-    """Stops discovery and cancels the crawl's queued jobs; leased ones end at their next heartbeat."""
+    """Stops discovery and cancels the crawl's queued jobs; leased ones end at their next heartbeat.
+    A crawl that refreshes itself stops doing so.
+    """
+    RefreshCrawl: _aio.UnaryUnaryMultiCallable[_crawls_pb2.RefreshCrawlRequest, _crawls_pb2.RefreshCrawlResponse]  # type: ignore[assignment]
+    """Crawls an ended crawl again now, as a new crawl: each page it had is fetched with a
+    conditional GET (its ETag and Last-Modified), an unchanged page is stored as not modified and
+    its links are taken from its previous version.
+    """
 
 class CrawlsServicer(metaclass=_abc_1.ABCMeta):
     """Crawls: start from seed URLs (or a site's sitemaps), follow links within a scope, up to a depth
@@ -82,6 +106,17 @@ class CrawlsServicer(metaclass=_abc_1.ABCMeta):
         """A crawl's progress: its jobs by state, what discovery found, errors, depths."""
 
     @_abc_1.abstractmethod
+    def WatchCrawl(
+        self,
+        request: _crawls_pb2.WatchCrawlRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_crawls_pb2.WatchCrawlResponse], _abc.AsyncIterator[_crawls_pb2.WatchCrawlResponse]]:
+        """A crawl's progress as it changes: the crawl at once, then again whenever its counts change
+        (looked at every `interval`), ending with the crawl finished or cancelled. A coordinator
+        shutting down ends the stream with UNAVAILABLE: call again.
+        """
+
+    @_abc_1.abstractmethod
     def ListCrawls(
         self,
         request: _crawls_pb2.ListCrawlsRequest,
@@ -95,6 +130,19 @@ class CrawlsServicer(metaclass=_abc_1.ABCMeta):
         request: _crawls_pb2.CancelCrawlRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_crawls_pb2.CancelCrawlResponse, _abc.Awaitable[_crawls_pb2.CancelCrawlResponse]]:
-        """Stops discovery and cancels the crawl's queued jobs; leased ones end at their next heartbeat."""
+        """Stops discovery and cancels the crawl's queued jobs; leased ones end at their next heartbeat.
+        A crawl that refreshes itself stops doing so.
+        """
+
+    @_abc_1.abstractmethod
+    def RefreshCrawl(
+        self,
+        request: _crawls_pb2.RefreshCrawlRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crawls_pb2.RefreshCrawlResponse, _abc.Awaitable[_crawls_pb2.RefreshCrawlResponse]]:
+        """Crawls an ended crawl again now, as a new crawl: each page it had is fetched with a
+        conditional GET (its ETag and Last-Modified), an unchanged page is stored as not modified and
+        its links are taken from its previous version.
+        """
 
 def add_CrawlsServicer_to_server(servicer: CrawlsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

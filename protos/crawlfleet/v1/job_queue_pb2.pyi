@@ -51,6 +51,40 @@ LEASE_STATUS_COMPLETED: LeaseStatus.ValueType  # 4
 """The job already succeeded under this lease (its Complete committed first): nothing to do."""
 Global___LeaseStatus: _TypeAlias = LeaseStatus  # noqa: Y015
 
+class _RobotsState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RobotsStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RobotsState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ROBOTS_STATE_UNSPECIFIED: _RobotsState.ValueType  # 0
+    ROBOTS_STATE_UNKNOWN: _RobotsState.ValueType  # 1
+    """Never fetched (or no such host); the next lease of the host fetches it."""
+    ROBOTS_STATE_RULES: _RobotsState.ValueType  # 2
+    """Fetched (2xx): `body` holds the rules to obey."""
+    ROBOTS_STATE_ALLOW_ALL: _RobotsState.ValueType  # 3
+    """Unavailable (4xx, too many redirects): no rules, everything may be fetched."""
+    ROBOTS_STATE_UNREACHABLE: _RobotsState.ValueType  # 4
+    """Unreachable (5xx, 429, network error): nothing may be fetched; the host is paused until
+    another fetch is due.
+    """
+
+class RobotsState(_RobotsState, metaclass=_RobotsStateEnumTypeWrapper):
+    """What the fleet knows of a host's robots.txt (RFC 9309)."""
+
+ROBOTS_STATE_UNSPECIFIED: RobotsState.ValueType  # 0
+ROBOTS_STATE_UNKNOWN: RobotsState.ValueType  # 1
+"""Never fetched (or no such host); the next lease of the host fetches it."""
+ROBOTS_STATE_RULES: RobotsState.ValueType  # 2
+"""Fetched (2xx): `body` holds the rules to obey."""
+ROBOTS_STATE_ALLOW_ALL: RobotsState.ValueType  # 3
+"""Unavailable (4xx, too many redirects): no rules, everything may be fetched."""
+ROBOTS_STATE_UNREACHABLE: RobotsState.ValueType  # 4
+"""Unreachable (5xx, 429, network error): nothing may be fetched; the host is paused until
+another fetch is due.
+"""
+Global___RobotsState: _TypeAlias = RobotsState  # noqa: Y015
+
 @_typing.final
 class EnqueueRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -475,7 +509,7 @@ class FailRequest(_message.Message):
     """A short machine-readable class, e.g. "timeout", "http_503"."""
     error_message: _builtins.str
     retryable: _builtins.bool
-    """False sends the job straight to DEAD."""
+    """False sends the job straight to DEAD; with error_type "robots_disallowed" to SKIPPED instead."""
     release: _builtins.bool
     """Gives the job back (worker shutdown): queued now, the attempt not charged."""
     @_builtins.property
@@ -564,7 +598,7 @@ class FinishedJob(_message.Message):
     LAST_ERROR_FIELD_NUMBER: _builtins.int
     job_id: _builtins.int
     state: _jobs_pb2.JobState.ValueType
-    """SUCCEEDED, DEAD or CANCELLED."""
+    """SUCCEEDED, DEAD, CANCELLED or SKIPPED."""
     attempt: _builtins.int
     """Attempts made, the last one included (0 for a job cancelled before its first lease)."""
     last_error: _builtins.str
@@ -625,3 +659,142 @@ class WatchJobsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchJobsResponse: _TypeAlias = WatchJobsResponse  # noqa: Y015
+
+@_typing.final
+class ReportRobotsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    LEASE_TOKEN_FIELD_NUMBER: _builtins.int
+    HOST_FIELD_NUMBER: _builtins.int
+    STATUS_CODE_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    ERROR_TYPE_FIELD_NUMBER: _builtins.int
+    ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
+    CRAWL_DELAY_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.int
+    """The lease that fetched it: a job of `host` leased with `fetch_robots`."""
+    lease_token: _builtins.str
+    host: _builtins.str
+    """The host the robots.txt is for, as HostDirectives.name spells it."""
+    status_code: _builtins.int
+    """The HTTP status of the final answer, after redirects (100 to 599); 0 when none came."""
+    body: _builtins.bytes
+    """The body of a 2xx answer, at most 500 KiB (RFC 9309 asks parsers to read at least that much:
+    send the first 500 KiB of a longer file).
+    """
+    error_type: _builtins.str
+    """Why no answer came (status_code 0): the fetch's failure class, e.g. "timeout",
+    "connection_refused", "too_many_redirects".
+    """
+    error_message: _builtins.str
+    @_builtins.property
+    def crawl_delay(self) -> _duration_pb2.Duration:
+        """The Crawl-delay the rules ask of our user agent, if any; capped by the coordinator."""
+
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.int = ...,
+        lease_token: _builtins.str = ...,
+        host: _builtins.str = ...,
+        status_code: _builtins.int = ...,
+        body: _builtins.bytes = ...,
+        error_type: _builtins.str = ...,
+        error_message: _builtins.str = ...,
+        crawl_delay: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["crawl_delay", b"crawl_delay"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "crawl_delay", b"crawl_delay", "error_message", b"error_message", "error_type", b"error_type", "host", b"host", "job_id", b"job_id", "lease_token", b"lease_token", "status_code", b"status_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportRobotsRequest: _TypeAlias = ReportRobotsRequest  # noqa: Y015
+
+@_typing.final
+class ReportRobotsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    state: Global___RobotsState.ValueType
+    """What the fleet now holds for the host: RULES, ALLOW_ALL or UNREACHABLE."""
+    @_builtins.property
+    def version(self) -> _timestamp_pb2.Timestamp:
+        """The version of the rules (their fetch time), as leases carry it in robots_version."""
+
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When the next lease of the host fetches robots.txt again; for UNREACHABLE, the end of the
+        host's pause.
+        """
+
+    def __init__(
+        self,
+        *,
+        state: Global___RobotsState.ValueType = ...,
+        version: _timestamp_pb2.Timestamp | None = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "version", b"version"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "state", b"state", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportRobotsResponse: _TypeAlias = ReportRobotsResponse  # noqa: Y015
+
+@_typing.final
+class GetRobotsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOST_FIELD_NUMBER: _builtins.int
+    host: _builtins.str
+    """A host as HostDirectives.name spells it."""
+    def __init__(
+        self,
+        *,
+        host: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["host", b"host"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRobotsRequest: _TypeAlias = GetRobotsRequest  # noqa: Y015
+
+@_typing.final
+class GetRobotsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    state: Global___RobotsState.ValueType
+    body: _builtins.bytes
+    """The rules, with state RULES."""
+    @_builtins.property
+    def version(self) -> _timestamp_pb2.Timestamp:
+        """Their version (fetch time), unset while UNKNOWN."""
+
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        state: Global___RobotsState.ValueType = ...,
+        body: _builtins.bytes = ...,
+        version: _timestamp_pb2.Timestamp | None = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "version", b"version"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "expires_at", b"expires_at", "state", b"state", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRobotsResponse: _TypeAlias = GetRobotsResponse  # noqa: Y015

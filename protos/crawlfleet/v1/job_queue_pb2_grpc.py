@@ -60,6 +60,16 @@ class JobQueueStub:
                 request_serializer=crawlfleet_dot_v1_dot_job__queue__pb2.FailRequest.SerializeToString,
                 response_deserializer=crawlfleet_dot_v1_dot_job__queue__pb2.FailResponse.FromString,
                 _registered_method=True)
+        self.ReportRobots = channel.unary_unary(
+                '/crawlfleet.v1.JobQueue/ReportRobots',
+                request_serializer=crawlfleet_dot_v1_dot_job__queue__pb2.ReportRobotsRequest.SerializeToString,
+                response_deserializer=crawlfleet_dot_v1_dot_job__queue__pb2.ReportRobotsResponse.FromString,
+                _registered_method=True)
+        self.GetRobots = channel.unary_unary(
+                '/crawlfleet.v1.JobQueue/GetRobots',
+                request_serializer=crawlfleet_dot_v1_dot_job__queue__pb2.GetRobotsRequest.SerializeToString,
+                response_deserializer=crawlfleet_dot_v1_dot_job__queue__pb2.GetRobotsResponse.FromString,
+                _registered_method=True)
         self.WatchJobs = channel.unary_stream(
                 '/crawlfleet.v1.JobQueue/WatchJobs',
                 request_serializer=crawlfleet_dot_v1_dot_job__queue__pb2.WatchJobsRequest.SerializeToString,
@@ -107,8 +117,24 @@ class JobQueueServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportRobots(self, request, context):
+        """Reports the robots.txt a lease with `fetch_robots` fetched for its host (or why it could not),
+        for the whole fleet. Fenced like Fail: a stale lease, or one of another host, is LEASE_LOST.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRobots(self, request, context):
+        """The robots.txt the fleet holds for a host, to check a job against the rules of its lease's
+        `robots_version` when the worker has not parsed that version yet.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchJobs(self, request, context):
-        """Streams watched jobs as they reach a terminal state (SUCCEEDED, DEAD or CANCELLED).
+        """Streams watched jobs as they reach a terminal state (SUCCEEDED, DEAD, CANCELLED or SKIPPED).
         The first message comes at once: the jobs already terminal and the ids not found. Each later
         message carries the jobs that finished since the one before. The stream ends (OK) after the
         message whose remaining_count is 0. UNAVAILABLE when the coordinator drains: watch again.
@@ -144,6 +170,16 @@ def add_JobQueueServicer_to_server(servicer, server):
                     servicer.Fail,
                     request_deserializer=crawlfleet_dot_v1_dot_job__queue__pb2.FailRequest.FromString,
                     response_serializer=crawlfleet_dot_v1_dot_job__queue__pb2.FailResponse.SerializeToString,
+            ),
+            'ReportRobots': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportRobots,
+                    request_deserializer=crawlfleet_dot_v1_dot_job__queue__pb2.ReportRobotsRequest.FromString,
+                    response_serializer=crawlfleet_dot_v1_dot_job__queue__pb2.ReportRobotsResponse.SerializeToString,
+            ),
+            'GetRobots': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRobots,
+                    request_deserializer=crawlfleet_dot_v1_dot_job__queue__pb2.GetRobotsRequest.FromString,
+                    response_serializer=crawlfleet_dot_v1_dot_job__queue__pb2.GetRobotsResponse.SerializeToString,
             ),
             'WatchJobs': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchJobs,
@@ -287,6 +323,60 @@ class JobQueue:
             '/crawlfleet.v1.JobQueue/Fail',
             crawlfleet_dot_v1_dot_job__queue__pb2.FailRequest.SerializeToString,
             crawlfleet_dot_v1_dot_job__queue__pb2.FailResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportRobots(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crawlfleet.v1.JobQueue/ReportRobots',
+            crawlfleet_dot_v1_dot_job__queue__pb2.ReportRobotsRequest.SerializeToString,
+            crawlfleet_dot_v1_dot_job__queue__pb2.ReportRobotsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRobots(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crawlfleet.v1.JobQueue/GetRobots',
+            crawlfleet_dot_v1_dot_job__queue__pb2.GetRobotsRequest.SerializeToString,
+            crawlfleet_dot_v1_dot_job__queue__pb2.GetRobotsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,8 +45,16 @@ class JobQueueStub:
     """Completes leased jobs, all or nothing: a stale lease token aborts the call with LEASE_LOST."""
     Fail: _grpc.UnaryUnaryMultiCallable[_job_queue_pb2.FailRequest, _job_queue_pb2.FailResponse]
     """Reports a failed attempt, or releases a job without charging the attempt."""
+    ReportRobots: _grpc.UnaryUnaryMultiCallable[_job_queue_pb2.ReportRobotsRequest, _job_queue_pb2.ReportRobotsResponse]
+    """Reports the robots.txt a lease with `fetch_robots` fetched for its host (or why it could not),
+    for the whole fleet. Fenced like Fail: a stale lease, or one of another host, is LEASE_LOST.
+    """
+    GetRobots: _grpc.UnaryUnaryMultiCallable[_job_queue_pb2.GetRobotsRequest, _job_queue_pb2.GetRobotsResponse]
+    """The robots.txt the fleet holds for a host, to check a job against the rules of its lease's
+    `robots_version` when the worker has not parsed that version yet.
+    """
     WatchJobs: _grpc.UnaryStreamMultiCallable[_job_queue_pb2.WatchJobsRequest, _job_queue_pb2.WatchJobsResponse]
-    """Streams watched jobs as they reach a terminal state (SUCCEEDED, DEAD or CANCELLED).
+    """Streams watched jobs as they reach a terminal state (SUCCEEDED, DEAD, CANCELLED or SKIPPED).
     The first message comes at once: the jobs already terminal and the ids not found. Each later
     message carries the jobs that finished since the one before. The stream ends (OK) after the
     message whose remaining_count is 0. UNAVAILABLE when the coordinator drains: watch again.
@@ -69,8 +77,16 @@ class JobQueueAsyncStub(JobQueueStub):
     """Completes leased jobs, all or nothing: a stale lease token aborts the call with LEASE_LOST."""
     Fail: _aio.UnaryUnaryMultiCallable[_job_queue_pb2.FailRequest, _job_queue_pb2.FailResponse]  # type: ignore[assignment]
     """Reports a failed attempt, or releases a job without charging the attempt."""
+    ReportRobots: _aio.UnaryUnaryMultiCallable[_job_queue_pb2.ReportRobotsRequest, _job_queue_pb2.ReportRobotsResponse]  # type: ignore[assignment]
+    """Reports the robots.txt a lease with `fetch_robots` fetched for its host (or why it could not),
+    for the whole fleet. Fenced like Fail: a stale lease, or one of another host, is LEASE_LOST.
+    """
+    GetRobots: _aio.UnaryUnaryMultiCallable[_job_queue_pb2.GetRobotsRequest, _job_queue_pb2.GetRobotsResponse]  # type: ignore[assignment]
+    """The robots.txt the fleet holds for a host, to check a job against the rules of its lease's
+    `robots_version` when the worker has not parsed that version yet.
+    """
     WatchJobs: _aio.UnaryStreamMultiCallable[_job_queue_pb2.WatchJobsRequest, _job_queue_pb2.WatchJobsResponse]  # type: ignore[assignment]
-    """Streams watched jobs as they reach a terminal state (SUCCEEDED, DEAD or CANCELLED).
+    """Streams watched jobs as they reach a terminal state (SUCCEEDED, DEAD, CANCELLED or SKIPPED).
     The first message comes at once: the jobs already terminal and the ids not found. Each later
     message carries the jobs that finished since the one before. The stream ends (OK) after the
     message whose remaining_count is 0. UNAVAILABLE when the coordinator drains: watch again.
@@ -122,12 +138,32 @@ class JobQueueServicer(metaclass=_abc_1.ABCMeta):
         """Reports a failed attempt, or releases a job without charging the attempt."""
 
     @_abc_1.abstractmethod
+    def ReportRobots(
+        self,
+        request: _job_queue_pb2.ReportRobotsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_queue_pb2.ReportRobotsResponse, _abc.Awaitable[_job_queue_pb2.ReportRobotsResponse]]:
+        """Reports the robots.txt a lease with `fetch_robots` fetched for its host (or why it could not),
+        for the whole fleet. Fenced like Fail: a stale lease, or one of another host, is LEASE_LOST.
+        """
+
+    @_abc_1.abstractmethod
+    def GetRobots(
+        self,
+        request: _job_queue_pb2.GetRobotsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_queue_pb2.GetRobotsResponse, _abc.Awaitable[_job_queue_pb2.GetRobotsResponse]]:
+        """The robots.txt the fleet holds for a host, to check a job against the rules of its lease's
+        `robots_version` when the worker has not parsed that version yet.
+        """
+
+    @_abc_1.abstractmethod
     def WatchJobs(
         self,
         request: _job_queue_pb2.WatchJobsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_job_queue_pb2.WatchJobsResponse], _abc.AsyncIterator[_job_queue_pb2.WatchJobsResponse]]:
-        """Streams watched jobs as they reach a terminal state (SUCCEEDED, DEAD or CANCELLED).
+        """Streams watched jobs as they reach a terminal state (SUCCEEDED, DEAD, CANCELLED or SKIPPED).
         The first message comes at once: the jobs already terminal and the ids not found. Each later
         message carries the jobs that finished since the one before. The stream ends (OK) after the
         message whose remaining_count is 0. UNAVAILABLE when the coordinator drains: watch again.

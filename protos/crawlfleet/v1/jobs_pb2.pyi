@@ -36,9 +36,13 @@ class _JobStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_JobState.Val
     JOB_STATE_DEAD: _JobState.ValueType  # 4
     """Dead letter: retries exhausted or a non-retryable failure."""
     JOB_STATE_CANCELLED: _JobState.ValueType  # 5
+    JOB_STATE_SKIPPED: _JobState.ValueType  # 6
+    """Not run: robots.txt disallows its URL for the fleet's user agent. Not an error, so not in
+    the dead letter; last_error says which rule.
+    """
 
 class JobState(_JobState, metaclass=_JobStateEnumTypeWrapper):
-    """Lifecycle of a job. Terminal states are SUCCEEDED, DEAD and CANCELLED."""
+    """Lifecycle of a job. Terminal states are SUCCEEDED, DEAD, CANCELLED and SKIPPED."""
 
 JOB_STATE_UNSPECIFIED: JobState.ValueType  # 0
 JOB_STATE_QUEUED: JobState.ValueType  # 1
@@ -49,6 +53,10 @@ JOB_STATE_SUCCEEDED: JobState.ValueType  # 3
 JOB_STATE_DEAD: JobState.ValueType  # 4
 """Dead letter: retries exhausted or a non-retryable failure."""
 JOB_STATE_CANCELLED: JobState.ValueType  # 5
+JOB_STATE_SKIPPED: JobState.ValueType  # 6
+"""Not run: robots.txt disallows its URL for the fleet's user agent. Not an error, so not in
+the dead letter; last_error says which rule.
+"""
 Global___JobState: _TypeAlias = JobState  # noqa: Y015
 
 class _RenderMode:
@@ -298,7 +306,9 @@ class JobSpec(_message.Message):
     priority: _builtins.int
     """0 to 100; higher leases first."""
     idempotency_key: _builtins.str
-    """Deduplicates live jobs; unset, a scrape job deduplicates on its normalized URL."""
+    """Deduplicates live jobs; unset, a scrape or sitemap job deduplicates on its normalized URL (a
+    sitemap job and a scrape job of one URL are two jobs).
+    """
     @_builtins.property
     def scrape(self) -> Global___ScrapeSpec: ...
     @_builtins.property
@@ -359,7 +369,7 @@ class Job(_message.Message):
     kind: _builtins.str
     state: Global___JobState.ValueType
     target_url: _builtins.str
-    """Normalized target URL of a scrape job."""
+    """Normalized target URL of a scrape or sitemap job (or a noop job given a url)."""
     attempt: _builtins.int
     max_attempts: _builtins.int
     leased_by: _builtins.str
@@ -426,7 +436,7 @@ class Attempt(_message.Message):
     number: _builtins.int
     worker_id: _builtins.str
     outcome: _builtins.str
-    """succeeded, failed, released, expired or cancelled."""
+    """succeeded, failed, released, expired, cancelled or skipped."""
     error_type: _builtins.str
     error_message: _builtins.str
     @_builtins.property
@@ -824,7 +834,9 @@ class SitemapResult(_message.Message):
     ERRORS_FIELD_NUMBER: _builtins.int
     TRUNCATED_FIELD_NUMBER: _builtins.int
     truncated: _builtins.bool
-    """More URLs were listed than the job's limit."""
+    """The sitemaps list more URLs than `entries` holds: the job's max_urls, the result's size or the
+    sitemaps one job reads was reached.
+    """
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___SitemapEntry]: ...
     @_builtins.property
@@ -833,7 +845,9 @@ class SitemapResult(_message.Message):
 
     @_builtins.property
     def errors(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Sitemaps that could not be read, as "<url>: <error_type>: <message>"."""
+        """Sitemaps that could not be read, or were not (another host's, too deep), as
+        "<url>: <error_type>: <message>".
+        """
 
     def __init__(
         self,

@@ -67,7 +67,11 @@ class Progress:
     _drawn: float = 0.0
     _width: int = 0
 
-    def update(self, done: int, total: int | None, extra: str = "", *, force: bool = False) -> None:
+    def update(
+        self, done: int, total: int | None, extra: str = "", *, force: bool = False, speed: str | None = None
+    ) -> None:
+        """Redraws the line (at most every REDRAW_INTERVAL unless ``force``); ``speed`` replaces the
+        rate counted since the line started (a rate the coordinator measures, say)."""
         now = time.monotonic()
         if not self.enabled or (not force and now - self._drawn < REDRAW_INTERVAL):
             return
@@ -78,7 +82,7 @@ class Progress:
             parts.append(f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done}/{total}")
         else:
             parts.append(str(done))
-        parts.append(rate(done, now - self.started))
+        parts.append(speed if speed is not None else rate(done, now - self.started))
         if extra:
             parts.append(extra)
         line = " ".join(parts)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from crawlfleet.cli.client import describe_error
-from crawlfleet.cli.commands import dead, demo, enqueue, jobs, queue, results, wait
+from crawlfleet.cli.commands import crawl, dead, demo, enqueue, hosts, jobs, queue, results, wait
 from crawlfleet.cli.context import Context
 from crawlfleet.cli.errors import EXIT_INTERRUPTED, EXIT_OK, CliError
 from crawlfleet.cli.settings import add_global_options, settings_from
@@ -28,13 +28,16 @@ examples:
   crawlfleet enqueue - < urls.txt
   crawlfleet stats
   crawlfleet dead list --error-type http_5xx
-  crawlfleet wait --all --timeout 10m"""
+  crawlfleet hosts list --paused
+  crawlfleet wait --all --timeout 10m
+  crawlfleet crawl start https://example.com/ --depth 2 --max-pages 500 --wait"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crawlfleet",
-        description="Enqueue jobs, watch the queue and replay failures on a crawlfleet coordinator.",
+        description="Enqueue jobs, run crawls, watch the queue, steer how hosts are treated and replay failures "
+        "on a crawlfleet coordinator.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -44,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_global_options(repeated, repeated=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     before = set(commands.choices)
-    for module in (enqueue, queue, jobs, dead, wait, results, demo):
+    for module in (enqueue, queue, jobs, dead, hosts, wait, crawl, results, demo):
         module.register(commands)
     for name, sub in commands.choices.items():
         if name not in before:

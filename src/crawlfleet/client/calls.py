@@ -6,19 +6,28 @@ error is located, and when a multi-call operation is done is decided here, once.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
 from crawlfleet.client.errors import InvalidArgument
-from crawlfleet.client.models import EnqueuedJob, JobPage, ResultPage, state_values
-from crawlfleet.client.specs import JobFilter, JobLike, Seconds, duration, job_spec
+from crawlfleet.client.models import (
+    EnqueuedJob,
+    HostPage,
+    HostPolicyChange,
+    HostPolicyPage,
+    JobPage,
+    ResultPage,
+    state_values,
+)
+from crawlfleet.client.specs import JobFilter, JobLike, Seconds, duration, job_spec, timestamp
 from crawlfleet.common.states import JobState
 from crawlfleet.v1 import admin_pb2, job_queue_pb2, jobs_pb2
 
 DEFAULT_ENQUEUE_BATCH = 1000
 MAX_ENQUEUE_BATCH = 10_000  # the coordinator's limit per Enqueue call
 DEFAULT_PAGE_SIZE = 500
-MAX_PAGE_SIZE = 1000  # ListJobs and ListResults
+MAX_PAGE_SIZE = 1000  # ListJobs, ListResults, ListHosts and ListHostPolicies
 DEFAULT_REQUEUE_BATCH = 1000
 MAX_REQUEUE_BATCH = 10_000
 DEFAULT_PURGE_BATCH = 10_000
@@ -70,9 +79,24 @@ def job_page(response: admin_pb2.ListJobsResponse) -> JobPage:
     return JobPage(list(response.jobs), response.next_page_token)
 
 
-def list_results_request(kind: str | None, page_size: int, page_token: str) -> admin_pb2.ListResultsRequest:
+def list_results_request(
+    kind: str | None,
+    page_size: int,
+    page_token: str,
+    crawl_id: int | None = None,
+    *,
+    changed_since: dt.datetime | None = None,
+    url_prefix: str | None = None,
+) -> admin_pb2.ListResultsRequest:
     check_size("page_size", page_size, MAX_PAGE_SIZE)
-    return admin_pb2.ListResultsRequest(page_size=page_size, page_token=page_token, kind=kind or "")
+    if crawl_id is not None and crawl_id < 1:
+        raise ValueError(f"crawl_id must be a positive crawl id, not {crawl_id}")
+    request = admin_pb2.ListResultsRequest(
+        page_size=page_size, page_token=page_token, kind=kind or "", crawl_id=crawl_id or 0, url_prefix=url_prefix or ""
+    )
+    if changed_since is not None:
+        request.changed_since.CopyFrom(timestamp(changed_since))
+    return request
 
 
 def result_page(response: admin_pb2.ListResultsResponse) -> ResultPage:
@@ -160,4 +184,58 @@ def workers_request(seen_within: Seconds | None) -> admin_pb2.ListWorkersRequest
     request = admin_pb2.ListWorkersRequest()
     if seen_within is not None:
         request.seen_within.CopyFrom(duration(seen_within))
+    return request
+
+
+def list_hosts_request(
+    paused_only: bool, queued_only: bool, prefix: str | None, page_size: int, page_token: str
+) -> admin_pb2.ListHostsRequest:
+    check_size("page_size", page_size, MAX_PAGE_SIZE)
+    return admin_pb2.ListHostsRequest(
+        paused_only=paused_only,
+        queued_only=queued_only,
+        host_prefix=prefix or "",
+        page_size=page_size,
+        page_token=page_token,
+    )
+
+
+def host_page(response: admin_pb2.ListHostsResponse) -> HostPage:
+    return HostPage(list(response.hosts), response.next_page_token)
+
+
+def list_host_policies_request(page_size: int, page_token: str) -> admin_pb2.ListHostPoliciesRequest:
+    check_size("page_size", page_size, MAX_PAGE_SIZE)
+    return admin_pb2.ListHostPoliciesRequest(page_size=page_size, page_token=page_token)
+
+
+def host_policy_page(response: admin_pb2.ListHostPoliciesResponse) -> HostPolicyPage:
+    return HostPolicyPage(list(response.policies), response.next_page_token)
+
+
+def set_host_policy_request(
+    pattern: str, max_concurrency: int | None, delay: Seconds | None, obey_robots: bool | None, note: str
+) -> admin_pb2.SetHostPolicyRequest:
+    """A policy request; limits left None take the fleet defaults."""
+    request = admin_pb2.SetHostPolicyRequest(
+        pattern=pattern, max_concurrency=max_concurrency, obey_robots=obey_robots, note=note
+    )
+    if delay is not None:
+        request.delay.CopyFrom(duration(delay))
+    return request
+
+
+def set_policy_change(response: admin_pb2.SetHostPolicyResponse) -> HostPolicyChange:
+    return HostPolicyChange(response.policy, response.hosts_governed)
+
+
+def cleared_policy_change(response: admin_pb2.ClearHostPolicyResponse) -> HostPolicyChange:
+    return HostPolicyChange(response.policy, response.hosts_released)
+
+
+def pause_host_request(host: str, pause_for: Seconds | None, reason: str) -> admin_pb2.PauseHostRequest:
+    """A pause of ``pause_for`` (None: until resumed)."""
+    request = admin_pb2.PauseHostRequest(host=host, reason=reason)
+    if pause_for is not None:
+        request.duration.CopyFrom(duration(pause_for))
     return request

@@ -14,6 +14,7 @@ import grpc
 
 from crawlfleet.client.models import JobOutcome
 from crawlfleet.common.rpc_errors import error_details
+from crawlfleet.v1 import crawls_pb2
 
 _TLS_WORDS = ("ssl", "tls", "handshake", "certificate")
 
@@ -66,7 +67,8 @@ class InvalidArgument(ClientError):
 
 
 class NotFound(ClientError):
-    """The job (or thumbnail) does not exist, or no longer: purged, or a wrong id."""
+    """The job (or crawl, or thumbnail) does not exist, or no longer: purged, or a wrong id. For
+    a producer, another producer's jobs and crawls do not exist."""
 
 
 class JobsNotFound(NotFound):
@@ -136,6 +138,19 @@ class WaitTimeout(ClientError):
         super().__init__(
             f"{self.remaining} job(s) had not finished after {timeout:g}s ({len(self.finished)} finished meanwhile)"
         )
+
+
+class CrawlWaitTimeout(WaitTimeout):
+    """``wait_crawl`` ran out of time before the crawl ended. ``crawl`` is the crawl as last read
+    (None when no read succeeded), ``remaining`` its jobs then queued or leased."""
+
+    def __init__(self, timeout: float, crawl_id: int, crawl: crawls_pb2.Crawl | None) -> None:
+        remaining = crawl.queued + crawl.leased if crawl is not None else 0
+        super().__init__(timeout, {}, (), remaining=remaining)
+        self.crawl_id = crawl_id
+        self.crawl = crawl
+        self.message = f"crawl {crawl_id} had not finished after {timeout:g}s ({remaining} job(s) queued or leased)"
+        self.args = (self.message,)
 
 
 _BY_CODE: Mapping[grpc.StatusCode, type[ClientError]] = {

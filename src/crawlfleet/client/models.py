@@ -36,10 +36,10 @@ class EnqueuedJob(NamedTuple):
 
 @dataclass(frozen=True, kw_only=True)
 class JobOutcome:
-    """How a watched job ended: SUCCEEDED, DEAD or CANCELLED."""
+    """How a watched job ended: SUCCEEDED, DEAD, CANCELLED or SKIPPED."""
 
     job_id: int
-    # SUCCEEDED, DEAD or CANCELLED (a StrEnum: it equals "succeeded", "dead", "cancelled").
+    # SUCCEEDED, DEAD, CANCELLED or SKIPPED (a StrEnum: it equals "succeeded", "dead", ...).
     state: JobState
     # Attempts made, the last one included (0 for a job cancelled before its first lease).
     attempt: int
@@ -50,6 +50,12 @@ class JobOutcome:
     @property
     def succeeded(self) -> bool:
         return self.state is JobState.SUCCEEDED
+
+    @property
+    def failed(self) -> bool:
+        """Dead or cancelled. A skipped job (robots.txt disallows its URL) did not fail: it ran as
+        the fleet's politeness asks."""
+        return self.state in (JobState.DEAD, JobState.CANCELLED)
 
     @classmethod
     def from_proto(cls, job: job_queue_pb2.FinishedJob) -> JobOutcome:
@@ -89,6 +95,28 @@ class ResultPage(NamedTuple):
     next_page_token: str
 
 
+class HostPage(NamedTuple):
+    """One page of ``list_hosts``, in host order; pass ``next_page_token`` for the next (empty: no more)."""
+
+    hosts: list[admin_pb2.Host]
+    next_page_token: str
+
+
+class HostPolicyPage(NamedTuple):
+    """One page of ``list_host_policies``, in pattern order; pass ``next_page_token`` for the next."""
+
+    policies: list[admin_pb2.HostPolicy]
+    next_page_token: str
+
+
+class HostPolicyChange(NamedTuple):
+    """A policy set (``hosts``: the known hosts it now governs) or cleared (``hosts``: those it
+    governed, now under the next most specific policy or the fleet defaults)."""
+
+    policy: admin_pb2.HostPolicy
+    hosts: int
+
+
 @dataclass(frozen=True, kw_only=True)
 class QueueStats:
     """Jobs by state (every state, 0 when none), and by kind and state."""
@@ -121,3 +149,21 @@ class PurgeCounts(NamedTuple):
 def to_datetime(ts: timestamp_pb2.Timestamp) -> dt.datetime:
     """A timestamp as an aware UTC datetime."""
     return ts.ToDatetime(tzinfo=dt.UTC)
+
+
+# A declared field's value in field_values: its value (None when nothing matched), or the list of
+# its values for a field declared with ``all``.
+FieldValue = str | list[str] | None
+
+
+def field_values(spec: jobs_pb2.JobSpec, result: jobs_pb2.JobResult) -> dict[str, FieldValue]:
+    """The declared fields of a scrape job's result by name, in the order declared: a field
+    declared with ``all`` as the list of its values, any other as its value or None. ``spec`` and
+    ``result`` are a ``Job``'s or a ``ResultEntry``'s."""
+    found = {field.name: list(field.values) for field in result.scrape.fields}
+    values: dict[str, FieldValue] = {}
+    for declared in spec.scrape.fields:
+        got = found.pop(declared.name, [])
+        values[declared.name] = got if declared.all else (got[0] if got else None)
+    values.update(found)  # reported but not declared (not from a worker of this version): as lists
+    return values

@@ -8,6 +8,7 @@ and answers ``InvalidArgument`` naming the offending field.
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
@@ -51,6 +52,30 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Field:
+    """A named value to extract from the page, stored with its result: by ``css`` selector (the
+    element's whitespace-collapsed text, or the value of its ``attribute``) or by a ``json_ld`` path
+    (dot-separated keys into the page's JSON-LD, e.g. ``offers.price``). The first value found, or
+    every one with ``all``. Names are lower-case letters, digits and ``_``, starting with a letter."""
+
+    name: str
+    css: str | None = None
+    json_ld: str | None = None
+    attribute: str | None = None
+    all: bool = False
+
+    def to_proto(self) -> jobs_pb2.FieldSpec:
+        if (self.css is None) == (self.json_ld is None):
+            raise ValueError(f"field {self.name!r}: give one of css and json_ld")
+        spec = jobs_pb2.FieldSpec(name=self.name, attribute=self.attribute or "", all=self.all)
+        if self.css is not None:
+            spec.css = self.css
+        else:
+            spec.json_ld = self.json_ld or ""
+        return spec
+
+
+@dataclass(frozen=True, kw_only=True)
 class ScrapeJob:
     """One URL to scrape, with the options of its job.
 
@@ -72,9 +97,24 @@ class ScrapeJob:
     timeout: Seconds | None = None
     skip_images: bool = False
     max_images: int | None = None
+    # Named values to extract, stored with the result (see Field).
+    fields: Sequence[Field] = ()
+    # CSS selectors of the parts of the page whose links are marked followed (none: every link).
+    follow_selectors: Sequence[str] = ()
+    # Conditional GET with an earlier fetch's validators (its result's headers "etag" and
+    # "last-modified"): an unchanged page completes as not_modified, without extraction or images.
+    if_none_match: str | None = None
+    if_modified_since: str | dt.datetime | None = None
 
     def to_proto(self) -> jobs_pb2.JobSpec:
-        scrape = jobs_pb2.ScrapeSpec(url=self.url, skip_images=self.skip_images)
+        scrape = jobs_pb2.ScrapeSpec(
+            url=self.url,
+            skip_images=self.skip_images,
+            fields=[field.to_proto() for field in self.fields],
+            follow_selectors=list(self.follow_selectors),
+            if_none_match=self.if_none_match or "",
+            if_modified_since=http_date(self.if_modified_since) if self.if_modified_since is not None else "",
+        )
         if self.render is not None:
             if self.render not in RENDER_MODES:
                 raise ValueError(f"render must be one of {', '.join(RENDER_MODES)}, not {self.render!r}")
@@ -112,9 +152,9 @@ def job_spec(job: JobLike) -> jobs_pb2.JobSpec:
 class JobFilter:
     """Which jobs to list or requeue; fields left unset do not filter."""
 
-    # JobStates, or their names: queued, leased, succeeded, dead, cancelled.
+    # JobStates, or their names: queued, leased, succeeded, dead, cancelled, skipped.
     states: Sequence[JobState | str] = ()
-    # scrape or noop.
+    # scrape, sitemap or noop.
     kind: str | None = None
     # Normalized target URLs starting with this.
     url_prefix: str | None = None
@@ -135,6 +175,15 @@ class JobFilter:
         if self.created_before is not None:
             flt.created_before.CopyFrom(timestamp(self.created_before))
         return flt
+
+
+def http_date(value: str | dt.datetime) -> str:
+    """An HTTP date (``Sun, 06 Nov 1994 08:49:37 GMT``); a string is taken as one already, a
+    datetime without a zone is local time."""
+    if isinstance(value, str):
+        return value
+    moment = value if value.tzinfo is not None else value.astimezone()
+    return email.utils.format_datetime(moment.astimezone(dt.UTC), usegmt=True)
 
 
 def duration(value: Seconds) -> duration_pb2.Duration:

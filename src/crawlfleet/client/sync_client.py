@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
 import grpc
 
-from crawlfleet.client import calls
+from crawlfleet.client import calls, crawls
+from crawlfleet.client.crawl_specs import CrawlLike, crawl_spec
+from crawlfleet.client.crawls import CancelledCrawl, CrawlPage, StartedCrawl
 from crawlfleet.client.errors import ConfigurationError, InvalidArgument, JobsNotFound, from_rpc_error
 from crawlfleet.client.models import (
     EnqueuedJob,
+    HostPage,
+    HostPolicyChange,
+    HostPolicyPage,
     JobOutcome,
     JobPage,
     PurgeCounts,
@@ -32,7 +38,15 @@ from crawlfleet.client.specs import JobFilter, JobLike, Seconds, job_spec
 from crawlfleet.client.watching import DEFAULT_RECONNECT_FOR, WatchSession
 from crawlfleet.common.channel import CredentialsError, open_channel
 from crawlfleet.common.states import JobState
-from crawlfleet.v1 import admin_pb2, admin_pb2_grpc, job_queue_pb2, job_queue_pb2_grpc, jobs_pb2
+from crawlfleet.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    crawls_pb2,
+    crawls_pb2_grpc,
+    job_queue_pb2,
+    job_queue_pb2_grpc,
+    jobs_pb2,
+)
 
 Request = TypeVar("Request")
 Response = TypeVar("Response")
@@ -40,7 +54,8 @@ PathLike = str | os.PathLike[str]
 
 
 class Client:
-    """A blocking client of one coordinator: enqueue jobs, wait for them, read results, operate the queue.
+    """A blocking client of one coordinator: enqueue jobs, wait for them, run crawls, read results,
+    operate the queue.
 
     Use it as a context manager, or ``close()`` it. Failed calls raise a ``ClientError`` subclass;
     each call has the ``call_timeout`` deadline. A client may be shared between threads.
@@ -72,6 +87,7 @@ class Client:
             raise ConfigurationError(str(exc)) from None
         self._queue = job_queue_pb2_grpc.JobQueueStub(self._channel)
         self._admin = admin_pb2_grpc.AdminStub(self._channel)
+        self._crawls = crawls_pb2_grpc.CrawlsStub(self._channel)
 
     @classmethod
     def from_settings(cls, settings: ClientSettings) -> Client:
@@ -204,22 +220,48 @@ class Client:
             page = self.list_jobs(where, page_size=paging.page_size(), page_token=paging.token)
             yield from page.jobs[: paging.take(page.jobs, page.next_page_token)]
 
-    def list_results(self, *, kind: str | None = None, page_size: int = 100, page_token: str = "") -> ResultPage:
-        """One page of results of succeeded jobs, in job id order (thumbnail bytes left out)."""
-        request = calls.list_results_request(kind, page_size, page_token)
+    def list_results(
+        self,
+        *,
+        kind: str | None = None,
+        crawl_id: int | None = None,
+        page_size: int = 100,
+        page_token: str = "",
+        changed_since: dt.datetime | None = None,
+        url_prefix: str | None = None,
+    ) -> ResultPage:
+        """One page of results of succeeded jobs (of one crawl's pages with ``crawl_id``), in job id
+        order (thumbnail bytes left out)."""
+        request = calls.list_results_request(
+            kind, page_size, page_token, crawl_id, changed_since=changed_since, url_prefix=url_prefix
+        )
         return calls.result_page(self._call(self._admin.ListResults, request))
 
     def iter_results(
         self,
         *,
         kind: str | None = None,
+        crawl_id: int | None = None,
         limit: int | None = None,
         page_size: int = calls.DEFAULT_PAGE_SIZE,
+        changed_since: dt.datetime | None = None,
+        url_prefix: str | None = None,
     ) -> Iterator[admin_pb2.ResultEntry]:
-        """Results of succeeded jobs (of ``kind``: scrape, noop), in job id order, a page per call."""
+        """Results of succeeded jobs (of ``kind``: scrape, sitemap, noop; of one crawl's pages with
+        ``crawl_id``), in job id order, a page per call.
+
+        ``changed_since`` keeps the pages that changed since then (fetched in full since, with new
+        content); ``url_prefix`` the jobs whose normalized target URL starts with it."""
         paging = calls.Paging(page_size, limit)
         while not paging.done:
-            page = self.list_results(kind=kind, page_size=paging.page_size(), page_token=paging.token)
+            page = self.list_results(
+                kind=kind,
+                crawl_id=crawl_id,
+                page_size=paging.page_size(),
+                page_token=paging.token,
+                changed_since=changed_since,
+                url_prefix=url_prefix,
+            )
             yield from page.results[: paging.take(page.results, page.next_page_token)]
 
     def get_thumbnail(self, sha256: str) -> jobs_pb2.Thumbnail:
@@ -240,6 +282,76 @@ class Client:
     def list_workers(self, *, seen_within: Seconds | None = None) -> list[admin_pb2.WorkerStatus]:
         """Workers seen within ``seen_within`` (default 5 minutes), with their leases in flight."""
         return list(self._call(self._admin.ListWorkers, calls.workers_request(seen_within)).workers)
+
+    # Crawls
+
+    def start_crawl(self, crawl: CrawlLike) -> StartedCrawl:
+        """Starts a crawl: a seed URL, seed URLs (the coordinator's defaults for the rest), a
+        ``CrawlSpec`` or a ``crawlfleet.v1.CrawlSpec``. Its id and the seeds enqueued."""
+        response = self._call(self._crawls.StartCrawl, crawls_pb2.StartCrawlRequest(spec=crawl_spec(crawl)))
+        return StartedCrawl(response.crawl_id, response.seeds_enqueued)
+
+    def get_crawl(self, crawl_id: int) -> crawls_pb2.Crawl:
+        """A crawl with its progress: jobs by state and by depth, errors, pages per second;
+        ``NotFound`` when there is no such crawl (or it is another producer's)."""
+        return self._call(self._crawls.GetCrawl, crawls_pb2.GetCrawlRequest(crawl_id=crawl_id)).crawl
+
+    def list_crawls(self, *, page_size: int = crawls.DEFAULT_CRAWL_PAGE_SIZE, page_token: str = "") -> CrawlPage:
+        """One page of crawls, newest first (without job counts, errors and depths)."""
+        request = crawls.list_crawls_request(page_size, page_token)
+        return crawls.crawl_page(self._call(self._crawls.ListCrawls, request))
+
+    def iter_crawls(
+        self, *, limit: int | None = None, page_size: int = crawls.MAX_CRAWL_PAGE_SIZE
+    ) -> Iterator[crawls_pb2.Crawl]:
+        """Every crawl (at most ``limit``), newest first, a page per call; see ``list_crawls``."""
+        crawls.list_crawls_request(page_size, "")
+        paging = calls.Paging(page_size, limit)
+        while not paging.done:
+            page = self.list_crawls(page_size=paging.page_size(), page_token=paging.token)
+            yield from page.crawls[: paging.take(page.crawls, page.next_page_token)]
+
+    def cancel_crawl(self, crawl_id: int) -> CancelledCrawl:
+        """Stops a crawl's discovery and cancels its queued jobs; its leased jobs stop at their next
+        heartbeat. A crawl that had finished stays finished."""
+        response = self._call(self._crawls.CancelCrawl, crawls_pb2.CancelCrawlRequest(crawl_id=crawl_id))
+        return CancelledCrawl.from_proto(response)
+
+    def wait_crawl(
+        self,
+        crawl_id: int,
+        *,
+        timeout: Seconds | None = None,
+        interval: Seconds = crawls.DEFAULT_WATCH_INTERVAL,
+        on_progress: Callable[[crawls_pb2.Crawl], object] | None = None,
+        reconnect_for: float = DEFAULT_RECONNECT_FOR,
+    ) -> crawls_pb2.Crawl:
+        """Blocks until the crawl has finished or was cancelled; the crawl as it ended.
+
+        ``on_progress`` gets the crawl at once and again whenever its counts change, as the
+        coordinator sees every ``interval`` seconds (0.2 to 60). Raises ``NotFound`` for a crawl
+        that does not exist, ``CrawlWaitTimeout`` (a ``WaitTimeout``, with the crawl as last seen)
+        after ``timeout`` seconds. A stream a coordinator ends (drain) or a dropped connection is
+        reopened, for up to ``reconnect_for`` seconds of failures.
+        """
+        session = crawls.CrawlWatch(crawl_id, timeout=timeout, interval=interval, reconnect_for=reconnect_for)
+        while not session.done:
+            request, deadline = session.open_stream()
+            call = self._crawls.WatchCrawl(request, timeout=deadline)
+            try:
+                for response in call:
+                    crawl = session.absorb(response)
+                    if on_progress is not None:
+                        on_progress(crawl)
+                delay = session.stream_ended()
+            except grpc.RpcError as error:
+                delay = session.retry_delay(error)
+            finally:
+                call.cancel()
+            if delay > 0 and not session.done:
+                time.sleep(delay)
+        assert session.last is not None  # done: a message said the crawl ended
+        return session.last
 
     # Repairing
 
@@ -276,7 +388,7 @@ class Client:
         states: Sequence[JobState | str] = (),
         batch_size: int = calls.DEFAULT_PURGE_BATCH,
     ) -> Iterator[PurgeCounts]:
-        """Deletes finished jobs (of ``states``: succeeded, dead, cancelled; default all three)
+        """Deletes finished jobs (of ``states``: succeeded, dead, cancelled, skipped; default all)
         that finished longer than ``older_than`` ago, with their results, a batch per call; what
         each call deleted."""
         request = calls.purge_request(older_than, states, batch_size)
@@ -296,6 +408,91 @@ class Client:
         """Like ``purge_batches``; the totals."""
         batches = list(self.purge_batches(older_than, states=states, batch_size=batch_size))
         return PurgeCounts(sum(b.jobs for b in batches), sum(b.images for b in batches))
+
+    # Hosts
+
+    def list_hosts(
+        self,
+        *,
+        paused_only: bool = False,
+        queued_only: bool = False,
+        prefix: str | None = None,
+        page_size: int = 100,
+        page_token: str = "",
+    ) -> HostPage:
+        """One page of the hosts the fleet knows, in host order: only paused ones, only those with
+        queued jobs, only names starting with ``prefix``."""
+        request = calls.list_hosts_request(paused_only, queued_only, prefix, page_size, page_token)
+        return calls.host_page(self._call(self._admin.ListHosts, request))
+
+    def iter_hosts(
+        self,
+        *,
+        paused_only: bool = False,
+        queued_only: bool = False,
+        prefix: str | None = None,
+        limit: int | None = None,
+        page_size: int = calls.DEFAULT_PAGE_SIZE,
+    ) -> Iterator[admin_pb2.Host]:
+        """Every host matching the filters (at most ``limit``), in host order, a page per call."""
+        paging = calls.Paging(page_size, limit)
+        while not paging.done:
+            page = self.list_hosts(
+                paused_only=paused_only,
+                queued_only=queued_only,
+                prefix=prefix,
+                page_size=paging.page_size(),
+                page_token=paging.token,
+            )
+            yield from page.hosts[: paging.take(page.hosts, page.next_page_token)]
+
+    def get_host(self, host: str) -> admin_pb2.Host:
+        """One host (``shop.example``, ``shop.example:8443``): limits in force, leases in flight,
+        queued jobs, backoff, robots.txt; ``NotFound`` when no job was ever enqueued for it."""
+        return self._call(self._admin.GetHost, admin_pb2.GetHostRequest(host=host)).host
+
+    def set_host_policy(
+        self,
+        pattern: str,
+        *,
+        max_concurrency: int | None = None,
+        delay: Seconds | None = None,
+        obey_robots: bool | None = None,
+        note: str = "",
+    ) -> HostPolicyChange:
+        """Sets the policy of a host (``shop.example``) or a domain (``*.shop.example``), replacing
+        any it had; limits left None take the fleet defaults. The policy, and the known hosts it governs."""
+        request = calls.set_host_policy_request(pattern, max_concurrency, delay, obey_robots, note)
+        return calls.set_policy_change(self._call(self._admin.SetHostPolicy, request))
+
+    def clear_host_policy(self, pattern: str) -> HostPolicyChange:
+        """Removes a pattern's policy (``NotFound`` without one); the policy, and the hosts it governed."""
+        request = admin_pb2.ClearHostPolicyRequest(pattern=pattern)
+        return calls.cleared_policy_change(self._call(self._admin.ClearHostPolicy, request))
+
+    def list_host_policies(self, *, page_size: int = 100, page_token: str = "") -> HostPolicyPage:
+        """One page of host policies, in pattern order."""
+        request = calls.list_host_policies_request(page_size, page_token)
+        return calls.host_policy_page(self._call(self._admin.ListHostPolicies, request))
+
+    def iter_host_policies(
+        self, *, limit: int | None = None, page_size: int = calls.DEFAULT_PAGE_SIZE
+    ) -> Iterator[admin_pb2.HostPolicy]:
+        """Every host policy (at most ``limit``), in pattern order, a page per call."""
+        paging = calls.Paging(page_size, limit)
+        while not paging.done:
+            page = self.list_host_policies(page_size=paging.page_size(), page_token=paging.token)
+            yield from page.policies[: paging.take(page.policies, page.next_page_token)]
+
+    def pause_host(self, host: str, *, pause_for: Seconds | None = None, reason: str = "") -> admin_pb2.Host:
+        """Stops leasing a host's jobs for ``pause_for`` (None: until resumed); its jobs stay queued.
+        A longer pause in force stays. The host afterwards."""
+        request = calls.pause_host_request(host, pause_for, reason)
+        return self._call(self._admin.PauseHost, request).host
+
+    def resume_host(self, host: str) -> admin_pb2.Host:
+        """Ends a host's pause (whoever paused it) and its failures in a row; the host afterwards."""
+        return self._call(self._admin.ResumeHost, admin_pb2.ResumeHostRequest(host=host)).host
 
     def _requeue(self, request: admin_pb2.RequeueDeadJobsRequest) -> admin_pb2.RequeueDeadJobsResponse:
         return self._call(self._admin.RequeueDeadJobs, request)

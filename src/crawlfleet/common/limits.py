@@ -57,11 +57,28 @@ LIMITS: dict[str, FieldLimit] = {
     "crawlfleet.v1.FailRequest.error_type": FieldLimit(chars=100),
     # Longer messages are cut to 4096 characters by Fail rather than refused.
     "crawlfleet.v1.FailRequest.error_message": FieldLimit(chars=65_536),
+    "crawlfleet.v1.ReportRobotsRequest.lease_token": FieldLimit(chars=64),
+    "crawlfleet.v1.ReportRobotsRequest.host": FieldLimit(chars=255),
+    "crawlfleet.v1.ReportRobotsRequest.error_type": FieldLimit(chars=100),
+    "crawlfleet.v1.ReportRobotsRequest.error_message": FieldLimit(chars=65_536),
+    "crawlfleet.v1.GetRobotsRequest.host": FieldLimit(chars=255),
     "crawlfleet.v1.WatchJobsRequest.job_ids": FieldLimit(items=100_000),
     "crawlfleet.v1.RequeueDeadJobsRequest.job_ids": FieldLimit(items=10_000),
     "crawlfleet.v1.ListResultsRequest.page_token": FieldLimit(chars=20),
     "crawlfleet.v1.ListJobsRequest.page_token": FieldLimit(chars=20),
     "crawlfleet.v1.GetThumbnailRequest.sha256": FieldLimit(chars=64),
+    # Hosts and host patterns are at most 255 characters (common/hosts.py); so are the page
+    # tokens that stand for them. Notes and pause reasons are shown to operators.
+    "crawlfleet.v1.ListHostsRequest.host_prefix": FieldLimit(chars=255),
+    "crawlfleet.v1.ListHostsRequest.page_token": FieldLimit(chars=255),
+    "crawlfleet.v1.GetHostRequest.host": FieldLimit(chars=255),
+    "crawlfleet.v1.SetHostPolicyRequest.pattern": FieldLimit(chars=255),
+    "crawlfleet.v1.SetHostPolicyRequest.note": FieldLimit(chars=500),
+    "crawlfleet.v1.ClearHostPolicyRequest.pattern": FieldLimit(chars=255),
+    "crawlfleet.v1.ListHostPoliciesRequest.page_token": FieldLimit(chars=255),
+    "crawlfleet.v1.PauseHostRequest.host": FieldLimit(chars=255),
+    "crawlfleet.v1.PauseHostRequest.reason": FieldLimit(chars=500),
+    "crawlfleet.v1.ResumeHostRequest.host": FieldLimit(chars=255),
     # A scrape result: what a page holds. The sizes shared with the result caps (main text, links,
     # images) come from result_limits, so the two checks never disagree.
     "crawlfleet.v1.ScrapeResult.final_url": FieldLimit(chars=8192),
@@ -76,12 +93,23 @@ LIMITS: dict[str, FieldLimit] = {
     "crawlfleet.v1.ScrapeResult.open_graph": FieldLimit(chars=8192, items=200),
     "crawlfleet.v1.ScrapeResult.headers": FieldLimit(chars=8192, items=100),
     "crawlfleet.v1.ScrapeResult.images": FieldLimit(items=result_limits.MAX_IMAGES),
+    "crawlfleet.v1.ScrapeResult.fields": FieldLimit(items=result_limits.MAX_FIELDS),
+    "crawlfleet.v1.ScrapeResult.content_sha256": FieldLimit(chars=64),
+    "crawlfleet.v1.FieldValue.name": FieldLimit(chars=64),
+    # A value's bound in bytes (checked with the result caps) is also one in characters.
+    "crawlfleet.v1.FieldValue.values": FieldLimit(
+        chars=result_limits.MAX_FIELD_VALUE_BYTES, items=result_limits.MAX_FIELD_VALUES
+    ),
     "crawlfleet.v1.Redirect.url": FieldLimit(chars=8192),
     "crawlfleet.v1.Link.url": FieldLimit(chars=8192),
     "crawlfleet.v1.Link.text": FieldLimit(chars=1000),
     "crawlfleet.v1.ImageResult.url": FieldLimit(chars=8192),
     "crawlfleet.v1.ImageResult.error_message": FieldLimit(chars=4096),
     "crawlfleet.v1.ImageResult.thumbnails": FieldLimit(items=16),
+    # A sitemap result: the URLs of a site's sitemaps (as long as a job's target URL may be), the
+    # sitemaps read, and why others were not.
+    "crawlfleet.v1.SitemapResult.entries": FieldLimit(items=result_limits.MAX_SITEMAP_ENTRIES),
+    "crawlfleet.v1.SitemapResult.errors": FieldLimit(chars=4096),
 }
 _DEFAULT = FieldLimit()
 

@@ -22,6 +22,7 @@ class JobState(StrEnum):
     SUCCEEDED = "succeeded"
     DEAD = "dead"  # retries exhausted or not retryable
     CANCELLED = "cancelled"
+    SKIPPED = "skipped"  # robots.txt disallows its URL: not fetched, and not an error
 
     @property
     def is_terminal(self) -> bool:
@@ -48,7 +49,7 @@ class JobState(StrEnum):
             raise ValueError(f"unknown state {name!r}; expected one of {', '.join(STATE_NAMES)}") from None
 
 
-TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED})
+TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED, JobState.SKIPPED})
 # Plain strings in lifecycle order, for tables, metric labels and query parameters.
 STATE_NAMES: tuple[str, ...] = tuple(state.value for state in JobState)
 TERMINAL_STATE_NAMES: tuple[str, ...] = tuple(state.value for state in JobState if state.is_terminal)

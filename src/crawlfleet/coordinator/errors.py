@@ -77,6 +77,24 @@ class JobNotFound(NotFound):
         super().__init__(f"job {job_id} does not exist", metadata={"job_id": str(job_id)})
 
 
+class HostNotFound(NotFound):
+    """No jobs were ever enqueued for the host, so the fleet does not know it."""
+
+    reason = "HOST_NOT_FOUND"
+
+    def __init__(self, host: str) -> None:
+        super().__init__(
+            f"no host {host!r}: the fleet knows a host once jobs were enqueued for it", metadata={"host": host}
+        )
+
+
+class HostPolicyNotFound(NotFound):
+    reason = "HOST_POLICY_NOT_FOUND"
+
+    def __init__(self, pattern: str) -> None:
+        super().__init__(f"no host policy with the pattern {pattern!r}", metadata={"pattern": pattern})
+
+
 class CrawlNotFound(NotFound):
     reason = "CRAWL_NOT_FOUND"
 

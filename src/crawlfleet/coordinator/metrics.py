@@ -1,4 +1,4 @@
-"""Prometheus metrics of a coordinator: RPCs, lease and job transitions, queue depth, database health.
+"""Prometheus metrics of a coordinator: RPCs, lease and job transitions, queue depth, hosts, database health.
 
 Each Coordinator owns a registry of its own (several may run in one process, as in tests) and serves
 it in the Prometheus text format on ``--metrics-listen``. Servicers and background tasks count
@@ -17,10 +17,13 @@ from typing import Any
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
+from crawlfleet.common.robots import RobotsState
 from crawlfleet.common.states import JobState
 from crawlfleet.coordinator.api.requests import Behavior, Deserializer, RawUnaryInterceptor, parse_request
 from crawlfleet.coordinator.errors import DatabaseUnavailable
+from crawlfleet.coordinator.politeness import OTHER_PAUSE, PAUSE_REASON_CLASSES, pause_reason_class
 from crawlfleet.coordinator.storage.admin import AdminQueue
+from crawlfleet.coordinator.storage.hosts import HostAdmin
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,12 @@ class CoordinatorMetrics:
         self.lease_claims = Counter(
             "crawlfleet_lease_claims", "Claim statements run by Lease calls (first tries and wake-ups)", registry=r
         )
+        self.politeness_waits = Counter(
+            "crawlfleet_lease_politeness_waits",
+            "Lease claims that came back empty while hosts had queued jobs not yet ready "
+            "(delay, limit, pause, robots.txt)",
+            registry=r,
+        )
         self.leases_extended = Counter("crawlfleet_leases_extended", "Leases extended by Heartbeat", registry=r)
         self.leases_lost = Counter(
             "crawlfleet_leases_lost", "Leases a Heartbeat named that were no longer held (answered LOST)", registry=r
@@ -78,6 +87,15 @@ class CoordinatorMetrics:
         self.jobs_dead = Counter(
             "crawlfleet_jobs_dead", "Jobs moved to dead (retries exhausted or not retryable)", registry=r
         )
+        self.jobs_skipped = Counter(
+            "crawlfleet_jobs_skipped", "Jobs skipped: robots.txt disallows their URL (not errors)", registry=r
+        )
+        self.robots_reports = Counter(
+            "crawlfleet_robots_reports",
+            "robots.txt fetches reported by workers, by what they made of the host: rules, allow_all, unreachable",
+            ["state"],
+            registry=r,
+        )
         self.jobs_released = Counter(
             "crawlfleet_jobs_released", "Jobs given back by workers without charging an attempt", registry=r
         )
@@ -86,12 +104,30 @@ class CoordinatorMetrics:
             "Large requests refused because --max-request-bytes-in-flight was reached",
             registry=r,
         )
+        self.hosts_paused = Gauge(
+            "crawlfleet_hosts_paused",
+            "Hosts paused now, by what paused them (refreshed periodically)",
+            ["reason"],
+            registry=r,
+        )
+        self.hosts_saturated = Gauge(
+            "crawlfleet_hosts_saturated",
+            "Hosts with queued jobs that were at their concurrency limit when last claimed (refreshed periodically)",
+            registry=r,
+        )
+        self.hosts_queued = Gauge(
+            "crawlfleet_hosts_with_queued_jobs", "Hosts with queued jobs (refreshed periodically)", registry=r
+        )
         self.watch_streams = Gauge("crawlfleet_watch_streams", "Open WatchJobs streams", registry=r)
         self.database_up = Gauge(
             "crawlfleet_database_up", "1 while the health probe reaches PostgreSQL, else 0", registry=r
         )
         self._states = {state: self.jobs.labels(state.value) for state in JobState}
         for child in self._states.values():
+            child.set(0)
+        # Bounded labels: the known reason classes and "other", never a host.
+        self._pauses = {reason: self.hosts_paused.labels(reason) for reason in (*PAUSE_REASON_CLASSES, OTHER_PAUSE)}
+        for child in self._pauses.values():
             child.set(0)
 
     def request_refused(self) -> None:
@@ -123,6 +159,11 @@ class CoordinatorMetrics:
             self.jobs_retried.inc()
         elif state == JobState.DEAD:
             self.jobs_dead.inc()
+        elif state == JobState.SKIPPED:
+            self.jobs_skipped.inc()
+
+    def robots_reported(self, state: RobotsState) -> None:
+        self.robots_reports.labels(state.value).inc()
 
     def reaped(self, states: Iterable[str]) -> None:
         """Expired leases the reaper ended, by the job's state afterwards."""
@@ -142,15 +183,16 @@ class CoordinatorMetrics:
 
         return observed
 
-    async def refresh_jobs_forever(self, admin: AdminQueue, interval: float) -> None:
-        """Refresh the queue gauges every interval (less often when the queries are slow)."""
+    async def refresh_gauges_forever(self, admin: AdminQueue, hosts: HostAdmin, interval: float) -> None:
+        """Refresh the queue and host gauges every interval (less often when the queries are slow)."""
         while True:
             started = time.monotonic()
             try:
                 await self.refresh_jobs(admin)
+                await self.refresh_hosts(hosts)
             except DatabaseUnavailable as exc:
                 # The gauges keep their last values; crawlfleet_database_up says they are stale.
-                log.debug("job gauges not refreshed: %s", exc.message)
+                log.debug("queue gauges not refreshed: %s", exc.message)
             took = time.monotonic() - started
             await asyncio.sleep(max(interval, took * _REFRESH_BACKOFF_FACTOR))
 
@@ -163,6 +205,21 @@ class CoordinatorMetrics:
         oldest = health.oldest_due_run_at
         # Both times come from the database clock: no skew with this host's.
         self.oldest_queued_age.set(0.0 if oldest is None else max(0.0, (health.now - oldest).total_seconds()))
+
+    async def refresh_hosts(self, hosts: HostAdmin) -> None:
+        """Hosts paused by reason class, saturated, and with queued jobs: walks of partial indexes."""
+        paused = dict.fromkeys(self._pauses, 0)
+        for reason, count in (await hosts.paused_by_reason()).items():
+            paused[pause_reason_class(reason)] += count
+        for reason, child in self._pauses.items():
+            child.set(paused[reason])
+        gauges = await hosts.gauges()
+        self.hosts_queued.set(gauges.queued)
+        self.hosts_saturated.set(gauges.saturated)
+
+    def lease_waited_for_hosts(self) -> None:
+        """An empty claim while hosts had queued jobs that were not ready yet."""
+        self.politeness_waits.inc()
 
 
 class MetricsInterceptor(RawUnaryInterceptor):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from crawlfleet.common.flags import EnvFlags, non_negative_float, positive_float, positive_int
+from crawlfleet.common.robots import RobotsState
 
 # At most two requests in flight and two starts a second per host: far gentler than a browser
 # opening a page (six connections), and fast for broad crawls, where speed comes from many hosts.
@@ -53,6 +54,44 @@ HOST_FAILURE_CLASSES = {
 }
 
 
+# Failure classes of a robots.txt fetch that got no usable answer without the server being down:
+# the file is unavailable, as with a 4xx (RFC 9309 §2.3.1.3), and every URL may be fetched. Any other
+# failure (timeouts, refused connections, DNS, TLS) leaves it unreachable: nothing may be fetched.
+ROBOTS_UNAVAILABLE_ERRORS = frozenset({"too_many_redirects", "blocked_destination", "invalid_url"})
+
+
+def robots_state_of(status_code: int, error_type: str) -> RobotsState:
+    """What a robots.txt fetch means for its host (RFC 9309 §2.3.1): a 2xx has rules; a 4xx means
+    none (allow all); a 5xx, or no answer, means unreachable (disallow all, retry after a pause).
+    429 counts as unreachable, not as a 4xx: it says "too fast", and allowing everything at once
+    would be the opposite of what it asks. A final 3xx (more redirects than followed) is unavailable."""
+    if status_code == 0:
+        return RobotsState.ALLOW_ALL if error_type in ROBOTS_UNAVAILABLE_ERRORS else RobotsState.UNREACHABLE
+    if 200 <= status_code < 300:
+        return RobotsState.RULES
+    if status_code == 429 or status_code >= 500:
+        return RobotsState.UNREACHABLE
+    return RobotsState.ALLOW_ALL
+
+
+# What paused a host: the text of hosts.pause_reason before its first ':'. An operator's pause
+# (PauseHost) is "operator: <reason>"; the others are written by the failing statements.
+OPERATOR_PAUSE = "operator"
+PAUSE_REASON_CLASSES = (OPERATOR_PAUSE, "retry_after", "circuit_breaker", "robots_unreachable")
+OTHER_PAUSE = "other"
+
+
+def pause_reason_class(reason: str) -> str:
+    """The class of a pause reason ("circuit_breaker: 3 failures in a row" -> "circuit_breaker");
+    one of PAUSE_REASON_CLASSES, else "other"."""
+    head = reason.partition(":")[0].strip()
+    return head if head in PAUSE_REASON_CLASSES else OTHER_PAUSE
+
+
+def operator_pause_reason(reason: str) -> str:
+    return f"{OPERATOR_PAUSE}: {reason}" if reason else OPERATOR_PAUSE
+
+
 class HostPenalty(NamedTuple):
     """What a failed attempt does to its host: its failure class (None: not the host's fault) and
     the pause the server asked for, in ms (None: none)."""
@@ -80,6 +119,12 @@ class Politeness:
     def __post_init__(self) -> None:
         if self.backoff_max_seconds < self.backoff_initial_seconds:
             raise ValueError("--host-backoff-max-seconds must be at least --host-backoff-initial-seconds")
+
+    def robots_delay_ms(self, crawl_delay_seconds: float | None) -> int | None:
+        """A robots.txt Crawl-delay as the host's robots_delay_ms: capped at max_crawl_delay_seconds."""
+        if crawl_delay_seconds is None:
+            return None
+        return round(min(crawl_delay_seconds, self.max_crawl_delay_seconds) * 1000)
 
     def penalty(self, error_type: str, retry_after_seconds: float | None, *, release: bool) -> HostPenalty:
         """A 429, or a 5xx with Retry-After, pauses the host (a 429 without one for the first

@@ -31,6 +31,7 @@ from crawlfleet.coordinator.statistics import JobStatistics
 from crawlfleet.coordinator.storage import database
 from crawlfleet.coordinator.storage.admin import AdminQueue
 from crawlfleet.coordinator.storage.crawls import CrawlStore
+from crawlfleet.coordinator.storage.hosts import HostAdmin
 from crawlfleet.coordinator.storage.migrate import migrate
 from crawlfleet.coordinator.storage.queue import NOTIFY_CHANNEL, Queue
 from crawlfleet.coordinator.storage.watch import FINISHED_CHANNEL, WatcherRegistration, WatchQueries
@@ -114,9 +115,16 @@ class Coordinator:
             server,
         )
         admin = AdminQueue(self._pool)
-        admin_servicer = AdminServicer(admin, wakeup, reap_interval_seconds=settings.reap_interval_seconds)
+        hosts = HostAdmin(self._pool)
+        admin_servicer = AdminServicer(
+            admin,
+            hosts,
+            wakeup,
+            reap_interval_seconds=settings.reap_interval_seconds,
+            politeness=settings.politeness,
+        )
         admin_pb2_grpc.add_AdminServicer_to_server(admin_servicer, server)
-        crawls_pb2_grpc.add_CrawlsServicer_to_server(CrawlsServicer(crawls, wakeup, settings), server)
+        crawls_pb2_grpc.add_CrawlsServicer_to_server(CrawlsServicer(crawls, wakeup, settings, self._lifecycle), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable((*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
         await self._set_serving(True)  # the pool just connected; the probe takes over from here
@@ -141,7 +149,8 @@ class Coordinator:
                 reap_forever(queue, wakeup, settings.reap_interval_seconds, self.metrics), name="reaper"
             ),
             asyncio.create_task(
-                self.metrics.refresh_jobs_forever(admin, settings.metrics_refresh_seconds), name="job-gauges"
+                self.metrics.refresh_gauges_forever(admin, hosts, settings.metrics_refresh_seconds),
+                name="queue-gauges",
             ),
             asyncio.create_task(fold_counts_forever(admin, COUNT_FOLD_SECONDS), name="count-folder"),
             asyncio.create_task(finish_crawls_forever(crawls, settings.reap_interval_seconds), name="crawl-finisher"),

@@ -2,15 +2,19 @@
 benchmark site and the test sites, which differ only in what they answer.
 
 A site is a function from the request target (path and query) to a ``Reply``. The server counts hits
-per path, keeps connections alive (as real sites do, so clients reuse them), answers HEAD like GET
-without the body, and can serve HTTPS with a given certificate.
+per path (and, when asked, logs each request with its time and User-Agent), keeps connections alive
+(as real sites do, so clients reuse them), answers HEAD like GET without the body, answers
+conditional requests (``If-None-Match``, ``If-Modified-Since``) with 304 when the reply's ``ETag``
+or ``Last-Modified`` says it has not changed, and can serve HTTPS with a given certificate.
 """
 
 from __future__ import annotations
 
+import email.utils
 import http.server
 import ssl
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,6 +31,14 @@ class Reply(NamedTuple):
     body: bytes
 
 
+class Request(NamedTuple):
+    """One request as the site saw it: when it arrived (time.monotonic), its path, its User-Agent."""
+
+    at: float
+    path: str
+    user_agent: str
+
+
 Resolver = Callable[[str], Reply]
 
 
@@ -41,11 +53,14 @@ class _Server(http.server.ThreadingHTTPServer):
 class SiteServer:
     """Serves ``resolve`` on ``host:port``; ``start()`` returns the base URL, ``stop()`` shuts it down."""
 
-    def __init__(self, resolve: Resolver, *, name: str = "site") -> None:
+    def __init__(self, resolve: Resolver, *, name: str = "site", log_requests: bool = False) -> None:
         self.resolve = resolve
         self.name = name
         self.base = ""
         self.hits: Counter[str] = Counter()  # path -> requests served
+        # Every request in arrival order, when log_requests (tests; a benchmark's would grow unbounded).
+        self.requests: list[Request] = []
+        self._log_requests = log_requests
         self._lock = threading.Lock()
         self._server: _Server | None = None
 
@@ -99,13 +114,22 @@ class SiteServer:
                 self._respond(send_body=False)
 
             def _respond(self, *, send_body: bool) -> None:
+                arrived = time.monotonic()
+                path = urlsplit(self.path).path
                 with site._lock:
-                    site.hits[urlsplit(self.path).path] += 1
+                    site.hits[path] += 1
+                    if site._log_requests:
+                        site.requests.append(Request(arrived, path, self.headers.get("User-Agent", "")))
                 status, headers, body = site.resolve(self.path)
+                conditions = self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since")
+                if status == 200 and not_modified(headers, *conditions):
+                    status, body = 304, b""
+                    headers = {k: v for k, v in headers.items() if k.lower() in _NOT_MODIFIED_HEADERS}
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
+                if status != 304:
+                    self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if send_body:
                     self.wfile.write(body)
@@ -114,3 +138,27 @@ class SiteServer:
                 pass
 
         return Handler
+
+
+# What a 304 repeats of the 200 it stands for (RFC 9110, 15.4.5).
+_NOT_MODIFIED_HEADERS = frozenset({"etag", "last-modified", "cache-control", "expires", "vary", "content-location"})
+
+
+def not_modified(reply: Mapping[str, str], if_none_match: str | None, if_modified_since: str | None) -> bool:
+    """Whether a GET with these conditions gets a 304 for this reply (RFC 9110, 13.2.2):
+    If-None-Match against the reply's ETag (weakly compared) and, only without it, If-Modified-Since
+    against its Last-Modified."""
+    headers = {k.lower(): v for k, v in reply.items()}
+    if if_none_match is not None:
+        etag = headers.get("etag")
+        if etag is None:
+            return False
+        tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+        return "*" in tags or etag.removeprefix("W/") in tags
+    last_modified = headers.get("last-modified")
+    if if_modified_since is None or last_modified is None:
+        return False
+    try:
+        return email.utils.parsedate_to_datetime(last_modified) <= email.utils.parsedate_to_datetime(if_modified_since)
+    except (TypeError, ValueError):
+        return False

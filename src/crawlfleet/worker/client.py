@@ -82,6 +82,17 @@ class CoordinatorClient:
         """Reports a failed attempt, or releases the job when ``request.release`` is set."""
         return await _call(self._stub.Fail, request, deadline)
 
+    async def report_robots(
+        self, request: pb.ReportRobotsRequest, deadline: float = DEFAULT_CALL_TIMEOUT
+    ) -> pb.ReportRobotsResponse:
+        """Reports the robots.txt a lease with ``fetch_robots`` fetched; raises ``LeaseLost`` if the
+        lease is gone."""
+        return await _call(self._stub.ReportRobots, request, deadline)
+
+    async def get_robots(self, host: str, deadline: float = DEFAULT_CALL_TIMEOUT) -> pb.GetRobotsResponse:
+        """The robots.txt the fleet holds for ``host``."""
+        return await _call(self._stub.GetRobots, pb.GetRobotsRequest(host=host), deadline)
+
     async def close(self) -> None:
         """Closes the channel; calls still in flight are cancelled."""
         await self._channel.close()

@@ -1,4 +1,5 @@
-"""What a handler gets besides its job: settings, the pipeline's shared resources, a logger, an executor."""
+"""What a handler gets besides its job: settings, the pipeline's shared resources, a logger, an
+executor, and the robots.txt gate."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from crawlfleet.common.logs import JobLog
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import jobs_pb2
 from crawlfleet.worker.pipeline.resources import PipelineResources
+from crawlfleet.worker.robots import RobotsGate
 from crawlfleet.worker.settings import WorkerSettings
 
 _P = ParamSpec("_P")
@@ -27,6 +29,8 @@ class JobContext:
     resources: PipelineResources
     log: JobLog
     executor: Executor
+    # None: jobs are not checked against robots.txt (the pipeline run without a coordinator).
+    robots: RobotsGate | None = None
 
     async def run_blocking(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """Runs CPU-heavy or blocking ``fn`` off the event loop, so heartbeats are never starved."""

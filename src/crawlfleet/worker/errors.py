@@ -35,14 +35,25 @@ class WorkerError(Exception):
 
 
 class JobError(WorkerError):
-    """Raised by a handler: the job failed, and whether (and when) it may be retried."""
+    """Raised by a handler: the job failed, and whether (and when) it may be retried. With
+    ``release`` the job is given back uncharged instead: it could not run, through no fault of its
+    own (its host's robots.txt is unreachable)."""
 
-    def __init__(self, message: str, *, error_type: str, retryable: bool, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_type: str,
+        retryable: bool,
+        retry_after: float | None = None,
+        release: bool = False,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.error_type = error_type
         self.retryable = retryable
         self.retry_after = retry_after
+        self.release = release
 
 
 class WorkerCrashed(WorkerError):

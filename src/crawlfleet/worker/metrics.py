@@ -22,10 +22,10 @@ from crawlfleet.worker.client import DEFAULT_CALL_TIMEOUT, CoordinatorClient
 from crawlfleet.worker.errors import CoordinatorError
 from crawlfleet.worker.progress import JobCounts
 
-Outcome = Literal["succeeded", "failed", "released", "lost", "cancelled", "fenced"]
-OUTCOMES: tuple[Outcome, ...] = ("succeeded", "failed", "released", "lost", "cancelled", "fenced")
-Stage = Literal["fetch", "render", "extract", "images", "report"]
-STAGES: tuple[Stage, ...] = ("fetch", "render", "extract", "images", "report")
+Outcome = Literal["succeeded", "failed", "skipped", "released", "lost", "cancelled", "fenced"]
+OUTCOMES: tuple[Outcome, ...] = ("succeeded", "failed", "skipped", "released", "lost", "cancelled", "fenced")
+Stage = Literal["robots", "fetch", "render", "extract", "images", "report"]
+STAGES: tuple[Stage, ...] = ("robots", "fetch", "render", "extract", "images", "report")
 STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -40,6 +40,7 @@ class JobOutcomes:
 
     succeeded: int
     failed: int
+    skipped: int
     released: int
     lost: int
     cancelled: int
@@ -87,7 +88,7 @@ class WorkerMetrics:
         self.stages = StageTimer(_stage_histogram(registry=self.registry))
         self._rpc_errors = Counter(
             "crawlfleet_worker_lease_rpc_errors",
-            "Failed JobQueue calls (Lease, Heartbeat, Complete, Fail) by method and status code",
+            "Failed JobQueue calls (Lease, Heartbeat, Complete, Fail, ReportRobots, GetRobots) by method and status",
             ["method", "code"],
             registry=self.registry,
         )
@@ -112,14 +113,17 @@ class WorkerMetrics:
         else:
             outcomes.lost += 1
 
-    def fail_reported(self, kind: str, *, release: bool, taken: bool) -> None:
-        """A Fail call done (for a lease not abandoned meanwhile): failed, released, or lost when the
-        coordinator did not take it (lease gone, report rejected or given up)."""
+    def fail_reported(self, kind: str, *, release: bool, taken: bool, skipped: bool = False) -> None:
+        """A Fail call done (for a lease not abandoned meanwhile): failed, skipped (robots.txt
+        disallows the URL), released, or lost when the coordinator did not take it (lease gone,
+        report rejected or given up)."""
         outcomes = self.jobs.get(kind) or self._new_kind(kind)
         if not taken:
             outcomes.lost += 1
         elif release:
             outcomes.released += 1
+        elif skipped:
+            outcomes.skipped += 1
         else:
             outcomes.failed += 1
 
@@ -130,6 +134,7 @@ class WorkerMetrics:
         for outcomes in self.jobs.values():
             total.succeeded += outcomes.succeeded
             total.failed += outcomes.failed
+            total.skipped += outcomes.skipped
             total.released += outcomes.released
             total.lost += outcomes.lost + outcomes.cancelled + outcomes.fenced
         return total
@@ -221,3 +226,19 @@ class MeteredClient(CoordinatorClient):
             raise
         finally:
             self._metrics.stages.observe("report", time.perf_counter() - started)
+
+    async def report_robots(
+        self, request: pb.ReportRobotsRequest, deadline: float = DEFAULT_CALL_TIMEOUT
+    ) -> pb.ReportRobotsResponse:
+        try:
+            return await super().report_robots(request, deadline)
+        except CoordinatorError as exc:
+            self._metrics.rpc_failed("ReportRobots", exc)
+            raise
+
+    async def get_robots(self, host: str, deadline: float = DEFAULT_CALL_TIMEOUT) -> pb.GetRobotsResponse:
+        try:
+            return await super().get_robots(host, deadline)
+        except CoordinatorError as exc:
+            self._metrics.rpc_failed("GetRobots", exc)
+            raise

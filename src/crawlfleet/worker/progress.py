@@ -18,16 +18,17 @@ class JobCounts:
     """Job outcomes, each job counted once by how it ended. ``lost`` covers leases lost,
     cancelled or self-fenced and reports the coordinator refused or that were given up."""
 
-    __slots__ = ("failed", "lost", "released", "succeeded")
+    __slots__ = ("failed", "lost", "released", "skipped", "succeeded")
 
-    def __init__(self, succeeded: int = 0, failed: int = 0, released: int = 0, lost: int = 0) -> None:
+    def __init__(self, succeeded: int = 0, failed: int = 0, released: int = 0, lost: int = 0, skipped: int = 0) -> None:
         self.succeeded = succeeded
         self.failed = failed
         self.released = released
         self.lost = lost
+        self.skipped = skipped  # robots.txt disallows their URL
 
     def __bool__(self) -> bool:
-        return bool(self.succeeded or self.failed or self.released or self.lost)
+        return bool(self.succeeded or self.failed or self.released or self.lost or self.skipped)
 
     def __sub__(self, other: JobCounts) -> JobCounts:
         return JobCounts(
@@ -35,6 +36,7 @@ class JobCounts:
             self.failed - other.failed,
             self.released - other.released,
             self.lost - other.lost,
+            self.skipped - other.skipped,
         )
 
 
@@ -72,10 +74,11 @@ class ProgressLog:
         counts = totals - self._logged
         if counts or in_flight:
             log.info(
-                "jobs in the last %.1fs: %d succeeded, %d failed, %d released, %d lost; %d in flight",
+                "jobs in the last %.1fs: %d succeeded, %d failed, %d skipped, %d released, %d lost; %d in flight",
                 now - self._since,
                 counts.succeeded,
                 counts.failed,
+                counts.skipped,
                 counts.released,
                 counts.lost,
                 in_flight,

@@ -85,6 +85,7 @@ def fail_request(job: pb.LeasedJob, exc: JobError) -> pb.FailRequest:
         error_type=exc.error_type,
         error_message=exc.message,
         retryable=exc.retryable,
+        release=exc.release,
     )
     if exc.retry_after is not None:
         request.retry_after.CopyFrom(duration(exc.retry_after))

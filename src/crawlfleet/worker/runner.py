@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Self
 
 from crawlfleet.common.logs import job_log
+from crawlfleet.common.robots import skips_job
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import jobs_pb2
 from crawlfleet.worker.backoff import Backoff
@@ -37,6 +38,7 @@ from crawlfleet.worker.reporting import (
     release_request,
     report_fail,
 )
+from crawlfleet.worker.robots import RobotsGate
 from crawlfleet.worker.settings import WorkerSettings
 from crawlfleet.worker.slots import Slots
 from crawlfleet.worker.version import worker_info
@@ -69,6 +71,7 @@ class Worker:
         self._handlers = dict(handlers) if handlers is not None else handlers_for(settings.kinds)
         self._client = client
         self._resources: PipelineResources | None = None
+        self._robots: RobotsGate | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._slots = Slots(settings.slots)
         self._unreported = asyncio.Semaphore(unreported_bound(settings))
@@ -106,6 +109,7 @@ class Worker:
         self._resources = PipelineResources(
             self._settings.scrape, slots=self._settings.slots, stages=self.metrics.stages
         )
+        self._robots = RobotsGate(self._client, user_agent=self._settings.scrape.user_agent)
         self._executor = ThreadPoolExecutor(self._settings.slots, thread_name_prefix="crawlfleet-job")
         self._keeper = LeaseKeeper(
             self._client, fraction=self._settings.heartbeat_fraction, on_abandon=self._on_abandon
@@ -320,6 +324,10 @@ class Worker:
                 lease.log.debug("job succeeded in %.3fs", took)
             assert self._batcher is not None
             self._batcher.submit(pb.CompletedJob(job_id=job.id, lease_token=job.lease_token, result=outcome))
+        elif skips_job(outcome.error_type, retryable=outcome.retryable, release=outcome.release):
+            # Not a failure: the site asked not to be fetched there. One line, not a warning.
+            lease.log.info("job skipped in %.3fs: %s", took, outcome.error_message)
+            await self._report_fail(lease, outcome)
         else:
             lease.log.warning(
                 "job failed in %.3fs: %s: %s (retryable=%s)",
@@ -337,7 +345,13 @@ class Worker:
             if handler is None:
                 raise JobError(f"no handler for kind {job.kind!r}", error_type="unsupported_kind", retryable=True)
             assert self._resources is not None and self._executor is not None
-            ctx = JobContext(settings=self._settings, resources=self._resources, log=lease.log, executor=self._executor)
+            ctx = JobContext(
+                settings=self._settings,
+                resources=self._resources,
+                log=lease.log,
+                executor=self._executor,
+                robots=self._robots,
+            )
             return await handler(job, ctx)
         except JobError as exc:
             return fail_request(job, exc)
@@ -354,7 +368,8 @@ class Worker:
         finally:
             self._forget(lease)
         if taken or not lease.abandoned:  # an abandoned lease was counted when it was abandoned
-            self.metrics.fail_reported(lease.job.kind, release=request.release, taken=taken)
+            skipped = skips_job(request.error_type, retryable=request.retryable, release=request.release)
+            self.metrics.fail_reported(lease.job.kind, release=request.release, taken=taken, skipped=skipped)
 
     def _forget(self, lease: HeldLease) -> None:
         if self._keeper is not None and not lease.abandoned:

@@ -21,11 +21,12 @@ from crawlfleet.common.flags import (
 from crawlfleet.common.logs import DEFAULT_LOG_LEVEL, LOG_LEVELS, add_log_level_flag
 from crawlfleet.common.metrics_http import add_metrics_listen_flag
 from crawlfleet.worker.pipeline.settings import ScrapeSettings, add_scrape_flags, scrape_settings_from
+from crawlfleet.worker.pipeline.sitemap_settings import SitemapSettings, add_sitemap_flags, sitemap_settings_from
 
 DEFAULT_COORDINATOR = "127.0.0.1:50051"
 DEFAULT_SLOTS = 8
 MAX_SLOTS = 1000  # the coordinator accepts max_jobs in 1..1000
-DEFAULT_KINDS = ("scrape", "noop")
+DEFAULT_KINDS = ("scrape", "sitemap", "noop")
 DEFAULT_LEASE_WAIT = 10.0
 DEFAULT_SHUTDOWN_GRACE = 30.0
 DEFAULT_SHUTDOWN_REPORT_TIMEOUT = 10.0
@@ -61,6 +62,7 @@ class WorkerSettings:
     # a free port. Served by worker.main, not by Worker (tests build Workers without an endpoint).
     metrics_listen: str = DEFAULT_METRICS_LISTEN
     scrape: ScrapeSettings = field(default_factory=ScrapeSettings)
+    sitemap: SitemapSettings = field(default_factory=SitemapSettings)
     security: ChannelSecurity = field(default_factory=ChannelSecurity)
 
     def __post_init__(self) -> None:
@@ -100,6 +102,7 @@ class WorkerSettings:
                 log_level=ns.log_level,
                 metrics_listen=ns.metrics_listen,
                 scrape=scrape_settings_from(ns, allow_loopback=ns.allow_loopback),
+                sitemap=sitemap_settings_from(ns),
                 security=security_from(ns),
             )
         except ValueError as exc:
@@ -150,6 +153,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "heartbeat every lease_duration * this",
     )
     add_scrape_flags(add)
+    add_sitemap_flags(add)
     add_log_level_flag(flags)
     add_metrics_listen_flag(flags, DEFAULT_METRICS_LISTEN)
     add_security_flags(flags)

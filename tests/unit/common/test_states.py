@@ -26,19 +26,19 @@ def test_unspecified_or_unknown_proto_values_are_refused(value: int) -> None:
 
 
 def test_members_equal_the_database_strings() -> None:
-    assert STATE_NAMES == ("queued", "leased", "succeeded", "dead", "cancelled")
+    assert STATE_NAMES == ("queued", "leased", "succeeded", "dead", "cancelled", "skipped")
     from_database: str = "dead"
     assert from_database == JobState.DEAD and {"dead": 1}.get(JobState.DEAD) == 1
     assert f"{JobState.LEASED}" == "leased"
 
 
 def test_terminal_states() -> None:
-    assert {JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED} == TERMINAL_STATES
-    assert TERMINAL_STATE_NAMES == ("succeeded", "dead", "cancelled")
+    assert {JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED, JobState.SKIPPED} == TERMINAL_STATES
+    assert TERMINAL_STATE_NAMES == ("succeeded", "dead", "cancelled", "skipped")
     assert not JobState.QUEUED.is_terminal and not JobState.LEASED.is_terminal
 
 
 def test_parse() -> None:
     assert JobState.parse(" Dead ") is JobState.DEAD
-    with pytest.raises(ValueError, match="expected one of queued, leased, succeeded, dead, cancelled"):
+    with pytest.raises(ValueError, match="expected one of queued, leased, succeeded, dead, cancelled, skipped"):
         JobState.parse("stuck")

@@ -96,6 +96,7 @@ def test_authenticator_roles() -> None:
 def test_role_policy() -> None:
     assert may_call(Role.PRODUCER, "/crawlfleet.v1.Admin/ListResults")
     assert not may_call(Role.PRODUCER, "/crawlfleet.v1.Admin/CancelJob")
+    assert may_call(Role.PRODUCER, "/crawlfleet.v1.Crawls/WatchCrawl")  # a crawl's progress, as GetCrawl
     assert not may_call(Role.WORKER, "/crawlfleet.v1.Admin/GetJob")
     assert may_call(Role.ADMIN, "/crawlfleet.v1.Admin/SomethingNew")
     assert not may_call(Role.PRODUCER, "/crawlfleet.v1.Admin/SomethingNew")

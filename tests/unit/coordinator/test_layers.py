@@ -33,7 +33,13 @@ def test_storage_does_not_import_the_api(path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("servicer", "other_store"),
-    [("job_queue.py", "crawlfleet.coordinator.storage.admin"), ("admin.py", "crawlfleet.coordinator.storage.queue")],
+    [
+        ("job_queue.py", "crawlfleet.coordinator.storage.admin"),
+        ("job_queue.py", "crawlfleet.coordinator.storage.hosts"),
+        ("admin.py", "crawlfleet.coordinator.storage.queue"),
+        ("hosts.py", "crawlfleet.coordinator.storage.queue"),
+        ("hosts.py", "crawlfleet.coordinator.storage.admin"),
+    ],
 )
 def test_each_servicer_uses_only_its_own_store(servicer: str, other_store: str) -> None:
     assert other_store not in imported_modules(API / servicer)

@@ -28,7 +28,7 @@ def test_summary_counts_the_interval_then_starts_over(caplog: pytest.LogCaptureF
         now[0] = 120.0
         progress.log_summary()  # idle: nothing to say
     assert [record.getMessage() for record in caplog.records] == [
-        "jobs in the last 10.0s: 5 succeeded, 1 failed, 0 released, 2 lost; 3 in flight"
+        "jobs in the last 10.0s: 5 succeeded, 1 failed, 0 skipped, 0 released, 2 lost; 3 in flight"
     ]
 
 

@@ -195,7 +195,7 @@ async def test_outcomes_are_summed_up_in_one_line_not_per_job(caplog: pytest.Log
     assert not [m for m in messages if "job started" in m or "job succeeded" in m]
     assert [m for m in messages if "job failed" in m]  # failures still get their own line
     [summary] = [m for m in messages if m.startswith("jobs in the last")]
-    assert summary.endswith(": 1 succeeded, 1 failed, 0 released, 0 lost; 0 in flight")
+    assert summary.endswith(": 1 succeeded, 1 failed, 0 skipped, 0 released, 0 lost; 0 in flight")
 
 
 async def test_a_refused_result_fails_that_job_for_good_and_the_others_complete() -> None:
@@ -242,3 +242,30 @@ def test_the_start_line_says_what_the_egress_guard_allows() -> None:
     assert egress_summary(settings()) == "public addresses only"
     allowing = settings(scrape=ScrapeSettings(allow_loopback=True, egress_allow=("10.1.0.0/16",)))
     assert egress_summary(allowing) == "public addresses and 10.1.0.0/16, loopback"
+
+
+async def test_a_skipped_job_is_neither_a_failure_nor_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    coordinator = FakeCoordinator([batch(leased(1), leased(2))])
+
+    async def obeying(job: pb.LeasedJob, ctx: JobContext) -> jobs_pb2.JobResult:
+        if job.id == 1:
+            raise JobError(
+                "robots.txt of shop.example disallows /private", error_type="robots_disallowed", retryable=False
+            )
+        raise JobError(
+            "robots.txt of shop.example is unreachable", error_type="robots_unreachable", retryable=True, release=True
+        )
+
+    worker = Worker(settings(), client=cast(CoordinatorClient, coordinator), handlers={"noop": obeying})
+    with caplog.at_level(logging.INFO):
+        run = await start(worker)
+        await coordinator.wait_for(lambda: len(coordinator.failed) == 2 and worker.held_leases == 0)
+        await worker.shutdown()
+        await asyncio.wait_for(run, 5)
+    reports = {request.job_id: request for request in coordinator.failed}
+    assert (reports[1].error_type, reports[1].retryable, reports[1].release) == ("robots_disallowed", False, False)
+    assert (reports[2].error_type, reports[2].release) == ("robots_unreachable", True)
+    outcomes = worker.metrics.jobs["noop"]
+    assert (outcomes.skipped, outcomes.released, outcomes.failed) == (1, 1, 0)
+    skipped = [r for r in caplog.records if "job skipped" in r.getMessage()]
+    assert [r.levelno for r in skipped] == [logging.INFO]

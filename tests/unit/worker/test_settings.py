@@ -14,7 +14,7 @@ def test_defaults_without_flags_or_env() -> None:
     cfg = WorkerSettings.from_args([], env={})
     assert cfg.coordinator == s.DEFAULT_COORDINATOR
     assert cfg.slots == s.DEFAULT_SLOTS
-    assert cfg.kinds == ("scrape", "noop")
+    assert cfg.kinds == ("scrape", "sitemap", "noop")  # every kind
     assert cfg.lease_wait == s.DEFAULT_LEASE_WAIT
     assert cfg.shutdown_grace == s.DEFAULT_SHUTDOWN_GRACE
     assert cfg.complete_batch_max == s.DEFAULT_COMPLETE_BATCH_MAX
@@ -22,6 +22,7 @@ def test_defaults_without_flags_or_env() -> None:
     assert cfg.heartbeat_fraction == pytest.approx(1 / 3)
     assert cfg.scrape.max_body_bytes == 5 * 1024 * 1024
     assert cfg.scrape.allow_loopback is False
+    assert (cfg.sitemap.max_urls, cfg.sitemap.max_bytes, cfg.sitemap.max_files) == (50_000, 50 * 1024 * 1024, 50)
     assert cfg.log_level == "INFO"
 
 
@@ -69,6 +70,9 @@ def test_env_sets_defaults_and_flags_win() -> None:
         (["--slots", "1001"], {}),
         (["--kinds", " , "], {}),
         (["--log-level", "loud"], {}),
+        (["--sitemap-max-urls", "50001"], {}),
+        (["--sitemap-max-bytes", "0"], {}),
+        ([], {"CRAWLFLEET_SITEMAP_MAX_FILES": "1001"}),
     ],
 )
 def test_invalid_values_exit_with_usage(
@@ -78,6 +82,13 @@ def test_invalid_values_exit_with_usage(
         WorkerSettings.from_args(argv, env=env)
     assert exc_info.value.code == 2
     assert "usage:" in capsys.readouterr().err
+
+
+def test_sitemap_limits_may_be_set_lower() -> None:
+    cfg = WorkerSettings.from_args(
+        ["--sitemap-max-urls", "100", "--sitemap-max-bytes", "1048576"], env={"CRAWLFLEET_SITEMAP_MAX_FILES": "5"}
+    )
+    assert (cfg.sitemap.max_urls, cfg.sitemap.max_bytes, cfg.sitemap.max_files) == (100, 1024 * 1024, 5)
 
 
 def test_settings_are_frozen_and_keyword_only() -> None:

@@ -33,11 +33,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     purge = commands.add_parser(
         "purge",
         help="delete finished jobs older than a bound",
-        description="Deletes succeeded, dead and cancelled jobs that finished longer ago than --older-than, with "
-        "their history and results (images no page refers to go with them). Asks first; --yes to skip.",
+        description="Deletes succeeded, dead, cancelled and skipped jobs that finished longer ago than --older-than, "
+        "with their history and results (images no page refers to go with them). Asks first; --yes to skip.",
     )
     purge.add_argument("--older-than", required=True, help="e.g. 7d, 12h, 0s")
-    purge.add_argument("--state", action="append", default=[], help="only these: succeeded, dead, cancelled")
+    purge.add_argument("--state", action="append", default=[], help="only these: succeeded, dead, cancelled, skipped")
     purge.add_argument("--batch", type=int, default=DEFAULT_PURGE_BATCH, help="jobs per PurgeJobs call")
     purge.add_argument("--yes", "-y", action="store_true", help="do not ask")
     purge.set_defaults(run=run_purge)
@@ -76,10 +76,10 @@ def run_purge(ctx: Context, ns: argparse.Namespace) -> int:
     names = [s.strip() for arg in ns.state for s in arg.split(",") if s.strip()]
     for name in names:
         if name not in TERMINAL_STATES:
-            raise UsageError(f"only finished jobs can be purged: succeeded, dead, cancelled (not {name!r})")
+            raise UsageError(f"only finished jobs can be purged: succeeded, dead, cancelled, skipped (not {name!r})")
     if not 1 <= ns.batch <= 100_000:
         raise UsageError("--batch must be between 1 and 100000")
-    which = ", ".join(names) if names else "succeeded, dead and cancelled"
+    which = ", ".join(names) if names else "succeeded, dead, cancelled and skipped"
     ctx.confirm(
         f"Delete {which} jobs finished more than {format_duration(older_than)} ago, with their results?", yes=ns.yes
     )

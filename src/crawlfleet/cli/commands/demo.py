@@ -1,13 +1,16 @@
 """``crawlfleet demo``: a coordinator, two workers and the built-in demo shop, with progress and a summary.
 
 With URLs it scrapes those instead of the demo site (and the workers keep refusing loopback and
-private addresses).
+private addresses), within the fleet's default politeness. The demo shop is our own: a host
+policy lets every worker slot fetch from it at once, without a delay.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import datetime as dt
 import os
 import shutil
 import signal
@@ -20,15 +23,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from crawlfleet.cli.client import open_client
+from crawlfleet.cli.commands.hosts import host_table
 from crawlfleet.cli.context import Context
 from crawlfleet.cli.errors import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, CliError
 from crawlfleet.cli.fleet import LocalFleet
-from crawlfleet.cli.render import STATES, TERMINAL_STATES, format_duration, state_name
+from crawlfleet.cli.render import STATES, TERMINAL_STATES, format_duration, message_dict, state_name
 from crawlfleet.cli.settings import CliSettings
 from crawlfleet.cli.summary import RunSummary, summarize, summary_lines
-from crawlfleet.client import Client, ScrapeJob
+from crawlfleet.client import Client, ClientError, NotFound, ScrapeJob
+from crawlfleet.common.hosts import host_of
+from crawlfleet.common.urls import InvalidURL, normalize_url
 from crawlfleet.demo import DemoSite, demo_urls
-from crawlfleet.v1 import jobs_pb2
+from crawlfleet.v1 import admin_pb2, jobs_pb2
 
 DEFAULT_LOG_DIR = Path(".crawlfleet/demo-logs")
 DEFAULT_TIMEOUT = 300.0
@@ -38,6 +44,9 @@ POLL = 0.25
 PLAIN_PROGRESS_INTERVAL = 2.0  # seconds between progress lines when stderr is not a terminal
 STALL_WARNING = 30.0  # seconds without any change before the demo shows what the processes complain about
 DEFAULT_ADDRESS = "127.0.0.1:50051"
+# The summary shows at most this many hosts (`crawlfleet hosts list` has them all).
+SUMMARY_HOSTS = 10
+DEMO_POLICY_NOTE = "crawlfleet demo: our own demo shop, as fast as the workers go"
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -63,6 +72,7 @@ class DemoRun:
     first_id: int
     summary: RunSummary
     unfinished: int
+    hosts: list[admin_pb2.Host]
 
 
 def run_demo(ctx: Context, ns: argparse.Namespace) -> int:
@@ -77,7 +87,8 @@ def run_demo(ctx: Context, ns: argparse.Namespace) -> int:
         codes = fleet.stop()
         say(f"stopped: {', '.join(f'{name} exited {code}' for name, code in codes.items())}")
     if ctx.settings.json:
-        ctx.json({**run.summary.as_json(), "coordinator": run.address, "exit_codes": codes})
+        hosts = [message_dict(h) for h in run.hosts]
+        ctx.json({**run.summary.as_json(), "hosts": hosts, "coordinator": run.address, "exit_codes": codes})
     elif not ns.keep_running:
         say("")
         for line in look_next(ns, run.first_id):
@@ -103,9 +114,20 @@ def scrape(ctx: Context, ns: argparse.Namespace, fleet: LocalFleet, say: Callabl
         # The demo's own coordinator: plain loopback, no token.
         settings = CliSettings(coordinator=address, json=ctx.settings.json, call_timeout=ctx.settings.call_timeout)
         with open_client(settings) as client:
-            ids = [job.id for job in client.enqueue_many(ScrapeJob(url=u, render="auto") for u in urls)]
-            say(f"enqueued {len(ids)} scrape jobs (render auto)")
-            jobs = follow(ctx, client, ids, started + ns.timeout, fleet)
+            own = host_of(normalize_url(site.base)) if site else None
+            try:
+                if own is not None:
+                    client.set_host_policy(
+                        own, max_concurrency=WORKERS * SLOTS, delay=0, obey_robots=False, note=DEMO_POLICY_NOTE
+                    )
+                    say(f"host policy for {own}: {WORKERS * SLOTS} leases at once, no delay (our own site)")
+                ids = [job.id for job in client.enqueue_many(ScrapeJob(url=u, render="auto") for u in urls)]
+                say(f"enqueued {len(ids)} scrape jobs (render auto)")
+                jobs = follow(ctx, client, ids, started + ns.timeout, fleet)
+                hosts, more_hosts = hosts_of_run(client, urls)
+            finally:
+                if own is not None:
+                    forget_policy(client, own)
         summary = summarize(jobs.values(), time.monotonic() - started)
         unfinished = summary.jobs - sum(summary.states.get(s, 0) for s in TERMINAL_STATES)
         if not ctx.settings.json:
@@ -114,12 +136,40 @@ def scrape(ctx: Context, ns: argparse.Namespace, fleet: LocalFleet, say: Callabl
                 say(line)
             if unfinished:
                 say(f"  {unfinished} job(s) had not finished after {format_duration(ns.timeout)} (--timeout)")
+            if hosts:
+                say("\nhosts:")
+                for line in host_table(hosts, dt.datetime.now(dt.UTC)).splitlines():
+                    say("  " + line)
+                if more_hosts:
+                    say(f"  ... and {more_hosts} more (crawlfleet hosts list)")
         if ns.keep_running:
             keep_running(say, address, min(ids), fleet)
     finally:
         if site is not None:
             site.stop()
-    return DemoRun(address, min(ids), summary, unfinished)
+    return DemoRun(address, min(ids), summary, unfinished, hosts)
+
+
+def hosts_of_run(client: Client, urls: list[str]) -> tuple[list[admin_pb2.Host], int]:
+    """The hosts the run's URLs belong to (at most SUMMARY_HOSTS of them), and how many more there are."""
+    names: list[str] = []
+    for url in urls:
+        try:
+            names.append(host_of(normalize_url(url)))
+        except InvalidURL:
+            continue  # refused at enqueue already
+    distinct = sorted(set(names))
+    hosts = []
+    for name in distinct[:SUMMARY_HOSTS]:
+        with contextlib.suppress(NotFound):  # none of its jobs went in
+            hosts.append(client.get_host(name))
+    return hosts, max(0, len(distinct) - SUMMARY_HOSTS)
+
+
+def forget_policy(client: Client, host: str) -> None:
+    """The demo site's next run has another port, so another host: its policy goes with this run."""
+    with contextlib.suppress(ClientError):  # the coordinator may be gone (Ctrl-C, a crash)
+        client.clear_host_policy(host)
 
 
 @contextmanager
@@ -220,6 +270,7 @@ def example_commands(address: str, first_id: int, *, with_flag: bool) -> list[st
     cli = bin_prefix() + (f"crawlfleet --coordinator {address}" if with_flag else "crawlfleet")
     return [
         f"{cli} stats",
+        f"{cli} hosts list",
         f"{cli} jobs list --kind scrape --limit 10",
         f"{cli} jobs show {first_id}",
         f"{cli} dead list",

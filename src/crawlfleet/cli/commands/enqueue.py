@@ -1,13 +1,15 @@
 """``crawlfleet enqueue``: URLs from arguments, a file or stdin (or JobSpecs as JSON lines), in batches.
 
-A scrape job deduplicates on its URL while it is live; an idempotency key (``--idempotency-key`` for
-one job, ``--key-from-line`` for ``URL<TAB>KEY`` lines) makes separate jobs of one URL.
+URLs become scrape jobs, or with ``--kind sitemap`` sitemap jobs (a sitemap, or a site's root whose
+robots.txt and /sitemap.xml name its sitemaps). A scrape or sitemap job deduplicates on its URL
+while it is live; an idempotency key (``--idempotency-key`` for one job, ``--key-from-line`` for
+``URL<TAB>KEY`` lines) makes separate jobs of one URL.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,14 +36,19 @@ class Item:
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "enqueue",
-        help="add scrape (or noop) jobs",
+        help="add scrape (or sitemap, or noop) jobs",
         description="Adds jobs. Inputs: URLs as arguments, --file PATH, or - for stdin; one URL per line "
         "(blank lines and # comments skipped), or a JobSpec as JSON on a line starting with '{' "
         "(the options below fill in what the JSON leaves unset).",
     )
-    parser.add_argument("urls", nargs="*", metavar="URL", help="URLs to scrape; - reads stdin")
+    parser.add_argument("urls", nargs="*", metavar="URL", help="URLs to scrape (or sitemaps to read); - reads stdin")
     parser.add_argument("--file", type=Path, help="read inputs from this file (- for stdin)")
-    parser.add_argument("--kind", choices=["scrape", "noop"], default="scrape", help="job kind (default scrape)")
+    parser.add_argument(
+        "--kind",
+        choices=["scrape", "sitemap", "noop"],
+        default="scrape",
+        help="job kind (default scrape); sitemap: the URLs are sitemaps, or site roots whose sitemaps are found",
+    )
     parser.add_argument("--render", choices=sorted(RENDER_MODES), help="how scrape jobs fetch pages (default http)")
     parser.add_argument("--priority", type=int, help="0 to 100, higher leases first")
     parser.add_argument("--max-attempts", type=int, help="attempts in all before a job goes dead")
@@ -138,19 +145,23 @@ def _inputs(ctx: Context, ns: argparse.Namespace) -> list[Item]:
         raise UsageError("give URLs as arguments, --file PATH, or - (stdin): one of them")
     if ns.key_from_line and (urls or ns.idempotency_key is not None):
         raise UsageError("--key-from-line reads URL<TAB>KEY lines from --file or - (stdin), without --idempotency-key")
-    items = [Item(_scrape(url), f"argument {n}") for n, url in enumerate(urls, 1)]
+    make = _sitemap if ns.kind == "sitemap" else _scrape
+    items = [Item(make(url), f"argument {n}") for n, url in enumerate(urls, 1)]
     for source in sources:
         name = "stdin" if source == "-" else source
         try:
             lines = ctx.stdin.read().splitlines() if source == "-" else Path(source).read_text().splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"cannot read {name}: {exc}") from None
-        items.extend(parse_lines(lines, name, keyed=ns.key_from_line))
+        items.extend(parse_lines(lines, name, keyed=ns.key_from_line, make=make))
     return items
 
 
-def parse_lines(lines: Iterable[str], name: str, *, keyed: bool = False) -> list[Item]:
-    """One URL or one JSON JobSpec per line; blank lines and ``#`` comments are skipped.
+def parse_lines(
+    lines: Iterable[str], name: str, *, keyed: bool = False, make: Callable[[str], jobs_pb2.JobSpec] | None = None
+) -> list[Item]:
+    """One URL or one JSON JobSpec per line; blank lines and ``#`` comments are skipped. ``make``
+    turns a URL into its job (a scrape job by default).
 
     ``keyed``: a URL line is ``URL<TAB>KEY`` (any whitespace), the job's idempotency key after its URL.
     """
@@ -171,16 +182,20 @@ def parse_lines(lines: Iterable[str], name: str, *, keyed: bool = False) -> list
             url, _, key = line.partition("\t") if "\t" in line else line.partition(" ")
             if not key.strip():
                 raise UsageError(f"{origin}: no key after the URL (--key-from-line reads URL<TAB>KEY lines)")
-            spec = _scrape(url.strip())
+            spec = (make or _scrape)(url.strip())
             spec.idempotency_key = key.strip()
             items.append(Item(spec, origin))
         else:
-            items.append(Item(_scrape(line), origin))
+            items.append(Item((make or _scrape)(line), origin))
     return items
 
 
 def _scrape(url: str) -> jobs_pb2.JobSpec:
     return jobs_pb2.JobSpec(scrape=jobs_pb2.ScrapeSpec(url=url))
+
+
+def _sitemap(url: str) -> jobs_pb2.JobSpec:
+    return jobs_pb2.JobSpec(sitemap=jobs_pb2.SitemapSpec(url=url))
 
 
 def _with_options(spec: jobs_pb2.JobSpec, ns: argparse.Namespace) -> jobs_pb2.JobSpec:

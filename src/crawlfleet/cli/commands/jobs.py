@@ -38,7 +38,7 @@ def add_filter_options(parser: argparse.ArgumentParser, *, states: bool = True) 
             default=[],
             help=f"only jobs in this state (repeat or comma-separate): {', '.join(STATES)}",
         )
-    parser.add_argument("--kind", help="only jobs of this kind (scrape, noop)")
+    parser.add_argument("--kind", help="only jobs of this kind (scrape, sitemap, noop)")
     parser.add_argument("--url-prefix", help="only jobs whose normalized URL starts with this")
     parser.add_argument("--since", help="created at or after: ISO 8601 time, or ago like 1h, 2d")
     parser.add_argument("--until", help="created before: ISO 8601 time, or ago like 30m")
@@ -152,6 +152,8 @@ def run_show(ctx: Context, ns: argparse.Namespace) -> int:
     ]
     if job.kind == "scrape":
         fields.insert(3, ("render", "http (default)" if render == "unspecified" else render))
+    elif job.kind == "sitemap":
+        fields.insert(3, ("max URLs", spec.sitemap.max_urls or "the worker's default"))
     if job.leased_by:
         fields += [("leased by", job.leased_by), ("leased", when(job.leased_at, now))]
         fields.append(("lease expires", when(job.lease_expires_at, now)))
@@ -179,7 +181,7 @@ def run_show(ctx: Context, ns: argparse.Namespace) -> int:
         ctx.out(_indent(table(["#", "WORKER", "STARTED", "TOOK", "OUTCOME", "ERROR"], rows, right=[0])))
     if job.HasField("result"):
         ctx.out("\nresult:")
-        ctx.out(_indent("\n".join(result_lines(job.result))))
+        ctx.out(_indent("\n".join(result_lines(job.result, job.spec))))
     return EXIT_OK
 
 
@@ -197,7 +199,7 @@ def run_cancel(ctx: Context, ns: argparse.Namespace) -> int:
                 failed = True
                 outcomes.append({"job_id": job_id, "error": described.message})
                 continue
-            failed = failed or state in ("succeeded", "dead")
+            failed = failed or state in ("succeeded", "dead", "skipped")
             outcomes.append({"job_id": job_id, "state": state})
     if ctx.settings.json:
         ctx.json({"jobs": outcomes})

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 from collections import Counter
 from pathlib import Path
 from typing import TextIO
 
 from crawlfleet.cli.context import Context
 from crawlfleet.cli.errors import EXIT_OK, UsageError
-from crawlfleet.cli.render import dumps, message_dict, to_datetime, truncate
+from crawlfleet.cli.render import dumps, message_dict, parse_time, to_datetime, truncate
+from crawlfleet.client import field_values
 from crawlfleet.v1 import admin_pb2, jobs_pb2
 
 EXPORT_PAGE = 100
@@ -19,10 +21,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     export = commands.add_parser(
         "export",
         help="results of succeeded jobs as JSON lines",
-        description="Writes one JSON object per succeeded job, in job id order: job_id, kind, url, finished_at "
-        "and result (the JobResult with .proto field names; thumbnail bytes left out).",
+        description="Writes one JSON object per succeeded job, in job id order: job_id, kind, url, finished_at, "
+        "fields (a scrape job's declared fields by name) and result (the JobResult with .proto field names; "
+        "thumbnail bytes left out). With --crawl, only the pages of that crawl stored so far.",
     )
-    export.add_argument("--kind", help="only jobs of this kind (scrape, noop)")
+    export.add_argument("--kind", help="only jobs of this kind (scrape, sitemap, noop)")
+    export.add_argument("--crawl", type=int, metavar="ID", help="only the pages of this crawl")
+    export.add_argument("--url-prefix", help="only jobs whose normalized URL starts with this")
+    export.add_argument(
+        "--changed-since",
+        help="only pages that changed since then (fetched in full, with new content): ISO 8601 time, or ago like 1d",
+    )
     export.add_argument("--output", "-o", type=Path, help="write to this file instead of stdout")
     export.add_argument("--page-size", type=int, default=EXPORT_PAGE, help=f"results per call (default {EXPORT_PAGE})")
     export.set_defaults(run=run_export)
@@ -31,6 +40,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run_export(ctx: Context, ns: argparse.Namespace) -> int:
     if not 1 <= ns.page_size <= 1000:
         raise UsageError("--page-size must be between 1 and 1000")
+    if ns.crawl is not None and ns.crawl < 1:
+        raise UsageError("--crawl takes a crawl id (crawlfleet crawl list)")
     if ns.output is None:
         count = export(ctx, ns, ctx.stdout)
     else:
@@ -47,8 +58,18 @@ def export(ctx: Context, ns: argparse.Namespace, out: TextIO) -> int:
     count = 0
     # Results on a terminal and a progress line beside them would interleave.
     progress = ctx.progress("export") if out is not ctx.stdout else None
+    changed_since = parse_time(ns.changed_since, dt.datetime.now(dt.UTC)) if ns.changed_since else None
     with ctx.client() as client:
-        for entry in client.iter_results(kind=ns.kind, page_size=ns.page_size):
+        if ns.crawl is not None:
+            client.get_crawl(ns.crawl)  # a crawl that does not exist is an error, not an empty export
+        results = client.iter_results(
+            kind=ns.kind,
+            crawl_id=ns.crawl,
+            page_size=ns.page_size,
+            changed_since=changed_since,
+            url_prefix=ns.url_prefix or None,
+        )
+        for entry in results:
             out.write(dumps(export_record(entry)) + "\n")
             count += 1
             if progress is not None:
@@ -60,13 +81,16 @@ def export(ctx: Context, ns: argparse.Namespace, out: TextIO) -> int:
 
 
 def export_record(entry: admin_pb2.ResultEntry) -> dict[str, object]:
-    return {
+    record: dict[str, object] = {
         "job_id": entry.job_id,
         "kind": entry.kind,
         "url": entry.target_url,
         "finished_at": to_datetime(entry.finished_at).isoformat().replace("+00:00", "Z"),
-        "result": message_dict(entry.result),
     }
+    if entry.result.WhichOneof("payload") == "scrape":
+        record["fields"] = field_values(entry.spec, entry.result)
+    record["result"] = message_dict(entry.result)
+    return record
 
 
 def image_counts(result: jobs_pb2.JobResult) -> tuple[int, int]:
@@ -76,9 +100,15 @@ def image_counts(result: jobs_pb2.JobResult) -> tuple[int, int]:
     return len(images) - failed, failed
 
 
-def result_lines(result: jobs_pb2.JobResult) -> list[str]:
-    """What a person wants to see first of a result."""
+# Sitemap URLs and errors `jobs show` lists; export and --json give them all.
+SHOWN_SITEMAP_ITEMS = 10
+
+
+def result_lines(result: jobs_pb2.JobResult, spec: jobs_pb2.JobSpec | None = None) -> list[str]:
+    """What a person wants to see first of a result (and of its declared fields, with the job's spec)."""
     kind = result.WhichOneof("payload")
+    if kind == "sitemap":
+        return sitemap_lines(result.sitemap)
     if kind != "scrape":
         return [f"{kind or 'empty'} result"]
     page = result.scrape
@@ -86,10 +116,23 @@ def result_lines(result: jobs_pb2.JobResult) -> list[str]:
     lines = [
         f"status      {page.status_code} {page.content_type}".rstrip(),
         f"final URL   {page.final_url}" + (f"  ({len(page.redirects)} redirect(s))" if page.redirects else ""),
+    ]
+    if page.not_modified:
+        lines.append(f"unchanged   not modified since the validators sent (fetched by {rendered})")
+        return lines
+    lines += [
         f"title       {truncate(page.title, 100) or '-'}",
         f"fetched by  {rendered}",
         f"text        {len(page.main_text)} characters, {len(page.links)} link(s), {len(page.json_ld)} JSON-LD",
     ]
+    if page.content_sha256:
+        lines.append(f"content     sha256 {page.content_sha256}")
+    for name, value in field_values(spec or jobs_pb2.JobSpec(), result).items():
+        if value is None or isinstance(value, str):
+            shown = "-" if value is None else value
+        else:
+            shown = f"{len(value)} value(s): " + "; ".join(value)
+        lines.append(f"field       {name} = {truncate(shown, 100)}")
     processed, failed = image_counts(result)
     lines.append(f"images      {processed} processed, {failed} failed")
     errors = Counter(f"{i.error_type}: {truncate(i.error_message, 60)}" for i in page.images if i.error_type)
@@ -97,4 +140,22 @@ def result_lines(result: jobs_pb2.JobResult) -> list[str]:
     thumbnails = sum(len(i.thumbnails) for i in page.images)
     if thumbnails:
         lines.append(f"thumbnails  {thumbnails}")
+    return lines
+
+
+def sitemap_lines(found: jobs_pb2.SitemapResult) -> list[str]:
+    """Counts, then the first URLs and errors of a sitemap result."""
+    lines = [
+        f"URLs        {len(found.entries)}" + ("  (truncated: the sitemaps list more)" if found.truncated else ""),
+        f"sitemaps    {len(found.sitemaps)} read, {len(found.errors)} error(s)",
+    ]
+    for entry in found.entries[:SHOWN_SITEMAP_ITEMS]:
+        lastmod = f"  {to_datetime(entry.lastmod).date().isoformat()}" if entry.HasField("lastmod") else ""
+        lines.append(f"  {truncate(entry.url, 100)}{lastmod}")
+    if len(found.entries) > SHOWN_SITEMAP_ITEMS:
+        lines.append(f"  ... {len(found.entries) - SHOWN_SITEMAP_ITEMS} more (--json or export for all)")
+    for error in found.errors[:SHOWN_SITEMAP_ITEMS]:
+        lines.append(f"  error     {truncate(error, 110)}")
+    if len(found.errors) > SHOWN_SITEMAP_ITEMS:
+        lines.append(f"  ... {len(found.errors) - SHOWN_SITEMAP_ITEMS} more error(s)")
     return lines

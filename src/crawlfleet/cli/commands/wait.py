@@ -21,9 +21,10 @@ from crawlfleet.client.models import to_datetime
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     wait = commands.add_parser(
         "wait",
-        help="wait until jobs finish: exit 0 all succeeded, 3 some dead or cancelled, 4 timeout",
+        help="wait until jobs finish: exit 0 all succeeded (or skipped), 3 some dead or cancelled, 4 timeout",
         description="Waits until the given jobs finish, or with --all until every job queued or leased when it "
-        "starts has finished. Exit status: 0 when all succeeded, 3 when some ended dead or cancelled, 4 on "
+        "starts has finished. Exit status: 0 when all succeeded or were skipped (robots.txt disallows their "
+        "URL: not a failure), 3 when some ended dead or cancelled, 4 on "
         "--timeout. With --all and nothing queued or leased, it reports on the newest enqueue instead (its jobs "
         "ended before wait looked): 3 when some of them are dead or cancelled.",
     )
@@ -106,7 +107,7 @@ def wait_all(ctx: Context, client: Client, timeout: float | None) -> int:
     late = newest_enqueue_failures(client) if not watched and not timed_out else []
     failed += late
     if ctx.settings.json:
-        meanwhile = {s: grown[s] for s in ("succeeded", "dead", "cancelled")}
+        meanwhile = {s: grown[s] for s in ("succeeded", "dead", "cancelled", "skipped")}
         ctx.json(
             {
                 "timed_out": timed_out,
@@ -142,7 +143,7 @@ class Failure(NamedTuple):
 
 
 def failures(outcomes: dict[int, JobOutcome]) -> list[Failure]:
-    return [Failure(o.job_id, o.state.value, o.last_error) for _, o in sorted(outcomes.items()) if not o.succeeded]
+    return [Failure(o.job_id, o.state.value, o.last_error) for _, o in sorted(outcomes.items()) if o.failed]
 
 
 def newest_enqueue_failures(client: Client) -> list[Failure]:

@@ -1,4 +1,4 @@
-"""crawlfleet.v1.Admin: the operator surface of the queue."""
+"""crawlfleet.v1.Admin: the operator surface of the queue. Its host calls are hosts.py's."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import grpc
 from crawlfleet.common.states import STATE_NAMES
 from crawlfleet.coordinator.api import convert
 from crawlfleet.coordinator.api.admin_convert import (
+    MAX_FILTER_TEXT,
     attempt_message,
     job_filter,
     job_message,
@@ -20,13 +21,16 @@ from crawlfleet.coordinator.api.admin_convert import (
     terminal_states,
     worker_status,
 )
+from crawlfleet.coordinator.api.hosts import HostsServicer
 from crawlfleet.coordinator.api.status import handles_errors
 from crawlfleet.coordinator.errors import InvalidArgument, NotFound
+from crawlfleet.coordinator.politeness import Politeness
 from crawlfleet.coordinator.security.principal import visible_owner
 from crawlfleet.coordinator.storage.admin import AdminQueue, JobFilterValues
+from crawlfleet.coordinator.storage.hosts import HostAdmin
 from crawlfleet.coordinator.wakeup import LeaseWakeup
 from crawlfleet.v1 import admin_pb2 as pb
-from crawlfleet.v1 import admin_pb2_grpc, jobs_pb2
+from crawlfleet.v1 import jobs_pb2
 
 Ctx = grpc.aio.ServicerContext
 _SHA256 = re.compile(r"[0-9a-f]{64}")  # fullmatch: "$" matches before a trailing newline
@@ -47,8 +51,17 @@ MAX_WORKERS_WINDOW = 365 * 24 * 3600.0
 MAX_FINISHED_BEFORE = 100 * 365 * 24 * 3600.0
 
 
-class AdminServicer(admin_pb2_grpc.AdminServicer):
-    def __init__(self, admin: AdminQueue, wakeup: LeaseWakeup, *, reap_interval_seconds: float) -> None:
+class AdminServicer(HostsServicer):
+    def __init__(
+        self,
+        admin: AdminQueue,
+        hosts: HostAdmin,
+        wakeup: LeaseWakeup,
+        *,
+        reap_interval_seconds: float,
+        politeness: Politeness,
+    ) -> None:
+        super().__init__(hosts, politeness)
         self._admin = admin
         self._wakeup = wakeup
         # An expired lease is stuck only once the reaper had two chances to end it.
@@ -213,11 +226,28 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         request: pb.ListResultsRequest,
         context: Ctx,  # type: ignore[type-arg]
     ) -> pb.ListResultsResponse:
-        """Results of succeeded jobs after the page token, in job id order (a producer's own only)."""
+        """Results of succeeded jobs after the page token, in job id order (a producer's own only;
+        of one crawl's pages with ``crawl_id``; with ``changed_since``, of the pages that changed
+        since then)."""
         size = page_size(request.page_size, default=100, maximum=MAX_PAGE_SIZE)
         cursor = page_cursor(request.page_token) or 0
+        if request.crawl_id < 0:
+            raise InvalidArgument("crawl_id", "must be a positive crawl id, or 0 for every job's results")
+        url_prefix = convert.bounded_text(request.url_prefix, "url_prefix", limit=MAX_FILTER_TEXT)
+        changed_since = (
+            request.changed_since.ToDatetime(tzinfo=convert.UTC) if request.HasField("changed_since") else None
+        )
+        if request.crawl_id and (url_prefix or changed_since is not None):
+            raise InvalidArgument("crawl_id", "cannot be combined with url_prefix or changed_since")
         rows = await self._admin.results_after(
-            cursor, size, request.kind or None, max_bytes=RESULT_PAGE_BYTES, owner=visible_owner()
+            cursor,
+            size,
+            request.kind or None,
+            max_bytes=RESULT_PAGE_BYTES,
+            owner=visible_owner(),
+            crawl_id=request.crawl_id or None,
+            url_prefix=url_prefix or None,
+            changed_since=changed_since,
         )
         entries = [
             pb.ResultEntry(
@@ -226,6 +256,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
                 target_url=r.target_url or "",
                 finished_at=convert.timestamp(r.finished_at),
                 result=jobs_pb2.JobResult.FromString(r.result),
+                spec=jobs_pb2.JobSpec.FromString(r.spec),
             )
             for r in rows
         ]

@@ -34,7 +34,9 @@ def terminal_states(values: list[int], field: str) -> tuple[str, ...]:
     names = tuple(state_name(v, f"{field}[{i}]") for i, v in enumerate(values)) or TERMINAL_STATE_NAMES
     for i, name in enumerate(names):
         if not JobState(name).is_terminal:
-            raise InvalidArgument(f"{field}[{i}]", "only succeeded, dead and cancelled jobs can be purged")
+            raise InvalidArgument(
+                f"{field}[{i}]", "only finished jobs (succeeded, dead, cancelled, skipped) can be purged"
+            )
     return names
 
 

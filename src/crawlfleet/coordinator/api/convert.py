@@ -7,6 +7,7 @@ import uuid
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
+from crawlfleet.common.hosts import is_host
 from crawlfleet.coordinator.errors import InvalidArgument
 
 UTC = dt.UTC
@@ -38,6 +39,15 @@ def lease_token(value: str, field: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise InvalidArgument(field, "is not a lease token issued by Lease") from None
+
+
+def host(value: str, field: str) -> str:
+    """A host as leases name it (HostDirectives.name: `shop.example`, `shop.example:8443`)."""
+    if not value:
+        raise InvalidArgument(field, "is required")
+    if not is_host(value):
+        raise InvalidArgument(field, "is not a host name as leases spell it (lower case, with a non-default port)")
+    return value
 
 
 def positive_id(value: int, field: str) -> int:

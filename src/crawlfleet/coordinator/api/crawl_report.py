@@ -22,6 +22,9 @@ def crawl_message(row: CrawlRow, report: CrawlReport | None = None) -> pb.Crawl:
         pages_enqueued=row.pages_enqueued,
         out_of_scope=row.out_of_scope,
         over_limit=row.over_limit,
+        refresh_of=row.refresh_of or 0,
+        starts_at=convert.timestamp(row.starts_at),
+        refreshed_by=row.refreshed_by or 0,
     )
     if report is None:
         return crawl

@@ -1,4 +1,5 @@
-"""crawlfleet.v1.JobQueue: Enqueue and WatchJobs for producers; Lease, Heartbeat, Complete, Fail for workers."""
+"""crawlfleet.v1.JobQueue: Enqueue and WatchJobs for producers; Lease, Heartbeat, Complete, Fail,
+ReportRobots and GetRobots for workers."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from crawlfleet.common import robots
+from crawlfleet.common.robots import RobotsState
 from crawlfleet.coordinator.api import convert
 from crawlfleet.coordinator.api.result_limits import check_result_size
 from crawlfleet.coordinator.api.results import split_result
@@ -35,6 +38,7 @@ MAX_LEASE_BATCH = 1000
 MAX_COMPLETE_BATCH = 1000
 MAX_ERROR_MESSAGE = 4096
 MAX_RETRY_AFTER_SECONDS = 7 * 24 * 3600
+MAX_HTTP_STATUS = 599
 # Answer a long-poll this long before the caller's deadline, so the reply still reaches it.
 _DEADLINE_MARGIN_SECONDS = 0.5
 # Refresh a worker's row at most this often; Lease calls come far more often.
@@ -165,6 +169,8 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
         if ready_at is None:
             return self._settings.recheck_seconds
         until = (ready_at - dt.datetime.now(dt.UTC)).total_seconds()
+        if until > 0:  # queued work waits for a host's delay, pause or robots.txt: politeness held it back
+            self._metrics.lease_waited_for_hosts()
         # A host that is ready now was held by another claim: try again shortly.
         return min(max(until, _HOST_RETRY_SECONDS), self._settings.recheck_seconds)
 
@@ -335,6 +341,57 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
         return pb.FailResponse(
             state=jobs_pb2.JobState.Value(f"JOB_STATE_{outcome.state.upper()}"),
             run_at=convert.timestamp(outcome.run_at),
+        )
+
+    @handles_errors
+    async def ReportRobots(self, request: pb.ReportRobotsRequest, context: Ctx) -> pb.ReportRobotsResponse:  # type: ignore[type-arg]
+        """Store the robots.txt a lease fetched for its host, for the fleet (fenced like Fail)."""
+        job_id = convert.positive_id(request.job_id, "job_id")
+        token = convert.lease_token(request.lease_token, "lease_token")
+        host = convert.host(request.host, "host")
+        if request.status_code != 0 and not 100 <= request.status_code <= MAX_HTTP_STATUS:
+            raise InvalidArgument("status_code", f"must be an HTTP status (100 to {MAX_HTTP_STATUS}), or 0: no answer")
+        error_type = convert.bounded_text(request.error_type, "error_type", limit=100)
+        if request.status_code == 0 and not error_type:
+            raise InvalidArgument("error_type", "is required when status_code is 0 (no answer came)")
+        if len(request.body) > robots.MAX_BODY_BYTES:
+            raise InvalidArgument("body", f"is {len(request.body)} bytes; at most {robots.MAX_BODY_BYTES} are read")
+        crawl_delay = None
+        if request.HasField("crawl_delay"):
+            crawl_delay = convert.seconds(request.crawl_delay)
+            if crawl_delay < 0:
+                raise InvalidArgument("crawl_delay", "must not be negative")
+        reported = await self._queue.report_robots(
+            job_id=job_id,
+            lease_token=token,
+            host=host,
+            status_code=request.status_code,
+            body=request.body,
+            error_type=error_type,
+            error_message=request.error_message[:MAX_ERROR_MESSAGE],
+            crawl_delay_seconds=crawl_delay,
+            principal=caller_name(),
+        )
+        state = RobotsState(reported.state or RobotsState.UNKNOWN)
+        # No local wake-up: the statement's NOTIFY wakes this coordinator's waiting Leases too.
+        self._metrics.robots_reported(state)
+        return pb.ReportRobotsResponse(
+            state=state.to_proto(),
+            version=convert.timestamp(reported.version),
+            expires_at=convert.timestamp(reported.expires_at),
+        )
+
+    @handles_errors
+    async def GetRobots(self, request: pb.GetRobotsRequest, context: Ctx) -> pb.GetRobotsResponse:  # type: ignore[type-arg]
+        """The robots.txt the fleet holds for a host: state, rules, version."""
+        stored = await self._queue.robots(convert.host(request.host, "host"))
+        if stored is None:
+            return pb.GetRobotsResponse(state=RobotsState.UNKNOWN.to_proto())
+        return pb.GetRobotsResponse(
+            state=RobotsState(stored.state).to_proto(),
+            body=stored.body or b"",
+            version=convert.timestamp(stored.version),
+            expires_at=convert.timestamp(stored.expires_at),
         )
 
     @handles_stream_errors

@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 
 from crawlfleet.common import json_ld
+from crawlfleet.coordinator.api.scrape_options import FIELD_NAME
 from crawlfleet.coordinator.errors import InvalidArgument
 from crawlfleet.coordinator.storage.result_rows import ImageRow, PageImageRow, PageRow, ResultRows, ThumbnailRow
 from crawlfleet.v1 import jobs_pb2
@@ -59,6 +61,15 @@ def split_result(job_id: int, result: jobs_pb2.JobResult, path: str) -> tuple[by
     _check(page.body_bytes >= 0, f"{path}.scrape.body_bytes", "must not be negative")
     for k, redirect in enumerate(page.redirects):
         _check(0 <= redirect.status_code <= 999, f"{path}.scrape.redirects[{k}].status_code", "is not an HTTP status")
+    _check(
+        not page.content_sha256 or bool(_SHA256.fullmatch(page.content_sha256)),
+        f"{path}.scrape.content_sha256",
+        "must be 64 lower-case hex digits",
+    )
+    if page.not_modified:
+        _check(page.status_code == 304, f"{path}.scrape.status_code", "must be 304 for a page not modified")
+        _check(not page.images, f"{path}.scrape.images", "must be empty for a page not modified")
+    fields = _field_values(page.fields, f"{path}.scrape.fields")
     documents = [_json_ld_document(doc, f"{path}.scrape.json_ld[{k}]") for k, doc in enumerate(page.json_ld)]
     for k, image in enumerate(page.images):
         check_image(image, f"{path}.scrape.images[{k}]")
@@ -81,6 +92,9 @@ def split_result(job_id: int, result: jobs_pb2.JobResult, path: str) -> tuple[by
         json_ld=json.dumps(documents, ensure_ascii=False),
         open_graph=json.dumps(dict(page.open_graph)),
         headers=json.dumps(dict(page.headers)),
+        not_modified=page.not_modified,
+        content_sha256=page.content_sha256 or None,
+        fields=json.dumps(fields, ensure_ascii=False),
     )
     images: list[ImageRow] = []
     thumbnails: list[ThumbnailRow] = []
@@ -137,6 +151,16 @@ def split_result(job_id: int, result: jobs_pb2.JobResult, path: str) -> tuple[by
         pages=(page_row,), images=tuple(images), thumbnails=tuple(thumbnails), page_images=tuple(page_images)
     )
     return stored.SerializeToString(deterministic=True), rows
+
+
+def _field_values(fields: Sequence[jobs_pb2.FieldValue], path: str) -> dict[str, list[str]]:
+    """The declared fields' values by name, for pages.fields; names as a job may declare them."""
+    values: dict[str, list[str]] = {}
+    for k, field in enumerate(fields):
+        _check(bool(FIELD_NAME.fullmatch(field.name)), f"{path}[{k}].name", "is not a field name a job may declare")
+        _check(field.name not in values, f"{path}[{k}].name", f"{field.name!r} appears twice")
+        values[field.name] = list(field.values)
+    return values
 
 
 def _json_ld_document(text: str, path: str) -> object:

@@ -6,8 +6,10 @@ import datetime as dt
 
 from google.protobuf import duration_pb2
 
+from crawlfleet.common import result_limits
 from crawlfleet.common.hosts import host_of
 from crawlfleet.common.urls import InvalidURL, normalize_url
+from crawlfleet.coordinator.api.scrape_options import check_scrape_options
 from crawlfleet.coordinator.errors import InvalidArgument
 from crawlfleet.coordinator.settings import CoordinatorSettings
 from crawlfleet.coordinator.storage.rows import NewJob
@@ -19,6 +21,7 @@ MAX_SCRAPE_TIMEOUT_SECONDS = 600
 MAX_NOOP_DURATION_SECONDS = 3600
 MAX_ATTEMPTS_LIMIT = 1000
 MAX_RETRY_INTERVAL_SECONDS = 7 * 24 * 3600
+KINDS = ("scrape", "sitemap", "noop")
 
 
 def normalize_target_url(raw: str, field: str) -> str:
@@ -78,8 +81,8 @@ def validate_job(spec: jobs_pb2.JobSpec, field: str, settings: CoordinatorSettin
     """Check one JobSpec (at request path `field`) and build its row for `owner`; raise InvalidArgument."""
     kind = spec.WhichOneof("payload")
     target_url: str | None = None
-    if kind not in ("scrape", "noop"):
-        raise InvalidArgument(f"{field}.payload", "set one job kind: scrape or noop (unknown or missing kind)")
+    if kind not in KINDS:
+        raise InvalidArgument(f"{field}.payload", f"set one job kind: {', '.join(KINDS)} (unknown or missing kind)")
     if kind == "scrape":
         target_url = normalize_target_url(spec.scrape.url, f"{field}.scrape.url")
         if spec.scrape.HasField("timeout"):
@@ -87,6 +90,10 @@ def validate_job(spec: jobs_pb2.JobSpec, field: str, settings: CoordinatorSettin
             _check_range(f"{field}.scrape.timeout", timeout, 0.001, MAX_SCRAPE_TIMEOUT_SECONDS)
         if spec.scrape.render not in jobs_pb2.RenderMode.values():
             raise InvalidArgument(f"{field}.scrape.render", f"unknown render mode {spec.scrape.render}")
+        check_scrape_options(spec.scrape, f"{field}.scrape")
+    elif kind == "sitemap":
+        target_url = normalize_target_url(spec.sitemap.url, f"{field}.sitemap.url")
+        _check_range(f"{field}.sitemap.max_urls", spec.sitemap.max_urls, 0, result_limits.MAX_SITEMAP_ENTRIES)
     elif kind == "noop":
         if spec.noop.HasField("duration"):
             duration = _seconds(spec.noop.duration)
@@ -99,8 +106,11 @@ def validate_job(spec: jobs_pb2.JobSpec, field: str, settings: CoordinatorSettin
         raise InvalidArgument(f"{field}.idempotency_key", f"is longer than {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
     if key:
         dedupe_key: str | None = f"key:{key}"
+    elif target_url is None:
+        dedupe_key = None
     else:
-        dedupe_key = f"url:{target_url}" if target_url else None
+        # A sitemap job and a scrape job of one URL are different work: neither dedupes onto the other.
+        dedupe_key = f"sitemap:{target_url}" if kind == "sitemap" else f"url:{target_url}"
     if dedupe_key is not None:
         dedupe_key = owned_dedupe_key(dedupe_key, owner)
     run_at = None
@@ -149,4 +159,6 @@ def options_differ(sent: bytes, live: bytes | None) -> bool:
     for spec in (sent_spec, live_spec):
         if spec.HasField("scrape"):
             spec.scrape.ClearField("url")
+        elif spec.HasField("sitemap"):
+            spec.sitemap.ClearField("url")
     return sent_spec != live_spec

@@ -3,7 +3,7 @@ within scope and depth, as the rows crawlfleet_discover takes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -33,11 +33,25 @@ class Discovery(NamedTuple):
     too_deep: int
 
 
-def page_spec(spec: crawls_pb2.CrawlSpec, url: str) -> bytes:
-    """The JobSpec of the crawl's job for `url` (deterministic bytes: dedupe compares them)."""
+class Validators(NamedTuple):
+    """A previous fetch's ETag and Last-Modified, for a conditional GET ("" when absent)."""
+
+    etag: str
+    last_modified: str
+
+    @classmethod
+    def of(cls, page: jobs_pb2.ScrapeResult) -> Validators:
+        return cls(page.headers.get("etag", ""), page.headers.get("last-modified", ""))
+
+
+def page_spec(spec: crawls_pb2.CrawlSpec, url: str, validators: Validators | None = None) -> bytes:
+    """The JobSpec of the crawl's job for `url` (deterministic bytes: dedupe compares them); with
+    a previous fetch's validators, a conditional GET."""
     page = jobs_pb2.ScrapeSpec()
     page.CopyFrom(spec.page)
     page.url = url
+    if validators is not None:
+        page.if_none_match, page.if_modified_since = validators
     job = jobs_pb2.JobSpec(scrape=page, priority=spec.priority)
     if spec.HasField("retry_policy"):
         job.retry_policy.CopyFrom(spec.retry_policy)
@@ -49,8 +63,16 @@ def path_key(url: str) -> str:
     return url.partition("?")[0]
 
 
-def offer(rules: CrawlRules, spec: crawls_pb2.CrawlSpec, urls: Iterable[str], depth: int) -> Discovery:
-    """The pages `urls` (raw, in preference order) give a crawl at `depth`."""
+def offer(
+    rules: CrawlRules,
+    spec: crawls_pb2.CrawlSpec,
+    urls: Iterable[str],
+    depth: int,
+    validators: Mapping[str, Validators] | None = None,
+) -> Discovery:
+    """The pages `urls` (raw, in preference order) give a crawl at `depth`; `validators` by URL
+    make their fetches conditional (a refresh)."""
+    validators = validators or {}
     if depth > rules.max_depth:
         return Discovery([], 0, len(set(urls)))
     pages: list[DiscoveredPage] = []
@@ -64,13 +86,21 @@ def offer(rules: CrawlRules, spec: crawls_pb2.CrawlSpec, urls: Iterable[str], de
         if not rules.in_scope(url):
             out_of_scope += 1
             continue
-        pages.append(DiscoveredPage(url, host_of(url), path_key(url), depth, page_spec(spec, url)))
+        spec_bytes = page_spec(spec, url, validators.get(url))
+        pages.append(DiscoveredPage(url, host_of(url), path_key(url), depth, spec_bytes))
     return Discovery(pages, out_of_scope, 0)
 
 
-def links_to_follow(rules: CrawlRules, result: jobs_pb2.ScrapeResult) -> list[str]:
+def links_to_follow(
+    rules: CrawlRules, result: jobs_pb2.ScrapeResult, previous: jobs_pb2.ScrapeResult | None = None
+) -> list[str]:
     """The links of a stored page the crawl follows: none if the page itself ended up out of
-    scope (a redirect away from the site), only those marked `followed` under follow selectors."""
+    scope (a redirect away from the site), only those marked `followed` under follow selectors.
+    An unchanged page (304) has the links of its previous version."""
+    if result.not_modified:
+        if previous is None:
+            return []
+        result = previous
     final = rules.normalize(result.final_url)
     if final is None or not rules.in_scope(final):
         return []

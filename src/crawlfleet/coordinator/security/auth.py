@@ -54,12 +54,13 @@ _ADMIN = admin_pb2.DESCRIPTOR.services_by_name["Admin"]
 _CRAWLS = crawls_pb2.DESCRIPTOR.services_by_name["Crawls"]
 
 # What each role may call; admin may call everything. A method missing here is admin-only.
-# Producers read only the jobs they enqueued (principal.visible_owner); admins read every job.
+# Producers read only the jobs they enqueued and the crawls they started (principal.visible_owner);
+# admins read every one.
 ROLE_METHODS: Mapping[Role, frozenset[str]] = {
     Role.PRODUCER: _methods(_JOB_QUEUE, "Enqueue", "WatchJobs")
     | _methods(_ADMIN, "GetJob", "ListResults", "GetThumbnail")
-    | _methods(_CRAWLS, "StartCrawl", "GetCrawl", "ListCrawls", "CancelCrawl"),
-    Role.WORKER: _methods(_JOB_QUEUE, "Lease", "Heartbeat", "Complete", "Fail"),
+    | _methods(_CRAWLS, "StartCrawl", "GetCrawl", "WatchCrawl", "ListCrawls", "CancelCrawl", "RefreshCrawl"),
+    Role.WORKER: _methods(_JOB_QUEUE, "Lease", "Heartbeat", "Complete", "Fail", "ReportRobots", "GetRobots"),
 }
 
 

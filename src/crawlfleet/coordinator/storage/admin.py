@@ -76,13 +76,40 @@ class AdminQueue:
             return await q.THUMBNAIL_GET.fetch_one(conn, sha256=sha256, owner=owner)
 
     async def results_after(
-        self, after_id: int, limit: int, kind: str | None, *, max_bytes: int, owner: str | None = None
+        self,
+        after_id: int,
+        limit: int,
+        kind: str | None,
+        *,
+        max_bytes: int,
+        owner: str | None = None,
+        crawl_id: int | None = None,
+        url_prefix: str | None = None,
+        changed_since: dt.datetime | None = None,
     ) -> list[JobResultRow]:
         """Succeeded jobs with results (`owner`'s only, when given), by id after a cursor: at most
-        ``limit`` rows and about ``max_bytes`` of them, but at least one row when any is there."""
+        ``limit`` rows and about ``max_bytes`` of them, but at least one row when any is there.
+        Of one crawl's pages with ``crawl_id``; with ``changed_since``, only the pages that changed
+        since then (new content, not a 304)."""
+        url_like = _like_prefix(url_prefix)
         async with connection(self._pool) as conn:
+            if crawl_id is not None:
+                return await q.RESULT_LIST_CRAWL_AFTER.fetch(
+                    conn, after_id=after_id, limit=limit, kind=kind, max_bytes=max_bytes, owner=owner, crawl_id=crawl_id
+                )
+            if changed_since is not None:
+                return await q.RESULT_LIST_CHANGED_AFTER.fetch(
+                    conn,
+                    after_id=after_id,
+                    limit=limit,
+                    kind=kind,
+                    max_bytes=max_bytes,
+                    owner=owner,
+                    changed_since=changed_since,
+                    url_like=url_like,
+                )
             return await q.RESULT_LIST_AFTER.fetch(
-                conn, after_id=after_id, limit=limit, kind=kind, max_bytes=max_bytes, owner=owner
+                conn, after_id=after_id, limit=limit, kind=kind, max_bytes=max_bytes, owner=owner, url_like=url_like
             )
 
     async def fold_counts(self) -> None:

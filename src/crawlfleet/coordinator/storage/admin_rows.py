@@ -97,6 +97,7 @@ class JobResultRow(NamedTuple):
     target_url: str | None
     finished_at: dt.datetime
     result: bytes
+    spec: bytes
     window_rows: int
 
 

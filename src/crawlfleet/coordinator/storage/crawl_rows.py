@@ -20,6 +20,19 @@ class DiscoverOutcome(NamedTuple):
 
 class CrawlSpecRow(NamedTuple):
     spec: bytes
+    refresh_of: int | None
+
+
+class PreviousValidators(NamedTuple):
+    """A URL's validators from its latest full fetch in the crawls a refresh follows on."""
+
+    url: str
+    etag: str
+    last_modified: str
+
+
+class PreviousResult(NamedTuple):
+    result: bytes
 
 
 class CrawlRow(NamedTuple):
@@ -31,6 +44,9 @@ class CrawlRow(NamedTuple):
     pages_enqueued: int
     out_of_scope: int
     over_limit: int
+    refresh_of: int | None
+    starts_at: dt.datetime
+    refreshed_by: int | None
 
 
 class CrawlJobCount(NamedTuple):
@@ -60,6 +76,8 @@ class CrawlCancelOutcome(NamedTuple):
 
 class FinishedCrawl(NamedTuple):
     id: int
+    spec: bytes
+    finished_at: dt.datetime
 
 
 class SitemapJobsMade(NamedTuple):

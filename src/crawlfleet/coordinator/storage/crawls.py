@@ -16,12 +16,14 @@ from crawlfleet.common.hosts import host_of
 from crawlfleet.coordinator.crawling.pages import (
     DiscoveredPage,
     Discovery,
+    Validators,
     links_to_follow,
     offer,
     sitemap_roots,
     sitemap_spec,
 )
 from crawlfleet.coordinator.crawling.scope import CrawlRules
+from crawlfleet.coordinator.errors import WrongState
 from crawlfleet.coordinator.storage import statements as q
 from crawlfleet.coordinator.storage.crawl_rows import (
     CrawlCancelOutcome,
@@ -63,14 +65,25 @@ class CompletedInCrawl(NamedTuple):
     result: jobs_pb2.JobResult
 
 
-class _CrawlRulesCache:
+class StartedCrawl(NamedTuple):
+    crawl_id: int
+    seeds_enqueued: int
+
+
+class _CachedCrawl(NamedTuple):
+    spec: crawls_pb2.CrawlSpec
+    rules: CrawlRules
+    refresh_of: int | None
+
+
+class _CrawlCache:
     """Specs never change once a crawl starts: each coordinator reads a crawl's once."""
 
     def __init__(self, size: int = 256) -> None:
         self._size = size
-        self._entries: dict[int, tuple[crawls_pb2.CrawlSpec, CrawlRules]] = {}
+        self._entries: dict[int, _CachedCrawl] = {}
 
-    async def get(self, conn: asyncpg.Connection, crawl_id: int) -> tuple[crawls_pb2.CrawlSpec, CrawlRules] | None:
+    async def get(self, conn: asyncpg.Connection, crawl_id: int) -> _CachedCrawl | None:
         found = self._entries.get(crawl_id)
         if found is not None:
             return found
@@ -80,7 +93,7 @@ class _CrawlRulesCache:
         spec = crawls_pb2.CrawlSpec.FromString(row.spec)
         if len(self._entries) >= self._size:
             self._entries.pop(next(iter(self._entries)))
-        found = self._entries[crawl_id] = (spec, CrawlRules.of(spec))
+        found = self._entries[crawl_id] = _CachedCrawl(spec, CrawlRules.of(spec), row.refresh_of)
         return found
 
 
@@ -89,7 +102,7 @@ class CrawlStore:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        self._rules = _CrawlRulesCache()
+        self._crawls = _CrawlCache()
 
     async def start(
         self,
@@ -98,8 +111,8 @@ class CrawlStore:
         *,
         owner: str | None,
         now: dt.datetime | None = None,
-    ) -> tuple[int, int]:
-        """Create the crawl and enqueue its seeds, in one transaction; (crawl id, seeds enqueued)."""
+    ) -> StartedCrawl:
+        """Create the crawl and enqueue its seeds (and sitemap jobs), in one transaction."""
         async with connection(self._pool) as conn, conn.transaction():
             crawl = await q.CRAWL_INSERT.fetch_one(
                 conn,
@@ -109,19 +122,64 @@ class CrawlStore:
                 **limits._asdict(),
             )
             assert crawl is not None  # an INSERT … RETURNING returns its row
-            rules = CrawlRules.of(spec)
-            outcome = await self._offer(conn, crawl.id, offer(rules, spec, spec.seeds, 0), now)
-            if spec.sitemaps:
-                roots = sitemap_roots(spec)
-                await q.CRAWL_SITEMAP_JOBS_INSERT.fetch(
-                    conn,
-                    crawl_id=crawl.id,
-                    urls=roots,
-                    hosts=[host_of(url) for url in roots],
-                    specs=[sitemap_spec(spec, url) for url in roots],
-                    now=now,
-                )
-        return crawl.id, outcome.enqueued
+            return await self._seed(conn, crawl.id, spec, None, now)
+
+    async def refresh(self, crawl_id: int, *, owner: str | None, now: dt.datetime | None = None) -> StartedCrawl | None:
+        """Crawl an ended crawl again now, as a new crawl; None unless the crawl exists and is
+        `owner`'s (None: any). Raises WrongState if it is running or was refreshed already."""
+        async with connection(self._pool) as conn, conn.transaction():
+            crawl = await q.CRAWL_GET.fetch_one(conn, crawl_id=crawl_id, owner=owner)
+            if crawl is None:
+                return None
+            started = await self._start_refresh(conn, crawl_id, crawls_pb2.CrawlSpec.FromString(crawl.spec), None, now)
+            if started is None:
+                why = "is still running" if crawl.state == "running" else "was refreshed already"
+                raise WrongState(f"crawl {crawl_id} {why}", metadata={"crawl_id": str(crawl_id)})
+            return started
+
+    async def _start_refresh(
+        self,
+        conn: asyncpg.Connection,
+        crawl_id: int,
+        spec: crawls_pb2.CrawlSpec,
+        starts_at: dt.datetime | None,
+        now: dt.datetime | None,
+    ) -> StartedCrawl | None:
+        made = await q.CRAWL_INSERT_REFRESH.fetch_one(conn, crawl_id=crawl_id, starts_at=starts_at or now, now=now)
+        if made is None:
+            return None
+        return await self._seed(conn, made.id, spec, crawl_id, now)
+
+    async def _seed(
+        self,
+        conn: asyncpg.Connection,
+        crawl_id: int,
+        spec: crawls_pb2.CrawlSpec,
+        refresh_of: int | None,
+        now: dt.datetime | None,
+    ) -> StartedCrawl:
+        rules = CrawlRules.of(spec)
+        validators = await self._validators(conn, refresh_of, list(spec.seeds))
+        outcome = await self._offer(conn, crawl_id, offer(rules, spec, spec.seeds, 0, validators), now)
+        if spec.sitemaps:
+            roots = sitemap_roots(spec)
+            await q.CRAWL_SITEMAP_JOBS_INSERT.fetch(
+                conn,
+                crawl_id=crawl_id,
+                urls=roots,
+                hosts=[host_of(url) for url in roots],
+                specs=[sitemap_spec(spec, url) for url in roots],
+                now=now,
+            )
+        return StartedCrawl(crawl_id, outcome.enqueued)
+
+    @staticmethod
+    async def _validators(conn: asyncpg.Connection, refresh_of: int | None, urls: list[str]) -> dict[str, Validators]:
+        """For a refresh: the validators of the URLs' previous versions, for conditional GETs."""
+        if refresh_of is None or not urls:
+            return {}
+        rows = await q.CRAWL_PREVIOUS_VALIDATORS.fetch(conn, crawl_id=refresh_of, urls=urls)
+        return {row.url: Validators(row.etag, row.last_modified) for row in rows if row.etag or row.last_modified}
 
     async def discover_in(
         self, conn: asyncpg.Connection, completed: Sequence[CompletedInCrawl], now: dt.datetime | None = None
@@ -129,18 +187,30 @@ class CrawlStore:
         """Offer each completed page's links (or sitemap's entries) to its crawl, on `conn`, in
         the caller's transaction."""
         for item in completed:
-            cached = await self._rules.get(conn, item.crawl_id)
-            if cached is None:
+            crawl = await self._crawls.get(conn, item.crawl_id)
+            if crawl is None:
                 continue  # the crawl was purged
-            spec, rules = cached
             payload = item.result.WhichOneof("payload")
             if payload == "scrape":
-                found = offer(rules, spec, links_to_follow(rules, item.result.scrape), item.depth + 1)
+                page = item.result.scrape
+                previous = None
+                if page.not_modified and crawl.refresh_of is not None:
+                    previous = await self._previous_result(conn, crawl.refresh_of, page.final_url)
+                urls, depth = links_to_follow(crawl.rules, page, previous), item.depth + 1
             elif payload == "sitemap":  # listed pages join at the sitemap's own depth, like seeds
-                found = offer(rules, spec, [e.url for e in item.result.sitemap.entries], item.depth)
+                urls, depth = [e.url for e in item.result.sitemap.entries], item.depth
             else:
                 continue
+            found = offer(crawl.rules, crawl.spec, urls, depth)
+            if crawl.refresh_of is not None and found.pages:
+                validators = await self._validators(conn, crawl.refresh_of, [p.url for p in found.pages])
+                found = offer(crawl.rules, crawl.spec, urls, depth, validators)
             await self._offer(conn, item.crawl_id, found, now)
+
+    @staticmethod
+    async def _previous_result(conn: asyncpg.Connection, crawl_id: int, url: str) -> jobs_pb2.ScrapeResult | None:
+        row = await q.CRAWL_PREVIOUS_RESULT.fetch_one(conn, crawl_id=crawl_id, url=url)
+        return None if row is None else jobs_pb2.JobResult.FromString(row.result).scrape
 
     @staticmethod
     async def _offer(
@@ -184,6 +254,13 @@ class CrawlStore:
         return outcome
 
     async def finish_idle(self, now: dt.datetime | None = None) -> list[int]:
-        """Finish running crawls that have no queued or leased job left; their ids."""
-        async with connection(self._pool) as conn:
-            return [row.id for row in await q.CRAWL_FINISH_IDLE.fetch(conn, now=now)]
+        """Finish running crawls that have no queued or leased job left, and start the next round
+        of those that refresh themselves, in one transaction; the ids finished."""
+        async with connection(self._pool) as conn, conn.transaction():
+            finished = await q.CRAWL_FINISH_IDLE.fetch(conn, now=now)
+            for crawl in finished:
+                spec = crawls_pb2.CrawlSpec.FromString(crawl.spec)
+                if spec.HasField("refresh_interval"):
+                    starts_at = crawl.finished_at + spec.refresh_interval.ToTimedelta()
+                    await self._start_refresh(conn, crawl.id, spec, starts_at, now)
+        return [crawl.id for crawl in finished]

@@ -1,6 +1,6 @@
 """The job queue in PostgreSQL as the JobQueue service and the coordinator's own tasks use it:
-enqueue, lease, heartbeat, complete, fail, reap expired leases, ping. The operator side is
-admin.py.
+enqueue, lease, heartbeat, complete, fail, hosts' robots.txt, reap expired leases, ping. The
+operator side is admin.py.
 
 Every method is one short transaction over named statements (statements.py) and returns typed
 rows; driver errors become coordinator errors (translate.py).
@@ -15,8 +15,9 @@ from collections.abc import Mapping, Sequence
 
 import asyncpg
 
+from crawlfleet.common.robots import RobotsState, skips_job
 from crawlfleet.coordinator.errors import DatabaseUnavailable, LeaseLost
-from crawlfleet.coordinator.politeness import Politeness
+from crawlfleet.coordinator.politeness import Politeness, robots_state_of
 from crawlfleet.coordinator.storage import completion
 from crawlfleet.coordinator.storage import statements as q
 from crawlfleet.coordinator.storage.crawls import CompletedInCrawl, CrawlStore
@@ -25,12 +26,14 @@ from crawlfleet.coordinator.storage.rows import (
     Completion,
     EnqueuedJob,
     FailOutcome,
+    HostRobots,
     LatencySample,
     LeasedJob,
     LeaseExtension,
     LeaseRef,
     NewJob,
     ReapedJob,
+    RobotsReported,
 )
 from crawlfleet.coordinator.storage.translate import connection
 from crawlfleet.v1 import jobs_pb2
@@ -40,6 +43,8 @@ log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "crawlfleet_jobs"
 # A unique-index race (two claimers, two queued jobs of one URL) is retried this often.
 _CONFLICT_RETRIES = 5
+# Characters of a robots.txt failure kept in the host's pause reason.
+_PAUSE_DETAIL_CHARS = 200
 
 
 class Queue:
@@ -243,10 +248,56 @@ class Queue:
                 breaker_failures=polite.breaker_failures,
                 backoff_initial_ms=polite.backoff_initial_seconds * 1000,
                 backoff_max_ms=polite.backoff_max_seconds * 1000,
+                skip=skips_job(error_type, retryable=retryable, release=release),
             )
         if outcome is None:
             raise LeaseLost([job_id])
         return outcome
+
+    async def report_robots(
+        self,
+        *,
+        job_id: int,
+        lease_token: uuid.UUID,
+        host: str,
+        status_code: int,
+        body: bytes,
+        error_type: str,
+        error_message: str,
+        crawl_delay_seconds: float | None,
+        principal: str | None = None,
+        now: dt.datetime | None = None,
+    ) -> RobotsReported:
+        """Store the robots.txt a lease of `host` fetched (status_code 0: none came, error_type says
+        why) for the fleet; raise LeaseLost unless that lease is held, by `principal`, for `host`."""
+        polite = self._politeness
+        state = robots_state_of(status_code, error_type)
+        failure = f"HTTP {status_code}" if status_code else f"{error_type}: {error_message}"
+        async with connection(self._pool) as conn:
+            reported = await q.HOST_ROBOTS_REPORT.fetch_one(
+                conn,
+                job_id=job_id,
+                lease_token=lease_token,
+                principal=principal,
+                host=host,
+                state=state.value,
+                status_code=status_code or None,
+                body=body if state is RobotsState.RULES else None,
+                delay_ms=polite.robots_delay_ms(crawl_delay_seconds),
+                ttl_ms=polite.robots_ttl_seconds * 1000,
+                backoff_initial_ms=polite.backoff_initial_seconds * 1000,
+                backoff_max_ms=polite.backoff_max_seconds * 1000,
+                pause_reason=f"robots_unreachable: robots.txt {failure}"[:_PAUSE_DETAIL_CHARS],
+                now=now,
+            )
+        if reported is None or not reported.lease_held:
+            raise LeaseLost([job_id])
+        return reported
+
+    async def robots(self, host: str) -> HostRobots | None:
+        """A host's robots.txt as the fleet holds it (None: the host has had no jobs)."""
+        async with connection(self._pool) as conn:
+            return await q.HOST_ROBOTS_GET.fetch_one(conn, host=host)
 
     async def reap_expired(self, *, batch: int, now: dt.datetime | None = None) -> list[ReapedJob]:
         """End up to `batch` expired leases; the jobs with their new state."""

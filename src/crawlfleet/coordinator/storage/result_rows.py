@@ -35,6 +35,9 @@ class PageRow(NamedTuple):
     json_ld: str
     open_graph: str
     headers: str
+    not_modified: bool
+    content_sha256: str | None
+    fields: str
 
 
 class ImageRow(NamedTuple):

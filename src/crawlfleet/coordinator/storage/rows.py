@@ -152,6 +152,26 @@ class ReapedJob(NamedTuple):
     finished_notified: None
 
 
+class RobotsReported(NamedTuple):
+    """What host_robots_report did: nothing unless lease_held; else the host's robots.txt now (state
+    None: the host has no row). notified is the statement's NOTIFY (no value)."""
+
+    lease_held: bool
+    state: str | None
+    version: dt.datetime | None
+    expires_at: dt.datetime | None
+    notified: None
+
+
+class HostRobots(NamedTuple):
+    """A host's robots.txt as the fleet holds it: state, rules (with 'rules'), version, due again at."""
+
+    state: str
+    body: bytes | None
+    version: dt.datetime | None
+    expires_at: dt.datetime | None
+
+
 class WatchedJob(NamedTuple):
     """A watched job that is terminal or, with state None, an id that matches no job."""
 

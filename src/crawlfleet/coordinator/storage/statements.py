@@ -32,8 +32,20 @@ from crawlfleet.coordinator.storage.crawl_rows import (
     DiscoverOutcome,
     FinishedCrawl,
     NewCrawl,
+    PreviousResult,
+    PreviousValidators,
     RecentPages,
     SitemapJobsMade,
+)
+from crawlfleet.coordinator.storage.host_rows import (
+    HostCount,
+    HostGauges,
+    HostPolicyRow,
+    HostRow,
+    PausedByReason,
+    PausedHost,
+    PolicyApplied,
+    ResumedHost,
 )
 from crawlfleet.coordinator.storage.result_rows import ImageRow, PageImageRow, PageRow, StoredPage, ThumbnailRow
 from crawlfleet.coordinator.storage.rows import (
@@ -42,6 +54,7 @@ from crawlfleet.coordinator.storage.rows import (
     Completion,
     EnqueueOutcome,
     FailOutcome,
+    HostRobots,
     JobFencing,
     LatencySample,
     LeasedJob,
@@ -51,6 +64,7 @@ from crawlfleet.coordinator.storage.rows import (
     NewJob,
     NextReady,
     ReapedJob,
+    RobotsReported,
     UnfinishedIds,
     WatchedJob,
 )
@@ -109,8 +123,29 @@ JOB_FAIL_IF_LEASED = statement(
         "breaker_failures",
         "backoff_initial_ms",
         "backoff_max_ms",
+        "skip",
     ),
 )
+HOST_ROBOTS_REPORT = statement(
+    "host_robots_report",
+    returns=RobotsReported,
+    params=(
+        "job_id",
+        "lease_token",
+        "principal",
+        "host",
+        "state",
+        "status_code",
+        "body",
+        "delay_ms",
+        "ttl_ms",
+        "backoff_initial_ms",
+        "backoff_max_ms",
+        "pause_reason",
+        "now",
+    ),
+)
+HOST_ROBOTS_GET = statement("host_robots_get", returns=HostRobots, params=("host",))
 JOB_REAP_EXPIRED = statement("job_reap_expired", returns=ReapedJob, params=("batch", "now"))
 DATABASE_PING = statement("database_ping", returns=NoRows)
 JOB_TABLE_ANALYZE = statement("job_table_analyze", returns=NoRows)
@@ -149,6 +184,11 @@ CRAWL_DISCOVER = statement(
         "now",
     ),
 )
+CRAWL_INSERT_REFRESH = statement("crawl_insert_refresh", returns=NewCrawl, params=("crawl_id", "starts_at", "now"))
+CRAWL_PREVIOUS_VALIDATORS = statement(
+    "crawl_previous_validators", returns=PreviousValidators, params=("crawl_id", "urls")
+)
+CRAWL_PREVIOUS_RESULT = statement("crawl_previous_result", returns=PreviousResult, params=("crawl_id", "url"))
 CRAWL_SPEC_GET = statement("crawl_spec_get", returns=CrawlSpecRow, params=("crawl_id",))
 CRAWL_GET = statement("crawl_get", returns=CrawlRow, params=("crawl_id", "owner"))
 CRAWL_JOB_COUNTS = statement("crawl_job_counts", returns=CrawlJobCount, params=("crawl_id",))
@@ -175,7 +215,19 @@ JOB_ATTEMPT_LIST = statement("job_attempt_list", returns=Attempt, params=("job_i
 JOB_CANCEL = statement("job_cancel", returns=CancelOutcome, params=("job_id", "now"))
 THUMBNAIL_GET = statement("thumbnail_get", returns=StoredThumbnail, params=("sha256", "owner"))
 RESULT_LIST_AFTER = statement(
-    "result_list_after", returns=JobResultRow, params=("after_id", "limit", "kind", "max_bytes", "owner")
+    "result_list_after",
+    returns=JobResultRow,
+    params=("after_id", "limit", "kind", "max_bytes", "owner", "url_like"),
+)
+RESULT_LIST_CHANGED_AFTER = statement(
+    "result_list_changed_after",
+    returns=JobResultRow,
+    params=("after_id", "limit", "kind", "max_bytes", "owner", "changed_since", "url_like"),
+)
+RESULT_LIST_CRAWL_AFTER = statement(
+    "result_list_crawl_after",
+    returns=JobResultRow,
+    params=("after_id", "limit", "kind", "max_bytes", "owner", "crawl_id"),
 )
 JOB_COUNT_FOLD = statement("job_count_fold", returns=NoRows)
 JOB_COUNT_LOCK = statement("job_count_lock", returns=NoRows)
@@ -197,6 +249,28 @@ JOB_REQUEUE_DEAD = statement(
 )
 JOB_PURGE_FINISHED = statement("job_purge_finished", returns=PurgedJobs, params=("states", "finished_before", "limit"))
 IMAGE_DELETE_UNREFERENCED = statement("image_delete_unreferenced", returns=DeletedImage, params=("sha256s",))
+
+# Hosts and host policies (hosts.py).
+HOST_GET = statement("host_get", returns=HostRow, params=("host", "queued_cap", "now"))
+HOST_LIST = statement(
+    "host_list",
+    returns=HostRow,
+    params=("after_host", "host_prefix", "paused_only", "queued_only", "limit", "queued_cap", "now"),
+)
+HOST_PAUSE = statement("host_pause", returns=PausedHost, params=("host", "pause_ms", "reason", "now"))
+HOST_RESUME = statement("host_resume", returns=ResumedHost, params=("host", "now"))
+HOST_POLICY_LOCK = statement("host_policy_lock", returns=NoRows)
+HOST_POLICY_UPSERT = statement(
+    "host_policy_upsert",
+    returns=HostPolicyRow,
+    params=("pattern", "max_concurrency", "delay_ms", "obey_robots", "note", "now"),
+)
+HOST_POLICY_DELETE = statement("host_policy_delete", returns=HostPolicyRow, params=("pattern",))
+HOST_POLICY_APPLY = statement("host_policy_apply", returns=PolicyApplied, params=("pattern",))
+HOST_POLICY_GOVERNED = statement("host_policy_governed", returns=HostCount, params=("pattern",))
+HOST_POLICY_LIST = statement("host_policy_list", returns=HostPolicyRow, params=("after_pattern", "limit"))
+HOST_GAUGES = statement("host_gauges", returns=HostGauges)
+HOST_PAUSED_BY_REASON = statement("host_paused_by_reason", returns=PausedByReason, params=("now",))
 
 # The migration runner (migrate.py).
 MIGRATION_TIMEOUTS_LIFT = statement("migration_timeouts_lift", returns=NoRows)

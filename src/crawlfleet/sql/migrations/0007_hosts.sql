@@ -342,8 +342,10 @@ BEGIN
         RETURN QUERY
         WITH locked AS (
             SELECT h.*, h.ordinality AS nth,
-                   -- After a pause, one lease at a time probes the host until one succeeds.
-                   CASE WHEN h.paused_until IS NOT NULL THEN 1
+                   -- After a host failure, and after a pause, one lease at a time until one
+                   -- succeeds: the breaker opens before more requests than its count reach a
+                   -- failing host, and a pause ends with one probe.
+                   CASE WHEN h.paused_until IS NOT NULL OR h.error_streak > 0 THEN 1
                         ELSE coalesce(h.max_concurrency, p_default_concurrency) END AS concurrency,
                    coalesce(h.obey_robots, p_default_obey_robots) AS robots_on,
                    greatest(coalesce(h.delay_ms, p_default_delay_ms),
@@ -417,11 +419,16 @@ BEGIN
             RETURNING j.id, j.kind, j.spec, j.attempt, j.max_attempts, j.lease_token, j.lease_expires_at,
                       j.target_url, j.host, chosen.nth
         ), taken AS (
-            SELECT leased.nth, count(*) AS n, array_agg(leased.id) AS ids FROM leased GROUP BY leased.nth
+            -- fetchers: leases that fetch (no-op jobs stand for a URL but never fetch it, so they
+            -- neither fetch robots.txt nor wait for it).
+            SELECT leased.nth, count(*) AS n, array_agg(leased.id) AS ids,
+                   count(*) FILTER (WHERE leased.kind <> 'noop') AS fetchers
+            FROM leased GROUP BY leased.nth
         ), per_host AS (
             SELECT a.nth, a.host, a.free, a.delay, a.needs_robots, a.blocked, a.robots_on, a.robots_state,
                    a.robots_fetched_at, a.paused_until, a.robots_fetching_until, a.next_start_at, a.ready_at,
-                   coalesce(t.n, 0) AS taken, nxt.run_at AS next_run_at, nxt.priority AS next_priority
+                   coalesce(t.n, 0) AS taken, coalesce(t.fetchers, 0) AS fetchers,
+                   nxt.run_at AS next_run_at, nxt.priority AS next_priority
             FROM allowance AS a
             LEFT JOIN taken AS t ON t.nth = a.nth
             LEFT JOIN LATERAL (
@@ -436,7 +443,7 @@ BEGIN
             SELECT p.*,
                    CASE WHEN p.taken > 0 THEN v_now + p.delay * interval '1 millisecond'
                         ELSE p.next_start_at END AS new_next_start,
-                   CASE WHEN p.taken > 0 AND p.needs_robots
+                   CASE WHEN p.fetchers > 0 AND p.needs_robots
                         THEN v_now + p_lease_ms * interval '1 millisecond'
                         ELSE p.robots_fetching_until END AS new_fetching_until,
                    p.next_run_at IS NOT NULL AND p.free - p.taken <= 0 AS now_saturated
@@ -453,8 +460,12 @@ BEGIN
                     WHEN s.next_run_at IS NULL THEN NULL
                     WHEN s.blocked THEN greatest(h.ready_at, s.next_start_at, s.paused_until, s.robots_fetching_until)
                     -- Nothing leased though the host had room: its jobs are another kind or
-                    -- held by other sessions; it keeps its place.
-                    WHEN s.taken = 0 AND NOT s.now_saturated THEN h.ready_at
+                    -- held by other sessions, and it keeps its place; or none is due yet (a
+                    -- finished lease made the host ready early), and it waits for the first.
+                    WHEN s.taken = 0 AND NOT s.now_saturated THEN
+                        CASE WHEN s.next_run_at <= v_now THEN h.ready_at
+                             ELSE greatest(h.ready_at, (SELECT min(q.run_at) FROM jobs AS q
+                                                        WHERE q.host = s.host AND q.state = 'queued')) END
                     ELSE greatest(s.next_run_at, s.new_next_start, s.paused_until, s.new_fetching_until,
                                   CASE WHEN s.now_saturated
                                        THEN v_now + p_saturated_recheck_ms * interval '1 millisecond' END,
@@ -477,7 +488,7 @@ BEGIN
             FROM leased
         )
         SELECT leased.id, leased.kind, leased.spec, leased.attempt, leased.max_attempts, leased.lease_token,
-               leased.lease_expires_at, leased.host, s.needs_robots,
+               leased.lease_expires_at, leased.host, s.needs_robots AND leased.kind <> 'noop',
                CASE WHEN s.robots_on AND s.robots_state = 'rules' AND NOT s.needs_robots
                     THEN s.robots_fetched_at END
         FROM leased JOIN scheduled AS s ON s.nth = leased.nth;

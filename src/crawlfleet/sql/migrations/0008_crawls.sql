@@ -28,11 +28,17 @@ CREATE TABLE crawls (
     out_of_scope    bigint      NOT NULL DEFAULT 0,
     over_limit      bigint      NOT NULL DEFAULT 0,
     created_at      timestamptz NOT NULL,
+    -- When its pages are first due (a refresh round may start later than it is made).
+    starts_at       timestamptz NOT NULL,
     finished_at     timestamptz,
+    -- The crawl this one refreshes: its pages are fetched with conditional GETs.
+    refresh_of      bigint      REFERENCES crawls (id) ON DELETE SET NULL,
     CONSTRAINT crawls_pages_within_limit CHECK (pages_enqueued <= max_pages),
     CONSTRAINT crawls_finished_iff_ended CHECK ((state = 'running') = (finished_at IS NULL))
 );
 CREATE INDEX crawls_running ON crawls (id) WHERE state = 'running';
+-- A crawl is refreshed at most once: racing finishers and repeated RefreshCrawl calls make one.
+CREATE UNIQUE INDEX crawls_refresh_of ON crawls (refresh_of) WHERE refresh_of IS NOT NULL;
 
 -- The crawl's seen set: each URL at most once per crawl, with the depth it was found at.
 CREATE TABLE crawl_urls (
@@ -64,6 +70,8 @@ ALTER TABLE jobs ADD COLUMN IF NOT EXISTS crawl_id bigint REFERENCES crawls (id)
 ALTER TABLE jobs ADD COLUMN IF NOT EXISTS depth integer CHECK (depth >= 0);
 -- A crawl's jobs (progress, cancel, whether it is finished).
 CREATE INDEX jobs_crawl ON jobs (crawl_id, state) WHERE crawl_id IS NOT NULL;
+-- A refresh looks up each URL's previous version in the crawl it refreshes.
+CREATE INDEX jobs_crawl_url ON jobs (crawl_id, target_url) WHERE crawl_id IS NOT NULL;
 
 -- Adds pages to a running crawl and enqueues a scrape job for each URL it did not have, within
 -- its limits: pages in all (exact), pages per host, queries per path. The URLs come in order of
@@ -100,27 +108,34 @@ BEGIN
                EXISTS (SELECT 1 FROM crawl_urls AS c WHERE c.crawl_id = p_crawl AND c.url = o.url) AS known
         FROM offered AS o
         WHERE o.copy = 1
-    ), ranked AS (
-        -- Each new URL's place among its host's and its path's pages, the crawl's so far included.
+    ), path_ranked AS (
+        -- Each new URL's place among its path's queries, the crawl's so far included.
         SELECT f.*,
-               row_number() OVER (PARTITION BY f.host ORDER BY f.ord)
-                   + coalesce((SELECT hc.pages FROM crawl_host_counts AS hc
-                               WHERE hc.crawl_id = p_crawl AND hc.host = f.host), 0) AS host_nth,
                row_number() OVER (PARTITION BY f.path_key ORDER BY f.ord)
                    + coalesce((SELECT pc.variants FROM crawl_path_counts AS pc
                                WHERE pc.crawl_id = p_crawl AND pc.path_key = f.path_key), 0) AS path_nth
         FROM distinct_offered AS f
         WHERE NOT f.known
+    ), ranked AS (
+        -- Then its place among its host's pages, counting only the URLs within their path's limit:
+        -- a trap's refused queries are no pages of the host, and do not crowd out its other links.
+        -- (A path is on one host, so a URL the host's limit refuses leaves its path's count alone.)
+        SELECT p.*,
+               row_number() OVER (PARTITION BY p.host ORDER BY p.ord)
+                   + coalesce((SELECT hc.pages FROM crawl_host_counts AS hc
+                               WHERE hc.crawl_id = p_crawl AND hc.host = p.host), 0) AS host_nth
+        FROM path_ranked AS p
+        WHERE p.path_nth <= v_crawl.max_query_variants
     ), chosen AS (
         SELECT r.* FROM ranked AS r
-        WHERE r.host_nth <= v_crawl.max_pages_per_host AND r.path_nth <= v_crawl.max_query_variants
+        WHERE r.host_nth <= v_crawl.max_pages_per_host
         ORDER BY r.ord
         LIMIT v_crawl.max_pages - v_crawl.pages_enqueued
     ), jobs_made AS (
         INSERT INTO jobs (kind, priority, spec, target_url, dedupe_key, run_at, created_at, max_attempts,
                           retry_initial_ms, retry_multiplier, retry_max_ms, owner, host, crawl_id, depth)
         SELECT 'scrape', v_crawl.priority, c.spec, c.url, 'crawl:' || p_crawl || ':' || c.url,
-               v_now, v_now, v_crawl.max_attempts, v_crawl.retry_initial_ms, v_crawl.retry_multiplier,
+               greatest(v_now, v_crawl.starts_at), v_now, v_crawl.max_attempts, v_crawl.retry_initial_ms, v_crawl.retry_multiplier,
                v_crawl.retry_max_ms,
                v_crawl.owner, c.host, p_crawl, c.depth
         FROM chosen AS c

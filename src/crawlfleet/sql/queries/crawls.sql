@@ -4,9 +4,57 @@
 -- A new running crawl. Params: owner, spec, max depth, max pages, max pages per host, max query
 -- variants per path, then the priority and retry columns of its jobs, now.
 INSERT INTO crawls (owner, spec, max_depth, max_pages, max_pages_per_host, max_query_variants, priority,
-                    max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12::timestamptz, now()))
+                    max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, created_at, starts_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12::timestamptz, now()),
+        coalesce($12::timestamptz, now()))
 RETURNING id;
+
+-- name: crawl_insert_refresh
+-- A new running crawl that refreshes crawl $1 (same owner, spec and limits), its pages due at $2;
+-- nothing if $1 is running or already refreshed (crawls_refresh_of). Params: crawl id, starts at, now.
+INSERT INTO crawls (owner, spec, max_depth, max_pages, max_pages_per_host, max_query_variants, priority,
+                    max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, created_at, starts_at,
+                    refresh_of)
+SELECT owner, spec, max_depth, max_pages, max_pages_per_host, max_query_variants, priority, max_attempts,
+       retry_initial_ms, retry_multiplier, retry_max_ms, coalesce($3::timestamptz, now()),
+       coalesce($2::timestamptz, $3::timestamptz, now()), id
+FROM crawls
+WHERE id = $1 AND state <> 'running'
+ON CONFLICT (refresh_of) WHERE refresh_of IS NOT NULL DO NOTHING
+RETURNING id;
+
+-- name: crawl_previous_validators
+-- The ETag and Last-Modified of the latest version of each URL that the crawls a refresh follows
+-- on (crawl $1 and those it refreshed in turn) stored, for conditional GETs. Params: crawl id
+-- (the refreshed one), urls.
+WITH RECURSIVE chain AS (
+    SELECT id, refresh_of FROM crawls WHERE id = $1
+    UNION ALL
+    SELECT c.id, c.refresh_of FROM crawls AS c JOIN chain ON c.id = chain.refresh_of
+)
+SELECT DISTINCT ON (j.target_url) j.target_url AS url,
+       coalesce(p.headers->>'etag', '') AS etag, coalesce(p.headers->>'last-modified', '') AS last_modified
+FROM chain
+JOIN jobs AS j ON j.crawl_id = chain.id AND j.target_url = ANY($2::text[]) AND j.state = 'succeeded'
+JOIN pages AS p ON p.job_id = j.id
+WHERE p.status_code <> 304
+ORDER BY j.target_url, p.fetched_at DESC;
+
+-- name: crawl_previous_result
+-- The latest stored result of a URL that was fetched in full (not a 304) in the crawls a refresh
+-- follows on: an unchanged page's links are taken from it. Params: crawl id (the refreshed one), url.
+WITH RECURSIVE chain AS (
+    SELECT id, refresh_of FROM crawls WHERE id = $1
+    UNION ALL
+    SELECT c.id, c.refresh_of FROM crawls AS c JOIN chain ON c.id = chain.refresh_of
+)
+SELECT j.result
+FROM chain
+JOIN jobs AS j ON j.crawl_id = chain.id AND j.target_url = $2 AND j.state = 'succeeded'
+JOIN pages AS p ON p.job_id = j.id
+WHERE p.status_code <> 304
+ORDER BY p.fetched_at DESC
+LIMIT 1;
 
 -- name: crawl_discover
 -- Offers pages to a crawl (crawlfleet_discover, migration 0008). Params: crawl id; the pages'
@@ -17,12 +65,13 @@ FROM crawlfleet_discover($1, $2::text[], $3::text[], $4::text[], $5::integer[], 
                          $7::integer, $8::integer, $9::timestamptz);
 
 -- name: crawl_spec_get
--- What discovery needs of a crawl: its spec (immutable once started).
-SELECT spec FROM crawls WHERE id = $1;
+-- What discovery needs of a crawl: its spec and the crawl it refreshes (immutable once started).
+SELECT spec, refresh_of FROM crawls WHERE id = $1;
 
 -- name: crawl_get
 -- The crawl, if the caller may see it ($2: the owner it is confined to; NULL: any).
-SELECT id, state::text AS state, spec, created_at, finished_at, pages_enqueued, out_of_scope, over_limit
+SELECT id, state::text AS state, spec, created_at, finished_at, pages_enqueued, out_of_scope, over_limit,
+       refresh_of, starts_at, (SELECT r.id FROM crawls AS r WHERE r.refresh_of = crawls.id) AS refreshed_by
 FROM crawls
 WHERE id = $1 AND ($2::text IS NULL OR owner = $2::text);
 
@@ -50,7 +99,8 @@ WHERE crawl_id = $1 AND state = 'succeeded' AND finished_at > coalesce($2::times
 
 -- name: crawl_list
 -- Crawls with ids below $1 (NULL: from the newest), newest first, up to $2, of owner $3 (NULL: any).
-SELECT id, state::text AS state, spec, created_at, finished_at, pages_enqueued, out_of_scope, over_limit
+SELECT id, state::text AS state, spec, created_at, finished_at, pages_enqueued, out_of_scope, over_limit,
+       refresh_of, starts_at, (SELECT r.id FROM crawls AS r WHERE r.refresh_of = crawls.id) AS refreshed_by
 FROM crawls
 WHERE ($1::bigint IS NULL OR id < $1) AND ($3::text IS NULL OR owner = $3::text)
 ORDER BY id DESC
@@ -94,12 +144,13 @@ SELECT (SELECT id FROM target) AS id,
          WHERE EXISTS (SELECT 1 FROM job_watchers WHERE expires_at > now())) AS finished_notified;
 
 -- name: crawl_finish_idle
--- Running crawls without a queued or leased job are finished (the coordinators' background task).
+-- Running crawls without a queued or leased job are finished (the coordinators' background task);
+-- returns them with their specs (a crawl with a refresh interval starts its next round).
 UPDATE crawls AS c
 SET state = 'finished', finished_at = coalesce($1::timestamptz, now())
 WHERE c.state = 'running'
   AND NOT EXISTS (SELECT 1 FROM jobs AS j WHERE j.crawl_id = c.id AND j.state IN ('queued', 'leased'))
-RETURNING c.id;
+RETURNING c.id, c.spec, c.finished_at;
 
 -- name: crawl_sitemap_jobs_insert
 -- The sitemap jobs of a crawl started with sitemaps: one per site of its seeds, at depth 0.

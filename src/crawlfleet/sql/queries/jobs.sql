@@ -74,8 +74,9 @@ FROM crawlfleet_claim($1::text, $2::integer, $3::text[], $4::integer, $5::timest
 
 -- name: host_next_ready
 -- When the next host with queued work becomes ready (NULL: none waits): an idle Lease sleeps
--- until then rather than polling.
-SELECT min(ready_at) AS ready_at FROM hosts WHERE ready_at IS NOT NULL;
+-- until then rather than polling. A host paused until resumed ('infinity') is never ready by
+-- itself: the resume wakes the Lease.
+SELECT min(ready_at) AS ready_at FROM hosts WHERE ready_at < 'infinity';
 
 -- name: job_heartbeat_many
 -- Extends leases still held under the same token; a lease whose job was cancelled ends here
@@ -227,14 +228,16 @@ WHERE h.host = samples.host AND free.host = samples.host;
 SELECT id, state, lease_token, lease_principal, result FROM jobs WHERE id = ANY($1::bigint[]);
 
 -- name: job_fail_if_leased
--- Ends a leased attempt as failed (queued again with backoff, or dead) or released (queued in its
--- old place, attempt not charged). A cancel asked meanwhile wins over both: the job is cancelled.
+-- Ends a leased attempt as failed (queued again with backoff, or dead), skipped (not to be run:
+-- robots.txt disallows its URL; terminal, not dead) or released (queued in its old place, attempt
+-- not charged). A cancel asked meanwhile wins over all three: the job is cancelled.
 -- Backoff is full jitter: uniform in [0, min(max, initial * mult^(n-1))], or the worker's delay
 -- when given. A lease bound to another principal is not held ($9: the caller's; NULL without auth
 -- skips the check). Params: job id, lease token, error type, error message, retryable, retry delay
 -- ms (nullable), release, now, principal; then the host's side: the failure's host class
 -- ('429', '5xx', 'error'; NULL: not the host's fault), a pause the server asked for in ms
--- (Retry-After; NULL: none), the breaker's failures in a row, its first and longest pause in ms.
+-- (Retry-After; NULL: none), the breaker's failures in a row, its first and longest pause in ms;
+-- last, whether the failure skips the job rather than failing it.
 -- A host failure adds to the host's streak; at the breaker's count the host pauses, for twice as
 -- long at each further failure in a row. Either way the host may lease again (its job queued
 -- again, or its slot free).
@@ -242,6 +245,7 @@ WITH old AS (
     SELECT j.id, j.attempt, j.lease_token, j.leased_by, j.leased_at, j.target_url,
            CASE WHEN j.cancel_requested THEN 'cancelled'::job_state
                 WHEN $7::boolean THEN 'queued'::job_state
+                WHEN $15::boolean THEN 'skipped'::job_state
                 WHEN $5::boolean AND j.attempt < j.max_attempts THEN 'queued'::job_state
                 ELSE 'dead'::job_state END AS next_state,
            CASE WHEN $7::boolean THEN 0::float8
@@ -276,7 +280,8 @@ WITH old AS (
 ), history AS (
     UPDATE job_attempts AS a
     SET finished_at = greatest(a.started_at, coalesce($8::timestamptz, now())),
-        outcome = CASE WHEN $7::boolean THEN 'released' ELSE 'failed' END,
+        outcome = CASE WHEN $7::boolean THEN 'released' WHEN old.next_state = 'skipped' THEN 'skipped'
+                       ELSE 'failed' END,
         error_type = $3, error_message = $4
     FROM old
     WHERE a.job_id = old.id AND a.lease_token = old.lease_token
@@ -305,21 +310,28 @@ WITH old AS (
         -- the host need not wait for that fetch any more; the next claim starts another.
         robots_fetching_until = CASE WHEN $7::boolean THEN NULL ELSE h.robots_fetching_until END,
         -- Its job queued again, or a slot free: the host may lease again, once its delay and any
-        -- pause are over.
+        -- pause are over; at once if its queued work waited for that slot (it was saturated),
+        -- whenever the failed job itself is retried.
         ready_at = CASE WHEN p.state = 'queued' OR h.ready_at IS NOT NULL THEN
-            greatest(least(coalesce(h.ready_at, 'infinity'), CASE WHEN p.state = 'queued' THEN p.run_at ELSE p.now END),
+            greatest(least(coalesce(h.ready_at, 'infinity'),
+                           CASE WHEN p.state = 'queued' AND NOT h.saturated THEN p.run_at ELSE p.now END),
                      h.next_start_at, CASE WHEN $7::boolean THEN NULL ELSE h.robots_fetching_until END,
                      crawlfleet_paused_until(h.paused_until, p.now,
                          crawlfleet_host_pause_ms(h.error_streak, $10::text, $11::float8, $12, $13, $14)))
             END,
         top_priority = CASE WHEN p.state = 'queued' THEN greatest(h.top_priority, p.priority) ELSE h.top_priority END
     FROM (SELECT failed.host, failed.state, failed.run_at, failed.priority,
-                 coalesce($8::timestamptz, now()) AS now
+                 coalesce($8::timestamptz, now()) AS now,
+                 (SELECT s.saturated FROM hosts AS s WHERE s.host = failed.host) AS was_saturated
           FROM failed) AS p
     WHERE h.host = p.host
+    RETURNING p.was_saturated AND h.ready_at <= p.now AS freed_now
 )
 SELECT id, state, run_at,
-       CASE WHEN state = 'queued' AND delay_ms = 0 THEN pg_notify('crawlfleet_jobs', '') END AS notified,
+       -- Wakes waiting Leases: the job is due again, or its host, held back by its concurrency
+       -- until now, may lease again.
+       CASE WHEN (state = 'queued' AND delay_ms = 0) OR EXISTS (SELECT 1 FROM host_moved WHERE freed_now)
+            THEN pg_notify('crawlfleet_jobs', '') END AS notified,
        CASE WHEN state <> 'queued' AND EXISTS (SELECT 1 FROM job_watchers WHERE expires_at > now())
             THEN pg_notify('crawlfleet_jobs_finished', '') END AS finished_notified
 FROM failed;

@@ -9,7 +9,7 @@
 -- Params: job ids, look for missing ids, owner.
 SELECT id, state::text AS state, attempt, finished_at, last_error
 FROM jobs
-WHERE id = ANY($1::bigint[]) AND state IN ('succeeded', 'dead', 'cancelled')
+WHERE id = ANY($1::bigint[]) AND state IN ('succeeded', 'dead', 'cancelled', 'skipped')
   AND ($3::text IS NULL OR owner = $3::text)
 UNION ALL
 SELECT missing.id, NULL, NULL, NULL, NULL

@@ -8,8 +8,9 @@ from crawlfleet.worker.context import Handler, JobContext
 from crawlfleet.worker.errors import WorkerError
 from crawlfleet.worker.handlers.noop import run_noop
 from crawlfleet.worker.handlers.scrape import run_scrape
+from crawlfleet.worker.handlers.sitemap import run_sitemap
 
-HANDLERS: Mapping[str, Handler] = {"noop": run_noop, "scrape": run_scrape}
+HANDLERS: Mapping[str, Handler] = {"noop": run_noop, "scrape": run_scrape, "sitemap": run_sitemap}
 
 __all__ = ["HANDLERS", "Handler", "JobContext", "handlers_for"]
 

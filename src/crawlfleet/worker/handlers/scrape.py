@@ -1,18 +1,24 @@
-"""The `scrape` kind: fetch (HTTP, browser, or HTTP then browser), extract, process images.
+"""The `scrape` kind: obey robots.txt, fetch (HTTP, browser, or HTTP then browser), extract,
+process images.
 
 Failure classes (`JobError.error_type`): dns_error, connection_refused, connect_error, timeout,
 transport_error (retryable); tls_error, blocked_destination, invalid_url, too_many_redirects (not);
 http_5xx and http_429 (retryable, Retry-After honoured); http_4xx (not); non_html, body_too_large
-(not); browser_crash, browser_unavailable, navigation_failed (retryable). A page fails with the same
+(not); browser_crash, browser_unavailable, navigation_failed (retryable); robots_disallowed (not: the
+job ends skipped); robots_unreachable (released, uncharged: worker/robots.py). A page fails with the same
 class whether it is fetched or rendered: the browser's document goes through the same fetcher and
 the same `check_page`, before Chromium sees it. A bad image never fails the job: it is recorded on
 the image with its reason.
+
+A job with validators (`if_none_match`, `if_modified_since`) makes a conditional request; a 304
+answer completes it as `not_modified`, with nothing extracted and no image fetched.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import hashlib
 from dataclasses import dataclass
 
 from crawlfleet.common import limits
@@ -32,6 +38,7 @@ from crawlfleet.worker.pipeline.browser import (
 )
 from crawlfleet.worker.pipeline.extract import PageData, extract_page
 from crawlfleet.worker.pipeline.fetch import FetchError
+from crawlfleet.worker.pipeline.fields import FieldRule
 from crawlfleet.worker.pipeline.images_stage import process_page_images
 
 MAX_RETRY_AFTER = 24 * 3600.0  # a server asking for more is not taken at its word
@@ -65,6 +72,19 @@ class PageSource:
     content_type: str
     # Server latency of the page's request (fetches only; None for renders).
     latency: float | None = None
+    # SHA-256 (hex) of the decoded body; for a render, of the document's response as the browser got it.
+    content_sha256: str = ""
+    # The server answered 304 to the job's validators: there is no page to extract.
+    not_modified: bool = False
+
+
+class NotModified(Exception):
+    """The document answered 304 to a conditional request (raised out of a render)."""
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        super().__init__(f"{url} is not modified")
+        self.url = url
+        self.headers = headers
 
 
 async def run_scrape(job: pb.LeasedJob, ctx: JobContext) -> jobs_pb2.JobResult:
@@ -73,21 +93,29 @@ async def run_scrape(job: pb.LeasedJob, ctx: JobContext) -> jobs_pb2.JobResult:
     settings = ctx.settings.scrape
     timeout = spec.timeout.ToNanoseconds() / 1e9 if spec.HasField("timeout") else settings.http_timeout
     mode = spec.render or jobs_pb2.RENDER_MODE_HTTP
+    if ctx.robots is not None:  # on the job's URL, whether it is fetched or rendered
+        with ctx.resources.stages.time("robots"):
+            await ctx.robots.check(job, spec.url, ctx, timeout=timeout)
     # `timeout` bounds the fetch (in the fetcher) and the render (in the browser pool, from the
     # moment the job has a browser page: waiting for a free page is not the site's fault).
+    validators = conditional_headers(spec)
     if mode == jobs_pb2.RENDER_MODE_BROWSER:
-        source = await render(ctx, spec.url, timeout)
-        page = await extract(ctx, source)
+        source = await render(ctx, spec.url, timeout, validators)
+        if source.not_modified:
+            return jobs_pb2.JobResult(scrape=not_modified_result(source))
+        page = await extract(ctx, source, spec)
     else:
-        source = await fetch_page(ctx, spec.url, timeout)
-        page = await extract(ctx, source)
+        source = await fetch_page(ctx, spec.url, timeout, validators)
+        if source.not_modified:
+            return jobs_pb2.JobResult(scrape=not_modified_result(source))
+        page = await extract(ctx, source, spec)
         reason = None
         if mode == jobs_pb2.RENDER_MODE_AUTO:
             reason = await ctx.run_blocking(needs_browser, source.html, page)
         if reason is not None:
             ctx.log.info("auto: rendering in the browser (%s)", reason)
             source = await render(ctx, source.final_url, timeout)
-            page = await extract(ctx, source)
+            page = await extract(ctx, source, spec)
     images: list[jobs_pb2.ImageResult] = []
     if not spec.skip_images:
         limit = spec.max_images or settings.max_images
@@ -95,17 +123,50 @@ async def run_scrape(job: pb.LeasedJob, ctx: JobContext) -> jobs_pb2.JobResult:
     return jobs_pb2.JobResult(scrape=scrape_result(source, page, images))
 
 
-async def extract(ctx: JobContext, source: PageSource) -> PageData:
-    """Extract the page's data off the event loop."""
+def conditional_headers(spec: jobs_pb2.ScrapeSpec) -> dict[str, str]:
+    """The request headers of the job's validators (none: an unconditional request)."""
+    headers = {}
+    if spec.if_none_match:
+        headers["If-None-Match"] = spec.if_none_match
+    if spec.if_modified_since:
+        headers["If-Modified-Since"] = spec.if_modified_since
+    return headers
+
+
+async def extract(ctx: JobContext, source: PageSource, spec: jobs_pb2.ScrapeSpec) -> PageData:
+    """Extract the page's data, and the job's declared fields, off the event loop."""
+    rules = [FieldRule.from_spec(field) for field in spec.fields]
     with ctx.resources.stages.time("extract"):
-        return await ctx.run_blocking(extract_page, source.html, source.final_url)
+        return await ctx.run_blocking(
+            extract_page, source.html, source.final_url, fields=rules, follow_selectors=list(spec.follow_selectors)
+        )
 
 
-async def fetch_page(ctx: JobContext, url: str, timeout: float) -> PageSource:
+def sha256_hex(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+async def fetch_page(ctx: JobContext, url: str, timeout: float, validators: dict[str, str] | None = None) -> PageSource:
     settings = ctx.settings.scrape
     with ctx.resources.stages.time("fetch"):
-        fetched = await ctx.resources.fetcher.get(url, max_bytes=settings.max_body_bytes, timeout=timeout)
+        fetched = await ctx.resources.fetcher.get(
+            url, max_bytes=settings.max_body_bytes, timeout=timeout, headers=validators or None
+        )
     headers = {k.lower(): v for k, v in fetched.headers.items()}
+    if fetched.status == 304 and validators:
+        return PageSource(
+            final_url=fetched.url,
+            status=fetched.status,
+            headers=headers,
+            html="",
+            redirects=fetched.redirects,
+            rendered_with=jobs_pb2.RENDER_MODE_HTTP,
+            body_bytes=0,
+            charset="",
+            content_type="",
+            latency=fetched.latency,
+            not_modified=True,
+        )
     check_page(fetched.url, fetched.status, headers, fetched.body)
     return PageSource(
         final_url=fetched.url,
@@ -118,19 +179,24 @@ async def fetch_page(ctx: JobContext, url: str, timeout: float) -> PageSource:
         charset=fetched.charset,
         content_type=fetched.content_type,
         latency=fetched.latency,
+        content_sha256=await ctx.run_blocking(sha256_hex, fetched.body),
     )
 
 
-async def render(ctx: JobContext, url: str, timeout: float) -> PageSource:
+async def render(ctx: JobContext, url: str, timeout: float, validators: dict[str, str] | None = None) -> PageSource:
     """Render url in the browser; every request it makes goes through the guarded fetcher."""
     settings = ctx.settings.scrape
     fetcher = ctx.resources.fetcher
+    document: list[bytes] = []  # the body of the document's final response, once it has come
 
     async def fetch_for_browser(
         method: str, target: str, headers: dict[str, str], body: bytes | None
     ) -> RoutedResponse:
         # The client negotiates the encodings it can decode; the browser's list (br, zstd) may not be.
         headers = {k: v for k, v in headers.items() if k.lower() != "accept-encoding"}
+        if validators and not document and method == "GET":
+            # Nothing but the document (and its redirect hops) is requested before it has answered.
+            headers.update(validators)
         try:
             got = await fetcher.request_once(
                 method, target, headers=headers, body=body, max_bytes=settings.max_body_bytes, timeout=timeout
@@ -144,13 +210,29 @@ async def render(ctx: JobContext, url: str, timeout: float) -> PageSource:
 
     def check_document(final_url: str, response: RoutedResponse) -> None:
         headers = {k.lower(): v for k, v in response.headers.items()}
+        if response.status == 304 and validators:
+            raise NotModified(final_url, headers)
         check_page(final_url, response.status, headers, response.body)
+        document.append(response.body)
 
     try:
         with ctx.resources.stages.time("render"):
             rendered = await ctx.resources.browser.render(
                 url, timeout=timeout, fetch=fetch_for_browser, check_document=check_document
             )
+    except NotModified as unchanged:
+        return PageSource(
+            final_url=unchanged.url,
+            status=304,
+            headers=unchanged.headers,
+            html="",
+            redirects=(),
+            rendered_with=jobs_pb2.RENDER_MODE_BROWSER,
+            body_bytes=0,
+            charset="",
+            content_type="",
+            not_modified=True,
+        )
     except RequestBlocked as exc:
         raise JobError(
             f"destination refused by the egress guard: {exc}", error_type="blocked_destination", retryable=False
@@ -181,6 +263,7 @@ async def render(ctx: JobContext, url: str, timeout: float) -> PageSource:
         body_bytes=len(rendered.html.encode()),
         charset="utf-8",
         content_type=media_type(headers) or "text/html",
+        content_sha256=await ctx.run_blocking(sha256_hex, document[-1]) if document else "",
     )
 
 
@@ -252,16 +335,41 @@ def scrape_result(source: PageSource, page: PageData, images: list[jobs_pb2.Imag
         canonical_url=page.canonical_url,
         language=page.language or source.headers.get("content-language", "").split(",")[0].strip(),
         main_text=page.main_text,
-        links=[jobs_pb2.Link(url=link.url, text=link.text, same_host=link.same_host) for link in page.links],
+        links=[
+            jobs_pb2.Link(url=link.url, text=link.text, same_host=link.same_host, followed=link.followed)
+            for link in page.links
+        ],
         image_urls=list(page.image_urls),
         json_ld=list(page.json_ld),
         open_graph=page.open_graph,
         rendered_with=source.rendered_with,
         charset=source.charset,
-        headers={name: source.headers[name] for name in NOTABLE_HEADERS if name in source.headers},
+        headers=notable_headers(source),
         images=images,
+        fields=[jobs_pb2.FieldValue(name=field.name, values=field.values) for field in page.fields],
+        content_sha256=source.content_sha256,
     )
     if source.latency is not None:
         result.response_time.FromNanoseconds(round(source.latency * 1e9))
     limits.fit(result)
     return result
+
+
+def not_modified_result(source: PageSource) -> jobs_pb2.ScrapeResult:
+    """The result of a 304: the page is as the job's validators knew it, and nothing was extracted."""
+    result = jobs_pb2.ScrapeResult(
+        final_url=source.final_url,
+        status_code=source.status,
+        redirects=[jobs_pb2.Redirect(url=u, status_code=s) for u, s in source.redirects],
+        rendered_with=source.rendered_with,
+        headers=notable_headers(source),
+        not_modified=True,
+    )
+    if source.latency is not None:
+        result.response_time.FromNanoseconds(round(source.latency * 1e9))
+    limits.fit(result)
+    return result
+
+
+def notable_headers(source: PageSource) -> dict[str, str]:
+    return {name: source.headers[name] for name in NOTABLE_HEADERS if name in source.headers}

@@ -1,4 +1,5 @@
-"""Extraction of a fetched HTML page: title, metadata, readable text, links, images and JSON-LD.
+"""Extraction of a fetched HTML page: title, metadata, readable text, links, images, JSON-LD and the
+fields a job declares.
 
 Pure and synchronous (no I/O), meant for the CPU executor. It never raises on bad markup, since selectolax
 (lexbor) parses any string the way a browser would, and its cost stays bounded on hostile markup: nesting too
@@ -7,16 +8,20 @@ deep for lexbor to parse quickly is flattened first, and every list it returns i
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
-from selectolax.lexbor import LexborHTMLParser, LexborNode
+from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 from crawlfleet.common import json_ld
 from crawlfleet.common.urls import DEFAULT_PORTS, InvalidURL, normalize_url
+from crawlfleet.worker.errors import JobError
+from crawlfleet.worker.pipeline.fields import FieldRule, FieldValues, extract_fields
 
 MAX_LINKS = 5_000
 MAX_IMAGE_URLS = 1_000
@@ -76,6 +81,7 @@ class Link:
     url: str  # absolute, fragment removed
     text: str  # whitespace-collapsed anchor text, at most MAX_LINK_TEXT_CHARS
     same_host: bool  # same host as the page (case-insensitive, default ports ignored)
+    followed: bool = True  # inside an element a follow selector matches (every link when there are none)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,6 +97,7 @@ class PageData:
     open_graph: dict[str, str]  # og:* properties, first value wins
     text_length: int  # len(main_text)
     script_count: int  # <script> elements of any type
+    fields: tuple[FieldValues, ...] = ()  # the declared fields' values, in the order declared
 
 
 def parse_html(html: str) -> LexborHTMLParser:
@@ -147,8 +154,14 @@ def _flatten_deep_nesting(html: str) -> str:
     return "".join(kept)
 
 
-def extract_page(html: str, page_url: str) -> PageData:
-    """Extracts a page's data; ``page_url`` is its final URL, the base for relative URLs unless ``<base href>``."""
+def extract_page(
+    html: str, page_url: str, *, fields: Sequence[FieldRule] = (), follow_selectors: Sequence[str] = ()
+) -> PageData:
+    """Extracts a page's data; ``page_url`` is its final URL, the base for relative URLs unless ``<base href>``.
+
+    ``fields`` are the job's declared fields; links inside an element one of ``follow_selectors``
+    matches are ``followed`` (every link when there are none).
+    """
     tree = parse_html(html)
     base_url = _base_url(tree, page_url)
     metas = _metas(tree)
@@ -156,18 +169,21 @@ def extract_page(html: str, page_url: str) -> PageData:
     title = _title(tree) or collapse_whitespace(metas.open_graph.get("og:title", ""))
     scripts = tree.css("script")
     main_text = _main_text(tree)
+    documents = _json_ld(scripts)
+    follow = _FollowRegions(tree, follow_selectors) if follow_selectors else None
     return PageData(
         title=title,
         meta_description=metas.description,
         canonical_url=_canonical_url(tree, base_url),
         language=_language(tree),
         main_text=main_text,
-        links=_links(tree, resolver, page_url),
+        links=_links(tree, resolver, page_url, follow),
         image_urls=_image_urls(tree, resolver, metas.image_urls),
-        json_ld=_json_ld(scripts),
+        json_ld=tuple(text for text, _ in documents),
         open_graph=metas.open_graph,
         text_length=len(main_text),
         script_count=len(scripts),
+        fields=extract_fields(tree, [document for _, document in documents], fields) if fields else (),
     )
 
 
@@ -328,7 +344,9 @@ def _metas(tree: LexborHTMLParser) -> _Metas:
     return _Metas(description=description or "", open_graph=open_graph, image_urls=image_urls)
 
 
-def _links(tree: LexborHTMLParser, resolver: _Resolver, page_url: str) -> tuple[Link, ...]:
+def _links(
+    tree: LexborHTMLParser, resolver: _Resolver, page_url: str, follow: _FollowRegions | None
+) -> tuple[Link, ...]:
     page = _resolve_slowly(page_url, page_url)
     page_host = page[1] if page is not None else None
     links: dict[str, Link] = {}
@@ -338,14 +356,60 @@ def _links(tree: LexborHTMLParser, resolver: _Resolver, page_url: str) -> tuple[
         if href.startswith("#"):
             continue
         resolved = resolver.resolve(href)
-        if resolved is None or (key := _resource_key(resolved[0])) in links:
+        if resolved is None:
+            continue
+        key = _resource_key(resolved[0])
+        followed = follow is None or follow.contains(node)
+        if (known := links.get(key)) is not None:
+            # The first spelling and text stand; any occurrence inside a followed part makes it followed.
+            if followed and not known.followed:
+                links[key] = dataclasses.replace(known, followed=True)
             continue
         url, host = resolved
         text = collapse_whitespace(node.text())[:MAX_LINK_TEXT_CHARS]
-        links[key] = Link(url=url, text=text, same_host=host == page_host)
+        links[key] = Link(url=url, text=text, same_host=host == page_host, followed=followed)
         if len(links) >= MAX_LINKS:
             break
     return tuple(links.values())
+
+
+class _FollowRegions:
+    """Whether a node lies inside (or is) an element that one of the job's follow selectors matches.
+
+    Lookups walk up the tree and remember every node they pass, so marking all of a page's links
+    costs one walk over the tree at most, however deep the regions nest.
+    """
+
+    def __init__(self, tree: LexborHTMLParser, selectors: Sequence[str]) -> None:
+        self._regions: set[int] = set()
+        for position, selector in enumerate(selectors):
+            try:
+                self._regions.update(node.mem_id for node in tree.css(selector))
+            except SelectolaxError:  # the coordinator checks selectors at enqueue: a job from before that
+                raise JobError(
+                    f"follow_selectors[{position}] is not a CSS selector the worker can use: {selector[:100]!r}",
+                    error_type="invalid_spec",
+                    retryable=False,
+                ) from None
+        self._inside: dict[int, bool] = {}
+
+    def contains(self, node: LexborNode) -> bool:
+        passed: list[int] = []
+        inside = False
+        current: LexborNode | None = node
+        while current is not None:
+            mem_id = current.mem_id
+            if (known := self._inside.get(mem_id)) is not None:
+                inside = known
+                break
+            passed.append(mem_id)
+            if mem_id in self._regions:
+                inside = True
+                break
+            current = current.parent
+        for mem_id in passed:
+            self._inside[mem_id] = inside
+        return inside
 
 
 def _image_urls(tree: LexborHTMLParser, resolver: _Resolver, meta_urls: list[str]) -> tuple[str, ...]:
@@ -385,19 +449,21 @@ def srcset_urls(srcset: str) -> list[str]:
     return urls
 
 
-def _json_ld(scripts: list[LexborNode]) -> tuple[str, ...]:
-    blocks: list[str] = []
+def _json_ld(scripts: list[LexborNode]) -> list[tuple[str, Any]]:
+    """Each valid JSON-LD block: its compact text and the document parsed (for declared fields)."""
+    blocks: list[tuple[str, Any]] = []
     for node in scripts:
         if (node.attrs.get("type") or "").strip().lower() != "application/ld+json":
             continue
         try:
             # Strict JSON with a nesting bound, NUL dropped from strings: what the coordinator stores.
-            block = json_ld.dumps(json_ld.parse(node.text(), strip_nul=True))
+            document = json_ld.parse(node.text(), strip_nul=True)
+            block = json_ld.dumps(document)
             block.encode()  # a lone surrogate from a "\ud800" escape could not be stored or sent
         except ValueError:  # InvalidJsonLd and UnicodeEncodeError are ValueErrors
             continue
-        blocks.append(block)
-    return tuple(blocks)
+        blocks.append((block, document))
+    return blocks
 
 
 def _main_text(tree: LexborHTMLParser) -> str:

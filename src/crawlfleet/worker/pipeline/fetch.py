@@ -145,13 +145,15 @@ class GuardedFetcher:
         timeout: float,
         headers: dict[str, str] | None = None,
         max_redirects: int = MAX_REDIRECTS,
+        truncate: bool = False,
     ) -> FetchedResponse:
-        """GET url, following redirects (each hop guarded and recorded) within `timeout` in all."""
+        """GET url, following redirects (each hop guarded and recorded) within `timeout` in all.
+        A body past `max_bytes` fails the fetch, or with `truncate` is cut there (robots.txt)."""
         redirects: list[tuple[str, int]] = []
         async with _classified(url, timeout):
             request = self._client.build_request("GET", url, headers=headers, timeout=timeout)
             for _ in range(max_redirects + 1):
-                fetched, next_request = await self._send(request, max_bytes)
+                fetched, next_request = await self._send(request, max_bytes, truncate=truncate)
                 if next_request is None:
                     return dataclasses.replace(fetched, redirects=tuple(redirects))
                 redirects.append((fetched.url, fetched.status))
@@ -170,7 +172,7 @@ class GuardedFetcher:
             return fetched
 
     async def _send(
-        self, request: httpx.Request, max_bytes: int, *, read_redirect_body: bool = False
+        self, request: httpx.Request, max_bytes: int, *, read_redirect_body: bool = False, truncate: bool = False
     ) -> tuple[FetchedResponse, httpx.Request | None]:
         """One exchange; the body of a redirect we follow ourselves is not worth reading."""
         sent = time.monotonic()
@@ -179,7 +181,7 @@ class GuardedFetcher:
         try:
             follow = response.next_request
             skip_body = follow is not None and not read_redirect_body
-            body = b"" if skip_body else await read_capped(response, max_bytes)
+            body = b"" if skip_body else await read_capped(response, max_bytes, truncate=truncate)
         finally:
             await response.aclose()
         fetched = FetchedResponse(
@@ -202,15 +204,15 @@ async def _classified(url: str, timeout: float) -> AsyncIterator[None]:
         raise _failure(exc, url) from exc
 
 
-async def read_capped(response: httpx.Response, max_bytes: int) -> bytes:
-    """The decoded body, refused once it passes max_bytes.
+async def read_capped(response: httpx.Response, max_bytes: int, *, truncate: bool = False) -> bytes:
+    """The decoded body, refused once it passes max_bytes (with `truncate`: its first max_bytes).
 
     The raw stream is inflated here, a bounded step at a time, and the cap is checked on each step's
-    output: a compression bomb is refused having inflated at most one step past the cap.
+    output: a compression bomb is refused (or cut) having inflated at most one step past the cap.
     """
     declared = response.headers.get("content-length", "")
     # Content-Length counts encoded bytes: only an identity body can be refused up front.
-    if declared.isdigit() and int(declared) > max_bytes and "content-encoding" not in response.headers:
+    if not truncate and declared.isdigit() and int(declared) > max_bytes and "content-encoding" not in response.headers:
         raise too_large(max_bytes)
     layers = inflaters(response.headers.get("content-encoding", ""))
     chunks: list[bytes] = []
@@ -220,7 +222,10 @@ async def read_capped(response: httpx.Response, max_bytes: int) -> bytes:
         async for piece in pieces:
             size += len(piece)
             if size > max_bytes:
-                raise too_large(max_bytes)
+                if not truncate:
+                    raise too_large(max_bytes)
+                chunks.append(piece[: len(piece) - (size - max_bytes)])
+                break
             chunks.append(piece)
     return b"".join(chunks)
 
