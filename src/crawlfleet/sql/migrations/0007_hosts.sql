@@ -279,7 +279,9 @@ $$;
 -- one, and only ever sorts the few rows it picked. Statistics that lag a bulk load (a hosts
 -- table analyzed when it held a few hosts, a jobs table before its backlog) make a scan and
 -- sort of every host, or of the whole backlog, look cheaper: each claim would then pay for it.
--- So the claim plans without sequential scans and sorts wherever an index can do instead.
+-- So the claim plans without sequential scans and sorts wherever an index can do instead; its
+-- plans then do not depend on the statistics, and each statement is planned once per session
+-- rather than at every call (a custom plan for its LIMIT costs more than running the step).
 CREATE FUNCTION crawlfleet_claim(
     p_worker text, p_max integer, p_kinds text[], p_lease_ms integer, p_now timestamptz, p_principal text,
     p_default_concurrency integer, p_default_delay_ms integer, p_default_obey_robots boolean,
@@ -291,6 +293,7 @@ CREATE FUNCTION crawlfleet_claim(
 LANGUAGE plpgsql VOLATILE
 SET enable_seqscan = off
 SET enable_sort = off
+SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict use_column
 DECLARE
