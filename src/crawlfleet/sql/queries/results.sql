@@ -125,20 +125,21 @@ ORDER BY id;
 -- whole table's succeeded jobs. $5 is the owner the caller is confined to (NULL: any): a crawl's
 -- jobs carry the owner of the crawl, so another producer's crawl has no results for the caller.
 WITH window_rows AS (
-    SELECT id, kind, target_url, finished_at, result
+    SELECT id, kind, target_url, finished_at, result, spec
     FROM jobs
     WHERE crawl_id = $6::bigint AND state = 'succeeded' AND id > $1 AND ($3::text IS NULL OR kind = $3)
       AND ($5::text IS NULL OR owner = $5::text)
     ORDER BY id
     LIMIT $2
 ), sized AS (
-    SELECT id, kind, target_url, finished_at, result,
-           sum(octet_length(result) + coalesce(octet_length(target_url), 0) + 64) OVER (ORDER BY id) AS running_bytes,
+    SELECT id, kind, target_url, finished_at, result, spec,
+           sum(octet_length(result) + octet_length(spec) + coalesce(octet_length(target_url), 0) + 64)
+               OVER (ORDER BY id) AS running_bytes,
            row_number() OVER (ORDER BY id) AS position,
            count(*) OVER () AS window_rows
     FROM window_rows
 )
-SELECT id, kind, target_url, finished_at, result, window_rows
+SELECT id, kind, target_url, finished_at, result, spec, window_rows
 FROM sized
 WHERE position = 1 OR running_bytes <= $4
 ORDER BY id;
