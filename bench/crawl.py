@@ -79,7 +79,7 @@ RETRY_POLICY = jobs_pb2.RetryPolicy(
 )
 CRAWL_QUERY = """
 SELECT count(*) FILTER (WHERE j.state = 'succeeded') AS succeeded,
-       count(*) FILTER (WHERE j.state IN ('dead', 'cancelled')) AS failed,
+       count(*) FILTER (WHERE j.state IN ('dead', 'cancelled', 'skipped')) AS failed,
        count(*) FILTER (WHERE j.attempt > 1) AS retried,
        (SELECT count(*) FROM pages AS p JOIN jobs AS pj ON pj.id = p.job_id WHERE pj.crawl_id = $1) AS pages,
        extract(epoch FROM max(j.finished_at) - (SELECT created_at FROM crawls WHERE id = $1)) AS span,

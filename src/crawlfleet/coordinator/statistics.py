@@ -1,9 +1,11 @@
-"""Keeps the planner's statistics of the jobs table fresh after large enqueues.
+"""Keeps the planner's statistics of the jobs and hosts tables fresh after large enqueues.
 
 A freshly loaded table has none until autoanalyze comes round (up to a minute later): the planner
 then guesses a handful of queued rows, and each claim scans and sorts the whole backlog instead of
-walking the jobs_available index. The coordinator that enqueued many jobs analyzes the table
-itself, in the background, at most once per interval.
+walking the jobs_available index; likewise a load that brings thousands of new hosts to a hosts
+table analyzed when it held a few, and each claim scans and sorts every host instead of walking
+hosts_ready. The coordinator that enqueued many jobs analyzes both tables itself, in the
+background, at most once per interval.
 """
 
 from __future__ import annotations

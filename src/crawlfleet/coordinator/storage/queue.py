@@ -305,7 +305,7 @@ class Queue:
             return await q.JOB_REAP_EXPIRED.fetch(conn, batch=batch, now=now)
 
     async def analyze(self) -> None:
-        """Refresh the planner's statistics of the jobs table (bounded: it samples)."""
+        """Refresh the planner's statistics of the jobs and hosts tables (bounded: it samples)."""
         async with connection(self._pool) as conn:
             await q.JOB_TABLE_ANALYZE.execute(conn)
 

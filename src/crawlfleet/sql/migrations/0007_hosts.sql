@@ -274,6 +274,12 @@ $$;
 -- hosts whose turn it is (SKIP LOCKED: two claims never serve one host at once); the second is
 -- a new statement, so its snapshot sees every lease that other claims of those hosts committed
 -- before the locks were taken, and the in-flight counts it makes are exact.
+--
+-- Every statement of a claim (hostless ones included) walks an index in its order or probes
+-- one, and only ever sorts the few rows it picked. Statistics that lag a bulk load (a hosts
+-- table analyzed when it held a few hosts, a jobs table before its backlog) make a scan and
+-- sort of every host, or of the whole backlog, look cheaper: each claim would then pay for it.
+-- So the claim plans without sequential scans and sorts wherever an index can do instead.
 CREATE FUNCTION crawlfleet_claim(
     p_worker text, p_max integer, p_kinds text[], p_lease_ms integer, p_now timestamptz, p_principal text,
     p_default_concurrency integer, p_default_delay_ms integer, p_default_obey_robots boolean,
@@ -282,7 +288,10 @@ CREATE FUNCTION crawlfleet_claim(
     id bigint, kind text, spec bytea, attempt integer, max_attempts integer, lease_token uuid,
     lease_expires_at timestamptz, host text, fetch_robots boolean, robots_version timestamptz
 )
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE
+SET enable_seqscan = off
+SET enable_sort = off
+AS $$
 #variable_conflict use_column
 DECLARE
     v_now timestamptz := coalesce(p_now, now());

@@ -445,6 +445,8 @@ SELECT 1;
 -- name: job_table_analyze
 -- Refreshes the planner's statistics of jobs after a large load, so the claim walks
 -- jobs_available in lease order from the start instead of waiting for autoanalyze (until then
--- the planner guesses a handful of queued rows and scans and sorts the whole backlog). Samples
--- a bounded number of rows; skipped when autovacuum or another coordinator holds the table.
-ANALYZE (SKIP_LOCKED) jobs;
+-- the planner guesses a handful of queued rows and scans and sorts the whole backlog). Hosts
+-- too: a load brings new hosts, and statistics that still count the few hosts of before make
+-- the claim scan and sort every host instead of walking hosts_ready. Samples a bounded number
+-- of rows; skipped when autovacuum or another coordinator holds the table.
+ANALYZE (SKIP_LOCKED) jobs, hosts;
