@@ -237,3 +237,22 @@ async def test_wait_times_out_and_ctrl_c_stops_waiting_not_the_crawl(coord: Runn
     assert interrupted.code == 130
     assert f"stopped waiting; crawl {crawl_id} goes on" in interrupted.err
     assert (await get_crawl(coord, crawl_id)).state == crawls_pb2.CRAWL_STATE_RUNNING
+
+
+async def test_refresh_starts_a_new_round_of_an_ended_crawl(coord: RunningCoordinator) -> None:
+    crawl_id = await start(coord, SHOP, "--depth", "1")
+    running = await cli(coord, "crawl", "refresh", str(crawl_id))
+    assert running.code == 1 and "still running" in running.err
+    await crawl_through(coord, SITE)
+    first = await until_ended(coord, crawl_id)
+
+    refreshed = await cli(coord, "--json", "crawl", "refresh", str(crawl_id))
+    assert refreshed.code == 0, refreshed.err
+    new_id = refreshed.json()["crawl_id"]
+    assert new_id != crawl_id and refreshed.json()["seeds_enqueued"] == 1
+    await crawl_through(coord, SITE)
+    ended = await until_ended(coord, new_id)
+    assert ended.refresh_of == crawl_id and ended.succeeded == first.succeeded == 4
+    again = await cli(coord, "crawl", "refresh", str(crawl_id))
+    assert again.code == 1 and "refreshed already" in again.err
+    assert (await cli(coord, "crawl", "refresh", "424242")).code == 1

@@ -311,6 +311,13 @@ class Client:
             page = self.list_crawls(page_size=paging.page_size(), page_token=paging.token)
             yield from page.crawls[: paging.take(page.crawls, page.next_page_token)]
 
+    def refresh_crawl(self, crawl_id: int) -> StartedCrawl:
+        """Crawls an ended crawl again now, as a new crawl whose pages are fetched with conditional
+        GETs (docs/crawls.md); the new crawl. An unknown crawl raises NotFound; a running or already
+        refreshed one Conflict."""
+        response = self._call(self._crawls.RefreshCrawl, crawls_pb2.RefreshCrawlRequest(crawl_id=crawl_id))
+        return StartedCrawl(response.crawl_id, response.seeds_enqueued)
+
     def cancel_crawl(self, crawl_id: int) -> CancelledCrawl:
         """Stops a crawl's discovery and cancels its queued jobs; its leased jobs stop at their next
         heartbeat. A crawl that had finished stays finished."""

@@ -64,6 +64,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     cancel.add_argument("crawl_id", type=int, metavar="ID")
     cancel.set_defaults(run=run_cancel)
+    refresh = sub.add_parser(
+        "refresh",
+        help="crawl an ended crawl again, as a new crawl: known pages with conditional GETs",
+        description="Starts a new crawl with the ended crawl's spec; each page it had is fetched with a "
+        "conditional GET, an unchanged page is stored as not modified (docs/crawls.md).",
+    )
+    refresh.add_argument("crawl_id", type=int, metavar="ID")
+    refresh.add_argument("--wait", action="store_true", help="wait until the new crawl ends, with progress")
+    refresh.set_defaults(run=run_refresh)
 
 
 def _register_start(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -139,6 +148,22 @@ def run_start(ctx: Context, ns: argparse.Namespace) -> int:
             ctx.out(f"started crawl {started.id}: {started.seeds_enqueued} seed(s) enqueued")
         extra = {"crawl_id": started.id, "seeds_enqueued": started.seeds_enqueued}
         return wait_and_report(ctx, client, started.id, timeout, extra)
+
+
+def run_refresh(ctx: Context, ns: argparse.Namespace) -> int:
+    with ctx.client() as client:
+        started = client.refresh_crawl(ns.crawl_id)
+        extra = {"crawl_id": started.id, "refresh_of": ns.crawl_id, "seeds_enqueued": started.seeds_enqueued}
+        if ctx.settings.json and not ns.wait:
+            ctx.json(extra)
+            return EXIT_OK
+        if not ctx.settings.json:
+            ctx.out(
+                f"started crawl {started.id}, refreshing crawl {ns.crawl_id}: {started.seeds_enqueued} seed(s) enqueued"
+            )
+        if not ns.wait:
+            return EXIT_OK
+        return wait_and_report(ctx, client, started.id, None, extra)
 
 
 def run_wait(ctx: Context, ns: argparse.Namespace) -> int:
