@@ -23,6 +23,15 @@ start an hour, are enqueued first (in Enqueue calls of --backlog-batch jobs, two
 jobs table is vacuumed and analyzed, as a backlog that waited a while would be. The measured jobs
 are then leased past a host with M queued jobs. Completion checks skip that host's jobs.
 
+With --depth Q,F the table is deep when the drain starts: right after phase 1, Q queued hostless
+noop jobs and F finished ones (a week-long crawl's history: succeeded with pages, dead, with
+their attempts; see bench/depth.py) are written in set-based SQL, then VACUUM ANALYZE runs. The
+backlog comes after the N jobs in lease order (its run_at is later), so the N measured jobs are
+the head of a queue N + Q deep: the drain leases them out of it, and phase 2 ends when they
+have succeeded (the workers go on into the backlog until they are stopped). Phase 3 is skipped
+when Q > 0 (its jobs would wait behind the backlog). Compare `--depth 10000,0` with
+`--depth 1000000,0`, and `--depth 0,0` with `--depth 0,10000000`.
+
 With --watch, a WatchJobs stream watches the N jobs of phase 2 while they drain (the coordinator's
 finish notifies are on meanwhile); watch_reported counts the jobs it reported, watch_messages
 the messages it took.
@@ -58,7 +67,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import grpc
 
-from bench import procs
+from bench import depth, procs
 from crawlfleet.coordinator.storage import database
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import job_queue_pb2_grpc, jobs_pb2
@@ -91,6 +100,16 @@ SELECT (SELECT count(*) FROM jobs WHERE state = 'queued' AND host IS NULL)
        + (SELECT count(*) FROM jobs WHERE state = 'queued' AND host IS NOT NULL AND host < $1)
        + (SELECT count(*) FROM jobs WHERE state = 'queued' AND host IS NOT NULL AND host > $1)
 """
+# At depth the table holds other jobs (a backlog, dead ones of the history): "done" is about the
+# measured ids ($1..$2) only. Not leased, not first in hostless lease order (they are ahead of
+# the backlog), not queued on a host; and none dead.
+RANGE_POLL_QUERY = """
+SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'leased' AND id BETWEEN $1 AND $2)
+       OR coalesce((SELECT id BETWEEN $1 AND $2 FROM jobs WHERE state = 'queued' AND host IS NULL
+                    ORDER BY priority DESC, run_at, id LIMIT 1), false)
+       OR EXISTS (SELECT 1 FROM jobs WHERE state = 'queued' AND host IS NOT NULL AND id BETWEEN $1 AND $2) AS live,
+       EXISTS (SELECT 1 FROM jobs WHERE state = 'dead' AND id BETWEEN $1 AND $2) AS failed
+"""
 # One lease in flight and one lease start an hour: the backlog's host is served once in a run.
 THROTTLED_POLICY = """
 INSERT INTO host_policies (pattern, max_concurrency, delay_ms, note, updated_at)
@@ -115,6 +134,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--hosts", type=int, default=0, help="spread the jobs over K hosts (0: hostless jobs)")
     parser.add_argument("--throttled-backlog", type=int, default=0, help="jobs queued first on one throttled host (M)")
     parser.add_argument("--backlog-batch", type=int, default=10_000, help="jobs per Enqueue call of the backlog")
+    parser.add_argument(
+        "--depth", type=depth.parse_depth, default=(0, 0), metavar="Q,F", help="queued and finished rows (see above)"
+    )
     return parser.parse_args()
 
 
@@ -191,6 +213,35 @@ async def wait_all_succeeded(db: asyncpg.Connection, children: list[procs.Child]
     )
     if succeeded != total:
         raise RuntimeError(f"{succeeded} jobs succeeded, expected {total}")
+
+
+async def wait_ids_succeeded(
+    db: asyncpg.Connection, children: list[procs.Child], ids: list[int], timeout: float
+) -> None:
+    """Poll until the jobs `ids` (one block of ids) all succeeded, whatever else the table holds."""
+    lo, hi = min(ids), max(ids)
+    deadline = time.monotonic() + timeout
+    next_report = time.monotonic() + PROGRESS_SECONDS
+    while True:
+        row = await db.fetchrow(RANGE_POLL_QUERY, lo, hi)
+        assert row is not None
+        if row["failed"]:
+            raise RuntimeError("a measured job ended dead")
+        if not row["live"]:
+            break
+        procs.check_running(children)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"measured jobs still queued or leased after {timeout}s")
+        if time.monotonic() > next_report:
+            done = await db.fetchval(
+                "SELECT count(*) FROM jobs WHERE id BETWEEN $1 AND $2 AND state = 'succeeded'", lo, hi
+            )
+            say(f"  {done} of {len(ids)} measured jobs succeeded")
+            next_report += PROGRESS_SECONDS
+        await asyncio.sleep(POLL_SECONDS)
+    succeeded = await db.fetchval("SELECT count(*) FROM jobs WHERE id = ANY($1::bigint[]) AND state = 'succeeded'", ids)
+    if succeeded != len(ids):
+        raise RuntimeError(f"{succeeded} measured jobs succeeded, expected {len(ids)}")
 
 
 async def watch_jobs(stub: job_queue_pb2_grpc.JobQueueAsyncStub, ids: list[int]) -> tuple[int, int]:
@@ -317,6 +368,13 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
             ids, enqueue_s = await enqueue_phase(stub, args)
             cpu_enqueue = meter.read()
             say(f"phase 1: enqueued {len(ids)} jobs in {enqueue_s:.2f}s ({len(ids) / enqueue_s:,.0f}/s)")
+            depth_queued, depth_finished = args.depth
+            at_depth = depth_queued + depth_finished > 0
+            filled = None
+            if at_depth:
+                say(f"depth: writing {depth_queued:,} queued and {depth_finished:,} finished jobs")
+                filled = await depth.fill(db, queued=depth_queued, finished=depth_finished, say=say)
+                say(f"depth: written in {filled.fill_s:.1f}s, VACUUM ANALYZE {filled.vacuum_s:.1f}s")
 
             watch = asyncio.ensure_future(watch_jobs(stub, ids)) if args.watch else None
             if watch is not None:
@@ -330,7 +388,10 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
             meter.start()
             drain_started = time.perf_counter()
             say(f"phase 2: started {args.workers} workers x {args.slots} slots (pids {[w.pid for w in workers]})")
-            await wait_all_succeeded(db, children, len(ids), args.timeout)
+            if at_depth:
+                await wait_ids_succeeded(db, children, ids, args.timeout)
+            else:
+                await wait_all_succeeded(db, children, len(ids), args.timeout)
             drain_wall_s = time.perf_counter() - drain_started
             watch_reported, watch_messages = await asyncio.wait_for(watch, args.timeout) if watch else (0, 0)
             cpu_drain = meter.read()
@@ -349,18 +410,31 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
                 f" last worker's first lease {float(row['workers_ready']):+.2f}s after the first, CPU s {cpu_drain}"
             )
 
-            latency_ids = await latency_phase(stub, args)
-            await wait_all_succeeded(db, children, len(ids) + len(latency_ids), args.timeout)
-            rows = await db.fetch(
-                "SELECT extract(epoch FROM leased_at - created_at) * 1000 AS ms FROM jobs WHERE id = ANY($1::bigint[])",
-                latency_ids,
-            )
-            latencies = sorted(float(r["ms"]) for r in rows)
-            p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
-            say(
-                f"phase 3: enqueue->lease over {len(latencies)} jobs: p50 {p50:.2f} ms, p99 {p99:.2f} ms,"
-                f" max {latencies[-1]:.2f} ms"
-            )
+            latency: dict[str, Any] = dict.fromkeys(("p50", "p99", "max"), None)
+            latencies: list[float] = []
+            if depth_queued:
+                say("phase 3: skipped (its jobs would wait behind the backlog)")
+            else:
+                latency_ids = await latency_phase(stub, args)
+                if at_depth:
+                    await wait_ids_succeeded(db, children, latency_ids, args.timeout)
+                else:
+                    await wait_all_succeeded(db, children, len(ids) + len(latency_ids), args.timeout)
+                rows = await db.fetch(
+                    "SELECT extract(epoch FROM leased_at - created_at) * 1000 AS ms FROM jobs"
+                    " WHERE id = ANY($1::bigint[])",
+                    latency_ids,
+                )
+                latencies = sorted(float(r["ms"]) for r in rows)
+                latency = {
+                    "p50": round(percentile(latencies, 0.50), 3),
+                    "p99": round(percentile(latencies, 0.99), 3),
+                    "max": round(latencies[-1], 3),
+                }
+                say(
+                    f"phase 3: enqueue->lease over {len(latencies)} jobs: p50 {latency['p50']:.2f} ms,"
+                    f" p99 {latency['p99']:.2f} ms, max {latency['max']:.2f} ms"
+                )
         finally:
             await channel.close()
             await db.close()
@@ -376,9 +450,9 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
             "throttled_backlog": args.throttled_backlog,
             "jobs_per_s": round(len(ids) / span, 1),
             "enqueue_per_s": round(len(ids) / enqueue_s, 1),
-            "latency_p50_ms": round(p50, 3),
-            "latency_p99_ms": round(p99, 3),
-            "latency_max_ms": round(latencies[-1], 3),
+            "latency_p50_ms": latency["p50"],
+            "latency_p99_ms": latency["p99"],
+            "latency_max_ms": latency["max"],
             "latency_samples": len(latencies),
             "drain_span_s": round(span, 3),
             "drain_wall_s": round(drain_wall_s, 3),
@@ -393,6 +467,7 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
             "watch_messages": watch_messages,
             "backlog_enqueue_s": round(backlog_s, 1),
             "backlog_vacuum_s": round(vacuum_s, 1),
+            **(filled.figures() if filled else depth.DepthFill.empty_figures()),
         }
     finally:
         procs.kill_all(children)
@@ -405,6 +480,9 @@ def main() -> None:
         sys.exit("--jobs, --workers, --slots, --batch, --latency-jobs and --backlog-batch must be at least 1")
     if min(args.hosts, args.throttled_backlog) < 0:
         sys.exit("--hosts and --throttled-backlog must not be negative")
+    if args.depth[0] and (args.hosts or args.throttled_backlog):
+        # Claims serve host-bound jobs before hostless ones: the hostless backlog would not be walked.
+        sys.exit("a queued --depth backlog is hostless: it does not combine with --hosts or --throttled-backlog")
     log_dir = Path(tempfile.mkdtemp(prefix="crawlfleet-bench-"))
     say(f"child logs in {log_dir}")
     result = asyncio.run(run(args, log_dir))
