@@ -12,14 +12,13 @@ from google.protobuf import json_format, timestamp_pb2
 from google.protobuf.message import Message
 
 from crawlfleet.cli.errors import UsageError
+from crawlfleet.common.durations import duration_seconds
 from crawlfleet.common.states import STATE_NAMES, TERMINAL_STATE_NAMES, JobState
 from crawlfleet.v1 import jobs_pb2
 
 # The state names in lifecycle order, and the finished ones (names, as people type and read them).
 STATES = STATE_NAMES
 TERMINAL_STATES = frozenset(TERMINAL_STATE_NAMES)
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 # What a terminal acts on rather than shows: C0 and C1 controls (ESC, CSI, BEL, backspace, carriage
 # return), DEL, and the Unicode line separators and bidirectional overrides that reorder a line.
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -44,20 +43,10 @@ def state_value(name: str) -> jobs_pb2.JobState.ValueType:
 
 def parse_duration(text: str) -> float:
     """Seconds of ``90``, ``90s``, ``1h30m``, ``7d``, ``500ms``, ``1.5h``."""
-    value = text.strip().lower()
     try:
-        return _non_negative(float(value), text)
-    except ValueError:
-        pass
-    if not value or _DURATION.sub("", value):
-        raise UsageError(f"not a duration: {text!r} (e.g. 30s, 15m, 1h30m, 7d)")
-    return sum(float(n) * _UNITS[unit] for n, unit in _DURATION.findall(value))
-
-
-def _non_negative(seconds: float, text: str) -> float:
-    if seconds < 0:
-        raise UsageError(f"a duration cannot be negative: {text!r}")
-    return seconds
+        return duration_seconds(text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def parse_time(text: str, now: dt.datetime) -> dt.datetime:

@@ -23,6 +23,7 @@ from crawlfleet.coordinator.api.requests import Behavior, Deserializer, RawUnary
 from crawlfleet.coordinator.errors import DatabaseUnavailable
 from crawlfleet.coordinator.politeness import OTHER_PAUSE, PAUSE_REASON_CLASSES, pause_reason_class
 from crawlfleet.coordinator.storage.admin import AdminQueue
+from crawlfleet.coordinator.storage.admin_rows import PurgeCounts
 from crawlfleet.coordinator.storage.hosts import HostAdmin
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,19 @@ class CoordinatorMetrics:
         self.hosts_queued = Gauge(
             "crawlfleet_hosts_with_queued_jobs", "Hosts with queued jobs (refreshed periodically)", registry=r
         )
+        self.jobs_removed = Counter(
+            "crawlfleet_jobs_removed",
+            "Finished jobs deleted with their attempts and pages, by state and by what removed them"
+            " (retention, purge: a PurgeJobs call)",
+            ["state", "by"],
+            registry=r,
+        )
+        self.images_removed = Counter(
+            "crawlfleet_images_removed",
+            "Images (with their thumbnails) deleted once no page referred to them, by what removed the pages",
+            ["by"],
+            registry=r,
+        )
         self.watch_streams = Gauge("crawlfleet_watch_streams", "Open WatchJobs streams", registry=r)
         self.database_up = Gauge(
             "crawlfleet_database_up", "1 while the health probe reaches PostgreSQL, else 0", registry=r
@@ -161,6 +175,13 @@ class CoordinatorMetrics:
             self.jobs_dead.inc()
         elif state == JobState.SKIPPED:
             self.jobs_skipped.inc()
+
+    def removed(self, purged: PurgeCounts, *, by: str) -> None:
+        """One batch of finished jobs deleted (by retention or a PurgeJobs call)."""
+        for state, count in purged.by_state.items():
+            self.jobs_removed.labels(state, by).inc(count)
+        if purged.deleted_images:
+            self.images_removed.labels(by).inc(purged.deleted_images)
 
     def robots_reported(self, state: RobotsState) -> None:
         self.robots_reports.labels(state.value).inc()

@@ -25,6 +25,7 @@ from crawlfleet.coordinator.background import (
 )
 from crawlfleet.coordinator.inflight import RequestBudget, RequestBytesInterceptor
 from crawlfleet.coordinator.metrics import CoordinatorMetrics, MetricsInterceptor
+from crawlfleet.coordinator.retention import remove_expired_forever
 from crawlfleet.coordinator.security import settings as security
 from crawlfleet.coordinator.settings import DEFAULT_METRICS_LISTEN, CoordinatorSettings
 from crawlfleet.coordinator.statistics import JobStatistics
@@ -122,6 +123,7 @@ class Coordinator:
             wakeup,
             reap_interval_seconds=settings.reap_interval_seconds,
             politeness=settings.politeness,
+            metrics=self.metrics,
         )
         admin_pb2_grpc.add_AdminServicer_to_server(admin_servicer, server)
         crawls_pb2_grpc.add_CrawlsServicer_to_server(CrawlsServicer(crawls, wakeup, settings, self._lifecycle), server)
@@ -159,6 +161,10 @@ class Coordinator:
                 name="db-probe",
             ),
         ]
+        if settings.retention.enabled:
+            self._tasks.append(
+                asyncio.create_task(remove_expired_forever(admin, settings.retention, self.metrics), name="retention")
+            )
         self._wakeup = wakeup
         host = settings.listen.rsplit(":", 1)[0]
         log.info("crawlfleet-coordinator listening on %s:%d", host, self.port)

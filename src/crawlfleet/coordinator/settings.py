@@ -13,6 +13,7 @@ from crawlfleet.common.logs import DEFAULT_LOG_LEVEL, add_log_level_flag
 from crawlfleet.common.metrics_http import add_metrics_listen_flag
 from crawlfleet.coordinator.limits import ServerLimits, add_limit_flags, limits_from_args
 from crawlfleet.coordinator.politeness import Politeness, add_politeness_flags, politeness_from_args
+from crawlfleet.coordinator.retention import Retention, add_retention_flags, retention_from_args
 from crawlfleet.coordinator.security.settings import SecuritySettings, add_security_flags, security_from_args
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
@@ -90,6 +91,8 @@ class CoordinatorSettings:
     limits: ServerLimits = field(default_factory=ServerLimits)
     # Fleet defaults of per-host limits, robots.txt and host backoff.
     politeness: Politeness = field(default_factory=Politeness)
+    # How long finished jobs are kept (for ever by default).
+    retention: Retention = field(default_factory=Retention)
 
     @classmethod
     def from_args(
@@ -128,6 +131,7 @@ class CoordinatorSettings:
             security=security_from_args(args),
             limits=limits_from_args(args),
             politeness=politeness_from_args(args),
+            retention=retention_from_args(args),
         )
         return args.command, settings
 
@@ -225,6 +229,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     add_politeness_flags(
         flags.group("politeness", "per-host limits, robots.txt and host backoff; see docs/politeness.md")
     )
+    add_retention_flags(flags.group("retention", "deleting finished jobs in the background; see docs/operations.md"))
     add_limit_flags(flags.group("limits", "connection, message and memory bounds; see docs/operations.md"))
     add_security_flags(flags.group("security", "bearer tokens and TLS; see docs/security.md"))
     return parser

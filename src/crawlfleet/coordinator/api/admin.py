@@ -24,6 +24,7 @@ from crawlfleet.coordinator.api.admin_convert import (
 from crawlfleet.coordinator.api.hosts import HostsServicer
 from crawlfleet.coordinator.api.status import handles_errors
 from crawlfleet.coordinator.errors import InvalidArgument, NotFound
+from crawlfleet.coordinator.metrics import CoordinatorMetrics
 from crawlfleet.coordinator.politeness import Politeness
 from crawlfleet.coordinator.security.principal import visible_owner
 from crawlfleet.coordinator.storage.admin import AdminQueue, JobFilterValues
@@ -60,9 +61,11 @@ class AdminServicer(HostsServicer):
         *,
         reap_interval_seconds: float,
         politeness: Politeness,
+        metrics: CoordinatorMetrics,
     ) -> None:
         super().__init__(hosts, politeness)
         self._admin = admin
+        self._metrics = metrics
         self._wakeup = wakeup
         # An expired lease is stuck only once the reaper had two chances to end it.
         self._stuck_after = STUCK_LEASE_REAP_INTERVALS * reap_interval_seconds
@@ -200,6 +203,8 @@ class AdminServicer(HostsServicer):
         states = terminal_states(list(request.states), "states")
         bound = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=age)
         purged = await self._admin.purge(states=states, finished_before=bound, limit=limit)
+        assert purged is not None  # it waits for its turn
+        self._metrics.removed(purged, by="purge")
         return pb.PurgeJobsResponse(deleted_jobs=purged.deleted_jobs, deleted_images=purged.deleted_images)
 
     @handles_errors

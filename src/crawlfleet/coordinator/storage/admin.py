@@ -191,13 +191,28 @@ class AdminQueue:
             )
         return sorted(job.id for job in requeued)
 
-    async def purge(self, *, states: Sequence[str], finished_before: dt.datetime, limit: int) -> PurgeCounts:
-        """Delete finished jobs and the images left without pages."""
+    async def purge(
+        self, *, states: Sequence[str], finished_before: dt.datetime, limit: int, wait: bool = True
+    ) -> PurgeCounts | None:
+        """Delete up to `limit` finished jobs of `states` that finished before the bound, with their
+        attempts and pages, and the images left without pages: one short transaction. Removals take
+        turns across coordinators; with ``wait=False`` this returns None at once when another one
+        is under way (retention tries again later) instead of waiting for it."""
         async with connection(self._pool) as conn, conn.transaction():
+            if wait:
+                await q.JOB_PURGE_LOCK.execute(conn)
+            else:
+                lock = await q.JOB_PURGE_TRY_LOCK.fetch_one(conn)
+                if lock is None or not lock.locked:
+                    return None
             purged = await q.JOB_PURGE_FINISHED.fetch_one(
                 conn, states=list(states), finished_before=finished_before, limit=limit
             )
             assert purged is not None  # one row, always
             candidates = purged.image_candidates or []
             images = await q.IMAGE_DELETE_UNREFERENCED.fetch(conn, sha256s=candidates) if candidates else []
-        return PurgeCounts(deleted_jobs=purged.deleted_jobs, deleted_images=len(images))
+        return PurgeCounts(
+            deleted_jobs=purged.deleted_jobs,
+            deleted_images=len(images),
+            by_state=dict(zip(purged.deleted_states, purged.deleted_counts, strict=True)),
+        )

@@ -146,6 +146,9 @@ class PurgedJobs(NamedTuple):
 
     deleted_jobs: int
     image_candidates: list[str] | None
+    # Parallel: each terminal state with jobs deleted, and how many.
+    deleted_states: list[str]
+    deleted_counts: list[int]
 
 
 class DeletedImage(NamedTuple):
@@ -153,7 +156,12 @@ class DeletedImage(NamedTuple):
 
 
 class PurgeCounts(NamedTuple):
-    """What a purge deleted."""
+    """What a purge deleted: jobs (in all and by state) and images no page refers to any more."""
 
     deleted_jobs: int
     deleted_images: int
+    by_state: dict[str, int]
+
+
+class PurgeLock(NamedTuple):
+    locked: bool

@@ -18,6 +18,7 @@ from crawlfleet.coordinator.storage.admin_rows import (
     JobSummary,
     KindStateCount,
     PurgedJobs,
+    PurgeLock,
     QueueHealth,
     RequeuedJob,
     StoredThumbnail,
@@ -247,6 +248,8 @@ JOB_REQUEUE_DEAD = statement(
     returns=RequeuedJob,
     params=("job_ids", "kind", "url_like", "created_after", "created_before", "error_like", "now", "limit"),
 )
+JOB_PURGE_LOCK = statement("job_purge_lock", returns=NoRows)
+JOB_PURGE_TRY_LOCK = statement("job_purge_try_lock", returns=PurgeLock)
 JOB_PURGE_FINISHED = statement("job_purge_finished", returns=PurgedJobs, params=("states", "finished_before", "limit"))
 IMAGE_DELETE_UNREFERENCED = statement("image_delete_unreferenced", returns=DeletedImage, params=("sha256s",))
 

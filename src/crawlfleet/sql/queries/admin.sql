@@ -116,14 +116,26 @@ WITH chosen AS (
 )
 SELECT id, pg_notify('crawlfleet_jobs', '') AS notified, (SELECT hosts FROM woken) AS hosts_woken FROM requeued;
 
+-- name: job_purge_lock
+-- Removals of finished jobs take turns across coordinators (until the transaction ends): the
+-- orphan check of two concurrent ones could each see the other's page images still there and
+-- leave an image nobody refers to. Waits (within the lock timeout): for PurgeJobs.
+SELECT pg_advisory_xact_lock(hashtext('crawlfleet.job_purge'));
+
+-- name: job_purge_try_lock
+-- As job_purge_lock, but does not wait: retention skips its turn when another coordinator is at it.
+SELECT pg_try_advisory_xact_lock(hashtext('crawlfleet.job_purge')) AS locked;
+
 -- name: job_purge_finished
 -- Deletes up to $3 jobs in the given terminal states that finished before $2 (their attempts,
 -- pages and page images go by cascade), then the images and thumbnails no page refers to any more.
+-- In no particular order: every row past the bound goes, so the batch is the first $3 entries of
+-- jobs_finished past the bound, and never a sort of all of them (at 10 million finished rows
+-- ordering by finished_at sorted every expired row, per batch). Returns the deleted jobs per state.
 -- Params: states, finished before, limit.
 WITH doomed AS (
     SELECT id FROM jobs
     WHERE state = ANY($1::job_state[]) AND finished_at < $2
-    ORDER BY finished_at
     LIMIT $3
     FOR UPDATE SKIP LOCKED
 ), their_images AS (
@@ -133,11 +145,16 @@ WITH doomed AS (
     -- = ANY(ARRAY(...)) keeps the delete on the primary key in every plan (IN could hash-join
     -- against a scan of the whole table).
     DELETE FROM jobs WHERE id = ANY(ARRAY(SELECT id FROM doomed)) RETURNING id, kind, state
+), per_state AS (
+    SELECT kind, state, count(*) AS n FROM gone GROUP BY kind, state
 ), counted AS (
     INSERT INTO job_count_deltas (kind, state, delta)
-    SELECT kind, state, -count(*) FROM gone GROUP BY kind, state
+    SELECT kind, state, -n FROM per_state
 )
-SELECT (SELECT count(*) FROM gone) AS deleted_jobs, array_agg(sha256) AS image_candidates FROM their_images;
+SELECT (SELECT count(*) FROM gone) AS deleted_jobs,
+       (SELECT array_agg(sha256) FROM their_images) AS image_candidates,
+       ARRAY(SELECT state::text FROM per_state GROUP BY state ORDER BY state) AS deleted_states,
+       ARRAY(SELECT sum(n)::bigint FROM per_state GROUP BY state ORDER BY state) AS deleted_counts;
 
 -- name: image_delete_unreferenced
 -- Of the given images, deletes those no page image refers to, with their thumbnails.
