@@ -501,18 +501,22 @@ def explain_cases(now: dt.datetime, rows: int, dead_token: str, crawls: BenchCra
         # expiring within 10 s; stuck after two reaper intervals of the default second.
         ExplainCase("queue_health", q("queue_health"), [10_000, 2_000, None]),
         ExplainCase("worker_list_seen", q("worker_list_seen"), [now - dt.timedelta(minutes=5)]),
-        ExplainCase("job_list_filtered/none", listing, [[], None, None, None, None, None, MAX_ID, 50]),
-        ExplainCase("job_list_filtered/dead", listing, [["dead"], None, None, None, None, None, MAX_ID, 50]),
+        ExplainCase("job_list_filtered/none", listing, [[], None, None, None, None, None, MAX_ID, 50, False]),
+        ExplainCase("job_list_filtered/dead", listing, [["dead"], None, None, None, None, None, MAX_ID, 50, True]),
         ExplainCase(
-            "job_list_filtered/dead_page2", listing, [["dead"], None, None, None, None, None, int(dead_token), 50]
+            "job_list_filtered/dead_page2", listing, [["dead"], None, None, None, None, None, int(dead_token), 50, True]
         ),
-        ExplainCase("job_list_filtered/scrape_shop", listing, [[], "scrape", SHOP, None, None, None, MAX_ID, 50]),
         ExplainCase(
-            "job_list_filtered/created_1h", listing, [[], None, None, window_start, window_end, None, MAX_ID, 50]
+            "job_list_filtered/scrape_shop", listing, [[], "scrape", SHOP, None, None, None, MAX_ID, 50, False]
+        ),
+        ExplainCase(
+            "job_list_filtered/created_1h", listing, [[], None, None, window_start, window_end, None, MAX_ID, 50, False]
         ),
         # The rarest combination: dead noop jobs that timed out (~0.08% of rows).
         ExplainCase(
-            "job_list_filtered/dead_noop_timeout", listing, [["dead"], "noop", None, None, None, "timeout", MAX_ID, 50]
+            "job_list_filtered/dead_noop_timeout",
+            listing,
+            [["dead"], "noop", None, None, None, "timeout", MAX_ID, 50, True],
         ),
         ExplainCase("job_get", q("job_get"), [rows // 2, None]),
         *(

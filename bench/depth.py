@@ -167,10 +167,16 @@ async def _chunks(
 
 
 async def fill(
-    db: asyncpg.Connection, *, queued: int, finished: int, say: Callable[[str], None] | None = None
+    db: asyncpg.Connection,
+    *,
+    queued: int,
+    finished: int,
+    say: Callable[[str], None] | None = None,
+    history_days: float = HISTORY_DAYS,
 ) -> DepthFill:
-    """Write `finished` history rows then `queued` backlog rows after the table's current ids, then
-    VACUUM ANALYZE. Nothing else may write jobs meanwhile (the ids are taken in one block)."""
+    """Write `finished` history rows (over the `history_days` before now) then `queued` backlog rows
+    after the table's current ids, then VACUUM ANALYZE. Nothing else may write jobs meanwhile (the
+    ids are taken in one block)."""
     scrape_spec, page_result, noop_spec, crawl_spec = _blobs()
     now: object = await db.fetchval("SELECT now()")
     first_id = int(await db.fetchval("SELECT coalesce(max(id), 0) FROM jobs")) + 1
@@ -178,7 +184,7 @@ async def fill(
     started = time.perf_counter()
     crawl_id: int | None = None
     if finished:
-        crawl_id = int(await db.fetchval(FILL_CRAWL, crawl_spec, min(finished, 100_000_000), now, HISTORY_DAYS))
+        crawl_id = int(await db.fetchval(FILL_CRAWL, crawl_spec, min(finished, 100_000_000), now, history_days))
         await _chunks(
             db,
             FILL_FINISHED_JOBS,
@@ -192,7 +198,7 @@ async def fill(
             scrape_spec,
             page_result,
             HISTORY_HOSTS,
-            float(HISTORY_DAYS),
+            float(history_days),
         )
         for statement, label in ((FILL_FINISHED_ATTEMPTS, "their attempts"), (FILL_PAGES, "their pages")):
             step_started = time.perf_counter()

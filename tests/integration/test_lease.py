@@ -301,7 +301,10 @@ async def test_counts_follow_every_transition(start_coordinator: StartCoordinato
 
     await eventually(reaped, what="the reaper to end the expired lease")
     await assert_counts_exact(db)
-    await db.execute("UPDATE jobs SET finished_at = now() - interval '1 day' WHERE finished_at IS NOT NULL")
+    await db.execute(
+        "UPDATE jobs SET created_at = created_at - interval '1 day', finished_at = now() - interval '1 day'"
+        " WHERE finished_at IS NOT NULL"
+    )
     await coord.admin.PurgeJobs(admin_pb2.PurgeJobsRequest(finished_before=seconds(3600)))
     await assert_counts_exact(db)
 

@@ -224,7 +224,9 @@ async def test_coordinators_run_retention_in_the_background(
 async def test_purge_jobs_is_the_same_removal_and_is_counted(coord: RunningCoordinator, db: asyncpg.Pool) -> None:
     await make_succeeded(coord, "http://a.test/ok")
     await make_dead(coord, "http://a.test/dead")
-    await db.execute("UPDATE jobs SET finished_at = finished_at - interval '2 days'")
+    await db.execute(
+        "UPDATE jobs SET created_at = created_at - interval '2 days', finished_at = finished_at - interval '2 days'"
+    )
     response = await coord.admin.PurgeJobs(admin_pb2.PurgeJobsRequest(finished_before=seconds(86400)))
     assert response.deleted_jobs == 2
     metrics = coord.coordinator.metrics

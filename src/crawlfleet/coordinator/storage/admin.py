@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from crawlfleet.common.states import JobState
 from crawlfleet.coordinator.errors import JobNotFound
 from crawlfleet.coordinator.storage import statements as q
 from crawlfleet.coordinator.storage.admin_rows import (
@@ -166,6 +167,7 @@ class AdminQueue:
                 error_like=_like_prefix(flt.error_type),
                 before_id=before_id,
                 limit=limit,
+                finished_only=bool(flt.states) and all(JobState(s).is_terminal for s in flt.states),
             )
 
     async def requeue_dead(

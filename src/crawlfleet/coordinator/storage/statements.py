@@ -241,7 +241,17 @@ WORKER_LIST_SEEN = statement("worker_list_seen", returns=WorkerRow, params=("sin
 JOB_LIST_FILTERED = statement(
     "job_list_filtered",
     returns=JobSummary,
-    params=("states", "kind", "url_like", "created_after", "created_before", "error_like", "before_id", "limit"),
+    params=(
+        "states",
+        "kind",
+        "url_like",
+        "created_after",
+        "created_before",
+        "error_like",
+        "before_id",
+        "limit",
+        "finished_only",
+    ),
 )
 JOB_REQUEUE_DEAD = statement(
     "job_requeue_dead",

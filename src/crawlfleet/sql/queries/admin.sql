@@ -51,7 +51,9 @@ LIMIT 10000;
 
 -- name: job_list_filtered
 -- Newest first from a cursor. Params: states (empty = any), kind, url prefix, created after,
--- created before, error type, before id (cursor), limit.
+-- created before, error type, before id (cursor), limit; last, whether every state asked for is a
+-- terminal one: then the page is a backward walk of jobs_finished from the cursor, and jobs of
+-- other states (a queued backlog newer than the history) are never read.
 SELECT id, kind, state, spec, target_url, attempt, max_attempts, created_at, run_at, leased_at,
        lease_expires_at, leased_by, finished_at, last_error, cancel_requested
 FROM jobs
@@ -61,6 +63,7 @@ WHERE (cardinality($1::job_state[]) = 0 OR state = ANY($1::job_state[]))
   AND ($4::timestamptz IS NULL OR created_at >= $4)
   AND ($5::timestamptz IS NULL OR created_at < $5)
   AND ($6::text IS NULL OR last_error LIKE $6 || ':%')
+  AND (NOT $9::boolean OR finished_at IS NOT NULL)
   AND id < $7
 ORDER BY id DESC
 LIMIT $8;
@@ -130,12 +133,16 @@ SELECT pg_try_advisory_xact_lock(hashtext('crawlfleet.job_purge')) AS locked;
 -- Deletes up to $3 jobs in the given terminal states that finished before $2 (their attempts,
 -- pages and page images go by cascade), then the images and thumbnails no page refers to any more.
 -- In no particular order: every row past the bound goes, so the batch is the first $3 entries of
--- jobs_finished past the bound, and never a sort of all of them (at 10 million finished rows
--- ordering by finished_at sorted every expired row, per batch). Returns the deleted jobs per state.
+-- each state's range of jobs_finished (state, id) up to the newest job created before the bound
+-- (a job finishes after it is created), never a sort of all expired rows (which ordering by
+-- finished_at cost per batch). Returns the deleted jobs per state.
 -- Params: states, finished before, limit.
 WITH doomed AS (
     SELECT id FROM jobs
-    WHERE state = ANY($1::job_state[]) AND finished_at < $2
+    WHERE state = ANY($1::job_state[]) AND finished_at IS NOT NULL AND finished_at < $2
+      -- Jobs of one statement share their created_at: the newest's last id. (Of two concurrent
+      -- enqueues, the later-stamped may hold the lower ids: the other's jobs wait a pass or two.)
+      AND id <= (SELECT c.id FROM jobs AS c WHERE c.created_at < $2 ORDER BY c.created_at DESC, c.id DESC LIMIT 1)
     LIMIT $3
     FOR UPDATE SKIP LOCKED
 ), their_images AS (

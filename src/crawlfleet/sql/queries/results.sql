@@ -61,7 +61,9 @@ WHERE t.sha256 = $1
 WITH window_rows AS (
     SELECT id, kind, target_url, finished_at, result, spec
     FROM jobs
-    WHERE state = 'succeeded' AND id > $1 AND ($3::text IS NULL OR kind = $3)
+    -- finished_at IS NOT NULL (always so when succeeded) lets the page be a range of
+    -- jobs_finished from the cursor: queued and leased jobs between succeeded ones are not read.
+    WHERE state = 'succeeded' AND finished_at IS NOT NULL AND id > $1 AND ($3::text IS NULL OR kind = $3)
       AND ($5::text IS NULL OR owner = $5::text)
       AND ($6::text IS NULL OR target_url LIKE $6 || '%')
     ORDER BY id
