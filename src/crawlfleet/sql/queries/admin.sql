@@ -133,16 +133,18 @@ SELECT pg_try_advisory_xact_lock(hashtext('crawlfleet.job_purge')) AS locked;
 -- Deletes up to $3 jobs in the given terminal states that finished before $2 (their attempts,
 -- pages and page images go by cascade), then the images and thumbnails no page refers to any more.
 -- In no particular order: every row past the bound goes, so the batch is the first $3 entries of
--- each state's range of jobs_finished (state, id) up to the newest job created before the bound
+-- each state's range of jobs_finished (state, id) up to the first job created after the bound
 -- (a job finishes after it is created), never a sort of all expired rows (which ordering by
 -- finished_at cost per batch). Returns the deleted jobs per state.
 -- Params: states, finished before, limit.
 WITH doomed AS (
     SELECT id FROM jobs
     WHERE state = ANY($1::job_state[]) AND finished_at IS NOT NULL AND finished_at < $2
-      -- Jobs of one statement share their created_at: the newest's last id. (Of two concurrent
-      -- enqueues, the later-stamped may hold the lower ids: the other's jobs wait a pass or two.)
-      AND id <= (SELECT c.id FROM jobs AS c WHERE c.created_at < $2 ORDER BY c.created_at DESC, c.id DESC LIMIT 1)
+      -- Below the first job created at or after the bound (one probe of jobs_created_at; none: no
+      -- bound). Of two concurrent enqueues the later-stamped may hold the lower ids: the other's
+      -- jobs then wait for a later pass.
+      AND id < coalesce((SELECT c.id FROM jobs AS c WHERE c.created_at >= $2 ORDER BY c.created_at LIMIT 1),
+                        9223372036854775807)
     LIMIT $3
     FOR UPDATE SKIP LOCKED
 ), their_images AS (
