@@ -218,14 +218,15 @@ class CoordinatorMetrics:
             await asyncio.sleep(max(interval, took * _REFRESH_BACKOFF_FACTOR))
 
     async def refresh_jobs(self, admin: AdminQueue) -> None:
-        """Job counts from the folded count table (cheap at any size); the age from queue health."""
+        """Job counts from the folded count table and the oldest due job from one index probe:
+        cheap at any depth (no count of the due backlog)."""
         counts = await admin.counts_by_state()
         for state, child in self._states.items():
             child.set(counts.get(state, 0))
-        health = await admin.health(expiring_within=0.0, stuck_after=0.0)
-        oldest = health.oldest_due_run_at
+        due = await admin.oldest_due()
+        oldest = due.oldest_due_run_at
         # Both times come from the database clock: no skew with this host's.
-        self.oldest_queued_age.set(0.0 if oldest is None else max(0.0, (health.now - oldest).total_seconds()))
+        self.oldest_queued_age.set(0.0 if oldest is None else max(0.0, (due.now - oldest).total_seconds()))
 
     async def refresh_hosts(self, hosts: HostAdmin) -> None:
         """Hosts paused by reason class, saturated, and with queued jobs: walks of partial indexes."""

@@ -21,6 +21,7 @@ from crawlfleet.coordinator.storage.admin_rows import (
     JobHistory,
     JobResultRow,
     JobSummary,
+    OldestDue,
     PurgeCounts,
     QueueHealth,
     StoredThumbnail,
@@ -149,6 +150,13 @@ class AdminQueue:
             )
         assert health is not None  # one row, always
         return health
+
+    async def oldest_due(self, now: dt.datetime | None = None) -> OldestDue:
+        """The oldest due job's run_at and the database clock: cheap at any depth (the gauge's)."""
+        async with connection(self._pool) as conn:
+            oldest = await q.QUEUE_OLDEST_DUE.fetch_one(conn, now=now)
+        assert oldest is not None  # one row, always
+        return oldest
 
     async def workers_seen_since(self, since: dt.datetime) -> list[WorkerRow]:
         async with connection(self._pool) as conn:

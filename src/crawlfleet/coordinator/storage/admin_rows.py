@@ -132,6 +132,13 @@ class QueueHealth(NamedTuple):
     now: dt.datetime
 
 
+class OldestDue(NamedTuple):
+    """The oldest due job's run_at (None: none due) and the database clock."""
+
+    oldest_due_run_at: dt.datetime | None
+    now: dt.datetime
+
+
 class RequeuedJob(NamedTuple):
     """A dead job back in the queue. notified is the statement's NOTIFY (no value); hosts_woken
     counts the hosts made ready for the requeued jobs."""

@@ -17,6 +17,7 @@ from crawlfleet.coordinator.storage.admin_rows import (
     JobResultRow,
     JobSummary,
     KindStateCount,
+    OldestDue,
     PurgedJobs,
     PurgeLock,
     QueueHealth,
@@ -236,6 +237,7 @@ JOB_COUNT_CLEAR = statement("job_count_clear", returns=NoRows)
 JOB_COUNT_REBUILD = statement("job_count_rebuild", returns=NoRows)
 JOB_COUNT_BY_KIND_STATE = statement("job_count_by_kind_state", returns=KindStateCount)
 QUEUE_HEALTH = statement("queue_health", returns=QueueHealth, params=("expiring_ms", "stuck_ms", "now"))
+QUEUE_OLDEST_DUE = statement("queue_oldest_due", returns=OldestDue, params=("now",))
 WORKER_LIST_SEEN = statement("worker_list_seen", returns=WorkerRow, params=("since",))
 # *_like: a LIKE pattern that matches a prefix literally.
 JOB_LIST_FILTERED = statement(

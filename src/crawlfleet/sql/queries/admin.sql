@@ -38,6 +38,14 @@ SELECT
         AS expired,
     coalesce($3::timestamptz, now()) AS now;
 
+-- name: queue_oldest_due
+-- The run_at of the oldest due job, for the coordinator's gauge: one probe of jobs_queued_run_at,
+-- where queue_health's exact count of due jobs reads the whole due backlog (a million index
+-- entries every refresh, at a million due jobs). Params: now.
+SELECT (SELECT min(run_at) FROM jobs
+         WHERE state = 'queued' AND run_at <= coalesce($1::timestamptz, now())) AS oldest_due_run_at,
+       coalesce($1::timestamptz, now()) AS now;
+
 -- name: worker_list_seen
 -- Workers seen since a time, with the leases each holds. Params: seen since.
 SELECT w.id, w.host, w.version, w.kinds, w.first_seen_at, w.last_seen_at,
