@@ -1,6 +1,7 @@
-"""History stays out of the way, judged by the rows each statement reads (EXPLAIN ANALYZE): a page
+"""Depth stays out of the way, judged by the rows each statement reads (EXPLAIN ANALYZE): a page
 of finished jobs never reads the queued backlog newer than it, an export page never reads queued
-jobs between results, and a retention batch reads its batch, not the history kept.
+jobs between results, a retention batch reads its batch, not the history kept, and the
+coordinator's oldest-due gauge reads one entry of the backlog.
 
 Each statement runs more than five times on one connection before it is explained, so the plan
 checked is the one the plan cache settled on (a generic plan may replace the custom ones)."""
@@ -13,7 +14,9 @@ from typing import Any
 
 import asyncpg
 
+from crawlfleet.coordinator.metrics import CoordinatorMetrics
 from crawlfleet.coordinator.storage import sql
+from crawlfleet.coordinator.storage.admin import AdminQueue
 
 MAX_ID = 2**63 - 1
 BACKLOG = 5000
@@ -95,3 +98,16 @@ async def test_a_retention_batch_reads_its_batch_not_the_history_kept(db: asyncp
         assert rows_read(expired, "jobs") <= 100 * 3 + 1, expired
         nothing = await settled_plan(conn, "job_purge_finished", [states, "now() - interval '7 days'", "100"])
         assert rows_read(nothing, "jobs") <= 1, nothing
+
+
+async def test_the_oldest_due_gauge_reads_one_entry_of_the_backlog(db: asyncpg.Pool) -> None:
+    await db.execute(INSERT_JOBS, BACKLOG, "queued", "1 hour")
+    await db.execute(INSERT_JOBS, 10, "queued", "-1 hour")  # not due yet: not counted as waiting
+    await db.execute("ANALYZE jobs")
+    metrics = CoordinatorMetrics()
+    await metrics.refresh_jobs(AdminQueue(db))
+    age = metrics.registry.get_sample_value("crawlfleet_jobs_oldest_queued_age_seconds")
+    assert age is not None and 3600 <= age < 3700
+    async with db.acquire() as conn:
+        plan = await settled_plan(conn, "queue_oldest_due", ["NULL"])
+    assert rows_read(plan, "jobs") <= 1, plan
