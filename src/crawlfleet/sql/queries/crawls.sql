@@ -83,10 +83,12 @@ WHERE crawl_id = $1
 GROUP BY 1, 2;
 
 -- name: crawl_error_counts
--- Why the crawl's jobs ended without a page, most frequent first.
+-- Why the crawl's jobs ended without a page, most frequent first. The terminal states but
+-- succeeded, named: three ranges of jobs_crawl (crawl_id, state, id), where "NOT IN (queued,
+-- leased, succeeded)" read every job of the crawl (280 ms for a crawl of 2 million pages).
 SELECT split_part(coalesce(last_error, state::text), ':', 1) AS error_type, count(*) AS jobs
 FROM jobs
-WHERE crawl_id = $1 AND state NOT IN ('queued', 'leased', 'succeeded')
+WHERE crawl_id = $1 AND state IN ('dead', 'cancelled', 'skipped')
 GROUP BY 1
 ORDER BY 2 DESC, 1
 LIMIT 20;
