@@ -719,6 +719,7 @@ class Host(_message.Message):
     LAST_LEASE_AT_FIELD_NUMBER: _builtins.int
     SATURATED_FIELD_NUMBER: _builtins.int
     ADAPTIVE_DELAY_FIELD_NUMBER: _builtins.int
+    POLICY_CRAWL_IDS_FIELD_NUMBER: _builtins.int
     host: _builtins.str
     """The target URLs' host name, with the port when it is not the scheme's default."""
     in_flight: _builtins.int
@@ -765,6 +766,12 @@ class Host(_message.Message):
     def adaptive_delay(self) -> _duration_pb2.Duration:
         """The delay learnt from its response times (--adaptive-delay); unset: none."""
 
+    @_builtins.property
+    def policy_crawl_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The running crawls whose politeness is the policy in force (policy_pattern is then one of
+        theirs, and the strictest of their limits apply); empty: an operator's policy or the defaults.
+        """
+
     def __init__(
         self,
         *,
@@ -788,10 +795,11 @@ class Host(_message.Message):
         last_lease_at: _timestamp_pb2.Timestamp | None = ...,
         saturated: _builtins.bool = ...,
         adaptive_delay: _duration_pb2.Duration | None = ...,
+        policy_crawl_ids: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["adaptive_delay", b"adaptive_delay", "delay", b"delay", "last_lease_at", b"last_lease_at", "paused_until", b"paused_until", "ready_at", b"ready_at", "recent_failures", b"recent_failures", "robots", b"robots"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["adaptive_delay", b"adaptive_delay", "delay", b"delay", "error_streak", b"error_streak", "host", b"host", "in_flight", b"in_flight", "last_lease_at", b"last_lease_at", "leases_started", b"leases_started", "max_concurrency", b"max_concurrency", "obey_robots", b"obey_robots", "pause_reason", b"pause_reason", "paused", b"paused", "paused_until", b"paused_until", "policy_pattern", b"policy_pattern", "probing", b"probing", "queued", b"queued", "queued_capped", b"queued_capped", "ready_at", b"ready_at", "recent_failures", b"recent_failures", "robots", b"robots", "saturated", b"saturated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adaptive_delay", b"adaptive_delay", "delay", b"delay", "error_streak", b"error_streak", "host", b"host", "in_flight", b"in_flight", "last_lease_at", b"last_lease_at", "leases_started", b"leases_started", "max_concurrency", b"max_concurrency", "obey_robots", b"obey_robots", "pause_reason", b"pause_reason", "paused", b"paused", "paused_until", b"paused_until", "policy_crawl_ids", b"policy_crawl_ids", "policy_pattern", b"policy_pattern", "probing", b"probing", "queued", b"queued", "queued_capped", b"queued_capped", "ready_at", b"ready_at", "recent_failures", b"recent_failures", "robots", b"robots", "saturated", b"saturated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import asyncpg
 
 from crawlfleet.common.hosts import host_of
+from crawlfleet.coordinator.crawling.host_policies import crawl_host_policy
 from crawlfleet.coordinator.crawling.pages import (
     DiscoveredPage,
     Discovery,
@@ -159,6 +160,10 @@ class CrawlStore:
         now: dt.datetime | None,
     ) -> StartedCrawl:
         rules = CrawlRules.of(spec)
+        # Before the seeds: the hosts they make are then created with the crawl's policy in force.
+        policy = crawl_host_policy(spec)
+        if policy is not None:
+            await q.CRAWL_HOST_POLICIES_INSERT.execute(conn, crawl_id=crawl_id, **policy._asdict())
         validators = await self._validators(conn, refresh_of, list(spec.seeds))
         outcome = await self._offer(conn, crawl_id, offer(rules, spec, spec.seeds, 0, validators), now)
         if spec.sitemaps:

@@ -184,6 +184,11 @@ CRAWL_DISCOVER = statement(
         "now",
     ),
 )
+CRAWL_HOST_POLICIES_INSERT = statement(
+    "crawl_host_policies_insert",
+    returns=NoRows,
+    params=("crawl_id", "patterns", "max_concurrency", "delay_ms", "obey_robots"),
+)
 CRAWL_INSERT_REFRESH = statement("crawl_insert_refresh", returns=NewCrawl, params=("crawl_id", "starts_at", "now"))
 CRAWL_PREVIOUS_VALIDATORS = statement(
     "crawl_previous_validators", returns=PreviousValidators, params=("crawl_id", "urls")

@@ -9,6 +9,14 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12::timestamptz,
         coalesce($12::timestamptz, now()))
 RETURNING id;
 
+-- name: crawl_host_policies_insert
+-- A crawl's politeness as host policies of its own, one per pattern; a trigger (migration 0013)
+-- copies the policies now in force into the hosts they cover, and another removes them when the
+-- crawl ends. Params: crawl id, patterns, max concurrency, delay in ms, obey robots.txt.
+INSERT INTO crawl_host_policies (crawl_id, pattern, max_concurrency, delay_ms, obey_robots)
+SELECT $1, t.pattern, $3::integer, $4::integer, $5::boolean FROM unnest($2::text[]) AS t(pattern)
+ON CONFLICT (crawl_id, pattern) DO NOTHING;
+
 -- name: crawl_insert_refresh
 -- A new running crawl that refreshes crawl $1 (same owner, spec and limits), its pages due at $2;
 -- nothing if $1 is running or already refreshed (crawls_refresh_of). Params: crawl id, starts at, now.
