@@ -16,6 +16,7 @@ from crawlfleet.v1 import job_queue_pb2 as pb
 from tests.conftest import RunningCoordinator, StartCoordinator
 from tests.helpers import error_info, eventually, lease_request, seconds
 from tests.integration.test_auth import TOKENS, bearer, with_tokens
+from tests.integration.test_cli_crawls import cli
 from tests.integration.test_crawls import page_result
 
 SHOP = "https://shop.example/"
@@ -158,3 +159,21 @@ async def test_only_admins_may_loosen_politeness_and_producers_may_tighten_it(
     assert await start_as("producer", politeness(concurrency=1, delay=2, obey_robots=True)) > 0
     assert await start_as("producer", politeness(concurrency=2, delay=0.5)) > 0  # the defaults themselves
     assert await start_as("admin", politeness(concurrency=16, delay=0, obey_robots=False)) > 0
+
+
+async def test_the_cli_starts_a_polite_crawl_and_shows_where_the_limits_come_from(coord: RunningCoordinator) -> None:
+    started = await cli(
+        coord, "crawl", "start", SHOP, "--host-concurrency", "1", "--delay", "2s", "--robots", "obey", "--json"
+    )
+    assert started.code == 0, started.err
+    crawl_id = started.json()["crawl_id"]
+    status = await cli(coord, "crawl", "status", str(crawl_id))
+    assert "1 at once, 2.0s apart, robots.txt obeyed on shop.example while it runs" in status.out, status.out
+    shown = await cli(coord, "hosts", "show", "shop.example")
+    assert f"shop.example (crawl {crawl_id})" in shown.out and "1 at once, 2.0s" in shown.out, shown.out
+    listed = await cli(coord, "hosts", "list")
+    assert f"shop.example (crawl {crawl_id})" in listed.out, listed.out
+    assert (await cli(coord, "crawl", "cancel", str(crawl_id))).code == 0
+    assert "the fleet defaults" in (await cli(coord, "hosts", "show", "shop.example")).out
+    refused = await cli(coord, "crawl", "start", SHOP, "--host-concurrency", "0")
+    assert refused.code != 0 and "spec.politeness.max_concurrency" in refused.err, refused.err
