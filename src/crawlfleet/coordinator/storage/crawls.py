@@ -20,6 +20,7 @@ from crawlfleet.coordinator.crawling.pages import (
     Validators,
     links_to_follow,
     offer,
+    path_key,
     sitemap_roots,
     sitemap_spec,
 )
@@ -64,6 +65,7 @@ class CompletedInCrawl(NamedTuple):
     crawl_id: int
     depth: int
     result: jobs_pb2.JobResult
+    job_id: int
 
 
 class StartedCrawl(NamedTuple):
@@ -198,6 +200,7 @@ class CrawlStore:
             payload = item.result.WhichOneof("payload")
             if payload == "scrape":
                 page = item.result.scrape
+                await self._redirect_seen(conn, item, crawl.rules, now)
                 previous = None
                 if page.not_modified and crawl.refresh_of is not None:
                     previous = await self._previous_result(conn, crawl.refresh_of, page.final_url)
@@ -211,6 +214,27 @@ class CrawlStore:
                 validators = await self._validators(conn, crawl.refresh_of, [p.url for p in found.pages])
                 found = offer(crawl.rules, crawl.spec, urls, depth, validators)
             await self._offer(conn, item.crawl_id, found, now)
+
+    @staticmethod
+    async def _redirect_seen(
+        conn: asyncpg.Connection, item: CompletedInCrawl, rules: CrawlRules, now: dt.datetime | None
+    ) -> None:
+        """A page reached through redirects: its final URL joins the crawl as fetched by this job,
+        before the page's links are offered, so a link to it found later is not fetched again."""
+        page = item.result.scrape
+        final = rules.normalize(page.final_url) if page.redirects else None
+        if final is None or not rules.in_scope(final):
+            return
+        await q.CRAWL_URL_SEEN_BY_REDIRECT.execute(
+            conn,
+            crawl_id=item.crawl_id,
+            url=final,
+            depth=item.depth,
+            host=host_of(final),
+            path_key=path_key(final),
+            job_id=item.job_id,
+            now=now,
+        )
 
     @staticmethod
     async def _previous_result(conn: asyncpg.Connection, crawl_id: int, url: str) -> jobs_pb2.ScrapeResult | None:

@@ -201,7 +201,7 @@ class Queue:
                             parts = [rows[item.job_id] for item in pending if item.job_id in rows]
                             await completion.store_results(conn, ResultRows.merge(parts), now)
                             in_crawls = [
-                                CompletedInCrawl(job.crawl_id, job.depth or 0, results[job.id])
+                                CompletedInCrawl(job.crawl_id, job.depth or 0, results[job.id], job.id)
                                 for job in completed
                                 if job.crawl_id is not None and job.id in results
                             ]

@@ -189,6 +189,11 @@ CRAWL_HOST_POLICIES_INSERT = statement(
     returns=NoRows,
     params=("crawl_id", "patterns", "max_concurrency", "delay_ms", "obey_robots"),
 )
+CRAWL_URL_SEEN_BY_REDIRECT = statement(
+    "crawl_url_seen_by_redirect",
+    returns=NoRows,
+    params=("crawl_id", "url", "depth", "host", "path_key", "job_id", "now"),
+)
 CRAWL_INSERT_REFRESH = statement("crawl_insert_refresh", returns=NewCrawl, params=("crawl_id", "starts_at", "now"))
 CRAWL_PREVIOUS_VALIDATORS = statement(
     "crawl_previous_validators", returns=PreviousValidators, params=("crawl_id", "urls")

@@ -72,6 +72,20 @@ SELECT enqueued, known, over_limit
 FROM crawlfleet_discover($1, $2::text[], $3::text[], $4::text[], $5::integer[], $6::bytea[],
                          $7::integer, $8::integer, $9::timestamptz);
 
+-- name: crawl_url_seen_by_redirect
+-- A page's final URL after redirects joins its running crawl as seen, fetched by the job that
+-- was redirected there, so a link to it is not fetched again. A URL the crawl has already (a link
+-- to it came first) stays as it is; it counts against no limit: no job is made for it. It holds
+-- the crawl's row lock as discovery does (crawlfleet_discover), so the two take turns on the
+-- crawl's URLs. Params: crawl id, url, depth, host, path key, job id, now.
+WITH crawl AS (
+    SELECT id FROM crawls WHERE id = $1 AND state = 'running' FOR UPDATE
+)
+INSERT INTO crawl_urls (crawl_id, url, depth, host, path_key, job_id, discovered_at)
+SELECT crawl.id, $2, $3, $4, $5, $6, coalesce($7::timestamptz, now())
+FROM crawl
+ON CONFLICT (crawl_id, url) DO NOTHING;
+
 -- name: crawl_spec_get
 -- What discovery needs of a crawl: its spec and the crawl it refreshes (immutable once started).
 SELECT spec, refresh_of FROM crawls WHERE id = $1;
