@@ -25,17 +25,19 @@ ALTER TABLE hosts ADD COLUMN policy_crawls bigint[];
 CREATE FUNCTION crawlfleet_host_policy_in_force(p_host text)
 RETURNS TABLE (pattern text, max_concurrency integer, delay_ms integer, obey_robots boolean, crawl_ids bigint[])
 LANGUAGE sql STABLE AS $$
-    SELECT operator.pattern, operator.max_concurrency, operator.delay_ms, operator.obey_robots, NULL::bigint[]
-    FROM crawlfleet_host_policy(p_host) AS operator
-    WHERE operator.pattern IS NOT NULL
+    WITH operator AS (  -- looked up once (a CTE used twice is computed once)
+        SELECT p.pattern, p.max_concurrency, p.delay_ms, p.obey_robots
+        FROM crawlfleet_host_policy(p_host) AS p
+        WHERE p.pattern IS NOT NULL
+    )
+    SELECT o.pattern, o.max_concurrency, o.delay_ms, o.obey_robots, NULL::bigint[] FROM operator AS o
     UNION ALL
-    (SELECT (array_agg(c.pattern ORDER BY left(c.pattern, 2) <> '*.' DESC, length(c.pattern) DESC))[1],
-            min(c.max_concurrency), max(c.delay_ms), bool_or(c.obey_robots),
-            array_agg(DISTINCT c.crawl_id ORDER BY c.crawl_id)
-     FROM crawl_host_policies AS c
-     WHERE crawlfleet_pattern_matches(c.pattern, p_host)
-       AND crawlfleet_host_policy(p_host) IS NULL
-     HAVING count(*) > 0)
+    SELECT (array_agg(c.pattern ORDER BY left(c.pattern, 2) <> '*.' DESC, length(c.pattern) DESC))[1],
+           min(c.max_concurrency), max(c.delay_ms), bool_or(c.obey_robots),
+           array_agg(DISTINCT c.crawl_id ORDER BY c.crawl_id)
+    FROM crawl_host_policies AS c
+    WHERE crawlfleet_pattern_matches(c.pattern, p_host) AND NOT EXISTS (SELECT 1 FROM operator)
+    HAVING count(*) > 0
 $$;
 
 -- As in migration 0007, with the crawls' policies taken into account.
