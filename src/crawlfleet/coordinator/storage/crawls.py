@@ -200,6 +200,7 @@ class CrawlStore:
             payload = item.result.WhichOneof("payload")
             if payload == "scrape":
                 page = item.result.scrape
+                item = item._replace(depth=await self._page_depth(conn, item))
                 await self._redirect_seen(conn, item, crawl.rules, now)
                 previous = None
                 if page.not_modified and crawl.refresh_of is not None:
@@ -214,6 +215,17 @@ class CrawlStore:
                 validators = await self._validators(conn, crawl.refresh_of, [p.url for p in found.pages])
                 found = offer(crawl.rules, crawl.spec, urls, depth, validators)
             await self._offer(conn, item.crawl_id, found, now)
+            if found.pages:  # known URLs found closer to a seed than before take the shorter depth
+                await q.CRAWL_URLS_DEPTH_LOWER.execute(
+                    conn, crawl_id=item.crawl_id, urls=[p.url for p in found.pages], depth=depth
+                )
+
+    @staticmethod
+    async def _page_depth(conn: asyncpg.Connection, item: CompletedInCrawl) -> int:
+        """The page's depth now: its URL's in the crawl, which a shorter path found since it was
+        enqueued may have lowered (the job's own otherwise)."""
+        row = await q.CRAWL_PAGE_DEPTH.fetch_one(conn, crawl_id=item.crawl_id, job_id=item.job_id)
+        return item.depth if row is None else min(row.depth, item.depth)
 
     @staticmethod
     async def _redirect_seen(

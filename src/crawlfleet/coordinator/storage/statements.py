@@ -32,6 +32,7 @@ from crawlfleet.coordinator.storage.crawl_rows import (
     DiscoverOutcome,
     FinishedCrawl,
     NewCrawl,
+    PageDepth,
     PreviousResult,
     PreviousValidators,
     RecentPages,
@@ -189,6 +190,8 @@ CRAWL_HOST_POLICIES_INSERT = statement(
     returns=NoRows,
     params=("crawl_id", "patterns", "max_concurrency", "delay_ms", "obey_robots"),
 )
+CRAWL_PAGE_DEPTH = statement("crawl_page_depth", returns=PageDepth, params=("crawl_id", "job_id"))
+CRAWL_URLS_DEPTH_LOWER = statement("crawl_urls_depth_lower", returns=NoRows, params=("crawl_id", "urls", "depth"))
 CRAWL_URL_SEEN_BY_REDIRECT = statement(
     "crawl_url_seen_by_redirect",
     returns=NoRows,

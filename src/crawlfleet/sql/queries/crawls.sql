@@ -72,6 +72,41 @@ SELECT enqueued, known, over_limit
 FROM crawlfleet_discover($1, $2::text[], $3::text[], $4::text[], $5::integer[], $6::bytea[],
                          $7::integer, $8::integer, $9::timestamptz);
 
+-- name: crawl_page_depth
+-- The depth of a crawl's page now: its URL's in the crawl's seen set, lowered since the page was
+-- enqueued if a shorter path to it was found (crawl_urls_depth_lower). Takes the crawl's row lock
+-- first, as discovery does, so no lowering runs between this and the page's discovery. Nothing
+-- when the URL is not in the set (a sitemap job). Params: crawl id, job id.
+WITH crawl AS (
+    SELECT id FROM crawls WHERE id = $1 FOR UPDATE
+)
+SELECT c.depth
+FROM crawl
+JOIN jobs AS j ON j.id = $2
+JOIN crawl_urls AS c ON c.crawl_id = crawl.id AND c.url = j.target_url;
+
+-- name: crawl_urls_depth_lower
+-- URLs a crawl knew at a greater depth, found again at $3, take the shorter depth: the depth of a
+-- page is its shortest known distance from a seed when its links are offered. Their jobs still
+-- queued take it too, for the crawl's report, unless a claim holds them right now (the seen set
+-- is what discovery reads). Runs after crawl_discover, under the crawl's row lock. Params: crawl
+-- id, urls, depth.
+WITH lowered AS (
+    UPDATE crawl_urls AS c
+    SET depth = $3
+    WHERE c.crawl_id = $1 AND c.url = ANY($2::text[]) AND c.depth > $3
+    RETURNING c.job_id
+), queued AS (
+    SELECT j.id FROM jobs AS j
+    WHERE j.id IN (SELECT job_id FROM lowered) AND j.state = 'queued'
+    ORDER BY j.id
+    FOR UPDATE OF j SKIP LOCKED
+)
+UPDATE jobs AS j
+SET depth = $3
+FROM queued
+WHERE j.id = queued.id;
+
 -- name: crawl_url_seen_by_redirect
 -- A page's final URL after redirects joins its running crawl as seen, fetched by the job that
 -- was redirected there, so a link to it is not fetched again. A URL the crawl has already (a link
