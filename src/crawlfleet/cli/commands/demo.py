@@ -120,16 +120,9 @@ def demonstrate(ctx: Context, ns: argparse.Namespace, fleet: LocalFleet, say: Ca
     """Starts the processes (and the demo site), does the work, prints the summary."""
     started = time.monotonic()
     deadline = started + ns.timeout
-    say("starting the coordinator (embedded PostgreSQL unless --database-url; the first start initializes it)...")
-    coordinator = fleet.coordinator(database_url=ns.database_url, data_dir=ns.data_dir)
     site = DemoSite() if not ns.urls else None
     try:
-        base = site.start() if site else None  # while the coordinator starts
-        address = fleet.address_of(coordinator)
-        for n in range(1, WORKERS + 1):
-            fleet.worker(f"demo-worker-{n}", address, slots=SLOTS, allow_loopback=site is not None)
-        source = f"the demo shop at {base}" if base else "the given URLs"
-        say(f"coordinator on {address}, {WORKERS} workers x {SLOTS} slots; {source}; logs in {ns.log_dir}/")
+        address = start_fleet(ns, fleet, site, say)
         # The demo's own coordinator: plain loopback, no token.
         settings = CliSettings(coordinator=address, json=ctx.settings.json, call_timeout=ctx.settings.call_timeout)
         with open_client(settings) as client:
@@ -144,7 +137,7 @@ def demonstrate(ctx: Context, ns: argparse.Namespace, fleet: LocalFleet, say: Ca
             unfinished = max(unfinished, 1)
         if not ctx.settings.json:
             say_summary(say, summary, work, site, unfinished, ns.timeout)
-            say_hosts(say, hosts, more_hosts)
+            say_hosts(say, hosts, more_hosts, after_crawl=work.crawl is not None)
         first_id = min((job.id for job in work.jobs), default=0)
         crawl_id = work.crawl.id if work.crawl is not None else None
         if ns.keep_running:
@@ -153,6 +146,20 @@ def demonstrate(ctx: Context, ns: argparse.Namespace, fleet: LocalFleet, say: Ca
         if site is not None:
             site.stop()
     return DemoRun(address, first_id, crawl_id, summary, unfinished, hosts)
+
+
+def start_fleet(ns: argparse.Namespace, fleet: LocalFleet, site: DemoSite | None, say: Callable[[str], None]) -> str:
+    """The coordinator, the demo site and the workers (every process of the demo starts here);
+    the coordinator's address."""
+    say("starting the coordinator (embedded PostgreSQL unless --database-url; the first start initializes it)...")
+    coordinator = fleet.coordinator(database_url=ns.database_url, data_dir=ns.data_dir)
+    base = site.start() if site else None  # while the coordinator starts
+    address = fleet.address_of(coordinator)
+    for n in range(1, WORKERS + 1):
+        fleet.worker(f"demo-worker-{n}", address, slots=SLOTS, allow_loopback=site is not None)
+    source = f"the demo shop at {base}" if base else "the given URLs"
+    say(f"coordinator on {address}, {WORKERS} workers x {SLOTS} slots; {source}; logs in {ns.log_dir}/")
+    return address
 
 
 def crawl_shop(
@@ -210,10 +217,11 @@ def say_summary(
         say(line)
 
 
-def say_hosts(say: Callable[[str], None], hosts: list[admin_pb2.Host], more_hosts: int) -> None:
+def say_hosts(say: Callable[[str], None], hosts: list[admin_pb2.Host], more_hosts: int, *, after_crawl: bool) -> None:
     if not hosts:
         return
-    say("\nhosts (now: a crawl's host policy ends with it):")
+    # The crawl's politeness was a host policy of the crawl: the table shows the host without it.
+    say("\nhosts (as now, the crawl's own host policy gone with it):" if after_crawl else "\nhosts:")
     for line in host_table(hosts, dt.datetime.now(dt.UTC)).splitlines():
         say("  " + line)
     if more_hosts:

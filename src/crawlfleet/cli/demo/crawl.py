@@ -83,10 +83,9 @@ def extracted(jobs: Iterable[jobs_pb2.Job]) -> Extracted:
     products = sorted((p for p in (_product(page) for page in pages) if p), key=lambda p: str(p.get("name")))
     example = ""
     if products:
-        first = products[0]
-        offer = first.get("offers") if isinstance(first.get("offers"), dict) else {}
-        assert isinstance(offer, dict)
-        example = f"{first.get('name')}, {offer.get('price')} {offer.get('priceCurrency')}, SKU {first.get('sku')}"
+        first, offer = products[0], products[0].get("offers")
+        price = f"{offer.get('price')} {offer.get('priceCurrency')}" if isinstance(offer, dict) else "no price"
+        example = f"{first.get('name')}, {price}, SKU {first.get('sku')}"
     return Extracted(
         titles=sum(1 for p in pages if p.title),
         links=sum(len(p.links) for p in pages),
