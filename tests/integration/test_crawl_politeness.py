@@ -4,12 +4,16 @@ precedence, ending the crawl (cancel or finish) restores the hosts, and only adm
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import grpc
 import pytest
 from google.protobuf import duration_pb2
 
+from crawlfleet.client import AsyncClient, Client, CrawlSpec, PermissionDenied
 from crawlfleet.coordinator.politeness import Politeness
+from crawlfleet.coordinator.security.auth import Role
 from crawlfleet.v1 import admin_pb2, admin_pb2_grpc, crawls_pb2_grpc
 from crawlfleet.v1 import crawls_pb2 as cpb
 from crawlfleet.v1 import job_queue_pb2 as pb
@@ -175,3 +179,24 @@ async def test_the_cli_starts_a_polite_crawl_and_shows_where_the_limits_come_fro
     assert "the fleet defaults" in (await cli(coord, "hosts", "show", "shop.example")).out
     refused = await cli(coord, "crawl", "start", SHOP, "--host-concurrency", "0")
     assert refused.code != 0 and "spec.politeness.max_concurrency" in refused.err, refused.err
+
+
+async def test_both_clients_carry_a_crawls_politeness_and_type_the_refusal(
+    start_coordinator: StartCoordinator,
+) -> None:
+    coord = await start_coordinator(security=with_tokens(), politeness=FLEET_DEFAULTS)
+    gentle = CrawlSpec(seeds=[SHOP], host_concurrency=1, host_delay=2.0, obey_robots=True)
+    pushy = CrawlSpec(seeds=[SHOP], host_delay=0.1)
+    async with AsyncClient(coord.address, token=TOKENS[Role.PRODUCER]) as producer:
+        started = await producer.start_crawl(gentle)
+        assert list((await producer.get_crawl(started.id)).policy_patterns) == ["shop.example"]
+        with pytest.raises(PermissionDenied) as refused:
+            await producer.start_crawl(pushy)
+        assert "spec.politeness.delay" in str(refused.value)
+
+    def blocking() -> cpb.Crawl:
+        with Client(coord.address, token=TOKENS[Role.ADMIN]) as admin:
+            return admin.get_crawl(admin.start_crawl(pushy).id)
+
+    crawl = await asyncio.to_thread(blocking)
+    assert crawl.spec.politeness.delay.ToNanoseconds() == 100_000_000
