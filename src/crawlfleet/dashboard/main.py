@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -33,11 +34,30 @@ def server(settings: DashboardSettings) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
+def bind(settings: DashboardSettings) -> socket.socket:
+    """The listening socket, bound before serving so that the address logged has the real port."""
+    host, port = settings.host_port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     settings = settings_from_args(sys.argv[1:] if argv is None else argv, os.environ)
     setup_logging(settings.log_level)
-    serving = server(settings)
+    # uvicorn's start and stop lines repeat ours (with terminal colours): its warnings are enough.
+    logging.getLogger("uvicorn.error").setLevel(max(logging.WARNING, logging.getLogger().level))
+    try:
+        sock = bind(settings)
+    except OSError as exc:
+        log.error("cannot listen on %s: %s", settings.listen, exc.strerror)
+        return 1
+    host, port = sock.getsockname()[:2]
     scheme = "https" if settings.uses_https else "http"
-    log.info("dashboard on %s://%s for coordinators %s", scheme, settings.listen, ",".join(settings.coordinators))
-    serving.run()
+    shown = f"[{host}]" if ":" in host else host
+    # The demo reads this line for the address.
+    log.info("dashboard on %s://%s:%d/ for coordinators %s", scheme, shown, port, ",".join(settings.coordinators))
+    server(settings).run(sockets=[sock])
     return 0

@@ -109,8 +109,11 @@ def scrape(ctx: Context, ns: argparse.Namespace, fleet: LocalFleet, say: Callabl
         address = fleet.address_of(coordinator)
         for n in range(1, WORKERS + 1):
             fleet.worker(f"demo-worker-{n}", address, slots=SLOTS, allow_loopback=site is not None)
+        dashboard = fleet.dashboard(address)
         source = f"the demo shop at {site.base}" if site else "the given URLs"
         say(f"coordinator on {address}, {WORKERS} workers x {SLOTS} slots; scraping {source}; logs in {ns.log_dir}/")
+        dashboard_url = fleet.dashboard_url(dashboard)
+        say(f"dashboard on {dashboard_url}" if dashboard_url else f"the dashboard did not start; see {dashboard.log}")
         # The demo's own coordinator: plain loopback, no token.
         settings = CliSettings(coordinator=address, json=ctx.settings.json, call_timeout=ctx.settings.call_timeout)
         with open_client(settings) as client:
@@ -143,7 +146,7 @@ def scrape(ctx: Context, ns: argparse.Namespace, fleet: LocalFleet, say: Callabl
                 if more_hosts:
                     say(f"  ... and {more_hosts} more (crawlfleet hosts list)")
         if ns.keep_running:
-            keep_running(say, address, min(ids), fleet)
+            keep_running(say, address, min(ids), fleet, dashboard_url)
     finally:
         if site is not None:
             site.stop()
@@ -229,8 +232,12 @@ def follow(ctx: Context, client: Client, ids: list[int], deadline: float, fleet:
         time.sleep(POLL)
 
 
-def keep_running(say: Callable[[str], None], address: str, first_id: int, fleet: LocalFleet) -> None:
+def keep_running(
+    say: Callable[[str], None], address: str, first_id: int, fleet: LocalFleet, dashboard_url: str | None
+) -> None:
     say(f"\nthe coordinator keeps serving on {address} until Ctrl-C; try:")
+    if dashboard_url:
+        say(f"  open {dashboard_url} in a browser    # the dashboard")
     for line in example_commands(address, first_id, with_flag=True):
         say("  " + line)
     for name, url in fleet.metrics_urls().items():

@@ -58,12 +58,14 @@ def live_numbers(crawl: crawls_pb2.Crawl) -> dict[str, object]:
 
 
 def depth_series(crawl: crawls_pb2.Crawl) -> dict[str, list[int]]:
+    """Per depth, cumulative counts for bars drawn over each other: all jobs, those that ended
+    (fetched or failed), those fetched; the visible bands are then fetched, failed and pending."""
     depths = sorted(crawl.depths, key=lambda d: d.depth)
     return {
         "depth": [d.depth for d in depths],
-        "succeeded": [d.succeeded for d in depths],
-        "failed": [d.failed for d in depths],
-        "pending": [d.queued + d.leased for d in depths],
+        "total": [d.succeeded + d.failed + d.queued + d.leased for d in depths],
+        "ended": [d.succeeded + d.failed for d in depths],
+        "fetched": [d.succeeded for d in depths],
     }
 
 

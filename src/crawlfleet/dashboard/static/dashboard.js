@@ -53,14 +53,15 @@ function latencyChart(el, data) {
   return new uPlot({
     title: "Wait from due to lease (ms)",
     width: width(el), height: 220,
-    series: [{}, { label: "average", stroke: "#0b5cad", spanGaps: true },
-             { label: "max", stroke: "#8250df", dash: [4, 4], spanGaps: true }],
+    // Minutes without leases have no wait: points, so that a lone minute shows.
+    series: [{}, { label: "average", stroke: "#0b5cad", spanGaps: true, points: { show: true } },
+             { label: "max", stroke: "#8250df", dash: [4, 4], spanGaps: true, points: { show: true } }],
     axes: [{}, { label: "ms" }],
   }, [data.minute, data.wait_avg_ms, data.wait_max_ms], el);
 }
 
 function depthColumns(depths) {
-  return [depths.depth, depths.succeeded, depths.failed, depths.pending];
+  return [depths.depth, depths.total, depths.ended, depths.fetched];
 }
 
 function depthChart(el, depths) {
@@ -68,11 +69,12 @@ function depthChart(el, depths) {
   return new uPlot({
     title: "Jobs by depth",
     width: width(el), height: 220,
-    scales: { x: { time: false } },
+    // Cumulative series drawn over each other read as stacked bands: pending, failed, fetched.
+    scales: { x: { time: false, range: (u, min, max) => [min - 0.5, max + 0.5] } },
     series: [{ label: "depth" },
-             { label: "fetched", fill: "#1a7f3799", stroke: "#1a7f37", paths: bars },
-             { label: "failed", fill: "#c6282899", stroke: "#c62828", paths: bars },
-             { label: "pending", fill: "#0b5cad66", stroke: "#0b5cad", paths: bars }],
+             { label: "all jobs", fill: "#0b5cad55", stroke: "#0b5cad", paths: bars, points: { show: false } },
+             { label: "ended", fill: "#c62828aa", stroke: "#c62828", paths: bars, points: { show: false } },
+             { label: "fetched", fill: "#1a7f37", stroke: "#1a7f37", paths: bars, points: { show: false } }],
     axes: [{ label: "depth", incrs: [1] }, { label: "jobs" }],
   }, depthColumns(depths), el);
 }
