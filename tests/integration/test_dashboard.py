@@ -30,6 +30,7 @@ pytestmark = [
 # Generous: the machine may be shared with other test runs.
 UI_TIMEOUT_MS = 20_000
 SCREENSHOTS_ENV = "CRAWLFLEET_DASHBOARD_SCREENSHOTS"
+expect.set_options(timeout=UI_TIMEOUT_MS)
 
 
 @pytest.fixture
