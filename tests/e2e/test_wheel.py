@@ -188,6 +188,7 @@ async def test_installed_wheel_migrates_serves_and_finishes_a_job(
             return match.group(1) if match else None
 
         base = await eventually(dashboard_url, timeout=60, what="the dashboard to listen")
+        assert base is not None
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
             login = await http.get("/login")
             assert login.status_code == 200 and "crawlfleet token" in login.text

@@ -215,6 +215,19 @@ async def test_requeue_takes_a_confirmation_and_an_admin(fleet: Fleet, browser: 
     await expect(admin.locator(f"tr[data-job='{dead_id}']")).to_have_count(0)
     console.assert_clean("the admin's requeue")
 
+    # Cancelling the crawl takes a confirmation too; a viewer watching it sees it end live.
+    await viewer.goto(f"/crawls/{fleet.crawl_id}")
+    await expect(viewer.locator("h1 [data-live=state]")).to_have_text("running")
+    await admin.goto(f"/crawls/{fleet.crawl_id}")
+    await admin.get_by_role("link", name="Cancel this crawl…").click()
+    await admin.get_by_role("button", name="Cancel the crawl").click()
+    await expect(admin.get_by_test_id("note")).to_contain_text("crawl cancelled")
+    crawl = (await fleet.crawls.GetCrawl(crawls_pb2.GetCrawlRequest(crawl_id=fleet.crawl_id), metadata=md)).crawl
+    assert crawl.state == crawls_pb2.CRAWL_STATE_CANCELLED
+    await expect(viewer.locator("h1 [data-live=state]")).to_have_text("cancelled")
+    await expect(viewer.get_by_test_id("queued")).to_have_text(str(crawl.queued))
+    console.assert_clean("the crawl's cancel")
+
     # An action without the page's CSRF token is refused, whoever is signed in.
     other = fleet.dead_jobs[1]
     response = await admin.request.post("/dead/requeue", form={"job_id": str(other)})

@@ -121,9 +121,15 @@ async def crawl_events(request: Request) -> Response:
         try:
             async for update in stream:
                 yield sse("numbers", live_numbers(update.crawl))
+            # The stream ends with the crawl: the page stops listening rather than reconnect.
+            yield sse("end", {"message": ""})
         except grpc.aio.AioRpcError as error:
             problem = from_rpc_error(error)
             yield sse("problem", {"message": f"{problem.code}: {problem.message}"})
+        finally:
+            cancel = getattr(stream, "cancel", None)
+            if cancel is not None:
+                cancel()  # the browser went away: so does the coordinator's stream
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 

@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from crawlfleet.dashboard import present
 from crawlfleet.dashboard.gateway import DashboardError, Metadata, Stubs
-from crawlfleet.dashboard.web import call, int_param, render, session_of, settings, timeout
+from crawlfleet.dashboard.web import LoginRequired, call, int_param, render, session_of, settings, timeout
 from crawlfleet.v1 import admin_pb2
 
 ACTIVITY_MINUTES = 60
@@ -106,6 +106,9 @@ async def overview_events(request: Request) -> Response:
                 yield sse("numbers", live_numbers(await health(request)))
             except DashboardError as error:
                 yield sse("problem", {"message": f"{error.code or error.status}: {error.message}"})
+            except LoginRequired:
+                yield sse("end", {"message": "signed out: reload the page to sign in again"})
+                return
             await asyncio.sleep(interval)  # the pace of updates, not a wait for a condition
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})

@@ -30,6 +30,7 @@ function subscribe(source) {
   const events = new EventSource(source);
   events.addEventListener("numbers", (e) => applyNumbers(JSON.parse(e.data)));
   events.addEventListener("problem", (e) => showProblem(JSON.parse(e.data).message));
+  events.addEventListener("end", (e) => { events.close(); showProblem(JSON.parse(e.data).message); });
   // The browser reconnects by itself; say so while it does.
   events.onerror = () => showProblem("live updates interrupted: reconnecting…");
   window.addEventListener("pagehide", () => events.close());
