@@ -180,6 +180,13 @@ async def test_every_page_shows_what_the_admin_api_says(fleet: Fleet, browser: B
     assert await texts(page, "tr[data-job] td:nth-child(2)") == [str(i) for i in sorted(fleet.dead_jobs, reverse=True)]
     await expect(page.locator(f"tr[data-job='{fleet.dead_jobs[0]}']")).to_contain_text("http_4xx")
     await page.screenshot(path=screenshots / "dashboard-dead.png", full_page=True)
+    # Why the newest one died: its attempt's error, on its own page.
+    await page.get_by_role("link", name=str(fleet.dead_jobs[-1]), exact=True).click()
+    died = (await fleet.admin.GetJob(admin_pb2.GetJobRequest(job_id=fleet.dead_jobs[-1]), metadata=md)).job
+    await expect(page.get_by_test_id("last-error")).to_have_text(died.last_error)
+    await expect(page.get_by_test_id("attempt-error")).to_have_text(
+        f"{died.attempts[0].error_type}: {died.attempts[0].error_message}"
+    )
     console.assert_clean("the dead letter")
 
 
