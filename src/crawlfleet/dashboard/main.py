@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import sys
 from collections.abc import Sequence
@@ -59,5 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     shown = f"[{host}]" if ":" in host else host
     # The demo reads this line for the address.
     log.info("dashboard on %s://%s:%d/ for coordinators %s", scheme, shown, port, ",".join(settings.coordinators))
+    # uvicorn stops on SIGTERM/SIGINT, then raises the signal again for the handler it found: a
+    # handler that does nothing makes a stop on a signal exit 0, as the other programs do.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda signum, frame: None)
     server(settings).run(sockets=[sock])
+    log.info("stopped")
     return 0
