@@ -13,7 +13,9 @@ from crawlfleet.coordinator.security.auth import Role, TokenEntry
 from crawlfleet.coordinator.security.settings import SecuritySettings
 from crawlfleet.dashboard.gateway import Coordinators, DashboardError, Metadata, Stubs
 from crawlfleet.v1 import admin_pb2
+from crawlfleet.v1 import job_queue_pb2 as pb
 from tests.conftest import RunningCoordinator, StartCoordinator
+from tests.helpers import scrape
 from tests.integration.dashboard_fleet import TOKENS, serving_dashboard
 
 PRODUCER_TOKEN = "dash-producer"
@@ -95,3 +97,32 @@ async def test_signing_in(start_coordinator: StartCoordinator) -> None:
 
         await http.post("/logout")
         assert (await http.get("/")).status_code == 303
+
+
+async def test_resuming_a_paused_host_takes_an_admin_and_the_forms_csrf(start_coordinator: StartCoordinator) -> None:
+    coord = await with_tokens(start_coordinator)
+    admin_md = (("authorization", f"Bearer {TOKENS[Role.ADMIN]}"),)
+    await coord.queue.Enqueue(pb.EnqueueRequest(jobs=[scrape("http://held.example/a")]), metadata=admin_md)
+    await coord.admin.PauseHost(
+        admin_pb2.PauseHostRequest(host="held.example", reason="maintenance"), metadata=admin_md
+    )
+
+    async def paused() -> bool:
+        request = admin_pb2.GetHostRequest(host="held.example")
+        return (await coord.admin.GetHost(request, metadata=admin_md)).host.paused
+
+    async with serving_dashboard(coord) as base:
+        for role, status in ((Role.VIEWER, 403), (Role.ADMIN, 303)):
+            async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+                await http.post("/login", data={"token": TOKENS[role], "next": "/"})
+                listing = await http.get("/hosts?paused=1")
+                assert "operator: maintenance" in listing.text
+                csrf = re.search(r'name="csrf" value="([^"]+)"', listing.text)
+                assert csrf is not None
+                forged = await http.post("/hosts/resume", data={"host": "held.example"})
+                assert forged.status_code == 403 and "CSRF" in forged.text
+                assert await paused()
+                done = await http.post("/hosts/resume", data={"host": "held.example", "csrf": csrf.group(1)})
+                assert done.status_code == status, done.text
+                assert role is Role.ADMIN or "PERMISSION_DENIED" in done.text
+        assert not await paused()

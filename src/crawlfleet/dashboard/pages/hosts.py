@@ -7,8 +7,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from crawlfleet.dashboard.gateway import Metadata, Stubs
-from crawlfleet.dashboard.web import call, int_param, render, text_param, timeout
+from crawlfleet.dashboard.gateway import DashboardError, Metadata, Stubs
+from crawlfleet.dashboard.web import call, checked_form, int_param, redirect_with_note, render, text_param, timeout
 from crawlfleet.v1 import admin_pb2
 
 PAGE_SIZE = 50
@@ -32,4 +32,19 @@ async def hosts(request: Request) -> Response:
     return render(request, "hosts.html", query=query, hosts=found.hosts, next_page_token=found.next_page_token)
 
 
-ROUTES = [Route("/hosts", hosts)]
+async def resume(request: Request) -> Response:
+    """Ends a host's pause now, whoever paused it (admin): ResumeHost."""
+    form = await checked_form(request)
+    host = text_param(form, "host", max_length=300)
+    if not host:
+        raise DashboardError(400, "host: which host to resume")
+    wait = timeout(request)
+
+    async def rpc(stubs: Stubs, metadata: Metadata) -> admin_pb2.ResumeHostResponse:
+        return await stubs.admin.ResumeHost(admin_pb2.ResumeHostRequest(host=host), metadata=metadata, timeout=wait)
+
+    await call(request, rpc)
+    return redirect_with_note("/hosts", f"{host} resumed: its next lease probes it, one at a time")
+
+
+ROUTES = [Route("/hosts", hosts), Route("/hosts/resume", resume, methods=["POST"])]
