@@ -119,10 +119,10 @@ async def test_every_page_shows_what_the_admin_api_says(fleet: Fleet, browser: B
     assert host.pause_reason == f"operator: {PAUSE_REASON}"
     await expect(row.get_by_test_id("paused")).to_have_text("until resumed")
     await expect(row.get_by_test_id("queued")).to_have_text(str(host.queued))
+    await page.screenshot(path=screenshots / "dashboard-hosts.png", full_page=True)
     await page.get_by_label("paused only").check()
     await page.get_by_role("button", name="Filter").click()
-    assert await page.locator("tr[data-host]").count() == 1
-    await page.screenshot(path=screenshots / "dashboard-hosts.png", full_page=True)
+    await expect(page.locator("tr[data-host]")).to_have_count(1)
     console.assert_clean("the hosts page")
 
     # Crawls: the list and the running crawl's figures are GetCrawl's, the depth histogram drawn.
