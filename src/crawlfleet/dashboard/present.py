@@ -47,17 +47,25 @@ def duration(value: duration_pb2.Duration) -> str:
     return seconds_text(value.ToNanoseconds() / 1e9) if is_set(value) else NOTHING
 
 
+def _enum_name(enum: Any, value: int, prefix: str) -> str:
+    # A value added to the API after this dashboard was built shows as its number, not a 500.
+    try:
+        return str(enum.Name(value)).removeprefix(prefix).lower()
+    except ValueError:
+        return str(value)
+
+
 def job_state(value: int) -> str:
     """``JOB_STATE_DEAD`` -> ``dead``."""
-    return jobs_pb2.JobState.Name(value).removeprefix(PROTO_PREFIX).lower()  # type: ignore[arg-type]
+    return _enum_name(jobs_pb2.JobState, value, PROTO_PREFIX)
 
 
 def crawl_state(value: int) -> str:
-    return crawls_pb2.CrawlState.Name(value).removeprefix("CRAWL_STATE_").lower()  # type: ignore[arg-type]
+    return _enum_name(crawls_pb2.CrawlState, value, "CRAWL_STATE_")
 
 
 def render_mode(value: int) -> str:
-    return jobs_pb2.RenderMode.Name(value).removeprefix("RENDER_MODE_").lower()  # type: ignore[arg-type]
+    return _enum_name(jobs_pb2.RenderMode, value, "RENDER_MODE_")
 
 
 def byte_size(value: int) -> str:

@@ -52,6 +52,7 @@ def test_values_read_as_people_write_them() -> None:
     assert present.duration(duration_pb2.Duration(nanos=250_000_000)) == "250 ms"
     assert present.duration(duration_pb2.Duration(seconds=185)) == "3 min 5 s"
     assert present.job_state(jobs_pb2.JOB_STATE_DEAD) == "dead"
+    assert present.job_state(99) == "99"  # a state newer than this dashboard
     assert present.byte_size(2560) == "2.5 KiB"
     assert present.pretty_json('{"a":1}') == '{\n  "a": 1\n}'
     assert present.pretty_json("not json") == "not json"
