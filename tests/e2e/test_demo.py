@@ -49,7 +49,8 @@ async def test_demo_runs_and_its_summary_matches_the_database(db_dsn: str, db: a
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
-    assert "demo-worker-1 exited 0, demo-worker-2 exited 0, coordinator exited 0" in output
+    assert "demo-worker-1 exited 0, demo-worker-2 exited 0, dashboard exited 0, coordinator exited 0" in output
+    assert re.search(r"dashboard on http://127\.0\.0\.1:\d+/", output), output
     assert "the demo site expects" not in output, output  # every figure is what the site is built to give
     assert re.search(r"grpcurl -plaintext \S+ crawlfleet\.v1\.Admin/GetQueueStats", output)
     shown = figures(output)

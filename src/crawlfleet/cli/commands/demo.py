@@ -122,7 +122,7 @@ def demonstrate(ctx: Context, ns: argparse.Namespace, fleet: LocalFleet, say: Ca
     deadline = started + ns.timeout
     site = DemoSite() if not ns.urls else None
     try:
-        address = start_fleet(ns, fleet, site, say)
+        address, dashboard_url = start_fleet(ns, fleet, site, say)
         # The demo's own coordinator: plain loopback, no token.
         settings = CliSettings(coordinator=address, json=ctx.settings.json, call_timeout=ctx.settings.call_timeout)
         with open_client(settings) as client:
@@ -141,25 +141,30 @@ def demonstrate(ctx: Context, ns: argparse.Namespace, fleet: LocalFleet, say: Ca
         first_id = min((job.id for job in work.jobs), default=0)
         crawl_id = work.crawl.id if work.crawl is not None else None
         if ns.keep_running:
-            keep_running(say, address, first_id, crawl_id, fleet)
+            keep_running(say, address, first_id, crawl_id, fleet, dashboard_url)
     finally:
         if site is not None:
             site.stop()
     return DemoRun(address, first_id, crawl_id, summary, unfinished, hosts)
 
 
-def start_fleet(ns: argparse.Namespace, fleet: LocalFleet, site: DemoSite | None, say: Callable[[str], None]) -> str:
-    """The coordinator, the demo site and the workers (every process of the demo starts here);
-    the coordinator's address."""
+def start_fleet(
+    ns: argparse.Namespace, fleet: LocalFleet, site: DemoSite | None, say: Callable[[str], None]
+) -> tuple[str, str | None]:
+    """The coordinator, the demo site, the workers and the dashboard (every process of the demo
+    starts here); the coordinator's address and the dashboard's (None when it did not start)."""
     say("starting the coordinator (embedded PostgreSQL unless --database-url; the first start initializes it)...")
     coordinator = fleet.coordinator(database_url=ns.database_url, data_dir=ns.data_dir)
     base = site.start() if site else None  # while the coordinator starts
     address = fleet.address_of(coordinator)
     for n in range(1, WORKERS + 1):
         fleet.worker(f"demo-worker-{n}", address, slots=SLOTS, allow_loopback=site is not None)
+    dashboard = fleet.dashboard(address)
     source = f"the demo shop at {base}" if base else "the given URLs"
     say(f"coordinator on {address}, {WORKERS} workers x {SLOTS} slots; {source}; logs in {ns.log_dir}/")
-    return address
+    dashboard_url = fleet.dashboard_url(dashboard)
+    say(f"dashboard on {dashboard_url}" if dashboard_url else f"the dashboard did not start; see {dashboard.log}")
+    return address, dashboard_url
 
 
 def crawl_shop(

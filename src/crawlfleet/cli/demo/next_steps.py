@@ -17,9 +17,16 @@ DEFAULT_ADDRESS = "127.0.0.1:50051"
 
 
 def keep_running(
-    say: Callable[[str], None], address: str, first_id: int, crawl_id: int | None, fleet: LocalFleet
+    say: Callable[[str], None],
+    address: str,
+    first_id: int,
+    crawl_id: int | None,
+    fleet: LocalFleet,
+    dashboard_url: str | None,
 ) -> None:
     say(f"\nthe coordinator keeps serving on {address} until Ctrl-C; try:")
+    if dashboard_url:
+        say(f"  open {dashboard_url} in a browser    # the dashboard")
     for line in example_commands(address, first_id, crawl_id, with_flag=True):
         say("  " + line)
     for name, url in fleet.metrics_urls().items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from crawlfleet.coordinator.storage.admin_rows import (
+    ActivityMinute,
     Attempt,
     CancelOutcome,
     DeletedImage,
@@ -249,6 +250,7 @@ JOB_COUNT_REBUILD = statement("job_count_rebuild", returns=NoRows)
 JOB_COUNT_BY_KIND_STATE = statement("job_count_by_kind_state", returns=KindStateCount)
 QUEUE_HEALTH = statement("queue_health", returns=QueueHealth, params=("expiring_ms", "stuck_ms", "now"))
 WORKER_LIST_SEEN = statement("worker_list_seen", returns=WorkerRow, params=("since",))
+QUEUE_ACTIVITY_BY_MINUTE = statement("queue_activity_by_minute", returns=ActivityMinute, params=("since", "until"))
 # *_like: a LIKE pattern that matches a prefix literally.
 JOB_LIST_FILTERED = statement(
     "job_list_filtered",
