@@ -247,7 +247,12 @@ async def run(args: argparse.Namespace, site: BenchSite, log_dir: Path) -> dict[
     admin_dsn, db_name, dsn, postmaster = await create_bench_database("crawlfleet_bench")
     children: list[procs.Child] = []
     try:
-        coordinator, address = await procs.start_coordinator(dsn, [], log_dir=log_dir, cwd=REPO, timeout=START_TIMEOUT)
+        # Our own site: no per-host politeness, or the claim would pace the fleet and not the work.
+        concurrency = str(args.workers * args.slots)
+        flags = ["--host-concurrency", concurrency, "--host-delay-seconds", "0", "--no-obey-robots"]
+        coordinator, address = await procs.start_coordinator(
+            dsn, flags, log_dir=log_dir, cwd=REPO, timeout=START_TIMEOUT
+        )
         children.append(coordinator)
         workers = [start_worker(args, address, i, log_dir) for i in range(args.workers)]
         children.extend(workers)
