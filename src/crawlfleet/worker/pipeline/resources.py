@@ -1,6 +1,7 @@
 """What the scrape pipeline shares across the jobs of one worker: the guarded HTTP client, the
-browser pool and the image processor. The browser and the image pool start on first use, so a
-worker that never renders or sees an image never pays for them."""
+browser pool, the image processor and the images it has processed (by URL and by content). The
+browser and the image pool start on first use, so a worker that never renders or sees an image
+never pays for them."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from crawlfleet.worker.metrics import StageTimer
 from crawlfleet.worker.pipeline.browser import BrowserOptions, BrowserPool
 from crawlfleet.worker.pipeline.egress import EgressPolicy
 from crawlfleet.worker.pipeline.fetch import GuardedFetcher
-from crawlfleet.worker.pipeline.image_cache import ProcessedImageCache
+from crawlfleet.worker.pipeline.image_source import ImageSource
 from crawlfleet.worker.pipeline.images import ImageOptions, ImageProcessor
 from crawlfleet.worker.pipeline.settings import ScrapeSettings
 
@@ -39,7 +40,14 @@ class PipelineResources:
             max_bytes=settings.max_image_bytes,
         )
         self.images = ImageProcessor(self.image_options)
-        self.image_cache = ProcessedImageCache()
+        self.image_source = ImageSource(
+            self.fetcher,
+            self.images,
+            max_bytes=settings.max_image_bytes,
+            timeout=settings.image_timeout,
+            ttl=settings.image_cache_ttl,
+            cache_bytes=settings.image_cache_bytes,
+        )
 
     async def aclose(self) -> None:
         results = await asyncio.gather(
