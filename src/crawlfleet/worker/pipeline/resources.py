@@ -29,6 +29,7 @@ class PipelineResources:
                 pages_per_browser=settings.browser_pages_per_browser,
                 settle_timeout=settings.browser_settle_timeout,
                 block_resources=frozenset(settings.browser_block),
+                context_reuse=settings.browser_context_reuse,
                 user_agent=settings.user_agent,
                 max_concurrent_pages=max(1, min(slots, 4)),
             )

@@ -16,7 +16,9 @@ DEFAULT_USER_AGENT = "crawlfleet/0.1 (+https://github.com/crawlfleet)"
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
 DEFAULT_BROWSER_PAGES_PER_BROWSER = 100
 DEFAULT_BROWSER_SETTLE_TIMEOUT = 2.0
-DEFAULT_BROWSER_BLOCK = ("font", "media")
+# The image stage downloads a page's images itself: the browser loading them too is wasted work.
+DEFAULT_BROWSER_BLOCK = ("font", "media", "image")
+DEFAULT_BROWSER_CONTEXT_REUSE = 20
 DEFAULT_MAX_IMAGES = 20
 DEFAULT_IMAGE_CONCURRENCY = 4
 DEFAULT_MAX_IMAGE_BYTES = 15 * 1024 * 1024
@@ -47,6 +49,7 @@ class ScrapeSettings:
     browser_pages_per_browser: int = DEFAULT_BROWSER_PAGES_PER_BROWSER
     browser_settle_timeout: float = DEFAULT_BROWSER_SETTLE_TIMEOUT
     browser_block: tuple[str, ...] = DEFAULT_BROWSER_BLOCK
+    browser_context_reuse: int = DEFAULT_BROWSER_CONTEXT_REUSE
     max_images: int = DEFAULT_MAX_IMAGES
     image_concurrency: int = DEFAULT_IMAGE_CONCURRENCY
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
@@ -78,7 +81,18 @@ def add_scrape_flags(add: AddFlag) -> None:
         positive_float,
         "seconds a rendered page may take to go network-idle after load",
     )
-    add("--browser-block", ",".join(DEFAULT_BROWSER_BLOCK), comma_list, "resource types the browser does not load")
+    add(
+        "--browser-block",
+        ",".join(DEFAULT_BROWSER_BLOCK),
+        comma_list,
+        "resource types the browser does not load (Playwright's: image, font, media, stylesheet, script, ...)",
+    )
+    add(
+        "--browser-context-reuse",
+        str(DEFAULT_BROWSER_CONTEXT_REUSE),
+        positive_int,
+        "renders one browser context serves in turn, cleared of cookies and storage between them (1: a new one each)",
+    )
     add(
         "--max-images",
         str(DEFAULT_MAX_IMAGES),
@@ -132,6 +146,7 @@ def scrape_settings_from(ns: argparse.Namespace, *, allow_loopback: bool) -> Scr
         browser_pages_per_browser=ns.browser_pages_per_browser,
         browser_settle_timeout=ns.browser_settle_timeout,
         browser_block=ns.browser_block,
+        browser_context_reuse=ns.browser_context_reuse,
         max_images=ns.max_images,
         image_concurrency=ns.image_concurrency,
         max_image_bytes=ns.max_image_bytes,
