@@ -1,25 +1,38 @@
-"""Scrape throughput: one coordinator and W worker processes scraping a local site on loopback.
+"""Scrape throughput: one coordinator and W worker processes scraping a local site on loopback,
+and optionally Scrapy scraping the same pages in the same run.
 
     python bench/scrape.py --pages 300 --workers 2 [--slots 8] [--images-per-page 3] [--browser-pages 30]
+                           [--rounds 3] [--scrapy-python /tmp/scrapy-venv/bin/python] [--profile]
 
 The site (bench/site.py) serves generated product pages, each with text, links and K images drawn
 from a pool of distinct generated JPEGs and PNGs, so images repeat across pages and their dedupe
 matters. The database is DATABASE_URL's server if set, else an embedded PostgreSQL in
-.crawlfleet/bench-pg, with a fresh database for the run (dropped at the end). Phases, timed from the
-database clock (first attempt started to last job finished):
+.crawlfleet/bench-pg, with a fresh database for each round (dropped at its end). Phases, timed from
+the database clock (first attempt started to last job finished):
 
-0. warm-up (unless --no-warmup): a few HTTP and browser jobs one at a time, so that the workers'
-   image pools and browsers have started before anything is measured.
+0. warm-up (unless --no-warmup): a few HTTP and browser jobs one at a time, on pages under /warm/
+   whose images have URLs of their own, so that the workers' image pools and browsers have
+   started before anything is measured, and no image the measured pages show is cached yet.
 1. http_pages_per_s: N pages rendered with HTTP; images_per_s is the page images processed (with
    a sha256) in the same window.
 2. browser_pages_per_s: M other pages rendered in Chromium (their images are processed too).
 
-Progress goes to stdout; the last line is one JSON object with the figures. cpu_s_* are CPU seconds
-per process group over a phase (from /proc): `image_pool` is the workers' Python children (the
-image process pools), `browser` their other descendants (Playwright's driver and Chromium), `bench`
-includes the site's server, `other` is the rest of the host, i.e. the noise the figures suffered.
-With --profile, py-spy samples worker 0 and its image pool during each phase (this costs CPU: do
-not compare those figures with unprofiled runs).
+With --scrapy-python (a virtualenv with Scrapy and Pillow, see bench/scrapy_scrape.py), each round
+then runs Scrapy on the HTTP phase's N pages with CONCURRENT_REQUESTS = W x slots and its
+ImagesPipeline making 128 and 512 pixel thumbnails; rounds alternate crawlfleet and Scrapy. Each
+round starts fresh processes (so empty image caches) and Scrapy a fresh image store.
+
+Progress goes to stdout; the last line is one JSON object: medians, `ratio` (crawlfleet's HTTP
+pages/s median over Scrapy's), min/median/max per tool, and every round's figures. Per phase:
+cpu_s is CPU seconds per process group (from /proc): `image_pool` is the workers' Python children,
+`browser` their other descendants (Playwright's driver and Chromium), `bench` includes the site's
+server, `other` is the rest of the host, i.e. the noise the figures suffered. cpu_ms_per_page
+splits it by stage: the image pool, browser, coordinator and PostgreSQL by their processes; the
+workers' own CPU by py-spy samples of worker 0 (--profile; `worker_unsplit` without it) sorted into
+fetch, parse, images, grpc and other by the code on the stack (bench/stage_cpu.py).
+stage_wall_ms_per_page is the workers' own stage timers (crawlfleet_worker_stage_seconds, read from
+their metrics endpoints): wall time per page in each stage, waits included. --profile costs CPU: do
+not compare its pages/s with unprofiled runs.
 """
 
 # ruff: noqa: E402 (sys.path is fixed before the imports, see below)
