@@ -27,7 +27,7 @@ from playwright.async_api import Browser, Page, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-from crawlfleet.worker.pipeline.browser_contexts import ContextPool
+from crawlfleet.worker.pipeline.browser_contexts import ContextPool, PooledContext
 from crawlfleet.worker.pipeline.browser_errors import (
     BrowserCrashed,
     BrowserError,
@@ -130,6 +130,8 @@ class BrowserPool:
         self._playwright: Playwright | None = None
         self._current: _Generation | None = None
         self._generations: set[_Generation] = set()
+        # Contexts being cleared for their next render: off the render's page slot and its job.
+        self._cleanups: set[asyncio.Task[None]] = set()
         self._launches = 0
         self._closed = False
         self.restarts = 0
@@ -177,9 +179,14 @@ class BrowserPool:
                 if generation.retired and generation.in_flight == 0:
                     await self._close_generation(generation)
 
+    async def cleared(self) -> None:
+        """Until the contexts of finished renders are cleared (or closed), e.g. to count them in tests."""
+        await asyncio.gather(*self._cleanups, return_exceptions=True)
+
     async def aclose(self) -> None:
         """Close the browser and stop Playwright; safe to call twice."""
         self._closed = True
+        await self.cleared()
         async with self._launch_lock:
             self._current = None
             for generation in list(self._generations):
@@ -276,13 +283,17 @@ class BrowserPool:
             for pending in state.fetches:
                 pending.cancel()
             await asyncio.gather(*state.fetches, return_exceptions=True)
-            answered = True
             if pooled is not None:
-                answered = await generation.contexts.give_back(
-                    pooled, page, reusable=reusable and not generation.retired
-                )
-            if not answered:
-                self._retire(generation)
+                cleanup = asyncio.create_task(self._give_back(generation, pooled, page, reusable=reusable))
+                self._cleanups.add(cleanup)
+                cleanup.add_done_callback(self._cleanups.discard)
+
+    async def _give_back(
+        self, generation: _Generation, pooled: PooledContext, page: Page | None, *, reusable: bool
+    ) -> None:
+        """Clear the context for its next render, or close it; retire a browser that did not answer."""
+        if not await generation.contexts.give_back(pooled, page, reusable=reusable and not generation.retired):
+            self._retire(generation)
 
     async def _watch(
         self, navigation: Awaitable[RenderedPage], crashed: asyncio.Future[str], timeout: float
