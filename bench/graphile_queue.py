@@ -174,7 +174,8 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
             await wait_drained(db, workers, args.timeout)
             cpu_drain = meter.read()
             span = float(await db.fetchval(SPAN_QUERY))
-            say(f"phase 2: {args.jobs} jobs locked->completed in {span:.2f}s ({args.jobs / span:,.0f}/s), CPU s {cpu_drain}")
+            rate = args.jobs / span
+            say(f"phase 2: {args.jobs} jobs locked->completed in {span:.2f}s ({rate:,.0f}/s), CPU s {cpu_drain}")
         finally:
             await db.close()
         await procs.stop_all(workers, STOP_TIMEOUT)
