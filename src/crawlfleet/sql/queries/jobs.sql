@@ -68,9 +68,14 @@ WHERE dedupe_key = ANY($1::text[]) AND state IN ('queued', 'leased');
 -- Params: worker_id, max_jobs, kinds (empty = any), lease length in ms, now, the caller's
 -- principal (NULL without auth; the lease is bound to it), the fleet's default host
 -- concurrency, delay in ms and robots.txt rule, how often a saturated host is looked at again (ms).
+-- A claim that leased jobs commits without waiting for its WAL to reach disk (synchronous_commit
+-- off for this transaction only): one lost in a crash is safe, as its lease token is then unknown,
+-- so the worker's Complete is refused and the job is leased again; and every later commit that
+-- depends on it (a Complete) flushes the WAL up to itself, the claim included.
 SELECT id, kind, spec, attempt, max_attempts, lease_token, lease_expires_at, host, fetch_robots, robots_version
 FROM crawlfleet_claim($1::text, $2::integer, $3::text[], $4::integer, $5::timestamptz, $6::text,
-                      $7::integer, $8::integer, $9::boolean, $10::integer);
+                      $7::integer, $8::integer, $9::boolean, $10::integer)
+WHERE set_config('synchronous_commit', 'off', true) = 'off';
 
 -- name: host_next_ready
 -- When the next host with queued work becomes ready (NULL: none waits): an idle Lease sleeps
