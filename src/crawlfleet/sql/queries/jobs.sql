@@ -135,31 +135,32 @@ WHERE j.state IN ('leased', 'succeeded')
 
 -- name: job_complete_if_leased_many
 -- Completes the jobs, all or nothing: only if every one is still leased under its token does it
--- mark them succeeded and close their attempts; otherwise it changes nothing and returns no
--- rows, and the caller finds out which were replays and which were lost. A lease bound to another
--- principal counts as not held ($5: the caller's; NULL without auth skips the check).
+-- mark them succeeded and close their attempts. If none is, it changes nothing and returns no
+-- rows; if some are and some are not, it fails with crawlfleet_lease_not_held_v1's error, which
+-- undoes the whole statement. Either way the caller then finds out which were replays and which
+-- were lost. The UPDATE locks each row as it changes it: no separate locking pass (a row lock
+-- written to the WAL for every job). A lease bound to another principal counts as not held ($5:
+-- the caller's; NULL without auth skips the check).
 -- Params: job ids, lease tokens, results, now, principal.
 WITH input AS (
     SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bytea[]) AS t(job_id, lease_token, result)
-), held AS (
-    SELECT j.id, j.lease_token, input.result
-    FROM jobs AS j JOIN input ON j.id = input.job_id AND j.lease_token = input.lease_token
-    WHERE j.id = ANY($1::bigint[])  -- lets the planner walk the primary key
-      AND j.state = 'leased'
-      AND ($5::text IS NULL OR j.lease_principal = $5::text)
-    ORDER BY j.id
-    FOR UPDATE OF j
-), complete AS (
-    SELECT * FROM held WHERE (SELECT count(*) FROM held) = cardinality($1::bigint[])
 ), completed AS (
     UPDATE jobs AS j
     SET state = 'succeeded',
         finished_at = coalesce($4::timestamptz, now()),
         lease_expires_at = NULL,
-        result = complete.result
-    FROM complete
-    WHERE j.id = complete.id
-    RETURNING j.id, j.kind, j.host, j.crawl_id, j.depth
+        result = input.result
+    FROM input
+    WHERE j.id = input.job_id AND j.lease_token = input.lease_token
+      AND j.id = ANY($1::bigint[])  -- lets the planner walk the primary key, which
+      -- only it can: "leased" as a range is no partial index's predicate (see jobs_host_leased),
+      -- so the leases in flight (jobs_lease_expiry) are never walked for a batch of them
+      AND j.state >= 'leased' AND j.state <= 'leased'
+      AND ($5::text IS NULL OR j.lease_principal = $5::text)
+    RETURNING j.id, j.lease_token, j.kind, j.host, j.crawl_id, j.depth
+), all_held AS (
+    SELECT CASE WHEN (SELECT count(*) FROM completed) = cardinality($1::bigint[]) THEN true
+                ELSE crawlfleet_lease_not_held_v1() END AS ok
 ), counted AS (
     INSERT INTO job_count_deltas (kind, state, delta)
     SELECT kind, state, n
@@ -168,8 +169,8 @@ WITH input AS (
 ), history AS (
     UPDATE job_attempts AS a
     SET finished_at = greatest(a.started_at, coalesce($4::timestamptz, now())), outcome = 'succeeded'
-    FROM complete
-    WHERE a.job_id = complete.id AND a.lease_token = complete.lease_token
+    FROM completed
+    WHERE a.job_id = completed.id AND a.lease_token = completed.lease_token
 ), host_rows AS (
     -- Only hosts a success changes are written (most completes touch no host row): one at its
     -- concurrency limit now has a free slot; a failing one has recovered (the breaker closes).
@@ -201,7 +202,8 @@ SELECT id,
                 WHERE hosts_freed.ready_at <= coalesce($4::timestamptz, now()) HAVING count(*) > 0) AS ready)
            AS hosts_notified,
        crawl_id, depth
-FROM completed;
+FROM completed
+WHERE (SELECT ok FROM all_held);
 
 -- name: host_adapt_delay
 -- Adaptive delay (AutoThrottle's rule): each host's delay moves halfway towards its latest
