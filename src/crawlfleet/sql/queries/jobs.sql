@@ -151,10 +151,10 @@ WITH input AS (
         lease_expires_at = NULL,
         result = input.result
     FROM input
+    -- One probe of the primary key per job. "leased" is written as a range, which no partial
+    -- index's predicate matches (see jobs_host_leased), so the leases in flight
+    -- (jobs_lease_expiry) are never walked for a batch of them.
     WHERE j.id = input.job_id AND j.lease_token = input.lease_token
-      AND j.id = ANY($1::bigint[])  -- lets the planner walk the primary key, which
-      -- only it can: "leased" as a range is no partial index's predicate (see jobs_host_leased),
-      -- so the leases in flight (jobs_lease_expiry) are never walked for a batch of them
       AND j.state >= 'leased' AND j.state <= 'leased'
       AND ($5::text IS NULL OR j.lease_principal = $5::text)
     RETURNING j.id, j.lease_token, j.kind, j.host, j.crawl_id, j.depth
