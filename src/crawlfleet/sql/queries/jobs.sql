@@ -144,19 +144,34 @@ WHERE j.state IN ('leased', 'succeeded')
 -- Params: job ids, lease tokens, results, now, principal.
 WITH input AS (
     SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bytea[]) AS t(job_id, lease_token, result)
+), held AS MATERIALIZED (
+    -- The leases of the batch held as this statement's snapshot sees them, one probe of the
+    -- primary key per job: the lateral subquery (kept apart by OFFSET 0) is run for each input
+    -- row, so no statistics can turn this into a join that compares every input row with every
+    -- lease. "leased" is written as a range, as in jobs_host_leased's predicate: no partial index
+    -- can then answer it, and the leases in flight (jobs_lease_expiry) are never walked per job.
+    SELECT found.row_id, found.id, found.lease_token, input.result
+    FROM input
+    CROSS JOIN LATERAL (
+        SELECT j.ctid AS row_id, j.id, j.lease_token
+        FROM jobs AS j
+        WHERE j.id = input.job_id AND j.lease_token = input.lease_token
+          AND j.state >= 'leased' AND j.state <= 'leased'
+          AND ($5::text IS NULL OR j.lease_principal = $5::text)
+        OFFSET 0
+    ) AS found
 ), completed AS (
+    -- Each row found above, by its address. The row lock is taken here; a row changed since the
+    -- snapshot (its lease reaped, say) is checked again on its latest version, fails the
+    -- conditions on id, token and state, and is left out: all_held then undoes the batch.
     UPDATE jobs AS j
     SET state = 'succeeded',
         finished_at = coalesce($4::timestamptz, now()),
         lease_expires_at = NULL,
-        result = input.result
-    FROM input
-    -- One probe of the primary key per job. "leased" is written as a range, which no partial
-    -- index's predicate matches (see jobs_host_leased), so the leases in flight
-    -- (jobs_lease_expiry) are never walked for a batch of them.
-    WHERE j.id = input.job_id AND j.lease_token = input.lease_token
-      AND j.state >= 'leased' AND j.state <= 'leased'
-      AND ($5::text IS NULL OR j.lease_principal = $5::text)
+        result = held.result
+    FROM held
+    WHERE j.ctid = held.row_id
+      AND j.id = held.id AND j.lease_token = held.lease_token AND j.state >= 'leased' AND j.state <= 'leased'
     RETURNING j.id, j.lease_token, j.kind, j.host, j.crawl_id, j.depth
 ), all_held AS (
     SELECT CASE WHEN (SELECT count(*) FROM completed) = cardinality($1::bigint[]) THEN true
