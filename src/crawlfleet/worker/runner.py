@@ -414,9 +414,8 @@ class Worker:
 
 
 def unreported_bound(settings: WorkerSettings) -> int:
-    """How many finished jobs may wait for their Complete: enough for two full batches (one in
-    flight, one filling)."""
-    return max(MIN_UNREPORTED_BOUND, settings.slots, 2 * settings.complete_batch_max)
+    """How many finished jobs may wait for their Complete: enough for full batches in flight."""
+    return max(MIN_UNREPORTED_BOUND, settings.slots, 10 * settings.complete_batch_max)
 
 
 def egress_summary(settings: WorkerSettings) -> str:
