@@ -71,7 +71,13 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "read and acted on through the coordinators' Admin API with each user's own token.",
     )
     flags = EnvFlags(parser, env)
-    flags.add("--listen", DEFAULT_LISTEN, "HOST:PORT the dashboard serves HTTP on", type=_listen)
+    flags.add(
+        "--listen",
+        DEFAULT_LISTEN,
+        "HOST:PORT the dashboard serves HTTP on",
+        type=_listen,
+        variable="CRAWLFLEET_DASHBOARD_LISTEN",  # CRAWLFLEET_LISTEN is the coordinator's
+    )
     flags.add(
         "--coordinators",
         DEFAULT_COORDINATORS,

@@ -14,11 +14,17 @@ from crawlfleet.v1 import jobs_pb2
 
 def test_flags_and_variables() -> None:
     settings = settings_from_args(
-        ["--coordinators", "a:1, b:2", "--anonymous"], {"CRAWLFLEET_LISTEN": "0.0.0.0:9000", "CRAWLFLEET_TOKEN": "x"}
+        ["--coordinators", "a:1, b:2", "--anonymous"],
+        {"CRAWLFLEET_DASHBOARD_LISTEN": "0.0.0.0:9000", "CRAWLFLEET_TOKEN": "x"},
     )
     assert settings.coordinators == ("a:1", "b:2")
     assert settings.anonymous and settings.host_port == ("0.0.0.0", 9000)
     assert settings.security.token is None  # each user's own token is sent, never the process's
+
+
+def test_the_coordinators_listen_variable_is_not_the_dashboards() -> None:
+    settings = settings_from_args([], {"CRAWLFLEET_LISTEN": "0.0.0.0:50051"})
+    assert settings.host_port == ("127.0.0.1", 8470)
 
 
 @pytest.mark.parametrize(
