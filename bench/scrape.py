@@ -1,25 +1,38 @@
-"""Scrape throughput: one coordinator and W worker processes scraping a local site on loopback.
+"""Scrape throughput: one coordinator and W worker processes scraping a local site on loopback,
+and optionally Scrapy scraping the same pages in the same run.
 
     python bench/scrape.py --pages 300 --workers 2 [--slots 8] [--images-per-page 3] [--browser-pages 30]
+                           [--rounds 3] [--scrapy-python /tmp/scrapy-venv/bin/python] [--profile]
 
 The site (bench/site.py) serves generated product pages, each with text, links and K images drawn
 from a pool of distinct generated JPEGs and PNGs, so images repeat across pages and their dedupe
 matters. The database is DATABASE_URL's server if set, else an embedded PostgreSQL in
-.crawlfleet/bench-pg, with a fresh database for the run (dropped at the end). Phases, timed from the
-database clock (first attempt started to last job finished):
+.crawlfleet/bench-pg, with a fresh database for each round (dropped at its end). Phases, timed from
+the database clock (first attempt started to last job finished):
 
-0. warm-up (unless --no-warmup): a few HTTP and browser jobs one at a time, so that the workers'
-   image pools and browsers have started before anything is measured.
+0. warm-up (unless --no-warmup): a few HTTP and browser jobs one at a time, on pages under /warm/
+   whose images have URLs of their own, so that the workers' image pools and browsers have
+   started before anything is measured, and no image the measured pages show is cached yet.
 1. http_pages_per_s: N pages rendered with HTTP; images_per_s is the page images processed (with
    a sha256) in the same window.
 2. browser_pages_per_s: M other pages rendered in Chromium (their images are processed too).
 
-Progress goes to stdout; the last line is one JSON object with the figures. cpu_s_* are CPU seconds
-per process group over a phase (from /proc): `image_pool` is the workers' Python children (the
-image process pools), `browser` their other descendants (Playwright's driver and Chromium), `bench`
-includes the site's server, `other` is the rest of the host, i.e. the noise the figures suffered.
-With --profile, py-spy samples worker 0 and its image pool during each phase (this costs CPU: do
-not compare those figures with unprofiled runs).
+With --scrapy-python (a virtualenv with Scrapy and Pillow, see bench/scrapy_scrape.py), each round
+then runs Scrapy on the HTTP phase's N pages with CONCURRENT_REQUESTS = W x slots and its
+ImagesPipeline making 128 and 512 pixel thumbnails; rounds alternate crawlfleet and Scrapy. Each
+round starts fresh processes (so empty image caches) and Scrapy a fresh image store.
+
+Progress goes to stdout; the last line is one JSON object: medians, `ratio` (crawlfleet's HTTP
+pages/s median over Scrapy's), min/median/max per tool, and every round's figures. Per phase:
+cpu_s is CPU seconds per process group (from /proc): `image_pool` is the workers' Python children,
+`browser` their other descendants (Playwright's driver and Chromium), `bench` includes the site's
+server, `other` is the rest of the host, i.e. the noise the figures suffered. cpu_ms_per_page
+splits it by stage: the image pool, browser, coordinator and PostgreSQL by their processes; the
+workers' own CPU by py-spy samples of worker 0 (--profile; `worker_unsplit` without it) sorted into
+fetch, parse, images, grpc and other by the code on the stack (bench/stage_cpu.py).
+stage_wall_ms_per_page is the workers' own stage timers (crawlfleet_worker_stage_seconds, read from
+their metrics endpoints): wall time per page in each stage, waits included. --profile costs CPU: do
+not compare its pages/s with unprofiled runs.
 """
 
 # ruff: noqa: E402 (sys.path is fixed before the imports, see below)
@@ -37,8 +50,11 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import shutil
 import signal
+import socket
+import statistics
 import subprocess
 import tempfile
 import time
@@ -49,7 +65,7 @@ import asyncpg
 import grpc
 from google.protobuf.duration_pb2 import Duration
 
-from bench import procs
+from bench import procs, stage_cpu
 from bench.queue import create_bench_database, drop_bench_database, say, wait_all_succeeded
 from bench.site import BenchSite
 from crawlfleet.v1 import job_queue_pb2 as pb
@@ -105,17 +121,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--browser-settle-timeout", type=float, default=2.0, help="the workers' flag of that name")
     parser.add_argument("--warmup", action=argparse.BooleanOptionalAction, default=True, help="phase 0")
     parser.add_argument("--timeout", type=float, default=600.0, help="bound on each phase, seconds")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each tool, alternating")
+    parser.add_argument("--scrapy-python", help="a Python with Scrapy: also scrape the HTTP phase's pages with Scrapy")
     parser.add_argument("--profile", action="store_true", help="py-spy record worker 0 during each phase")
     parser.add_argument("--worker-log-level", default="WARNING", help="the workers' --log-level")
     parser.add_argument("--worker-arg", action="append", default=[], help="extra worker flag, e.g. =--max-images=1")
     return parser.parse_args()
 
 
-def job_specs(site: BenchSite, indexes: range, mode: str, query: str = "") -> list[jobs_pb2.JobSpec]:
+def job_specs(
+    site: BenchSite, indexes: range, mode: str, query: str = "", warm: bool = False
+) -> list[jobs_pb2.JobSpec]:
+    url = site.warm_url if warm else site.url
     return [
-        jobs_pb2.JobSpec(
-            scrape=jobs_pb2.ScrapeSpec(url=site.url(i, query), render=RENDER[mode]), retry_policy=RETRY_POLICY
-        )
+        jobs_pb2.JobSpec(scrape=jobs_pb2.ScrapeSpec(url=url(i, query), render=RENDER[mode]), retry_policy=RETRY_POLICY)
         for i in indexes
     ]
 
@@ -164,12 +183,13 @@ def cpu_groups(coordinator: procs.Child, workers: list[procs.Child]) -> Callable
 
 
 def start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
-    """py-spy recording pid and its children (the image pool) in collapsed-stack format."""
+    """py-spy recording pid in collapsed-stack format (its image pool is measured from /proc)."""
     py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if py_spy is None:
         say("  --profile: py-spy not found, not profiling")
         return None
-    argv = [py_spy, "record", "--pid", str(pid), "--subprocesses", "--format", "raw", "--rate", "100", "-o", str(out)]
+    # --gil: only the thread running Python counts; py-spy takes threads blocked in C for busy ones.
+    argv = [py_spy, "record", "--pid", str(pid), "--gil", "--format", "raw", "--rate", "100", "-o", str(out)]
     with out.with_suffix(".log").open("wb") as log:
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
 
@@ -192,12 +212,16 @@ async def run_phase(
     children: list[procs.Child],
     meter: procs.CpuMeter,
     profile_pid: int | None,
+    metrics_urls: list[str],
     log_dir: Path,
     timeout: float,
+    round_index: int,
 ) -> tuple[list[int], dict[str, Any]]:
     """Enqueue a phase's jobs (ids_of), wait for all of them, and read its figures from the database."""
-    profiler = start_profiler(profile_pid, log_dir / f"profile-{name}.txt") if profile_pid else None
+    profile = log_dir / f"profile-{name}-{round_index}.txt"
+    profiler = start_profiler(profile_pid, profile) if profile_pid else None
     try:
+        stages_before = [stage_cpu.stage_seconds(url) for url in metrics_urls]
         meter.start()
         started = time.perf_counter()
         ids = await ids_of()
@@ -205,8 +229,16 @@ async def run_phase(
         await wait_done(db, children, total, timeout)
         wall_s = time.perf_counter() - started
         cpu = meter.read()
+        stages_after = [stage_cpu.stage_seconds(url) for url in metrics_urls]
     finally:
         stop_profiler(profiler)
+    stage_wall = {
+        stage: sum(
+            after.get(stage, 0.0) - before.get(stage, 0.0)
+            for before, after in zip(stages_before, stages_after, strict=True)
+        )
+        for stage in stages_after[0]
+    }
     row = await db.fetchrow(PHASE_QUERY, ids, name)
     images = await db.fetchrow(PHASE_IMAGES_QUERY, ids)
     assert row is not None and images is not None
@@ -228,28 +260,48 @@ async def run_phase(
         "job_s_p90": round(job_p90, 3),
         "retried": row["retried"],
         "cpu_s": cpu,
+        # Wall time in each stage, summed over the jobs (they overlap): where a job waits.
+        "stage_wall_ms_per_page": stage_cpu.per_page_ms(stage_wall, len(ids)),
+        # CPU by stage; the workers' own share is split only with --profile.
+        "cpu_ms_per_page": stage_cpu.split_cpu(cpu, stage_cpu.samples_by_stage(profile), len(ids)),
     }
     say(
         f"{name}: {len(ids)} pages in {span:.2f}s ({figures['pages_per_s']}/s), {images['processed']} images"
         f" ({figures['images_per_s']}/s), job p50 {job_p50:.3f}s p90 {job_p90:.3f}s, CPU s {cpu}"
     )
+    say(f"  CPU ms/page by stage {figures['cpu_ms_per_page']}; wall ms/page {figures['stage_wall_ms_per_page']}")
     return ids, figures
 
 
-def start_worker(args: argparse.Namespace, address: str, index: int, log_dir: Path) -> procs.Child:
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_worker(args: argparse.Namespace, address: str, index: int, log_dir: Path, metrics_port: int) -> procs.Child:
     argv = ["-m", "crawlfleet.worker", "--coordinator", address, "--allow-loopback", "--kinds", "scrape"]
     argv += ["--slots", str(args.slots), "--worker-id", f"bench-{os.getpid()}-{index}"]
+    argv += ["--metrics-listen", f"127.0.0.1:{metrics_port}"]
     argv += ["--browser-settle-timeout", str(args.browser_settle_timeout), "--log-level", args.worker_log_level]
     return procs.start_python(f"worker-{index}", [*argv, *args.worker_arg], log_dir=log_dir, cwd=REPO)
 
 
-async def run(args: argparse.Namespace, site: BenchSite, log_dir: Path) -> dict[str, Any]:
+async def crawlfleet_round(
+    args: argparse.Namespace, site: BenchSite, log_dir: Path, round_index: int
+) -> dict[str, Any]:
     admin_dsn, db_name, dsn, postmaster = await create_bench_database("crawlfleet_bench")
     children: list[procs.Child] = []
     try:
-        coordinator, address = await procs.start_coordinator(dsn, [], log_dir=log_dir, cwd=REPO, timeout=START_TIMEOUT)
+        # Our own site: no per-host politeness, or the claim would pace the fleet and not the work.
+        concurrency = str(args.workers * args.slots)
+        flags = ["--host-concurrency", concurrency, "--host-delay-seconds", "0", "--no-obey-robots"]
+        coordinator, address = await procs.start_coordinator(
+            dsn, flags, log_dir=log_dir, cwd=REPO, timeout=START_TIMEOUT
+        )
         children.append(coordinator)
-        workers = [start_worker(args, address, i, log_dir) for i in range(args.workers)]
+        metrics_ports = [free_port() for _ in range(args.workers)]
+        workers = [start_worker(args, address, i, log_dir, metrics_ports[i]) for i in range(args.workers)]
         children.extend(workers)
         db = await asyncpg.connect(dsn, timeout=START_TIMEOUT)
         channel = grpc.aio.insecure_channel(address)
@@ -261,9 +313,10 @@ async def run(args: argparse.Namespace, site: BenchSite, log_dir: Path) -> dict[
             if args.warmup:
                 # One job per call, so that each idle worker's long-poll gets a share.
                 # Distinct URLs: the queue dedupes live jobs by URL.
-                specs = job_specs(site, range(2 * args.workers), "http", "warm=http")
+                # Pages and images under /warm/: the measured pages find no image cached by the warm-up.
+                specs = job_specs(site, range(2 * args.workers), "http", "warm=http", warm=True)
                 if args.browser_pages:
-                    specs += job_specs(site, range(2 * args.workers), "browser", "warm=browser")
+                    specs += job_specs(site, range(2 * args.workers), "browser", "warm=browser", warm=True)
                 warm_ids = await enqueue(stub, specs, 1)
                 await wait_done(db, children, len(warm_ids), args.timeout)
                 spread = {r["worker_id"]: r["n"] for r in await db.fetch(WORKER_SPREAD_QUERY, warm_ids)}
@@ -277,6 +330,8 @@ async def run(args: argparse.Namespace, site: BenchSite, log_dir: Path) -> dict[
                 "log_dir": log_dir,
                 "timeout": args.timeout,
                 "profile_pid": workers[0].pid if args.profile else None,
+                "metrics_urls": [f"http://127.0.0.1:{port}/metrics" for port in metrics_ports],
+                "round_index": round_index,
             }
             http_specs = job_specs(site, range(args.pages), "http")
             _, http = await run_phase("http", lambda: enqueue(stub, http_specs, ENQUEUE_BATCH), **phase)
@@ -317,10 +372,97 @@ async def run(args: argparse.Namespace, site: BenchSite, log_dir: Path) -> dict[
         await drop_bench_database(admin_dsn, db_name)
 
 
+async def scrapy_round(args: argparse.Namespace, site: BenchSite, log_dir: Path, round_index: int) -> dict[str, Any]:
+    """bench/scrapy_scrape.py on the HTTP phase's pages, with as many requests in flight as the fleet's slots."""
+    out = Path(tempfile.mkdtemp(prefix="scrapy-scrape-", dir=log_dir))
+    argv = [args.scrapy_python, str(REPO / "bench" / "scrapy_scrape.py"), "--base", site.base]
+    argv += ["--pages", str(args.pages), "--concurrency", str(args.workers * args.slots), "--out", str(out)]
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    host_before = procs.host_busy_seconds()
+    log_path = log_dir / f"scrapy-{round_index}.log"
+    with log_path.open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log
+        )
+        try:
+            stdout, _ = await asyncio.wait_for(proc.communicate(), args.timeout)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    lines = stdout.decode(errors="replace").strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"scrapy exited {proc.returncode}; see {log_path} and {out / 'scrapy.log'}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    if result["pages"] != args.pages:
+        raise RuntimeError(f"scrapy scraped {result['pages']} of {args.pages} pages; see {out / 'scrapy.log'}")
+    cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
+    host = procs.host_busy_seconds() - host_before
+    result["cpu_s"] = {"scrapy": round(cpu, 2), "other": round(max(host - cpu, 0.0), 2)}
+    result["cpu_ms_per_page"] = round(1000 * cpu / result["pages"], 2)
+    say(
+        f"scrapy: {result['pages']} pages in {result['span_s']}s ({result['pages_per_s']}/s),"
+        f" {result['images']} images, {result['image_downloads']} downloads, CPU s {result['cpu_s']}"
+    )
+    shutil.rmtree(out / "images", ignore_errors=True)
+    return result
+
+
+def spread(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {"min": min(values), "median": round(statistics.median(values), 2), "max": max(values)}
+
+
+def fleet_cpu_ms_per_page(round_figures: dict[str, Any]) -> float:
+    """The fleet's own CPU for the HTTP phase: coordinator, workers, image pools and PostgreSQL."""
+    cpu = round_figures["http"]["cpu_s"]
+    own = sum(float(cpu[group]) for group in ("coordinator", "workers", "image_pool", "browser", "postgres"))
+    return round(1000 * own / int(round_figures["pages"]), 2)
+
+
+async def run(args: argparse.Namespace, site: BenchSite, log_dir: Path) -> dict[str, Any]:
+    """Rounds of crawlfleet and Scrapy, alternating; the figures of each and their spread."""
+    ours: list[dict[str, Any]] = []
+    theirs: list[dict[str, Any]] = []
+    for index in range(args.rounds):
+        say(f"round {index + 1} of {args.rounds}: crawlfleet")
+        ours.append(await crawlfleet_round(args, site, log_dir, index))
+        if args.scrapy_python:
+            say(f"round {index + 1} of {args.rounds}: scrapy")
+            theirs.append(await scrapy_round(args, site, log_dir, index))
+    http = spread([r["http_pages_per_s"] for r in ours])
+    browser = spread([r["browser_pages_per_s"] for r in ours if r["browser_pages_per_s"] is not None])
+    scrapy = spread([r["pages_per_s"] for r in theirs])
+    assert http is not None
+    last = ours[-1]
+    return {
+        "http_pages_per_s": http["median"],
+        "browser_pages_per_s": browser["median"] if browser else None,
+        "scrapy_pages_per_s": scrapy["median"] if scrapy else None,
+        "ratio": round(http["median"] / scrapy["median"], 2) if scrapy else None,
+        "crawlfleet": {
+            "http_pages_per_s": http,
+            "browser_pages_per_s": browser,
+            "images_per_s": spread([r["images_per_s"] for r in ours]),
+            "cpu_ms_per_page": spread([fleet_cpu_ms_per_page(r) for r in ours]),
+        },
+        "scrapy": {
+            "pages_per_s": scrapy,
+            "images_per_s": spread([r["images_per_s"] for r in theirs]),
+            "cpu_ms_per_page": spread([r["cpu_ms_per_page"] for r in theirs]),
+        },
+        **{key: last[key] for key in ("pages", "browser_pages", "workers", "slots", "images_per_page", "image_pool")},
+        **{key: last[key] for key in ("browser_settle_timeout", "warmup", "worker_args", "site")},
+        "rounds": {"crawlfleet": ours, "scrapy": theirs},
+    }
+
+
 def main() -> None:
     args = parse_args()
-    if min(args.pages, args.workers, args.slots, args.image_pool) < 1:
-        sys.exit("--pages, --workers, --slots and --image-pool must be at least 1")
+    if min(args.pages, args.workers, args.slots, args.image_pool, args.rounds) < 1:
+        sys.exit("--pages, --workers, --slots, --image-pool and --rounds must be at least 1")
     if min(args.images_per_page, args.browser_pages) < 0:
         sys.exit("--images-per-page and --browser-pages must not be negative")
     log_dir = Path(tempfile.mkdtemp(prefix="crawlfleet-bench-"))

@@ -59,20 +59,51 @@ class SiteSpider(CrawlSpider):  # type: ignore[misc]
         return self.parse_page(response)
 
     def parse_page(self, response: Response) -> Iterator[dict[str, Any]]:
-        item: dict[str, Any] = {
-            "url": response.url,
-            "status": response.status,
-            "title": response.css("title::text").get(""),
-            "description": response.css("meta[name=description]::attr(content)").get(""),
-            "text": " ".join(response.css("main ::text").getall()).strip(),
-            "links": [response.urljoin(href) for href in response.css("a::attr(href)").getall()],
-            "json_ld": [
-                json.loads(block) for block in response.css("script[type='application/ld+json']::text").getall()
-            ],
+        yield page_item(response, images=self.images)
+
+
+def page_item(response: Response, *, images: bool) -> dict[str, Any]:
+    """What a crawlfleet worker extracts of a page (bench/scrapy_scrape.py uses it too)."""
+    item: dict[str, Any] = {
+        "url": response.url,
+        "status": response.status,
+        "title": response.css("title::text").get(""),
+        "description": response.css("meta[name=description]::attr(content)").get(""),
+        "text": " ".join(response.css("main ::text").getall()).strip(),
+        "links": [response.urljoin(href) for href in response.css("a::attr(href)").getall()],
+        "json_ld": [json.loads(block) for block in response.css("script[type='application/ld+json']::text").getall()],
+    }
+    if images:
+        # <img> and og:image, deduplicated in page order, as the worker lists them.
+        sources = (
+            response.css("img::attr(src)").getall() + response.css("meta[property='og:image']::attr(content)").getall()
+        )
+        item["image_urls"] = list(dict.fromkeys(response.urljoin(src) for src in sources))
+    return item
+
+
+def scrapy_settings(*, concurrency: int, out: Path, images: bool) -> dict[str, Any]:
+    """The settings of crawlfleet's benchmarks: no delay, robots.txt, AutoThrottle or depth limit;
+    with images, ImagesPipeline with thumbnails of the sizes the worker makes (128 and 512)."""
+    settings: dict[str, Any] = {
+        "ROBOTSTXT_OBEY": False,
+        "CONCURRENT_REQUESTS": concurrency,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": concurrency,
+        "DOWNLOAD_DELAY": 0,
+        "AUTOTHROTTLE_ENABLED": False,
+        "DEPTH_LIMIT": 0,
+        "TELNETCONSOLE_ENABLED": False,
+        "LOG_LEVEL": "INFO",
+        "LOG_FILE": str(out / "scrapy.log"),
+        "FEEDS": {str(out / "items.jsonl"): {"format": "jsonlines"}},
+    }
+    if images:
+        settings |= {
+            "ITEM_PIPELINES": {"scrapy.pipelines.images.ImagesPipeline": 1},
+            "IMAGES_STORE": str(out / "images"),
+            "IMAGES_THUMBS": {"128": (128, 128), "512": (512, 512)},
         }
-        if self.images:
-            item["image_urls"] = [response.urljoin(src) for src in response.css("img::attr(src)").getall()]
-        yield item
+    return settings
 
 
 class Timing:
@@ -105,24 +136,7 @@ def main() -> None:
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="scrapy-crawl-"))
     out.mkdir(parents=True, exist_ok=True)
-    settings: dict[str, Any] = {
-        "ROBOTSTXT_OBEY": False,
-        "CONCURRENT_REQUESTS": args.concurrency,
-        "CONCURRENT_REQUESTS_PER_DOMAIN": args.concurrency,
-        "DOWNLOAD_DELAY": 0,
-        "AUTOTHROTTLE_ENABLED": False,
-        "DEPTH_LIMIT": 0,
-        "TELNETCONSOLE_ENABLED": False,
-        "LOG_LEVEL": "INFO",
-        "LOG_FILE": str(out / "scrapy.log"),
-        "FEEDS": {str(out / "items.jsonl"): {"format": "jsonlines"}},
-    }
-    if args.images:
-        settings |= {
-            "ITEM_PIPELINES": {"scrapy.pipelines.images.ImagesPipeline": 1},
-            "IMAGES_STORE": str(out / "images"),
-            "IMAGES_THUMBS": {"128": (128, 128), "512": (512, 512)},
-        }
+    settings = scrapy_settings(concurrency=args.concurrency, out=out, images=args.images)
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(SiteSpider)
     timing = Timing()

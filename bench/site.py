@@ -20,6 +20,8 @@ from crawlfleet.demo.serving import Reply, SiteServer
 PNG_SHARE = 0.2
 MIN_SIDE, MAX_SIDE = 400, 1200
 LINKS_PER_PAGE = 20
+# Every path again under this prefix, pages with their image URLs under it too (see warm_url).
+WARM_PREFIX = "/warm/"
 MIN_TEXT_BYTES, MAX_TEXT_BYTES = 5_000, 20_000
 _VOCABULARY = (
     "teapot ceramic glaze handle spout lid stoneware porcelain cup saucer kettle brew leaf steep pour "
@@ -167,8 +169,18 @@ class BenchSite:
             self._server.stop()
 
     def _reply(self, target: str) -> Reply:
-        content_type, body = self._routes.get(target.split("?", 1)[0], ("text/plain", b""))
+        path = target.split("?", 1)[0]
+        warm = path.startswith(WARM_PREFIX)
+        if warm:
+            path = path.removeprefix(WARM_PREFIX.rstrip("/"))
+        content_type, body = self._routes.get(path, ("text/plain", b""))
+        if warm and content_type.startswith("text/"):
+            body = body.replace(b"='/img/", b"='" + WARM_PREFIX.encode() + b"img/")
         return Reply(200 if body else 404, {"Content-Type": content_type, "Cache-Control": "max-age=3600"}, body)
 
     def url(self, index: int, query: str = "") -> str:
         return self.base + product_path(index) + (f"?{query}" if query else "")
+
+    def warm_url(self, index: int, query: str = "") -> str:
+        """A product page under /warm/, its images too: warming up primes no image cache."""
+        return self.base + WARM_PREFIX.rstrip("/") + product_path(index) + (f"?{query}" if query else "")

@@ -20,6 +20,10 @@ def ok(path: str) -> tuple[int, dict[str, str]]:
     return 200, {}
 
 
+def no_links(path: str) -> Sequence[str]:
+    return ()
+
+
 @dataclass(frozen=True)
 class Visit:
     """One request as the site saw it: arrived at `start` (request line and headers read), its
@@ -42,10 +46,18 @@ class _Server(http.server.ThreadingHTTPServer):
 class LoggedSite:
     """An HTML page on every path, answered `latency` seconds after the request arrived."""
 
-    def __init__(self, address: str, *, latency: float = 0.1, answer: Answer = ok) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        latency: float = 0.1,
+        answer: Answer = ok,
+        links: Callable[[str], Sequence[str]] = no_links,
+    ) -> None:
         self.address = address
         self.latency = latency
         self.answer = answer  # may be replaced while the site serves
+        self.links = links  # the hrefs of the page at a path (for crawls)
         self._visits: list[Visit] = []
         self._lock = threading.Lock()
         self._server: _Server | None = None
@@ -93,7 +105,8 @@ class LoggedSite:
                 try:
                     status, headers = site.answer(self.path)
                     time.sleep(site.latency)  # the site's own slowness, not a wait of the test
-                    body = f"<!doctype html><title>{self.path}</title><p>{status}</p>".encode()
+                    anchors = "".join(f"<a href='{href}'>{href}</a>" for href in site.links(self.path))
+                    body = f"<!doctype html><title>{self.path}</title><p>{status}</p>{anchors}".encode()
                     self.send_response(status)
                     for name, value in {"Content-Type": "text/html; charset=utf-8", **headers}.items():
                         self.send_header(name, value)

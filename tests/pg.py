@@ -114,8 +114,18 @@ def _pg_ctl(data_dir: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
 async def fast_restart(data_dir: Path) -> None:
     """Restart the embedded server in fast mode: sessions are terminated, a checkpoint is written,
     and the server comes back with the same options (same socket, so every DSN stays valid)."""
+    await _restart(data_dir, "fast")
+
+
+async def crash_restart(data_dir: Path) -> None:
+    """Stop the embedded server at once (`-m immediate`: no checkpoint, WAL not yet written is lost,
+    as in a crash) and start it again with the same options; it recovers from its WAL."""
+    await _restart(data_dir, "immediate")
+
+
+async def _restart(data_dir: Path, mode: str) -> None:
     log = data_dir / "restart.log"
-    done = await asyncio.to_thread(_pg_ctl, data_dir, "restart", "-m", "fast", "-w", "-t", "60", "-l", str(log))
+    done = await asyncio.to_thread(_pg_ctl, data_dir, "restart", "-m", mode, "-w", "-t", "60", "-l", str(log))
     if done.returncode != 0:
         tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
         raise RuntimeError(f"pg_ctl restart failed ({done.returncode}):\n{tail}")

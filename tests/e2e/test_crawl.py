@@ -256,8 +256,29 @@ async def test_a_redirect_out_of_scope_gives_no_links(crawler: Crawler, sites: C
     assert sorted(first.log) == ["/", "/moved", "/new", "/old", "/plain", "/via-new"]
     assert elsewhere.log == ["/landing"]  # the redirect's target, fetched by following it, only
     urls = await crawl_urls(crawler.db, crawl.id)
-    assert sorted(urls) == sorted(first.url(t) for t in ("/", "/moved", "/old", "/plain", "/via-new"))
+    # /new joined the crawl as the final URL of /old's fetch; /landing is out of scope.
+    assert sorted(urls) == sorted(first.url(t) for t in ("/", "/moved", "/new", "/old", "/plain", "/via-new"))
     assert crawl.succeeded == 5
+
+
+async def test_a_redirects_final_url_is_not_fetched_again_when_linked_later(
+    crawler: Crawler, sites: Callable[[str], LinkedSite]
+) -> None:
+    site = sites("127.0.0.1")
+    site.add("/", "Home", [("/old", site.url("/old"))])
+    site.redirect("/old", "/new")
+    # /new's page is stored before /a is even known, and /a links back to /new.
+    site.add("/new", "New", [("/a", site.url("/a"))])
+    site.add("/a", "A", [("/new", site.url("/new")), ("/old", site.url("/old"))])
+    crawl = await run_crawl(crawler.crawls, cpb.CrawlSpec(seeds=[site.url("/")]))
+    assert fetched_once(site) == {site.url(t) for t in ("/", "/old", "/new", "/a")}  # the site's own log
+    assert await crawl_urls(crawler.db, crawl.id) == {
+        site.url("/"): 0,
+        site.url("/old"): 1,
+        site.url("/new"): 1,  # at the depth of the page that was redirected there
+        site.url("/a"): 2,
+    }
+    assert crawl.succeeded == 3
 
 
 async def test_a_calendar_trap_stays_within_max_query_variants(

@@ -22,8 +22,9 @@ import asyncpg
 import grpc
 import pytest
 
+from crawlfleet.v1 import admin_pb2, admin_pb2_grpc, crawls_pb2_grpc, job_queue_pb2_grpc, jobs_pb2
+from crawlfleet.v1 import crawls_pb2 as cpb
 from crawlfleet.v1 import job_queue_pb2 as pb
-from crawlfleet.v1 import job_queue_pb2_grpc, jobs_pb2
 from tests.e2e.processes import Fleet, Process
 from tests.helpers import eventually, seconds
 from tests.logged_site import LoggedSite, Visit, max_in_flight, overlapping
@@ -329,3 +330,38 @@ async def test_breaker_pauses_a_failing_host_probes_it_and_recovers(
         assert log[n].start >= max(v.end for v in log[:n]) + pause - CLOCK_SLACK, f"request {n}:\n{describe(log)}"
     # Closed again: the host's full limits are back.
     assert max_in_flight(log[first_success:]) == HOST_CONCURRENCY, describe(log)
+
+
+# --- 6. A crawl's own politeness ----------------------------------------------------------------
+
+CRAWL_DELAY = 0.4
+CRAWL_PAGES = paths(6)
+
+
+async def test_a_crawls_politeness_holds_on_its_site_and_ends_with_it(
+    fleet: Fleet, db_dsn: str, db: asyncpg.Pool, sites: list[LoggedSite]
+) -> None:
+    # Loose fleet defaults: without the crawl's limits its slow pages would overlap at once.
+    pair = await coordinators(fleet, db_dsn, "--host-concurrency", "8", "--host-delay-seconds", "0")
+    workers(fleet, pair, count=2, slots=4)
+    site = LoggedSite("127.0.0.2", latency=SLOW_PAGE, links=lambda path: CRAWL_PAGES if path == "/" else ())
+    sites.append(site.start())
+    polite = cpb.CrawlPoliteness(max_concurrency=1, delay=seconds(CRAWL_DELAY))
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{pair[1].port}") as channel:
+        crawls = crawls_pb2_grpc.CrawlsStub(channel)
+        spec = cpb.CrawlSpec(seeds=[site.url("/")], politeness=polite, page=jobs_pb2.ScrapeSpec(skip_images=True))
+        crawl_id = (await crawls.StartCrawl(cpb.StartCrawlRequest(spec=spec))).crawl_id
+
+        async def finished() -> bool:
+            crawl = (await crawls.GetCrawl(cpb.GetCrawlRequest(crawl_id=crawl_id))).crawl
+            return crawl.state == cpb.CRAWL_STATE_FINISHED
+
+        await eventually(finished, timeout=60, what="the crawl to finish")
+        host = (await admin_pb2_grpc.AdminStub(channel).GetHost(admin_pb2.GetHostRequest(host=site.host))).host
+
+    log = site.visits()
+    assert sorted(v.path for v in log) == sorted(["/", *CRAWL_PAGES]), describe(log)
+    assert max_in_flight(log) == 1, describe(log)
+    assert delay_violations(log, CRAWL_DELAY, DELAY_TOLERANCE) == [], describe(log)
+    # Finished, the crawl's policy is gone: the host is back to the fleet defaults.
+    assert (host.policy_pattern, list(host.policy_crawl_ids), host.max_concurrency) == ("", [], 8)

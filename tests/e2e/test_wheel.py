@@ -21,6 +21,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.helpers import eventually
@@ -29,6 +30,7 @@ from tests.site import LocalSite, html, page
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parents[2]
+DASHBOARD = re.compile(r"dashboard on (http://\S+)")
 LISTENING = re.compile(r"listening on [\d.]+:(\d+)")
 
 
@@ -92,11 +94,15 @@ def test_the_wheel_holds_one_namespace_and_its_sql(wheel: Path) -> None:
         "crawlfleet/cli/main.py",
         "crawlfleet/client/sync_client.py",
         "crawlfleet/client/py.typed",  # users' type checkers read the library's annotations
+        "crawlfleet/dashboard/templates/overview.html",
+        "crawlfleet/dashboard/static/dashboard.js",
+        "crawlfleet/dashboard/static/vendor/uplot/uPlot.iife.min.js",
+        "crawlfleet/dashboard/static/vendor/uplot/LICENSE",
     ):
         assert expected in names, expected
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
-    for program in ("crawlfleet =", "crawlfleet-coordinator =", "crawlfleet-worker ="):
+    for program in ("crawlfleet =", "crawlfleet-coordinator =", "crawlfleet-worker =", "crawlfleet-dashboard ="):
         assert program in scripts
 
 
@@ -173,6 +179,21 @@ async def test_installed_wheel_migrates_serves_and_finishes_a_job(
         job = json.loads(shown.stdout)
         assert job["state"] == "JOB_STATE_SUCCEEDED"
         assert "Wheel teapot" in json.dumps(job)
+
+        # The dashboard finds its templates and its vendored chart library inside the installed wheel.
+        processes.append(await start("crawlfleet-dashboard", "--coordinators", address, "--listen", "127.0.0.1:0"))
+
+        async def dashboard_url() -> str | None:
+            match = DASHBOARD.search(await log_of("crawlfleet-dashboard"))
+            return match.group(1) if match else None
+
+        base = await eventually(dashboard_url, timeout=60, what="the dashboard to listen")
+        assert base is not None
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            login = await http.get("/login")
+            assert login.status_code == 200 and "crawlfleet token" in login.text
+            chart_library = await http.get("/static/vendor/uplot/uPlot.iife.min.js")
+            assert chart_library.status_code == 200 and "uPlot" in chart_library.text
     finally:
         for process in reversed(processes):
             if process.returncode is None:

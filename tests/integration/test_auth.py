@@ -26,7 +26,12 @@ from tests.certs import Pki, make_pki
 from tests.conftest import StartCoordinator
 from tests.helpers import error_info, eventually, lease_request, noop
 
-TOKENS = {Role.PRODUCER: "producer-secret", Role.WORKER: "worker-secret", Role.ADMIN: "admin-secret"}
+TOKENS = {
+    Role.PRODUCER: "producer-secret",
+    Role.WORKER: "worker-secret",
+    Role.VIEWER: "viewer-secret",
+    Role.ADMIN: "admin-secret",
+}
 DENIED = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
 CALL_TIMEOUT = 5.0
 
@@ -77,17 +82,26 @@ MATRIX: list[tuple[str, Call, set[Role]]] = [
     ("Fail", job_queue("Fail", pb.FailRequest()), {Role.WORKER}),
     ("ReportRobots", job_queue("ReportRobots", pb.ReportRobotsRequest()), {Role.WORKER}),
     ("GetRobots", job_queue("GetRobots", pb.GetRobotsRequest(host="shop.example")), {Role.WORKER}),
-    ("WatchJobs", job_queue_stream("WatchJobs", pb.WatchJobsRequest(all_unfinished=True)), {Role.PRODUCER}),
-    ("GetJob", admin("GetJob", admin_pb2.GetJobRequest(job_id=1)), {Role.PRODUCER}),
-    ("GetQueueStats", admin("GetQueueStats", admin_pb2.GetQueueStatsRequest()), set()),
+    (
+        "WatchJobs",
+        job_queue_stream("WatchJobs", pb.WatchJobsRequest(all_unfinished=True)),
+        {Role.PRODUCER, Role.VIEWER},
+    ),
+    ("GetJob", admin("GetJob", admin_pb2.GetJobRequest(job_id=1)), {Role.PRODUCER, Role.VIEWER}),
+    ("GetQueueStats", admin("GetQueueStats", admin_pb2.GetQueueStatsRequest()), {Role.VIEWER}),
+    ("GetQueueHealth", admin("GetQueueHealth", admin_pb2.GetQueueHealthRequest()), {Role.VIEWER}),
+    ("GetQueueActivity", admin("GetQueueActivity", admin_pb2.GetQueueActivityRequest()), {Role.VIEWER}),
+    ("ListJobs", admin("ListJobs", admin_pb2.ListJobsRequest()), {Role.VIEWER}),
+    ("ListWorkers", admin("ListWorkers", admin_pb2.ListWorkersRequest()), {Role.VIEWER}),
+    ("PurgeJobs", admin("PurgeJobs", admin_pb2.PurgeJobsRequest()), set()),
     ("CancelJob", admin("CancelJob", admin_pb2.CancelJobRequest(job_id=1)), set()),
     ("RequeueDeadJobs", admin("RequeueDeadJobs", admin_pb2.RequeueDeadJobsRequest()), set()),
-    # Hosts and their policies are the operators' alone, reading them included (as ListJobs).
-    ("ListHosts", admin("ListHosts", admin_pb2.ListHostsRequest()), set()),
-    ("GetHost", admin("GetHost", admin_pb2.GetHostRequest(host="a.example")), set()),
+    # Hosts and their policies are the operators' alone (admins change them, viewers read them).
+    ("ListHosts", admin("ListHosts", admin_pb2.ListHostsRequest()), {Role.VIEWER}),
+    ("GetHost", admin("GetHost", admin_pb2.GetHostRequest(host="a.example")), {Role.VIEWER}),
     ("SetHostPolicy", admin("SetHostPolicy", admin_pb2.SetHostPolicyRequest(pattern="a.example")), set()),
     ("ClearHostPolicy", admin("ClearHostPolicy", admin_pb2.ClearHostPolicyRequest(pattern="a.example")), set()),
-    ("ListHostPolicies", admin("ListHostPolicies", admin_pb2.ListHostPoliciesRequest()), set()),
+    ("ListHostPolicies", admin("ListHostPolicies", admin_pb2.ListHostPoliciesRequest()), {Role.VIEWER}),
     ("PauseHost", admin("PauseHost", admin_pb2.PauseHostRequest(host="a.example")), set()),
     ("ResumeHost", admin("ResumeHost", admin_pb2.ResumeHostRequest(host="a.example")), set()),
 ]

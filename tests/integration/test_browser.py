@@ -50,12 +50,12 @@ PAGES: dict[str, bytes] = {
     b"</script></body></html>",
     "/api/data": b"inserted from the API",
     "/final": b"<html><body>the end of the chain</body></html>",
-    "/metadata": b'<html><body><img src="http://169.254.169.254/latest/meta-data">'
+    "/metadata": b'<html><head><link rel=stylesheet href="http://169.254.169.254/latest/meta-data"></head><body>'
     b'<script src="http://10.0.0.1/x.js"></script><p>still rendered</p></body></html>',
     "/font": b"<html><head><style>@font-face { font-family: Remote; src: url('/font.woff2') format('woff2'); }"
     b"body { font-family: Remote; }</style></head><body>text in a remote font</body></html>",
     "/font.woff2": b"wOF2 not really a font",
-    "/sub-redirects": b"<html><body><div id=root>waiting</div><img src='/r-evil'><script>"
+    "/sub-redirects": b"<html><body><div id=root>waiting</div><link rel=stylesheet href='/r-evil'><script>"
     b"fetch('/r-api').then(r => r.text()).then(t => { document.getElementById('root').textContent = t; });"
     b"</script></body></html>",
 }

@@ -295,3 +295,30 @@ async def test_links_over_the_query_limit_leave_the_host_limit_alone(
         "https://cal.example/calendar?month=0",
         "https://cal.example/calendar?month=1",
     ]
+
+
+async def test_depth_is_the_shortest_path_found_before_a_page_is_stored(
+    coord: RunningCoordinator, db: asyncpg.Pool
+) -> None:
+    """A URL first found deep, then found closer to the seed while its job waits, takes the shorter
+    depth: its links are followed as far as a breadth-first crawl would follow them."""
+    site = "https://shop.example"
+    spec = cpb.CrawlSpec(seeds=[f"{site}/"], max_depth=3)
+    started = await crawls(coord).StartCrawl(cpb.StartCrawlRequest(spec=spec))
+    by_url: dict[str, pb.LeasedJob] = {}
+
+    async def lease_and_complete(url: str, links: list[str]) -> None:
+        for job in await lease_all(coord):
+            by_url[job.spec.scrape.url] = job
+        await coord.queue.Complete(pb.CompleteRequest(jobs=[page_result(by_url.pop(url), links)]))
+
+    await lease_and_complete(f"{site}/", [f"{site}/b", f"{site}/slow"])
+    await lease_and_complete(f"{site}/b", [f"{site}/c"])
+    await lease_and_complete(f"{site}/c", [f"{site}/x"])  # /x first found at depth 3, the deepest
+    assert (await crawl_urls(db, started.crawl_id))[f"{site}/x"] == 3
+    # /slow is at depth 1, so /x is at 2; /x is leased by now (lease_and_complete leases every
+    # job due): the depth its links get is read from the seen set when it is stored.
+    await lease_and_complete(f"{site}/slow", [f"{site}/x"])
+    assert (await crawl_urls(db, started.crawl_id))[f"{site}/x"] == 2
+    await lease_and_complete(f"{site}/x", [f"{site}/y"])
+    assert (await crawl_urls(db, started.crawl_id)).get(f"{site}/y") == 3  # first-found depth would cut it

@@ -14,8 +14,9 @@ import httpx
 import pytest
 from PIL import Image, ImageOps
 
-from crawlfleet.demo import DemoSite, demo_urls, expected_outcome
+from crawlfleet.demo import DemoSite, crawl_seed, demo_urls, expected_outcome
 from crawlfleet.demo.catalogue import BROKEN_PATH, build_catalogue
+from crawlfleet.demo.urls import page_requests
 from crawlfleet.worker.pipeline.autodetect import needs_browser
 from crawlfleet.worker.pipeline.browser import BrowserOptions, BrowserPool, RoutedResponse
 from crawlfleet.worker.pipeline.chromium import find_chromium
@@ -170,3 +171,27 @@ def test_content_is_deterministic(site: DemoSite) -> None:
             ours, theirs = httpx.get(site.base + path).content, httpx.get(other.base + path).content
             assert theirs.replace(other.base.encode(), site.base.encode()) == ours
     assert build_catalogue() == site.catalogue
+
+
+def test_a_crawl_from_home_reaches_every_page_and_counts_the_offsite_links(
+    site: DemoSite, client: httpx.Client
+) -> None:
+    """Following links from the home page (as the demo's crawl does) finds every page the demo
+    expects, at the depths it expects, and the off-site links it counts out of scope."""
+    seed = crawl_seed(site.base)
+    depth_of, frontier, offsite = {seed: 0}, [seed], 0
+    while frontier:
+        url = frontier.pop(0)
+        response = client.get(url)
+        if response.status_code != 200:
+            continue
+        for link in extract_page(response.text, url).links:
+            if not link.url.startswith(site.base):
+                offsite += 1
+            elif link.url not in depth_of:
+                depth_of[link.url] = depth_of[url] + 1
+                frontier.append(link.url)
+    assert sorted(depth_of) == sorted(site.urls())
+    assert max(depth_of.values()) == expected_outcome().crawl_depth
+    assert offsite == expected_outcome().offsite_links == 4
+    assert sum(page_requests().values()) == len(site.urls()) + expected_outcome().rendered_in_browser

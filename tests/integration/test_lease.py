@@ -142,6 +142,8 @@ async def test_complete_is_all_or_nothing_and_replay_is_ok(coord: RunningCoordin
     info = error_info(caught.value)
     assert (info.reason, info.metadata["job_ids"]) == ("LEASE_LOST", str(lost.id))
     assert await db.fetchval("SELECT state::text FROM jobs WHERE id = $1", good.id) == "leased"
+    assert await db.fetchval("SELECT outcome FROM job_attempts WHERE job_id = $1", good.id) == "running"
+    await assert_counts_exact(db)
 
     await coord.queue.Complete(pb.CompleteRequest(jobs=[completed(good)]))
     await coord.queue.Complete(pb.CompleteRequest(jobs=[completed(good)]))  # replay: OK

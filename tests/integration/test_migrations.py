@@ -33,6 +33,7 @@ EXPECTED_TABLES = {
     "host_policies",
     "crawls",
     "crawl_urls",
+    "crawl_host_policies",
     "crawl_host_counts",
     "crawl_path_counts",
 }

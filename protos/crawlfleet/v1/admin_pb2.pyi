@@ -443,6 +443,98 @@ class ListJobsResponse(_message.Message):
 Global___ListJobsResponse: _TypeAlias = ListJobsResponse  # noqa: Y015
 
 @_typing.final
+class GetQueueActivityRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WINDOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def window(self) -> _duration_pb2.Duration:
+        """How far back: 1 minute to 24 hours; unset means 1 hour."""
+
+    def __init__(
+        self,
+        *,
+        window: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["window", b"window"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["window", b"window"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetQueueActivityRequest: _TypeAlias = GetQueueActivityRequest  # noqa: Y015
+
+@_typing.final
+class ActivityMinute(_message.Message):
+    """Attempts that ended in one minute."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MINUTE_FIELD_NUMBER: _builtins.int
+    SUCCEEDED_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    EXPIRED_FIELD_NUMBER: _builtins.int
+    LEASE_WAIT_AVG_FIELD_NUMBER: _builtins.int
+    LEASE_WAIT_MAX_FIELD_NUMBER: _builtins.int
+    succeeded: _builtins.int
+    failed: _builtins.int
+    """Failed attempts: retried later, or dead."""
+    expired: _builtins.int
+    """Leases that ran out before their worker reported."""
+    @_builtins.property
+    def minute(self) -> _timestamp_pb2.Timestamp:
+        """The start of the minute."""
+
+    @_builtins.property
+    def lease_wait_avg(self) -> _duration_pb2.Duration:
+        """From when a job was due (its run_at) to the start of its lease, over the attempts that were
+        their job's latest (a retry moves run_at, so earlier attempts' waits are unknown). Unset when
+        none was.
+        """
+
+    @_builtins.property
+    def lease_wait_max(self) -> _duration_pb2.Duration: ...
+    def __init__(
+        self,
+        *,
+        minute: _timestamp_pb2.Timestamp | None = ...,
+        succeeded: _builtins.int = ...,
+        failed: _builtins.int = ...,
+        expired: _builtins.int = ...,
+        lease_wait_avg: _duration_pb2.Duration | None = ...,
+        lease_wait_max: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lease_wait_avg", b"lease_wait_avg", "lease_wait_max", b"lease_wait_max", "minute", b"minute"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expired", b"expired", "failed", b"failed", "lease_wait_avg", b"lease_wait_avg", "lease_wait_max", b"lease_wait_max", "minute", b"minute", "succeeded", b"succeeded"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActivityMinute: _TypeAlias = ActivityMinute  # noqa: Y015
+
+@_typing.final
+class GetQueueActivityResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MINUTES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def minutes(self) -> _containers.RepeatedCompositeFieldContainer[Global___ActivityMinute]:
+        """Every minute of the window, oldest first, zeros included; the last one is still filling."""
+
+    def __init__(
+        self,
+        *,
+        minutes: _abc.Iterable[Global___ActivityMinute] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["minutes", b"minutes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetQueueActivityResponse: _TypeAlias = GetQueueActivityResponse  # noqa: Y015
+
+@_typing.final
 class ListWorkersRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -719,6 +811,7 @@ class Host(_message.Message):
     LAST_LEASE_AT_FIELD_NUMBER: _builtins.int
     SATURATED_FIELD_NUMBER: _builtins.int
     ADAPTIVE_DELAY_FIELD_NUMBER: _builtins.int
+    POLICY_CRAWL_IDS_FIELD_NUMBER: _builtins.int
     host: _builtins.str
     """The target URLs' host name, with the port when it is not the scheme's default."""
     in_flight: _builtins.int
@@ -765,6 +858,12 @@ class Host(_message.Message):
     def adaptive_delay(self) -> _duration_pb2.Duration:
         """The delay learnt from its response times (--adaptive-delay); unset: none."""
 
+    @_builtins.property
+    def policy_crawl_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The running crawls whose politeness is the policy in force (policy_pattern is then one of
+        theirs, and the strictest of their limits apply); empty: an operator's policy or the defaults.
+        """
+
     def __init__(
         self,
         *,
@@ -788,10 +887,11 @@ class Host(_message.Message):
         last_lease_at: _timestamp_pb2.Timestamp | None = ...,
         saturated: _builtins.bool = ...,
         adaptive_delay: _duration_pb2.Duration | None = ...,
+        policy_crawl_ids: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["adaptive_delay", b"adaptive_delay", "delay", b"delay", "last_lease_at", b"last_lease_at", "paused_until", b"paused_until", "ready_at", b"ready_at", "recent_failures", b"recent_failures", "robots", b"robots"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["adaptive_delay", b"adaptive_delay", "delay", b"delay", "error_streak", b"error_streak", "host", b"host", "in_flight", b"in_flight", "last_lease_at", b"last_lease_at", "leases_started", b"leases_started", "max_concurrency", b"max_concurrency", "obey_robots", b"obey_robots", "pause_reason", b"pause_reason", "paused", b"paused", "paused_until", b"paused_until", "policy_pattern", b"policy_pattern", "probing", b"probing", "queued", b"queued", "queued_capped", b"queued_capped", "ready_at", b"ready_at", "recent_failures", b"recent_failures", "robots", b"robots", "saturated", b"saturated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adaptive_delay", b"adaptive_delay", "delay", b"delay", "error_streak", b"error_streak", "host", b"host", "in_flight", b"in_flight", "last_lease_at", b"last_lease_at", "leases_started", b"leases_started", "max_concurrency", b"max_concurrency", "obey_robots", b"obey_robots", "pause_reason", b"pause_reason", "paused", b"paused", "paused_until", b"paused_until", "policy_crawl_ids", b"policy_crawl_ids", "policy_pattern", b"policy_pattern", "probing", b"probing", "queued", b"queued", "queued_capped", b"queued_capped", "ready_at", b"ready_at", "recent_failures", b"recent_failures", "robots", b"robots", "saturated", b"saturated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -65,6 +65,11 @@ class AdminStub:
                 request_serializer=crawlfleet_dot_v1_dot_admin__pb2.ListJobsRequest.SerializeToString,
                 response_deserializer=crawlfleet_dot_v1_dot_admin__pb2.ListJobsResponse.FromString,
                 _registered_method=True)
+        self.GetQueueActivity = channel.unary_unary(
+                '/crawlfleet.v1.Admin/GetQueueActivity',
+                request_serializer=crawlfleet_dot_v1_dot_admin__pb2.GetQueueActivityRequest.SerializeToString,
+                response_deserializer=crawlfleet_dot_v1_dot_admin__pb2.GetQueueActivityResponse.FromString,
+                _registered_method=True)
         self.ListWorkers = channel.unary_unary(
                 '/crawlfleet.v1.Admin/ListWorkers',
                 request_serializer=crawlfleet_dot_v1_dot_admin__pb2.ListWorkersRequest.SerializeToString,
@@ -165,6 +170,14 @@ class AdminServicer:
 
     def ListJobs(self, request, context):
         """Jobs matching a filter, newest first, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetQueueActivity(self, request, context):
+        """Attempts ended per minute over a recent window (succeeded, failed, expired) and how long jobs
+        waited for their lease: the history behind throughput and latency charts.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -282,6 +295,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.ListJobs,
                     request_deserializer=crawlfleet_dot_v1_dot_admin__pb2.ListJobsRequest.FromString,
                     response_serializer=crawlfleet_dot_v1_dot_admin__pb2.ListJobsResponse.SerializeToString,
+            ),
+            'GetQueueActivity': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetQueueActivity,
+                    request_deserializer=crawlfleet_dot_v1_dot_admin__pb2.GetQueueActivityRequest.FromString,
+                    response_serializer=crawlfleet_dot_v1_dot_admin__pb2.GetQueueActivityResponse.SerializeToString,
             ),
             'ListWorkers': grpc.unary_unary_rpc_method_handler(
                     servicer.ListWorkers,
@@ -502,6 +520,33 @@ class Admin:
             '/crawlfleet.v1.Admin/ListJobs',
             crawlfleet_dot_v1_dot_admin__pb2.ListJobsRequest.SerializeToString,
             crawlfleet_dot_v1_dot_admin__pb2.ListJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetQueueActivity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crawlfleet.v1.Admin/GetQueueActivity',
+            crawlfleet_dot_v1_dot_admin__pb2.GetQueueActivityRequest.SerializeToString,
+            crawlfleet_dot_v1_dot_admin__pb2.GetQueueActivityResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -49,6 +49,10 @@ class AdminStub:
     """
     ListJobs: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListJobsRequest, _admin_pb2.ListJobsResponse]
     """Jobs matching a filter, newest first, a page at a time."""
+    GetQueueActivity: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetQueueActivityRequest, _admin_pb2.GetQueueActivityResponse]
+    """Attempts ended per minute over a recent window (succeeded, failed, expired) and how long jobs
+    waited for their lease: the history behind throughput and latency charts.
+    """
     ListWorkers: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListWorkersRequest, _admin_pb2.ListWorkersResponse]
     """Workers seen recently, with the leases they hold."""
     PurgeJobs: _grpc.UnaryUnaryMultiCallable[_admin_pb2.PurgeJobsRequest, _admin_pb2.PurgeJobsResponse]
@@ -99,6 +103,10 @@ class AdminAsyncStub(AdminStub):
     """
     ListJobs: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListJobsRequest, _admin_pb2.ListJobsResponse]  # type: ignore[assignment]
     """Jobs matching a filter, newest first, a page at a time."""
+    GetQueueActivity: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetQueueActivityRequest, _admin_pb2.GetQueueActivityResponse]  # type: ignore[assignment]
+    """Attempts ended per minute over a recent window (succeeded, failed, expired) and how long jobs
+    waited for their lease: the history behind throughput and latency charts.
+    """
     ListWorkers: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListWorkersRequest, _admin_pb2.ListWorkersResponse]  # type: ignore[assignment]
     """Workers seen recently, with the leases they hold."""
     PurgeJobs: _aio.UnaryUnaryMultiCallable[_admin_pb2.PurgeJobsRequest, _admin_pb2.PurgeJobsResponse]  # type: ignore[assignment]
@@ -182,6 +190,16 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.ListJobsResponse, _abc.Awaitable[_admin_pb2.ListJobsResponse]]:
         """Jobs matching a filter, newest first, a page at a time."""
+
+    @_abc_1.abstractmethod
+    def GetQueueActivity(
+        self,
+        request: _admin_pb2.GetQueueActivityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.GetQueueActivityResponse, _abc.Awaitable[_admin_pb2.GetQueueActivityResponse]]:
+        """Attempts ended per minute over a recent window (succeeded, failed, expired) and how long jobs
+        waited for their lease: the history behind throughput and latency charts.
+        """
 
     @_abc_1.abstractmethod
     def ListWorkers(

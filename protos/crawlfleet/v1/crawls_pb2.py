@@ -27,49 +27,51 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63rawlfleet/v1/crawls.proto\x12\rcrawlfleet.v1\x1a\x18\x63rawlfleet/v1/jobs.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x03\n\tCrawlSpec\x12\r\n\x05seeds\x18\x01 \x03(\t\x12\x10\n\x08sitemaps\x18\x02 \x01(\x08\x12(\n\x05scope\x18\x03 \x01(\x0e\x32\x19.crawlfleet.v1.CrawlScope\x12\r\n\x05\x61llow\x18\x04 \x03(\t\x12\x0c\n\x04\x64\x65ny\x18\x05 \x03(\t\x12\x16\n\tmax_depth\x18\x06 \x01(\x05H\x00\x88\x01\x01\x12\x11\n\tmax_pages\x18\x07 \x01(\x05\x12\x1a\n\x12max_pages_per_host\x18\x08 \x01(\x05\x12\x1a\n\x12max_query_variants\x18\t \x01(\x05\x12 \n\x18\x64rop_tracking_parameters\x18\n \x01(\x08\x12\x12\n\nsort_query\x18\x0b \x01(\x08\x12\'\n\x04page\x18\x0c \x01(\x0b\x32\x19.crawlfleet.v1.ScrapeSpec\x12\x10\n\x08priority\x18\r \x01(\x05\x12\x30\n\x0cretry_policy\x18\x0e \x01(\x0b\x32\x1a.crawlfleet.v1.RetryPolicy\x12\x33\n\x10refresh_interval\x18\x0f \x01(\x0b\x32\x19.google.protobuf.DurationB\x0c\n\n_max_depth\";\n\x11StartCrawlRequest\x12&\n\x04spec\x18\x01 \x01(\x0b\x32\x18.crawlfleet.v1.CrawlSpec\">\n\x12StartCrawlResponse\x12\x10\n\x08\x63rawl_id\x18\x01 \x01(\x03\x12\x16\n\x0eseeds_enqueued\x18\x02 \x01(\x05\"#\n\x0fGetCrawlRequest\x12\x10\n\x08\x63rawl_id\x18\x01 \x01(\x03\"^\n\nDepthCount\x12\r\n\x05\x64\x65pth\x18\x01 \x01(\x05\x12\x0e\n\x06queued\x18\x02 \x01(\x03\x12\x0e\n\x06leased\x18\x03 \x01(\x03\x12\x11\n\tsucceeded\x18\x04 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x03\".\n\nErrorCount\x12\x12\n\nerror_type\x18\x01 \x01(\t\x12\x0c\n\x04jobs\x18\x02 \x01(\x03\"\x94\x04\n\x05\x43rawl\x12\n\n\x02id\x18\x01 \x01(\x03\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.crawlfleet.v1.CrawlState\x12&\n\x04spec\x18\x03 \x01(\x0b\x32\x18.crawlfleet.v1.CrawlSpec\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0epages_enqueued\x18\x06 \x01(\x03\x12\x14\n\x0cout_of_scope\x18\x07 \x01(\x03\x12\x12\n\nover_limit\x18\x08 \x01(\x03\x12\x0e\n\x06queued\x18\t \x01(\x03\x12\x0e\n\x06leased\x18\n \x01(\x03\x12\x11\n\tsucceeded\x18\x0b \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x0c \x01(\x03\x12\x18\n\x10pages_per_second\x18\r \x01(\x01\x12)\n\x06\x65rrors\x18\x0e \x03(\x0b\x32\x19.crawlfleet.v1.ErrorCount\x12)\n\x06\x64\x65pths\x18\x0f \x03(\x0b\x32\x19.crawlfleet.v1.DepthCount\x12\x12\n\nrefresh_of\x18\x10 \x01(\x03\x12-\n\tstarts_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crefreshed_by\x18\x12 \x01(\x03\"7\n\x10GetCrawlResponse\x12#\n\x05\x63rawl\x18\x01 \x01(\x0b\x32\x14.crawlfleet.v1.Crawl\"R\n\x11WatchCrawlRequest\x12\x10\n\x08\x63rawl_id\x18\x01 \x01(\x03\x12+\n\x08interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"9\n\x12WatchCrawlResponse\x12#\n\x05\x63rawl\x18\x01 \x01(\x0b\x32\x14.crawlfleet.v1.Crawl\":\n\x11ListCrawlsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"S\n\x12ListCrawlsResponse\x12$\n\x06\x63rawls\x18\x01 \x03(\x0b\x32\x14.crawlfleet.v1.Crawl\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x13RefreshCrawlRequest\x12\x10\n\x08\x63rawl_id\x18\x01 \x01(\x03\"@\n\x14RefreshCrawlResponse\x12\x10\n\x08\x63rawl_id\x18\x01 \x01(\x03\x12\x16\n\x0eseeds_enqueued\x18\x02 \x01(\x05\"&\n\x12\x43\x61ncelCrawlRequest\x12\x10\n\x08\x63rawl_id\x18\x01 \x01(\x03\"n\n\x13\x43\x61ncelCrawlResponse\x12(\n\x05state\x18\x01 \x01(\x0e\x32\x19.crawlfleet.v1.CrawlState\x12\x16\n\x0e\x63\x61ncelled_jobs\x18\x02 \x01(\x03\x12\x15\n\rstopping_jobs\x18\x03 \x01(\x03*\x97\x01\n\nCrawlScope\x12\x1b\n\x17\x43RAWL_SCOPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x43RAWL_SCOPE_SAME_HOSTNAME\x10\x01\x12\x1b\n\x17\x43RAWL_SCOPE_SAME_DOMAIN\x10\x02\x12\x1b\n\x17\x43RAWL_SCOPE_SAME_ORIGIN\x10\x03\x12\x13\n\x0f\x43RAWL_SCOPE_ALL\x10\x04*w\n\nCrawlState\x12\x1b\n\x17\x43RAWL_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43RAWL_STATE_RUNNING\x10\x01\x12\x18\n\x14\x43RAWL_STATE_FINISHED\x10\x02\x12\x19\n\x15\x43RAWL_STATE_CANCELLED\x10\x03\x32\xff\x03\n\x06\x43rawls\x12Q\n\nStartCrawl\x12 .crawlfleet.v1.StartCrawlRequest\x1a!.crawlfleet.v1.StartCrawlResponse\x12K\n\x08GetCrawl\x12\x1e.crawlfleet.v1.GetCrawlRequest\x1a\x1f.crawlfleet.v1.GetCrawlResponse\x12S\n\nWatchCrawl\x12 .crawlfleet.v1.WatchCrawlRequest\x1a!.crawlfleet.v1.WatchCrawlResponse0\x01\x12Q\n\nListCrawls\x12 .crawlfleet.v1.ListCrawlsRequest\x1a!.crawlfleet.v1.ListCrawlsResponse\x12T\n\x0b\x43\x61ncelCrawl\x12!.crawlfleet.v1.CancelCrawlRequest\x1a\".crawlfleet.v1.CancelCrawlResponse\x12W\n\x0cRefreshCrawl\x12\".crawlfleet.v1.RefreshCrawlRequest\x1a#.crawlfleet.v1.RefreshCrawlResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63rawlfleet/v1/crawls.proto\x12\rcrawlfleet.v1\x1a\x18\x63rawlfleet/v1/jobs.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf0\x03\n\tCrawlSpec\x12\r\n\x05seeds\x18\x01 \x03(\t\x12\x10\n\x08sitemaps\x18\x02 \x01(\x08\x12(\n\x05scope\x18\x03 \x01(\x0e\x32\x19.crawlfleet.v1.CrawlScope\x12\r\n\x05\x61llow\x18\x04 \x03(\t\x12\x0c\n\x04\x64\x65ny\x18\x05 \x03(\t\x12\x16\n\tmax_depth\x18\x06 \x01(\x05H\x00\x88\x01\x01\x12\x11\n\tmax_pages\x18\x07 \x01(\x05\x12\x1a\n\x12max_pages_per_host\x18\x08 \x01(\x05\x12\x1a\n\x12max_query_variants\x18\t \x01(\x05\x12 \n\x18\x64rop_tracking_parameters\x18\n \x01(\x08\x12\x12\n\nsort_query\x18\x0b \x01(\x08\x12\'\n\x04page\x18\x0c \x01(\x0b\x32\x19.crawlfleet.v1.ScrapeSpec\x12\x10\n\x08priority\x18\r \x01(\x05\x12\x30\n\x0cretry_policy\x18\x0e \x01(\x0b\x32\x1a.crawlfleet.v1.RetryPolicy\x12\x33\n\x10refresh_interval\x18\x0f \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x32\n\npoliteness\x18\x10 \x01(\x0b\x32\x1e.crawlfleet.v1.CrawlPolitenessB\x0c\n\n_max_depth\"\x97\x01\n\x0f\x43rawlPoliteness\x12\x1c\n\x0fmax_concurrency\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12(\n\x05\x64\x65lay\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x0bobey_robots\x18\x03 \x01(\x08H\x01\x88\x01\x01\x42\x12\n\x10_max_concurrencyB\x0e\n\x0c_obey_robots\";\n\x11StartCrawlRequest\x12&\n\x04spec\x18\x01 \x01(\x0b\x32\x18.crawlfleet.v1.CrawlSpec\">\n\x12StartCrawlResponse\x12\x10\n\x08\x63rawl_id\x18\x01 \x01(\x03\x12\x16\n\x0eseeds_enqueued\x18\x02 \x01(\x05\"#\n\x0fGetCrawlRequest\x12\x10\n\x08\x63rawl_id\x18\x01 \x01(\x03\"^\n\nDepthCount\x12\r\n\x05\x64\x65pth\x18\x01 \x01(\x05\x12\x0e\n\x06queued\x18\x02 \x01(\x03\x12\x0e\n\x06leased\x18\x03 \x01(\x03\x12\x11\n\tsucceeded\x18\x04 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x03\".\n\nErrorCount\x12\x12\n\nerror_type\x18\x01 \x01(\t\x12\x0c\n\x04jobs\x18\x02 \x01(\x03\"\xad\x04\n\x05\x43rawl\x12\n\n\x02id\x18\x01 \x01(\x03\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.crawlfleet.v1.CrawlState\x12&\n\x04spec\x18\x03 \x01(\x0b\x32\x18.crawlfleet.v1.CrawlSpec\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0epages_enqueued\x18\x06 \x01(\x03\x12\x14\n\x0cout_of_scope\x18\x07 \x01(\x03\x12\x12\n\nover_limit\x18\x08 \x01(\x03\x12\x0e\n\x06queued\x18\t \x01(\x03\x12\x0e\n\x06leased\x18\n \x01(\x03\x12\x11\n\tsucceeded\x18\x0b \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x0c \x01(\x03\x12\x18\n\x10pages_per_second\x18\r \x01(\x01\x12)\n\x06\x65rrors\x18\x0e \x03(\x0b\x32\x19.crawlfleet.v1.ErrorCount\x12)\n\x06\x64\x65pths\x18\x0f \x03(\x0b\x32\x19.crawlfleet.v1.DepthCount\x12\x12\n\nrefresh_of\x18\x10 \x01(\x03\x12-\n\tstarts_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crefreshed_by\x18\x12 \x01(\x03\x12\x17\n\x0fpolicy_patterns\x18\x13 \x03(\t\"7\n\x10GetCrawlResponse\x12#\n\x05\x63rawl\x18\x01 \x01(\x0b\x32\x14.crawlfleet.v1.Crawl\"R\n\x11WatchCrawlRequest\x12\x10\n\x08\x63rawl_id\x18\x01 \x01(\x03\x12+\n\x08interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"9\n\x12WatchCrawlResponse\x12#\n\x05\x63rawl\x18\x01 \x01(\x0b\x32\x14.crawlfleet.v1.Crawl\":\n\x11ListCrawlsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"S\n\x12ListCrawlsResponse\x12$\n\x06\x63rawls\x18\x01 \x03(\x0b\x32\x14.crawlfleet.v1.Crawl\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x13RefreshCrawlRequest\x12\x10\n\x08\x63rawl_id\x18\x01 \x01(\x03\"@\n\x14RefreshCrawlResponse\x12\x10\n\x08\x63rawl_id\x18\x01 \x01(\x03\x12\x16\n\x0eseeds_enqueued\x18\x02 \x01(\x05\"&\n\x12\x43\x61ncelCrawlRequest\x12\x10\n\x08\x63rawl_id\x18\x01 \x01(\x03\"n\n\x13\x43\x61ncelCrawlResponse\x12(\n\x05state\x18\x01 \x01(\x0e\x32\x19.crawlfleet.v1.CrawlState\x12\x16\n\x0e\x63\x61ncelled_jobs\x18\x02 \x01(\x03\x12\x15\n\rstopping_jobs\x18\x03 \x01(\x03*\x97\x01\n\nCrawlScope\x12\x1b\n\x17\x43RAWL_SCOPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x43RAWL_SCOPE_SAME_HOSTNAME\x10\x01\x12\x1b\n\x17\x43RAWL_SCOPE_SAME_DOMAIN\x10\x02\x12\x1b\n\x17\x43RAWL_SCOPE_SAME_ORIGIN\x10\x03\x12\x13\n\x0f\x43RAWL_SCOPE_ALL\x10\x04*w\n\nCrawlState\x12\x1b\n\x17\x43RAWL_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43RAWL_STATE_RUNNING\x10\x01\x12\x18\n\x14\x43RAWL_STATE_FINISHED\x10\x02\x12\x19\n\x15\x43RAWL_STATE_CANCELLED\x10\x03\x32\xff\x03\n\x06\x43rawls\x12Q\n\nStartCrawl\x12 .crawlfleet.v1.StartCrawlRequest\x1a!.crawlfleet.v1.StartCrawlResponse\x12K\n\x08GetCrawl\x12\x1e.crawlfleet.v1.GetCrawlRequest\x1a\x1f.crawlfleet.v1.GetCrawlResponse\x12S\n\nWatchCrawl\x12 .crawlfleet.v1.WatchCrawlRequest\x1a!.crawlfleet.v1.WatchCrawlResponse0\x01\x12Q\n\nListCrawls\x12 .crawlfleet.v1.ListCrawlsRequest\x1a!.crawlfleet.v1.ListCrawlsResponse\x12T\n\x0b\x43\x61ncelCrawl\x12!.crawlfleet.v1.CancelCrawlRequest\x1a\".crawlfleet.v1.CancelCrawlResponse\x12W\n\x0cRefreshCrawl\x12\".crawlfleet.v1.RefreshCrawlRequest\x1a#.crawlfleet.v1.RefreshCrawlResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'crawlfleet.v1.crawls_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CRAWLSCOPE']._serialized_start=2029
-  _globals['_CRAWLSCOPE']._serialized_end=2180
-  _globals['_CRAWLSTATE']._serialized_start=2182
-  _globals['_CRAWLSTATE']._serialized_end=2301
+  _globals['_CRAWLSCOPE']._serialized_start=2260
+  _globals['_CRAWLSCOPE']._serialized_end=2411
+  _globals['_CRAWLSTATE']._serialized_start=2413
+  _globals['_CRAWLSTATE']._serialized_end=2532
   _globals['_CRAWLSPEC']._serialized_start=137
-  _globals['_CRAWLSPEC']._serialized_end=581
-  _globals['_STARTCRAWLREQUEST']._serialized_start=583
-  _globals['_STARTCRAWLREQUEST']._serialized_end=642
-  _globals['_STARTCRAWLRESPONSE']._serialized_start=644
-  _globals['_STARTCRAWLRESPONSE']._serialized_end=706
-  _globals['_GETCRAWLREQUEST']._serialized_start=708
-  _globals['_GETCRAWLREQUEST']._serialized_end=743
-  _globals['_DEPTHCOUNT']._serialized_start=745
-  _globals['_DEPTHCOUNT']._serialized_end=839
-  _globals['_ERRORCOUNT']._serialized_start=841
-  _globals['_ERRORCOUNT']._serialized_end=887
-  _globals['_CRAWL']._serialized_start=890
-  _globals['_CRAWL']._serialized_end=1422
-  _globals['_GETCRAWLRESPONSE']._serialized_start=1424
-  _globals['_GETCRAWLRESPONSE']._serialized_end=1479
-  _globals['_WATCHCRAWLREQUEST']._serialized_start=1481
-  _globals['_WATCHCRAWLREQUEST']._serialized_end=1563
-  _globals['_WATCHCRAWLRESPONSE']._serialized_start=1565
-  _globals['_WATCHCRAWLRESPONSE']._serialized_end=1622
-  _globals['_LISTCRAWLSREQUEST']._serialized_start=1624
-  _globals['_LISTCRAWLSREQUEST']._serialized_end=1682
-  _globals['_LISTCRAWLSRESPONSE']._serialized_start=1684
-  _globals['_LISTCRAWLSRESPONSE']._serialized_end=1767
-  _globals['_REFRESHCRAWLREQUEST']._serialized_start=1769
-  _globals['_REFRESHCRAWLREQUEST']._serialized_end=1808
-  _globals['_REFRESHCRAWLRESPONSE']._serialized_start=1810
-  _globals['_REFRESHCRAWLRESPONSE']._serialized_end=1874
-  _globals['_CANCELCRAWLREQUEST']._serialized_start=1876
-  _globals['_CANCELCRAWLREQUEST']._serialized_end=1914
-  _globals['_CANCELCRAWLRESPONSE']._serialized_start=1916
-  _globals['_CANCELCRAWLRESPONSE']._serialized_end=2026
-  _globals['_CRAWLS']._serialized_start=2304
-  _globals['_CRAWLS']._serialized_end=2815
+  _globals['_CRAWLSPEC']._serialized_end=633
+  _globals['_CRAWLPOLITENESS']._serialized_start=636
+  _globals['_CRAWLPOLITENESS']._serialized_end=787
+  _globals['_STARTCRAWLREQUEST']._serialized_start=789
+  _globals['_STARTCRAWLREQUEST']._serialized_end=848
+  _globals['_STARTCRAWLRESPONSE']._serialized_start=850
+  _globals['_STARTCRAWLRESPONSE']._serialized_end=912
+  _globals['_GETCRAWLREQUEST']._serialized_start=914
+  _globals['_GETCRAWLREQUEST']._serialized_end=949
+  _globals['_DEPTHCOUNT']._serialized_start=951
+  _globals['_DEPTHCOUNT']._serialized_end=1045
+  _globals['_ERRORCOUNT']._serialized_start=1047
+  _globals['_ERRORCOUNT']._serialized_end=1093
+  _globals['_CRAWL']._serialized_start=1096
+  _globals['_CRAWL']._serialized_end=1653
+  _globals['_GETCRAWLRESPONSE']._serialized_start=1655
+  _globals['_GETCRAWLRESPONSE']._serialized_end=1710
+  _globals['_WATCHCRAWLREQUEST']._serialized_start=1712
+  _globals['_WATCHCRAWLREQUEST']._serialized_end=1794
+  _globals['_WATCHCRAWLRESPONSE']._serialized_start=1796
+  _globals['_WATCHCRAWLRESPONSE']._serialized_end=1853
+  _globals['_LISTCRAWLSREQUEST']._serialized_start=1855
+  _globals['_LISTCRAWLSREQUEST']._serialized_end=1913
+  _globals['_LISTCRAWLSRESPONSE']._serialized_start=1915
+  _globals['_LISTCRAWLSRESPONSE']._serialized_end=1998
+  _globals['_REFRESHCRAWLREQUEST']._serialized_start=2000
+  _globals['_REFRESHCRAWLREQUEST']._serialized_end=2039
+  _globals['_REFRESHCRAWLRESPONSE']._serialized_start=2041
+  _globals['_REFRESHCRAWLRESPONSE']._serialized_end=2105
+  _globals['_CANCELCRAWLREQUEST']._serialized_start=2107
+  _globals['_CANCELCRAWLREQUEST']._serialized_end=2145
+  _globals['_CANCELCRAWLRESPONSE']._serialized_start=2147
+  _globals['_CANCELCRAWLRESPONSE']._serialized_end=2257
+  _globals['_CRAWLS']._serialized_start=2535
+  _globals['_CRAWLS']._serialized_end=3046
 # @@protoc_insertion_point(module_scope)

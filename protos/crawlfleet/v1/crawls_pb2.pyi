@@ -102,6 +102,7 @@ class CrawlSpec(_message.Message):
     PRIORITY_FIELD_NUMBER: _builtins.int
     RETRY_POLICY_FIELD_NUMBER: _builtins.int
     REFRESH_INTERVAL_FIELD_NUMBER: _builtins.int
+    POLITENESS_FIELD_NUMBER: _builtins.int
     sitemaps: _builtins.bool
     """Also read the seeds' sites' sitemaps (robots.txt Sitemap: lines and /sitemap.xml): the URLs
     they list join at depth 0.
@@ -153,6 +154,15 @@ class CrawlSpec(_message.Message):
         once.
         """
 
+    @_builtins.property
+    def politeness(self) -> Global___CrawlPoliteness:
+        """Politeness towards the crawl's hosts while it runs: it becomes a host policy of the crawl for
+        each seed's host name (each seed's origin with SAME_ORIGIN, each seed's domain "*.domain"
+        with SAME_DOMAIN), removed when the crawl finishes or is cancelled. An operator's policy for
+        a host takes precedence; where several running crawls set a limit, the strictest wins.
+        Limits looser than the fleet defaults need the admin role (PERMISSION_DENIED otherwise).
+        """
+
     def __init__(
         self,
         *,
@@ -171,16 +181,55 @@ class CrawlSpec(_message.Message):
         priority: _builtins.int = ...,
         retry_policy: _jobs_pb2.RetryPolicy | None = ...,
         refresh_interval: _duration_pb2.Duration | None = ...,
+        politeness: Global___CrawlPoliteness | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_depth", b"_max_depth", "max_depth", b"max_depth", "page", b"page", "refresh_interval", b"refresh_interval", "retry_policy", b"retry_policy"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_depth", b"_max_depth", "max_depth", b"max_depth", "page", b"page", "politeness", b"politeness", "refresh_interval", b"refresh_interval", "retry_policy", b"retry_policy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_depth", b"_max_depth", "allow", b"allow", "deny", b"deny", "drop_tracking_parameters", b"drop_tracking_parameters", "max_depth", b"max_depth", "max_pages", b"max_pages", "max_pages_per_host", b"max_pages_per_host", "max_query_variants", b"max_query_variants", "page", b"page", "priority", b"priority", "refresh_interval", b"refresh_interval", "retry_policy", b"retry_policy", "scope", b"scope", "seeds", b"seeds", "sitemaps", b"sitemaps", "sort_query", b"sort_query"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_depth", b"_max_depth", "allow", b"allow", "deny", b"deny", "drop_tracking_parameters", b"drop_tracking_parameters", "max_depth", b"max_depth", "max_pages", b"max_pages", "max_pages_per_host", b"max_pages_per_host", "max_query_variants", b"max_query_variants", "page", b"page", "politeness", b"politeness", "priority", b"priority", "refresh_interval", b"refresh_interval", "retry_policy", b"retry_policy", "scope", b"scope", "seeds", b"seeds", "sitemaps", b"sitemaps", "sort_query", b"sort_query"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_depth: _TypeAlias = _typing.Literal["max_depth"]  # noqa: Y015
     _WhichOneofArgType__max_depth: _TypeAlias = _typing.Literal["_max_depth", b"_max_depth"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_depth) -> _WhichOneofReturnType__max_depth | None: ...
 
 Global___CrawlSpec: _TypeAlias = CrawlSpec  # noqa: Y015
+
+@_typing.final
+class CrawlPoliteness(_message.Message):
+    """Per-host limits a crawl asks for; unset fields leave the host's as they are."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAX_CONCURRENCY_FIELD_NUMBER: _builtins.int
+    DELAY_FIELD_NUMBER: _builtins.int
+    OBEY_ROBOTS_FIELD_NUMBER: _builtins.int
+    max_concurrency: _builtins.int
+    """Leases in flight at once on each of the crawl's hosts, 1 to 10000."""
+    obey_robots: _builtins.bool
+    @_builtins.property
+    def delay(self) -> _duration_pb2.Duration:
+        """Least time between two lease starts on each of the crawl's hosts, 0 to 24 hours."""
+
+    def __init__(
+        self,
+        *,
+        max_concurrency: _builtins.int | None = ...,
+        delay: _duration_pb2.Duration | None = ...,
+        obey_robots: _builtins.bool | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_concurrency", b"_max_concurrency", "_obey_robots", b"_obey_robots", "delay", b"delay", "max_concurrency", b"max_concurrency", "obey_robots", b"obey_robots"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_concurrency", b"_max_concurrency", "_obey_robots", b"_obey_robots", "delay", b"delay", "max_concurrency", b"max_concurrency", "obey_robots", b"obey_robots"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__max_concurrency: _TypeAlias = _typing.Literal["max_concurrency"]  # noqa: Y015
+    _WhichOneofArgType__max_concurrency: _TypeAlias = _typing.Literal["_max_concurrency", b"_max_concurrency"]  # noqa: Y015
+    _WhichOneofReturnType__obey_robots: _TypeAlias = _typing.Literal["obey_robots"]  # noqa: Y015
+    _WhichOneofArgType__obey_robots: _TypeAlias = _typing.Literal["_obey_robots", b"_obey_robots"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_concurrency) -> _WhichOneofReturnType__max_concurrency | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__obey_robots) -> _WhichOneofReturnType__obey_robots | None: ...
+
+Global___CrawlPoliteness: _TypeAlias = CrawlPoliteness  # noqa: Y015
 
 @_typing.final
 class StartCrawlRequest(_message.Message):
@@ -321,6 +370,7 @@ class Crawl(_message.Message):
     REFRESH_OF_FIELD_NUMBER: _builtins.int
     STARTS_AT_FIELD_NUMBER: _builtins.int
     REFRESHED_BY_FIELD_NUMBER: _builtins.int
+    POLICY_PATTERNS_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     state: Global___CrawlState.ValueType
     pages_enqueued: _builtins.int
@@ -356,6 +406,12 @@ class Crawl(_message.Message):
     def depths(self) -> _containers.RepeatedCompositeFieldContainer[Global___DepthCount]: ...
     @_builtins.property
     def starts_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def policy_patterns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The host patterns the crawl's politeness applies to (as host policies while it runs); empty
+        without spec.politeness.
+        """
+
     def __init__(
         self,
         *,
@@ -377,10 +433,11 @@ class Crawl(_message.Message):
         refresh_of: _builtins.int = ...,
         starts_at: _timestamp_pb2.Timestamp | None = ...,
         refreshed_by: _builtins.int = ...,
+        policy_patterns: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "finished_at", b"finished_at", "spec", b"spec", "starts_at", b"starts_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "depths", b"depths", "errors", b"errors", "failed", b"failed", "finished_at", b"finished_at", "id", b"id", "leased", b"leased", "out_of_scope", b"out_of_scope", "over_limit", b"over_limit", "pages_enqueued", b"pages_enqueued", "pages_per_second", b"pages_per_second", "queued", b"queued", "refresh_of", b"refresh_of", "refreshed_by", b"refreshed_by", "spec", b"spec", "starts_at", b"starts_at", "state", b"state", "succeeded", b"succeeded"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "depths", b"depths", "errors", b"errors", "failed", b"failed", "finished_at", b"finished_at", "id", b"id", "leased", b"leased", "out_of_scope", b"out_of_scope", "over_limit", b"over_limit", "pages_enqueued", b"pages_enqueued", "pages_per_second", b"pages_per_second", "policy_patterns", b"policy_patterns", "queued", b"queued", "refresh_of", b"refresh_of", "refreshed_by", b"refreshed_by", "spec", b"spec", "starts_at", b"starts_at", "state", b"state", "succeeded", b"succeeded"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

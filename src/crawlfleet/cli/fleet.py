@@ -19,6 +19,7 @@ from crawlfleet.cli.settings import child_environment
 
 LISTENING = re.compile(r"listening on (\S+):(\d+)")
 METRICS = re.compile(r"metrics on (http://\S+)")
+DASHBOARD = re.compile(r"dashboard on (https?://\S+)")
 # Every process of the demo on a port of its own: several demos (or tests) can run side by side.
 ANY_PORT = "127.0.0.1:0"
 STARTUP_TIMEOUT = 120.0  # the first start initializes the embedded PostgreSQL
@@ -81,6 +82,22 @@ class LocalFleet:
         args = ["--coordinator", address, "--worker-id", name, "--slots", str(slots), "--kinds", "scrape"]
         args += ["--metrics-listen", ANY_PORT]
         return self.start(name, "crawlfleet.worker", *args, *(["--allow-loopback"] if allow_loopback else []))
+
+    def dashboard(self, address: str) -> Process:
+        # The demo's coordinator takes no tokens: neither does its dashboard (loopback only).
+        return self.start(
+            "dashboard", "crawlfleet.dashboard", "--coordinators", address, "--listen", ANY_PORT, "--anonymous"
+        )
+
+    def dashboard_url(self, dashboard: Process, timeout: float = STARTUP_TIMEOUT) -> str | None:
+        """The dashboard's address from its log; None if it did not start (the demo goes on without)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and dashboard.popen.poll() is None:
+            match = DASHBOARD.search(dashboard.log.read_text(errors="replace"))
+            if match:
+                return match.group(1)
+            time.sleep(POLL)
+        return None
 
     def address_of(self, coordinator: Process, timeout: float = STARTUP_TIMEOUT) -> str:
         """``host:port`` from the coordinator's ``listening on`` log line."""

@@ -57,6 +57,12 @@ class CrawlSpec:
     # 0 to 100 for every job of the crawl; higher leases first.
     priority: int | None = None
     retry: RetryPolicy | None = None
+    # Politeness towards the crawl's hosts while it runs (host policies of the crawl): leases in
+    # flight at once per host, least time between two lease starts, obey robots.txt. None leaves
+    # the host's own. Looser than the fleet defaults needs the admin role.
+    host_concurrency: int | None = None
+    host_delay: Seconds | None = None
+    obey_robots: bool | None = None
 
     def to_proto(self) -> crawls_pb2.CrawlSpec:
         if isinstance(self.seeds, str):
@@ -85,7 +91,15 @@ class CrawlSpec:
             spec.max_depth = self.max_depth
         if self.retry is not None:
             spec.retry_policy.CopyFrom(self.retry.to_proto())
+        if self.host_concurrency is not None or self.host_delay is not None or self.obey_robots is not None:
+            spec.politeness.CopyFrom(self._politeness())
         return spec
+
+    def _politeness(self) -> crawls_pb2.CrawlPoliteness:
+        politeness = crawls_pb2.CrawlPoliteness(max_concurrency=self.host_concurrency, obey_robots=self.obey_robots)
+        if self.host_delay is not None:
+            politeness.delay.CopyFrom(duration(self.host_delay))
+        return politeness
 
     def _page(self) -> jobs_pb2.ScrapeSpec:
         page = jobs_pb2.ScrapeSpec(follow_selectors=list(self.follow), skip_images=self.skip_images)

@@ -105,12 +105,13 @@ class EnvFlags:
         group = self.parser.add_argument_group(title, description)
         return EnvFlags(self.parser, self.env, repeated=self.repeated, group=group)
 
-    def lookup(self, flag: str, aliases: Sequence[str] = ()) -> tuple[str, str] | None:
-        """The variable that sets ``flag`` and its value, or None; ``aliases`` are read first."""
+    def lookup(self, flag: str, aliases: Sequence[str] = (), variable: str | None = None) -> tuple[str, str] | None:
+        """The variable that sets ``flag`` and its value, or None; ``aliases`` are read first.
+        ``variable`` replaces the flag's own ``CRAWLFLEET_*`` name."""
         for name in aliases:
             if self.env.get(name):  # an empty alias (DATABASE_URL=) does not hide the prefixed variable
                 return name, self.env[name]
-        name = env_name(flag)
+        name = variable or env_name(flag)
         return (name, self.env[name]) if name in self.env else None
 
     def add(
@@ -123,10 +124,12 @@ class EnvFlags:
         metavar: str | None = None,
         secret: bool = False,
         aliases: Sequence[str] = (),
+        variable: str | None = None,
         **kwargs: Any,
     ) -> argparse.Action:
-        """A flag taking a value; ``secret`` keeps the variable's value out of ``--help``."""
-        found = self.lookup(flag, aliases)
+        """A flag taking a value; ``secret`` keeps the variable's value out of ``--help``;
+        ``variable`` names its variable when the flag's own name would mean something else."""
+        found = self.lookup(flag, aliases, variable)
         value = found[1] if found is not None else default
         action = self._target.add_argument(
             flag,
@@ -135,7 +138,7 @@ class EnvFlags:
             metavar=metavar,
             **kwargs,
         )
-        action.help = self._help(flag, help_text, default, found, secret=secret, aliases=aliases)
+        action.help = self._help(flag, help_text, default, found, secret=secret, aliases=aliases, variable=variable)
         return action
 
     def add_without_env(self, flag: str, help_text: str, **kwargs: Any) -> argparse.Action:
@@ -172,8 +175,9 @@ class EnvFlags:
         *,
         secret: bool,
         aliases: Sequence[str],
+        variable: str | None = None,
     ) -> str:
-        names = " or ".join((*aliases, env_name(flag)))
+        names = " or ".join((*aliases, variable or env_name(flag)))
         if found is not None and not secret:
             note = f"default: {found[1]!r} from {found[0]}"
         elif default in (None, ""):

@@ -6,7 +6,8 @@ computed without starting the site. The deliberate oddities are chosen by produc
 - every 4th product (index 3, 7, ...) is rendered by JavaScript in the browser;
 - a few products reuse another product's picture (the same bytes under their own URL), so dedupe shows;
 - one product's photo is an EXIF-rotated JPEG, one product's image is corrupt;
-- one listing links to a product that no longer exists (HTTP 404).
+- one listing links to a product that no longer exists (HTTP 404);
+- the home and about pages link to a few other sites (out of a crawl's scope).
 """
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ ROTATED_PRODUCT = 1
 CORRUPT_PRODUCT = 10
 FEATURED = (0, 2, 8, 16)
 BROKEN_PATH = "/product/discontinued-copper-kettle"
+# Links to other sites (reserved .example names: nothing real), on the home and about pages: a
+# crawl of the shop counts them out of scope and never fetches them.
+HOME_OFFSITE_LINKS = (
+    ("Our photos", "https://photos.example/crawlfleet-demo-shop"),
+    ("Follow us", "https://social.example/crawlfleet-demo-shop"),
+    ("The potters' guild", "https://pottery-guild.example/members"),
+)
+ABOUT_OFFSITE_LINKS = (("Where the clay comes from", "https://clay-supplier.example/"),)
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 

@@ -11,7 +11,15 @@ from __future__ import annotations
 import json
 from html import escape
 
-from crawlfleet.demo.catalogue import BROKEN_PATH, PAGES_PER_CATEGORY, Catalogue, Category, Product
+from crawlfleet.demo.catalogue import (
+    ABOUT_OFFSITE_LINKS,
+    BROKEN_PATH,
+    HOME_OFFSITE_LINKS,
+    PAGES_PER_CATEGORY,
+    Catalogue,
+    Category,
+    Product,
+)
 
 SHOP = "crawlfleet demo shop"
 CURRENCY = "EUR"
@@ -83,6 +91,10 @@ def _breadcrumbs(path: str, trail: list[tuple[str, str | None]]) -> str:
     return f'<nav aria-label="Breadcrumb"><ol>{items}</ol></nav>'
 
 
+def _offsite(links: tuple[tuple[str, str], ...]) -> str:
+    return "".join(f'<li><a href="{href}" rel="external">{escape(name)}</a></li>' for name, href in links)
+
+
 def home(base: str, catalogue: Catalogue) -> bytes:
     categories = "".join(
         f'<li><a href="{rel("/", c.path)}">{escape(c.name)}</a>: {escape(c.blurb)}</li>' for c in catalogue.categories
@@ -95,7 +107,8 @@ def home(base: str, catalogue: Catalogue) -> bytes:
     body = (
         f"<main><h1>{SHOP}</h1><p>Teapots, mugs and kettles from a small studio that exists only to be scraped. "
         f"Every page here is generated, the same on every run.</p><h2>Shop by category</h2><ul>{categories}</ul>"
-        f'<h2>Featured</h2><ul class="featured">{cards}</ul></main>'
+        f'<h2>Featured</h2><ul class="featured">{cards}</ul>'
+        f'<h2>Elsewhere</h2><ul class="elsewhere">{_offsite(HOME_OFFSITE_LINKS)}</ul></main>'
     )
     head = '<meta name="description" content="A small generated shop of teapots, mugs and kettles.">'
     return layout(base, "/", catalogue, SHOP, body, head=head)
@@ -201,7 +214,8 @@ def about(base: str, catalogue: Catalogue) -> bytes:
         f"products, listed {PAGES_PER_CATEGORY} pages each. {js} product pages are built by JavaScript in the "
         "browser, so a plain HTTP fetch finds an empty app shell. A few gift sets reuse the photo of their product, "
         "one photo is stored sideways with an EXIF orientation, one product image is corrupt, and one listing links "
-        "to a product that no longer exists.</p><p>Nothing on this site is for sale.</p></main>"
+        "to a product that no longer exists.</p><p>Nothing on this site is for sale.</p>"
+        f'<ul class="elsewhere">{_offsite(ABOUT_OFFSITE_LINKS)}</ul></main>'
     )
     head = '<meta name="description" content="What the crawlfleet demo shop is.">'
     return layout(base, "/about", catalogue, f"About | {SHOP}", body, head=head)

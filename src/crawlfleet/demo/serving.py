@@ -58,6 +58,7 @@ class SiteServer:
         self.name = name
         self.base = ""
         self.hits: Counter[str] = Counter()  # path -> requests served
+        self.target_hits: Counter[str] = Counter()  # request target (path and query) -> requests served
         # Every request in arrival order, when log_requests (tests; a benchmark's would grow unbounded).
         self.requests: list[Request] = []
         self._log_requests = log_requests
@@ -118,6 +119,7 @@ class SiteServer:
                 path = urlsplit(self.path).path
                 with site._lock:
                     site.hits[path] += 1
+                    site.target_hits[self.path] += 1
                     if site._log_requests:
                         site.requests.append(Request(arrived, path, self.headers.get("User-Agent", "")))
                 status, headers, body = site.resolve(self.path)

@@ -66,6 +66,11 @@ class DemoSite:
         """Path -> requests served."""
         return self._server.hits
 
+    @property
+    def target_hits(self) -> Counter[str]:
+        """Request target (path and query: listing pages differ by their query) -> requests served."""
+        return self._server.target_hits
+
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Renders the site, serves it on ``host:port`` (0: any free port) and returns its base URL."""
         if not self._resources:

@@ -4,13 +4,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from crawlfleet.demo.catalogue import BROKEN_PATH, PAGES_PER_CATEGORY, Catalogue, build_catalogue
+from crawlfleet.demo.catalogue import (
+    ABOUT_OFFSITE_LINKS,
+    BROKEN_PATH,
+    HOME_OFFSITE_LINKS,
+    PAGES_PER_CATEGORY,
+    Catalogue,
+    build_catalogue,
+)
 
 
 def page_paths(catalogue: Catalogue) -> list[str]:
     """Every HTML page the site serves with 200: home, listings, products, about, in that order."""
     listings = [c.page_path(n) for c in catalogue.categories for n in range(1, PAGES_PER_CATEGORY + 1)]
     return ["/", *listings, *(p.path for p in catalogue.products), "/about"]
+
+
+def crawl_seed(base: str) -> str:
+    """Where the demo's crawl starts: the shop's home page."""
+    return base.rstrip("/") + "/"
+
+
+def page_requests(catalogue: Catalogue | None = None) -> dict[str, int]:
+    """Request target -> how many requests a run that fetches each page once makes of it with
+    render=auto: one, and one more from the browser for a page built by JavaScript."""
+    catalogue = catalogue or build_catalogue()
+    requests = {path: 1 for path in page_paths(catalogue)}
+    requests[BROKEN_PATH] = 1
+    requests.update({p.path: 2 for p in catalogue.products if p.js_rendered})
+    return requests
 
 
 def demo_urls(base: str, catalogue: Catalogue | None = None) -> list[str]:
@@ -32,6 +54,10 @@ class DemoExpectations:
     image_failures: int  # the corrupt product image: error_type "corrupt_image"
     distinct_images: int  # distinct SHA-256 among the processed images (what the store keeps)
     image_urls: int  # distinct image URLs across the site
+    # A crawl from the home page: the depth of its deepest pages, and the links to other sites it
+    # leaves out (per page that offers them).
+    crawl_depth: int
+    offsite_links: int
 
 
 def expected_outcome(catalogue: Catalogue | None = None) -> DemoExpectations:
@@ -52,4 +78,8 @@ def expected_outcome(catalogue: Catalogue | None = None) -> DemoExpectations:
         image_failures=failures,
         distinct_images=len(distinct),
         image_urls=len(products),
+        # home 0; categories, featured products, about 1; second listing pages and the other
+        # products of the first 2; the products of the second listing pages and the gone one 3.
+        crawl_depth=3,
+        offsite_links=len(HOME_OFFSITE_LINKS) + len(ABOUT_OFFSITE_LINKS),
     )

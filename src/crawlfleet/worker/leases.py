@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from crawlfleet.common.logs import JobLog
+from crawlfleet.common.logs import JobLog, job_log
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.worker.backoff import Backoff
 from crawlfleet.worker.errors import CoordinatorError, CoordinatorUnavailable, WorkerError
@@ -40,11 +40,16 @@ class HeldLease:
     job: pb.LeasedJob
     lease_duration: float
     deadline: float  # monotonic time the lease may end at, unless extended
-    log: JobLog
+    logger: logging.Logger  # what ``log`` writes to
     task: asyncio.Task[None] | None = None
     running: bool = True  # its handler has not returned yet
     abandoned: bool = False  # lost, cancelled or self-fenced: nothing may be reported
     holds_report_slot: bool = False  # counted among the finished jobs awaiting their Complete
+
+    @property
+    def log(self) -> JobLog:
+        """A logger whose records carry the job's context; made when used, as most jobs never log."""
+        return job_log(self.logger, self.job)
 
     @property
     def job_id(self) -> int:

@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Self
 
-from crawlfleet.common.logs import job_log
 from crawlfleet.common.robots import skips_job
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import jobs_pb2
@@ -286,7 +285,7 @@ class Worker:
                 deadline=local_deadline(
                     start=now, lease_duration=lease_duration, expires_at=expires_at, now=now, wall_now=wall_now
                 ),
-                log=job_log(log, job),
+                logger=log,
             )
             keeper.add(lease)
             lease.task = loop.create_task(self._run_job(lease), name=f"job-{job.id}")

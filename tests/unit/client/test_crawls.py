@@ -22,6 +22,7 @@ from crawlfleet.client.crawl_specs import crawl_spec
 from crawlfleet.client.crawls import CancelledCrawl, CrawlWatch, list_crawls_request
 from crawlfleet.client.watching import RECONNECT_CAP
 from crawlfleet.v1 import crawls_pb2, jobs_pb2
+from tests.helpers import seconds
 from tests.unit.client.rpc import rpc_error
 
 
@@ -175,3 +176,11 @@ def test_a_dropped_or_drained_stream_is_reopened_for_a_while() -> None:
     clock.now += 31.0
     with pytest.raises(Unavailable):
         watch.retry_delay(draining)
+
+
+def test_a_crawls_politeness_becomes_its_message() -> None:
+    spec = crawl_spec(CrawlSpec(seeds=["https://shop.example/"], host_concurrency=1, host_delay=2.5, obey_robots=True))
+    assert spec.politeness == crawls_pb2.CrawlPoliteness(max_concurrency=1, delay=seconds(2.5), obey_robots=True)
+    assert not crawl_spec(CrawlSpec(seeds=["https://shop.example/"])).HasField("politeness")
+    ignoring = crawl_spec(CrawlSpec(seeds=["https://shop.example/"], obey_robots=False))
+    assert ignoring.politeness.HasField("obey_robots") and not ignoring.politeness.obey_robots

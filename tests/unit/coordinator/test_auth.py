@@ -23,6 +23,7 @@ from crawlfleet.coordinator.security.auth import (
 )
 from crawlfleet.coordinator.security.settings import SecuritySettings, hash_token_command, prepare
 from crawlfleet.coordinator.settings import CoordinatorSettings
+from crawlfleet.v1 import admin_pb2, crawls_pb2, job_queue_pb2
 
 DIGEST = hash_token("s3cret")
 
@@ -189,3 +190,25 @@ def test_hash_token_command() -> None:
     assert out.getvalue() == DIGEST + "\n"
     with pytest.raises(SecurityConfigError):
         hash_token_command(io.StringIO(""), io.StringIO())
+
+
+def test_a_viewer_reads_everything_and_changes_nothing() -> None:
+    verbs_that_change = ("Cancel", "Requeue", "Purge", "Set", "Clear", "Pause", "Resume", "Start", "Refresh")
+    for file in (admin_pb2, crawls_pb2, job_queue_pb2):
+        for service in file.DESCRIPTOR.services_by_name.values():
+            for method in service.methods:
+                name = f"/{service.full_name}/{method.name}"
+                if method.name.startswith(verbs_that_change):
+                    assert not may_call(Role.VIEWER, name), name
+    for read in (
+        "Admin/GetQueueHealth",
+        "Admin/GetQueueActivity",
+        "Admin/ListJobs",
+        "Admin/GetThumbnail",
+        "Admin/ListHosts",
+        "Crawls/WatchCrawl",
+        "Crawls/ListCrawls",
+    ):
+        assert may_call(Role.VIEWER, f"/crawlfleet.v1.{read}"), read
+    for work in ("JobQueue/Lease", "JobQueue/Complete", "JobQueue/Enqueue"):
+        assert not may_call(Role.VIEWER, f"/crawlfleet.v1.{work}"), work

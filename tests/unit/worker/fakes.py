@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 
 import grpc
 
-from crawlfleet.common.logs import job_log
 from crawlfleet.common.rpc_errors import ErrorDetails
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.worker.errors import CoordinatorError, CoordinatorFault, CoordinatorUnavailable, LeaseLost
@@ -41,9 +40,7 @@ def completed(job_id: int) -> pb.CompletedJob:
 
 def held(job_id: int, *, deadline: float = 1e12, lease_duration: float = 30.0) -> HeldLease:
     job = pb.LeasedJob(id=job_id, kind="noop", lease_token=f"tok-{job_id}", attempt=1, max_attempts=3)
-    return HeldLease(
-        job=job, lease_duration=lease_duration, deadline=deadline, log=job_log(logging.getLogger("t"), job)
-    )
+    return HeldLease(job=job, lease_duration=lease_duration, deadline=deadline, logger=logging.getLogger("t"))
 
 
 class Notifier:

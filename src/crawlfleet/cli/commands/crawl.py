@@ -20,6 +20,7 @@ from crawlfleet.cli.commands.crawl_report import (
     speed,
     status_report,
 )
+from crawlfleet.cli.commands.hosts import ROBOTS
 from crawlfleet.cli.context import Context
 from crawlfleet.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_JOBS_FAILED, EXIT_OK, EXIT_TIMEOUT, UsageError
 from crawlfleet.cli.render import format_duration, message_dict, parse_duration
@@ -103,6 +104,15 @@ def _register_start(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--priority", type=int, metavar="N", help="0 to 100 for every job of the crawl, higher leases first"
     )
     start.add_argument("--max-attempts", type=int, metavar="N", help="attempts of each page before it goes dead")
+    polite = start.add_argument_group(
+        "politeness while the crawl runs",
+        "host policies of the crawl for its seeds' hosts (its domains with --scope same-domain); an operator's "
+        "policy for a host wins, and so does the strictest of several crawls. Looser than the fleet defaults "
+        "needs the admin role.",
+    )
+    polite.add_argument("--host-concurrency", type=int, metavar="N", help="leases in flight at once per host")
+    polite.add_argument("--delay", metavar="SECONDS", help="least time between two lease starts per host: 500ms, 2s")
+    polite.add_argument("--robots", choices=sorted(ROBOTS), help="obey or ignore robots.txt")
     start.add_argument("--wait", action="store_true", help="wait until the crawl ends, with progress on stderr")
     start.add_argument("--timeout", metavar="T", help="with --wait: give up waiting after this long (e.g. 30m)")
     start.set_defaults(run=run_start)
@@ -127,6 +137,9 @@ def crawl_of(ns: argparse.Namespace) -> CrawlSpec:
         skip_images=ns.no_images,
         priority=ns.priority,
         retry=RetryPolicy(maximum_attempts=ns.max_attempts) if ns.max_attempts is not None else None,
+        host_concurrency=ns.host_concurrency,
+        host_delay=parse_duration(ns.delay) if ns.delay is not None else None,
+        obey_robots=ROBOTS[ns.robots] if ns.robots is not None else None,
     )
 
 

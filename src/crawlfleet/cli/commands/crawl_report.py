@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from crawlfleet.cli.render import ago, table, truncate, when
+from crawlfleet.cli.render import ago, format_duration, table, truncate, when
 from crawlfleet.client import CrawlState
 from crawlfleet.client.crawl_specs import CRAWL_SCOPES
 from crawlfleet.v1 import crawls_pb2, jobs_pb2
@@ -46,6 +46,19 @@ def limits_text(spec: crawls_pb2.CrawlSpec) -> str:
     return f"{scope}; depth up to {spec.max_depth}; at most {spec.max_pages} pages{per_host}"
 
 
+def politeness_text(crawl: crawls_pb2.Crawl) -> str:
+    """``1 at once, 2s apart, robots.txt obeyed on shop.example``: what the crawl asks of its hosts."""
+    asked = crawl.spec.politeness
+    parts = [f"{asked.max_concurrency} at once"] if asked.HasField("max_concurrency") else []
+    if asked.HasField("delay"):
+        seconds = asked.delay.ToNanoseconds() / 1e9
+        parts.append(f"{format_duration(seconds)} apart" if seconds else "no delay")
+    if asked.HasField("obey_robots"):
+        parts.append(f"robots.txt {'obeyed' if asked.obey_robots else 'ignored'}")
+    live = "while it runs" if crawl.state == crawls_pb2.CRAWL_STATE_RUNNING else "(ended with the crawl)"
+    return f"{', '.join(parts)} on {' '.join(crawl.policy_patterns)} {live}"
+
+
 def render_name(spec: crawls_pb2.CrawlSpec) -> str:
     return jobs_pb2.RenderMode.Name(spec.page.render).removeprefix("RENDER_MODE_").lower()
 
@@ -62,6 +75,7 @@ def status_report(crawl: crawls_pb2.Crawl, now: dt.datetime) -> str:
     fields += [("allow", " ".join(spec.allow))] if spec.allow else []
     fields += [("deny", " ".join(spec.deny))] if spec.deny else []
     fields += [("follow", " ".join(spec.page.follow_selectors))] if spec.page.follow_selectors else []
+    fields += [("politeness", politeness_text(crawl))] if crawl.policy_patterns else []
     fields += [
         ("render", render_name(spec)),
         ("created", when(crawl.created_at, now)),

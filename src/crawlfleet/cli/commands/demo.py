@@ -1,8 +1,9 @@
-"""``crawlfleet demo``: a coordinator, two workers and the built-in demo shop, with progress and a summary.
+"""``crawlfleet demo``: a coordinator, two workers and the built-in demo shop, crawled from its home
+page with live progress, then a summary; with URLs, those are scraped instead.
 
-With URLs it scrapes those instead of the demo site (and the workers keep refusing loopback and
-private addresses), within the fleet's default politeness. The demo shop is our own: a host
-policy lets every worker slot fetch from it at once, without a delay.
+The steps are separate (start the processes, do the work, sum up, say where to look next), so a
+further part of the demo (a dashboard) is one more step beside the workers. With URLs the workers
+keep refusing loopback and private addresses, and the fleet's default politeness applies.
 """
 
 from __future__ import annotations
@@ -11,65 +12,74 @@ import argparse
 import contextlib
 import dataclasses
 import datetime as dt
-import os
-import shutil
 import signal
-import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 from crawlfleet.cli.client import open_client
 from crawlfleet.cli.commands.hosts import host_table
 from crawlfleet.cli.context import Context
+from crawlfleet.cli.demo.crawl import MAX_DEPTH, crawl_jobs, crawl_lines, demo_crawl, follow_crawl, site_lines
+from crawlfleet.cli.demo.jobs import enqueue_urls, follow_jobs
+from crawlfleet.cli.demo.next_steps import export_command, keep_running, look_next
+from crawlfleet.cli.demo.waiting import Waiting
 from crawlfleet.cli.errors import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, CliError
 from crawlfleet.cli.fleet import LocalFleet
-from crawlfleet.cli.render import STATES, TERMINAL_STATES, format_duration, message_dict, state_name
+from crawlfleet.cli.render import TERMINAL_STATES, format_duration, message_dict
 from crawlfleet.cli.settings import CliSettings
 from crawlfleet.cli.summary import RunSummary, summarize, summary_lines
-from crawlfleet.client import Client, ClientError, NotFound, ScrapeJob
+from crawlfleet.client import Client, ClientError, NotFound
 from crawlfleet.common.hosts import host_of
 from crawlfleet.common.urls import InvalidURL, normalize_url
-from crawlfleet.demo import DemoSite, demo_urls
-from crawlfleet.v1 import admin_pb2, jobs_pb2
+from crawlfleet.demo import DemoSite, crawl_seed
+from crawlfleet.demo.urls import page_requests
+from crawlfleet.v1 import admin_pb2, crawls_pb2, jobs_pb2
 
 DEFAULT_LOG_DIR = Path(".crawlfleet/demo-logs")
 DEFAULT_TIMEOUT = 300.0
 WORKERS = 2
 SLOTS = 4
-POLL = 0.25
-PLAIN_PROGRESS_INTERVAL = 2.0  # seconds between progress lines when stderr is not a terminal
-STALL_WARNING = 30.0  # seconds without any change before the demo shows what the processes complain about
-DEFAULT_ADDRESS = "127.0.0.1:50051"
 # The summary shows at most this many hosts (`crawlfleet hosts list` has them all).
 SUMMARY_HOSTS = 10
-DEMO_POLICY_NOTE = "crawlfleet demo: our own demo shop, as fast as the workers go"
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = commands.add_parser(
         "demo",
-        help="run a coordinator and two workers on the built-in demo site (or on URLs), then summarize",
-        description="Starts a coordinator, two workers and the built-in demo shop, scrapes the shop with "
-        "progress and prints a summary of what was stored; then stops everything with SIGTERM. With URLs it "
-        "scrapes those instead (the workers then refuse loopback and private addresses). See docs/cli.md.",
+        help="run a coordinator and two workers crawling the built-in demo site (or scraping URLs), then summarize",
+        description="Starts a coordinator, two workers and the built-in demo shop, crawls the shop from its home "
+        "page with live progress and prints a summary of what was found and stored; then stops everything with "
+        "SIGTERM. With URLs it scrapes those instead (the workers then refuse loopback and private addresses). "
+        "See docs/cli.md.",
     )
-    demo.add_argument("urls", nargs="*", metavar="URL", help="scrape these instead of the demo site")
+    demo.add_argument("urls", nargs="*", metavar="URL", help="scrape these instead of crawling the demo site")
     demo.add_argument("--database-url", help="PostgreSQL DSN for the coordinator (default: the embedded server)")
     demo.add_argument("--data-dir", type=Path, help="data directory of the embedded PostgreSQL (coordinator default)")
     demo.add_argument("--log-dir", type=Path, default=DEFAULT_LOG_DIR, help=f"process logs (default {DEFAULT_LOG_DIR})")
-    demo.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds the jobs get to finish")
+    demo.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds the work gets to finish")
     demo.add_argument("--keep-running", action="store_true", help="after the summary, keep serving until Ctrl-C")
     demo.set_defaults(run=run_demo)
+
+
+class Work(NamedTuple):
+    """What the demo did: its jobs (with results), the URLs they were for, the crawl if it crawled,
+    and the lines of the summary that belong to the crawl."""
+
+    jobs: list[jobs_pb2.Job]
+    urls: list[str]
+    crawl: crawls_pb2.Crawl | None
+    lines: list[str]
 
 
 @dataclasses.dataclass(frozen=True)
 class DemoRun:
     address: str
     first_id: int
+    crawl_id: int | None
     summary: RunSummary
     unfinished: int
     hosts: list[admin_pb2.Host]
@@ -80,7 +90,7 @@ def run_demo(ctx: Context, ns: argparse.Namespace) -> int:
     fleet = LocalFleet(ns.log_dir)
     try:
         with _sigterm_as_interrupt():
-            run = scrape(ctx, ns, fleet, say)
+            run = demonstrate(ctx, ns, fleet, say)
     finally:
         if fleet.processes:
             say("stopping the workers and the coordinator (SIGTERM)...")
@@ -88,66 +98,139 @@ def run_demo(ctx: Context, ns: argparse.Namespace) -> int:
         say(f"stopped: {', '.join(f'{name} exited {code}' for name, code in codes.items())}")
     if ctx.settings.json:
         hosts = [message_dict(h) for h in run.hosts]
-        ctx.json({**run.summary.as_json(), "hosts": hosts, "coordinator": run.address, "exit_codes": codes})
+        ctx.json(
+            {
+                **run.summary.as_json(),
+                "crawl_id": run.crawl_id,
+                "hosts": hosts,
+                "coordinator": run.address,
+                "exit_codes": codes,
+            }
+        )
     elif not ns.keep_running:
         say("")
-        for line in look_next(ns, run.first_id):
+        for line in look_next(ns, run.first_id, run.crawl_id):
             say(line)
     if any(code != 0 for code in codes.values()):
         raise CliError(f"a process did not exit cleanly; see the logs in {ns.log_dir}/", EXIT_FAILED)
     return EXIT_TIMEOUT if run.unfinished else EXIT_OK
 
 
-def scrape(ctx: Context, ns: argparse.Namespace, fleet: LocalFleet, say: Callable[[str], None]) -> DemoRun:
-    """Starts the processes (and the demo site), runs the jobs and prints the summary."""
+def demonstrate(ctx: Context, ns: argparse.Namespace, fleet: LocalFleet, say: Callable[[str], None]) -> DemoRun:
+    """Starts the processes (and the demo site), does the work, prints the summary."""
     started = time.monotonic()
-    say("starting the coordinator (embedded PostgreSQL unless --database-url; the first start initializes it)...")
-    coordinator = fleet.coordinator(database_url=ns.database_url, data_dir=ns.data_dir)
+    deadline = started + ns.timeout
     site = DemoSite() if not ns.urls else None
     try:
-        urls = demo_urls(site.start(), site.catalogue) if site else list(ns.urls)  # while the coordinator starts
-        address = fleet.address_of(coordinator)
-        for n in range(1, WORKERS + 1):
-            fleet.worker(f"demo-worker-{n}", address, slots=SLOTS, allow_loopback=site is not None)
-        source = f"the demo shop at {site.base}" if site else "the given URLs"
-        say(f"coordinator on {address}, {WORKERS} workers x {SLOTS} slots; scraping {source}; logs in {ns.log_dir}/")
+        address, dashboard_url = start_fleet(ns, fleet, site, say)
         # The demo's own coordinator: plain loopback, no token.
         settings = CliSettings(coordinator=address, json=ctx.settings.json, call_timeout=ctx.settings.call_timeout)
         with open_client(settings) as client:
-            own = host_of(normalize_url(site.base)) if site else None
-            try:
-                if own is not None:
-                    client.set_host_policy(
-                        own, max_concurrency=WORKERS * SLOTS, delay=0, obey_robots=False, note=DEMO_POLICY_NOTE
-                    )
-                    say(f"host policy for {own}: {WORKERS * SLOTS} leases at once, no delay (our own site)")
-                ids = [job.id for job in client.enqueue_many(ScrapeJob(url=u, render="auto") for u in urls)]
-                say(f"enqueued {len(ids)} scrape jobs (render auto)")
-                jobs = follow(ctx, client, ids, started + ns.timeout, fleet)
-                hosts, more_hosts = hosts_of_run(client, urls)
-            finally:
-                if own is not None:
-                    forget_policy(client, own)
-        summary = summarize(jobs.values(), time.monotonic() - started)
+            if site is not None:
+                work = crawl_shop(ctx, client, site, deadline, fleet, say)
+            else:
+                work = scrape_urls(ctx, client, list(ns.urls), deadline, fleet, say)
+            hosts, more_hosts = hosts_of_run(client, work.urls)
+        summary = summarize(work.jobs, time.monotonic() - started)
         unfinished = summary.jobs - sum(summary.states.get(s, 0) for s in TERMINAL_STATES)
+        if work.crawl is not None and work.crawl.state == crawls_pb2.CRAWL_STATE_RUNNING:
+            unfinished = max(unfinished, 1)
         if not ctx.settings.json:
-            say("\nsummary:")
-            for line in summary_lines(summary, _expected(site) if site else None):
-                say(line)
-            if unfinished:
-                say(f"  {unfinished} job(s) had not finished after {format_duration(ns.timeout)} (--timeout)")
-            if hosts:
-                say("\nhosts:")
-                for line in host_table(hosts, dt.datetime.now(dt.UTC)).splitlines():
-                    say("  " + line)
-                if more_hosts:
-                    say(f"  ... and {more_hosts} more (crawlfleet hosts list)")
+            say_summary(say, summary, work, site, unfinished, ns.timeout)
+            say_hosts(say, hosts, more_hosts, after_crawl=work.crawl is not None)
+        first_id = min((job.id for job in work.jobs), default=0)
+        crawl_id = work.crawl.id if work.crawl is not None else None
         if ns.keep_running:
-            keep_running(say, address, min(ids), fleet)
+            keep_running(say, address, first_id, crawl_id, fleet, dashboard_url)
     finally:
         if site is not None:
             site.stop()
-    return DemoRun(address, min(ids), summary, unfinished, hosts)
+    return DemoRun(address, first_id, crawl_id, summary, unfinished, hosts)
+
+
+def start_fleet(
+    ns: argparse.Namespace, fleet: LocalFleet, site: DemoSite | None, say: Callable[[str], None]
+) -> tuple[str, str | None]:
+    """The coordinator, the demo site, the workers and the dashboard (every process of the demo
+    starts here); the coordinator's address and the dashboard's (None when it did not start)."""
+    say("starting the coordinator (embedded PostgreSQL unless --database-url; the first start initializes it)...")
+    coordinator = fleet.coordinator(database_url=ns.database_url, data_dir=ns.data_dir)
+    base = site.start() if site else None  # while the coordinator starts
+    address = fleet.address_of(coordinator)
+    for n in range(1, WORKERS + 1):
+        fleet.worker(f"demo-worker-{n}", address, slots=SLOTS, allow_loopback=site is not None)
+    dashboard = fleet.dashboard(address)
+    source = f"the demo shop at {base}" if base else "the given URLs"
+    say(f"coordinator on {address}, {WORKERS} workers x {SLOTS} slots; {source}; logs in {ns.log_dir}/")
+    dashboard_url = fleet.dashboard_url(dashboard)
+    say(f"dashboard on {dashboard_url}" if dashboard_url else f"the dashboard did not start; see {dashboard.log}")
+    return address, dashboard_url
+
+
+def crawl_shop(
+    ctx: Context, client: Client, site: DemoSite, deadline: float, fleet: LocalFleet, say: Callable[[str], None]
+) -> Work:
+    """Crawls the shop from its home page and follows the crawl to its end."""
+    seed = crawl_seed(site.base)
+    started = client.start_crawl(demo_crawl(seed, WORKERS * SLOTS))
+    say(
+        f"crawl {started.id}: from {seed}, following links on the shop up to depth {MAX_DEPTH} (render auto); "
+        f"its own host policy lets {WORKERS * SLOTS} leases at once on the shop, without a delay (our own site), "
+        "until it ends"
+    )
+    crawl: crawls_pb2.Crawl | None = None
+    try:
+        crawl = follow_crawl(client, started.id, deadline, Waiting(ctx, fleet, f"crawl {started.id}"))
+    finally:
+        if crawl is None or crawl.state == crawls_pb2.CRAWL_STATE_RUNNING:
+            stop_crawl(client, started.id)  # interrupted or out of time: its host policy goes now
+    assert crawl is not None  # follow_crawl returned, or its exception went on
+    jobs = crawl_jobs(client, crawl, site.base)
+    expected = site.expected()
+    browser_pages = sum(p.js_rendered for p in site.catalogue.products)
+    lines = crawl_lines(crawl, jobs, expected.offsite_links)
+    lines += site_lines(site.target_hits, page_requests(site.catalogue), browser_pages)
+    lines.append(f"  export its pages: {export_command(None, crawl.id)}  (with a coordinator on its data)")
+    return Work(jobs, [seed], crawl, lines)
+
+
+def stop_crawl(client: Client, crawl_id: int) -> None:
+    with contextlib.suppress(ClientError):  # the coordinator may be gone (Ctrl-C, a crash)
+        client.cancel_crawl(crawl_id)
+
+
+def scrape_urls(
+    ctx: Context, client: Client, urls: list[str], deadline: float, fleet: LocalFleet, say: Callable[[str], None]
+) -> Work:
+    ids = enqueue_urls(client, urls)
+    say(f"enqueued {len(ids)} scrape jobs (render auto)")
+    jobs = follow_jobs(client, ids, deadline, Waiting(ctx, fleet, "jobs"))
+    return Work(list(jobs.values()), urls, None, [])
+
+
+def say_summary(
+    say: Callable[[str], None], summary: RunSummary, work: Work, site: DemoSite | None, unfinished: int, timeout: float
+) -> None:
+    say("\nsummary:")
+    for line in summary_lines(summary, _expected(site) if site else None):
+        say(line)
+    if unfinished:
+        say(f"  the work had not finished after {format_duration(timeout)} (--timeout)")
+    if work.lines:
+        say("")
+    for line in work.lines:
+        say(line)
+
+
+def say_hosts(say: Callable[[str], None], hosts: list[admin_pb2.Host], more_hosts: int, *, after_crawl: bool) -> None:
+    if not hosts:
+        return
+    # The crawl's politeness was a host policy of the crawl: the table shows the host without it.
+    say("\nhosts (as now, the crawl's own host policy gone with it):" if after_crawl else "\nhosts:")
+    for line in host_table(hosts, dt.datetime.now(dt.UTC)).splitlines():
+        say("  " + line)
+    if more_hosts:
+        say(f"  ... and {more_hosts} more (crawlfleet hosts list)")
 
 
 def hosts_of_run(client: Client, urls: list[str]) -> tuple[list[admin_pb2.Host], int]:
@@ -166,12 +249,6 @@ def hosts_of_run(client: Client, urls: list[str]) -> tuple[list[admin_pb2.Host],
     return hosts, max(0, len(distinct) - SUMMARY_HOSTS)
 
 
-def forget_policy(client: Client, host: str) -> None:
-    """The demo site's next run has another port, so another host: its policy goes with this run."""
-    with contextlib.suppress(ClientError):  # the coordinator may be gone (Ctrl-C, a crash)
-        client.clear_host_policy(host)
-
-
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM (a supervisor, ``timeout``) stops the demo as Ctrl-C does: processes stopped in order."""
@@ -187,98 +264,6 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def follow(ctx: Context, client: Client, ids: list[int], deadline: float, fleet: LocalFleet) -> dict[int, jobs_pb2.Job]:
-    """Polls the jobs until all are finished (or the deadline), showing progress on stderr."""
-    jobs: dict[int, jobs_pb2.Job] = {}
-    pending = list(ids)
-    progress = ctx.progress("jobs")
-    last_line, last_printed = "", 0.0
-    changed, seen, stalled = time.monotonic(), "", False
-    while True:
-        for job_id in pending:  # a finished job is read once more, with its result, and no more
-            jobs[job_id] = client.get_job(job_id)
-        pending = [i for i in pending if state_name(jobs[i].state) not in TERMINAL_STATES]
-        states = Counter(state_name(j.state) for j in jobs.values())
-        line = ", ".join(f"{states[s]} {s}" for s in STATES if states[s])
-        progress.update(len(ids) - len(pending), len(ids), line, force=True)
-        now = time.monotonic()
-        if (
-            not progress.enabled
-            and line != last_line
-            and (not pending or now - last_printed >= PLAIN_PROGRESS_INTERVAL)
-        ):
-            ctx.err(f"progress: {len(ids) - len(pending)}/{len(ids)} finished: {line}")
-            last_line, last_printed = line, now
-        if line != seen:
-            changed, seen = now, line
-        elif not stalled and now - changed > STALL_WARNING:
-            stalled = True
-            progress.finish()
-            ctx.err(f"no progress for {STALL_WARNING:.0f}s; what the processes last complained about:")
-            for process in fleet.processes:
-                ctx.err(f"  {process.name}: {process.last_problem() or '(nothing)'}")
-        if not pending or now >= deadline:
-            progress.finish()
-            return jobs
-        if exited := fleet.exited():
-            progress.finish()
-            gone = exited[0]
-            raise CliError(f"{gone.name} exited with status {gone.popen.returncode}; see {gone.log}:\n{gone.tail()}")
-        time.sleep(POLL)
-
-
-def keep_running(say: Callable[[str], None], address: str, first_id: int, fleet: LocalFleet) -> None:
-    say(f"\nthe coordinator keeps serving on {address} until Ctrl-C; try:")
-    for line in example_commands(address, first_id, with_flag=True):
-        say("  " + line)
-    for name, url in fleet.metrics_urls().items():
-        say(f"  curl {url}    # {name} metrics")
-    try:
-        while not fleet.exited():
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        say("")
-
-
-def look_next(ns: argparse.Namespace, first_id: int) -> list[str]:
-    where = (
-        f"--database-url {ns.database_url}" if ns.database_url else (f"--data-dir {ns.data_dir}" if ns.data_dir else "")
-    )
-    serve = f"{bin_prefix()}crawlfleet-coordinator serve {where}".rstrip()
-    return [
-        "where to look next: the data stays in the database. Start a coordinator on it",
-        f"  {serve}    # listens on {DEFAULT_ADDRESS}",
-        "then, in another terminal:",
-        *("  " + line for line in example_commands(DEFAULT_ADDRESS, first_id, with_flag=False)),
-        "or run `crawlfleet demo --keep-running` to keep this demo's coordinator up.",
-        f"process logs: {ns.log_dir}/",
-    ]
-
-
-def bin_prefix() -> str:
-    """How to call the console scripts from here: bare when on PATH, else by their directory."""
-    bindir = Path(sys.executable).parent
-    if shutil.which("crawlfleet") or not (bindir / "crawlfleet").exists():
-        return ""
-    relative = os.path.relpath(bindir)
-    return (str(bindir) if relative.startswith("..") else relative) + "/"
-
-
-def example_commands(address: str, first_id: int, *, with_flag: bool) -> list[str]:
-    cli = bin_prefix() + (f"crawlfleet --coordinator {address}" if with_flag else "crawlfleet")
-    return [
-        f"{cli} stats",
-        f"{cli} hosts list",
-        f"{cli} jobs list --kind scrape --limit 10",
-        f"{cli} jobs show {first_id}",
-        f"{cli} dead list",
-        f"{cli} export --output results.jsonl",
-        f"buf curl --protocol grpc --http2-prior-knowledge http://{address}/crawlfleet.v1.Admin/GetQueueStats",
-        f"grpcurl -plaintext {address} crawlfleet.v1.Admin/GetQueueStats",
-        f"grpcurl -plaintext -d '{{\"job_id\": {first_id}}}' {address} crawlfleet.v1.Admin/GetJob",
-    ]
 
 
 def _expected(site: DemoSite) -> dict[str, int]:

@@ -117,6 +117,17 @@ def status(host: admin_pb2.Host, now: dt.datetime) -> str:
     return "ready" if host.ready_at.ToDatetime(tzinfo=dt.UTC) <= now else f"next {ago(host.ready_at, now)}"
 
 
+def policy_source(host: admin_pb2.Host) -> str:
+    """Where the host's limits come from: ``default``, an operator's pattern, or a crawl's
+    (``shop.example (crawl 7)``)."""
+    if not host.policy_pattern:
+        return "default"
+    if not host.policy_crawl_ids:
+        return host.policy_pattern
+    ids = ", ".join(str(i) for i in host.policy_crawl_ids)
+    return f"{host.policy_pattern} (crawl{'s' if len(host.policy_crawl_ids) > 1 else ''} {ids})"
+
+
 def host_table(hosts: Sequence[admin_pb2.Host], now: dt.datetime) -> str:
     rows = [
         (
@@ -125,7 +136,7 @@ def host_table(hosts: Sequence[admin_pb2.Host], now: dt.datetime) -> str:
             f"{h.in_flight}/{h.max_concurrency}",
             format_duration(h.delay.ToNanoseconds() / 1e9) if h.delay.ToNanoseconds() else "-",
             h.leases_started,
-            h.policy_pattern or "default",
+            policy_source(h),
             truncate(status(h, now), 70),
         )
         for h in hosts
@@ -171,7 +182,7 @@ def run_show(ctx: Context, ns: argparse.Namespace) -> int:
     crawl_delay = format_duration(robots.crawl_delay.ToNanoseconds() / 1e9) if robots.HasField("crawl_delay") else "-"
     fields: list[tuple[str, object]] = [
         ("host", host.host),
-        ("policy", host.policy_pattern or "the fleet defaults"),
+        ("policy", policy_source(host) if host.policy_pattern else "the fleet defaults"),
         ("limits", limits(host)),
         ("in flight", host.in_flight),
         ("queued", queued(host)),

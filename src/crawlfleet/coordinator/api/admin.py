@@ -50,6 +50,8 @@ STUCK_LEASE_REAP_INTERVALS = 2
 MAX_EXPIRING_WITHIN = 24 * 3600.0
 MAX_WORKERS_WINDOW = 365 * 24 * 3600.0
 MAX_FINISHED_BEFORE = 100 * 365 * 24 * 3600.0
+DEFAULT_ACTIVITY_WINDOW = 3600.0
+MAX_ACTIVITY_WINDOW = 24 * 3600.0
 
 
 class AdminServicer(HostsServicer):
@@ -171,6 +173,39 @@ class AdminServicer(HostsServicer):
         )
         next_token = str(rows[-1].id) if len(rows) == size else ""
         return pb.ListJobsResponse(jobs=[job_message(r) for r in rows], next_page_token=next_token)
+
+    @handles_errors
+    async def GetQueueActivity(
+        self,
+        request: pb.GetQueueActivityRequest,
+        context: Ctx,  # type: ignore[type-arg]
+    ) -> pb.GetQueueActivityResponse:
+        """Attempts ended per minute over the window, every minute present (zeros included)."""
+        window = convert.optional_seconds(
+            request.window,
+            request.HasField("window"),
+            "window",
+            default=DEFAULT_ACTIVITY_WINDOW,
+            maximum=MAX_ACTIVITY_WINDOW,
+        )
+        if window < 60:
+            raise InvalidArgument("window", "must be at least 1 minute")
+        now = dt.datetime.now(dt.UTC)
+        last = now.replace(second=0, microsecond=0)
+        first = last - dt.timedelta(minutes=int(window // 60) - 1)
+        found = {row.minute: row for row in await self._admin.activity(since=first, until=now)}
+        minutes = []
+        for index in range(int((last - first).total_seconds() // 60) + 1):
+            start = first + dt.timedelta(minutes=index)
+            minute = pb.ActivityMinute(minute=convert.timestamp(start))
+            row = found.get(start)
+            if row is not None:
+                minute.succeeded, minute.failed, minute.expired = row.succeeded, row.failed, row.expired
+                if row.wait_avg_ms is not None and row.wait_max_ms is not None:
+                    minute.lease_wait_avg.CopyFrom(convert.duration(row.wait_avg_ms / 1000))
+                    minute.lease_wait_max.CopyFrom(convert.duration(row.wait_max_ms / 1000))
+            minutes.append(minute)
+        return pb.GetQueueActivityResponse(minutes=minutes)
 
     @handles_errors
     async def ListWorkers(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from crawlfleet.coordinator.api import convert
+from crawlfleet.coordinator.crawling.host_policies import crawl_host_policy
 from crawlfleet.coordinator.storage.crawl_rows import CrawlRow
 from crawlfleet.coordinator.storage.crawls import CrawlReport
 from crawlfleet.v1 import crawls_pb2 as pb
@@ -13,10 +14,12 @@ _FAILED = frozenset({"dead", "cancelled", "skipped"})
 
 def crawl_message(row: CrawlRow, report: CrawlReport | None = None) -> pb.Crawl:
     """The crawl; with its report, its job counts, rate, errors and depths too."""
+    spec = pb.CrawlSpec.FromString(row.spec)
+    policy = crawl_host_policy(spec)
     crawl = pb.Crawl(
         id=row.id,
         state=pb.CrawlState.Value(f"CRAWL_STATE_{row.state.upper()}"),
-        spec=pb.CrawlSpec.FromString(row.spec),
+        spec=spec,
         created_at=convert.timestamp(row.created_at),
         finished_at=convert.timestamp(row.finished_at),
         pages_enqueued=row.pages_enqueued,
@@ -25,6 +28,7 @@ def crawl_message(row: CrawlRow, report: CrawlReport | None = None) -> pb.Crawl:
         refresh_of=row.refresh_of or 0,
         starts_at=convert.timestamp(row.starts_at),
         refreshed_by=row.refreshed_by or 0,
+        policy_patterns=policy.patterns if policy else [],
     )
     if report is None:
         return crawl

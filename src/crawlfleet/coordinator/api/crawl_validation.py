@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from crawlfleet.coordinator.api import convert
+from crawlfleet.coordinator.api.hosts_convert import MAX_POLICY_CONCURRENCY, MAX_POLICY_DELAY_SECONDS
 from crawlfleet.coordinator.api.validation import normalize_target_url, validate_job
+from crawlfleet.coordinator.crawling.host_policies import crawl_host_policy, looser_than
 from crawlfleet.coordinator.crawling.scope import CrawlRules, invalid_globs
-from crawlfleet.coordinator.errors import InvalidArgument
+from crawlfleet.coordinator.errors import InvalidArgument, PermissionDenied
+from crawlfleet.coordinator.politeness import Politeness
+from crawlfleet.coordinator.security.principal import Principal, Role
 from crawlfleet.coordinator.settings import CoordinatorSettings
 from crawlfleet.coordinator.storage.crawls import CrawlLimits
 from crawlfleet.v1 import crawls_pb2, jobs_pb2
@@ -45,6 +50,7 @@ def validate_crawl(
     checked.max_query_variants = _bounded(
         spec.max_query_variants or DEFAULT_MAX_QUERY_VARIANTS, f"{field}.max_query_variants", 1, MAX_PAGES
     )
+    _check_politeness(spec.politeness, f"{field}.politeness")
     if not checked.page.render:
         checked.page.render = jobs_pb2.RENDER_MODE_HTTP
     rules = CrawlRules.of(checked)
@@ -79,6 +85,34 @@ def validate_crawl(
         retry_max_ms=job.retry_max_ms,
     )
     return checked, limits
+
+
+def _check_politeness(politeness: crawls_pb2.CrawlPoliteness, field: str) -> None:
+    """The bounds of a host policy's limits (as SetHostPolicy has them)."""
+    if politeness.HasField("max_concurrency"):
+        _bounded(politeness.max_concurrency, f"{field}.max_concurrency", 1, MAX_POLICY_CONCURRENCY)
+    if politeness.HasField("delay"):
+        convert.optional_seconds(
+            politeness.delay, True, f"{field}.delay", default=0.0, maximum=MAX_POLICY_DELAY_SECONDS
+        )
+
+
+def check_politeness_role(
+    spec: crawls_pb2.CrawlSpec, field: str, defaults: Politeness, principal: Principal | None
+) -> None:
+    """Raises PermissionDenied naming the first politeness field that loosens the fleet defaults
+    unless the caller is an admin (or auth is off): a crawl's limits apply to every job of its
+    hosts, not only to its own, so only those who may set host policies may relax them."""
+    policy = crawl_host_policy(spec)
+    if policy is None or principal is None or principal.role is Role.ADMIN:
+        return
+    for name in looser_than(policy, defaults):
+        path = f"{field}.politeness.{name}"
+        raise PermissionDenied(
+            f"{path}: looser than the fleet default; only the admin role may loosen politeness "
+            "(tightening it is allowed)",
+            metadata={"field": path, "role": str(principal.role)},
+        )
 
 
 def _bounded(value: int, field: str, low: int, high: int) -> int:

@@ -12,11 +12,11 @@ import grpc
 
 from crawlfleet.coordinator.api import convert
 from crawlfleet.coordinator.api.crawl_report import crawl_message
-from crawlfleet.coordinator.api.crawl_validation import validate_crawl
+from crawlfleet.coordinator.api.crawl_validation import check_politeness_role, validate_crawl
 from crawlfleet.coordinator.api.job_queue import Lifecycle
 from crawlfleet.coordinator.api.status import handles_errors, handles_stream_errors
 from crawlfleet.coordinator.errors import CrawlNotFound, Draining, InvalidArgument
-from crawlfleet.coordinator.security.principal import caller_name, visible_owner
+from crawlfleet.coordinator.security.principal import caller_name, current_principal, visible_owner
 from crawlfleet.coordinator.settings import CoordinatorSettings
 from crawlfleet.coordinator.storage.crawls import CrawlStore
 from crawlfleet.coordinator.wakeup import LeaseWakeup
@@ -43,6 +43,7 @@ class CrawlsServicer(crawls_pb2_grpc.CrawlsServicer):
     @handles_errors
     async def StartCrawl(self, request: pb.StartCrawlRequest, context: Ctx) -> pb.StartCrawlResponse:  # type: ignore[type-arg]
         spec, limits = validate_crawl(request.spec, "spec", self._settings)
+        check_politeness_role(spec, "spec", self._settings.politeness, current_principal())
         started = await self._crawls.start(spec, limits, owner=caller_name())
         self._wakeup.notify()
         return pb.StartCrawlResponse(crawl_id=started.crawl_id, seeds_enqueued=started.seeds_enqueued)

@@ -116,6 +116,7 @@ def host_message(row: HostRow, defaults: Politeness) -> pb.Host:
         delay=_duration_ms(delay_ms),
         obey_robots=obey,
         policy_pattern=row.policy_pattern or "",
+        policy_crawl_ids=row.policy_crawls,
         ready_at=convert.timestamp(row.ready_at),
         paused=row.paused,
         paused_until=convert.timestamp(row.paused_until),

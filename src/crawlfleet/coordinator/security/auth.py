@@ -61,6 +61,23 @@ ROLE_METHODS: Mapping[Role, frozenset[str]] = {
     | _methods(_ADMIN, "GetJob", "ListResults", "GetThumbnail")
     | _methods(_CRAWLS, "StartCrawl", "GetCrawl", "WatchCrawl", "ListCrawls", "CancelCrawl", "RefreshCrawl"),
     Role.WORKER: _methods(_JOB_QUEUE, "Lease", "Heartbeat", "Complete", "Fail", "ReportRobots", "GetRobots"),
+    # Every read of the operator surface, no action: a viewer sees all jobs and crawls, changes none.
+    Role.VIEWER: _methods(
+        _ADMIN,
+        "GetJob",
+        "GetQueueStats",
+        "GetQueueHealth",
+        "GetQueueActivity",
+        "ListJobs",
+        "ListWorkers",
+        "GetThumbnail",
+        "ListResults",
+        "ListHosts",
+        "GetHost",
+        "ListHostPolicies",
+    )
+    | _methods(_CRAWLS, "GetCrawl", "WatchCrawl", "ListCrawls")
+    | _methods(_JOB_QUEUE, "WatchJobs"),
 }
 
 

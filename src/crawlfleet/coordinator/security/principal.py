@@ -16,6 +16,8 @@ class Role(enum.StrEnum):
     PRODUCER = "producer"
     WORKER = "worker"
     ADMIN = "admin"
+    # Reads everything an admin reads and changes nothing: operators' dashboards and on-call.
+    VIEWER = "viewer"
 
 
 @dataclass(frozen=True)
@@ -50,11 +52,11 @@ def caller_name() -> str | None:
 
 
 def visible_owner() -> str | None:
-    """The owner whose jobs the caller may read; None for all jobs (admins, and auth off).
+    """The owner whose jobs the caller may read; None for all jobs (admins, viewers, and auth off).
 
-    Any role other than admin is confined to its own jobs; only producers read jobs today.
+    Any other role is confined to its own jobs; only producers read jobs today.
     """
     principal = current_principal()
-    if principal is None or principal.role is Role.ADMIN:
+    if principal is None or principal.role in (Role.ADMIN, Role.VIEWER):
         return None
     return principal.name

@@ -18,6 +18,7 @@ from crawlfleet.common.states import JobState
 from crawlfleet.coordinator.errors import JobNotFound
 from crawlfleet.coordinator.storage import statements as q
 from crawlfleet.coordinator.storage.admin_rows import (
+    ActivityMinute,
     JobHistory,
     JobResultRow,
     JobSummary,
@@ -161,6 +162,11 @@ class AdminQueue:
     async def workers_seen_since(self, since: dt.datetime) -> list[WorkerRow]:
         async with connection(self._pool) as conn:
             return await q.WORKER_LIST_SEEN.fetch(conn, since=since)
+
+    async def activity(self, *, since: dt.datetime, until: dt.datetime) -> list[ActivityMinute]:
+        """Attempts that ended in [since, until), by minute (minutes without any are absent)."""
+        async with connection(self._pool) as conn:
+            return await q.QUEUE_ACTIVITY_BY_MINUTE.fetch(conn, since=since, until=until)
 
     async def list_jobs(self, flt: JobFilterValues, *, before_id: int, limit: int) -> list[JobSummary]:
         """Jobs matching the filter with id < before_id, newest first."""

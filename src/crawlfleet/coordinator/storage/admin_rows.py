@@ -172,3 +172,15 @@ class PurgeCounts(NamedTuple):
 
 class PurgeLock(NamedTuple):
     locked: bool
+
+
+class ActivityMinute(NamedTuple):
+    """Attempts that ended in one minute (queue_activity_by_minute), and their jobs' waits for the
+    lease (None when none of them was its job's latest attempt)."""
+
+    minute: dt.datetime
+    succeeded: int
+    failed: int
+    expired: int
+    wait_avg_ms: float | None
+    wait_max_ms: float | None

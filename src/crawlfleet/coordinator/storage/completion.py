@@ -13,14 +13,29 @@ from crawlfleet.coordinator.storage import statements as q
 from crawlfleet.coordinator.storage.result_rows import ResultRows
 from crawlfleet.coordinator.storage.rows import CompletedJob, Completion
 
+# The SQLSTATE of crawlfleet_lease_not_held_v1 (migration 0013): some lease of a batch is not held.
+LEASE_NOT_HELD = "CF001"
+
+
+class NotAllHeld(Exception):
+    """Some lease of a batch is not held: the Complete changed nothing (its transaction, if the
+    caller opened one, is aborted)."""
+
 
 async def complete_all(
     conn: asyncpg.Connection, items: Sequence[Completion], now: dt.datetime | None, principal: str | None
-) -> list[CompletedJob] | None:
+) -> list[CompletedJob]:
     """Complete every item if all are still leased under their tokens (bound to `principal`, when
-    given), else none; the completed jobs, or None if it did not."""
-    done = await q.JOB_COMPLETE_IF_LEASED_MANY.fetch(conn, items, now=now, principal=principal)
-    return done if len(done) == len(items) else None
+    given), else none and raise NotAllHeld; the completed jobs."""
+    try:
+        done = await q.JOB_COMPLETE_IF_LEASED_MANY.fetch(conn, items, now=now, principal=principal)
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate == LEASE_NOT_HELD:
+            raise NotAllHeld() from None
+        raise
+    if len(done) != len(items):  # none was held (the statement fails only when some were)
+        raise NotAllHeld()
+    return done
 
 
 async def drop_replays(

@@ -83,3 +83,9 @@ class FinishedCrawl(NamedTuple):
 class SitemapJobsMade(NamedTuple):
     jobs: int
     hosts_woken: int | None
+
+
+class PageDepth(NamedTuple):
+    """A crawl page's depth now (crawl_page_depth)."""
+
+    depth: int

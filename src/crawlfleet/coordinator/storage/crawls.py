@@ -13,12 +13,14 @@ from typing import NamedTuple
 import asyncpg
 
 from crawlfleet.common.hosts import host_of
+from crawlfleet.coordinator.crawling.host_policies import crawl_host_policy
 from crawlfleet.coordinator.crawling.pages import (
     DiscoveredPage,
     Discovery,
     Validators,
     links_to_follow,
     offer,
+    path_key,
     sitemap_roots,
     sitemap_spec,
 )
@@ -63,6 +65,7 @@ class CompletedInCrawl(NamedTuple):
     crawl_id: int
     depth: int
     result: jobs_pb2.JobResult
+    job_id: int
 
 
 class StartedCrawl(NamedTuple):
@@ -159,6 +162,10 @@ class CrawlStore:
         now: dt.datetime | None,
     ) -> StartedCrawl:
         rules = CrawlRules.of(spec)
+        # Before the seeds: the hosts they make are then created with the crawl's policy in force.
+        policy = crawl_host_policy(spec)
+        if policy is not None:
+            await q.CRAWL_HOST_POLICIES_INSERT.execute(conn, crawl_id=crawl_id, **policy._asdict())
         validators = await self._validators(conn, refresh_of, list(spec.seeds))
         outcome = await self._offer(conn, crawl_id, offer(rules, spec, spec.seeds, 0, validators), now)
         if spec.sitemaps:
@@ -193,6 +200,8 @@ class CrawlStore:
             payload = item.result.WhichOneof("payload")
             if payload == "scrape":
                 page = item.result.scrape
+                item = item._replace(depth=await self._page_depth(conn, item))
+                await self._redirect_seen(conn, item, crawl.rules, now)
                 previous = None
                 if page.not_modified and crawl.refresh_of is not None:
                     previous = await self._previous_result(conn, crawl.refresh_of, page.final_url)
@@ -206,6 +215,38 @@ class CrawlStore:
                 validators = await self._validators(conn, crawl.refresh_of, [p.url for p in found.pages])
                 found = offer(crawl.rules, crawl.spec, urls, depth, validators)
             await self._offer(conn, item.crawl_id, found, now)
+            if found.pages:  # known URLs found closer to a seed than before take the shorter depth
+                await q.CRAWL_URLS_DEPTH_LOWER.execute(
+                    conn, crawl_id=item.crawl_id, urls=[p.url for p in found.pages], depth=depth
+                )
+
+    @staticmethod
+    async def _page_depth(conn: asyncpg.Connection, item: CompletedInCrawl) -> int:
+        """The page's depth now: its URL's in the crawl, which a shorter path found since it was
+        enqueued may have lowered (the job's own otherwise)."""
+        row = await q.CRAWL_PAGE_DEPTH.fetch_one(conn, crawl_id=item.crawl_id, job_id=item.job_id)
+        return item.depth if row is None else min(row.depth, item.depth)
+
+    @staticmethod
+    async def _redirect_seen(
+        conn: asyncpg.Connection, item: CompletedInCrawl, rules: CrawlRules, now: dt.datetime | None
+    ) -> None:
+        """A page reached through redirects: its final URL joins the crawl as fetched by this job,
+        before the page's links are offered, so a link to it found later is not fetched again."""
+        page = item.result.scrape
+        final = rules.normalize(page.final_url) if page.redirects else None
+        if final is None or not rules.in_scope(final):
+            return
+        await q.CRAWL_URL_SEEN_BY_REDIRECT.execute(
+            conn,
+            crawl_id=item.crawl_id,
+            url=final,
+            depth=item.depth,
+            host=host_of(final),
+            path_key=path_key(final),
+            job_id=item.job_id,
+            now=now,
+        )
 
     @staticmethod
     async def _previous_result(conn: asyncpg.Connection, crawl_id: int, url: str) -> jobs_pb2.ScrapeResult | None:

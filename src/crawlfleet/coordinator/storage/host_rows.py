@@ -44,6 +44,8 @@ class HostRow(NamedTuple):
     in_flight: int
     queued: int
     queued_capped: bool
+    # The running crawls whose policies are the one in force (migration 0013); empty: none.
+    policy_crawls: list[int]
 
 
 class HostPolicyRow(NamedTuple):

@@ -194,21 +194,23 @@ class Queue:
         results = results or {}
         async with connection(self._pool) as conn:
             for _ in range(_CONFLICT_RETRIES):
-                if any(item.job_id in rows or item.job_id in results for item in pending):
-                    async with conn.transaction():
-                        completed = await completion.complete_all(conn, pending, now, principal)
-                        if completed is not None:
+                try:
+                    if any(item.job_id in rows or item.job_id in results for item in pending):
+                        async with conn.transaction():
+                            completed = await completion.complete_all(conn, pending, now, principal)
                             parts = [rows[item.job_id] for item in pending if item.job_id in rows]
                             await completion.store_results(conn, ResultRows.merge(parts), now)
                             in_crawls = [
-                                CompletedInCrawl(job.crawl_id, job.depth or 0, results[job.id])
+                                CompletedInCrawl(job.crawl_id, job.depth or 0, results[job.id], job.id)
                                 for job in completed
                                 if job.crawl_id is not None and job.id in results
                             ]
                             await self._crawls.discover_in(conn, in_crawls, now)
-                            return len(pending)
-                elif await completion.complete_all(conn, pending, now, principal) is not None:
+                    else:
+                        await completion.complete_all(conn, pending, now, principal)
                     return len(pending)
+                except completion.NotAllHeld:
+                    pass  # nothing changed: set the replays and lost leases aside, then try the rest
                 pending = await completion.drop_replays(conn, pending, principal)
                 if not pending:
                     return 0

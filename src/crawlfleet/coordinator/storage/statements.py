@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from crawlfleet.coordinator.storage.admin_rows import (
+    ActivityMinute,
     Attempt,
     CancelOutcome,
     DeletedImage,
@@ -34,6 +35,7 @@ from crawlfleet.coordinator.storage.crawl_rows import (
     DiscoverOutcome,
     FinishedCrawl,
     NewCrawl,
+    PageDepth,
     PreviousResult,
     PreviousValidators,
     RecentPages,
@@ -186,6 +188,18 @@ CRAWL_DISCOVER = statement(
         "now",
     ),
 )
+CRAWL_HOST_POLICIES_INSERT = statement(
+    "crawl_host_policies_insert",
+    returns=NoRows,
+    params=("crawl_id", "patterns", "max_concurrency", "delay_ms", "obey_robots"),
+)
+CRAWL_PAGE_DEPTH = statement("crawl_page_depth", returns=PageDepth, params=("crawl_id", "job_id"))
+CRAWL_URLS_DEPTH_LOWER = statement("crawl_urls_depth_lower", returns=NoRows, params=("crawl_id", "urls", "depth"))
+CRAWL_URL_SEEN_BY_REDIRECT = statement(
+    "crawl_url_seen_by_redirect",
+    returns=NoRows,
+    params=("crawl_id", "url", "depth", "host", "path_key", "job_id", "now"),
+)
 CRAWL_INSERT_REFRESH = statement("crawl_insert_refresh", returns=NewCrawl, params=("crawl_id", "starts_at", "now"))
 CRAWL_PREVIOUS_VALIDATORS = statement(
     "crawl_previous_validators", returns=PreviousValidators, params=("crawl_id", "urls")
@@ -239,6 +253,7 @@ JOB_COUNT_BY_KIND_STATE = statement("job_count_by_kind_state", returns=KindState
 QUEUE_HEALTH = statement("queue_health", returns=QueueHealth, params=("expiring_ms", "stuck_ms", "now"))
 QUEUE_OLDEST_DUE = statement("queue_oldest_due", returns=OldestDue, params=("now",))
 WORKER_LIST_SEEN = statement("worker_list_seen", returns=WorkerRow, params=("since",))
+QUEUE_ACTIVITY_BY_MINUTE = statement("queue_activity_by_minute", returns=ActivityMinute, params=("since", "until"))
 # *_like: a LIKE pattern that matches a prefix literally.
 JOB_LIST_FILTERED = statement(
     "job_list_filtered",

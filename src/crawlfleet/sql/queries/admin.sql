@@ -201,3 +201,23 @@ DELETE FROM job_counts;
 -- back. Run under job_count_lock, after job_count_clear.
 INSERT INTO job_counts (kind, state, count)
 SELECT kind, state, count(*) FROM jobs GROUP BY kind, state;
+
+-- name: queue_activity_by_minute
+-- Attempts that ended in [$1, $2), by the minute they ended in: how many succeeded, failed (a
+-- retry, dead or non-retryable) or expired, and how long their jobs waited for the lease (from
+-- the job's run_at to the lease's start). Only a job's latest attempt knows its wait (a retry
+-- moves run_at), so the wait is taken from those; a job requeued from dead is left out. Bounded
+-- by the range through job_attempts_finished_at. Params: from, to.
+SELECT date_trunc('minute', a.finished_at) AS minute,
+       count(*) FILTER (WHERE a.outcome = 'succeeded') AS succeeded,
+       count(*) FILTER (WHERE a.outcome = 'failed') AS failed,
+       count(*) FILTER (WHERE a.outcome = 'expired') AS expired,
+       avg(extract(epoch FROM a.started_at - j.run_at) * 1000)
+           FILTER (WHERE a.attempt = j.attempt AND a.started_at >= j.run_at)::float8 AS wait_avg_ms,
+       max(extract(epoch FROM a.started_at - j.run_at) * 1000)
+           FILTER (WHERE a.attempt = j.attempt AND a.started_at >= j.run_at)::float8 AS wait_max_ms
+FROM job_attempts AS a
+JOIN jobs AS j ON j.id = a.job_id
+WHERE a.finished_at >= $1::timestamptz AND a.finished_at < $2::timestamptz
+GROUP BY 1
+ORDER BY 1;

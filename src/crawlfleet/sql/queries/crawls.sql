@@ -9,6 +9,14 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12::timestamptz,
         coalesce($12::timestamptz, now()))
 RETURNING id;
 
+-- name: crawl_host_policies_insert
+-- A crawl's politeness as host policies of its own, one per pattern; a trigger (migration 0013)
+-- copies the policies now in force into the hosts they cover, and another removes them when the
+-- crawl ends. Params: crawl id, patterns, max concurrency, delay in ms, obey robots.txt.
+INSERT INTO crawl_host_policies (crawl_id, pattern, max_concurrency, delay_ms, obey_robots)
+SELECT $1, t.pattern, $3::integer, $4::integer, $5::boolean FROM unnest($2::text[]) AS t(pattern)
+ON CONFLICT (crawl_id, pattern) DO NOTHING;
+
 -- name: crawl_insert_refresh
 -- A new running crawl that refreshes crawl $1 (same owner, spec and limits), its pages due at $2;
 -- nothing if $1 is running or already refreshed (crawls_refresh_of). Params: crawl id, starts at, now.
@@ -63,6 +71,55 @@ LIMIT 1;
 SELECT enqueued, known, over_limit
 FROM crawlfleet_discover($1, $2::text[], $3::text[], $4::text[], $5::integer[], $6::bytea[],
                          $7::integer, $8::integer, $9::timestamptz);
+
+-- name: crawl_page_depth
+-- The depth of a crawl's page now: its URL's in the crawl's seen set, lowered since the page was
+-- enqueued if a shorter path to it was found (crawl_urls_depth_lower). Takes the crawl's row lock
+-- first, as discovery does, so no lowering runs between this and the page's discovery. Nothing
+-- when the URL is not in the set (a sitemap job). Params: crawl id, job id.
+WITH crawl AS (
+    SELECT id FROM crawls WHERE id = $1 FOR UPDATE
+)
+SELECT c.depth
+FROM crawl
+JOIN jobs AS j ON j.id = $2
+JOIN crawl_urls AS c ON c.crawl_id = crawl.id AND c.url = j.target_url;
+
+-- name: crawl_urls_depth_lower
+-- URLs a crawl knew at a greater depth, found again at $3, take the shorter depth: the depth of a
+-- page is its shortest known distance from a seed when its links are offered. Their jobs still
+-- queued take it too, for the crawl's report, unless a claim holds them right now (the seen set
+-- is what discovery reads). Runs after crawl_discover, under the crawl's row lock. Params: crawl
+-- id, urls, depth.
+WITH lowered AS (
+    UPDATE crawl_urls AS c
+    SET depth = $3
+    WHERE c.crawl_id = $1 AND c.url = ANY($2::text[]) AND c.depth > $3
+    RETURNING c.job_id
+), queued AS (
+    SELECT j.id FROM jobs AS j
+    WHERE j.id IN (SELECT job_id FROM lowered) AND j.state = 'queued'
+    ORDER BY j.id
+    FOR UPDATE OF j SKIP LOCKED
+)
+UPDATE jobs AS j
+SET depth = $3
+FROM queued
+WHERE j.id = queued.id;
+
+-- name: crawl_url_seen_by_redirect
+-- A page's final URL after redirects joins its running crawl as seen, fetched by the job that
+-- was redirected there, so a link to it is not fetched again. A URL the crawl has already (a link
+-- to it came first) stays as it is; it counts against no limit: no job is made for it. It holds
+-- the crawl's row lock as discovery does (crawlfleet_discover), so the two take turns on the
+-- crawl's URLs. Params: crawl id, url, depth, host, path key, job id, now.
+WITH crawl AS (
+    SELECT id FROM crawls WHERE id = $1 AND state = 'running' FOR UPDATE
+)
+INSERT INTO crawl_urls (crawl_id, url, depth, host, path_key, job_id, discovered_at)
+SELECT crawl.id, $2, $3, $4, $5, $6, coalesce($7::timestamptz, now())
+FROM crawl
+ON CONFLICT (crawl_id, url) DO NOTHING;
 
 -- name: crawl_spec_get
 -- What discovery needs of a crawl: its spec and the crawl it refreshes (immutable once started).

@@ -26,7 +26,8 @@ SELECT h.host, h.policy_pattern, h.max_concurrency, h.delay_ms, h.obey_robots,
        (SELECT count(*) FROM jobs AS j
          WHERE j.host = h.host AND j.state >= 'leased' AND j.state <= 'leased') AS in_flight,
        least(queued.n, $2::integer) AS queued,
-       queued.n > $2::integer AS queued_capped
+       queued.n > $2::integer AS queued_capped,
+       coalesce(h.policy_crawls, '{}') AS policy_crawls
 FROM (SELECT coalesce($3::timestamptz, now()) AS now) AS clock
 JOIN hosts AS h ON h.host = $1
 CROSS JOIN LATERAL (
@@ -51,7 +52,8 @@ SELECT h.host, h.policy_pattern, h.max_concurrency, h.delay_ms, h.obey_robots,
        (SELECT count(*) FROM jobs AS j
          WHERE j.host = h.host AND j.state >= 'leased' AND j.state <= 'leased') AS in_flight,
        least(queued.n, $6::integer) AS queued,
-       queued.n > $6::integer AS queued_capped
+       queued.n > $6::integer AS queued_capped,
+       coalesce(h.policy_crawls, '{}') AS policy_crawls
 FROM (SELECT coalesce($7::timestamptz, now()) AS now) AS clock
 JOIN LATERAL (
     SELECT hosts.* FROM hosts

@@ -68,9 +68,14 @@ WHERE dedupe_key = ANY($1::text[]) AND state IN ('queued', 'leased');
 -- Params: worker_id, max_jobs, kinds (empty = any), lease length in ms, now, the caller's
 -- principal (NULL without auth; the lease is bound to it), the fleet's default host
 -- concurrency, delay in ms and robots.txt rule, how often a saturated host is looked at again (ms).
+-- A claim that leased jobs commits without waiting for its WAL to reach disk (synchronous_commit
+-- off for this transaction only): one lost in a crash is safe, as its lease token is then unknown,
+-- so the worker's Complete is refused and the job is leased again; and every later commit that
+-- depends on it (a Complete) flushes the WAL up to itself, the claim included.
 SELECT id, kind, spec, attempt, max_attempts, lease_token, lease_expires_at, host, fetch_robots, robots_version
 FROM crawlfleet_claim($1::text, $2::integer, $3::text[], $4::integer, $5::timestamptz, $6::text,
-                      $7::integer, $8::integer, $9::boolean, $10::integer);
+                      $7::integer, $8::integer, $9::boolean, $10::integer)
+WHERE set_config('synchronous_commit', 'off', true) = 'off';
 
 -- name: host_next_ready
 -- When the next host with queued work becomes ready (NULL: none waits): an idle Lease sleeps
@@ -130,31 +135,47 @@ WHERE j.state IN ('leased', 'succeeded')
 
 -- name: job_complete_if_leased_many
 -- Completes the jobs, all or nothing: only if every one is still leased under its token does it
--- mark them succeeded and close their attempts; otherwise it changes nothing and returns no
--- rows, and the caller finds out which were replays and which were lost. A lease bound to another
--- principal counts as not held ($5: the caller's; NULL without auth skips the check).
+-- mark them succeeded and close their attempts. If none is, it changes nothing and returns no
+-- rows; if some are and some are not, it fails with crawlfleet_lease_not_held_v1's error, which
+-- undoes the whole statement. Either way the caller then finds out which were replays and which
+-- were lost. The UPDATE locks each row as it changes it: no separate locking pass (a row lock
+-- written to the WAL for every job). A lease bound to another principal counts as not held ($5:
+-- the caller's; NULL without auth skips the check).
 -- Params: job ids, lease tokens, results, now, principal.
 WITH input AS (
     SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bytea[]) AS t(job_id, lease_token, result)
-), held AS (
-    SELECT j.id, j.lease_token, input.result
-    FROM jobs AS j JOIN input ON j.id = input.job_id AND j.lease_token = input.lease_token
-    WHERE j.id = ANY($1::bigint[])  -- lets the planner walk the primary key
-      AND j.state = 'leased'
-      AND ($5::text IS NULL OR j.lease_principal = $5::text)
-    ORDER BY j.id
-    FOR UPDATE OF j
-), complete AS (
-    SELECT * FROM held WHERE (SELECT count(*) FROM held) = cardinality($1::bigint[])
+), held AS MATERIALIZED (
+    -- The leases of the batch held as this statement's snapshot sees them, one probe of the
+    -- primary key per job: the lateral subquery (kept apart by OFFSET 0) is run for each input
+    -- row, so no statistics can turn this into a join that compares every input row with every
+    -- lease. "leased" is written as a range, as in jobs_host_leased's predicate: no partial index
+    -- can then answer it, and the leases in flight (jobs_lease_expiry) are never walked per job.
+    SELECT found.row_id, found.id, found.lease_token, input.result
+    FROM input
+    CROSS JOIN LATERAL (
+        SELECT j.ctid AS row_id, j.id, j.lease_token
+        FROM jobs AS j
+        WHERE j.id = input.job_id AND j.lease_token = input.lease_token
+          AND j.state >= 'leased' AND j.state <= 'leased'
+          AND ($5::text IS NULL OR j.lease_principal = $5::text)
+        OFFSET 0
+    ) AS found
 ), completed AS (
+    -- Each row found above, by its address. The row lock is taken here; a row changed since the
+    -- snapshot (its lease reaped, say) is checked again on its latest version, fails the
+    -- conditions on id, token and state, and is left out: all_held then undoes the batch.
     UPDATE jobs AS j
     SET state = 'succeeded',
         finished_at = coalesce($4::timestamptz, now()),
         lease_expires_at = NULL,
-        result = complete.result
-    FROM complete
-    WHERE j.id = complete.id
-    RETURNING j.id, j.kind, j.host, j.crawl_id, j.depth
+        result = held.result
+    FROM held
+    WHERE j.ctid = held.row_id
+      AND j.id = held.id AND j.lease_token = held.lease_token AND j.state >= 'leased' AND j.state <= 'leased'
+    RETURNING j.id, j.lease_token, j.kind, j.host, j.crawl_id, j.depth
+), all_held AS (
+    SELECT CASE WHEN (SELECT count(*) FROM completed) = cardinality($1::bigint[]) THEN true
+                ELSE crawlfleet_lease_not_held_v1() END AS ok
 ), counted AS (
     INSERT INTO job_count_deltas (kind, state, delta)
     SELECT kind, state, n
@@ -163,8 +184,8 @@ WITH input AS (
 ), history AS (
     UPDATE job_attempts AS a
     SET finished_at = greatest(a.started_at, coalesce($4::timestamptz, now())), outcome = 'succeeded'
-    FROM complete
-    WHERE a.job_id = complete.id AND a.lease_token = complete.lease_token
+    FROM completed
+    WHERE a.job_id = completed.id AND a.lease_token = completed.lease_token
 ), host_rows AS (
     -- Only hosts a success changes are written (most completes touch no host row): one at its
     -- concurrency limit now has a free slot; a failing one has recovered (the breaker closes).
@@ -196,7 +217,8 @@ SELECT id,
                 WHERE hosts_freed.ready_at <= coalesce($4::timestamptz, now()) HAVING count(*) > 0) AS ready)
            AS hosts_notified,
        crawl_id, depth
-FROM completed;
+FROM completed
+WHERE (SELECT ok FROM all_held);
 
 -- name: host_adapt_delay
 -- Adaptive delay (AutoThrottle's rule): each host's delay moves halfway towards its latest

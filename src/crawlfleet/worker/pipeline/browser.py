@@ -8,8 +8,9 @@ Chromium is launched with a host resolver that resolves nothing, so a request Pl
 How each request is answered is ``browser_routing``; the main document's redirects are followed here,
 by navigating to each ``Location`` in turn.
 
-Browser hygiene: a new context per render, page and context closed in ``finally``, the browser
-recycled after ``pages_per_browser`` renders and relaunched after a crash.
+Browser hygiene: a context serves one render at a time, up to ``context_reuse`` renders with
+everything a job can leave cleared between them (``browser_contexts``); pages closed in
+``finally``, the browser recycled after ``pages_per_browser`` renders and relaunched after a crash.
 """
 
 from __future__ import annotations
@@ -22,16 +23,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from playwright._impl._errors import TargetClosedError  # not re-exported by playwright.async_api
-from playwright.async_api import (
-    Browser,
-    BrowserContext,
-    Page,
-    Playwright,
-    async_playwright,
-)
+from playwright.async_api import Browser, Page, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
+from crawlfleet.worker.pipeline.browser_contexts import ContextPool, PooledContext
 from crawlfleet.worker.pipeline.browser_errors import (
     BrowserCrashed,
     BrowserError,
@@ -47,8 +43,6 @@ from crawlfleet.worker.pipeline.browser_routing import (
     DocumentCheck,
     RenderState,
     RoutedResponse,
-    close_web_socket,
-    handle_route,
 )
 from crawlfleet.worker.pipeline.chromium import INSTALL_HINT, find_chromium
 from crawlfleet.worker.pipeline.settings import MAX_REDIRECTS
@@ -72,8 +66,10 @@ __all__ = [
 
 DEFAULT_PAGES_PER_BROWSER = 100
 DEFAULT_SETTLE_TIMEOUT = 2.0
-DEFAULT_BLOCK_RESOURCES = frozenset({"font", "media"})
+# The image stage downloads a page's images itself, from the URLs in the rendered DOM.
+DEFAULT_BLOCK_RESOURCES = frozenset({"font", "media", "image"})
 DEFAULT_MAX_CONCURRENT_PAGES = 4
+DEFAULT_CONTEXT_REUSE = 20
 
 # Headless, no sandbox (the worker runs as root in containers), and none of Chromium's own traffic
 # (updates, sync, QUIC probes). The resolver rule makes every connection the browser would open
@@ -88,14 +84,6 @@ CHROMIUM_ARGS = (
     "--disable-sync",
     "--host-resolver-rules=MAP * ~NOTFOUND",
 )
-# WebRTC sends UDP (STUN/TURN) that no route sees and the resolver rule does not stop for IP
-# literals; removing the constructors in every frame, before page scripts run, keeps it off.
-_NO_WEBRTC_SCRIPT = """
-for (const name of ["RTCPeerConnection", "webkitRTCPeerConnection", "RTCDataChannel",
-                    "RTCSessionDescription", "RTCIceCandidate", "RTCRtpSender", "RTCRtpReceiver"]) {
-  try { delete globalThis[name]; } catch (e) {}
-}
-"""
 CONTENT_TIMEOUT = 5.0  # for page.content() and closing, which a busy page can stall
 
 
@@ -107,6 +95,8 @@ class BrowserOptions:
     block_resources: frozenset[str] = DEFAULT_BLOCK_RESOURCES
     user_agent: str | None = None
     max_concurrent_pages: int = DEFAULT_MAX_CONCURRENT_PAGES
+    # Renders one context serves in turn (1: a new context for each).
+    context_reuse: int = DEFAULT_CONTEXT_REUSE
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,9 +111,10 @@ class RenderedPage:
 
 @dataclass(eq=False)
 class _Generation:
-    """One launched browser process and the renders it has served."""
+    """One launched browser process, its contexts and the renders it has served."""
 
     browser: Browser
+    contexts: ContextPool
     renders: int = 0
     in_flight: int = 0
     retired: bool = False
@@ -139,9 +130,17 @@ class BrowserPool:
         self._playwright: Playwright | None = None
         self._current: _Generation | None = None
         self._generations: set[_Generation] = set()
+        # Contexts being cleared for their next render: off the render's page slot and its job.
+        self._cleanups: set[asyncio.Task[None]] = set()
         self._launches = 0
         self._closed = False
         self.restarts = 0
+
+    @property
+    def contexts_opened(self) -> int:
+        """Contexts the current browser has opened (tests and figures)."""
+        current = self._current
+        return current.contexts.opened if current is not None else 0
 
     @property
     def connected(self) -> bool:
@@ -180,9 +179,14 @@ class BrowserPool:
                 if generation.retired and generation.in_flight == 0:
                     await self._close_generation(generation)
 
+    async def cleared(self) -> None:
+        """Until the contexts of finished renders are cleared (or closed), e.g. to count them in tests."""
+        await asyncio.gather(*self._cleanups, return_exceptions=True)
+
     async def aclose(self) -> None:
         """Close the browser and stop Playwright; safe to call twice."""
         self._closed = True
+        await self.cleared()
         async with self._launch_lock:
             self._current = None
             for generation in list(self._generations):
@@ -218,7 +222,8 @@ class BrowserPool:
             )
         except PlaywrightError as exc:
             raise BrowserUnavailable(f"cannot launch Chromium at {executable}: {exc.message}; {INSTALL_HINT}") from exc
-        generation = _Generation(browser)
+        contexts = ContextPool(browser, reuse=self._options.context_reuse, user_agent=self._options.user_agent)
+        generation = _Generation(browser, contexts)
         browser.on("disconnected", lambda _browser: self._retire(generation))
         self._generations.add(generation)
         if self._launches:
@@ -242,8 +247,9 @@ class BrowserPool:
                 await generation.browser.close()
 
     async def _render_on(self, generation: _Generation, url: str, timeout: float, state: RenderState) -> RenderedPage:
-        context: BrowserContext | None = None
+        pooled = None
         page: Page | None = None
+        reusable = False
         crashed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
         def crash(reason: str) -> None:
@@ -256,26 +262,38 @@ class BrowserPool:
         generation.browser.on("disconnected", disconnected)
         try:
             try:
-                context = await generation.browser.new_context(
-                    user_agent=self._options.user_agent, java_script_enabled=True, service_workers="block"
-                )
-                await context.add_init_script(_NO_WEBRTC_SCRIPT)
-                await context.route("**/*", lambda route: handle_route(state, route))
-                # Nothing may connect on its own: WebSockets are answered with a close.
-                await context.route_web_socket("**/*", close_web_socket)
-                page = await context.new_page()
+                pooled = await generation.contexts.take()
+                pooled.state = state
+                page = await pooled.context.new_page()
                 state.main_frame = page.main_frame
             except PlaywrightError as exc:
                 raise BrowserCrashed(f"cannot open a page: {exc.message}") from exc
             page.on("crash", lambda _page: crash("the page crashed"))
-            return await self._watch(self._navigate(page, state, url, timeout), crashed, timeout)
+            try:
+                rendered = await self._watch(self._navigate(page, state, url, timeout), crashed, timeout)
+            except (BrowserCrashed, RenderTimeout):
+                raise
+            except Exception:
+                reusable = not crashed.done()  # the page was refused or failed to load: the context is fine
+                raise
+            reusable = not crashed.done()
+            return rendered
         finally:
             generation.browser.remove_listener("disconnected", disconnected)
             for pending in state.fetches:
                 pending.cancel()
             await asyncio.gather(*state.fetches, return_exceptions=True)
-            if not await _close_quietly(page, context):
-                self._retire(generation)
+            if pooled is not None:
+                cleanup = asyncio.create_task(self._give_back(generation, pooled, page, reusable=reusable))
+                self._cleanups.add(cleanup)
+                cleanup.add_done_callback(self._cleanups.discard)
+
+    async def _give_back(
+        self, generation: _Generation, pooled: PooledContext, page: Page | None, *, reusable: bool
+    ) -> None:
+        """Clear the context for its next render, or close it; retire a browser that did not answer."""
+        if not await generation.contexts.give_back(pooled, page, reusable=reusable and not generation.retired):
+            self._retire(generation)
 
     async def _watch(
         self, navigation: Awaitable[RenderedPage], crashed: asyncio.Future[str], timeout: float
@@ -333,21 +351,6 @@ class BrowserPool:
             redirects=tuple(state.redirects),
             blocked_urls=tuple(state.blocked_urls),
         )
-
-
-async def _close_quietly(page: Page | None, context: BrowserContext | None) -> bool:
-    """Close the page, then the context; False if the browser did not answer in time."""
-    try:
-        async with asyncio.timeout(CONTENT_TIMEOUT):
-            if page is not None:
-                with contextlib.suppress(PlaywrightError):
-                    await page.close()
-            if context is not None:
-                with contextlib.suppress(PlaywrightError):
-                    await context.close()
-    except TimeoutError:
-        return False
-    return True
 
 
 def _translate(exc: PlaywrightError, url: str) -> BrowserError:

@@ -41,6 +41,9 @@ from crawlfleet.worker.pipeline.settings import (
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
 DEFAULT_THUMBNAIL_QUALITY = 80
+# libwebp's effort (0-6, Pillow's default 4). On product photos at 512 and 128 pixels, 2 encodes
+# in 6 ms what 4 encodes in 14 ms, for 2.6% more bytes: encoding was half of an image's CPU.
+WEBP_METHOD = 2
 
 # Without thumbnails a JPEG is still drafted down, but kept large enough for a stable dHash.
 _HASH_DRAFT_SIDE = 256
@@ -281,6 +284,8 @@ def _encode(img: Image.Image, options: ImageOptions, icc_profile: bytes | None) 
         params["icc_profile"] = icc_profile
     if options.thumbnail_format in ("WEBP", "JPEG"):
         params["quality"] = options.thumbnail_quality
+    if options.thumbnail_format == "WEBP":
+        params["method"] = WEBP_METHOD
     # Thumbnails are upright already: no EXIF (so no orientation) is written.
     clean = img.copy()
     clean.info = {}

@@ -1,4 +1,5 @@
-"""The images of a page: download (guarded, bounded), process off the loop, fit the result budget."""
+"""The images of a page: from the worker's image source (cached by URL, else downloaded guarded and
+bounded, processed off the loop), then fitted to the result budget."""
 
 from __future__ import annotations
 
@@ -20,24 +21,9 @@ async def process_page_images(ctx: JobContext, urls: list[str]) -> list[jobs_pb2
     async def one(url: str) -> jobs_pb2.ImageResult:
         async with gate:
             try:
-                fetched = await ctx.resources.fetcher.get(
-                    url, max_bytes=settings.max_image_bytes, timeout=settings.image_timeout
-                )
-            except FetchError as exc:
+                processed = await ctx.resources.image_source.image(url)
+            except (FetchError, ImageError) as exc:
                 return jobs_pb2.ImageResult(url=url, error_type=exc.error_type, error_message=exc.message)
-            if fetched.status != 200:
-                return jobs_pb2.ImageResult(
-                    url=url, error_type=f"http_{fetched.status}", error_message=f"HTTP {fetched.status} from {url}"
-                )
-            cache = ctx.resources.image_cache
-            key = cache.key(fetched.body)
-            processed = cache.get(key)
-            if processed is None:
-                try:
-                    processed = await ctx.resources.images.process(fetched.body)
-                except ImageError as exc:
-                    return jobs_pb2.ImageResult(url=url, error_type=exc.error_type, error_message=exc.message)
-                cache.put(key, processed)
             return image_result(url, processed)
 
     with ctx.resources.stages.time("images"):

@@ -1,6 +1,7 @@
 """What the scrape pipeline shares across the jobs of one worker: the guarded HTTP client, the
-browser pool and the image processor. The browser and the image pool start on first use, so a
-worker that never renders or sees an image never pays for them."""
+browser pool, the image processor and the images it has processed (by URL and by content). The
+browser and the image pool start on first use, so a worker that never renders or sees an image
+never pays for them."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from crawlfleet.worker.metrics import StageTimer
 from crawlfleet.worker.pipeline.browser import BrowserOptions, BrowserPool
 from crawlfleet.worker.pipeline.egress import EgressPolicy
 from crawlfleet.worker.pipeline.fetch import GuardedFetcher
-from crawlfleet.worker.pipeline.image_cache import ProcessedImageCache
+from crawlfleet.worker.pipeline.image_source import ImageSource
 from crawlfleet.worker.pipeline.images import ImageOptions, ImageProcessor
 from crawlfleet.worker.pipeline.settings import ScrapeSettings
 
@@ -28,6 +29,7 @@ class PipelineResources:
                 pages_per_browser=settings.browser_pages_per_browser,
                 settle_timeout=settings.browser_settle_timeout,
                 block_resources=frozenset(settings.browser_block),
+                context_reuse=settings.browser_context_reuse,
                 user_agent=settings.user_agent,
                 max_concurrent_pages=max(1, min(slots, 4)),
             )
@@ -39,7 +41,14 @@ class PipelineResources:
             max_bytes=settings.max_image_bytes,
         )
         self.images = ImageProcessor(self.image_options)
-        self.image_cache = ProcessedImageCache()
+        self.image_source = ImageSource(
+            self.fetcher,
+            self.images,
+            max_bytes=settings.max_image_bytes,
+            timeout=settings.image_timeout,
+            ttl=settings.image_cache_ttl,
+            cache_bytes=settings.image_cache_bytes,
+        )
 
     async def aclose(self) -> None:
         results = await asyncio.gather(

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from crawlfleet.common import result_limits
-from crawlfleet.common.flags import comma_list, non_negative_int, positive_float, positive_int
+from crawlfleet.common.flags import comma_list, non_negative_float, non_negative_int, positive_float, positive_int
 
 DEFAULT_HTTP_TIMEOUT = 20.0
 # Redirects one request may follow, over HTTP and in the browser alike (a limit, not a flag).
@@ -16,12 +16,18 @@ DEFAULT_USER_AGENT = "crawlfleet/0.1 (+https://github.com/crawlfleet)"
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
 DEFAULT_BROWSER_PAGES_PER_BROWSER = 100
 DEFAULT_BROWSER_SETTLE_TIMEOUT = 2.0
-DEFAULT_BROWSER_BLOCK = ("font", "media")
+# The image stage downloads a page's images itself: the browser loading them too is wasted work.
+DEFAULT_BROWSER_BLOCK = ("font", "media", "image")
+DEFAULT_BROWSER_CONTEXT_REUSE = 20
 DEFAULT_MAX_IMAGES = 20
 DEFAULT_IMAGE_CONCURRENCY = 4
 DEFAULT_MAX_IMAGE_BYTES = 15 * 1024 * 1024
 DEFAULT_IMAGE_TIMEOUT = 15.0
 DEFAULT_IMAGE_MAX_PIXELS = 40_000_000
+# Processed images a worker keeps (thumbnail bytes), and the longest it reuses one without asking
+# its server: the bound on how stale an image in a result can be.
+DEFAULT_IMAGE_CACHE_BYTES = 64 * 1024 * 1024
+DEFAULT_IMAGE_CACHE_TTL = 600.0
 DEFAULT_THUMBNAIL_SIZES = (128, 512)
 DEFAULT_THUMBNAIL_FORMAT = "WEBP"
 # Thumbnail bytes one result may carry: keeps every Complete call far under the message limit.
@@ -43,11 +49,14 @@ class ScrapeSettings:
     browser_pages_per_browser: int = DEFAULT_BROWSER_PAGES_PER_BROWSER
     browser_settle_timeout: float = DEFAULT_BROWSER_SETTLE_TIMEOUT
     browser_block: tuple[str, ...] = DEFAULT_BROWSER_BLOCK
+    browser_context_reuse: int = DEFAULT_BROWSER_CONTEXT_REUSE
     max_images: int = DEFAULT_MAX_IMAGES
     image_concurrency: int = DEFAULT_IMAGE_CONCURRENCY
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
     image_timeout: float = DEFAULT_IMAGE_TIMEOUT
     image_max_pixels: int = DEFAULT_IMAGE_MAX_PIXELS
+    image_cache_bytes: int = DEFAULT_IMAGE_CACHE_BYTES
+    image_cache_ttl: float = DEFAULT_IMAGE_CACHE_TTL
     thumbnail_sizes: tuple[int, ...] = DEFAULT_THUMBNAIL_SIZES
     thumbnail_format: str = DEFAULT_THUMBNAIL_FORMAT
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
@@ -72,7 +81,18 @@ def add_scrape_flags(add: AddFlag) -> None:
         positive_float,
         "seconds a rendered page may take to go network-idle after load",
     )
-    add("--browser-block", ",".join(DEFAULT_BROWSER_BLOCK), comma_list, "resource types the browser does not load")
+    add(
+        "--browser-block",
+        ",".join(DEFAULT_BROWSER_BLOCK),
+        comma_list,
+        "resource types the browser does not load (Playwright's: image, font, media, stylesheet, script, ...)",
+    )
+    add(
+        "--browser-context-reuse",
+        str(DEFAULT_BROWSER_CONTEXT_REUSE),
+        positive_int,
+        "renders one browser context serves in turn, cleared of cookies and storage between them (1: a new one each)",
+    )
     add(
         "--max-images",
         str(DEFAULT_MAX_IMAGES),
@@ -87,6 +107,18 @@ def add_scrape_flags(add: AddFlag) -> None:
         str(DEFAULT_IMAGE_MAX_PIXELS),
         positive_int,
         "images with more pixels are refused as decompression bombs",
+    )
+    add(
+        "--image-cache-bytes",
+        str(DEFAULT_IMAGE_CACHE_BYTES),
+        non_negative_int,
+        "thumbnail bytes of processed images kept for reuse by URL and content (0: no image cache)",
+    )
+    add(
+        "--image-cache-ttl",
+        str(DEFAULT_IMAGE_CACHE_TTL),
+        non_negative_float,
+        "longest an image is reused without asking its server again, seconds (its Cache-Control may say less)",
     )
     add(
         "--thumbnail-sizes",
@@ -114,11 +146,14 @@ def scrape_settings_from(ns: argparse.Namespace, *, allow_loopback: bool) -> Scr
         browser_pages_per_browser=ns.browser_pages_per_browser,
         browser_settle_timeout=ns.browser_settle_timeout,
         browser_block=ns.browser_block,
+        browser_context_reuse=ns.browser_context_reuse,
         max_images=ns.max_images,
         image_concurrency=ns.image_concurrency,
         max_image_bytes=ns.max_image_bytes,
         image_timeout=ns.image_timeout,
         image_max_pixels=ns.image_max_pixels,
+        image_cache_bytes=ns.image_cache_bytes,
+        image_cache_ttl=ns.image_cache_ttl,
         thumbnail_sizes=ns.thumbnail_sizes,
         thumbnail_format=ns.thumbnail_format,
         max_result_bytes=ns.max_result_bytes,

@@ -1,0 +1,3 @@
+from crawlfleet.dashboard.main import main
+
+raise SystemExit(main())

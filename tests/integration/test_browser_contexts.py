@@ -1,0 +1,104 @@
+"""Reused browser contexts in a real Chromium: one render leaves nothing for the next.
+
+A page stores a cookie (from the server and from script), localStorage, sessionStorage and an
+IndexedDB database, and shows what it found before storing. Rendered twice on one reused context,
+the second render must find nothing; the pool must really have reused the context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from crawlfleet.demo.serving import Reply, SiteServer
+from crawlfleet.worker.pipeline.browser import BrowserOptions, BrowserPool, RoutedResponse
+from crawlfleet.worker.pipeline.chromium import find_chromium
+
+pytestmark = [
+    pytest.mark.skipif(find_chromium() is None, reason="no Chromium installed (playwright install chromium)"),
+    pytest.mark.timeout(60),
+]
+
+RENDER_TIMEOUT = 10.0
+# Reports what the origin holds (the server's own cookie, set by this very response, is judged by
+# the requests), then stores one of each; the report is written once IndexedDB answered.
+STATEFUL_PAGE = b"""<!doctype html><html><body><p id=found>pending</p><script>
+const found = [];
+if (document.cookie.includes("script=")) found.push("cookie");
+if (localStorage.getItem("k")) found.push("local");
+if (sessionStorage.getItem("k")) found.push("session");
+const opening = indexedDB.open("job-db");
+opening.onupgradeneeded = () => opening.result.createObjectStore("s");
+opening.onsuccess = () => {
+  const db = opening.result;
+  const read = db.transaction("s").objectStore("s").get("k");
+  read.onsuccess = () => {
+    if (read.result) found.push("indexeddb");
+    const write = db.transaction("s", "readwrite");
+    write.objectStore("s").put("v", "k");
+    write.oncomplete = () => {
+      document.cookie = "script=1; max-age=3600";
+      localStorage.setItem("k", "v");
+      sessionStorage.setItem("k", "v");
+      document.getElementById("found").textContent = "found[" + found.join(",") + "]";
+    };
+  };
+};
+</script></body></html>"""
+
+
+class RecordingFetch:
+    """Loopback only, and what the server saw of cookies on each request."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.cookies_sent: list[str] = []
+
+    async def __call__(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> RoutedResponse:
+        assert url.startswith("http://127.0.0.1:")
+        self.cookies_sent.append(next((v for k, v in headers.items() if k.lower() == "cookie"), ""))
+        forwarded = {k: v for k, v in headers.items() if k.lower() not in ("host", "accept-encoding")}
+        response = await self.client.request(method, url, headers=forwarded, content=body)
+        return RoutedResponse(status=response.status_code, headers=dict(response.headers), body=response.content)
+
+
+def reply(target: str) -> Reply:
+    headers = {"Content-Type": "text/html; charset=utf-8", "Set-Cookie": "server=1; Max-Age=3600; Path=/"}
+    return Reply(200, headers, STATEFUL_PAGE)
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[SiteServer]:
+    server = SiteServer(reply, name="stateful-site")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def fetch() -> AsyncIterator[RecordingFetch]:
+    async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
+        yield RecordingFetch(client)
+
+
+async def render_found(pool: BrowserPool, url: str, fetch: RecordingFetch) -> str:
+    page = await pool.render(url, timeout=RENDER_TIMEOUT, fetch=fetch)
+    start = page.html.index("found[")
+    return page.html[start : page.html.index("]", start) + 1]
+
+
+@pytest.mark.parametrize("reuse", [5])
+async def test_a_render_finds_nothing_the_previous_one_stored(
+    site: SiteServer, fetch: RecordingFetch, reuse: int
+) -> None:
+    pool = BrowserPool(BrowserOptions(context_reuse=reuse, max_concurrent_pages=1))
+    try:
+        assert await render_found(pool, site.base + "/a", fetch) == "found[]"
+        await pool.cleared()  # a context is cleared after its render returns, then taken again
+        assert await render_found(pool, site.base + "/b", fetch) == "found[]"
+        assert pool.contexts_opened == (1 if reuse > 1 else 2)
+    finally:
+        await pool.aclose()
+    assert fetch.cookies_sent == ["", ""]
