@@ -43,9 +43,9 @@ def seconds(value: float) -> duration_pb2.Duration:
     return d
 
 
-def lease_request(worker_id: str = "w1", max_jobs: int = 10, wait: float = 0.0) -> pb.LeaseRequest:
+def lease_request(worker_id: str = "w1", max_jobs: int = 10, wait: float = 0.0, slots: int = 0) -> pb.LeaseRequest:
     return pb.LeaseRequest(
-        worker=pb.WorkerInfo(worker_id=worker_id, host="test", version="test"),
+        worker=pb.WorkerInfo(worker_id=worker_id, host="test", version="test", slots=slots),
         max_jobs=max_jobs,
         wait=seconds(wait),
     )

@@ -100,6 +100,12 @@ async def test_every_page_shows_what_the_admin_api_says(fleet: Fleet, browser: B
     await expect(page.get_by_test_id("dead")).to_have_text(str(health.dead))
     assert health.dead == 2
     await expect(page.get_by_test_id("workers")).to_have_text(str(len(health.workers)))
+    # Each worker's leases out of its slots, and the fleet's slots, as the Admin API has them.
+    assert [w.slots for w in health.workers] == [4]  # the fleet's one worker runs 4 slots
+    for worker in health.workers:
+        row = page.locator(f"tr[data-worker='{worker.worker_id}']")
+        await expect(row.get_by_test_id("worker-leases")).to_have_text(f"{worker.in_flight} / {worker.slots}")
+    await expect(page.get_by_test_id("slots")).to_have_text(str(sum(w.slots for w in health.workers)))
     await expect(page.get_by_test_id("due")).to_have_text(str(health.due))
     for chart in ("throughput", "latency"):
         await expect(page.locator(f"[data-chart={chart}][data-ready=true] canvas")).to_be_visible()

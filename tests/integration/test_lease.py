@@ -241,6 +241,8 @@ async def test_cancel_queued_and_leased(coord: RunningCoordinator, db: asyncpg.P
         (pb.LeaseRequest(max_jobs=1), "worker.worker_id"),
         (lease_request(max_jobs=0), "max_jobs"),
         (lease_request(max_jobs=5000), "max_jobs"),
+        (lease_request(slots=-1), "worker.slots"),
+        (lease_request(slots=1_000_001), "worker.slots"),
     ],
 )
 async def test_malformed_lease_is_rejected(coord: RunningCoordinator, request_: pb.LeaseRequest, field: str) -> None:
@@ -248,6 +250,29 @@ async def test_malformed_lease_is_rejected(coord: RunningCoordinator, request_: 
         await coord.queue.Lease(request_)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_info(caught.value).metadata["field"] == field
+
+
+async def listed_slots(coord: RunningCoordinator) -> dict[str, int]:
+    listed = await coord.admin.ListWorkers(admin_pb2.ListWorkersRequest(seen_within=seconds(3600)))
+    return {w.worker_id: w.slots for w in listed.workers}
+
+
+async def test_a_workers_slots_are_recorded_from_its_lease_and_listed(coord: RunningCoordinator) -> None:
+    await coord.queue.Lease(lease_request(worker_id="eight", slots=8))
+    await coord.queue.Lease(lease_request(worker_id="older"))  # a worker that does not report slots
+    assert await listed_slots(coord) == {"eight": 8, "older": 0}
+    # Restarted with other slots, the worker is recorded again at once, not after the interval
+    # in which repeated Lease calls of the same worker are recorded only once.
+    await coord.queue.Lease(lease_request(worker_id="eight", slots=16))
+    assert (await listed_slots(coord))["eight"] == 16
+
+
+async def test_a_refused_slots_value_records_nothing(coord: RunningCoordinator) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await coord.queue.Lease(lease_request(worker_id="negative", slots=-1))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(caught.value).metadata["field"] == "worker.slots"
+    assert "negative" not in await listed_slots(coord)
 
 
 async def test_malformed_token_is_rejected(coord: RunningCoordinator) -> None:

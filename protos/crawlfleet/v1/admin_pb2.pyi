@@ -314,11 +314,14 @@ class WorkerStatus(_message.Message):
     FIRST_SEEN_AT_FIELD_NUMBER: _builtins.int
     LAST_SEEN_AT_FIELD_NUMBER: _builtins.int
     IN_FLIGHT_FIELD_NUMBER: _builtins.int
+    SLOTS_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     host: _builtins.str
     version: _builtins.str
     in_flight: _builtins.int
     """Leases the worker holds right now."""
+    slots: _builtins.int
+    """How many jobs the worker runs at once, as it last reported; 0 means not reported."""
     @_builtins.property
     def kinds(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -335,10 +338,11 @@ class WorkerStatus(_message.Message):
         first_seen_at: _timestamp_pb2.Timestamp | None = ...,
         last_seen_at: _timestamp_pb2.Timestamp | None = ...,
         in_flight: _builtins.int = ...,
+        slots: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["first_seen_at", b"first_seen_at", "last_seen_at", b"last_seen_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_seen_at", b"first_seen_at", "host", b"host", "in_flight", b"in_flight", "kinds", b"kinds", "last_seen_at", b"last_seen_at", "version", b"version", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_seen_at", b"first_seen_at", "host", b"host", "in_flight", b"in_flight", "kinds", b"kinds", "last_seen_at", b"last_seen_at", "slots", b"slots", "version", b"version", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -166,9 +166,12 @@ class WorkerInfo(_message.Message):
     HOST_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     KINDS_FIELD_NUMBER: _builtins.int
+    SLOTS_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     host: _builtins.str
     version: _builtins.str
+    slots: _builtins.int
+    """How many jobs the worker runs at once; 0 means not reported (older workers)."""
     @_builtins.property
     def kinds(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Job kinds the worker handles (e.g. "scrape", "noop"); empty means all."""
@@ -180,10 +183,11 @@ class WorkerInfo(_message.Message):
         host: _builtins.str = ...,
         version: _builtins.str = ...,
         kinds: _abc.Iterable[_builtins.str] | None = ...,
+        slots: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["host", b"host", "kinds", b"kinds", "version", b"version", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["host", b"host", "kinds", b"kinds", "slots", b"slots", "version", b"version", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -89,6 +89,11 @@ def percent(part: int, whole: int) -> float:
     return 0.0 if whole <= 0 else min(100.0, 100.0 * part / whole)
 
 
+def leases_of_slots(in_flight: int, slots: int) -> str:
+    """A worker's leases held out of its slots ("3 / 8"); just the leases when it reports no slots."""
+    return f"{in_flight} / {slots}" if slots > 0 else str(in_flight)
+
+
 FILTERS: dict[str, Any] = {
     "when": when,
     "iso": iso,

@@ -24,4 +24,5 @@ def worker_info(settings: WorkerSettings) -> pb.WorkerInfo:
         host=socket.gethostname(),
         version=package_version(),
         kinds=settings.kinds,
+        slots=settings.slots,
     )

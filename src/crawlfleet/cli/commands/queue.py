@@ -119,9 +119,12 @@ def worker_table(workers: Sequence[admin_pb2.WorkerStatus], now: dt.datetime) ->
             w.version,
             ",".join(w.kinds) or "all",
             w.in_flight,
+            w.slots or "-",  # 0: the worker does not report its slots
             ago(w.first_seen_at, now),
             ago(w.last_seen_at, now),
         )
         for w in workers
     ]
-    return table(["WORKER", "HOST", "VERSION", "KINDS", "IN FLIGHT", "FIRST SEEN", "LAST SEEN"], rows, right=[4])
+    return table(
+        ["WORKER", "HOST", "VERSION", "KINDS", "IN FLIGHT", "SLOTS", "FIRST SEEN", "LAST SEEN"], rows, right=[4, 5]
+    )

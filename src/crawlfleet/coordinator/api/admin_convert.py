@@ -95,6 +95,7 @@ def worker_status(row: WorkerRow) -> pb.WorkerStatus:
         first_seen_at=convert.timestamp(row.first_seen_at),
         last_seen_at=convert.timestamp(row.last_seen_at),
         in_flight=row.in_flight,
+        slots=row.slots,
     )
 
 

@@ -36,6 +36,9 @@ from crawlfleet.v1 import job_queue_pb2_grpc, jobs_pb2
 log = logging.getLogger(__name__)
 
 MAX_LEASE_BATCH = 1000
+# A worker's reported slots (jobs it runs at once); 0 means it did not say. Far above any real
+# worker: the bound only keeps nonsense out of the workers table and the dashboard's sums.
+MAX_WORKER_SLOTS = 1_000_000
 MAX_COMPLETE_BATCH = 1000
 MAX_ERROR_MESSAGE = 4096
 MAX_RETRY_AFTER_SECONDS = 7 * 24 * 3600
@@ -100,7 +103,8 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
         self._wakeup = wakeup
         self._settings = settings
         self._lifecycle = lifecycle
-        self._worker_seen_at: dict[str, float] = {}
+        # Per worker: when it was last recorded and the slots recorded then.
+        self._worker_seen_at: dict[str, tuple[float, int]] = {}
         self._watches = watches
         self._statistics = statistics
 
@@ -133,6 +137,8 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
         convert.bounded_text(worker.worker_id, "worker.worker_id", limit=200, required=True)
         convert.bounded_text(worker.host, "worker.host", limit=255)
         convert.bounded_text(worker.version, "worker.version", limit=100)
+        if not 0 <= worker.slots <= MAX_WORKER_SLOTS:
+            raise InvalidArgument("worker.slots", f"must be between 0 and {MAX_WORKER_SLOTS}")
         if not 1 <= request.max_jobs <= MAX_LEASE_BATCH:
             raise InvalidArgument("max_jobs", f"must be between 1 and {MAX_LEASE_BATCH}")
         wait = convert.seconds(request.wait)
@@ -206,12 +212,18 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
 
     async def _record_worker(self, worker: pb.WorkerInfo) -> None:
         now = time.monotonic()
-        if now - self._worker_seen_at.get(worker.worker_id, -1e9) < _WORKER_SEEN_INTERVAL_SECONDS:
+        seen_at, slots = self._worker_seen_at.get(worker.worker_id, (-1e9, -1))
+        # A worker restarted with other slots is recorded at once, not after the interval.
+        if now - seen_at < _WORKER_SEEN_INTERVAL_SECONDS and slots == worker.slots:
             return
         await self._queue.worker_seen(
-            worker_id=worker.worker_id, host=worker.host, version=worker.version, kinds=list(worker.kinds)
+            worker_id=worker.worker_id,
+            host=worker.host,
+            version=worker.version,
+            kinds=list(worker.kinds),
+            slots=worker.slots,
         )
-        self._worker_seen_at[worker.worker_id] = now
+        self._worker_seen_at[worker.worker_id] = (now, worker.slots)
 
     @handles_errors
     async def Heartbeat(self, request: pb.HeartbeatRequest, context: Ctx) -> pb.HeartbeatResponse:  # type: ignore[type-arg]

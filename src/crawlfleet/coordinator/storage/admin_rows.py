@@ -111,6 +111,7 @@ class WorkerRow(NamedTuple):
     first_seen_at: dt.datetime
     last_seen_at: dt.datetime
     in_flight: int
+    slots: int  # as last reported; 0: not reported
 
 
 class KindStateCount(NamedTuple):

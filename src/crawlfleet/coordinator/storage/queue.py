@@ -147,12 +147,19 @@ class Queue:
         return None if row is None else row.ready_at
 
     async def worker_seen(
-        self, *, worker_id: str, host: str, version: str, kinds: Sequence[str], now: dt.datetime | None = None
+        self,
+        *,
+        worker_id: str,
+        host: str,
+        version: str,
+        kinds: Sequence[str],
+        slots: int = 0,
+        now: dt.datetime | None = None,
     ) -> None:
-        """Record a worker from its Lease call."""
+        """Record a worker from its Lease call; ``slots`` 0 means the worker did not report them."""
         async with connection(self._pool) as conn:
             await q.WORKER_SEEN.execute(
-                conn, worker_id=worker_id, host=host, version=version, kinds=list(kinds), now=now
+                conn, worker_id=worker_id, host=host, version=version, kinds=list(kinds), slots=slots, now=now
             )
 
     async def heartbeat(

@@ -97,7 +97,7 @@ HOST_NEXT_READY = statement("host_next_ready", returns=NextReady)
 HOST_ADAPT_DELAY = batch_statement(
     "host_adapt_delay", takes=LatencySample, returns=NoRows, params=("target_concurrency", "max_delay_ms")
 )
-WORKER_SEEN = statement("worker_seen", returns=NoRows, params=("worker_id", "host", "version", "kinds", "now"))
+WORKER_SEEN = statement("worker_seen", returns=NoRows, params=("worker_id", "host", "version", "kinds", "slots", "now"))
 JOB_HEARTBEAT_MANY = batch_statement(
     "job_heartbeat_many", takes=LeaseRef, returns=LeaseExtension, params=("lease_ms", "now", "principal")
 )

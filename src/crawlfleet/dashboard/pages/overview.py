@@ -41,6 +41,8 @@ def live_numbers(health: admin_pb2.GetQueueHealthResponse) -> dict[str, str]:
         dead=str(health.dead),
         workers=str(len(health.workers)),
         in_flight=str(sum(w.in_flight for w in health.workers)),
+        # Workers that report no slots (older ones) add nothing.
+        slots=str(sum(w.slots for w in health.workers)),
     )
     return numbers
 
@@ -63,6 +65,7 @@ async def overview(request: Request) -> Response:
         numbers=live_numbers(found),
         states=[present.job_state(s.state) for s in found.states],
         kinds=kinds,
+        leases_of_slots=present.leases_of_slots,
     )
 
 

@@ -49,7 +49,7 @@ SELECT (SELECT min(run_at) FROM jobs
 -- name: worker_list_seen
 -- Workers seen since a time, with the leases each holds. Params: seen since.
 SELECT w.id, w.host, w.version, w.kinds, w.first_seen_at, w.last_seen_at,
-       coalesce(held.n, 0) AS in_flight
+       coalesce(held.n, 0) AS in_flight, w.slots
 FROM workers AS w
 LEFT JOIN (SELECT leased_by, count(*) AS n FROM jobs WHERE state = 'leased' GROUP BY leased_by) AS held
        ON held.leased_by = w.id
