@@ -286,7 +286,12 @@ async def test_draining_coordinator_answers_waiting_leases_empty(
 ) -> None:
     coord = await start_coordinator(recheck_seconds=60.0)
     waiting = asyncio.ensure_future(coord.queue.Lease(lease_request(wait=15.0)))
-    await asyncio.sleep(0.2)  # let the long-poll start waiting
+    wakeup = coord.coordinator._wakeup
+
+    async def lease_waits() -> bool:
+        return wakeup.waiting == 1 and not waiting.done()
+
+    await eventually(lease_waits, what="the Lease to find nothing and wait")
     stopping = asyncio.ensure_future(coord.coordinator.stop(grace=5.0))
     response = await waiting
     await stopping
