@@ -50,10 +50,8 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from typing import Any
@@ -239,29 +237,13 @@ async def scrapy_round(args: argparse.Namespace, site: CrawlSite, log_dir: Path,
     argv += ["--concurrency", str(args.workers * args.slots), "--out", str(out)]
     argv += ["--images"] if args.images else []
     hits_before = site.hits
-    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     bench_before = procs.cpu_seconds(os.getpid())
     log_path = log_dir / f"scrapy-{index}.log"
-    with log_path.open("wb") as log:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log
-        )
-        try:
-            stdout, _ = await asyncio.wait_for(proc.communicate(), args.timeout)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result, cpu = await procs.run_scrapy(
+        argv, log_path=log_path, out=out, timeout=args.timeout, pages=args.pages, verb="crawled"
+    )
     bench_cpu = procs.cpu_seconds(os.getpid()) - bench_before
-    lines = stdout.decode(errors="replace").strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"scrapy exited {proc.returncode}; see {log_path} and {out / 'scrapy.log'}")
-    result: dict[str, Any] = json.loads(lines[-1])
-    if result["pages"] != args.pages:
-        raise RuntimeError(f"scrapy crawled {result['pages']} of {args.pages} pages; see {out / 'scrapy.log'}")
     result["requests"] = site.hits - hits_before
-    cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
     result["cpu_s"] = {"scrapy": round(cpu, 2), "bench": round(bench_cpu, 2)}
     result["cpu_ms_per_page"] = round(1000 * cpu / result["pages"], 2)
     shutil.rmtree(out / "images", ignore_errors=True)

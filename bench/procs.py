@@ -6,8 +6,10 @@ Everything here is bounded: each wait takes a timeout, and `kill_all` is meant f
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -15,6 +17,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _LINE_POLL_SECONDS = 0.02
@@ -222,3 +227,30 @@ class CpuMeter:
         }
         spent["other"] = host_busy_seconds() - self._host_start - sum(spent.values())
         return {name: round(seconds, 2) for name, seconds in spent.items()}
+
+
+async def run_scrapy(
+    argv: list[str], *, log_path: Path, out: Path, timeout: float, pages: int, verb: str
+) -> tuple[dict[str, Any], float]:
+    """Runs a Scrapy bench script (argv) to its end: its last stdout line as JSON, and the CPU
+    seconds it took. Fails unless it exited 0 having done ``pages`` pages."""
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with log_path.open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log
+        )
+        try:
+            stdout, _ = await asyncio.wait_for(proc.communicate(), timeout)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    lines = stdout.decode(errors="replace").strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"scrapy exited {proc.returncode}; see {log_path} and {out / 'scrapy.log'}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    if result["pages"] != pages:
+        raise RuntimeError(f"scrapy {verb} {result['pages']} of {pages} pages; see {out / 'scrapy.log'}")
+    cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
+    return result, cpu

@@ -50,7 +50,6 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import shutil
 import signal
 import socket
@@ -377,27 +376,11 @@ async def scrapy_round(args: argparse.Namespace, site: BenchSite, log_dir: Path,
     out = Path(tempfile.mkdtemp(prefix="scrapy-scrape-", dir=log_dir))
     argv = [args.scrapy_python, str(REPO / "bench" / "scrapy_scrape.py"), "--base", site.base]
     argv += ["--pages", str(args.pages), "--concurrency", str(args.workers * args.slots), "--out", str(out)]
-    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     host_before = procs.host_busy_seconds()
     log_path = log_dir / f"scrapy-{round_index}.log"
-    with log_path.open("wb") as log:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log
-        )
-        try:
-            stdout, _ = await asyncio.wait_for(proc.communicate(), args.timeout)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    lines = stdout.decode(errors="replace").strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"scrapy exited {proc.returncode}; see {log_path} and {out / 'scrapy.log'}")
-    result: dict[str, Any] = json.loads(lines[-1])
-    if result["pages"] != args.pages:
-        raise RuntimeError(f"scrapy scraped {result['pages']} of {args.pages} pages; see {out / 'scrapy.log'}")
-    cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
+    result, cpu = await procs.run_scrapy(
+        argv, log_path=log_path, out=out, timeout=args.timeout, pages=args.pages, verb="scraped"
+    )
     host = procs.host_busy_seconds() - host_before
     result["cpu_s"] = {"scrapy": round(cpu, 2), "other": round(max(host - cpu, 0.0), 2)}
     result["cpu_ms_per_page"] = round(1000 * cpu / result["pages"], 2)
