@@ -6,6 +6,7 @@ a calendar trap behave as docs/crawls.md says, and a worker killed mid-crawl los
 from __future__ import annotations
 
 import signal
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -344,17 +345,20 @@ async def test_a_worker_killed_mid_crawl_loses_nothing(
     assert all(depths[url] >= distance for url, distance in everything.items())
     assert await stored_pages(db, crawl.id) == dict.fromkeys(everything, 1)
     assert (crawl.pages_enqueued, crawl.succeeded, crawl.failed) == (len(everything), len(everything), 0)
-    # Fetched at least once each; twice only where the killed worker held the lease when it died.
+    # Fetched at least once each; again only after a lease of the page expired: the killed
+    # worker's, or (on a machine loaded enough to delay a live worker's heartbeats past the
+    # 2 s lease) another's. Each expired lease allows one more fetch, no more.
     fetched = site.fetched()
     assert set(fetched) == set(everything)
-    expired = {
-        row["target_url"]
-        for row in await db.fetch(
-            "SELECT target_url FROM job_attempts WHERE worker_id = $1 AND outcome = 'expired'", doomed
-        )
-    }
-    twice = {url for url, n in fetched.items() if n > 1}
-    assert interrupted in twice and twice <= expired and max(fetched.values()) == 2
+    attempts = await db.fetch(
+        "SELECT a.target_url, a.worker_id FROM job_attempts AS a JOIN jobs AS j ON j.id = a.job_id"
+        " WHERE j.crawl_id = $1 AND a.outcome = 'expired'",
+        crawl.id,
+    )
+    expired = {row["target_url"] for row in attempts if row["worker_id"] == doomed}
+    expirations = Counter(row["target_url"] for row in attempts)
+    assert fetched[interrupted] >= 2 and interrupted in expired
+    assert all(n <= 1 + expirations[url] for url, n in fetched.items()), (fetched, expirations)
     # The pages the killed worker held were stored by the others.
     rescued = await db.fetch(
         "SELECT target_url, worker_id FROM job_attempts WHERE target_url = ANY($1::text[]) AND outcome = 'succeeded'",

@@ -146,10 +146,11 @@ async def warm_up(pair: tuple[Process, Process], db: asyncpg.Pool, sites: list[L
     async def all_leasing() -> bool:
         return bool(await db.fetchval("SELECT count(*) FROM workers") == WORKERS)
 
-    await eventually(all_leasing, what="every worker to lease")
+    # Workers start with imports and pools: on a loaded machine that takes a while.
+    await eventually(all_leasing, timeout=60, what="every worker to lease")
     warm = [open_site(sites, latency=0.3) for _ in range(WORKERS * SLOTS)]
     await enqueue(pair[0], [site.url("/warm") for site in warm])
-    await all_served([(site, ["/warm"]) for site in warm], timeout=30, what="the warm-up pages")
+    await all_served([(site, ["/warm"]) for site in warm], timeout=60, what="the warm-up pages")
 
 
 async def test_hosts_get_at_most_their_concurrency_and_starts_a_delay_apart(
