@@ -153,12 +153,15 @@ async def test_only_admins_may_loosen_politeness_and_producers_may_tighten_it(
         (politeness(delay=0.1), "delay"),
         (politeness(obey_robots=False), "obey_robots"),
         (politeness(concurrency=1, delay=0), "delay"),  # one loosened field is enough
+        (politeness(delay=61), "delay"),  # tighter, but it would hold the host back for everyone
     ]:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await start_as("producer", polite)
         assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
         assert error_info(caught.value).metadata["field"] == f"spec.politeness.{name}"
     assert await start_as("producer", politeness(concurrency=1, delay=2, obey_robots=True)) > 0
+    assert await start_as("producer", politeness(delay=60)) > 0
+    assert await start_as("admin", politeness(delay=3600)) > 0
     assert await start_as("producer", politeness(concurrency=2, delay=0.5)) > 0  # the defaults themselves
     assert await start_as("admin", politeness(concurrency=16, delay=0, obey_robots=False)) > 0
 

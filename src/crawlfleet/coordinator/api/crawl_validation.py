@@ -5,7 +5,12 @@ from __future__ import annotations
 from crawlfleet.coordinator.api import convert
 from crawlfleet.coordinator.api.hosts_convert import MAX_POLICY_CONCURRENCY, MAX_POLICY_DELAY_SECONDS
 from crawlfleet.coordinator.api.validation import normalize_target_url, validate_job
-from crawlfleet.coordinator.crawling.host_policies import crawl_host_policy, looser_than
+from crawlfleet.coordinator.crawling.host_policies import (
+    PRODUCER_MAX_DELAY_MS,
+    beyond_producer_limits,
+    crawl_host_policy,
+    looser_than,
+)
 from crawlfleet.coordinator.crawling.scope import CrawlRules, invalid_globs
 from crawlfleet.coordinator.errors import InvalidArgument, PermissionDenied
 from crawlfleet.coordinator.politeness import Politeness
@@ -100,9 +105,10 @@ def _check_politeness(politeness: crawls_pb2.CrawlPoliteness, field: str) -> Non
 def check_politeness_role(
     spec: crawls_pb2.CrawlSpec, field: str, defaults: Politeness, principal: Principal | None
 ) -> None:
-    """Raises PermissionDenied naming the first politeness field that loosens the fleet defaults
-    unless the caller is an admin (or auth is off): a crawl's limits apply to every job of its
-    hosts, not only to its own, so only those who may set host policies may relax them."""
+    """Raises PermissionDenied naming the first politeness field that loosens the fleet defaults,
+    or tightens them past what a producer may ask, unless the caller is an admin (or auth is
+    off): a crawl's limits apply to every job of its hosts, not only to its own, so only those
+    who may set host policies may relax them or hold a host back for everyone."""
     policy = crawl_host_policy(spec)
     if policy is None or principal is None or principal.role is Role.ADMIN:
         return
@@ -111,6 +117,13 @@ def check_politeness_role(
         raise PermissionDenied(
             f"{path}: looser than the fleet default; only the admin role may loosen politeness "
             "(tightening it is allowed)",
+            metadata={"field": path, "role": str(principal.role)},
+        )
+    for name in beyond_producer_limits(policy):
+        path = f"{field}.politeness.{name}"
+        raise PermissionDenied(
+            f"{path}: longer than {PRODUCER_MAX_DELAY_MS // 1000} s; it would hold back every crawl of "
+            "the host, so only the admin role may ask for it",
             metadata={"field": path, "role": str(principal.role)},
         )
 

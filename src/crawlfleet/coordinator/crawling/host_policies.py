@@ -58,6 +58,18 @@ def crawl_host_policy(spec: crawls_pb2.CrawlSpec) -> CrawlHostPolicy | None:
     return policy
 
 
+# The longest delay between a host's requests a crawl may ask for without the admin role. The
+# strictest running crawl's delay governs the host for every crawl and every job of it, so a
+# longer one would let one producer starve everyone else's work on that host; 60 s is already
+# one page a minute (and the ceiling polite crawlers' adaptive delays use).
+PRODUCER_MAX_DELAY_MS = 60_000
+
+
+def beyond_producer_limits(policy: CrawlHostPolicy) -> list[str]:
+    """The politeness fields that tighten a host so far that only admins may ask for it."""
+    return ["delay"] if policy.delay_ms is not None and policy.delay_ms > PRODUCER_MAX_DELAY_MS else []
+
+
 def looser_than(policy: CrawlHostPolicy, defaults: Politeness) -> list[str]:
     """The politeness fields that loosen the fleet defaults (more concurrency, less delay,
     robots.txt ignored where the fleet obeys it): only admins may ask for them."""
