@@ -398,6 +398,9 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
             row = await db.fetchrow(
                 "SELECT extract(epoch FROM max(finished_at) - min(leased_at)) AS span,"
                 " count(*) FILTER (WHERE attempt > 1) AS retried,"
+                # A claim stamps its leases with its statement time, a complete its jobs with its
+                # own: distinct stamps count the claims and completes that served the drain.
+                " count(DISTINCT leased_at) AS claims, count(DISTINCT finished_at) AS completes,"
                 " extract(epoch FROM (SELECT max(first_seen_at) FROM workers) - min(leased_at)) AS workers_ready"
                 " FROM jobs WHERE id BETWEEN $1 AND $2",
                 min(ids),
@@ -457,6 +460,8 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
             "drain_span_s": round(span, 3),
             "drain_wall_s": round(drain_wall_s, 3),
             "retried_jobs": row["retried"],
+            "drain_claims": row["claims"],
+            "drain_completes": row["completes"],
             "cpu_s_enqueue": cpu_enqueue,
             "cpu_s_drain": cpu_drain,
             "synchronous_commit": args.synchronous_commit or "server default",

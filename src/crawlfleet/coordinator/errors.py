@@ -31,6 +31,13 @@ class InvalidArgument(CoordinatorError):
             metadata["job_id"] = str(job_id)
         super().__init__(f"{field}: {message}", metadata=metadata)
         self.field = field
+        self.field_job_id = job_id  # the job the field belongs to, if any
+
+    def within(self, path: str) -> InvalidArgument:
+        """The same error named from further out: its field is `path` + "." + this one's."""
+        return InvalidArgument(
+            f"{path}.{self.field}", self.message.removeprefix(f"{self.field}: "), job_id=self.field_job_id
+        )
 
 
 class WrongResultKind(InvalidArgument):

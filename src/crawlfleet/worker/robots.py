@@ -27,12 +27,12 @@ from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.worker.backoff import Backoff
 from crawlfleet.worker.client import duration
 from crawlfleet.worker.errors import CoordinatorError, CoordinatorUnavailable, JobError, LeaseLost
-from crawlfleet.worker.pipeline.robots_fetch import RobotsFetch, fetch_robots, robots_url
 from crawlfleet.worker.pipeline.robots_rules import DEFAULT_CACHE_SIZE, RobotsRules, RulesCache, RulesKey
 from crawlfleet.worker.reporting import MAX_ERROR_MESSAGE, GaveUp, Sleep, retry_transient
 
 if TYPE_CHECKING:
     from crawlfleet.worker.context import JobContext
+    from crawlfleet.worker.pipeline.robots_fetch import RobotsFetch
 
 # How long a report or look-up keeps retrying a coordinator that is unavailable; then the job is
 # given back (a retry of the whole job costs one robots.txt fetch, not a page).
@@ -97,6 +97,9 @@ class RobotsGate:
     async def _fetch_and_report(
         self, job: pb.LeasedJob, url: str, ctx: JobContext, timeout: float
     ) -> RobotsRules | None:
+        # Imported here: it brings in the HTTP client, which a worker of no-op jobs never loads.
+        from crawlfleet.worker.pipeline.robots_fetch import fetch_robots, robots_url
+
         host = job.host.name
         fetched = await fetch_robots(ctx.resources.fetcher, robots_url(url, host), timeout=timeout)
         rules = await ctx.run_blocking(RobotsRules.parse, fetched.body, self._user_agent) if fetched.found else None

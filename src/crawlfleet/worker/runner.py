@@ -405,7 +405,7 @@ class Worker:
             lease.task.cancel()
 
     def _browser_restarts(self) -> int:
-        return self._resources.browser.restarts if self._resources is not None else 0
+        return self._resources.browser_restarts if self._resources is not None else 0
 
     def _client_or_fail(self) -> CoordinatorClient:
         if self._client is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+from asyncpg.pgproto.pgproto import UUID as FastUUID
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from crawlfleet.common.hosts import is_host
@@ -36,9 +37,12 @@ def lease_token(value: str, field: str) -> uuid.UUID:
     if not value:
         raise InvalidArgument(field, "is required")
     try:
-        return uuid.UUID(value)
+        # asyncpg's UUID (a uuid.UUID, parsed in C): a tenth of uuid.UUID's cost, once per job of
+        # every Complete. It takes the hex digits with or without hyphens, not braces or "urn:".
+        token: uuid.UUID = FastUUID(value)
     except ValueError:
         raise InvalidArgument(field, "is not a lease token issued by Lease") from None
+    return token
 
 
 def host(value: str, field: str) -> str:

@@ -80,6 +80,23 @@ def lease_response(rows: list[LeasedJob], lease_duration: duration_pb2.Duration)
     return response
 
 
+def completion(job: pb.CompletedJob) -> tuple[Completion, ResultRows]:
+    """A job of a Complete checked, as stored (its result's bytes and rows); errors name fields
+    of the job (`job_id`, `result.scrape.title`), and those of its result the job too."""
+    job_id = convert.positive_id(job.job_id, "job_id")
+    result = job.result
+    if result.WhichOneof("payload") is None:
+        raise InvalidArgument("result", "is required")
+    token = convert.lease_token(job.lease_token, "lease_token")
+    try:
+        check_result_size(result, "result")
+        # Deterministic bytes, so an identical replay compares equal to what is stored.
+        stored, rows = split_result(job_id, result, "result")
+    except InvalidArgument as exc:  # name the job: the worker completes the batch's others
+        raise InvalidArgument(exc.field, exc.message.removeprefix(f"{exc.field}: "), job_id=job_id) from None
+    return Completion(job_id=job_id, lease_token=token, result=stored), rows
+
+
 class Lifecycle:
     """The draining flag the server flips at shutdown; waiting Leases see it and return empty."""
 
@@ -286,22 +303,16 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
         feeds: dict[int, jobs_pb2.JobResult] = {}  # results that may feed a crawl
         positions: dict[int, int] = {}  # job id -> its index in the request
         for i, job in enumerate(request.jobs):
-            job_id = convert.positive_id(job.job_id, f"jobs[{i}].job_id")
-            if job_id in positions:
-                raise InvalidArgument(f"jobs[{i}].job_id", f"job {job_id} appears twice")
-            positions[job_id] = i
-            if job.result.WhichOneof("payload") is None:
-                raise InvalidArgument(f"jobs[{i}].result", "is required")
-            token = convert.lease_token(job.lease_token, f"jobs[{i}].lease_token")
             try:
-                check_result_size(job.result, f"jobs[{i}].result")
-                # Deterministic bytes, so an identical replay compares equal to what is stored.
-                stored, rows[job_id] = split_result(job_id, job.result, f"jobs[{i}].result")
-            except InvalidArgument as exc:  # name the job: the worker completes the batch's others
-                raise InvalidArgument(exc.field, exc.message.removeprefix(f"{exc.field}: "), job_id=job_id) from None
-            items.append(Completion(job_id=job_id, lease_token=token, result=stored))
+                if job.job_id in positions:
+                    raise InvalidArgument("job_id", f"job {job.job_id} appears twice")
+                item, rows[job.job_id] = completion(job)
+            except InvalidArgument as exc:  # the field's full name, made only now: this runs per job
+                raise exc.within(f"jobs[{i}]") from None
+            positions[item.job_id] = i
+            items.append(item)
             if job.result.WhichOneof("payload") in ("scrape", "sitemap"):
-                feeds[job_id] = job.result
+                feeds[item.job_id] = job.result
         try:
             completed = await self._queue.complete(items, rows, principal=caller_name(), results=feeds)
         except WrongResultKind as exc:

@@ -1,29 +1,52 @@
 """What the scrape pipeline shares across the jobs of one worker: the guarded HTTP client, the
-browser pool, the image processor and the images it has processed (by URL and by content). The
-browser and the image pool start on first use, so a worker that never renders or sees an image
-never pays for them."""
+browser pool, the image processor and the images it has processed (by URL and by content). Each is
+made, and its modules imported, on first use: a worker that runs only no-op jobs never loads the
+HTTP client, the browser driver or the image codecs (a third of a second of CPU at start-up), and
+one that never renders or sees an image never starts the browser or the image pool."""
 
 from __future__ import annotations
 
 import asyncio
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from crawlfleet.worker.metrics import StageTimer
-from crawlfleet.worker.pipeline.browser import BrowserOptions, BrowserPool
-from crawlfleet.worker.pipeline.egress import EgressPolicy
-from crawlfleet.worker.pipeline.fetch import GuardedFetcher
-from crawlfleet.worker.pipeline.image_source import ImageSource
-from crawlfleet.worker.pipeline.images import ImageOptions, ImageProcessor
 from crawlfleet.worker.pipeline.settings import ScrapeSettings
+
+if TYPE_CHECKING:
+    from crawlfleet.worker.pipeline.browser import BrowserPool
+    from crawlfleet.worker.pipeline.egress import EgressPolicy
+    from crawlfleet.worker.pipeline.fetch import GuardedFetcher
+    from crawlfleet.worker.pipeline.image_source import ImageSource
+    from crawlfleet.worker.pipeline.images import ImageOptions, ImageProcessor
 
 
 class PipelineResources:
     def __init__(self, settings: ScrapeSettings, *, slots: int, stages: StageTimer | None = None) -> None:
         self.settings = settings
+        self._slots = slots
         # Where the pipeline times its stages (the worker's metrics); nowhere when not given.
         self.stages = stages or StageTimer.unregistered()
-        self.policy = EgressPolicy.from_settings(allow_loopback=settings.allow_loopback, allow=settings.egress_allow)
-        self.fetcher = GuardedFetcher(self.policy, user_agent=settings.user_agent, max_connections=slots * 4)
-        self.browser = BrowserPool(
+
+    @cached_property
+    def policy(self) -> EgressPolicy:
+        from crawlfleet.worker.pipeline.egress import EgressPolicy
+
+        settings = self.settings
+        return EgressPolicy.from_settings(allow_loopback=settings.allow_loopback, allow=settings.egress_allow)
+
+    @cached_property
+    def fetcher(self) -> GuardedFetcher:
+        from crawlfleet.worker.pipeline.fetch import GuardedFetcher
+
+        return GuardedFetcher(self.policy, user_agent=self.settings.user_agent, max_connections=self._slots * 4)
+
+    @cached_property
+    def browser(self) -> BrowserPool:
+        from crawlfleet.worker.pipeline.browser import BrowserOptions, BrowserPool
+
+        settings = self.settings
+        return BrowserPool(
             BrowserOptions(
                 executable=settings.browser_executable,
                 pages_per_browser=settings.browser_pages_per_browser,
@@ -31,17 +54,34 @@ class PipelineResources:
                 block_resources=frozenset(settings.browser_block),
                 context_reuse=settings.browser_context_reuse,
                 user_agent=settings.user_agent,
-                max_concurrent_pages=max(1, min(slots, 4)),
+                max_concurrent_pages=max(1, min(self._slots, 4)),
             )
         )
-        self.image_options = ImageOptions(
+
+    @cached_property
+    def image_options(self) -> ImageOptions:
+        from crawlfleet.worker.pipeline.images import ImageOptions
+
+        settings = self.settings
+        return ImageOptions(
             thumbnail_sizes=settings.thumbnail_sizes,
             thumbnail_format=settings.thumbnail_format,
             max_pixels=settings.image_max_pixels,
             max_bytes=settings.max_image_bytes,
         )
-        self.images = ImageProcessor(self.image_options)
-        self.image_source = ImageSource(
+
+    @cached_property
+    def images(self) -> ImageProcessor:
+        from crawlfleet.worker.pipeline.images import ImageProcessor
+
+        return ImageProcessor(self.image_options)
+
+    @cached_property
+    def image_source(self) -> ImageSource:
+        from crawlfleet.worker.pipeline.image_source import ImageSource
+
+        settings = self.settings
+        return ImageSource(
             self.fetcher,
             self.images,
             max_bytes=settings.max_image_bytes,
@@ -50,10 +90,16 @@ class PipelineResources:
             cache_bytes=settings.image_cache_bytes,
         )
 
+    @property
+    def browser_restarts(self) -> int:
+        """Browser restarts so far (0 while the browser pool was never made)."""
+        return self.browser.restarts if "browser" in self.__dict__ else 0
+
     async def aclose(self) -> None:
-        results = await asyncio.gather(
-            self.fetcher.aclose(), self.browser.aclose(), self.images.aclose(), return_exceptions=True
-        )
+        # Only what was made: closing makes nothing.
+        made = self.__dict__
+        closing = [made[name].aclose() for name in ("fetcher", "browser", "images") if name in made]
+        results = await asyncio.gather(*closing, return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             raise errors[0]

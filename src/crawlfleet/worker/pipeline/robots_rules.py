@@ -4,11 +4,12 @@ of parsed rules, keyed by host and version (the fetch time the coordinator gives
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import NamedTuple
-
-from protego import Protego
+from typing import TYPE_CHECKING, NamedTuple
 
 from crawlfleet.common import robots
+
+if TYPE_CHECKING:
+    from protego import Protego
 
 # Parsed rules kept per worker: a broad crawl touches many hosts, and a big robots.txt parses into
 # a few megabytes at worst, so the cache is bounded by count.
@@ -34,6 +35,8 @@ class RobotsRules:
     def parse(cls, body: bytes, user_agent: str) -> RobotsRules:
         """Rules from a robots.txt body: UTF-8 (a byte-order mark dropped, bad bytes replaced), only
         its first 500 KiB."""
+        from protego import Protego  # here: only workers that meet robots.txt load the parser
+
         text = body[: robots.MAX_BODY_BYTES].decode("utf-8-sig", errors="replace")
         return cls(Protego.parse(text), user_agent)
 

@@ -1,0 +1,117 @@
+"""What a job costs PostgreSQL on the drain path, without gRPC or Python processes in the way.
+
+    python bench/job_sql_cost.py [--jobs 20000] [--claim 200] [--complete 100] [--rounds 3]
+
+One connection on a fresh database (DATABASE_URL's server, else the embedded one): N hostless noop
+jobs are inserted and analyzed, then claimed (job_lease_available, --claim jobs a call) and
+completed (job_complete_if_leased_many, --complete jobs a call) in turn until none is left, as a
+worker's Lease and Complete calls would. Per round, the backend's CPU (from /proc, so the
+server must run on this host) split by statement, and the WAL it wrote, both per job. The last
+line is one JSON object with every round and the medians.
+"""
+
+# ruff: noqa: E402 (sys.path is fixed before the imports, as in bench/queue.py)
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:] = [str(REPO) if Path(p or ".").resolve() == REPO / "bench" else p for p in sys.path]
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+from typing import Any
+
+import asyncpg
+
+from bench import procs
+from bench.queue import HOSTLESS_SPEC, create_bench_database, drop_bench_database
+from crawlfleet.coordinator.storage.migrate import migrate
+from crawlfleet.coordinator.storage.sql import query
+from crawlfleet.v1 import jobs_pb2
+
+RESULT = jobs_pb2.JobResult(noop=jobs_pb2.NoopResult()).SerializeToString(deterministic=True)
+LEASE_MS = 3_600_000  # no lease may run out during a round
+
+INSERT_JOBS = """
+INSERT INTO jobs (kind, spec, run_at, created_at, max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms)
+SELECT 'noop', $2::bytea, now(), now(), 3, 1000, 2, 60000 FROM generate_series(1, $1::integer)
+"""
+WAL = "SELECT pg_current_wal_insert_lsn() AS lsn, (SELECT wal_records FROM pg_stat_wal) AS records"
+
+
+async def one_round(dsn: str, jobs: int, claim: int, complete: int) -> dict[str, float]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+        await conn.execute(INSERT_JOBS, jobs, HOSTLESS_SPEC.SerializeToString())
+        await conn.execute("VACUUM ANALYZE jobs")
+        backend = await conn.fetchval("SELECT pg_backend_pid()")
+        lease_sql, complete_sql = query("job_lease_available"), query("job_complete_if_leased_many")
+        spent = {"claim": 0.0, "complete": 0.0}
+        before = await conn.fetchrow(WAL)
+        started = time.monotonic()
+        done = 0
+        while done < jobs:
+            cpu = procs.cpu_seconds(backend)
+            rows = await conn.fetch(lease_sql, "bench", claim, [], LEASE_MS, None, None, 1, 0, False, 1000)
+            spent["claim"] += procs.cpu_seconds(backend) - cpu
+            if not rows:
+                raise RuntimeError(f"nothing to claim after {done} of {jobs} jobs")
+            for start in range(0, len(rows), complete):
+                part = rows[start : start + complete]
+                cpu = procs.cpu_seconds(backend)
+                ids, tokens = [r["id"] for r in part], [r["lease_token"] for r in part]
+                finished = await conn.fetch(complete_sql, ids, tokens, [RESULT] * len(part), None, None)
+                spent["complete"] += procs.cpu_seconds(backend) - cpu
+                if len(finished) != len(part):
+                    raise RuntimeError("a complete did not complete its batch")
+            done += len(rows)
+        wall = time.monotonic() - started
+        after = await conn.fetchrow(WAL)
+        wal_bytes = await conn.fetchval("SELECT pg_wal_lsn_diff($1, $2)", after["lsn"], before["lsn"])
+        attempts = await conn.fetchval("SELECT count(*) FROM job_attempts WHERE outcome = 'succeeded'")
+        if attempts != jobs:
+            raise RuntimeError(f"{attempts} succeeded attempts recorded for {jobs} jobs")
+    finally:
+        await conn.close()
+    return {
+        "claim_us_per_job": round(spent["claim"] / jobs * 1e6, 1),
+        "complete_us_per_job": round(spent["complete"] / jobs * 1e6, 1),
+        "backend_us_per_job": round((spent["claim"] + spent["complete"]) / jobs * 1e6, 1),
+        "wal_bytes_per_job": round(float(wal_bytes) / jobs, 1),
+        "wal_records_per_job": round((after["records"] - before["records"]) / jobs, 2),
+        "wall_s": round(wall, 2),
+    }
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    rounds = []
+    for n in range(args.rounds):
+        admin_dsn, db_name, dsn, _ = await create_bench_database("job_sql_cost")
+        try:
+            figures = await one_round(dsn, args.jobs, args.claim, args.complete)
+        finally:
+            await drop_bench_database(admin_dsn, db_name)
+        print(f"round {n + 1}: {figures}", flush=True)
+        rounds.append(figures)
+    medians = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+    return {"jobs": args.jobs, "claim": args.claim, "complete": args.complete, "rounds": rounds, "median": medians}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--claim", type=int, default=200, help="jobs a claim asks for")
+    parser.add_argument("--complete", type=int, default=100, help="jobs a complete carries")
+    parser.add_argument("--rounds", type=int, default=3)
+    print(json.dumps(asyncio.run(run(parser.parse_args()))))
+
+
+if __name__ == "__main__":
+    main()
