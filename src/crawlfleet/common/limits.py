@@ -10,6 +10,7 @@ Documented in docs/queue-semantics.md ("API limits").
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.descriptor import FieldDescriptor
@@ -119,53 +120,103 @@ class LimitExceeded(ValueError):
     ``job_id`` is the job of the message it sits in, when it sits in one that names a job."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+        super().__init__(field, message)
         self.field = field
         self.message = message
         self.job_id: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+    def place_under(self, parent: str) -> None:
+        """Make ``field`` a path from ``parent``'s message: the walk names a field only once it fails."""
+        if not parent:
+            return
+        if not self.field:
+            self.field = parent
+        elif self.field.startswith("["):
+            self.field = parent + self.field
+        else:
+            self.field = f"{parent}.{self.field}"
+
+
+@dataclass(frozen=True)
+class _FieldFacts:
+    """What the walk needs to know of a field, looked up once per field (descriptor lookups,
+    map options) instead of once per value: requests carry thousands of values of a few fields."""
+
+    limit: FieldLimit
+    is_map: bool
+    is_repeated: bool
 
 
 def limit_of(field: FieldDescriptor) -> FieldLimit:
     return LIMITS.get(field.full_name, _DEFAULT)
 
 
+@cache
+def _facts(field: FieldDescriptor) -> _FieldFacts:
+    return _FieldFacts(limit_of(field), _is_map(field), field.is_repeated)
+
+
+_TIMESTAMP = timestamp_pb2.Timestamp.DESCRIPTOR.full_name
+_DURATION = duration_pb2.Duration.DESCRIPTOR.full_name
+
+
 def check(message: Message, path: str = "") -> None:
     """Raise ``LimitExceeded`` for the first field of ``message`` (recursively) that breaks its bound."""
-    descriptor = message.DESCRIPTOR
-    if descriptor.full_name == timestamp_pb2.Timestamp.DESCRIPTOR.full_name:
-        _check_timestamp(message, path)
+    try:
+        _check_message(message)
+    except LimitExceeded as error:
+        error.place_under(path)
+        raise
+
+
+def _check_message(message: Message) -> None:
+    """``check`` with paths relative to ``message``, built only for the field that fails."""
+    name = message.DESCRIPTOR.full_name
+    if name == _TIMESTAMP:
+        _check_timestamp(message, "")
         return
-    if descriptor.full_name == duration_pb2.Duration.DESCRIPTOR.full_name:
-        _check_duration(message, path)
+    if name == _DURATION:
+        _check_duration(message, "")
         return
     for field, value in message.ListFields():
-        where = _join(path, field.name)
-        limit = limit_of(field)
-        if _is_map(field):
-            if len(value) > limit.items:
-                raise LimitExceeded(where, f"has {len(value)} entries; at most {limit.items} are allowed")
-            for key, item in value.items():
-                if isinstance(key, str):
-                    _check_text(key, f"{where}[{key[:40]!r}]", limit.key_chars)
-                if isinstance(item, str):
-                    _check_text(item, f"{where}[{key[:40]!r}]", limit.chars)
-                elif isinstance(item, Message):
-                    check(item, f"{where}[{key!r}]")
-        elif field.is_repeated:
-            if len(value) > limit.items:
-                raise LimitExceeded(where, f"has {len(value)} items; at most {limit.items} are allowed")
-            for i, item in enumerate(value):
-                _check_value(field, item, f"{where}[{i}]", limit)
-        else:
-            _check_value(field, value, where, limit)
+        facts = _facts(field)
+        limit = facts.limit
+        try:
+            if facts.is_map:
+                if len(value) > limit.items:
+                    raise LimitExceeded("", f"has {len(value)} entries; at most {limit.items} are allowed")
+                for key, item in value.items():
+                    if isinstance(key, str):
+                        _check_text(key, f"[{key[:40]!r}]", limit.key_chars)
+                    if isinstance(item, str):
+                        _check_text(item, f"[{key[:40]!r}]", limit.chars)
+                    elif isinstance(item, Message):
+                        check(item, f"[{key!r}]")
+            elif facts.is_repeated:
+                if len(value) > limit.items:
+                    raise LimitExceeded("", f"has {len(value)} items; at most {limit.items} are allowed")
+                for i, item in enumerate(value):
+                    try:
+                        _check_value(item, limit)
+                    except LimitExceeded as error:
+                        error.place_under(f"[{i}]")
+                        raise
+            else:
+                _check_value(value, limit)
+        except LimitExceeded as error:
+            error.place_under(field.name)
+            raise
 
 
-def _check_value(field: FieldDescriptor, value: object, where: str, limit: FieldLimit) -> None:
+def _check_value(value: object, limit: FieldLimit) -> None:
     if isinstance(value, str):
-        _check_text(value, where, limit.chars)
+        _check_text(value, "", limit.chars)
     elif isinstance(value, Message):
         try:
-            check(value, where)
+            _check_message(value)
         except LimitExceeded as error:
             if error.job_id is None and "job_id" in value.DESCRIPTOR.fields_by_name:
                 error.job_id = getattr(value, "job_id")  # noqa: B009 - any message with a job_id field
