@@ -124,18 +124,19 @@ def validate_job(spec: jobs_pb2.JobSpec, field: str, settings: CoordinatorSettin
     encoded = spec.SerializeToString(deterministic=True)  # comparable with a live twin's spec
     if len(encoded) > settings.max_spec_bytes:
         raise InvalidArgument(field, f"is {len(encoded)} bytes encoded; the limit is {settings.max_spec_bytes}")
+    # Positional: keywords cost a NamedTuple a good part of its construction, once per job.
     return NewJob(
-        kind=kind,
-        priority=spec.priority,
-        spec=encoded,
-        target_url=target_url,
-        dedupe_key=dedupe_key,
-        run_at=run_at,
-        max_attempts=attempts,
-        retry_initial_ms=initial_ms,
-        retry_multiplier=multiplier,
-        retry_max_ms=max_ms,
-        host=host_of(target_url) if target_url else None,
+        kind,
+        spec.priority,
+        encoded,
+        target_url,
+        dedupe_key,
+        run_at,
+        attempts,
+        initial_ms,
+        multiplier,
+        max_ms,
+        host_of(target_url) if target_url else None,
     )
 
 
