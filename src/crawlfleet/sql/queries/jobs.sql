@@ -23,7 +23,10 @@ WITH input AS (
                 $7::integer[], $8::integer[], $9::real[], $10::integer[], $11::text[])
          WITH ORDINALITY AS t(kind, priority, spec, target_url, dedupe_key, run_at,
                               max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, host, ord)
-), inserted AS (
+), keyed AS (
+    -- Rows with a dedupe key may meet a live twin: ON CONFLICT decides. Rows without one never
+    -- conflict, and go in below without ON CONFLICT's speculative insertion (a lock, an extra
+    -- WAL record and a confirmation per row).
     INSERT INTO jobs (id, kind, priority, spec, target_url, dedupe_key, run_at, created_at,
                       max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, owner, host)
     OVERRIDING SYSTEM VALUE
@@ -31,9 +34,23 @@ WITH input AS (
            coalesce(run_at, coalesce($12::timestamptz, now())), coalesce($12::timestamptz, now()),
            max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, $13::text, host
     FROM input
+    WHERE dedupe_key IS NOT NULL
     ORDER BY ord
     ON CONFLICT (dedupe_key) WHERE state IN ('queued', 'leased') AND dedupe_key IS NOT NULL DO NOTHING
     RETURNING id, run_at, kind, host, priority
+), unkeyed AS (
+    INSERT INTO jobs (id, kind, priority, spec, target_url, dedupe_key, run_at, created_at,
+                      max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, owner, host)
+    OVERRIDING SYSTEM VALUE
+    SELECT new_id, kind, priority, spec, target_url, dedupe_key,
+           coalesce(run_at, coalesce($12::timestamptz, now())), coalesce($12::timestamptz, now()),
+           max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, $13::text, host
+    FROM input
+    WHERE dedupe_key IS NULL
+    ORDER BY ord
+    RETURNING id, run_at, kind, host, priority
+), inserted AS (
+    SELECT * FROM keyed UNION ALL SELECT * FROM unkeyed
 ), counted AS (
     INSERT INTO job_count_deltas (kind, state, delta)
     SELECT kind, 'queued', count(*) FROM inserted GROUP BY kind
