@@ -18,7 +18,10 @@
 -- jobs carry the owner (api/validation.py): owners never share a job.
 -- The hosts of the new jobs are made ready for them (crawlfleet_hosts_wake), when there are any.
 WITH input AS (
-    SELECT nextval('jobs_id_seq'::regclass) AS new_id, t.*
+    -- Each row as it is stored (the columns in the inserts' order), and its place in the batch.
+    SELECT nextval('jobs_id_seq'::regclass) AS id, t.kind, t.priority, t.spec, t.target_url, t.dedupe_key,
+           coalesce(t.run_at, $12::timestamptz, now()) AS run_at, coalesce($12::timestamptz, now()) AS created_at,
+           t.max_attempts, t.retry_initial_ms, t.retry_multiplier, t.retry_max_ms, $13::text AS owner, t.host, t.ord
     FROM unnest($1::text[], $2::smallint[], $3::bytea[], $4::text[], $5::text[], $6::timestamptz[],
                 $7::integer[], $8::integer[], $9::real[], $10::integer[], $11::text[])
          WITH ORDINALITY AS t(kind, priority, spec, target_url, dedupe_key, run_at,
@@ -30,24 +33,18 @@ WITH input AS (
     INSERT INTO jobs (id, kind, priority, spec, target_url, dedupe_key, run_at, created_at,
                       max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, owner, host)
     OVERRIDING SYSTEM VALUE
-    SELECT new_id, kind, priority, spec, target_url, dedupe_key,
-           coalesce(run_at, coalesce($12::timestamptz, now())), coalesce($12::timestamptz, now()),
-           max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, $13::text, host
-    FROM input
-    WHERE dedupe_key IS NOT NULL
-    ORDER BY ord
+    SELECT id, kind, priority, spec, target_url, dedupe_key, run_at, created_at,
+           max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, owner, host
+    FROM input WHERE dedupe_key IS NOT NULL ORDER BY ord
     ON CONFLICT (dedupe_key) WHERE state IN ('queued', 'leased') AND dedupe_key IS NOT NULL DO NOTHING
     RETURNING id, run_at, kind, host, priority
 ), unkeyed AS (
     INSERT INTO jobs (id, kind, priority, spec, target_url, dedupe_key, run_at, created_at,
                       max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, owner, host)
     OVERRIDING SYSTEM VALUE
-    SELECT new_id, kind, priority, spec, target_url, dedupe_key,
-           coalesce(run_at, coalesce($12::timestamptz, now())), coalesce($12::timestamptz, now()),
-           max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, $13::text, host
-    FROM input
-    WHERE dedupe_key IS NULL
-    ORDER BY ord
+    SELECT id, kind, priority, spec, target_url, dedupe_key, run_at, created_at,
+           max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, owner, host
+    FROM input WHERE dedupe_key IS NULL ORDER BY ord
     RETURNING id, run_at, kind, host, priority
 ), inserted AS (
     SELECT * FROM keyed UNION ALL SELECT * FROM unkeyed
@@ -67,7 +64,7 @@ WITH input AS (
            -- equal specs.
            CASE WHEN live.spec IS DISTINCT FROM input.spec THEN live.spec END AS live_spec
     FROM input
-    LEFT JOIN inserted ON inserted.id = input.new_id
+    LEFT JOIN inserted ON inserted.id = input.id
     -- Only a row that inserted nothing looks for its live twin: one probe of jobs_dedupe_key_live
     -- each, never a pass over every live job (LIMIT keeps the planner from flattening the probe
     -- into a join with all of them; the index is unique, so it drops nothing).
