@@ -28,6 +28,9 @@ PG_TYPES: dict[object, set[str]] = {
     type(None): {"void"},
     list[str]: {"text[]"},
     list[int]: {"int8[]"},
+    list[int | None]: {"int8[]"},
+    list[bool]: {"bool[]"},
+    list[bytes | None]: {"bytea[]"},
 }
 
 

@@ -17,12 +17,16 @@ from urllib.parse import urlsplit
 _HOST = re.compile(r"(?:[a-z0-9_-]+(?:\.[a-z0-9_-]+)*|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?")
 _PATTERN = re.compile(r"(?:\*\.)?[a-z0-9_-]+(?:\.[a-z0-9_-]+)*(?::[0-9]{1,5})?|\[[0-9a-f:.]+\](?::[0-9]{1,5})?")
 _PORT_SUFFIX = re.compile(r":[0-9]+$")
+# The authority of an absolute URL: what follows "scheme://" up to the path, query or fragment.
+_AUTHORITY = re.compile(r"[^:/?#]+://([^/?#]*)")
 MAX_HOST_LENGTH = 255
 
 
 def host_of(normalized_url: str) -> str:
     """The host of a URL already in normal form (common.urls.normalize_url)."""
-    netloc = urlsplit(normalized_url).netloc
+    # One match, not urlsplit: Enqueue takes this per job, and urlsplit costs several times more.
+    match = _AUTHORITY.match(normalized_url)
+    netloc = match.group(1) if match else urlsplit(normalized_url).netloc
     return netloc.rpartition("@")[2]  # the normal form has dropped default ports already
 
 

@@ -5,6 +5,7 @@ migrations, recount the jobs into the kept counts (a repair), or print the SHA-2
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -33,6 +34,10 @@ async def serve(settings: CoordinatorSettings) -> None:
     except BaseException:
         await coordinator.stop(grace=0)
         raise
+    # What start-up built (modules, descriptors, the server) lives as long as the process: out of
+    # the collector's generations, full collections stop walking it again and again. Enqueue's
+    # batches allocate enough to run them often (about a tenth of its CPU before).
+    gc.freeze()
     await stop_requested.wait()
     log.info("stopping: draining in-flight calls (grace %.1fs)", settings.shutdown_grace_seconds)
     await coordinator.stop()

@@ -136,16 +136,14 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
         # coordinator's waiters like every other's, so each new job wakes one waiter, not two.
         self._metrics.enqueued(created)
         self._statistics.enqueued(created)
-        return pb.EnqueueResponse(
-            jobs=[
-                pb.EnqueuedJob(
-                    id=job.id,
-                    created=job.created,
-                    existing_spec_differs=options_differ(new.spec, job.live_spec),
-                )
-                for new, job in zip(jobs, enqueued, strict=True)
-            ]
-        )
+        # Built in place (no message per job to copy in); only a duplicate whose live spec is not
+        # the one sent has its options compared.
+        response = pb.EnqueueResponse()
+        add = response.jobs.add
+        for new, job in zip(jobs, enqueued, strict=True):
+            differs = job.live_spec is not None and options_differ(new.spec, job.live_spec)
+            add(id=job.id, created=job.created, existing_spec_differs=differs)
+        return response
 
     @handles_errors
     async def Lease(self, request: pb.LeaseRequest, context: Ctx) -> pb.LeaseResponse:  # type: ignore[type-arg]

@@ -33,10 +33,14 @@ _HEADER_VALUE = re.compile(r"[\x20-\x7e]*")
 
 def check_scrape_options(spec: jobs_pb2.ScrapeSpec, path: str) -> None:
     """Raise InvalidArgument naming the first bad field, follow selector or validator under ``path``."""
-    check_fields(spec.fields, f"{path}.fields")
-    check_follow_selectors(spec.follow_selectors, f"{path}.follow_selectors")
+    # Most jobs set none of them: skip the paths and calls (Enqueue takes this per job).
+    if spec.fields:
+        check_fields(spec.fields, f"{path}.fields")
+    if spec.follow_selectors:
+        check_follow_selectors(spec.follow_selectors, f"{path}.follow_selectors")
     for name in ("if_none_match", "if_modified_since"):
-        check_validator(getattr(spec, name), f"{path}.{name}")
+        if value := getattr(spec, name):
+            check_validator(value, f"{path}.{name}")
 
 
 def check_fields(fields: Sequence[jobs_pb2.FieldSpec], path: str) -> None:

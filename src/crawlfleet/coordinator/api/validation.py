@@ -22,6 +22,7 @@ MAX_NOOP_DURATION_SECONDS = 3600
 MAX_ATTEMPTS_LIMIT = 1000
 MAX_RETRY_INTERVAL_SECONDS = 7 * 24 * 3600
 KINDS = ("scrape", "sitemap", "noop")
+_RENDER_MODES = frozenset(jobs_pb2.RenderMode.values())
 
 
 def normalize_target_url(raw: str, field: str) -> str:
@@ -46,12 +47,12 @@ def _check_range(field: str, value: float, low: float, high: float) -> None:
 def _retry_columns(spec: jobs_pb2.JobSpec, field: str, settings: CoordinatorSettings) -> tuple[int, int, float, int]:
     """(max_attempts, initial_ms, multiplier, max_ms), request values over defaults."""
     defaults = settings.retry
-    policy = spec.retry_policy
     initial = defaults.initial_seconds
     maximum = defaults.max_seconds
     multiplier = defaults.multiplier
     attempts = defaults.max_attempts
     if spec.HasField("retry_policy"):
+        policy = spec.retry_policy
         if policy.HasField("initial_interval"):
             initial = _seconds(policy.initial_interval)
             _check_range(f"{field}.retry_policy.initial_interval", initial, 0, MAX_RETRY_INTERVAL_SECONDS)
@@ -88,7 +89,7 @@ def validate_job(spec: jobs_pb2.JobSpec, field: str, settings: CoordinatorSettin
         if spec.scrape.HasField("timeout"):
             timeout = _seconds(spec.scrape.timeout)
             _check_range(f"{field}.scrape.timeout", timeout, 0.001, MAX_SCRAPE_TIMEOUT_SECONDS)
-        if spec.scrape.render not in jobs_pb2.RenderMode.values():
+        if spec.scrape.render not in _RENDER_MODES:
             raise InvalidArgument(f"{field}.scrape.render", f"unknown render mode {spec.scrape.render}")
         check_scrape_options(spec.scrape, f"{field}.scrape")
     elif kind == "sitemap":
@@ -123,18 +124,19 @@ def validate_job(spec: jobs_pb2.JobSpec, field: str, settings: CoordinatorSettin
     encoded = spec.SerializeToString(deterministic=True)  # comparable with a live twin's spec
     if len(encoded) > settings.max_spec_bytes:
         raise InvalidArgument(field, f"is {len(encoded)} bytes encoded; the limit is {settings.max_spec_bytes}")
+    # Positional: keywords cost a NamedTuple a good part of its construction, once per job.
     return NewJob(
-        kind=kind,
-        priority=spec.priority,
-        spec=encoded,
-        target_url=target_url,
-        dedupe_key=dedupe_key,
-        run_at=run_at,
-        max_attempts=attempts,
-        retry_initial_ms=initial_ms,
-        retry_multiplier=multiplier,
-        retry_max_ms=max_ms,
-        host=host_of(target_url) if target_url else None,
+        kind,
+        spec.priority,
+        encoded,
+        target_url,
+        dedupe_key,
+        run_at,
+        attempts,
+        initial_ms,
+        multiplier,
+        max_ms,
+        host_of(target_url) if target_url else None,
     )
 
 

@@ -66,16 +66,17 @@ class Queue:
         pending = list(range(len(jobs)))
         async with connection(self._pool) as conn:
             for _ in range(_CONFLICT_RETRIES):
-                outcomes = await q.JOB_ENQUEUE_MANY.fetch(conn, [jobs[i] for i in pending], now=now, owner=owner)
+                batch = jobs if len(pending) == len(jobs) else [jobs[i] for i in pending]
+                outcome = await q.JOB_ENQUEUE_MANY.fetch_one(conn, batch, now=now, owner=owner)
+                assert outcome is not None  # an aggregate: always one row
                 unresolved: list[int] = []
-                for outcome in outcomes:
-                    index = pending[outcome.ord - 1]
-                    if outcome.id is None:
+                for index, job_id, created, live_spec in zip(
+                    pending, outcome.ids, outcome.created, outcome.live_specs, strict=True
+                ):
+                    if job_id is None:
                         unresolved.append(index)
                     else:
-                        results[index] = EnqueuedJob(
-                            id=outcome.id, created=outcome.created, live_spec=outcome.live_spec
-                        )
+                        results[index] = EnqueuedJob(job_id, created, live_spec)
                 if not unresolved:
                     break
                 # Their live twin committed after our snapshot: look it up in a fresh one.

@@ -30,15 +30,15 @@ class NewJob(NamedTuple):
 
 
 class EnqueueOutcome(NamedTuple):
-    """One input row of job_enqueue_many: the job it created or found live; id is None when the
-    live twin committed after the statement's snapshot."""
+    """What job_enqueue_many answers for a batch, one item per input row in order: the id of the
+    job it created or found live (None when the live twin committed after the statement's
+    snapshot), whether it created it, and the live twin's spec when it differs from the one given."""
 
-    ord: int
-    id: int | None
-    created: bool
-    live_spec: bytes | None
+    ids: list[int | None]
+    created: list[bool]
+    live_specs: list[bytes | None]
     notified: int
-    hosts_woken: int
+    hosts_woken: int | None
 
 
 class EnqueuedJob(NamedTuple):

@@ -8,52 +8,79 @@
 -- notifies of one transaction are delivered once.
 
 -- name: job_enqueue_many
--- Inserts a batch; a row whose dedupe_key matches a live job inserts nothing and returns that
--- job (created = false, with its spec when that is not the one given). Ids come from the sequence up front so each input row maps to its id.
--- existing_id is NULL when the conflicting live job committed after this statement's snapshot:
--- the caller looks it up again. $13: the owner of every job (the caller's principal; NULL without
--- auth). Dedupe keys of owned jobs carry the owner (api/validation.py): owners never share a job.
--- The hosts of the new jobs are made ready for them (crawlfleet_hosts_wake).
+-- Inserts a batch; a row whose dedupe_key matches a live job inserts nothing and answers that
+-- job (created = false, with its spec when that is not the one given). Ids come from the sequence
+-- up front so each input row maps to its id. One row comes back: per input row, in order, its id
+-- (NULL when the conflicting live job committed after this statement's snapshot: the caller looks
+-- it up again), whether it was created, and the live job's spec when it differs; arrays decode in
+-- one piece where a row per job would cost the coordinator a record each.
+-- $13: the owner of every job (the caller's principal; NULL without auth). Dedupe keys of owned
+-- jobs carry the owner (api/validation.py): owners never share a job.
+-- The hosts of the new jobs are made ready for them (crawlfleet_hosts_wake), when there are any.
 WITH input AS (
-    SELECT nextval(pg_get_serial_sequence('jobs', 'id')) AS new_id, t.*
+    -- Each row as it is stored (the columns in the inserts' order), and its place in the batch.
+    SELECT nextval('jobs_id_seq'::regclass) AS id, t.kind, t.priority, t.spec, t.target_url, t.dedupe_key,
+           coalesce(t.run_at, $12::timestamptz, now()) AS run_at, coalesce($12::timestamptz, now()) AS created_at,
+           t.max_attempts, t.retry_initial_ms, t.retry_multiplier, t.retry_max_ms, $13::text AS owner, t.host, t.ord
     FROM unnest($1::text[], $2::smallint[], $3::bytea[], $4::text[], $5::text[], $6::timestamptz[],
                 $7::integer[], $8::integer[], $9::real[], $10::integer[], $11::text[])
          WITH ORDINALITY AS t(kind, priority, spec, target_url, dedupe_key, run_at,
                               max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, host, ord)
-), inserted AS (
+), keyed AS (
+    -- Rows with a dedupe key may meet a live twin: ON CONFLICT decides. Rows without one never
+    -- conflict, and go in below without ON CONFLICT's speculative insertion (a lock, an extra
+    -- WAL record and a confirmation per row).
     INSERT INTO jobs (id, kind, priority, spec, target_url, dedupe_key, run_at, created_at,
                       max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, owner, host)
     OVERRIDING SYSTEM VALUE
-    SELECT new_id, kind, priority, spec, target_url, dedupe_key,
-           coalesce(run_at, coalesce($12::timestamptz, now())), coalesce($12::timestamptz, now()),
-           max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, $13::text, host
-    FROM input
-    ORDER BY ord
+    SELECT id, kind, priority, spec, target_url, dedupe_key, run_at, created_at,
+           max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, owner, host
+    FROM input WHERE dedupe_key IS NOT NULL ORDER BY ord
     ON CONFLICT (dedupe_key) WHERE state IN ('queued', 'leased') AND dedupe_key IS NOT NULL DO NOTHING
     RETURNING id, run_at, kind, host, priority
+), unkeyed AS (
+    INSERT INTO jobs (id, kind, priority, spec, target_url, dedupe_key, run_at, created_at,
+                      max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, owner, host)
+    OVERRIDING SYSTEM VALUE
+    SELECT id, kind, priority, spec, target_url, dedupe_key, run_at, created_at,
+           max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, owner, host
+    FROM input WHERE dedupe_key IS NULL ORDER BY ord
+    RETURNING id, run_at, kind, host, priority
+), inserted AS (
+    SELECT * FROM keyed UNION ALL SELECT * FROM unkeyed
 ), counted AS (
     INSERT INTO job_count_deltas (kind, state, delta)
     SELECT kind, 'queued', count(*) FROM inserted GROUP BY kind
 ), woken AS (
+    -- HAVING: a batch without hosts does not call the function at all.
     SELECT crawlfleet_hosts_wake(array_agg(host), array_agg(run_at), array_agg(priority)) AS hosts
-    FROM inserted WHERE host IS NOT NULL
+    FROM inserted WHERE host IS NOT NULL HAVING count(*) > 0
+), answered AS (
+    SELECT input.ord,
+           coalesce(inserted.id, live.id) AS id,
+           inserted.id IS NOT NULL AS created,
+           -- The live job's spec when it differs from the one given, so the caller can say whether
+           -- its options (render mode, priority, …) were not applied; NULL for created jobs and
+           -- equal specs.
+           CASE WHEN live.spec IS DISTINCT FROM input.spec THEN live.spec END AS live_spec
+    FROM input
+    LEFT JOIN inserted ON inserted.id = input.id
+    -- Only a row that inserted nothing looks for its live twin: one probe of jobs_dedupe_key_live
+    -- each, never a pass over every live job (LIMIT keeps the planner from flattening the probe
+    -- into a join with all of them; the index is unique, so it drops nothing).
+    LEFT JOIN LATERAL (SELECT j.id, j.spec FROM jobs AS j
+                       WHERE inserted.id IS NULL AND j.dedupe_key = input.dedupe_key
+                         AND j.state IN ('queued', 'leased') AND j.dedupe_key IS NOT NULL
+                       LIMIT 1) AS live ON true
 )
-SELECT input.ord,
-       coalesce(inserted.id, live.id) AS id,
-       inserted.id IS NOT NULL AS created,
-       -- The live job's spec when it differs from the one given, so the caller can say whether its
-       -- options (render mode, priority, …) were not applied; NULL for created jobs and equal specs.
-       CASE WHEN live.spec IS DISTINCT FROM input.spec THEN live.spec END AS live_spec,
+SELECT array_agg(id ORDER BY ord) AS ids,
+       array_agg(created ORDER BY ord) AS created,
+       array_agg(live_spec ORDER BY ord) AS live_specs,
        (SELECT count(pg_notify('crawlfleet_jobs', due.jobs::text))
           FROM (SELECT count(*) AS jobs FROM inserted
                 WHERE inserted.run_at <= coalesce($12::timestamptz, now()) HAVING count(*) > 0) AS due) AS notified,
        (SELECT hosts FROM woken) AS hosts_woken
-FROM input
-LEFT JOIN inserted ON inserted.id = input.new_id
-LEFT JOIN jobs AS live
-       ON inserted.id IS NULL AND live.dedupe_key = input.dedupe_key
-      AND live.state IN ('queued', 'leased')
-ORDER BY input.ord;
+FROM answered;
 
 -- name: job_get_live_by_dedupe_keys
 -- The live job of each dedupe key, for enqueue rows that conflicted with a concurrent insert.
