@@ -11,13 +11,21 @@ from crawlfleet.worker.metrics import StageTimer
 from crawlfleet.worker.pipeline.browser import BrowserOptions, BrowserPool
 from crawlfleet.worker.pipeline.egress import EgressPolicy
 from crawlfleet.worker.pipeline.fetch import GuardedFetcher
+from crawlfleet.worker.pipeline.image_index import Finder, FleetImageIndex
 from crawlfleet.worker.pipeline.image_source import ImageSource
 from crawlfleet.worker.pipeline.images import ImageOptions, ImageProcessor
 from crawlfleet.worker.pipeline.settings import ScrapeSettings
 
 
 class PipelineResources:
-    def __init__(self, settings: ScrapeSettings, *, slots: int, stages: StageTimer | None = None) -> None:
+    def __init__(
+        self,
+        settings: ScrapeSettings,
+        *,
+        slots: int,
+        stages: StageTimer | None = None,
+        find_stored_images: Finder | None = None,
+    ) -> None:
         self.settings = settings
         # Where the pipeline times its stages (the worker's metrics); nowhere when not given.
         self.stages = stages or StageTimer.unregistered()
@@ -41,6 +49,8 @@ class PipelineResources:
             max_bytes=settings.max_image_bytes,
         )
         self.images = ImageProcessor(self.image_options)
+        # Without a coordinator to ask (the pipeline run on its own), every image is processed here.
+        self.image_index = FleetImageIndex(find_stored_images, self.image_options)
         self.image_source = ImageSource(
             self.fetcher,
             self.images,
@@ -48,6 +58,7 @@ class PipelineResources:
             timeout=settings.image_timeout,
             ttl=settings.image_cache_ttl,
             cache_bytes=settings.image_cache_bytes,
+            index=self.image_index,
         )
 
     async def aclose(self) -> None:
