@@ -86,6 +86,7 @@ class FakeCoordinator(Notifier):
         self.heartbeats: list[list[int]] = []
         self.heartbeat_status: dict[int, pb.LeaseStatus.ValueType] = {}
         self.refused_results: set[int] = set()  # Complete refuses any batch holding one of these
+        self.refusal = rejected()  # what it refuses them with
         self.completes_paused = asyncio.Event()  # set: Complete calls wait until it is cleared
         self.completes_resumed = asyncio.Event()
         self.closed = False
@@ -121,7 +122,7 @@ class FakeCoordinator(Notifier):
             await self.completes_resumed.wait()
         if any(job.job_id in self.refused_results for job in jobs):
             await self.changed()
-            raise rejected()
+            raise self.refusal
         self.completed.extend(job.job_id for job in jobs)
         await self.changed()
 

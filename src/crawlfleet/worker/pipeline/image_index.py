@@ -116,9 +116,13 @@ class FleetImageIndex:
         the configured format; else None."""
         wanted = self._options.thumbnail_format
         by_side = {t.max_side: t for t in image.thumbnails if t.format == wanted}
+        longer = max(image.width, image.height)
+        # Sizes at or above the longer side all hold the image unresized, the same bytes: the store
+        # keeps one row (one max_side) for all of them.
+        unresized = next((t for side, t in sorted(by_side.items()) if side >= longer), None)
         thumbnails = []
         for side in sorted(set(self._options.thumbnail_sizes), reverse=True):  # as process_image makes them
-            thumb = by_side.get(side)
+            thumb = by_side.get(side) or (unresized if side >= longer else None)
             if thumb is None:
                 return None
             thumbnails.append(

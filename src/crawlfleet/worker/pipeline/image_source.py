@@ -118,7 +118,8 @@ class ImageSource:
         processed = self._content.get(key)
         if processed is None and self._index is not None:
             processed = await self._index.find(key)
-            self.counts["found_stored"] += processed is not None
+            if processed is not None:
+                self.counts["found_stored"] += 1
         if processed is None:
             processed = await self._processor.process(fetched.body)
         self._content.put(key, processed)
