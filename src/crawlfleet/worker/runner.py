@@ -80,7 +80,10 @@ class Worker:
         self._keeper: LeaseKeeper | None = None
         self._batcher: CompleteBatcher | None = None
         self.metrics = WorkerMetrics(
-            self._handlers, in_flight=lambda: self.held_leases, browser_restarts=self._browser_restarts
+            self._handlers,
+            in_flight=lambda: self.held_leases,
+            browser_restarts=self._browser_restarts,
+            image_counts=self._image_counts,
         )
         self._progress = ProgressLog(lambda: self.held_leases, self.metrics.totals)
         self._side_tasks: dict[str, asyncio.Task[None]] = {}
@@ -424,6 +427,12 @@ class Worker:
 
     def _browser_restarts(self) -> int:
         return self._resources.browser.restarts if self._resources is not None else 0
+
+    def _image_counts(self) -> dict[str, int]:
+        if self._resources is None:
+            return {}
+        source = self._resources.image_source
+        return {**source.counts, "processed": source.processed}
 
     def _client_or_fail(self) -> CoordinatorClient:
         if self._client is None:

@@ -51,7 +51,9 @@ class ImageSource:
     """Processed images by URL, downloaded, revalidated or reused as their freshness says.
 
     ``image`` raises ``ImageError`` (the bytes, or a status other than 200) or ``FetchError``.
-    ``counts`` has how many images were ``reused``, ``revalidated`` (a 304) and ``downloaded``.
+    ``counts`` has how many images were ``reused``, ``revalidated`` (a 304) and ``downloaded``, and
+    of those downloaded how many were ``found_stored`` in the fleet's index; ``processed`` how many
+    this worker processed.
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class ImageSource:
         self._clock = clock
         self._wall_clock = wall_clock
         self.counts: Counter[str] = Counter()
+        self.processed = 0  # images handed to the processor
 
     async def image(self, url: str) -> ProcessedImage:
         """The processed image at url; one download at a time per URL, shared by its callers."""
@@ -121,6 +124,7 @@ class ImageSource:
             if processed is not None:
                 self.counts["found_stored"] += 1
         if processed is None:
+            self.processed += 1
             processed = await self._processor.process(fetched.body)
         self._content.put(key, processed)
         self._remember(url, key, fetched)
