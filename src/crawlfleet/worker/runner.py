@@ -419,6 +419,8 @@ class Worker:
 
     def _on_abandon(self, lease: HeldLease, why: str) -> None:
         self.metrics.abandoned(lease.job.kind, why)
+        if self._resources is not None:
+            self._resources.image_index.settled(lease.job_id, completed=False)
         self._free_report_slot(lease)
         if self._batcher is not None:
             self._batcher.discard(lease.job_id)

@@ -89,10 +89,12 @@ async def store_results(conn: asyncpg.Connection, rows: ResultRows, now: dt.date
             for row in await q.THUMBNAIL_FIND_MANY.fetch(conn, sha256s=sorted(thumbnail_hashes))
         }
     _check_references(rows.references, stored, found)
-    images = [row for row in rows.images if row.sha256 not in stored]
+    # In hash order, as image_lock_stored: two Completes inserting the same new images wait for
+    # each other in one order, never in a cycle.
+    images = sorted((row for row in rows.images if row.sha256 not in stored), key=lambda row: row.sha256)
     if images:
         await q.IMAGE_INSERT_MANY.execute(conn, images, now=now)
-    thumbnails = [row for row in rows.thumbnails if row.sha256 not in found]
+    thumbnails = sorted((row for row in rows.thumbnails if row.sha256 not in found), key=lambda row: row.sha256)
     if thumbnails:
         await q.THUMBNAIL_INSERT_MANY.execute(conn, thumbnails)
     if rows.pages:
