@@ -95,7 +95,7 @@ PHASE_IMAGES_QUERY = """
 SELECT count(*) FILTER (WHERE image_sha256 IS NOT NULL) AS processed,
        count(*) FILTER (WHERE image_sha256 IS NULL) AS failed,
        (SELECT coalesce(sum(octet_length(t.data)), 0) FROM page_images p JOIN thumbnails t USING (image_sha256)
-         WHERE p.job_id = ANY($1::bigint[])) AS thumbnail_bytes_sent,
+         WHERE p.job_id = ANY($1::bigint[])) AS thumbnail_bytes_shown,
        (SELECT string_agg(DISTINCT error_type, ',') FROM page_images
          WHERE job_id = ANY($1::bigint[]) AND image_sha256 IS NULL) AS error_types
 FROM page_images WHERE job_id = ANY($1::bigint[])
@@ -231,13 +231,16 @@ async def run_phase(
         stages_after = [stage_cpu.stage_seconds(url) for url in metrics_urls]
     finally:
         stop_profiler(profiler)
-    stage_wall = {
+    deltas = {
         stage: sum(
             after.get(stage, 0.0) - before.get(stage, 0.0)
             for before, after in zip(stages_before, stages_after, strict=True)
         )
         for stage in stages_after[0]
     }
+    # The workers' image counts in the phase: downloads, found in the fleet's index, processed.
+    image_counts = {key.removeprefix("images_"): int(n) for key, n in deltas.items() if key.startswith("images_")}
+    stage_wall = {stage: seconds for stage, seconds in deltas.items() if not stage.startswith("images_")}
     row = await db.fetchrow(PHASE_QUERY, ids, name)
     images = await db.fetchrow(PHASE_IMAGES_QUERY, ids)
     assert row is not None and images is not None
@@ -253,7 +256,9 @@ async def run_phase(
         "images_failed": images["failed"],
         "images_per_s": round(images["processed"] / span, 2),
         "image_error_types": images["error_types"] or "",
-        "thumbnail_bytes_sent": images["thumbnail_bytes_sent"],
+        # What the pages' results show (carried or referred to), not what crossed the wire.
+        "thumbnail_bytes_shown": images["thumbnail_bytes_shown"],
+        "worker_images": image_counts,
         "result_bytes_avg": row["result_bytes_avg"],
         "job_s_p50": round(job_p50, 3),
         "job_s_p90": round(job_p90, 3),
@@ -268,6 +273,7 @@ async def run_phase(
         f"{name}: {len(ids)} pages in {span:.2f}s ({figures['pages_per_s']}/s), {images['processed']} images"
         f" ({figures['images_per_s']}/s), job p50 {job_p50:.3f}s p90 {job_p90:.3f}s, CPU s {cpu}"
     )
+    say(f"  worker images {image_counts}")
     say(f"  CPU ms/page by stage {figures['cpu_ms_per_page']}; wall ms/page {figures['stage_wall_ms_per_page']}")
     return ids, figures
 

@@ -23,6 +23,7 @@ STAGE_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 STAGES = (*(stage for stage, _ in STAGE_RULES), "other")
 _STAGE_SUM = re.compile(r'^crawlfleet_worker_stage_seconds_sum\{stage="(\w+)"\} (\S+)$', re.MULTILINE)
+_IMAGES_TOTAL = re.compile(r'^crawlfleet_worker_images_total\{how="(\w+)"\} (\S+)$', re.MULTILINE)
 _RAW_LINE = re.compile(r"^(.*) (\d+)$")
 
 
@@ -46,10 +47,13 @@ def samples_by_stage(raw_profile: Path) -> Counter[str]:
 
 
 def stage_seconds(metrics_url: str, timeout: float = 5.0) -> dict[str, float]:
-    """The worker's crawlfleet_worker_stage_seconds_sum by stage: wall seconds, summed over jobs."""
+    """The worker's crawlfleet_worker_stage_seconds_sum by stage, wall seconds summed over jobs, and
+    its crawlfleet_worker_images_total by how (as ``images_<how>``: counts, not seconds)."""
     with urllib.request.urlopen(metrics_url, timeout=timeout) as response:
         text = response.read().decode()
-    return {stage: float(value) for stage, value in _STAGE_SUM.findall(text)}
+    figures = {stage: float(value) for stage, value in _STAGE_SUM.findall(text)}
+    figures.update((f"images_{how}", float(value)) for how, value in _IMAGES_TOTAL.findall(text))
+    return figures
 
 
 def per_page_ms(seconds: dict[str, float], pages: int) -> dict[str, float]:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63rawlfleet/v1/errors.proto\x12\rcrawlfleet.v1*\x91\x03\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45RROR_REASON_LEASE_LOST\x10\x01\x12\x1e\n\x1a\x45RROR_REASON_INVALID_FIELD\x10\x02\x12\x1e\n\x1a\x45RROR_REASON_JOB_NOT_FOUND\x10\x03\x12\x19\n\x15\x45RROR_REASON_DRAINING\x10\x04\x12%\n!ERROR_REASON_DATABASE_UNAVAILABLE\x10\x05\x12\x1c\n\x18\x45RROR_REASON_WRONG_STATE\x10\x06\x12 \n\x1c\x45RROR_REASON_RESULT_MISMATCH\x10\x07\x12\x1a\n\x16\x45RROR_REASON_NOT_FOUND\x10\x08\x12 \n\x1c\x45RROR_REASON_UNAUTHENTICATED\x10\t\x12\"\n\x1e\x45RROR_REASON_PERMISSION_DENIED\x10\n\x12#\n\x1f\x45RROR_REASON_RESOURCE_EXHAUSTED\x10\x0b\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63rawlfleet/v1/errors.proto\x12\rcrawlfleet.v1*\xb4\x03\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45RROR_REASON_LEASE_LOST\x10\x01\x12\x1e\n\x1a\x45RROR_REASON_INVALID_FIELD\x10\x02\x12\x1e\n\x1a\x45RROR_REASON_JOB_NOT_FOUND\x10\x03\x12\x19\n\x15\x45RROR_REASON_DRAINING\x10\x04\x12%\n!ERROR_REASON_DATABASE_UNAVAILABLE\x10\x05\x12\x1c\n\x18\x45RROR_REASON_WRONG_STATE\x10\x06\x12 \n\x1c\x45RROR_REASON_RESULT_MISMATCH\x10\x07\x12\x1a\n\x16\x45RROR_REASON_NOT_FOUND\x10\x08\x12 \n\x1c\x45RROR_REASON_UNAUTHENTICATED\x10\t\x12\"\n\x1e\x45RROR_REASON_PERMISSION_DENIED\x10\n\x12#\n\x1f\x45RROR_REASON_RESOURCE_EXHAUSTED\x10\x0b\x12!\n\x1d\x45RROR_REASON_IMAGE_NOT_STORED\x10\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,5 +32,5 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'crawlfleet.v1.errors_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ERRORREASON']._serialized_start=46
-  _globals['_ERRORREASON']._serialized_end=447
+  _globals['_ERRORREASON']._serialized_end=482
 # @@protoc_insertion_point(module_scope)

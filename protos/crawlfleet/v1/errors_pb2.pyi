@@ -46,6 +46,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """A limit of the coordinator is reached (e.g. its open WatchJobs streams); ErrorInfo.metadata["limit"]
     names it. Retry later, or on another coordinator.
     """
+    ERROR_REASON_IMAGE_NOT_STORED: _ErrorReason.ValueType  # 12
+    """A Complete referred to images (ImageResult.stored) the fleet does not hold (any more); their
+    hashes are in ErrorInfo.metadata["sha256s"], the job in metadata["job_id"]. Nothing changed:
+    report the result again with those images' thumbnails.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Machine-readable reasons carried as google.rpc.ErrorInfo.reason (domain "crawlfleet.v1")
@@ -75,5 +80,10 @@ ERROR_REASON_PERMISSION_DENIED: ErrorReason.ValueType  # 10
 ERROR_REASON_RESOURCE_EXHAUSTED: ErrorReason.ValueType  # 11
 """A limit of the coordinator is reached (e.g. its open WatchJobs streams); ErrorInfo.metadata["limit"]
 names it. Retry later, or on another coordinator.
+"""
+ERROR_REASON_IMAGE_NOT_STORED: ErrorReason.ValueType  # 12
+"""A Complete referred to images (ImageResult.stored) the fleet does not hold (any more); their
+hashes are in ErrorInfo.metadata["sha256s"], the job in metadata["job_id"]. Nothing changed:
+report the result again with those images' thumbnails.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

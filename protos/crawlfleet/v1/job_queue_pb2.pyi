@@ -540,6 +540,52 @@ class FailRequest(_message.Message):
 Global___FailRequest: _TypeAlias = FailRequest  # noqa: Y015
 
 @_typing.final
+class FindStoredImagesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHA256S_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def sha256s(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Hex SHA-256 of image bytes; at most 1000, duplicates count once."""
+
+    def __init__(
+        self,
+        *,
+        sha256s: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sha256s", b"sha256s"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FindStoredImagesRequest: _TypeAlias = FindStoredImagesRequest  # noqa: Y015
+
+@_typing.final
+class FindStoredImagesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMAGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def images(self) -> _containers.RepeatedCompositeFieldContainer[_jobs_pb2.ImageResult]:
+        """The stored ones, in no particular order: url empty, every thumbnail stored for the image
+        (data empty; Admin.GetThumbnail has the bytes).
+        """
+
+    def __init__(
+        self,
+        *,
+        images: _abc.Iterable[_jobs_pb2.ImageResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["images", b"images"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FindStoredImagesResponse: _TypeAlias = FindStoredImagesResponse  # noqa: Y015
+
+@_typing.final
 class FailResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

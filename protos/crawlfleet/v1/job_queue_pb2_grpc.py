@@ -70,6 +70,11 @@ class JobQueueStub:
                 request_serializer=crawlfleet_dot_v1_dot_job__queue__pb2.GetRobotsRequest.SerializeToString,
                 response_deserializer=crawlfleet_dot_v1_dot_job__queue__pb2.GetRobotsResponse.FromString,
                 _registered_method=True)
+        self.FindStoredImages = channel.unary_unary(
+                '/crawlfleet.v1.JobQueue/FindStoredImages',
+                request_serializer=crawlfleet_dot_v1_dot_job__queue__pb2.FindStoredImagesRequest.SerializeToString,
+                response_deserializer=crawlfleet_dot_v1_dot_job__queue__pb2.FindStoredImagesResponse.FromString,
+                _registered_method=True)
         self.WatchJobs = channel.unary_stream(
                 '/crawlfleet.v1.JobQueue/WatchJobs',
                 request_serializer=crawlfleet_dot_v1_dot_job__queue__pb2.WatchJobsRequest.SerializeToString,
@@ -133,6 +138,15 @@ class JobQueueServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FindStoredImages(self, request, context):
+        """Which of the given images (by the SHA-256 of their bytes) the fleet has stored, with their
+        metadata and thumbnails (without bytes): a worker reports those by reference
+        (ImageResult.stored) instead of processing and sending them again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchJobs(self, request, context):
         """Streams watched jobs as they reach a terminal state (SUCCEEDED, DEAD, CANCELLED or SKIPPED).
         The first message comes at once: the jobs already terminal and the ids not found. Each later
@@ -180,6 +194,11 @@ def add_JobQueueServicer_to_server(servicer, server):
                     servicer.GetRobots,
                     request_deserializer=crawlfleet_dot_v1_dot_job__queue__pb2.GetRobotsRequest.FromString,
                     response_serializer=crawlfleet_dot_v1_dot_job__queue__pb2.GetRobotsResponse.SerializeToString,
+            ),
+            'FindStoredImages': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindStoredImages,
+                    request_deserializer=crawlfleet_dot_v1_dot_job__queue__pb2.FindStoredImagesRequest.FromString,
+                    response_serializer=crawlfleet_dot_v1_dot_job__queue__pb2.FindStoredImagesResponse.SerializeToString,
             ),
             'WatchJobs': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchJobs,
@@ -377,6 +396,33 @@ class JobQueue:
             '/crawlfleet.v1.JobQueue/GetRobots',
             crawlfleet_dot_v1_dot_job__queue__pb2.GetRobotsRequest.SerializeToString,
             crawlfleet_dot_v1_dot_job__queue__pb2.GetRobotsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindStoredImages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crawlfleet.v1.JobQueue/FindStoredImages',
+            crawlfleet_dot_v1_dot_job__queue__pb2.FindStoredImagesRequest.SerializeToString,
+            crawlfleet_dot_v1_dot_job__queue__pb2.FindStoredImagesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,6 +53,11 @@ class JobQueueStub:
     """The robots.txt the fleet holds for a host, to check a job against the rules of its lease's
     `robots_version` when the worker has not parsed that version yet.
     """
+    FindStoredImages: _grpc.UnaryUnaryMultiCallable[_job_queue_pb2.FindStoredImagesRequest, _job_queue_pb2.FindStoredImagesResponse]
+    """Which of the given images (by the SHA-256 of their bytes) the fleet has stored, with their
+    metadata and thumbnails (without bytes): a worker reports those by reference
+    (ImageResult.stored) instead of processing and sending them again.
+    """
     WatchJobs: _grpc.UnaryStreamMultiCallable[_job_queue_pb2.WatchJobsRequest, _job_queue_pb2.WatchJobsResponse]
     """Streams watched jobs as they reach a terminal state (SUCCEEDED, DEAD, CANCELLED or SKIPPED).
     The first message comes at once: the jobs already terminal and the ids not found. Each later
@@ -84,6 +89,11 @@ class JobQueueAsyncStub(JobQueueStub):
     GetRobots: _aio.UnaryUnaryMultiCallable[_job_queue_pb2.GetRobotsRequest, _job_queue_pb2.GetRobotsResponse]  # type: ignore[assignment]
     """The robots.txt the fleet holds for a host, to check a job against the rules of its lease's
     `robots_version` when the worker has not parsed that version yet.
+    """
+    FindStoredImages: _aio.UnaryUnaryMultiCallable[_job_queue_pb2.FindStoredImagesRequest, _job_queue_pb2.FindStoredImagesResponse]  # type: ignore[assignment]
+    """Which of the given images (by the SHA-256 of their bytes) the fleet has stored, with their
+    metadata and thumbnails (without bytes): a worker reports those by reference
+    (ImageResult.stored) instead of processing and sending them again.
     """
     WatchJobs: _aio.UnaryStreamMultiCallable[_job_queue_pb2.WatchJobsRequest, _job_queue_pb2.WatchJobsResponse]  # type: ignore[assignment]
     """Streams watched jobs as they reach a terminal state (SUCCEEDED, DEAD, CANCELLED or SKIPPED).
@@ -155,6 +165,17 @@ class JobQueueServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_job_queue_pb2.GetRobotsResponse, _abc.Awaitable[_job_queue_pb2.GetRobotsResponse]]:
         """The robots.txt the fleet holds for a host, to check a job against the rules of its lease's
         `robots_version` when the worker has not parsed that version yet.
+        """
+
+    @_abc_1.abstractmethod
+    def FindStoredImages(
+        self,
+        request: _job_queue_pb2.FindStoredImagesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_queue_pb2.FindStoredImagesResponse, _abc.Awaitable[_job_queue_pb2.FindStoredImagesResponse]]:
+        """Which of the given images (by the SHA-256 of their bytes) the fleet has stored, with their
+        metadata and thumbnails (without bytes): a worker reports those by reference
+        (ImageResult.stored) instead of processing and sending them again.
         """
 
     @_abc_1.abstractmethod

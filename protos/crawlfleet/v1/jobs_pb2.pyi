@@ -575,6 +575,7 @@ class ImageResult(_message.Message):
     BYTE_SIZE_FIELD_NUMBER: _builtins.int
     PERCEPTUAL_HASH_FIELD_NUMBER: _builtins.int
     THUMBNAILS_FIELD_NUMBER: _builtins.int
+    STORED_FIELD_NUMBER: _builtins.int
     url: _builtins.str
     """Absolute URL the image was downloaded from."""
     error_type: _builtins.str
@@ -590,6 +591,13 @@ class ImageResult(_message.Message):
     byte_size: _builtins.int
     perceptual_hash: _builtins.str
     """64-bit difference hash as 16 hex digits: near-duplicates differ in few bits."""
+    stored: _builtins.bool
+    """A reference to an image the fleet has stored (JobQueue.FindStoredImages said so, or an earlier
+    Complete carried it): the thumbnails carry no data. Complete checks, in its transaction, that
+    the image and these thumbnails are stored, and fails with FAILED_PRECONDITION, reason
+    IMAGE_NOT_STORED (ErrorInfo.metadata["sha256s"]), when one is not (removed meanwhile): report
+    the result again with the thumbnails' data. Read back (GetJob, ListResults), always false.
+    """
     @_builtins.property
     def thumbnails(self) -> _containers.RepeatedCompositeFieldContainer[Global___Thumbnail]: ...
     def __init__(
@@ -605,10 +613,11 @@ class ImageResult(_message.Message):
         byte_size: _builtins.int = ...,
         perceptual_hash: _builtins.str = ...,
         thumbnails: _abc.Iterable[Global___Thumbnail] | None = ...,
+        stored: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["byte_size", b"byte_size", "error_message", b"error_message", "error_type", b"error_type", "format", b"format", "height", b"height", "perceptual_hash", b"perceptual_hash", "sha256", b"sha256", "thumbnails", b"thumbnails", "url", b"url", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["byte_size", b"byte_size", "error_message", b"error_message", "error_type", b"error_type", "format", b"format", "height", b"height", "perceptual_hash", b"perceptual_hash", "sha256", b"sha256", "stored", b"stored", "thumbnails", b"thumbnails", "url", b"url", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

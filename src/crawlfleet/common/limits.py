@@ -68,6 +68,7 @@ LIMITS: dict[str, FieldLimit] = {
     "crawlfleet.v1.ListResultsRequest.page_token": FieldLimit(chars=20),
     "crawlfleet.v1.ListJobsRequest.page_token": FieldLimit(chars=20),
     "crawlfleet.v1.GetThumbnailRequest.sha256": FieldLimit(chars=64),
+    "crawlfleet.v1.FindStoredImagesRequest.sha256s": FieldLimit(chars=64, items=1000),
     # Hosts and host patterns are at most 255 characters (common/hosts.py); so are the page
     # tokens that stand for them. Notes and pause reasons are shown to operators.
     "crawlfleet.v1.ListHostsRequest.host_prefix": FieldLimit(chars=255),

@@ -121,6 +121,22 @@ class ResultMismatch(CoordinatorError):
     reason = "RESULT_MISMATCH"
 
 
+class ImageNotStored(CoordinatorError):
+    """A result referred to stored images (ImageResult.stored) that are not stored (any more: a
+    purge removed them): nothing changed, the worker reports the result again with the thumbnails."""
+
+    reason = "IMAGE_NOT_STORED"
+
+    def __init__(self, job_id: int, sha256s: Iterable[str]) -> None:
+        hashes = sorted(set(sha256s))
+        super().__init__(
+            f"job {job_id}: {len(hashes)} referenced image(s) not stored; report them with their thumbnails",
+            metadata={"job_id": str(job_id), "sha256s": ",".join(hashes)},
+        )
+        self.job_id = job_id
+        self.sha256s = hashes
+
+
 class Draining(CoordinatorError):
     reason = "DRAINING"
 

@@ -11,6 +11,7 @@ from google.protobuf.duration_pb2 import Duration
 from crawlfleet.common.channel import ChannelSecurity, open_aio_channel
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import job_queue_pb2_grpc as pb_grpc
+from crawlfleet.v1 import jobs_pb2
 from crawlfleet.worker.errors import translate_rpc_error
 
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
@@ -92,6 +93,13 @@ class CoordinatorClient:
     async def get_robots(self, host: str, deadline: float = DEFAULT_CALL_TIMEOUT) -> pb.GetRobotsResponse:
         """The robots.txt the fleet holds for ``host``."""
         return await _call(self._stub.GetRobots, pb.GetRobotsRequest(host=host), deadline)
+
+    async def find_stored_images(
+        self, sha256s: Sequence[str], deadline: float = DEFAULT_CALL_TIMEOUT
+    ) -> Sequence[jobs_pb2.ImageResult]:
+        """The images among ``sha256s`` the fleet has stored (metadata, thumbnails without bytes)."""
+        response = await _call(self._stub.FindStoredImages, pb.FindStoredImagesRequest(sha256s=sha256s), deadline)
+        return response.images
 
     async def close(self) -> None:
         """Closes the channel; calls still in flight are cancelled."""

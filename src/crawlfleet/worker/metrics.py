@@ -9,7 +9,7 @@ Prometheus scrapes, not ``Counter`` objects taking a lock per job. Documented in
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Literal
 
@@ -18,6 +18,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from crawlfleet.v1 import job_queue_pb2 as pb
+from crawlfleet.v1 import jobs_pb2
 from crawlfleet.worker.client import DEFAULT_CALL_TIMEOUT, CoordinatorClient
 from crawlfleet.worker.errors import CoordinatorError
 from crawlfleet.worker.progress import JobCounts
@@ -26,6 +27,7 @@ Outcome = Literal["succeeded", "failed", "skipped", "released", "lost", "cancell
 OUTCOMES: tuple[Outcome, ...] = ("succeeded", "failed", "skipped", "released", "lost", "cancelled", "fenced")
 Stage = Literal["robots", "fetch", "render", "extract", "images", "report"]
 STAGES: tuple[Stage, ...] = ("robots", "fetch", "render", "extract", "images", "report")
+IMAGE_COUNTS = ("downloaded", "found_stored", "reused", "revalidated", "processed")
 STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -69,11 +71,16 @@ class StageTimer:
 class WorkerMetrics:
     """The worker's metrics in a registry of their own.
 
-    ``in_flight()`` and ``browser_restarts()`` are read when Prometheus scrapes.
+    ``in_flight()``, ``browser_restarts()`` and ``image_counts()`` are read when Prometheus scrapes.
     """
 
     def __init__(
-        self, kinds: Iterable[str], *, in_flight: Callable[[], int], browser_restarts: Callable[[], int]
+        self,
+        kinds: Iterable[str],
+        *,
+        in_flight: Callable[[], int],
+        browser_restarts: Callable[[], int],
+        image_counts: Callable[[], Mapping[str, int]] = dict,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=self.registry)  # CPU, memory, file descriptors of this process
@@ -88,11 +95,12 @@ class WorkerMetrics:
         self.stages = StageTimer(_stage_histogram(registry=self.registry))
         self._rpc_errors = Counter(
             "crawlfleet_worker_lease_rpc_errors",
-            "Failed JobQueue calls (Lease, Heartbeat, Complete, Fail, ReportRobots, GetRobots) by method and status",
+            "Failed JobQueue calls (Lease, Heartbeat, Complete, Fail, ReportRobots, GetRobots, FindStoredImages)"
+            " by method and status",
             ["method", "code"],
             registry=self.registry,
         )
-        self.registry.register(_ScrapeTimeCollector(self.jobs, browser_restarts))
+        self.registry.register(_ScrapeTimeCollector(self.jobs, browser_restarts, image_counts))
 
     def abandoned(self, kind: str, why: str) -> None:
         """A lease given up: lost, cancelled by an operator, or self-fenced, told apart by the
@@ -151,9 +159,15 @@ class WorkerMetrics:
 class _ScrapeTimeCollector(Collector):
     """The counters kept as plain numbers, turned into metrics when Prometheus scrapes."""
 
-    def __init__(self, jobs: dict[str, JobOutcomes], browser_restarts: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        jobs: dict[str, JobOutcomes],
+        browser_restarts: Callable[[], int],
+        image_counts: Callable[[], Mapping[str, int]],
+    ) -> None:
         self._jobs = jobs
         self._browser_restarts = browser_restarts
+        self._image_counts = image_counts
 
     def collect(self) -> Iterator[Metric]:
         jobs = CounterMetricFamily(
@@ -168,10 +182,21 @@ class _ScrapeTimeCollector(Collector):
             "Chromium launches after the first: recycled after N pages, or after a crash",
             value=self._browser_restarts(),
         )
+        images = CounterMetricFamily(
+            "crawlfleet_worker_images",
+            "Page images by how the worker got them: downloaded (of which found_stored in the fleet's"
+            " index), reused or revalidated from its cache; processed here",
+            labels=["how"],
+        )
+        counts = self._image_counts()
+        for how in IMAGE_COUNTS:
+            images.add_metric([how], counts.get(how, 0))
+        yield images
 
     def describe(self) -> Iterator[Metric]:
         yield CounterMetricFamily("crawlfleet_worker_jobs", "", labels=["kind", "outcome"])
         yield CounterMetricFamily("crawlfleet_worker_browser_restarts", "")
+        yield CounterMetricFamily("crawlfleet_worker_images", "", labels=["how"])
 
 
 def _stage_histogram(registry: CollectorRegistry | None) -> Histogram:
@@ -241,4 +266,13 @@ class MeteredClient(CoordinatorClient):
             return await super().get_robots(host, deadline)
         except CoordinatorError as exc:
             self._metrics.rpc_failed("GetRobots", exc)
+            raise
+
+    async def find_stored_images(
+        self, sha256s: Sequence[str], deadline: float = DEFAULT_CALL_TIMEOUT
+    ) -> Sequence[jobs_pb2.ImageResult]:
+        try:
+            return await super().find_stored_images(sha256s, deadline)
+        except CoordinatorError as exc:
+            self._metrics.rpc_failed("FindStoredImages", exc)
             raise

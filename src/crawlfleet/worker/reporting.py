@@ -115,6 +115,24 @@ def rejected_result(job: pb.LeasedJob, error: CoordinatorError) -> pb.FailReques
     )
 
 
+def image_not_stored(job: pb.LeasedJob, error: CoordinatorError) -> pb.FailRequest:
+    """The ``Fail`` report of a job whose result referred to images the coordinator no longer holds
+    (``IMAGE_NOT_STORED``): given back without charging the attempt, to run again sending them."""
+    return pb.FailRequest(
+        job_id=job.id,
+        lease_token=job.lease_token,
+        error_type="image_not_stored",
+        error_message=f"referenced images were removed meanwhile: {error.message}"[:MAX_ERROR_MESSAGE],
+        retryable=True,
+        release=True,
+    )
+
+
+def image_hashes_of(error: CoordinatorError) -> list[str]:
+    """The images an ``IMAGE_NOT_STORED`` refusal names."""
+    return [sha256 for sha256 in error.info.metadata.get("sha256s", "").split(",") if sha256]
+
+
 def release_request(job: pb.LeasedJob) -> pb.FailRequest:
     """Gives a job back at shutdown: queued again at once, the attempt not charged."""
     return pb.FailRequest(

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Self
 
 from crawlfleet.common.robots import skips_job
+from crawlfleet.common.rpc_errors import REASON_IMAGE_NOT_STORED
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import jobs_pb2
 from crawlfleet.worker.backoff import Backoff
@@ -32,6 +33,8 @@ from crawlfleet.worker.reporting import (
     CompleteBatcher,
     Settled,
     fail_request,
+    image_hashes_of,
+    image_not_stored,
     internal_failure,
     rejected_result,
     release_request,
@@ -77,7 +80,10 @@ class Worker:
         self._keeper: LeaseKeeper | None = None
         self._batcher: CompleteBatcher | None = None
         self.metrics = WorkerMetrics(
-            self._handlers, in_flight=lambda: self.held_leases, browser_restarts=self._browser_restarts
+            self._handlers,
+            in_flight=lambda: self.held_leases,
+            browser_restarts=self._browser_restarts,
+            image_counts=self._image_counts,
         )
         self._progress = ProgressLog(lambda: self.held_leases, self.metrics.totals)
         self._side_tasks: dict[str, asyncio.Task[None]] = {}
@@ -106,7 +112,10 @@ class Worker:
                 metrics=self.metrics,
             )
         self._resources = PipelineResources(
-            self._settings.scrape, slots=self._settings.slots, stages=self.metrics.stages
+            self._settings.scrape,
+            slots=self._settings.slots,
+            stages=self.metrics.stages,
+            find_stored_images=self._client.find_stored_images,
         )
         self._robots = RobotsGate(self._client, user_agent=self._settings.scrape.user_agent)
         self._executor = ThreadPoolExecutor(self._settings.slots, thread_name_prefix="crawlfleet-job")
@@ -322,6 +331,8 @@ class Worker:
             if debug:
                 lease.log.debug("job succeeded in %.3fs", took)
             assert self._batcher is not None
+            if self._resources is not None:
+                self._resources.image_index.sending(job.id, outcome)
             self._batcher.submit(pb.CompletedJob(job_id=job.id, lease_token=job.lease_token, result=outcome))
         elif skips_job(outcome.error_type, retryable=outcome.retryable, release=outcome.release):
             # Not a failure: the site asked not to be fetched there. One line, not a warning.
@@ -376,18 +387,28 @@ class Worker:
 
     def _on_complete_settled(self, job_id: int, outcome: Settled) -> None:
         lease = self._keeper.remove(job_id) if self._keeper is not None else None
+        if self._resources is not None:
+            self._resources.image_index.settled(job_id, completed=outcome == "completed")
         if lease is not None:
             self._free_report_slot(lease)
             self.metrics.complete_settled(lease.job.kind, completed=outcome == "completed")
 
     def _on_complete_rejected(self, job_id: int, error: CoordinatorError) -> None:
+        if self._resources is not None:
+            self._resources.image_index.settled(job_id, completed=False)
         lease = self._keeper.get(job_id) if self._keeper is not None else None
         if lease is None:
             return
         self._free_report_slot(lease)
-        task = asyncio.get_running_loop().create_task(
-            self._report_fail(lease, rejected_result(lease.job, error)), name=f"reject-{job_id}"
-        )
+        if error.reason == REASON_IMAGE_NOT_STORED and self._resources is not None:
+            # Purged since the coordinator said it held them: run the job again, sending them.
+            missing = image_hashes_of(error)
+            self._resources.image_index.forget(missing)
+            self._resources.image_source.forget(missing)
+            report = image_not_stored(lease.job, error)
+        else:
+            report = rejected_result(lease.job, error)
+        task = asyncio.get_running_loop().create_task(self._report_fail(lease, report), name=f"reject-{job_id}")
         self._job_tasks.add(task)
         task.add_done_callback(self._job_tasks.discard)
 
@@ -398,6 +419,8 @@ class Worker:
 
     def _on_abandon(self, lease: HeldLease, why: str) -> None:
         self.metrics.abandoned(lease.job.kind, why)
+        if self._resources is not None:
+            self._resources.image_index.settled(lease.job_id, completed=False)
         self._free_report_slot(lease)
         if self._batcher is not None:
             self._batcher.discard(lease.job_id)
@@ -406,6 +429,12 @@ class Worker:
 
     def _browser_restarts(self) -> int:
         return self._resources.browser_restarts if self._resources is not None else 0
+
+    def _image_counts(self) -> dict[str, int]:
+        if self._resources is None:
+            return {}
+        source = self._resources.image_source
+        return {**source.counts, "processed": source.processed}
 
     def _client_or_fail(self) -> CoordinatorClient:
         if self._client is None:

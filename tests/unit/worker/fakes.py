@@ -11,6 +11,7 @@ import grpc
 
 from crawlfleet.common.rpc_errors import ErrorDetails
 from crawlfleet.v1 import job_queue_pb2 as pb
+from crawlfleet.v1 import jobs_pb2
 from crawlfleet.worker.errors import CoordinatorError, CoordinatorFault, CoordinatorUnavailable, LeaseLost
 from crawlfleet.worker.leases import HeldLease
 
@@ -85,6 +86,7 @@ class FakeCoordinator(Notifier):
         self.heartbeats: list[list[int]] = []
         self.heartbeat_status: dict[int, pb.LeaseStatus.ValueType] = {}
         self.refused_results: set[int] = set()  # Complete refuses any batch holding one of these
+        self.refusal = rejected()  # what it refuses them with
         self.completes_paused = asyncio.Event()  # set: Complete calls wait until it is cleared
         self.completes_resumed = asyncio.Event()
         self.closed = False
@@ -120,7 +122,7 @@ class FakeCoordinator(Notifier):
             await self.completes_resumed.wait()
         if any(job.job_id in self.refused_results for job in jobs):
             await self.changed()
-            raise rejected()
+            raise self.refusal
         self.completed.extend(job.job_id for job in jobs)
         await self.changed()
 
@@ -128,6 +130,9 @@ class FakeCoordinator(Notifier):
         self.failed.append(request)
         await self.changed()
         return pb.FailResponse()
+
+    async def find_stored_images(self, sha256s: Sequence[str], deadline: float = 10.0) -> list[jobs_pb2.ImageResult]:
+        return []  # nothing stored: every image is processed and sent
 
     async def close(self) -> None:
         self.closed = True

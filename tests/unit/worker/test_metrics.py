@@ -53,7 +53,12 @@ async def test_abandon_reasons_of_the_lease_keeper_map_to_outcomes() -> None:
 
 def test_outcomes_and_callbacks_are_read_when_scraped() -> None:
     held_now = [3]
-    metrics = WorkerMetrics(["noop", "scrape"], in_flight=lambda: held_now[0], browser_restarts=lambda: 2)
+    metrics = WorkerMetrics(
+        ["noop", "scrape"],
+        in_flight=lambda: held_now[0],
+        browser_restarts=lambda: 2,
+        image_counts=lambda: {"downloaded": 5, "found_stored": 2, "processed": 3},
+    )
     metrics.complete_settled("noop", completed=True)
     metrics.complete_settled("noop", completed=False)
     metrics.fail_reported("scrape", release=False, taken=True)
@@ -73,5 +78,8 @@ def test_outcomes_and_callbacks_are_read_when_scraped() -> None:
     assert found[jobs, (("kind", "other"), ("outcome", "succeeded"))] == 1
     assert found["crawlfleet_worker_jobs_in_flight", ()] == 1
     assert found["crawlfleet_worker_browser_restarts_total", ()] == 2
+    images = "crawlfleet_worker_images_total"
+    assert found[images, (("how", "found_stored"),)] == 2 and found[images, (("how", "processed"),)] == 3
+    assert found[images, (("how", "reused"),)] == 0  # every series from the start
     assert found["crawlfleet_worker_stage_seconds_count", (("stage", "fetch"),)] == 1
     assert found["crawlfleet_worker_stage_seconds_count", (("stage", "render"),)] == 0

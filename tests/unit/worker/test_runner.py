@@ -6,13 +6,15 @@ import asyncio
 import logging
 from typing import cast
 
+import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
 
+from crawlfleet.common.rpc_errors import ErrorDetails
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import jobs_pb2
 from crawlfleet.worker.client import CoordinatorClient
-from crawlfleet.worker.errors import JobError, WorkerCrashed
+from crawlfleet.worker.errors import CoordinatorError, JobError, WorkerCrashed
 from crawlfleet.worker.handlers import Handler, JobContext
 from crawlfleet.worker.handlers.noop import run_noop
 from crawlfleet.worker.pipeline.settings import ScrapeSettings
@@ -214,6 +216,35 @@ async def test_a_refused_result_fails_that_job_for_good_and_the_others_complete(
     (failure,) = coordinator.failed
     assert (failure.job_id, failure.error_type, failure.retryable) == (2, "result_rejected", False)
     assert "refused the result" in failure.error_message
+    assert worker.held_leases == 0
+
+
+async def test_a_result_referring_to_images_no_longer_stored_gives_the_job_back() -> None:
+    """IMAGE_NOT_STORED (a purge removed an image the result referred to): the job is released,
+    not failed, so that it runs again and sends the images."""
+    coordinator = FakeCoordinator([batch(leased(1), leased(2))])
+    coordinator.refused_results = {2}
+    coordinator.refusal = CoordinatorError(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "not stored",
+        ErrorDetails(reason="IMAGE_NOT_STORED", metadata={"job_id": "2", "sha256s": "ab" * 32}),
+    )
+    worker = Worker(
+        settings(slots=2, complete_flush_interval=1.0),
+        client=cast(CoordinatorClient, coordinator),
+        handlers={"noop": run_noop},
+    )
+    run = await start(worker)
+    await coordinator.wait_for(lambda: len(coordinator.completed) == 1 and len(coordinator.failed) == 1)
+    await worker.shutdown()
+    await asyncio.wait_for(run, 5)
+    (failure,) = coordinator.failed
+    assert (failure.job_id, failure.error_type, failure.retryable, failure.release) == (
+        2,
+        "image_not_stored",
+        True,
+        True,
+    )
     assert worker.held_leases == 0
 
 

@@ -19,6 +19,7 @@ from crawlfleet.coordinator.api import convert
 from crawlfleet.coordinator.api.result_limits import check_result_size
 from crawlfleet.coordinator.api.results import split_result
 from crawlfleet.coordinator.api.status import handles_errors, handles_stream_errors
+from crawlfleet.coordinator.api.stored_images import image_hashes, stored_image_result
 from crawlfleet.coordinator.api.validation import options_differ, validate_enqueue
 from crawlfleet.coordinator.api.watch import WatchStreams
 from crawlfleet.coordinator.errors import CoordinatorError, Draining, InvalidArgument, WrongResultKind
@@ -415,6 +416,12 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
             version=convert.timestamp(stored.version),
             expires_at=convert.timestamp(stored.expires_at),
         )
+
+    @handles_errors
+    async def FindStoredImages(self, request: pb.FindStoredImagesRequest, context: Ctx) -> pb.FindStoredImagesResponse:  # type: ignore[type-arg]
+        """The stored images among the hashes asked for, with their thumbnails' metadata."""
+        stored = await self._queue.stored_images(image_hashes(request.sha256s))
+        return pb.FindStoredImagesResponse(images=[stored_image_result(image) for image in stored])
 
     @handles_stream_errors
     async def WatchJobs(self, request: pb.WatchJobsRequest, context: Ctx) -> AsyncIterator[pb.WatchJobsResponse]:  # type: ignore[type-arg]

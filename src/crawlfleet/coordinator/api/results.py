@@ -14,11 +14,18 @@ from collections.abc import Sequence
 from crawlfleet.common import json_ld
 from crawlfleet.coordinator.api.scrape_options import FIELD_NAME
 from crawlfleet.coordinator.errors import InvalidArgument
-from crawlfleet.coordinator.storage.result_rows import ImageRow, PageImageRow, PageRow, ResultRows, ThumbnailRow
+from crawlfleet.coordinator.storage.result_rows import (
+    ImageReference,
+    ImageRow,
+    PageImageRow,
+    PageRow,
+    ResultRows,
+    ThumbnailRow,
+)
 from crawlfleet.v1 import jobs_pb2
 
 # Matched with fullmatch: "$" would also match before a trailing newline, which the CHECK refuses.
-_SHA256 = re.compile(r"[0-9a-f]{64}")
+SHA256 = re.compile(r"[0-9a-f]{64}")
 _PHASH = re.compile(r"[0-9a-f]{16}")
 MAX_IMAGE_SIDE = 1_000_000
 IMAGE_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF"})
@@ -34,8 +41,9 @@ def _check(condition: bool, field_path: str, message: str) -> None:
 def check_image(image: jobs_pb2.ImageResult, path: str) -> None:
     if not image.sha256:  # failed before it was processed: only the URL and the reason
         _check(bool(image.error_type), f"{path}.error_type", "is required for an image without a sha256")
+        _check(not image.stored, f"{path}.stored", "must be false for an image without a sha256")
         return
-    _check(bool(_SHA256.fullmatch(image.sha256)), f"{path}.sha256", "must be 64 lower-case hex digits")
+    _check(bool(SHA256.fullmatch(image.sha256)), f"{path}.sha256", "must be 64 lower-case hex digits")
     _check(image.format in IMAGE_FORMATS, f"{path}.format", f"must be one of {sorted(IMAGE_FORMATS)}")
     _check(image.width > 0 and image.height > 0, f"{path}.width", "width and height must be positive")
     _check(image.byte_size > 0, f"{path}.byte_size", "must be positive")
@@ -44,8 +52,11 @@ def check_image(image: jobs_pb2.ImageResult, path: str) -> None:
         tpath = f"{path}.thumbnails[{k}]"
         _check(thumb.format in THUMBNAIL_FORMATS, f"{tpath}.format", f"must be one of {sorted(THUMBNAIL_FORMATS)}")
         _check(thumb.width > 0 and thumb.height > 0 and thumb.max_side > 0, f"{tpath}.width", "sizes must be positive")
+        _check(bool(SHA256.fullmatch(thumb.sha256)), f"{tpath}.sha256", "must be 64 lower-case hex digits")
+        if image.stored:  # a reference: the Complete's transaction checks that it is stored
+            _check(not thumb.data, f"{tpath}.data", "must be empty for a stored image (a reference)")
+            continue
         _check(bool(thumb.data), f"{tpath}.data", "is required")
-        _check(bool(_SHA256.fullmatch(thumb.sha256)), f"{tpath}.sha256", "must be 64 lower-case hex digits")
         # Content addressing is only as good as the hash: verify it rather than trust it.
         _check(hashlib.sha256(thumb.data).hexdigest() == thumb.sha256, f"{tpath}.sha256", "is not the SHA-256 of data")
 
@@ -62,7 +73,7 @@ def split_result(job_id: int, result: jobs_pb2.JobResult, path: str) -> tuple[by
     for k, redirect in enumerate(page.redirects):
         _check(0 <= redirect.status_code <= 999, f"{path}.scrape.redirects[{k}].status_code", "is not an HTTP status")
     _check(
-        not page.content_sha256 or bool(_SHA256.fullmatch(page.content_sha256)),
+        not page.content_sha256 or bool(SHA256.fullmatch(page.content_sha256)),
         f"{path}.scrape.content_sha256",
         "must be 64 lower-case hex digits",
     )
@@ -99,6 +110,7 @@ def split_result(job_id: int, result: jobs_pb2.JobResult, path: str) -> tuple[by
     images: list[ImageRow] = []
     thumbnails: list[ThumbnailRow] = []
     page_images: list[PageImageRow] = []
+    references: list[ImageReference] = []
     stored = jobs_pb2.JobResult()
     stored.CopyFrom(result)
     for position, (image, kept) in enumerate(zip(page.images, stored.scrape.images, strict=True)):
@@ -114,16 +126,26 @@ def split_result(job_id: int, result: jobs_pb2.JobResult, path: str) -> tuple[by
                 )
             )
             continue
-        images.append(
-            ImageRow(
-                sha256=image.sha256,
-                format=image.format,
-                width=image.width,
-                height=image.height,
-                byte_size=image.byte_size,
-                perceptual_hash=image.perceptual_hash,
+        if image.stored:
+            references.append(
+                ImageReference(
+                    job_id=job_id,
+                    image_sha256=image.sha256,
+                    thumbnail_sha256s=tuple(thumb.sha256 for thumb in image.thumbnails),
+                )
             )
-        )
+            kept.ClearField("stored")  # the job's record is the same whichever way the image came
+        else:
+            images.append(
+                ImageRow(
+                    sha256=image.sha256,
+                    format=image.format,
+                    width=image.width,
+                    height=image.height,
+                    byte_size=image.byte_size,
+                    perceptual_hash=image.perceptual_hash,
+                )
+            )
         page_images.append(
             PageImageRow(
                 job_id=job_id,
@@ -134,6 +156,8 @@ def split_result(job_id: int, result: jobs_pb2.JobResult, path: str) -> tuple[by
                 error_message=image.error_message or None,
             )
         )
+        if image.stored:
+            continue
         for thumb, kept_thumb in zip(image.thumbnails, kept.thumbnails, strict=True):
             thumbnails.append(
                 ThumbnailRow(
@@ -148,7 +172,11 @@ def split_result(job_id: int, result: jobs_pb2.JobResult, path: str) -> tuple[by
             )
             kept_thumb.ClearField("data")
     rows = ResultRows(
-        pages=(page_row,), images=tuple(images), thumbnails=tuple(thumbnails), page_images=tuple(page_images)
+        pages=(page_row,),
+        images=tuple(images),
+        thumbnails=tuple(thumbnails),
+        page_images=tuple(page_images),
+        references=tuple(references),
     )
     return stored.SerializeToString(deterministic=True), rows
 

@@ -60,7 +60,9 @@ ROLE_METHODS: Mapping[Role, frozenset[str]] = {
     Role.PRODUCER: _methods(_JOB_QUEUE, "Enqueue", "WatchJobs")
     | _methods(_ADMIN, "GetJob", "ListResults", "GetThumbnail")
     | _methods(_CRAWLS, "StartCrawl", "GetCrawl", "WatchCrawl", "ListCrawls", "CancelCrawl", "RefreshCrawl"),
-    Role.WORKER: _methods(_JOB_QUEUE, "Lease", "Heartbeat", "Complete", "Fail", "ReportRobots", "GetRobots"),
+    Role.WORKER: _methods(
+        _JOB_QUEUE, "Lease", "Heartbeat", "Complete", "Fail", "ReportRobots", "GetRobots", "FindStoredImages"
+    ),
     # Every read of the operator surface, no action: a viewer sees all jobs and crawls, changes none.
     Role.VIEWER: _methods(
         _ADMIN,

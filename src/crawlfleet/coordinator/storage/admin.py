@@ -19,6 +19,7 @@ from crawlfleet.coordinator.errors import JobNotFound
 from crawlfleet.coordinator.storage import statements as q
 from crawlfleet.coordinator.storage.admin_rows import (
     ActivityMinute,
+    DeletedImage,
     JobHistory,
     JobResultRow,
     JobSummary,
@@ -226,7 +227,11 @@ class AdminQueue:
             )
             assert purged is not None  # one row, always
             candidates = purged.image_candidates or []
-            images = await q.IMAGE_DELETE_UNREFERENCED.fetch(conn, sha256s=candidates) if candidates else []
+            images: list[DeletedImage] = []
+            if candidates:
+                # Lock first, check after: see image_lock_for_removal (a Complete referring to one).
+                await q.IMAGE_LOCK_FOR_REMOVAL.fetch(conn, sha256s=candidates)
+                images = await q.IMAGE_DELETE_UNREFERENCED.fetch(conn, sha256s=candidates)
         return PurgeCounts(
             deleted_jobs=purged.deleted_jobs,
             deleted_images=len(images),

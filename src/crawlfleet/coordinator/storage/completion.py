@@ -8,9 +8,9 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from crawlfleet.coordinator.errors import LeaseLost, ResultMismatch, WrongResultKind
+from crawlfleet.coordinator.errors import ImageNotStored, LeaseLost, ResultMismatch, WrongResultKind
 from crawlfleet.coordinator.storage import statements as q
-from crawlfleet.coordinator.storage.result_rows import ResultRows
+from crawlfleet.coordinator.storage.result_rows import ImageReference, ResultRows
 from crawlfleet.coordinator.storage.rows import CompletedJob, Completion
 
 # The SQLSTATE of crawlfleet_lease_not_held_v1 (migration 0013): some lease of a batch is not held.
@@ -71,15 +71,47 @@ async def drop_replays(
 
 
 async def store_results(conn: asyncpg.Connection, rows: ResultRows, now: dt.datetime | None) -> None:
-    """Write scrape results; images before the thumbnails and page images that refer to them."""
-    if rows.images:
-        await q.IMAGE_INSERT_MANY.execute(conn, rows.images, now=now)
-    if rows.thumbnails:
-        await q.THUMBNAIL_INSERT_MANY.execute(conn, rows.thumbnails)
+    """Write scrape results; images before the thumbnails and page images that refer to them.
+
+    Every image the results name is locked first (image_lock_stored), so none is removed before
+    the transaction ends; images and thumbnails already stored are not written again, and a
+    reference to an image or thumbnail that is not stored raises ImageNotStored."""
+    hashes = {row.sha256 for row in rows.images} | {ref.image_sha256 for ref in rows.references}
+    stored: set[str] = set()
+    if hashes:
+        stored = {row.sha256 for row in await q.IMAGE_LOCK_STORED.fetch(conn, sha256s=sorted(hashes))}
+    thumbnail_hashes = {row.sha256 for row in rows.thumbnails}
+    thumbnail_hashes.update(sha for ref in rows.references for sha in ref.thumbnail_sha256s)
+    found: dict[str, str] = {}
+    if thumbnail_hashes and stored:
+        found = {
+            row.sha256: row.image_sha256
+            for row in await q.THUMBNAIL_FIND_MANY.fetch(conn, sha256s=sorted(thumbnail_hashes))
+        }
+    _check_references(rows.references, stored, found)
+    # In hash order, as image_lock_stored: two Completes inserting the same new images wait for
+    # each other in one order, never in a cycle.
+    images = sorted((row for row in rows.images if row.sha256 not in stored), key=lambda row: row.sha256)
+    if images:
+        await q.IMAGE_INSERT_MANY.execute(conn, images, now=now)
+    thumbnails = sorted((row for row in rows.thumbnails if row.sha256 not in found), key=lambda row: row.sha256)
+    if thumbnails:
+        await q.THUMBNAIL_INSERT_MANY.execute(conn, thumbnails)
     if rows.pages:
-        stored = {page.job_id for page in await q.PAGE_INSERT_MANY.fetch(conn, rows.pages, now=now)}
+        written = {page.job_id for page in await q.PAGE_INSERT_MANY.fetch(conn, rows.pages, now=now)}
         for page in rows.pages:
-            if page.job_id not in stored:
+            if page.job_id not in written:
                 raise WrongResultKind(page.job_id)  # the caller's transaction rolls the completion back
     if rows.page_images:
         await q.PAGE_IMAGE_INSERT_MANY.execute(conn, rows.page_images)
+
+
+def _check_references(references: Sequence[ImageReference], stored: set[str], found: dict[str, str]) -> None:
+    """Raise ImageNotStored for the first job whose references are not all stored (the caller's
+    transaction rolls its completion back; the worker sends the thumbnails again)."""
+    missing: dict[int, list[str]] = {}
+    for ref in references:
+        if ref.image_sha256 not in stored or any(found.get(sha) != ref.image_sha256 for sha in ref.thumbnail_sha256s):
+            missing.setdefault(ref.job_id, []).append(ref.image_sha256)
+    for job_id, sha256s in missing.items():
+        raise ImageNotStored(job_id, sha256s)

@@ -21,7 +21,7 @@ from crawlfleet.coordinator.politeness import Politeness, robots_state_of
 from crawlfleet.coordinator.storage import completion
 from crawlfleet.coordinator.storage import statements as q
 from crawlfleet.coordinator.storage.crawls import CompletedInCrawl, CrawlStore
-from crawlfleet.coordinator.storage.result_rows import ResultRows
+from crawlfleet.coordinator.storage.result_rows import ResultRows, StoredImage
 from crawlfleet.coordinator.storage.rows import (
     Completion,
     EnqueuedJob,
@@ -308,6 +308,11 @@ class Queue:
         """A host's robots.txt as the fleet holds it (None: the host has had no jobs)."""
         async with connection(self._pool) as conn:
             return await q.HOST_ROBOTS_GET.fetch_one(conn, host=host)
+
+    async def stored_images(self, sha256s: Sequence[str]) -> list[StoredImage]:
+        """The images among `sha256s` the store holds, with their thumbnails' metadata."""
+        async with connection(self._pool) as conn:
+            return await q.IMAGE_FIND_STORED.fetch(conn, sha256s=list(sha256s))
 
     async def reap_expired(self, *, batch: int, now: dt.datetime | None = None) -> list[ReapedJob]:
         """End up to `batch` expired leases; the jobs with their new state."""

@@ -75,6 +75,44 @@ class PageImageRow(NamedTuple):
     error_message: str | None
 
 
+class ImageReference(NamedTuple):
+    """An image a result refers to as stored (ImageResult.stored), with its thumbnails' hashes:
+    checked, not written, by the Complete's transaction."""
+
+    job_id: int
+    image_sha256: str
+    thumbnail_sha256s: tuple[str, ...]
+
+
+class LockedImage(NamedTuple):
+    """A stored image image_lock_stored locked."""
+
+    sha256: str
+
+
+class FoundThumbnail(NamedTuple):
+    """A stored thumbnail (thumbnail_find_many) and its image."""
+
+    sha256: str
+    image_sha256: str
+
+
+class StoredImage(NamedTuple):
+    """A stored image and its thumbnails' metadata (image_find_stored), for FindStoredImages."""
+
+    sha256: str
+    format: str
+    width: int
+    height: int
+    byte_size: int
+    perceptual_hash: str
+    thumbnail_sha256s: list[str]
+    thumbnail_max_sides: list[int]
+    thumbnail_widths: list[int]
+    thumbnail_heights: list[int]
+    thumbnail_formats: list[str]
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ResultRows:
     """The rows of one or more scrape results."""
@@ -83,9 +121,10 @@ class ResultRows:
     images: tuple[ImageRow, ...] = ()
     thumbnails: tuple[ThumbnailRow, ...] = ()
     page_images: tuple[PageImageRow, ...] = ()
+    references: tuple[ImageReference, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.pages or self.images or self.thumbnails or self.page_images)
+        return bool(self.pages or self.images or self.thumbnails or self.page_images or self.references)
 
     @staticmethod
     def merge(parts: Iterable[ResultRows]) -> ResultRows:
@@ -96,4 +135,5 @@ class ResultRows:
             images=tuple(row for part in parts for row in part.images),
             thumbnails=tuple(row for part in parts for row in part.thumbnails),
             page_images=tuple(row for part in parts for row in part.page_images),
+            references=tuple(row for part in parts for row in part.references),
         )

@@ -51,7 +51,16 @@ from crawlfleet.coordinator.storage.host_rows import (
     PolicyApplied,
     ResumedHost,
 )
-from crawlfleet.coordinator.storage.result_rows import ImageRow, PageImageRow, PageRow, StoredPage, ThumbnailRow
+from crawlfleet.coordinator.storage.result_rows import (
+    FoundThumbnail,
+    ImageRow,
+    LockedImage,
+    PageImageRow,
+    PageRow,
+    StoredImage,
+    StoredPage,
+    ThumbnailRow,
+)
 from crawlfleet.coordinator.storage.rows import (
     AppliedMigration,
     CompletedJob,
@@ -109,6 +118,9 @@ PAGE_INSERT_MANY = batch_statement("page_insert_many", takes=PageRow, returns=St
 IMAGE_INSERT_MANY = batch_statement("image_insert_many", takes=ImageRow, returns=NoRows, params=("now",))
 THUMBNAIL_INSERT_MANY = batch_statement("thumbnail_insert_many", takes=ThumbnailRow, returns=NoRows)
 PAGE_IMAGE_INSERT_MANY = batch_statement("page_image_insert_many", takes=PageImageRow, returns=NoRows)
+IMAGE_LOCK_STORED = statement("image_lock_stored", returns=LockedImage, params=("sha256s",))
+THUMBNAIL_FIND_MANY = statement("thumbnail_find_many", returns=FoundThumbnail, params=("sha256s",))
+IMAGE_FIND_STORED = statement("image_find_stored", returns=StoredImage, params=("sha256s",))
 JOB_FAIL_IF_LEASED = statement(
     "job_fail_if_leased",
     returns=FailOutcome,
@@ -278,6 +290,7 @@ JOB_REQUEUE_DEAD = statement(
 JOB_PURGE_LOCK = statement("job_purge_lock", returns=NoRows)
 JOB_PURGE_TRY_LOCK = statement("job_purge_try_lock", returns=PurgeLock)
 JOB_PURGE_FINISHED = statement("job_purge_finished", returns=PurgedJobs, params=("states", "finished_before", "limit"))
+IMAGE_LOCK_FOR_REMOVAL = statement("image_lock_for_removal", returns=LockedImage, params=("sha256s",))
 IMAGE_DELETE_UNREFERENCED = statement("image_delete_unreferenced", returns=DeletedImage, params=("sha256s",))
 
 # Hosts and host policies (hosts.py).

@@ -173,8 +173,18 @@ SELECT (SELECT count(*) FROM gone) AS deleted_jobs,
        ARRAY(SELECT state::text FROM per_state GROUP BY state ORDER BY state) AS deleted_states,
        ARRAY(SELECT sum(n)::bigint FROM per_state GROUP BY state ORDER BY state) AS deleted_counts;
 
+-- name: image_lock_for_removal
+-- Locks the given images FOR UPDATE (hash order, as Complete locks them), before
+-- image_delete_unreferenced checks them in a statement of its own: that check then sees every page
+-- image of a Complete that held one of them (FOR KEY SHARE, image_lock_stored) until it committed,
+-- and no Complete can start referring to them until this transaction ends. Checked in the same
+-- statement as the lock, a Complete committed while the lock waited was invisible to the check,
+-- and the delete failed on the foreign key (or removed a thumbnail a page had just stored).
+SELECT sha256 FROM images WHERE sha256 = ANY($1::text[]) ORDER BY sha256 FOR UPDATE;
+
 -- name: image_delete_unreferenced
--- Of the given images, deletes those no page image refers to, with their thumbnails.
+-- Of the given images, deletes those no page image refers to, with their thumbnails. Run after
+-- image_lock_for_removal, in the same transaction.
 WITH orphans AS (
     SELECT i.sha256 FROM images AS i
     WHERE i.sha256 = ANY($1::text[])

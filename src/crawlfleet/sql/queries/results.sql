@@ -20,6 +20,38 @@ FROM unnest($1::bigint[], $2::text[], $3::integer[], $4::text[], $5::text[], $6:
 JOIN jobs AS j ON j.id = t.job_id AND j.kind = 'scrape'
 RETURNING job_id;
 
+-- name: image_lock_stored
+-- Of the given images, those stored, each locked FOR KEY SHARE until the transaction ends. A purge
+-- locks an image FOR UPDATE before it checks that no page refers to it, so it cannot remove an
+-- image this transaction refers to; and an image a purge is removing is waited for, then not
+-- returned (the Complete stores it again, or refuses a reference to it). Hash order, as the purge
+-- locks them, so the two never deadlock.
+SELECT sha256 FROM images WHERE sha256 = ANY($1::text[]) ORDER BY sha256 FOR KEY SHARE;
+
+-- name: thumbnail_find_many
+-- Which of the given thumbnails are stored, and of which image (their images locked by
+-- image_lock_stored: a purge removes thumbnails with their image only).
+SELECT sha256, image_sha256 FROM thumbnails WHERE sha256 = ANY($1::text[]);
+
+-- name: image_find_stored
+-- The stored images among the given hashes, with their thumbnails' metadata (not their bytes),
+-- for FindStoredImages: a worker then reports them by reference instead of processing them.
+SELECT i.sha256, i.format, i.width, i.height, i.byte_size, i.perceptual_hash,
+       coalesce(array_agg(t.sha256 ORDER BY t.max_side, t.sha256) FILTER (WHERE t.sha256 IS NOT NULL),
+                '{}') AS thumbnail_sha256s,
+       coalesce(array_agg(t.max_side::bigint ORDER BY t.max_side, t.sha256) FILTER (WHERE t.sha256 IS NOT NULL),
+                '{}') AS thumbnail_max_sides,
+       coalesce(array_agg(t.width::bigint ORDER BY t.max_side, t.sha256) FILTER (WHERE t.sha256 IS NOT NULL),
+                '{}') AS thumbnail_widths,
+       coalesce(array_agg(t.height::bigint ORDER BY t.max_side, t.sha256) FILTER (WHERE t.sha256 IS NOT NULL),
+                '{}') AS thumbnail_heights,
+       coalesce(array_agg(t.format ORDER BY t.max_side, t.sha256) FILTER (WHERE t.sha256 IS NOT NULL),
+                '{}') AS thumbnail_formats
+FROM images AS i
+LEFT JOIN thumbnails AS t ON t.image_sha256 = i.sha256
+WHERE i.sha256 = ANY($1::text[])
+GROUP BY i.sha256;
+
 -- name: image_insert_many
 -- Image metadata, once per content hash.
 INSERT INTO images (sha256, format, width, height, byte_size, perceptual_hash, first_seen_at)

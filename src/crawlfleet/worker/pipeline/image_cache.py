@@ -10,6 +10,9 @@ from collections import OrderedDict
 from crawlfleet.worker.pipeline.images import ProcessedImage
 
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+# What an entry without thumbnail bytes (metadata from the fleet's index) counts for, so that
+# those are bounded too.
+METADATA_ENTRY_BYTES = 512
 
 
 class ProcessedImageCache:
@@ -33,14 +36,28 @@ class ProcessedImageCache:
         return image
 
     def put(self, key: str, image: ProcessedImage) -> None:
-        size = sum(len(t.data) for t in image.thumbnails)
+        size = _size(image)
         if key in self._entries or size > self._max_bytes:
             return
         self._entries[key] = image
         self._bytes += size
         while self._bytes > self._max_bytes:
             _, evicted = self._entries.popitem(last=False)
-            self._bytes -= sum(len(t.data) for t in evicted.thumbnails)
+            self._bytes -= _size(evicted)
+
+    def drop_without_data(self, key: str) -> bool:
+        """Drops the entry if it holds no thumbnail bytes (metadata the fleet's index gave); whether
+        it did."""
+        image = self._entries.get(key)
+        if image is None or any(t.data for t in image.thumbnails):
+            return False
+        del self._entries[key]
+        self._bytes -= _size(image)
+        return True
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def _size(image: ProcessedImage) -> int:
+    return sum(len(t.data) for t in image.thumbnails) or METADATA_ENTRY_BYTES

@@ -5,7 +5,9 @@ and processed once per worker while it stays fresh (``freshness``: the server's 
 Expires, at most ``--image-cache-ttl``). Once stale, it is revalidated with the validators it came
 with (If-None-Match, If-Modified-Since): a 304 reuses what the worker has, anything else is a new
 download. Concurrent pages asking for one URL share one download. Processed images are kept by the
-SHA-256 of their bytes (``ProcessedImageCache``), so two URLs serving the same bytes share one too.
+SHA-256 of their bytes (``ProcessedImageCache``), so two URLs serving the same bytes share one too;
+bytes this worker has not processed are first looked up in the fleet's image index
+(``image_index``): what another worker processed and the coordinator stored is not processed again.
 
 Failures are not kept: the next page listing a URL that failed asks its server again. Every
 download and revalidation goes through the worker's guarded fetcher (egress guard, size cap,
@@ -17,12 +19,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from crawlfleet.worker.pipeline.fetch import FetchedResponse, GuardedFetcher
 from crawlfleet.worker.pipeline.freshness import reuse_lifetime
 from crawlfleet.worker.pipeline.image_cache import ProcessedImageCache
+from crawlfleet.worker.pipeline.image_index import FleetImageIndex
 from crawlfleet.worker.pipeline.images import ImageError, ImageProcessor, ProcessedImage
 
 # URLs remembered at most; an entry is a few hundred bytes, the thumbnails live in the content cache.
@@ -48,7 +51,9 @@ class ImageSource:
     """Processed images by URL, downloaded, revalidated or reused as their freshness says.
 
     ``image`` raises ``ImageError`` (the bytes, or a status other than 200) or ``FetchError``.
-    ``counts`` has how many images were ``reused``, ``revalidated`` (a 304) and ``downloaded``.
+    ``counts`` has how many images were ``reused``, ``revalidated`` (a 304) and ``downloaded``, and
+    of those downloaded how many were ``found_stored`` in the fleet's index; ``processed`` how many
+    this worker processed.
     """
 
     def __init__(
@@ -61,6 +66,7 @@ class ImageSource:
         ttl: float,
         cache_bytes: int,
         max_urls: int = DEFAULT_MAX_URLS,
+        index: FleetImageIndex | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -72,10 +78,12 @@ class ImageSource:
         self._content = ProcessedImageCache(cache_bytes)
         self._urls: OrderedDict[str, _KnownUrl] = OrderedDict()
         self._max_urls = max_urls
+        self._index = index
         self._loading: dict[str, asyncio.Future[ProcessedImage]] = {}
         self._clock = clock
         self._wall_clock = wall_clock
         self.counts: Counter[str] = Counter()
+        self.processed = 0  # images handed to the processor
 
     async def image(self, url: str) -> ProcessedImage:
         """The processed image at url; one download at a time per URL, shared by its callers."""
@@ -111,12 +119,24 @@ class ImageSource:
             raise ImageError(f"http_{fetched.status}", f"HTTP {fetched.status} from {url}")
         key = self._content.key(fetched.body)
         processed = self._content.get(key)
+        if processed is None and self._index is not None:
+            processed = await self._index.find(key)
+            if processed is not None:
+                self.counts["found_stored"] += 1
         if processed is None:
+            self.processed += 1
             processed = await self._processor.process(fetched.body)
-            self._content.put(key, processed)
+        self._content.put(key, processed)
         self._remember(url, key, fetched)
         self.counts["downloaded"] += 1
         return processed
+
+    def forget(self, sha256s: Iterable[str]) -> None:
+        """Drops what this worker holds of these images without their thumbnails' bytes (what the
+        fleet's index gave): the next page showing one downloads and processes it again."""
+        dropped = {sha256 for sha256 in sha256s if self._content.drop_without_data(sha256)}
+        for url in [url for url, known in self._urls.items() if known.content_key in dropped]:
+            del self._urls[url]
 
     def _remember(self, url: str, key: str, fetched: FetchedResponse, previous: _KnownUrl | None = None) -> None:
         # A 304 sends what changed: the headers it leaves out keep their stored values.

@@ -24,15 +24,19 @@ async def process_page_images(ctx: JobContext, urls: list[str]) -> list[jobs_pb2
                 processed = await ctx.resources.image_source.image(url)
             except (FetchError, ImageError) as exc:
                 return jobs_pb2.ImageResult(url=url, error_type=exc.error_type, error_message=exc.message)
-            return image_result(url, processed)
+            return image_result(url, processed, stored=index.is_stored(processed.sha256))
 
+    index = ctx.resources.image_index
     with ctx.resources.stages.time("images"):
         results = list(await asyncio.gather(*(one(url) for url in urls)))
     fit_budget(results, settings.max_result_bytes)
     return results
 
 
-def image_result(url: str, image: ProcessedImage) -> jobs_pb2.ImageResult:
+def image_result(url: str, image: ProcessedImage, *, stored: bool = False) -> jobs_pb2.ImageResult:
+    """The image as a result reports it: with its thumbnails' bytes, or by reference when the
+    fleet has it stored (or this worker holds no bytes of it)."""
+    stored = stored or not all(t.data for t in image.thumbnails)
     return jobs_pb2.ImageResult(
         url=url,
         sha256=image.sha256,
@@ -41,9 +45,15 @@ def image_result(url: str, image: ProcessedImage) -> jobs_pb2.ImageResult:
         height=image.height,
         byte_size=image.byte_size,
         perceptual_hash=image.perceptual_hash,
+        stored=stored and bool(image.thumbnails),
         thumbnails=[
             jobs_pb2.Thumbnail(
-                max_side=t.max_side, width=t.width, height=t.height, format=t.format, sha256=t.sha256, data=t.data
+                max_side=t.max_side,
+                width=t.width,
+                height=t.height,
+                format=t.format,
+                sha256=t.sha256,
+                data=b"" if stored else t.data,
             )
             for t in image.thumbnails
         ],

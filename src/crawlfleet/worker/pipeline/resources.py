@@ -17,13 +17,22 @@ if TYPE_CHECKING:
     from crawlfleet.worker.pipeline.browser import BrowserPool
     from crawlfleet.worker.pipeline.egress import EgressPolicy
     from crawlfleet.worker.pipeline.fetch import GuardedFetcher
+    from crawlfleet.worker.pipeline.image_index import Finder, FleetImageIndex
     from crawlfleet.worker.pipeline.image_source import ImageSource
     from crawlfleet.worker.pipeline.images import ImageOptions, ImageProcessor
 
 
 class PipelineResources:
-    def __init__(self, settings: ScrapeSettings, *, slots: int, stages: StageTimer | None = None) -> None:
+    def __init__(
+        self,
+        settings: ScrapeSettings,
+        *,
+        slots: int,
+        stages: StageTimer | None = None,
+        find_stored_images: Finder | None = None,
+    ) -> None:
         self.settings = settings
+        self._find_stored_images = find_stored_images
         self._slots = slots
         # Where the pipeline times its stages (the worker's metrics); nowhere when not given.
         self.stages = stages or StageTimer.unregistered()
@@ -77,6 +86,13 @@ class PipelineResources:
         return ImageProcessor(self.image_options)
 
     @cached_property
+    def image_index(self) -> FleetImageIndex:
+        from crawlfleet.worker.pipeline.image_index import FleetImageIndex
+
+        # Without a coordinator to ask (the pipeline run on its own), every image is processed here.
+        return FleetImageIndex(self._find_stored_images, self.image_options)
+
+    @cached_property
     def image_source(self) -> ImageSource:
         from crawlfleet.worker.pipeline.image_source import ImageSource
 
@@ -88,6 +104,7 @@ class PipelineResources:
             timeout=settings.image_timeout,
             ttl=settings.image_cache_ttl,
             cache_bytes=settings.image_cache_bytes,
+            index=self.image_index,
         )
 
     @property
