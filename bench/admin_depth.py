@@ -166,7 +166,7 @@ def cases() -> list[Case]:
         Case("host gauges (host_paused_by_reason)", q("host_paused_by_reason"), lambda s: [None]),
         Case("ListCrawls (crawl_list)", q("crawl_list"), lambda s: [None, 20, None]),
         Case("GetCrawl (crawl_get)", q("crawl_get"), lambda s: [s.crawl_id, None]),
-        Case("GetCrawl (crawl_job_counts)", q("crawl_job_counts"), lambda s: [s.crawl_id]),
+        Case("GetCrawl (crawl_job_counts)", q("crawl_job_counts"), lambda s: [[s.crawl_id]]),
         Case("GetCrawl (crawl_error_counts)", q("crawl_error_counts"), lambda s: [s.crawl_id]),
         Case("GetCrawl (crawl_recent_pages)", q("crawl_recent_pages"), lambda s: [s.crawl_id, None]),
         Case("crawl finisher (crawl_finish_idle)", q("crawl_finish_idle"), lambda s: [None], mutating=True),
@@ -390,8 +390,8 @@ def depth_crawl_report(crawl_id: int | None) -> list[tuple[str, str, list[object
     q = sql.query
     return [
         (f"GetCrawl of the history crawl ({name})", q(name), [crawl_id, *extra])
-        for name, extra in (("crawl_job_counts", []), ("crawl_error_counts", []), ("crawl_recent_pages", [None]))
-    ]
+        for name, extra in (("crawl_error_counts", []), ("crawl_recent_pages", [None]))
+    ] + [("GetCrawl of the history crawl (crawl_job_counts)", q("crawl_job_counts"), [[crawl_id]])]
 
 
 def main() -> None:

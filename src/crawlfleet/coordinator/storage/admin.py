@@ -118,13 +118,20 @@ class AdminQueue:
     async def fold_counts(self) -> None:
         async with connection(self._pool) as conn:
             await q.JOB_COUNT_FOLD.execute(conn)
+            await q.CRAWL_JOB_COUNT_FOLD.execute(conn)
 
     async def rebuild_counts(self) -> None:
-        """Recount every job (a full scan): repairs counts after SQL written behind the queue's back."""
+        """Recount every job, and every crawl's jobs (full scans): repairs counts after SQL written
+        behind the queue's back."""
         async with connection(self._pool) as conn, conn.transaction():
             await q.JOB_COUNT_LOCK.execute(conn)
             await q.JOB_COUNT_CLEAR.execute(conn)
             await q.JOB_COUNT_REBUILD.execute(conn)
+        # Apart: holding both tables' locks at once could deadlock with a writer holding the other.
+        async with connection(self._pool) as conn, conn.transaction():
+            await q.CRAWL_JOB_COUNT_LOCK.execute(conn)
+            await q.CRAWL_JOB_COUNT_CLEAR.execute(conn)
+            await q.CRAWL_JOB_COUNT_REBUILD.execute(conn)
 
     async def counts(self) -> dict[tuple[str, str], int]:
         """Exact job counts by (kind, state)."""

@@ -50,6 +50,7 @@ class CrawlRow(NamedTuple):
 
 
 class CrawlJobCount(NamedTuple):
+    crawl_id: int
     depth: int
     state: str
     jobs: int

@@ -133,11 +133,49 @@ FROM crawls
 WHERE id = $1 AND ($2::text IS NULL OR owner = $2::text);
 
 -- name: crawl_job_counts
--- The crawl's jobs by depth and state (index jobs_crawl).
-SELECT coalesce(depth, 0) AS depth, state::text AS state, count(*) AS jobs
-FROM jobs
-WHERE crawl_id = $1
-GROUP BY 1, 2;
+-- The jobs of crawls $1 by depth and state: their kept counts (crawl_job_counts, migration 9301)
+-- plus the deltas not folded yet, exact and independent of how many jobs the crawls have.
+SELECT crawl_id, depth, state::text AS state, sum(n)::bigint AS jobs
+FROM (SELECT crawl_id, depth, state, count AS n FROM crawl_job_counts WHERE crawl_id = ANY($1::bigint[])
+      UNION ALL
+      SELECT crawl_id, depth, state, delta FROM crawl_job_count_deltas WHERE crawl_id = ANY($1::bigint[])) AS parts
+GROUP BY crawl_id, depth, state
+HAVING sum(n) <> 0;
+
+-- name: crawl_job_count_fold
+-- Folds the pending per-crawl deltas into crawl_job_counts (as job_count_fold does for the
+-- queue's), and drops the counts that reached zero. Coordinators may run it concurrently.
+WITH folded AS (
+    DELETE FROM crawl_job_count_deltas RETURNING crawl_id, depth, state, delta
+), summed AS (
+    SELECT crawl_id, depth, state, sum(delta) AS n FROM folded GROUP BY crawl_id, depth, state
+), upserted AS (
+    INSERT INTO crawl_job_counts AS c (crawl_id, depth, state, count)
+    SELECT crawl_id, depth, state, n FROM summed WHERE n <> 0
+    ON CONFLICT (crawl_id, depth, state) DO UPDATE SET count = c.count + excluded.count
+    RETURNING c.crawl_id, c.depth, c.state, c.count
+)
+DELETE FROM crawl_job_counts AS c
+USING upserted AS u
+WHERE c.crawl_id = u.crawl_id AND c.depth = u.depth AND c.state = u.state AND u.count = 0;
+
+-- name: crawl_job_count_lock
+-- Holds off every writer's per-crawl deltas until the transaction ends (see job_count_lock).
+LOCK TABLE crawl_job_count_deltas IN SHARE ROW EXCLUSIVE MODE;
+
+-- name: crawl_job_count_clear
+-- Drops the kept per-crawl counts, before crawl_job_count_rebuild; run under crawl_job_count_lock.
+WITH cleared_deltas AS (
+    DELETE FROM crawl_job_count_deltas
+)
+DELETE FROM crawl_job_counts;
+
+-- name: crawl_job_count_rebuild
+-- Recounts every crawl's jobs into crawl_job_counts: the repair after jobs were written behind
+-- the triggers' back (triggers disabled). Run under crawl_job_count_lock, after
+-- crawl_job_count_clear.
+INSERT INTO crawl_job_counts (crawl_id, depth, state, count)
+SELECT crawl_id, coalesce(depth, 0), state, count(*) FROM jobs WHERE crawl_id IS NOT NULL GROUP BY 1, 2, 3;
 
 -- name: crawl_error_counts
 -- Why the crawl's jobs ended without a page, most frequent first. The terminal states but
@@ -151,10 +189,14 @@ ORDER BY 2 DESC, 1
 LIMIT 20;
 
 -- name: crawl_recent_pages
--- Pages the crawl stored in the minute before $2 (its rate).
+-- Pages the crawl stored in the minute before $2 (its rate): the attempts that succeeded in that
+-- minute (job_attempts_finished_at), of the crawl's jobs. Bounded by the fleet's last minute of
+-- work, where the crawl's succeeded jobs (jobs_crawl) are its whole history.
 SELECT count(*) AS pages
-FROM jobs
-WHERE crawl_id = $1 AND state = 'succeeded' AND finished_at > coalesce($2::timestamptz, now()) - interval '1 minute';
+FROM job_attempts AS a
+JOIN jobs AS j ON j.id = a.job_id
+WHERE a.finished_at > coalesce($2::timestamptz, now()) - interval '1 minute'
+  AND a.outcome = 'succeeded' AND j.crawl_id = $1;
 
 -- name: crawl_list
 -- Crawls with ids below $1 (NULL: from the newest), newest first, up to $2, of owner $3 (NULL: any).
