@@ -388,10 +388,12 @@ def depth_crawl_report(crawl_id: int | None) -> list[tuple[str, str, list[object
     if crawl_id is None:
         return []
     q = sql.query
-    return [
-        (f"GetCrawl of the history crawl ({name})", q(name), [crawl_id, *extra])
-        for name, extra in (("crawl_error_counts", []), ("crawl_recent_pages", [None]))
-    ] + [("GetCrawl of the history crawl (crawl_job_counts)", q("crawl_job_counts"), [[crawl_id]])]
+    calls: list[tuple[str, list[object]]] = [
+        ("crawl_job_counts", [[crawl_id]]),
+        ("crawl_error_counts", [crawl_id]),
+        ("crawl_recent_pages", [crawl_id, None]),
+    ]
+    return [(f"GetCrawl of the history crawl ({name})", q(name), params) for name, params in calls]
 
 
 def main() -> None:
