@@ -10,8 +10,8 @@ import asyncpg
 from crawlfleet.v1 import crawls_pb2 as cpb
 from crawlfleet.v1 import job_queue_pb2 as pb
 from tests.conftest import RunningCoordinator
-from tests.helpers import eventually
-from tests.integration.test_crawls import crawls, lease_all, page_result
+from tests.helpers import eventually, lease_request
+from tests.integration.test_crawls import crawls, page_result
 
 
 async def lock_waiters(db: asyncpg.Pool) -> int:
@@ -28,7 +28,7 @@ async def test_cancel_and_completes_of_the_crawls_jobs_do_not_deadlock(
 ) -> None:
     seeds = [f"https://shop.example/{n}" for n in range(4)]
     crawl_id = (await crawls(coord).StartCrawl(cpb.StartCrawlRequest(spec=cpb.CrawlSpec(seeds=seeds)))).crawl_id
-    first, second, *_ = await lease_all(coord)
+    first, second = (await coord.queue.Lease(lease_request(max_jobs=2))).jobs
     # Discovery of another page holds the crawl's row lock: the cancel queues for it first, then a
     # Complete (its job's row locked) queues behind the cancel. When the lock is let go, the
     # cancel must not wait for the completing job's row while that Complete waits for the crawl.

@@ -65,6 +65,17 @@ class RecentPages(NamedTuple):
     pages: int
 
 
+class CrawlStopped(NamedTuple):
+    id: int
+    state: str
+
+
+class CrawlJobsCancelled(NamedTuple):
+    cancelled_jobs: int
+    stopping_jobs: int
+    finished_notified: int
+
+
 class CrawlCancelOutcome(NamedTuple):
     """id None: no such crawl (for this caller)."""
 

@@ -297,10 +297,16 @@ class CrawlStore:
         return [(row, by_crawl[row.id]) for row in rows]
 
     async def cancel(self, crawl_id: int, *, owner: str | None, now: dt.datetime | None = None) -> CrawlCancelOutcome:
+        """Stop the crawl, then (a transaction apart: see crawl_cancel) cancel its live jobs."""
         async with connection(self._pool) as conn:
-            outcome = await q.CRAWL_CANCEL.fetch_one(conn, crawl_id=crawl_id, owner=owner, now=now)
-        assert outcome is not None  # one row, its id NULL for a missing crawl
-        return outcome
+            stopped = await q.CRAWL_CANCEL.fetch_one(conn, crawl_id=crawl_id, owner=owner, now=now)
+            if stopped is None:
+                return CrawlCancelOutcome(None, None, 0, 0, 0)
+            if stopped.state != "cancelled":
+                return CrawlCancelOutcome(stopped.id, stopped.state, 0, 0, 0)
+            jobs = await q.CRAWL_CANCEL_JOBS.fetch_one(conn, crawl_id=crawl_id, now=now)
+        assert jobs is not None  # one row, always
+        return CrawlCancelOutcome(stopped.id, stopped.state, *jobs)
 
     async def finish_idle(self, now: dt.datetime | None = None) -> list[int]:
         """Finish running crawls that have no queued or leased job left, and start the next round

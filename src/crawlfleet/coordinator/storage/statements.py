@@ -27,11 +27,12 @@ from crawlfleet.coordinator.storage.admin_rows import (
     WorkerRow,
 )
 from crawlfleet.coordinator.storage.crawl_rows import (
-    CrawlCancelOutcome,
     CrawlErrorCount,
     CrawlJobCount,
+    CrawlJobsCancelled,
     CrawlRow,
     CrawlSpecRow,
+    CrawlStopped,
     DiscoverOutcome,
     FinishedCrawl,
     NewCrawl,
@@ -215,7 +216,8 @@ CRAWL_JOB_COUNT_REBUILD = statement("crawl_job_count_rebuild", returns=NoRows)
 CRAWL_ERROR_COUNTS = statement("crawl_error_counts", returns=CrawlErrorCount, params=("crawl_id",))
 CRAWL_RECENT_PAGES = statement("crawl_recent_pages", returns=RecentPages, params=("crawl_id", "now"))
 CRAWL_LIST = statement("crawl_list", returns=CrawlRow, params=("before_id", "limit", "owner"))
-CRAWL_CANCEL = statement("crawl_cancel", returns=CrawlCancelOutcome, params=("crawl_id", "owner", "now"))
+CRAWL_CANCEL = statement("crawl_cancel", returns=CrawlStopped, params=("crawl_id", "owner", "now"))
+CRAWL_CANCEL_JOBS = statement("crawl_cancel_jobs", returns=CrawlJobsCancelled, params=("crawl_id", "now"))
 CRAWL_FINISH_IDLE = statement("crawl_finish_idle", returns=FinishedCrawl, params=("now",))
 CRAWL_SITEMAP_JOBS_INSERT = statement(
     "crawl_sitemap_jobs_insert", returns=SitemapJobsMade, params=("crawl_id", "urls", "hosts", "specs", "now")

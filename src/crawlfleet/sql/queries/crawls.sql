@@ -208,25 +208,37 @@ ORDER BY id DESC
 LIMIT $2;
 
 -- name: crawl_cancel
--- Stops a running crawl: no more discovery; its queued jobs are cancelled at once, its leased
--- ones asked to stop (they end at their next heartbeat). Params: crawl id, owner (NULL: any), now.
+-- Stops a running crawl: no more discovery (it checks the state under the crawl's row lock).
+-- Returns the crawl's state after, nothing for a missing crawl. Its own transaction, before
+-- crawl_cancel_jobs: a Complete locks its jobs and then the crawl's row (discovery), so holding
+-- the crawl's row while locking its jobs would deadlock with it. Once this has committed, no job
+-- joins the crawl. Params: crawl id, owner (NULL: any), now.
 WITH target AS (
-    SELECT id, state FROM crawls WHERE id = $1 AND ($2::text IS NULL OR owner = $2::text) FOR UPDATE
+    SELECT id, state FROM crawls WHERE id = $1 AND ($2::text IS NULL OR owner = $2::text)
 ), stopped AS (
     UPDATE crawls AS c
     SET state = 'cancelled', finished_at = coalesce($3::timestamptz, now())
     FROM target
-    WHERE c.id = target.id AND target.state = 'running'
-    RETURNING c.id
-), live AS (
+    WHERE c.id = target.id AND c.state = 'running'
+    RETURNING c.id, c.state
+)
+SELECT id, coalesce((SELECT state::text FROM stopped), (SELECT state::text FROM target)) AS state FROM target;
+
+-- name: crawl_cancel_jobs
+-- The live jobs of a cancelled crawl (crawl_cancel committed): queued ones are cancelled at once,
+-- leased ones asked to stop (they end at their next heartbeat). Takes job row locks only, in id
+-- order, without the crawl's. Calling it again finds what is left (none, or jobs left behind by a
+-- coordinator that stopped between the two statements). Params: crawl id, now.
+WITH live AS (
     SELECT j.id, j.kind, j.state FROM jobs AS j
-    WHERE j.crawl_id = (SELECT id FROM stopped) AND j.state IN ('queued', 'leased')
+    WHERE j.crawl_id = $1 AND (j.state = 'queued' OR (j.state = 'leased' AND NOT j.cancel_requested))
+      AND EXISTS (SELECT 1 FROM crawls AS c WHERE c.id = $1 AND c.state = 'cancelled')
     ORDER BY j.id
     FOR UPDATE OF j
 ), changed AS (
     UPDATE jobs AS j
     SET state = CASE WHEN live.state = 'queued' THEN 'cancelled'::job_state ELSE j.state END,
-        finished_at = CASE WHEN live.state = 'queued' THEN coalesce($3::timestamptz, now()) ELSE j.finished_at END,
+        finished_at = CASE WHEN live.state = 'queued' THEN coalesce($2::timestamptz, now()) ELSE j.finished_at END,
         cancel_requested = j.cancel_requested OR live.state = 'leased'
     FROM live
     WHERE j.id = live.id
@@ -237,9 +249,7 @@ WITH target AS (
     FROM (SELECT kind, count(*) AS c FROM changed WHERE was = 'queued' GROUP BY kind) AS per_kind,
          LATERAL (VALUES ('queued'::job_state, -c), ('cancelled'::job_state, c)) AS moves(state, n)
 )
-SELECT (SELECT id FROM target) AS id,
-       CASE WHEN EXISTS (SELECT 1 FROM stopped) THEN 'cancelled' ELSE (SELECT state::text FROM target) END AS state,
-       (SELECT count(*) FROM changed WHERE was = 'queued') AS cancelled_jobs,
+SELECT (SELECT count(*) FROM changed WHERE was = 'queued') AS cancelled_jobs,
        (SELECT count(*) FROM changed WHERE was = 'leased') AS stopping_jobs,
        (SELECT count(pg_notify('crawlfleet_jobs_finished', '')) FROM (SELECT 1 FROM changed LIMIT 1) AS any_changed
          WHERE EXISTS (SELECT 1 FROM job_watchers WHERE expires_at > now())) AS finished_notified;
