@@ -28,6 +28,7 @@ from crawlfleet.coordinator.storage.admin_rows import (
     StoredThumbnail,
     WorkerRow,
 )
+from crawlfleet.coordinator.storage.crawl_rows import CrawlPurged
 from crawlfleet.coordinator.storage.translate import connection
 
 
@@ -213,6 +214,14 @@ class AdminQueue:
                 limit=limit,
             )
         return sorted(job.id for job in requeued)
+
+    async def purge_ended_crawl(self, *, ended_before: dt.datetime, limit: int) -> CrawlPurged:
+        """One short transaction of crawl retention: up to `limit` seen URLs (and per-host and
+        per-path counts) of an ended crawl without jobs, and the crawl once none are left."""
+        async with connection(self._pool) as conn:
+            purged = await q.CRAWL_PURGE_ENDED.fetch_one(conn, ended_before=ended_before, limit=limit)
+        assert purged is not None  # one row, always
+        return purged
 
     async def purge(
         self, *, states: Sequence[str], finished_before: dt.datetime, limit: int, wait: bool = True

@@ -101,3 +101,11 @@ class PageDepth(NamedTuple):
     """A crawl page's depth now (crawl_page_depth)."""
 
     depth: int
+
+
+class CrawlPurged(NamedTuple):
+    """crawl_id None: no ended crawl was due."""
+
+    crawl_id: int | None
+    deleted_urls: int
+    deleted: bool

@@ -30,6 +30,7 @@ from crawlfleet.coordinator.storage.crawl_rows import (
     CrawlErrorCount,
     CrawlJobCount,
     CrawlJobsCancelled,
+    CrawlPurged,
     CrawlRow,
     CrawlSpecRow,
     CrawlStopped,
@@ -218,6 +219,7 @@ CRAWL_RECENT_PAGES = statement("crawl_recent_pages", returns=RecentPages, params
 CRAWL_LIST = statement("crawl_list", returns=CrawlRow, params=("before_id", "limit", "owner"))
 CRAWL_CANCEL = statement("crawl_cancel", returns=CrawlStopped, params=("crawl_id", "owner", "now"))
 CRAWL_CANCEL_JOBS = statement("crawl_cancel_jobs", returns=CrawlJobsCancelled, params=("crawl_id", "now"))
+CRAWL_PURGE_ENDED = statement("crawl_purge_ended", returns=CrawlPurged, params=("ended_before", "limit"))
 CRAWL_FINISH_IDLE = statement("crawl_finish_idle", returns=FinishedCrawl, params=("now",))
 CRAWL_SITEMAP_JOBS_INSERT = statement(
     "crawl_sitemap_jobs_insert", returns=SitemapJobsMade, params=("crawl_id", "urls", "hosts", "specs", "now")

@@ -284,3 +284,47 @@ WITH crawl AS (
     SELECT crawlfleet_hosts_wake(array_agg(host), array_agg(run_at), array_agg(priority)) AS hosts FROM made
 )
 SELECT count(*) AS jobs, (SELECT hosts FROM woken) AS hosts_woken FROM made;
+
+-- name: crawl_purge_ended
+-- Retention of crawls: an ended crawl that ended before $1 and has no job left (retention removed
+-- them all) goes, with its seen set (crawl_urls), its per-host and per-path counts and its kept
+-- job counts. Up to $2 rows of each of those per call, so a crawl of millions of URLs goes over
+-- several short transactions; the crawl's row goes with the call that leaves none of them. One
+-- crawl per call, skipping one another call holds. Returns the crawl, the seen URLs deleted and
+-- whether the crawl itself went. Params: ended before, limit.
+WITH doomed AS (
+    SELECT c.id FROM crawls AS c
+    WHERE c.state <> 'running' AND c.finished_at < $1
+      AND NOT EXISTS (SELECT 1 FROM jobs AS j WHERE j.crawl_id = c.id)
+    ORDER BY c.id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), urls AS (
+    DELETE FROM crawl_urls AS u
+    WHERE u.crawl_id = (SELECT id FROM doomed)
+      AND u.url = ANY(ARRAY(SELECT url FROM crawl_urls WHERE crawl_id = (SELECT id FROM doomed) LIMIT $2))
+    RETURNING 1
+), paths AS (
+    DELETE FROM crawl_path_counts AS p
+    WHERE p.crawl_id = (SELECT id FROM doomed)
+      AND p.path_key = ANY(ARRAY(SELECT path_key FROM crawl_path_counts WHERE crawl_id = (SELECT id FROM doomed) LIMIT $2))
+    RETURNING 1
+), hosts AS (
+    DELETE FROM crawl_host_counts AS h
+    WHERE h.crawl_id = (SELECT id FROM doomed)
+      AND h.host = ANY(ARRAY(SELECT host FROM crawl_host_counts WHERE crawl_id = (SELECT id FROM doomed) LIMIT $2))
+    RETURNING 1
+), last_batch AS (
+    -- An ended crawl gains no rows: a batch short of the limit took the last of them.
+    SELECT id FROM doomed
+    WHERE (SELECT count(*) FROM urls) < $2 AND (SELECT count(*) FROM paths) < $2
+      AND (SELECT count(*) FROM hosts) < $2
+), kept_counts AS (
+    DELETE FROM crawl_job_counts WHERE crawl_id = (SELECT id FROM last_batch)
+), kept_deltas AS (
+    DELETE FROM crawl_job_count_deltas WHERE crawl_id = (SELECT id FROM last_batch)
+), gone AS (
+    DELETE FROM crawls WHERE id = (SELECT id FROM last_batch) RETURNING id
+)
+SELECT (SELECT id FROM doomed) AS crawl_id, (SELECT count(*) FROM urls) AS deleted_urls,
+       EXISTS (SELECT 1 FROM gone) AS deleted;
