@@ -145,7 +145,7 @@ def cases() -> list[Case]:
         ),
         Case("GetQueueStats (job_count_by_kind_state)", q("job_count_by_kind_state"), lambda s: []),
         Case("count folding (job_count_fold)", q("job_count_fold"), lambda s: [], mutating=True),
-        Case("GetQueueHealth (queue_health)", q("queue_health"), lambda s: [10_000, 2_000, None]),
+        Case("GetQueueHealth (queue_health)", q("queue_health"), lambda s: [10_000, 2_000, None, 10_000]),
         Case("queue gauges (queue_oldest_due)", q("queue_oldest_due"), lambda s: [None]),
         Case("GetQueueHealth (worker_list_seen)", q("worker_list_seen"), lambda s: [s.now - dt.timedelta(minutes=5)]),
         Case("ListJobs first page", listing, jobs()),

@@ -51,6 +51,11 @@ def _like_prefix(prefix: str | None) -> str | None:
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+# GetQueueHealth counts due jobs as the queued count less those not yet due while these are
+# fewer than this (one short index range), else counts the due ones (queue_health).
+NOT_DUE_BOUND = 10_000
+
+
 class AdminQueue:
     """Operator queries over an asyncpg pool. `now` parameters exist so tests control time."""
 
@@ -156,6 +161,7 @@ class AdminQueue:
                 expiring_ms=round(expiring_within * 1000),
                 stuck_ms=round(stuck_after * 1000),
                 now=now,
+                not_due_bound=NOT_DUE_BOUND,
             )
         assert health is not None  # one row, always
         return health
