@@ -11,10 +11,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
-from crawlfleet.common.states import JobState
 from crawlfleet.coordinator.errors import JobNotFound
 from crawlfleet.coordinator.storage import statements as q
 from crawlfleet.coordinator.storage.admin_rows import (
@@ -184,19 +184,19 @@ class AdminQueue:
 
     async def list_jobs(self, flt: JobFilterValues, *, before_id: int, limit: int) -> list[JobSummary]:
         """Jobs matching the filter with id < before_id, newest first."""
+        common: dict[str, Any] = {
+            "kind": flt.kind,
+            "url_like": _like_prefix(flt.url_prefix),
+            "created_after": flt.created_after,
+            "created_before": flt.created_before,
+            "error_like": _like_prefix(flt.error_type),
+            "before_id": before_id,
+            "limit": limit,
+        }
         async with connection(self._pool) as conn:
-            return await q.JOB_LIST_FILTERED.fetch(
-                conn,
-                states=list(flt.states),
-                kind=flt.kind,
-                url_like=_like_prefix(flt.url_prefix),
-                created_after=flt.created_after,
-                created_before=flt.created_before,
-                error_like=_like_prefix(flt.error_type),
-                before_id=before_id,
-                limit=limit,
-                finished_only=bool(flt.states) and all(JobState(s).is_terminal for s in flt.states),
-            )
+            if flt.states:
+                return await q.JOB_LIST_BY_STATE.fetch(conn, states=list(flt.states), **common)
+            return await q.JOB_LIST_FILTERED.fetch(conn, states=[], finished_only=False, **common)
 
     async def requeue_dead(
         self,

@@ -265,6 +265,11 @@ QUEUE_OLDEST_DUE = statement("queue_oldest_due", returns=OldestDue, params=("now
 WORKER_LIST_SEEN = statement("worker_list_seen", returns=WorkerRow, params=("since",))
 QUEUE_ACTIVITY_BY_MINUTE = statement("queue_activity_by_minute", returns=ActivityMinute, params=("since", "until"))
 # *_like: a LIKE pattern that matches a prefix literally.
+JOB_LIST_BY_STATE = statement(
+    "job_list_by_state",
+    returns=JobSummary,
+    params=("states", "kind", "url_like", "created_after", "created_before", "error_like", "before_id", "limit"),
+)
 JOB_LIST_FILTERED = statement(
     "job_list_filtered",
     returns=JobSummary,

@@ -71,7 +71,7 @@ ORDER BY w.last_seen_at DESC
 LIMIT 10000;
 
 -- name: job_list_filtered
--- Newest first from a cursor. Params: states (empty = any), kind, url prefix, created after,
+-- Newest first from a cursor; ListJobs without a state filter (with one: job_list_by_state). Params: states (empty = any), kind, url prefix, created after,
 -- created before, error type, before id (cursor), limit; last, whether every state asked for is a
 -- terminal one: then the page is a backward walk of jobs_finished from the cursor, and jobs of
 -- other states (a queued backlog newer than the history) are never read.
@@ -86,6 +86,57 @@ WHERE (cardinality($1::job_state[]) = 0 OR state = ANY($1::job_state[]))
   AND ($6::text IS NULL OR last_error LIKE $6 || ':%')
   AND (NOT $9::boolean OR finished_at IS NOT NULL)
   AND id < $7
+ORDER BY id DESC
+LIMIT $8;
+
+-- name: job_list_by_state
+-- ListJobs filtered by state: newest first from a cursor, one walk per state asked for, in that
+-- state's own id order, merged. Queued jobs walk jobs_queued_id, leased ones are few (in flight),
+-- finished ones walk their state's range of jobs_finished (state, id): ordered by (state, id),
+-- which the primary key cannot give, so no plan walks the primary key back over every newer job
+-- of another state (a backlog newer than the history: the planner, seeing a state that is most
+-- of the table, expects the next match at once) or sorts a whole state. A page costs its
+-- rows and the rows the other filters skip, never the history of other states.
+-- Params: states (not empty), kind, url prefix, created after, created before, error type, before
+-- id (cursor), limit.
+SELECT * FROM (
+    (SELECT id, kind, state, spec, target_url, attempt, max_attempts, created_at, run_at, leased_at,
+           lease_expires_at, leased_by, finished_at, last_error, cancel_requested
+    FROM jobs
+    WHERE 'queued' = ANY($1::job_state[]) AND state = 'queued' AND id < $7
+      AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR target_url LIKE $3 || '%')
+      AND ($4::timestamptz IS NULL OR created_at >= $4) AND ($5::timestamptz IS NULL OR created_at < $5)
+      AND ($6::text IS NULL OR last_error LIKE $6 || ':%')
+    ORDER BY id DESC
+    LIMIT $8)
+    UNION ALL
+    (SELECT id, kind, state, spec, target_url, attempt, max_attempts, created_at, run_at, leased_at,
+           lease_expires_at, leased_by, finished_at, last_error, cancel_requested
+    FROM jobs
+    WHERE 'leased' = ANY($1::job_state[]) AND state = 'leased' AND id < $7
+      AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR target_url LIKE $3 || '%')
+      AND ($4::timestamptz IS NULL OR created_at >= $4) AND ($5::timestamptz IS NULL OR created_at < $5)
+      AND ($6::text IS NULL OR last_error LIKE $6 || ':%')
+    ORDER BY id DESC
+    LIMIT $8)
+    UNION ALL
+    (SELECT finished.*
+    FROM unnest($1::job_state[]) AS asked(state)
+    CROSS JOIN LATERAL (
+        SELECT id, kind, state, spec, target_url, attempt, max_attempts, created_at, run_at, leased_at,
+           lease_expires_at, leased_by, finished_at, last_error, cancel_requested
+        FROM jobs
+        -- = ANY of one state, not =: equality would make state a constant of the ordering,
+        -- which the primary key would then satisfy.
+        WHERE state = ANY(ARRAY[asked.state]) AND finished_at IS NOT NULL AND id < $7
+          AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR target_url LIKE $3 || '%')
+      AND ($4::timestamptz IS NULL OR created_at >= $4) AND ($5::timestamptz IS NULL OR created_at < $5)
+      AND ($6::text IS NULL OR last_error LIKE $6 || ':%')
+        ORDER BY state DESC, id DESC
+        LIMIT $8
+    ) AS finished
+    WHERE asked.state NOT IN ('queued', 'leased'))
+) AS page
 ORDER BY id DESC
 LIMIT $8;
 
