@@ -287,9 +287,10 @@ SELECT count(*) AS jobs, (SELECT hosts FROM woken) AS hosts_woken FROM made;
 
 -- name: crawl_purge_ended
 -- Retention of crawls: an ended crawl that ended before $1 and has no job left (retention removed
--- them all) goes, with its seen set (crawl_urls), its per-host and per-path counts and its kept
--- job counts. Up to $2 rows of each of those per call, so a crawl of millions of URLs goes over
--- several short transactions; the crawl's row goes with the call that leaves none of them. One
+-- them all) goes, with its seen set (crawl_urls), its per-path and per-host counts and its kept
+-- job counts. Up to $2 seen URLs and per-path counts per call, so a crawl of millions of URLs
+-- goes over several short transactions; the crawl's row goes (its per-host counts by cascade,
+-- one per host) with the call that leaves none of them. One
 -- crawl per call, skipping one another call holds. Returns the crawl, the seen URLs deleted and
 -- whether the crawl itself went. Params: ended before, limit.
 WITH doomed AS (
@@ -309,16 +310,10 @@ WITH doomed AS (
     WHERE p.crawl_id = (SELECT id FROM doomed)
       AND p.path_key = ANY(ARRAY(SELECT path_key FROM crawl_path_counts WHERE crawl_id = (SELECT id FROM doomed) LIMIT $2))
     RETURNING 1
-), hosts AS (
-    DELETE FROM crawl_host_counts AS h
-    WHERE h.crawl_id = (SELECT id FROM doomed)
-      AND h.host = ANY(ARRAY(SELECT host FROM crawl_host_counts WHERE crawl_id = (SELECT id FROM doomed) LIMIT $2))
-    RETURNING 1
 ), last_batch AS (
     -- An ended crawl gains no rows: a batch short of the limit took the last of them.
     SELECT id FROM doomed
     WHERE (SELECT count(*) FROM urls) < $2 AND (SELECT count(*) FROM paths) < $2
-      AND (SELECT count(*) FROM hosts) < $2
 ), kept_counts AS (
     DELETE FROM crawl_job_counts WHERE crawl_id = (SELECT id FROM last_batch)
 ), kept_deltas AS (
