@@ -139,7 +139,7 @@ async def remove_expired(
 
 async def remove_ended_crawls(admin: AdminQueue, ended_before: dt.datetime, batch: int) -> int:
     """Ended crawls whose jobs are all gone go too, with their seen sets; the crawls deleted.
-    A crawl whose jobs remain (any of them: dead ones kept longer, or its refresh's chain) stays,
+    A crawl with a job left (a dead one under a longer --dead-retention, say) stays whole,
     so GetCrawl never reports a crawl without the pages it lists."""
     deleted = 0
     while True:
