@@ -32,13 +32,28 @@ async def recounted(db: asyncpg.Pool, crawl_ids: list[int]) -> Counts:
     return {(r["crawl_id"], r["depth"], r["state"]): r["jobs"] for r in rows}
 
 
+async def errors_kept(db: asyncpg.Pool, crawl_ids: list[int]) -> dict[int, list[tuple[str, int]]]:
+    return {
+        c: [(r["error_type"], r["jobs"]) for r in await db.fetch(sql.query("crawl_error_counts"), c)] for c in crawl_ids
+    }
+
+
+async def errors_recounted(db: asyncpg.Pool, crawl_ids: list[int]) -> dict[int, list[tuple[str, int]]]:
+    query = (
+        "SELECT split_part(coalesce(last_error, state::text), ':', 1) AS error_type, count(*) AS jobs FROM jobs"
+        " WHERE crawl_id = $1 AND state IN ('dead', 'cancelled', 'skipped') GROUP BY 1 ORDER BY 2 DESC, 1"
+    )
+    return {c: [(r["error_type"], r["jobs"]) for r in await db.fetch(query, c)] for c in crawl_ids}
+
+
 async def assert_exact(db: asyncpg.Pool, crawl_ids: list[int]) -> None:
-    """Kept counts equal a recount, with the deltas pending and again once folded."""
-    actual = await recounted(db, crawl_ids)
-    assert await kept(db, crawl_ids) == actual
+    """Kept counts (by depth and state, and by error type) equal a recount, with the deltas pending
+    and again once folded."""
+    actual, errors = await recounted(db, crawl_ids), await errors_recounted(db, crawl_ids)
+    assert (await kept(db, crawl_ids), await errors_kept(db, crawl_ids)) == (actual, errors)
     await AdminQueue(db).fold_counts()
     assert await db.fetchval("SELECT count(*) FROM crawl_job_count_deltas") == 0
-    assert await kept(db, crawl_ids) == actual
+    assert (await kept(db, crawl_ids), await errors_kept(db, crawl_ids)) == (actual, errors)
 
 
 async def test_kept_counts_follow_every_move_of_a_crawls_jobs(coord: RunningCoordinator, db: asyncpg.Pool) -> None:
@@ -70,6 +85,7 @@ async def test_kept_counts_follow_every_move_of_a_crawls_jobs(coord: RunningCoor
     await assert_exact(db, ids)
     counts = await kept(db, ids)
     assert sum(n for (c, _, state), n in counts.items() if c == crawl_id and state == "cancelled") >= 1
+    assert {"cancelled", "http_4xx"} <= {error for error, _ in (await errors_kept(db, [crawl_id]))[crawl_id]}
     # Removed jobs leave the counts (retention deletes rows).
     await db.execute("DELETE FROM jobs WHERE crawl_id = $1 AND state = 'cancelled'", crawl_id)
     await assert_exact(db, ids)

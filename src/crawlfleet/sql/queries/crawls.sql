@@ -146,18 +146,18 @@ HAVING sum(n) <> 0;
 -- Folds the pending per-crawl deltas into crawl_job_counts (as job_count_fold does for the
 -- queue's), and drops the counts that reached zero. Coordinators may run it concurrently.
 WITH folded AS (
-    DELETE FROM crawl_job_count_deltas RETURNING crawl_id, depth, state, delta
+    DELETE FROM crawl_job_count_deltas RETURNING crawl_id, depth, state, error_type, delta
 ), summed AS (
-    SELECT crawl_id, depth, state, sum(delta) AS n FROM folded GROUP BY crawl_id, depth, state
+    SELECT crawl_id, depth, state, error_type, sum(delta) AS n FROM folded GROUP BY 1, 2, 3, 4
 ), upserted AS (
-    INSERT INTO crawl_job_counts AS c (crawl_id, depth, state, count)
-    SELECT crawl_id, depth, state, n FROM summed WHERE n <> 0
-    ON CONFLICT (crawl_id, depth, state) DO UPDATE SET count = c.count + excluded.count
-    RETURNING c.crawl_id, c.depth, c.state, c.count
+    INSERT INTO crawl_job_counts AS c (crawl_id, depth, state, error_type, count)
+    SELECT crawl_id, depth, state, error_type, n FROM summed WHERE n <> 0
+    ON CONFLICT (crawl_id, depth, state, error_type) DO UPDATE SET count = c.count + excluded.count
+    RETURNING c.crawl_id, c.depth, c.state, c.error_type, c.count
 )
 DELETE FROM crawl_job_counts AS c
 USING upserted AS u
-WHERE c.crawl_id = u.crawl_id AND c.depth = u.depth AND c.state = u.state AND u.count = 0;
+WHERE (c.crawl_id, c.depth, c.state, c.error_type) = (u.crawl_id, u.depth, u.state, u.error_type) AND u.count = 0;
 
 -- name: crawl_job_count_lock
 -- Holds off every writer's per-crawl deltas until the transaction ends (see job_count_lock).
@@ -174,17 +174,20 @@ DELETE FROM crawl_job_counts;
 -- Recounts every crawl's jobs into crawl_job_counts: the repair after jobs were written behind
 -- the triggers' back (triggers disabled). Run under crawl_job_count_lock, after
 -- crawl_job_count_clear.
-INSERT INTO crawl_job_counts (crawl_id, depth, state, count)
-SELECT crawl_id, coalesce(depth, 0), state, count(*) FROM jobs WHERE crawl_id IS NOT NULL GROUP BY 1, 2, 3;
+INSERT INTO crawl_job_counts (crawl_id, depth, state, error_type, count)
+SELECT crawl_id, coalesce(depth, 0), state, crawlfleet_job_error_type(state, last_error), count(*)
+FROM jobs WHERE crawl_id IS NOT NULL GROUP BY 1, 2, 3, 4;
 
 -- name: crawl_error_counts
--- Why the crawl's jobs ended without a page, most frequent first. The terminal states but
--- succeeded, named: three ranges of jobs_crawl (crawl_id, state, id), where "NOT IN (queued,
--- leased, succeeded)" read every job of the crawl (280 ms for a crawl of 2 million pages).
-SELECT split_part(coalesce(last_error, state::text), ':', 1) AS error_type, count(*) AS jobs
-FROM jobs
-WHERE crawl_id = $1 AND state IN ('dead', 'cancelled', 'skipped')
-GROUP BY 1
+-- Why the crawl's jobs ended without a page, most frequent first: the kept counts by error type
+-- (crawl_job_counts, with the deltas not folded yet), where counting the crawl's dead, cancelled
+-- and skipped jobs took 5 s for a crawl of ten million jobs.
+SELECT error_type, sum(n)::bigint AS jobs
+FROM (SELECT error_type, count AS n FROM crawl_job_counts WHERE crawl_id = $1 AND error_type <> ''
+      UNION ALL
+      SELECT error_type, delta FROM crawl_job_count_deltas WHERE crawl_id = $1 AND error_type <> '') AS parts
+GROUP BY error_type
+HAVING sum(n) <> 0
 ORDER BY 2 DESC, 1
 LIMIT 20;
 
