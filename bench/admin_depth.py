@@ -17,6 +17,10 @@ figures are min/median/max over rounds and deep/empty ratios of the medians. The
 (ANALYZE, BUFFERS) of each with the custom and the generic plan: shared buffers touched are a
 measure of the work that the machine's load does not blur.
 
+With --reuse the two databases get fixed names and are kept: the first run fills them, later ones
+(same --finished) apply the migrations added since and measure, so a change is compared against
+the same fill.
+
 Progress goes to stdout; the last line is one JSON object with the figures.
 """
 
@@ -47,13 +51,14 @@ import asyncpg
 from bench import depth, procs
 from bench.admin import literal, migrate
 from bench.queue import admin_execute, create_bench_database, drop_bench_database, say, with_database
-from crawlfleet.common.states import TERMINAL_STATE_NAMES
 from crawlfleet.coordinator.storage import sql
 
 MAX_ID = 2**63 - 1
 LIVE_QUEUED = 10_000
 LIVE_HOSTS = 100
 RECENT_FINISHED = 600
+# The databases --reuse fills once and measures again.
+KEPT = {"empty": "crawlfleet_bench_flat_empty_kept", "deep": "crawlfleet_bench_flat_deep_kept"}
 
 # The running crawl's jobs ($1: crawl, $2: now, $3: spec): 2,000 queued and 200 leased on 100 hosts.
 SEED_CRAWL_JOBS = """
@@ -113,6 +118,7 @@ class Seeded:
 def cases() -> list[Case]:
     q = sql.query
     listing = q("job_list_filtered")
+    by_state = q("job_list_by_state")
 
     def jobs(
         states: Sequence[str] = (),
@@ -124,8 +130,9 @@ def cases() -> list[Case]:
         # states, kind, url prefix, created after, created before, error type, before id, limit.
         def params(s: Seeded) -> Sequence[object]:
             after = s.now - dt.timedelta(hours=1) if window else None
-            finished_only = bool(states) and all(state in TERMINAL_STATE_NAMES for state in states)
-            return [list(states), kind, url, after, None, error, MAX_ID, 50, finished_only]
+            if states:  # job_list_by_state, as the coordinator runs it
+                return [list(states), kind, url, after, None, error, MAX_ID, 50]
+            return [[], kind, url, after, None, error, MAX_ID, 50, False]
 
         return params
 
@@ -139,15 +146,15 @@ def cases() -> list[Case]:
         ),
         Case("GetQueueStats (job_count_by_kind_state)", q("job_count_by_kind_state"), lambda s: []),
         Case("count folding (job_count_fold)", q("job_count_fold"), lambda s: [], mutating=True),
-        Case("GetQueueHealth (queue_health)", q("queue_health"), lambda s: [10_000, 2_000, None]),
+        Case("GetQueueHealth (queue_health)", q("queue_health"), lambda s: [10_000, 2_000, None, 10_000]),
         Case("queue gauges (queue_oldest_due)", q("queue_oldest_due"), lambda s: [None]),
         Case("GetQueueHealth (worker_list_seen)", q("worker_list_seen"), lambda s: [s.now - dt.timedelta(minutes=5)]),
         Case("ListJobs first page", listing, jobs()),
-        Case("ListJobs state=queued", listing, jobs(["queued"])),
-        Case("ListJobs state=leased", listing, jobs(["leased"])),
-        Case("ListJobs state=succeeded", listing, jobs(["succeeded"])),
-        Case("dead list (ListJobs state=dead)", listing, jobs(["dead"])),
-        Case("dead list error_type=http_5xx", listing, jobs(["dead"], error=r"http\_5xx")),
+        Case("ListJobs state=queued", by_state, jobs(["queued"])),
+        Case("ListJobs state=leased", by_state, jobs(["leased"])),
+        Case("ListJobs state=succeeded", by_state, jobs(["succeeded"])),
+        Case("dead list (ListJobs state=dead)", by_state, jobs(["dead"])),
+        Case("dead list error_type=http_5xx", by_state, jobs(["dead"], error=r"http\_5xx")),
         Case("ListJobs kind=scrape", listing, jobs(kind="scrape")),
         Case("ListJobs url_prefix", listing, jobs(url="https://live07.example/")),
         Case("ListJobs created in the last hour", listing, jobs(window=True)),
@@ -160,7 +167,7 @@ def cases() -> list[Case]:
         Case("host gauges (host_paused_by_reason)", q("host_paused_by_reason"), lambda s: [None]),
         Case("ListCrawls (crawl_list)", q("crawl_list"), lambda s: [None, 20, None]),
         Case("GetCrawl (crawl_get)", q("crawl_get"), lambda s: [s.crawl_id, None]),
-        Case("GetCrawl (crawl_job_counts)", q("crawl_job_counts"), lambda s: [s.crawl_id]),
+        Case("GetCrawl (crawl_job_counts)", q("crawl_job_counts"), lambda s: [[s.crawl_id]]),
         Case("GetCrawl (crawl_error_counts)", q("crawl_error_counts"), lambda s: [s.crawl_id]),
         Case("GetCrawl (crawl_recent_pages)", q("crawl_recent_pages"), lambda s: [s.crawl_id, None]),
         Case("crawl finisher (crawl_finish_idle)", q("crawl_finish_idle"), lambda s: [None], mutating=True),
@@ -237,28 +244,88 @@ def spread(values: list[float]) -> dict[str, float]:
     return {"min": round(min(values), 3), "median": round(statistics.median(values), 3), "max": round(max(values), 3)}
 
 
+async def open_databases(args: argparse.Namespace) -> tuple[str, dict[str, str], bool]:
+    """The admin DSN, the two databases' DSNs, and whether they are filled and seeded already
+    (--reuse: kept ones of an earlier run, whose fill is marked by the deep one's comment)."""
+    if not args.reuse:
+        admin_dsn, empty_name, empty_dsn, _ = await create_bench_database("crawlfleet_bench_flat_empty")
+        deep_name = empty_name.replace("_empty_", "_deep_")
+        await admin_execute(admin_dsn, f"CREATE DATABASE {deep_name}")
+        return admin_dsn, {"empty": empty_dsn, "deep": with_database(admin_dsn, deep_name)}, False
+    admin_dsn, probe_name, _, _ = await create_bench_database("crawlfleet_bench_flat_probe")
+    await drop_bench_database(admin_dsn, probe_name)
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        marks = {
+            name: await conn.fetchval(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1", kept
+            )
+            for name, kept in KEPT.items()
+        }
+        filled = marks["deep"] == fill_mark(args.finished) and marks["empty"] == fill_mark(0)
+        if not filled:
+            for kept in KEPT.values():
+                await conn.execute(f"DROP DATABASE IF EXISTS {kept} WITH (FORCE)")
+                await conn.execute(f"CREATE DATABASE {kept}")
+    finally:
+        await conn.close()
+    return admin_dsn, {name: with_database(admin_dsn, kept) for name, kept in KEPT.items()}, filled
+
+
+def fill_mark(finished: int) -> str:
+    return f"admin_depth fill: {finished} finished"
+
+
+async def seeded(db: asyncpg.Connection) -> Seeded:
+    """The seeds of seed_live, read back from a kept database: the running crawl, its first leased job."""
+    row = await db.fetchrow(
+        "SELECT id, created_at + interval '1 minute' AS now FROM crawls"
+        " WHERE state = 'running' ORDER BY id DESC LIMIT 1"
+    )
+    assert row is not None, "a kept database without its running crawl"
+    live_job_id = int(await db.fetchval("SELECT min(id) FROM jobs WHERE state = 'leased'"))
+    return Seeded(now=row["now"], crawl_id=int(row["id"]), live_job_id=live_job_id)
+
+
 async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
-    admin_dsn, empty_name, empty_dsn, _ = await create_bench_database("crawlfleet_bench_flat_empty")
-    deep_name = empty_name.replace("_empty_", "_deep_")
-    await admin_execute(admin_dsn, f"CREATE DATABASE {deep_name}")
-    deep_dsn = with_database(admin_dsn, deep_name)
+    admin_dsn, dsns, reused = await open_databases(args)
     children: list[procs.Child] = []
     load_start = os.getloadavg()[0]
     try:
-        for dsn in (empty_dsn, deep_dsn):
+        # On kept databases this applies the migrations added since they were filled.
+        for dsn in dsns.values():
             await migrate(dsn, log_dir, children)
         settings = {"jit": "off"}
-        empty = await asyncpg.connect(empty_dsn, server_settings=settings)
-        deep = await asyncpg.connect(deep_dsn, server_settings=settings)
+        empty = await asyncpg.connect(dsns["empty"], server_settings=settings)
+        deep = await asyncpg.connect(dsns["deep"], server_settings=settings)
         try:
-            # History first, as it would be: the live work came after the week-long crawl.
-            say(f"filling {args.finished:,} finished jobs into {deep_name}")
-            filled = await depth.fill(deep, queued=0, finished=args.finished, say=say)
             seeds = {}
-            for name, db in (("empty", empty), ("deep", deep)):
-                seeds[name] = await seed_live(db)
-                await db.execute("VACUUM ANALYZE", timeout=None)
-            say("seeded both databases with the same live work")
+            if reused:
+                say(f"reusing the filled databases {', '.join(KEPT.values())}")
+                filled = depth.DepthFill(
+                    queued=0,
+                    finished=args.finished,
+                    fill_s=0.0,
+                    vacuum_s=0.0,
+                    crawl_id=await deep.fetchval("SELECT min(id) FROM crawls"),
+                    first_id=1,
+                    last_id=args.finished,
+                )
+                for name, db in (("empty", empty), ("deep", deep)):
+                    seeds[name] = await seeded(db)
+                    await db.execute("ANALYZE", timeout=None)
+            else:
+                # History first, as it would be: the live work came after the week-long crawl.
+                say(f"filling {args.finished:,} finished jobs into the deep database")
+                filled = await depth.fill(deep, queued=0, finished=args.finished, say=say)
+                for name, db in (("empty", empty), ("deep", deep)):
+                    seeds[name] = await seed_live(db)
+                    await db.execute("VACUUM ANALYZE", timeout=None)
+                if args.reuse:
+                    for name, db in (("empty", empty), ("deep", deep)):
+                        mark = fill_mark(args.finished if name == "deep" else 0)
+                        await db.execute(f"COMMENT ON DATABASE {KEPT[name]} IS {literal(mark)}")
+                say("seeded both databases with the same live work")
             sizes = await deep.fetchrow(
                 "SELECT pg_size_pretty(pg_total_relation_size('jobs')) AS jobs,"
                 " pg_size_pretty(pg_total_relation_size('job_attempts')) AS attempts,"
@@ -310,11 +377,11 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
         }
     finally:
         procs.kill_all(children)
-        if args.keep:
-            say(f"kept for a look: {empty_dsn} {deep_dsn}")
+        if args.keep or args.reuse:
+            say(f"kept: {dsns['empty']} {dsns['deep']}")
         else:
-            await drop_bench_database(admin_dsn, empty_name)
-            await drop_bench_database(admin_dsn, deep_name)
+            for dsn in dsns.values():
+                await drop_bench_database(admin_dsn, dsn.rsplit("/", 1)[1].split("?")[0])
 
 
 def depth_crawl_report(crawl_id: int | None) -> list[tuple[str, str, list[object]]]:
@@ -322,10 +389,12 @@ def depth_crawl_report(crawl_id: int | None) -> list[tuple[str, str, list[object
     if crawl_id is None:
         return []
     q = sql.query
-    return [
-        (f"GetCrawl of the history crawl ({name})", q(name), [crawl_id, *extra])
-        for name, extra in (("crawl_job_counts", []), ("crawl_error_counts", []), ("crawl_recent_pages", [None]))
+    calls: list[tuple[str, list[object]]] = [
+        ("crawl_job_counts", [[crawl_id]]),
+        ("crawl_error_counts", [crawl_id]),
+        ("crawl_recent_pages", [crawl_id, None]),
     ]
+    return [(f"GetCrawl of the history crawl ({name})", q(name), params) for name, params in calls]
 
 
 def main() -> None:
@@ -334,6 +403,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds over every query and both databases")
     parser.add_argument("--calls", type=int, default=15, help="calls per query, database and round")
     parser.add_argument("--keep", action="store_true", help="keep both databases (to EXPLAIN by hand)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="fill two fixed databases once and keep them; later runs with the same --finished only migrate and"
+        " measure them (before/after a change on the same fill)",
+    )
     args = parser.parse_args()
     if min(args.rounds, args.calls) < 1 or args.finished < 0:
         sys.exit("--rounds and --calls must be at least 1, --finished not negative")

@@ -131,7 +131,7 @@ async def test_every_page_shows_what_the_admin_api_says(fleet: Fleet, browser: B
     await expect(page.locator("tr[data-host]")).to_have_count(1)
     console.assert_clean("the hosts page")
 
-    # Crawls: the list and the running crawl's figures are GetCrawl's, the depth histogram drawn.
+    # Crawls: the list's counts (ListCrawls') agree with GetCrawl's, the depth histogram drawn.
     crawl = (await fleet.crawls.GetCrawl(crawls_pb2.GetCrawlRequest(crawl_id=fleet.crawl_id), metadata=md)).crawl
     assert crawl.state == crawls_pb2.CRAWL_STATE_RUNNING and crawl.succeeded >= 1 and crawl.queued >= 1
     await page.get_by_role("link", name="Crawls", exact=True).click()

@@ -3,6 +3,8 @@ of finished jobs never reads the queued backlog newer than it, an export page ne
 jobs between results, a retention batch reads its batch, not the history kept, and the
 coordinator's oldest-due gauge reads one entry of the backlog.
 
+Pages by state are checked for order and cursor too.
+
 Each statement runs more than five times on one connection before it is explained, so the plan
 checked is the one the plan cache settled on (a generic plan may replace the custom ones)."""
 
@@ -69,21 +71,49 @@ class _RollBack(Exception):
         self.plan = plan
 
 
-async def test_pages_of_finished_jobs_never_read_the_newer_backlog(db: asyncpg.Pool) -> None:
-    await db.execute(INSERT_JOBS, 300, "succeeded", "2 hours")
+async def test_pages_by_state_read_their_page_whatever_lies_around_them(db: asyncpg.Pool) -> None:
+    await db.execute(INSERT_JOBS, 300, "succeeded", "3 hours")
+    await db.execute(INSERT_JOBS, BACKLOG, "queued", "2 hours")  # older than the history after it
+    await db.execute(INSERT_JOBS, 3000, "succeeded", "2 hours")
     await db.execute(INSERT_JOBS, 60, "dead", "2 hours")
+    await db.execute(INSERT_JOBS, BACKLOG, "queued", "1 minute")  # and newer
+    await db.execute("ANALYZE jobs")
+    async with db.acquire() as conn:
+        for states in ("{succeeded}", "{dead}", "{queued}", "{dead,succeeded}", "{queued,cancelled}"):
+            # states, kind, url prefix, created after, created before, error type, before id, limit.
+            params = [f"'{states}'", "NULL", "NULL", "NULL", "NULL", "NULL", str(MAX_ID), str(PAGE)]
+            plan = await settled_plan(conn, "job_list_by_state", params)
+            # A page per state asked for at most: none of the other states' rows.
+            assert rows_read(plan, "jobs") <= PAGE * (states.count(",") + 1), (states, plan)
+
+
+async def test_export_pages_never_read_the_newer_backlog(db: asyncpg.Pool) -> None:
+    await db.execute(INSERT_JOBS, 300, "succeeded", "2 hours")
     await db.execute(INSERT_JOBS, BACKLOG, "queued", "1 minute")
     await db.execute("ANALYZE jobs")
     async with db.acquire() as conn:
-        for state in ("succeeded", "dead"):
-            # states, kind, url prefix, created after, created before, error type, before id, limit, finished only.
-            params = [f"'{{{state}}}'", "NULL", "NULL", "NULL", "NULL", "NULL", str(MAX_ID), str(PAGE), "true"]
-            plan = await settled_plan(conn, "job_list_filtered", params)
-            # Finished rows at most (a small table may be read whole): none of the backlog.
-            assert rows_read(plan, "jobs") <= 360, plan
         # The export's first page: succeeded jobs from the start, none of the backlog.
         export = await settled_plan(conn, "result_list_after", ["0", "1000", "NULL", "100000000", "NULL", "NULL"])
         assert rows_read(export, "jobs") <= 300, export
+
+
+async def test_pages_by_state_are_newest_first_and_the_cursor_misses_nothing(db: asyncpg.Pool) -> None:
+    for state, count, ago in (("succeeded", 70, "3 hours"), ("queued", 40, "2 hours"), ("dead", 30, "1 hour")):
+        await db.execute(INSERT_JOBS, count, state, ago)
+    await db.execute(INSERT_JOBS, 35, "queued", "1 minute")
+    listing = sql.query("job_list_by_state")
+    for states in (["queued"], ["succeeded", "dead"], ["queued", "succeeded", "dead", "cancelled"]):
+        expected = [
+            r["id"]
+            for r in await db.fetch("SELECT id FROM jobs WHERE state = ANY($1::job_state[]) ORDER BY id DESC", states)
+        ]
+        seen: list[int] = []
+        cursor = MAX_ID
+        while page := await db.fetch(listing, states, None, None, None, None, None, cursor, 25):
+            assert len(page) <= 25
+            seen += [r["id"] for r in page]
+            cursor = page[-1]["id"]
+        assert seen == expected, states
 
 
 async def test_a_retention_batch_reads_its_batch_not_the_history_kept(db: asyncpg.Pool) -> None:

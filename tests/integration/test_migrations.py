@@ -36,6 +36,8 @@ EXPECTED_TABLES = {
     "crawl_host_policies",
     "crawl_host_counts",
     "crawl_path_counts",
+    "crawl_job_counts",
+    "crawl_job_count_deltas",
 }
 EXPECTED_INDEXES = {
     "jobs_available",

@@ -14,11 +14,13 @@ import pytest
 from crawlfleet.coordinator.metrics import CoordinatorMetrics
 from crawlfleet.coordinator.retention import Retention, remove_expired
 from crawlfleet.coordinator.storage.admin import AdminQueue
-from crawlfleet.v1 import admin_pb2, jobs_pb2
+from crawlfleet.coordinator.storage.crawls import CrawlStore
+from crawlfleet.v1 import admin_pb2, crawls_pb2, crawls_pb2_grpc, jobs_pb2
 from crawlfleet.v1 import job_queue_pb2 as pb
 from tests.conftest import RunningCoordinator, StartCoordinator
 from tests.helpers import assert_counts_exact, eventually, lease_request, noop, noop_result, scrape, seconds
-from tests.integration.jobs import enqueue, make_dead, make_succeeded
+from tests.integration.jobs import enqueue, fail, make_dead, make_succeeded
+from tests.integration.test_crawls import page_result
 
 HOUR = 3600.0
 THUMB_DATA = b"RIFF\x00\x00\x00\x00WEBPVP8 retention"
@@ -232,3 +234,38 @@ async def test_purge_jobs_is_the_same_removal_and_is_counted(coord: RunningCoord
     metrics = coord.coordinator.metrics
     assert removed(metrics, "succeeded", "purge") == 1 and removed(metrics, "dead", "purge") == 1
     assert removed(metrics, "succeeded") == 0
+
+
+async def test_an_ended_crawl_goes_with_its_seen_urls_once_retention_removed_all_its_jobs(
+    coord: RunningCoordinator, db: asyncpg.Pool
+) -> None:
+    start = crawls_pb2_grpc.CrawlsStub(coord.channel).StartCrawl
+    emptied = (
+        await start(
+            crawls_pb2.StartCrawlRequest(spec=crawls_pb2.CrawlSpec(seeds=[f"https://a.example/{n}" for n in range(5)]))
+        )
+    ).crawl_id
+    for job in (await coord.queue.Lease(lease_request(max_jobs=10))).jobs:
+        await coord.queue.Complete(pb.CompleteRequest(jobs=[page_result(job, [])]))
+    with_dead = (
+        await start(crawls_pb2.StartCrawlRequest(spec=crawls_pb2.CrawlSpec(seeds=["https://b.example/"])))
+    ).crawl_id
+    (job,) = (await coord.queue.Lease(lease_request())).jobs
+    await fail(coord, job)
+    assert sorted(await CrawlStore(db).finish_idle()) == [emptied, with_dead]
+    running = (
+        await start(crawls_pb2.StartCrawlRequest(spec=crawls_pb2.CrawlSpec(seeds=["https://c.example/"])))
+    ).crawl_id
+    await AdminQueue(db).fold_counts()
+    # Dead jobs are kept: the crawl that has one stays, with its seen set; batches of 2 rows.
+    retention = Retention(finished_seconds=HOUR, dead_seconds=None, batch=2)
+    await remove_expired(AdminQueue(db), retention, CoordinatorMetrics(), now=await db_now(db) + dt.timedelta(hours=2))
+    assert sorted(r["id"] for r in await db.fetch("SELECT id FROM crawls")) == [with_dead, running]
+    urls = {r["crawl_id"]: r["n"] for r in await db.fetch("SELECT crawl_id, count(*) AS n FROM crawl_urls GROUP BY 1")}
+    assert urls == {with_dead: 1, running: 1}
+    for table in ("crawl_job_counts", "crawl_job_count_deltas", "crawl_host_counts", "crawl_path_counts"):
+        assert await db.fetchval(f"SELECT count(*) FROM {table} WHERE crawl_id = $1", emptied) == 0, table
+    # A crawl that ended within the limit stays too, even without jobs.
+    await db.execute("DELETE FROM jobs WHERE crawl_id = $1", with_dead)
+    await remove_expired(AdminQueue(db), retention, CoordinatorMetrics(), now=await db_now(db))
+    assert await db.fetchval("SELECT count(*) FROM crawls WHERE id = $1", with_dead) == 1

@@ -541,7 +541,9 @@ class ListCrawlsResponse(_message.Message):
     next_page_token: _builtins.str
     @_builtins.property
     def crawls(self) -> _containers.RepeatedCompositeFieldContainer[Global___Crawl]:
-        """Without errors and depths (GetCrawl has them)."""
+        """With their job counts by state (queued, leased, succeeded, failed), as GetCrawl gives them;
+        without errors, depths and pages_per_second (GetCrawl has them).
+        """
 
     def __init__(
         self,

@@ -128,8 +128,32 @@ async def remove_expired(
     admin: AdminQueue, retention: Retention, metrics: CoordinatorMetrics, *, now: dt.datetime | None = None
 ) -> dict[str, int]:
     """One pass: batches of each rule until one comes back short, or until another coordinator
-    holds the turn (it carries on). Returns the jobs deleted by state."""
+    holds the turn (it carries on); then the crawls that ended before --retention and have no job
+    left. Returns the jobs deleted by state."""
     now = now or dt.datetime.now(dt.UTC)
+    removed = await _remove_expired_jobs(admin, retention, metrics, now)
+    if retention.finished_seconds is not None:  # crawls take no turns: each call locks its crawl
+        await remove_ended_crawls(admin, now - dt.timedelta(seconds=retention.finished_seconds), retention.batch)
+    return removed
+
+
+async def remove_ended_crawls(admin: AdminQueue, ended_before: dt.datetime, batch: int) -> int:
+    """Ended crawls whose jobs are all gone go too, with their seen sets; the crawls deleted.
+    A crawl with a job left (a dead one under a longer --dead-retention, say) stays whole,
+    so GetCrawl never reports a crawl without the pages it lists."""
+    deleted = 0
+    while True:
+        purged = await admin.purge_ended_crawl(ended_before=ended_before, limit=batch)
+        if purged.crawl_id is None:
+            return deleted
+        if purged.deleted:
+            deleted += 1
+            log.info("retention: deleted crawl %d (its jobs were all removed)", purged.crawl_id)
+
+
+async def _remove_expired_jobs(
+    admin: AdminQueue, retention: Retention, metrics: CoordinatorMetrics, now: dt.datetime
+) -> dict[str, int]:
     removed: dict[str, int] = {}
     for states, seconds in retention.rules():
         bound = now - dt.timedelta(seconds=seconds)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from crawlfleet.coordinator.api import convert
 from crawlfleet.coordinator.crawling.host_policies import crawl_host_policy
-from crawlfleet.coordinator.storage.crawl_rows import CrawlRow
+from crawlfleet.coordinator.storage.crawl_rows import CrawlJobCount, CrawlRow
 from crawlfleet.coordinator.storage.crawls import CrawlReport
 from crawlfleet.v1 import crawls_pb2 as pb
 
@@ -12,8 +14,9 @@ from crawlfleet.v1 import crawls_pb2 as pb
 _FAILED = frozenset({"dead", "cancelled", "skipped"})
 
 
-def crawl_message(row: CrawlRow, report: CrawlReport | None = None) -> pb.Crawl:
-    """The crawl; with its report, its job counts, rate, errors and depths too."""
+def crawl_message(row: CrawlRow, report: CrawlReport | None = None, counts: Sequence[CrawlJobCount] = ()) -> pb.Crawl:
+    """The crawl with its job counts by state (`counts`, or the report's); with its report, its
+    rate, errors and depths too."""
     spec = pb.CrawlSpec.FromString(row.spec)
     policy = crawl_host_policy(spec)
     crawl = pb.Crawl(
@@ -30,10 +33,8 @@ def crawl_message(row: CrawlRow, report: CrawlReport | None = None) -> pb.Crawl:
         refreshed_by=row.refreshed_by or 0,
         policy_patterns=policy.patterns if policy else [],
     )
-    if report is None:
-        return crawl
     depths: dict[int, pb.DepthCount] = {}
-    for count in report.counts:
+    for count in report.counts if report is not None else counts:
         depth = depths.setdefault(count.depth, pb.DepthCount(depth=count.depth))
         if count.state in _FAILED:
             depth.failed += count.jobs
@@ -41,6 +42,8 @@ def crawl_message(row: CrawlRow, report: CrawlReport | None = None) -> pb.Crawl:
         elif count.state in ("queued", "leased", "succeeded"):
             setattr(depth, count.state, getattr(depth, count.state) + count.jobs)
             setattr(crawl, count.state, getattr(crawl, count.state) + count.jobs)
+    if report is None:
+        return crawl
     crawl.depths.extend(depths[d] for d in sorted(depths))
     crawl.errors.extend(pb.ErrorCount(error_type=e.error_type, jobs=e.jobs) for e in report.errors)
     crawl.pages_per_second = report.recent_pages / 60

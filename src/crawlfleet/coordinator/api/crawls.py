@@ -102,8 +102,8 @@ class CrawlsServicer(crawls_pb2_grpc.CrawlsServicer):
         more = len(rows) > size
         rows = rows[:size]
         return pb.ListCrawlsResponse(
-            crawls=[crawl_message(row) for row in rows],
-            next_page_token=str(rows[-1].id) if more else "",
+            crawls=[crawl_message(row, counts=counts) for row, counts in rows],
+            next_page_token=str(rows[-1][0].id) if more else "",
         )
 
     @handles_errors

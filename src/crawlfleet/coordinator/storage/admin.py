@@ -11,10 +11,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
-from crawlfleet.common.states import JobState
 from crawlfleet.coordinator.errors import JobNotFound
 from crawlfleet.coordinator.storage import statements as q
 from crawlfleet.coordinator.storage.admin_rows import (
@@ -29,6 +29,7 @@ from crawlfleet.coordinator.storage.admin_rows import (
     StoredThumbnail,
     WorkerRow,
 )
+from crawlfleet.coordinator.storage.crawl_rows import CrawlPurged
 from crawlfleet.coordinator.storage.translate import connection
 
 
@@ -49,6 +50,11 @@ def _like_prefix(prefix: str | None) -> str | None:
     if prefix is None:
         return None
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# GetQueueHealth counts due jobs as the queued count less those not yet due while these are
+# fewer than this (one short index range), else counts the due ones (queue_health).
+NOT_DUE_BOUND = 10_000
 
 
 class AdminQueue:
@@ -119,13 +125,20 @@ class AdminQueue:
     async def fold_counts(self) -> None:
         async with connection(self._pool) as conn:
             await q.JOB_COUNT_FOLD.execute(conn)
+            await q.CRAWL_JOB_COUNT_FOLD.execute(conn)
 
     async def rebuild_counts(self) -> None:
-        """Recount every job (a full scan): repairs counts after SQL written behind the queue's back."""
+        """Recount every job, and every crawl's jobs (full scans): repairs counts after SQL written
+        behind the queue's back."""
         async with connection(self._pool) as conn, conn.transaction():
             await q.JOB_COUNT_LOCK.execute(conn)
             await q.JOB_COUNT_CLEAR.execute(conn)
             await q.JOB_COUNT_REBUILD.execute(conn)
+        # Apart: holding both tables' locks at once could deadlock with a writer holding the other.
+        async with connection(self._pool) as conn, conn.transaction():
+            await q.CRAWL_JOB_COUNT_LOCK.execute(conn)
+            await q.CRAWL_JOB_COUNT_CLEAR.execute(conn)
+            await q.CRAWL_JOB_COUNT_REBUILD.execute(conn)
 
     async def counts(self) -> dict[tuple[str, str], int]:
         """Exact job counts by (kind, state)."""
@@ -149,6 +162,7 @@ class AdminQueue:
                 expiring_ms=round(expiring_within * 1000),
                 stuck_ms=round(stuck_after * 1000),
                 now=now,
+                not_due_bound=NOT_DUE_BOUND,
             )
         assert health is not None  # one row, always
         return health
@@ -171,19 +185,19 @@ class AdminQueue:
 
     async def list_jobs(self, flt: JobFilterValues, *, before_id: int, limit: int) -> list[JobSummary]:
         """Jobs matching the filter with id < before_id, newest first."""
+        common: dict[str, Any] = {
+            "kind": flt.kind,
+            "url_like": _like_prefix(flt.url_prefix),
+            "created_after": flt.created_after,
+            "created_before": flt.created_before,
+            "error_like": _like_prefix(flt.error_type),
+            "before_id": before_id,
+            "limit": limit,
+        }
         async with connection(self._pool) as conn:
-            return await q.JOB_LIST_FILTERED.fetch(
-                conn,
-                states=list(flt.states),
-                kind=flt.kind,
-                url_like=_like_prefix(flt.url_prefix),
-                created_after=flt.created_after,
-                created_before=flt.created_before,
-                error_like=_like_prefix(flt.error_type),
-                before_id=before_id,
-                limit=limit,
-                finished_only=bool(flt.states) and all(JobState(s).is_terminal for s in flt.states),
-            )
+            if flt.states:
+                return await q.JOB_LIST_BY_STATE.fetch(conn, states=list(flt.states), **common)
+            return await q.JOB_LIST_FILTERED.fetch(conn, states=[], finished_only=False, **common)
 
     async def requeue_dead(
         self,
@@ -207,6 +221,14 @@ class AdminQueue:
                 limit=limit,
             )
         return sorted(job.id for job in requeued)
+
+    async def purge_ended_crawl(self, *, ended_before: dt.datetime, limit: int) -> CrawlPurged:
+        """One short transaction of crawl retention: up to `limit` seen URLs (and per-host and
+        per-path counts) of an ended crawl without jobs, and the crawl once none are left."""
+        async with connection(self._pool) as conn:
+            purged = await q.CRAWL_PURGE_ENDED.fetch_one(conn, ended_before=ended_before, limit=limit)
+        assert purged is not None  # one row, always
+        return purged
 
     async def purge(
         self, *, states: Sequence[str], finished_before: dt.datetime, limit: int, wait: bool = True

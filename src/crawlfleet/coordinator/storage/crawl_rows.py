@@ -50,6 +50,7 @@ class CrawlRow(NamedTuple):
 
 
 class CrawlJobCount(NamedTuple):
+    crawl_id: int
     depth: int
     state: str
     jobs: int
@@ -62,6 +63,17 @@ class CrawlErrorCount(NamedTuple):
 
 class RecentPages(NamedTuple):
     pages: int
+
+
+class CrawlStopped(NamedTuple):
+    id: int
+    state: str
+
+
+class CrawlJobsCancelled(NamedTuple):
+    cancelled_jobs: int
+    stopping_jobs: int
+    finished_notified: int
 
 
 class CrawlCancelOutcome(NamedTuple):
@@ -89,3 +101,11 @@ class PageDepth(NamedTuple):
     """A crawl page's depth now (crawl_page_depth)."""
 
     depth: int
+
+
+class CrawlPurged(NamedTuple):
+    """crawl_id None: no ended crawl was due."""
+
+    crawl_id: int | None
+    deleted_urls: int
+    deleted: bool

@@ -279,20 +279,34 @@ class CrawlStore:
             crawl = await q.CRAWL_GET.fetch_one(conn, crawl_id=crawl_id, owner=owner)
             if crawl is None:
                 return None
-            counts = await q.CRAWL_JOB_COUNTS.fetch(conn, crawl_id=crawl_id)
+            counts = await q.CRAWL_JOB_COUNTS.fetch(conn, crawl_ids=[crawl_id])
             errors = await q.CRAWL_ERROR_COUNTS.fetch(conn, crawl_id=crawl_id)
             recent = await q.CRAWL_RECENT_PAGES.fetch_one(conn, crawl_id=crawl_id, now=now)
         return CrawlReport(crawl, counts, errors, recent.pages if recent else 0)
 
-    async def page(self, *, before_id: int | None, limit: int, owner: str | None) -> list[CrawlRow]:
+    async def page(
+        self, *, before_id: int | None, limit: int, owner: str | None
+    ) -> list[tuple[CrawlRow, list[CrawlJobCount]]]:
+        """A page of crawls, newest first, each with its job counts (kept counts: cheap at any size)."""
         async with connection(self._pool) as conn:
-            return await q.CRAWL_LIST.fetch(conn, before_id=before_id, limit=limit, owner=owner)
+            rows = await q.CRAWL_LIST.fetch(conn, before_id=before_id, limit=limit, owner=owner)
+            counts = await q.CRAWL_JOB_COUNTS.fetch(conn, crawl_ids=[row.id for row in rows]) if rows else []
+        by_crawl: dict[int, list[CrawlJobCount]] = {row.id: [] for row in rows}
+        for count in counts:
+            by_crawl[count.crawl_id].append(count)
+        return [(row, by_crawl[row.id]) for row in rows]
 
     async def cancel(self, crawl_id: int, *, owner: str | None, now: dt.datetime | None = None) -> CrawlCancelOutcome:
+        """Stop the crawl, then (a transaction apart: see crawl_cancel) cancel its live jobs."""
         async with connection(self._pool) as conn:
-            outcome = await q.CRAWL_CANCEL.fetch_one(conn, crawl_id=crawl_id, owner=owner, now=now)
-        assert outcome is not None  # one row, its id NULL for a missing crawl
-        return outcome
+            stopped = await q.CRAWL_CANCEL.fetch_one(conn, crawl_id=crawl_id, owner=owner, now=now)
+            if stopped is None:
+                return CrawlCancelOutcome(None, None, 0, 0, 0)
+            if stopped.state != "cancelled":
+                return CrawlCancelOutcome(stopped.id, stopped.state, 0, 0, 0)
+            jobs = await q.CRAWL_CANCEL_JOBS.fetch_one(conn, crawl_id=crawl_id, now=now)
+        assert jobs is not None  # one row, always
+        return CrawlCancelOutcome(stopped.id, stopped.state, *jobs)
 
     async def finish_idle(self, now: dt.datetime | None = None) -> list[int]:
         """Finish running crawls that have no queued or leased job left, and start the next round

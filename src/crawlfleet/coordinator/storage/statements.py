@@ -27,11 +27,13 @@ from crawlfleet.coordinator.storage.admin_rows import (
     WorkerRow,
 )
 from crawlfleet.coordinator.storage.crawl_rows import (
-    CrawlCancelOutcome,
     CrawlErrorCount,
     CrawlJobCount,
+    CrawlJobsCancelled,
+    CrawlPurged,
     CrawlRow,
     CrawlSpecRow,
+    CrawlStopped,
     DiscoverOutcome,
     FinishedCrawl,
     NewCrawl,
@@ -219,11 +221,17 @@ CRAWL_PREVIOUS_VALIDATORS = statement(
 CRAWL_PREVIOUS_RESULT = statement("crawl_previous_result", returns=PreviousResult, params=("crawl_id", "url"))
 CRAWL_SPEC_GET = statement("crawl_spec_get", returns=CrawlSpecRow, params=("crawl_id",))
 CRAWL_GET = statement("crawl_get", returns=CrawlRow, params=("crawl_id", "owner"))
-CRAWL_JOB_COUNTS = statement("crawl_job_counts", returns=CrawlJobCount, params=("crawl_id",))
+CRAWL_JOB_COUNTS = statement("crawl_job_counts", returns=CrawlJobCount, params=("crawl_ids",))
+CRAWL_JOB_COUNT_FOLD = statement("crawl_job_count_fold", returns=NoRows)
+CRAWL_JOB_COUNT_LOCK = statement("crawl_job_count_lock", returns=NoRows)
+CRAWL_JOB_COUNT_CLEAR = statement("crawl_job_count_clear", returns=NoRows)
+CRAWL_JOB_COUNT_REBUILD = statement("crawl_job_count_rebuild", returns=NoRows)
 CRAWL_ERROR_COUNTS = statement("crawl_error_counts", returns=CrawlErrorCount, params=("crawl_id",))
 CRAWL_RECENT_PAGES = statement("crawl_recent_pages", returns=RecentPages, params=("crawl_id", "now"))
 CRAWL_LIST = statement("crawl_list", returns=CrawlRow, params=("before_id", "limit", "owner"))
-CRAWL_CANCEL = statement("crawl_cancel", returns=CrawlCancelOutcome, params=("crawl_id", "owner", "now"))
+CRAWL_CANCEL = statement("crawl_cancel", returns=CrawlStopped, params=("crawl_id", "owner", "now"))
+CRAWL_CANCEL_JOBS = statement("crawl_cancel_jobs", returns=CrawlJobsCancelled, params=("crawl_id", "now"))
+CRAWL_PURGE_ENDED = statement("crawl_purge_ended", returns=CrawlPurged, params=("ended_before", "limit"))
 CRAWL_FINISH_IDLE = statement("crawl_finish_idle", returns=FinishedCrawl, params=("now",))
 CRAWL_SITEMAP_JOBS_INSERT = statement(
     "crawl_sitemap_jobs_insert", returns=SitemapJobsMade, params=("crawl_id", "urls", "hosts", "specs", "now")
@@ -262,11 +270,18 @@ JOB_COUNT_LOCK = statement("job_count_lock", returns=NoRows)
 JOB_COUNT_CLEAR = statement("job_count_clear", returns=NoRows)
 JOB_COUNT_REBUILD = statement("job_count_rebuild", returns=NoRows)
 JOB_COUNT_BY_KIND_STATE = statement("job_count_by_kind_state", returns=KindStateCount)
-QUEUE_HEALTH = statement("queue_health", returns=QueueHealth, params=("expiring_ms", "stuck_ms", "now"))
+QUEUE_HEALTH = statement(
+    "queue_health", returns=QueueHealth, params=("expiring_ms", "stuck_ms", "now", "not_due_bound")
+)
 QUEUE_OLDEST_DUE = statement("queue_oldest_due", returns=OldestDue, params=("now",))
 WORKER_LIST_SEEN = statement("worker_list_seen", returns=WorkerRow, params=("since",))
 QUEUE_ACTIVITY_BY_MINUTE = statement("queue_activity_by_minute", returns=ActivityMinute, params=("since", "until"))
 # *_like: a LIKE pattern that matches a prefix literally.
+JOB_LIST_BY_STATE = statement(
+    "job_list_by_state",
+    returns=JobSummary,
+    params=("states", "kind", "url_like", "created_after", "created_before", "error_like", "before_id", "limit"),
+)
 JOB_LIST_FILTERED = statement(
     "job_list_filtered",
     returns=JobSummary,

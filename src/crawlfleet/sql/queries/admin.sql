@@ -22,21 +22,34 @@ HAVING sum(n) <> 0;
 -- name: queue_health
 -- Leases count as expired (stuck) only once expired longer than the grace: the reaper ends them
 -- within its interval, and a lease a second past its expiry is not yet a sign of trouble.
--- Params: expiring within (ms), stuck grace (ms), now.
+-- Due jobs are exact, counted from the cheaper side: the kept queued count (job_counts plus the
+-- deltas not folded, which change in the same statements as the jobs, so they agree with the
+-- jobs in any snapshot) less the queued jobs not yet due, when those are fewer than $4 (one range
+-- of jobs_queued_run_at, stopped at $4); else the due ones themselves. A backlog of millions of
+-- due jobs then costs a handful of rows, not a walk of its index entries.
+-- Params: expiring within (ms), stuck grace (ms), now, bound on jobs not yet due.
+WITH clock AS (
+    SELECT coalesce($3::timestamptz, now()) AS now
+), queued AS (
+    SELECT coalesce(sum(n), 0)::bigint AS n
+    FROM (SELECT count AS n FROM job_counts WHERE state = 'queued'
+          UNION ALL
+          SELECT delta FROM job_count_deltas WHERE state = 'queued') AS parts
+), not_due AS (
+    SELECT count(*) AS n
+    FROM (SELECT 1 FROM jobs, clock WHERE state = 'queued' AND run_at > clock.now LIMIT $4::integer) AS later
+)
 SELECT
+    CASE WHEN not_due.n < $4::integer THEN queued.n - not_due.n
+         ELSE (SELECT count(*) FROM jobs WHERE state = 'queued' AND run_at <= clock.now) END AS due,
+    (SELECT min(run_at) FROM jobs WHERE state = 'queued' AND run_at <= clock.now) AS oldest_due_run_at,
     (SELECT count(*) FROM jobs
-      WHERE state = 'queued' AND run_at <= coalesce($3::timestamptz, now())) AS due,
-    (SELECT min(run_at) FROM jobs
-      WHERE state = 'queued' AND run_at <= coalesce($3::timestamptz, now())) AS oldest_due_run_at,
+      WHERE state = 'leased' AND lease_expires_at > clock.now
+        AND lease_expires_at <= clock.now + $1::integer * interval '1 millisecond') AS expiring_soon,
     (SELECT count(*) FROM jobs
-      WHERE state = 'leased' AND lease_expires_at > coalesce($3::timestamptz, now())
-        AND lease_expires_at <= coalesce($3::timestamptz, now()) + $1::integer * interval '1 millisecond')
-        AS expiring_soon,
-    (SELECT count(*) FROM jobs
-      WHERE state = 'leased'
-        AND lease_expires_at <= coalesce($3::timestamptz, now()) - $2::integer * interval '1 millisecond')
-        AS expired,
-    coalesce($3::timestamptz, now()) AS now;
+      WHERE state = 'leased' AND lease_expires_at <= clock.now - $2::integer * interval '1 millisecond') AS expired,
+    clock.now AS now
+FROM clock, queued, not_due;
 
 -- name: queue_oldest_due
 -- The run_at of the oldest due job, for the coordinator's gauge: one probe of jobs_queued_run_at,
@@ -58,7 +71,7 @@ ORDER BY w.last_seen_at DESC
 LIMIT 10000;
 
 -- name: job_list_filtered
--- Newest first from a cursor. Params: states (empty = any), kind, url prefix, created after,
+-- Newest first from a cursor; ListJobs without a state filter (with one: job_list_by_state). Params: states (empty = any), kind, url prefix, created after,
 -- created before, error type, before id (cursor), limit; last, whether every state asked for is a
 -- terminal one: then the page is a backward walk of jobs_finished from the cursor, and jobs of
 -- other states (a queued backlog newer than the history) are never read.
@@ -73,6 +86,57 @@ WHERE (cardinality($1::job_state[]) = 0 OR state = ANY($1::job_state[]))
   AND ($6::text IS NULL OR last_error LIKE $6 || ':%')
   AND (NOT $9::boolean OR finished_at IS NOT NULL)
   AND id < $7
+ORDER BY id DESC
+LIMIT $8;
+
+-- name: job_list_by_state
+-- ListJobs filtered by state: newest first from a cursor, one walk per state asked for, in that
+-- state's own id order, merged. Queued jobs walk jobs_queued_id, leased ones are few (in flight),
+-- finished ones walk their state's range of jobs_finished (state, id): ordered by (state, id),
+-- which the primary key cannot give, so no plan walks the primary key back over every newer job
+-- of another state (a backlog newer than the history: the planner, seeing a state that is most
+-- of the table, expects the next match at once) or sorts a whole state. A page costs its
+-- rows and the rows the other filters skip, never the history of other states.
+-- Params: states (not empty), kind, url prefix, created after, created before, error type, before
+-- id (cursor), limit.
+SELECT * FROM (
+    (SELECT id, kind, state, spec, target_url, attempt, max_attempts, created_at, run_at, leased_at,
+           lease_expires_at, leased_by, finished_at, last_error, cancel_requested
+    FROM jobs
+    WHERE 'queued' = ANY($1::job_state[]) AND state = 'queued' AND id < $7
+      AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR target_url LIKE $3 || '%')
+      AND ($4::timestamptz IS NULL OR created_at >= $4) AND ($5::timestamptz IS NULL OR created_at < $5)
+      AND ($6::text IS NULL OR last_error LIKE $6 || ':%')
+    ORDER BY id DESC
+    LIMIT $8)
+    UNION ALL
+    (SELECT id, kind, state, spec, target_url, attempt, max_attempts, created_at, run_at, leased_at,
+           lease_expires_at, leased_by, finished_at, last_error, cancel_requested
+    FROM jobs
+    WHERE 'leased' = ANY($1::job_state[]) AND state = 'leased' AND id < $7
+      AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR target_url LIKE $3 || '%')
+      AND ($4::timestamptz IS NULL OR created_at >= $4) AND ($5::timestamptz IS NULL OR created_at < $5)
+      AND ($6::text IS NULL OR last_error LIKE $6 || ':%')
+    ORDER BY id DESC
+    LIMIT $8)
+    UNION ALL
+    (SELECT finished.*
+    FROM unnest($1::job_state[]) AS asked(state)
+    CROSS JOIN LATERAL (
+        SELECT id, kind, state, spec, target_url, attempt, max_attempts, created_at, run_at, leased_at,
+           lease_expires_at, leased_by, finished_at, last_error, cancel_requested
+        FROM jobs
+        -- = ANY of one state, not =: equality would make state a constant of the ordering,
+        -- which the primary key would then satisfy.
+        WHERE state = ANY(ARRAY[asked.state]) AND finished_at IS NOT NULL AND id < $7
+          AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR target_url LIKE $3 || '%')
+      AND ($4::timestamptz IS NULL OR created_at >= $4) AND ($5::timestamptz IS NULL OR created_at < $5)
+      AND ($6::text IS NULL OR last_error LIKE $6 || ':%')
+        ORDER BY state DESC, id DESC
+        LIMIT $8
+    ) AS finished
+    WHERE asked.state NOT IN ('queued', 'leased'))
+) AS page
 ORDER BY id DESC
 LIMIT $8;
 
