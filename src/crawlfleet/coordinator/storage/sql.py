@@ -58,9 +58,6 @@ def query(name: str) -> str:
         raise KeyError(f"no query named {name!r} in {SQL_DIR / 'queries'}") from None
 
 
-PENDING_MIGRATIONS_FROM = 9000
-
-
 @cache
 def migrations() -> tuple[Migration, ...]:
     """The numbered migrations of sql/migrations, in order."""
@@ -71,9 +68,7 @@ def migrations() -> tuple[Migration, ...]:
             raise ValueError(f"migration file {path.name!r} is not named NNNN_name.sql")
         found.append(Migration(version=int(match.group(1)), name=match.group(2), sql=path.read_text(encoding="utf-8")))
     versions = [m.version for m in found]
-    # A branch's new migrations may carry numbers from 9000 until they are renumbered on merge.
-    numbered = [v for v in versions if v < PENDING_MIGRATIONS_FROM]
-    if numbered != list(range(1, len(numbered) + 1)):
+    if versions != list(range(1, len(found) + 1)):
         raise ValueError(f"migrations must be numbered 1..n without gaps, found {versions}")
     return tuple(found)
 
