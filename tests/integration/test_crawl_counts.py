@@ -1,4 +1,4 @@
-"""Kept per-crawl job counts (migration 9301): exact through every way a crawl's jobs move, folded
+"""Kept per-crawl job counts (migration 0018): exact through every way a crawl's jobs move, folded
 or not, and served by GetCrawl and ListCrawls alike."""
 
 from __future__ import annotations

@@ -133,7 +133,7 @@ FROM crawls
 WHERE id = $1 AND ($2::text IS NULL OR owner = $2::text);
 
 -- name: crawl_job_counts
--- The jobs of crawls $1 by depth and state: their kept counts (crawl_job_counts, migration 9301)
+-- The jobs of crawls $1 by depth and state: their kept counts (crawl_job_counts, migration 0018)
 -- plus the deltas not folded yet, exact and independent of how many jobs the crawls have.
 SELECT crawl_id, depth, state::text AS state, sum(n)::bigint AS jobs
 FROM (SELECT crawl_id, depth, state, count AS n FROM crawl_job_counts WHERE crawl_id = ANY($1::bigint[])
