@@ -72,15 +72,17 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-async def open_context(browser: Browser, *, user_agent: str | None) -> PooledContext:
-    """A context whose every request goes through the pooled context's current render."""
+async def open_context(browser: Browser, *, user_agent: str | None, anchored: bool = True) -> PooledContext:
+    """A context whose every request goes through the pooled context's current render; ``anchored``:
+    with its blank page open (for a context that serves more than one render)."""
     context = await browser.new_context(user_agent=user_agent, java_script_enabled=True, service_workers="block")
     pooled = PooledContext(context)
     await context.add_init_script(NO_WEBRTC_SCRIPT)
     await context.route("**/*", pooled.route)
     # Nothing may connect on its own: WebSockets are answered with a close.
     await context.route_web_socket("**/*", close_web_socket)
-    pooled.anchor = await context.new_page()
+    if anchored:
+        pooled.anchor = await context.new_page()
     return pooled
 
 
@@ -121,7 +123,8 @@ class ContextPool:
     async def take(self) -> PooledContext:
         if self._idle:
             return self._idle.pop()
-        pooled = await open_context(self._browser, user_agent=self._user_agent)
+        # A context that serves one render is closed with its page: an anchor would only cost a page.
+        pooled = await open_context(self._browser, user_agent=self._user_agent, anchored=self._reuse > 1)
         self.opened += 1
         return pooled
 
