@@ -12,6 +12,7 @@ import threading
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -144,3 +145,37 @@ async def test_the_latency_is_the_wait_for_the_response_headers(fetcher: Guarded
     site.routes["/thinking"] = thinking
     fetched = await fetcher.get(site.url("/thinking"), max_bytes=CAP, timeout=10)
     assert fetched.latency >= 0.2
+
+
+class CookieEcho(BaseHTTPRequestHandler):
+    """Answers with the Cookie header it was sent, and sets a cookie."""
+
+    def do_GET(self) -> None:
+        body = (self.headers.get("Cookie") or "").encode()
+        self.send_response(200)
+        self.send_header("Set-Cookie", "visited=1; Path=/; Max-Age=3600")
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def cookie_echo() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), CookieEcho)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+async def test_no_cookie_of_one_request_is_sent_with_the_next(fetcher: GuardedFetcher, cookie_echo: str) -> None:
+    # One client serves every job of a worker: a cookie kept would follow the next job to the site.
+    first = await fetcher.get(cookie_echo + "/a", max_bytes=CAP, timeout=10)
+    assert first.headers.get("set-cookie", "").startswith("visited=1")
+    second = await fetcher.get(cookie_echo + "/b", max_bytes=CAP, timeout=10)
+    assert second.body == b""
