@@ -6,22 +6,18 @@ Chromium), against a loopback site that counts the requests of each path."""
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from crawlfleet.common.logs import job_log
-from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import jobs_pb2
-from crawlfleet.worker.context import JobContext
-from crawlfleet.worker.handlers.scrape import run_scrape
 from crawlfleet.worker.pipeline.chromium import find_chromium
 from crawlfleet.worker.pipeline.resources import PipelineResources
 from crawlfleet.worker.pipeline.settings import ScrapeSettings
 from crawlfleet.worker.settings import WorkerSettings
 from tests.helpers import seconds
+from tests.scrape_jobs import pipeline, scrape_as_worker
 from tests.site import LocalSite, html, page
 
 pytestmark = [
@@ -58,60 +54,36 @@ def site() -> Iterator[LocalSite]:
 
 @pytest.fixture(scope="module")
 async def resources() -> AsyncIterator[PipelineResources]:
-    shared = PipelineResources(SETTINGS.scrape, slots=2)
-    yield shared
-    await shared.aclose()
+    async with pipeline(SETTINGS) as shared:
+        yield shared
 
 
-@pytest.fixture(scope="module")
-def executor() -> Iterator[ThreadPoolExecutor]:
-    with ThreadPoolExecutor(2) as pool:
-        yield pool
-
-
-async def scrape(
-    resources: PipelineResources, executor: ThreadPoolExecutor, url: str, render: jobs_pb2.RenderMode.ValueType
-) -> jobs_pb2.ScrapeResult:
-    spec = jobs_pb2.ScrapeSpec(url=url, render=render, timeout=seconds(20), skip_images=True)
-    job = pb.LeasedJob(id=1, kind="scrape", attempt=1, spec=jobs_pb2.JobSpec(scrape=spec))
-    log = job_log(logging.getLogger("crawlfleet.test"), job)
-    ctx = JobContext(settings=SETTINGS, resources=resources, log=log, executor=executor)
-    return (await run_scrape(job, ctx)).scrape
-
-
-@pytest.mark.parametrize("path", ["/app", "/app-gzip-vary"])
-async def test_an_escalated_page_is_requested_once(
-    resources: PipelineResources, executor: ThreadPoolExecutor, site: LocalSite, path: str
+@pytest.mark.parametrize(
+    ("path", "render", "requests"),
+    [
+        ("/app", jobs_pb2.RENDER_MODE_AUTO, 1),
+        ("/app-gzip-vary", jobs_pb2.RENDER_MODE_AUTO, 1),
+        ("/app-vary-accept", jobs_pb2.RENDER_MODE_AUTO, 2),  # the browser's request may get another answer
+        ("/app", jobs_pb2.RENDER_MODE_BROWSER, 1),  # nothing fetched before: the browser fetches it
+    ],
+    ids=["auto", "auto-vary-accept-encoding", "auto-vary-accept", "browser"],
+)
+async def test_a_page_rendered_in_the_browser_is_requested_once_where_its_answer_cannot_differ(
+    resources: PipelineResources, site: LocalSite, path: str, render: jobs_pb2.RenderMode.ValueType, requests: int
 ) -> None:
     before = site.hits.copy()
-    result = await scrape(resources, executor, site.url(path), jobs_pb2.RENDER_MODE_AUTO)
+    spec = jobs_pb2.ScrapeSpec(url=site.url(path), render=render, timeout=seconds(20), skip_images=True)
+    with ThreadPoolExecutor(2) as executor:
+        result = await scrape_as_worker(SETTINGS, resources, executor, spec)
     assert result.rendered_with == jobs_pb2.RENDER_MODE_BROWSER
     assert "built by script: api data" in result.main_text
-    assert site.hits[path] - before[path] == 1
+    assert site.hits[path] - before[path] == requests
     assert site.hits["/api"] - before["/api"] == 1  # the page's own requests still go out, through the guard
     assert result.content_sha256 == hashlib.sha256(APP).hexdigest()
 
 
-async def test_the_browser_gets_the_documents_headers(
-    resources: PipelineResources, executor: ThreadPoolExecutor, site: LocalSite
-) -> None:
-    result = await scrape(resources, executor, site.url("/app"), jobs_pb2.RENDER_MODE_AUTO)
+async def test_the_browser_gets_the_documents_headers(resources: PipelineResources, site: LocalSite) -> None:
+    spec = jobs_pb2.ScrapeSpec(url=site.url("/app"), render=jobs_pb2.RENDER_MODE_AUTO, skip_images=True)
+    with ThreadPoolExecutor(2) as executor:
+        result = await scrape_as_worker(SETTINGS, resources, executor, spec)
     assert "session=from-the-document" in result.main_text
-
-
-async def test_a_page_that_varies_on_what_the_browser_sends_is_fetched_again(
-    resources: PipelineResources, executor: ThreadPoolExecutor, site: LocalSite
-) -> None:
-    before = site.hits["/app-vary-accept"]
-    result = await scrape(resources, executor, site.url("/app-vary-accept"), jobs_pb2.RENDER_MODE_AUTO)
-    assert "built by script: api data" in result.main_text
-    assert site.hits["/app-vary-accept"] - before == 2
-
-
-async def test_a_browser_job_fetches_its_document_itself(
-    resources: PipelineResources, executor: ThreadPoolExecutor, site: LocalSite
-) -> None:
-    before = site.hits["/app"]
-    result = await scrape(resources, executor, site.url("/app"), jobs_pb2.RENDER_MODE_BROWSER)
-    assert "built by script: api data" in result.main_text
-    assert site.hits["/app"] - before == 1

@@ -12,7 +12,6 @@ import threading
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -20,6 +19,7 @@ from crawlfleet.common.robots import MAX_BODY_BYTES
 from crawlfleet.worker.pipeline.egress import EgressPolicy
 from crawlfleet.worker.pipeline.fetch import FetchError, GuardedFetcher
 from crawlfleet.worker.pipeline.robots_fetch import fetch_robots
+from tests.helpers import QuietHandler, serving
 from tests.site import BOMB_BYTES, BOMB_ENCODINGS, LocalSite, bomb, compression_bomb
 
 pytestmark = pytest.mark.timeout(60)
@@ -147,30 +147,18 @@ async def test_the_latency_is_the_wait_for_the_response_headers(fetcher: Guarded
     assert fetched.latency >= 0.2
 
 
-class CookieEcho(BaseHTTPRequestHandler):
+class CookieEcho(QuietHandler):
     """Answers with the Cookie header it was sent, and sets a cookie."""
 
     def do_GET(self) -> None:
-        body = (self.headers.get("Cookie") or "").encode()
-        self.send_response(200)
-        self.send_header("Set-Cookie", "visited=1; Path=/; Max-Age=3600")
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+        cookies = (self.headers.get("Cookie") or "").encode()
+        self.answer(cookies, "text/plain", Set_Cookie="visited=1; Path=/; Max-Age=3600")
 
 
 @pytest.fixture
 def cookie_echo() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), CookieEcho)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(CookieEcho) as base:
+        yield base
 
 
 async def test_no_cookie_of_one_request_is_sent_with_the_next(fetcher: GuardedFetcher, cookie_echo: str) -> None:
