@@ -96,8 +96,8 @@ async def crawled_from_the_home_page(db: asyncpg.Pool, output: str) -> None:
     assert {r["attempt"] for r in jobs} == {1}  # no job fetched twice, no URL with two jobs
     assert crawl["out_of_scope"] == expected.offsite_links
     assert re.search(rf"^  links to other sites, not followed: {expected.offsite_links}$", output, re.MULTILINE)
-    # The site's own log, as the demo reports it: each page URL requested once (the JavaScript
-    # pages once more, by the browser render=auto escalates to).
+    # The site's own log, as the demo reports it: each page URL requested once, the JavaScript
+    # pages too (the browser render=auto escalates to is served the response already fetched).
     assert re.search(r"^  the shop's log: \d+ requests for its 33 page URLs: each page once", output, re.MULTILINE), (
         output
     )

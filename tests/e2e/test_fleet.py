@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import http.server
 import signal
-import threading
 from collections.abc import Iterator
 
 import asyncpg
@@ -15,7 +13,7 @@ import pytest
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import job_queue_pb2_grpc, jobs_pb2
 from tests.e2e.processes import Fleet, free_port
-from tests.helpers import OVERLAPPING_LEASES, eventually, noop, scrape
+from tests.helpers import OVERLAPPING_LEASES, QuietHandler, eventually, noop, scrape, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -34,26 +32,15 @@ async def all_succeeded(db: asyncpg.Pool, total: int) -> bool:
     return await count(db, "state = 'succeeded'") == total
 
 
-class Page(http.server.BaseHTTPRequestHandler):
+class Page(QuietHandler):
     def do_GET(self) -> None:
-        body = f"<html><head><title>page {self.path}</title></head><body>hi</body></html>".encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+        self.answer(f"<html><head><title>page {self.path}</title></head><body>hi</body></html>".encode(), "text/html")
 
 
 @pytest.fixture
 def site() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(Page) as base:
+        yield base
 
 
 async def test_worker_fleet_scrapes_every_job_once_without_overlapping_leases(

@@ -2,7 +2,8 @@
 
 A page stores a cookie (from the server and from script), localStorage, sessionStorage and an
 IndexedDB database, and shows what it found before storing. Rendered twice on one reused context,
-the second render must find nothing; the pool must really have reused the context.
+the second render must find nothing; the pool must really have reused the context. Between
+renders a context keeps one blank page open, and is closed rather than reused without it.
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+from playwright.async_api import Page, async_playwright
 
 from crawlfleet.demo.serving import Reply, SiteServer
-from crawlfleet.worker.pipeline.browser import BrowserOptions, BrowserPool, RoutedResponse
+from crawlfleet.worker.pipeline.browser import CHROMIUM_ARGS, BrowserOptions, BrowserPool, RoutedResponse
+from crawlfleet.worker.pipeline.browser_contexts import ContextPool, PooledContext
+from crawlfleet.worker.pipeline.browser_routing import RenderState
 from crawlfleet.worker.pipeline.chromium import find_chromium
 
 pytestmark = [
@@ -102,3 +106,33 @@ async def test_a_render_finds_nothing_the_previous_one_stored(
     finally:
         await pool.aclose()
     assert fetch.cookies_sent == ["", ""]
+
+
+async def test_a_context_keeps_one_blank_page_open_and_is_closed_without_it(
+    site: SiteServer, fetch: RecordingFetch
+) -> None:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=find_chromium(), args=list(CHROMIUM_ARGS))
+        contexts = ContextPool(browser, reuse=5, user_agent=None)
+        pooled = await contexts.take()
+        page = await load(pooled, site.base + "/a", fetch)
+        assert await contexts.give_back(pooled, page, reusable=True)
+        # The render's page is closed; the context's blank page stays, so the next page is never its only one.
+        assert pooled.anchor is not None and pooled.context.pages == [pooled.anchor]
+        assert pooled.anchor.url == "about:blank"
+        assert await contexts.take() is pooled
+
+        await pooled.anchor.close()
+        page = await load(pooled, site.base + "/b", fetch)
+        assert await contexts.give_back(pooled, page, reusable=True)
+        assert await contexts.take() is not pooled  # closed, not offered again
+        await browser.close()
+
+
+async def load(pooled: PooledContext, url: str, fetch: RecordingFetch) -> Page:
+    """A page of the pooled context that loaded url through its route."""
+    pooled.state = RenderState(fetch)
+    page = await pooled.context.new_page()
+    pooled.state.main_frame = page.main_frame
+    await page.goto(url, timeout=RENDER_TIMEOUT * 1000)
+    return page

@@ -19,6 +19,7 @@ from crawlfleet.common.robots import MAX_BODY_BYTES
 from crawlfleet.worker.pipeline.egress import EgressPolicy
 from crawlfleet.worker.pipeline.fetch import FetchError, GuardedFetcher
 from crawlfleet.worker.pipeline.robots_fetch import fetch_robots
+from tests.helpers import QuietHandler, serving
 from tests.site import BOMB_BYTES, BOMB_ENCODINGS, LocalSite, bomb, compression_bomb
 
 pytestmark = pytest.mark.timeout(60)
@@ -144,3 +145,25 @@ async def test_the_latency_is_the_wait_for_the_response_headers(fetcher: Guarded
     site.routes["/thinking"] = thinking
     fetched = await fetcher.get(site.url("/thinking"), max_bytes=CAP, timeout=10)
     assert fetched.latency >= 0.2
+
+
+class CookieEcho(QuietHandler):
+    """Answers with the Cookie header it was sent, and sets a cookie."""
+
+    def do_GET(self) -> None:
+        cookies = (self.headers.get("Cookie") or "").encode()
+        self.answer(cookies, "text/plain", Set_Cookie="visited=1; Path=/; Max-Age=3600")
+
+
+@pytest.fixture
+def cookie_echo() -> Iterator[str]:
+    with serving(CookieEcho) as base:
+        yield base
+
+
+async def test_no_cookie_of_one_request_is_sent_with_the_next(fetcher: GuardedFetcher, cookie_echo: str) -> None:
+    # One client serves every job of a worker: a cookie kept would follow the next job to the site.
+    first = await fetcher.get(cookie_echo + "/a", max_bytes=CAP, timeout=10)
+    assert first.headers.get("set-cookie", "").startswith("visited=1")
+    second = await fetcher.get(cookie_echo + "/b", max_bytes=CAP, timeout=10)
+    assert second.body == b""

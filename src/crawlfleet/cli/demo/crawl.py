@@ -132,8 +132,8 @@ def site_lines(target_hits: Counter[str], expected: dict[str, int], browser_page
     fetches each page once should have asked for (``expected``: request target -> requests)."""
     requested = sum(target_hits[t] for t in expected)
     off = sorted(t for t, n in expected.items() if target_hits[t] != n)
-    twice = f" (the {browser_pages} JavaScript pages twice: over HTTP, then in the browser)" if browser_pages else ""
-    verdict = f"each page once{twice}"
+    rendered = f" (the {browser_pages} JavaScript pages rendered from that one response)" if browser_pages else ""
+    verdict = f"each page once{rendered}"
     if off:
         shown = ", ".join(f"{t} x{target_hits[t]}" for t in off[:3])
         verdict = f"{len(off)} page(s) not as expected: {shown}{' ...' if len(off) > 3 else ''}"

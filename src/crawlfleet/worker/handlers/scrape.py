@@ -76,6 +76,8 @@ class PageSource:
     content_sha256: str = ""
     # The server answered 304 to the job's validators: there is no page to extract.
     not_modified: bool = False
+    # The decoded body as fetched (fetches only), for the browser to be served it in `auto` mode.
+    body: bytes = b""
 
 
 class NotModified(Exception):
@@ -114,7 +116,7 @@ async def run_scrape(job: pb.LeasedJob, ctx: JobContext) -> jobs_pb2.JobResult:
             reason = await ctx.run_blocking(needs_browser, source.html, page)
         if reason is not None:
             ctx.log.info("auto: rendering in the browser (%s)", reason)
-            source = await render(ctx, source.final_url, timeout)
+            source = await render(ctx, source.final_url, timeout, document=document_for_browser(source))
             page = await extract(ctx, source, spec)
     images: list[jobs_pb2.ImageResult] = []
     if not spec.skip_images:
@@ -180,21 +182,40 @@ async def fetch_page(ctx: JobContext, url: str, timeout: float, validators: dict
         content_type=fetched.content_type,
         latency=fetched.latency,
         content_sha256=await ctx.run_blocking(sha256_hex, fetched.body),
+        body=fetched.body,
     )
 
 
-async def render(ctx: JobContext, url: str, timeout: float, validators: dict[str, str] | None = None) -> PageSource:
-    """Render url in the browser; every request it makes goes through the guarded fetcher."""
+def document_for_browser(fetched: PageSource) -> RoutedResponse | None:
+    """The fetched page as the browser's document, unless the server said another request may get
+    another answer: a `Vary` on anything but Accept-Encoding (the browser's Accept, Accept-Language
+    and client hints differ from the fetcher's; the encodings are the fetcher's in both cases)."""
+    varies = {name.strip().lower() for name in fetched.headers.get("vary", "").split(",") if name.strip()}
+    if varies - {"accept-encoding"}:
+        return None
+    headers = {name: value for name, value in fetched.headers.items() if name not in _HOP_HEADERS}
+    return RoutedResponse(status=fetched.status, headers=headers, body=fetched.body)
+
+
+async def render(
+    ctx: JobContext,
+    url: str,
+    timeout: float,
+    validators: dict[str, str] | None = None,
+    document: RoutedResponse | None = None,
+) -> PageSource:
+    """Render url in the browser; every request it makes goes through the guarded fetcher, but for
+    the document when the caller already fetched it (`document`, a GET of url answered moments ago)."""
     settings = ctx.settings.scrape
     fetcher = ctx.resources.fetcher
-    document: list[bytes] = []  # the body of the document's final response, once it has come
+    document_body: list[bytes] = []  # the body of the document's final response, once it has come
 
     async def fetch_for_browser(
         method: str, target: str, headers: dict[str, str], body: bytes | None
     ) -> RoutedResponse:
         # The client negotiates the encodings it can decode; the browser's list (br, zstd) may not be.
         headers = {k: v for k, v in headers.items() if k.lower() != "accept-encoding"}
-        if validators and not document and method == "GET":
+        if validators and not document_body and method == "GET":
             # Nothing but the document (and its redirect hops) is requested before it has answered.
             headers.update(validators)
         try:
@@ -213,12 +234,12 @@ async def render(ctx: JobContext, url: str, timeout: float, validators: dict[str
         if response.status == 304 and validators:
             raise NotModified(final_url, headers)
         check_page(final_url, response.status, headers, response.body)
-        document.append(response.body)
+        document_body.append(response.body)
 
     try:
         with ctx.resources.stages.time("render"):
             rendered = await ctx.resources.browser.render(
-                url, timeout=timeout, fetch=fetch_for_browser, check_document=check_document
+                url, timeout=timeout, fetch=fetch_for_browser, check_document=check_document, document=document
             )
     except NotModified as unchanged:
         return PageSource(
@@ -263,7 +284,7 @@ async def render(ctx: JobContext, url: str, timeout: float, validators: dict[str
         body_bytes=len(rendered.html.encode()),
         charset="utf-8",
         content_type=media_type(headers) or "text/html",
-        content_sha256=await ctx.run_blocking(sha256_hex, document[-1]) if document else "",
+        content_sha256=await ctx.run_blocking(sha256_hex, document_body[-1]) if document_body else "",
     )
 
 

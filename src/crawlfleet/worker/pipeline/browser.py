@@ -155,18 +155,28 @@ class BrowserPool:
                 self._current = await self._launch()
 
     async def render(
-        self, url: str, *, timeout: float, fetch: BrowserFetch, check_document: DocumentCheck | None = None
+        self,
+        url: str,
+        *,
+        timeout: float,
+        fetch: BrowserFetch,
+        check_document: DocumentCheck | None = None,
+        document: RoutedResponse | None = None,
     ) -> RenderedPage:
         """Load ``url`` in a new context, let it settle, and return its DOM.
 
         Redirects of the document are followed up to ``MAX_REDIRECTS``; its final response passes
-        ``check_document`` (when given) before Chromium sees it. Raises ``RenderTimeout``,
+        ``check_document`` (when given) before Chromium sees it. ``document``, when given, is the
+        response to a GET of ``url`` the caller already has: it answers the page's first request for
+        ``url`` instead of ``fetch`` (later ones, a reload, are fetched). Raises ``RenderTimeout``,
         ``BrowserCrashed`` (retryable), ``RequestBlocked`` when the document is refused,
         ``TooManyRedirects``, ``NavigationFailed``, or what ``fetch`` or ``check_document`` raised for
         the document.
         """
         _require_http(url)
         state = RenderState(fetch, check_document=check_document, block_resources=self._options.block_resources)
+        if document is not None:
+            state.prefetched = (url, document)
         async with self._slots:
             generation = await self._take()
             try:

@@ -65,6 +65,15 @@ class RenderState:
     document_error: BaseException | None = None
     document_headers: dict[str, str] = field(default_factory=dict)
     fetches: set[asyncio.Future[RoutedResponse]] = field(default_factory=set)
+    # The document's response the caller already has (url, response): answers the first GET of
+    # exactly that URL as the page's document, once, instead of fetching it again.
+    prefetched: tuple[str, RoutedResponse] | None = None
+
+    def take_prefetched(self, method: str, url: str) -> RoutedResponse | None:
+        if self.prefetched is None or method != "GET" or url != self.prefetched[0]:
+            return None
+        response, self.prefetched = self.prefetched[1], None
+        return response
 
 
 class RenderOver(Exception):
@@ -83,7 +92,10 @@ async def handle_route(state: RenderState, route: Route) -> None:
     except PlaywrightError:  # the page closed meanwhile
         return
     try:
-        if document:
+        prefetched = state.take_prefetched(request.method, request.url) if document else None
+        if prefetched is not None:
+            response = prefetched
+        elif document:
             response = await fetch_once(state, request.method, request.url, headers, request.post_data_buffer)
         else:
             response = await fetch_following(state, request.method, request.url, headers, request.post_data_buffer)

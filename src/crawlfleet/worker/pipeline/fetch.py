@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import http.cookiejar
 import re
 import ssl
 import time
@@ -84,6 +85,9 @@ def guarded_client(policy: EgressPolicy, *, user_agent: str, max_connections: in
         # Only the codings `decoding` can inflate with a bound on each step's output.
         headers={"User-Agent": user_agent, "Accept-Encoding": ACCEPT_ENCODING},
         trust_env=False,  # no proxy from the environment may route around the guard
+        # The client is shared by every job of the worker: a cookie one job's page set must not be
+        # sent with another's (nor added to a browser's requests, whose context holds its own).
+        cookies=http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
     )
 
 
