@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from crawlfleet.common.robots import skips_job
 from crawlfleet.common.rpc_errors import REASON_IMAGE_NOT_STORED
@@ -44,6 +44,9 @@ from crawlfleet.worker.robots import RobotsGate
 from crawlfleet.worker.settings import WorkerSettings
 from crawlfleet.worker.slots import Slots
 from crawlfleet.worker.version import worker_info
+
+if TYPE_CHECKING:
+    from crawlfleet.worker.pipeline.image_index import FleetImageIndex
 
 log = logging.getLogger(__name__)
 
@@ -331,8 +334,8 @@ class Worker:
             if debug:
                 lease.log.debug("job succeeded in %.3fs", took)
             assert self._batcher is not None
-            if self._resources is not None:
-                self._resources.image_index.sending(job.id, outcome)
+            if (index := self._image_index()) is not None:
+                index.sending(job.id, outcome)
             self._batcher.submit(pb.CompletedJob(job_id=job.id, lease_token=job.lease_token, result=outcome))
         elif skips_job(outcome.error_type, retryable=outcome.retryable, release=outcome.release):
             # Not a failure: the site asked not to be fetched there. One line, not a warning.
@@ -387,15 +390,15 @@ class Worker:
 
     def _on_complete_settled(self, job_id: int, outcome: Settled) -> None:
         lease = self._keeper.remove(job_id) if self._keeper is not None else None
-        if self._resources is not None:
-            self._resources.image_index.settled(job_id, completed=outcome == "completed")
+        if (index := self._image_index()) is not None:
+            index.settled(job_id, completed=outcome == "completed")
         if lease is not None:
             self._free_report_slot(lease)
             self.metrics.complete_settled(lease.job.kind, completed=outcome == "completed")
 
     def _on_complete_rejected(self, job_id: int, error: CoordinatorError) -> None:
-        if self._resources is not None:
-            self._resources.image_index.settled(job_id, completed=False)
+        if (index := self._image_index()) is not None:
+            index.settled(job_id, completed=False)
         lease = self._keeper.get(job_id) if self._keeper is not None else None
         if lease is None:
             return
@@ -412,6 +415,11 @@ class Worker:
         self._job_tasks.add(task)
         task.add_done_callback(self._job_tasks.discard)
 
+    def _image_index(self) -> FleetImageIndex | None:
+        """The fleet image index if a job has used it: asking for it otherwise would make it, and
+        import the image stage, in a worker whose jobs never see an image."""
+        return self._resources.image_index_if_made if self._resources is not None else None
+
     def _free_report_slot(self, lease: HeldLease) -> None:
         if lease.holds_report_slot:
             lease.holds_report_slot = False
@@ -419,8 +427,8 @@ class Worker:
 
     def _on_abandon(self, lease: HeldLease, why: str) -> None:
         self.metrics.abandoned(lease.job.kind, why)
-        if self._resources is not None:
-            self._resources.image_index.settled(lease.job_id, completed=False)
+        if (index := self._image_index()) is not None:
+            index.settled(lease.job_id, completed=False)
         self._free_report_slot(lease)
         if self._batcher is not None:
             self._batcher.discard(lease.job_id)

@@ -55,3 +55,13 @@ async def test_pipeline_resources_are_made_on_first_use_and_only_those_closed() 
     assert resources.fetcher is fetcher  # made once
     assert "browser" not in vars(resources) and "images" not in vars(resources)
     await resources.aclose()
+
+
+def test_the_image_index_is_not_made_by_asking_whether_it_was() -> None:
+    # The runner asks after every Complete; a worker whose jobs never saw an image must not load
+    # the image stage to answer.
+    resources = PipelineResources(ScrapeSettings(), slots=2)
+    assert resources.image_index_if_made is None
+    assert "image_index" not in vars(resources)
+    index = resources.image_index
+    assert resources.image_index_if_made is index

@@ -92,6 +92,12 @@ class PipelineResources:
         # Without a coordinator to ask (the pipeline run on its own), every image is processed here.
         return FleetImageIndex(self._find_stored_images, self.image_options)
 
+    @property
+    def image_index_if_made(self) -> FleetImageIndex | None:
+        """The image index, if anything has used it yet (without making it)."""
+        index: FleetImageIndex | None = self.__dict__.get("image_index")
+        return index
+
     @cached_property
     def image_source(self) -> ImageSource:
         from crawlfleet.worker.pipeline.image_source import ImageSource
