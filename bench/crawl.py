@@ -7,8 +7,8 @@ pages from its home page, and optionally Scrapy crawls the same site in the same
 The site (bench/crawl_site.py) has exactly --pages pages, all reachable from `/` within two links
 (home, categories, products with 20 cross links each); with --images K each product page shows K
 images drawn from a pool of --image-pool distinct generated JPEGs and PNGs. It is our own site, so
-the coordinator runs with generous per-host limits: --host-concurrency W x slots,
---host-delay-seconds 0, --no-obey-robots. Each round starts a fresh database (DATABASE_URL's
+the coordinator runs without per-host limits (bench/procs.py, UNPACED_HOST_FLAGS): the workers'
+slots bound the work in flight, as CONCURRENT_REQUESTS does Scrapy's. Each round starts a fresh database (DATABASE_URL's
 server if set, else an embedded PostgreSQL in .crawlfleet/bench-pg), the coordinator and the
 workers, warms the workers up with a few scrape jobs outside the crawl, then StartCrawl from `/`
 with max_pages = --pages and waits for the crawl to finish. pages_per_s is the pages stored over
@@ -170,8 +170,8 @@ async def crawlfleet_round(args: argparse.Namespace, site: CrawlSite, log_dir: P
     admin_dsn, db_name, dsn, postmaster = await create_bench_database("crawlfleet_crawl_bench")
     children: list[procs.Child] = []
     try:
-        concurrency = str(args.workers * args.slots)
-        flags = ["--host-concurrency", concurrency, "--host-delay-seconds", "0", "--no-obey-robots"]
+        # Our own site: no per-host politeness, or the claim would pace the fleet and not the work.
+        flags = procs.UNPACED_HOST_FLAGS
         coordinator, address = await procs.start_coordinator(
             dsn, [*flags, *args.coordinator_arg], log_dir=log_dir, cwd=REPO, timeout=START_TIMEOUT
         )

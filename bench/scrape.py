@@ -19,7 +19,9 @@ the database clock (first attempt started to last job finished):
 
 With --scrapy-python (a virtualenv with Scrapy and Pillow, see bench/scrapy_scrape.py), each round
 then runs Scrapy on the HTTP phase's N pages with CONCURRENT_REQUESTS = W x slots and its
-ImagesPipeline making 128 and 512 pixel thumbnails; rounds alternate crawlfleet and Scrapy. Each
+ImagesPipeline making 128 and 512 pixel thumbnails; rounds alternate crawlfleet and Scrapy. The
+coordinator sets no per-host limit (bench/procs.py, UNPACED_HOST_FLAGS): the W x slots bound the
+work in flight on both sides. Each
 round starts fresh processes (so empty image caches) and Scrapy a fresh image store.
 
 Progress goes to stdout; the last line is one JSON object: medians, `ratio` (crawlfleet's HTTP
@@ -299,8 +301,7 @@ async def crawlfleet_round(
     children: list[procs.Child] = []
     try:
         # Our own site: no per-host politeness, or the claim would pace the fleet and not the work.
-        concurrency = str(args.workers * args.slots)
-        flags = ["--host-concurrency", concurrency, "--host-delay-seconds", "0", "--no-obey-robots"]
+        flags = procs.UNPACED_HOST_FLAGS
         coordinator, address = await procs.start_coordinator(
             dsn, flags, log_dir=log_dir, cwd=REPO, timeout=START_TIMEOUT
         )
