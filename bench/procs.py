@@ -49,7 +49,7 @@ class Child:
 # the slots would bind earlier: a lease counts against its host from the claim until its
 # Complete commits, so a finished job awaiting its Complete holds a host slot its worker's free
 # slot cannot use (on the 3,000-page scrape bench, 247 pages/s with a limit of 16 for 16 slots
-# against 402 without).
+# against 402 with one of 64).
 UNPACED_HOST_FLAGS = ["--host-concurrency", "10000", "--host-delay-seconds", "0", "--no-obey-robots"]
 
 
