@@ -123,6 +123,22 @@ async def test_a_host_gets_at_most_its_concurrency_whoever_asks(db: asyncpg.Pool
     assert await lease(queue, T0) == []
 
 
+async def test_a_claim_locks_no_more_of_a_hosts_jobs_than_it_leases(db: asyncpg.Pool) -> None:
+    # A host with room for many leases: a claim for 3 must not lock its whole backlog to pick them
+    # (each row lock is a WAL record and a dirtied page). A row locked by a committed claim and
+    # left queued keeps that claim's transaction in its xmax.
+    queue = polite_queue(db, host_concurrency=1000)
+    await add(queue, "roomy.example", 200)
+    leased = await lease(queue, T0, max_jobs=3)
+    assert len(leased) == 3
+    locked_left_queued = await db.fetchval(
+        "SELECT count(*) FROM jobs WHERE host = 'roomy.example' AND state = 'queued' AND xmax::text <> '0'"
+    )
+    assert locked_left_queued == 0
+    # The rest is there for the next claims, in lease order.
+    assert len(await lease(queue, T0 + STEP, max_jobs=100)) == 100
+
+
 async def test_lease_starts_on_a_host_are_a_delay_apart(db: asyncpg.Pool) -> None:
     queue = polite_queue(db, host_concurrency=5, host_delay_seconds=1.0)
     await add(queue, "a.example", 5)
