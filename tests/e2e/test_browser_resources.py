@@ -7,8 +7,6 @@ Chromium asks for image/*, the image stage's client for anything)."""
 from __future__ import annotations
 
 import hashlib
-import http.server
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -19,7 +17,7 @@ from crawlfleet.v1 import jobs_pb2
 from crawlfleet.worker.pipeline.chromium import find_chromium
 from tests.e2e.processes import Fleet
 from tests.e2e.test_scrape_pipeline import run, spec
-from tests.helpers import seconds
+from tests.helpers import QuietHandler, seconds, serving
 from tests.site import make_image
 
 pytestmark = [
@@ -52,24 +50,17 @@ class LoggingSite:
     log: list[tuple[str, str | None]] = field(default_factory=list)
     base: str = ""
 
-    def handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+    def handler(self) -> type[QuietHandler]:
         site = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 site.log.append((path, self.headers.get("Accept")))
                 content_type, body = FILES.get(path) or ("text/html; charset=utf-8", PAGE)
-                self.send_response(200)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
+                self.answer(body, content_type)
 
         return Handler
 
@@ -80,13 +71,8 @@ class LoggingSite:
 @pytest.fixture
 def site() -> Iterator[LoggingSite]:
     site = LoggingSite()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), site.handler())
-    server.daemon_threads = True
-    site.base = f"http://127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield site
-    server.shutdown()
-    server.server_close()
+    with serving(site.handler()) as site.base:
+        yield site
 
 
 async def render(fleet: Fleet, db: asyncpg.Pool, port: int, url: str, *worker_flags: str) -> int:

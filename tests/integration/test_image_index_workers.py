@@ -5,8 +5,6 @@ coordinator holds it; a reference the coordinator no longer holds is forgotten a
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -23,7 +21,7 @@ from crawlfleet.worker.pipeline.images import ImageOptions, ImageProcessor, Proc
 from crawlfleet.worker.pipeline.images_stage import image_result
 from crawlfleet.worker.reporting import image_hashes_of
 from tests.conftest import RunningCoordinator
-from tests.helpers import lease_request, scrape, seconds
+from tests.helpers import QuietHandler, lease_request, scrape, seconds, serving
 from tests.integration.jobs import enqueue
 from tests.site import make_image
 
@@ -46,27 +44,15 @@ class CountingProcessor(ImageProcessor):
 def image_url() -> Iterator[tuple[str, list[str]]]:
     requests: list[str] = []
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
             requests.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Cache-Control", "no-store")  # every page downloads it again
-            self.send_header("Content-Length", str(len(PICTURE)))
-            self.end_headers()
-            self.wfile.write(PICTURE)
+            self.answer(PICTURE, "image/png", Cache_Control="no-store")  # every page downloads it again
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/p.png", requests
-    server.shutdown()
-    server.server_close()
+    with serving(Handler) as base:
+        yield f"{base}/p.png", requests
 
 
 class Worker:

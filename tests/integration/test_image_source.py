@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import http.server
-import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
@@ -17,6 +15,7 @@ from crawlfleet.worker.pipeline.egress import EgressPolicy
 from crawlfleet.worker.pipeline.fetch import FetchError, GuardedFetcher
 from crawlfleet.worker.pipeline.image_source import ImageSource
 from crawlfleet.worker.pipeline.images import ImageError, ImageOptions, ImageProcessor
+from tests.helpers import QuietHandler, serving
 from tests.site import make_image
 
 pytestmark = pytest.mark.timeout(60)
@@ -42,10 +41,10 @@ class ImageSite:
     log: list[tuple[str, str | None]] = field(default_factory=list)
     base: str = ""
 
-    def handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+    def handler(self) -> type[QuietHandler]:
         site = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
@@ -60,9 +59,6 @@ class ImageSite:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
 
         return Handler
 
@@ -81,13 +77,8 @@ class Clock:
 @pytest.fixture(scope="module")
 def site() -> Iterator[ImageSite]:
     site = ImageSite()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), site.handler())
-    server.daemon_threads = True
-    site.base = f"http://127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield site
-    server.shutdown()
-    server.server_close()
+    with serving(site.handler()) as site.base:
+        yield site
 
 
 @pytest.fixture(scope="module")
