@@ -439,10 +439,7 @@ class Worker:
         return self._resources.browser_restarts if self._resources is not None else 0
 
     def _image_counts(self) -> dict[str, int]:
-        if self._resources is None:
-            return {}
-        source = self._resources.image_source
-        return {**source.counts, "processed": source.processed}
+        return self._resources.image_counts if self._resources is not None else {}
 
     def _client_or_fail(self) -> CoordinatorClient:
         if self._client is None:

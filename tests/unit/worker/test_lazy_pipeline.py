@@ -62,6 +62,7 @@ def test_the_image_index_is_not_made_by_asking_whether_it_was() -> None:
     # the image stage to answer.
     resources = PipelineResources(ScrapeSettings(), slots=2)
     assert resources.image_index_if_made is None
-    assert "image_index" not in vars(resources)
+    assert resources.image_counts == {}  # what the metrics read
+    assert "image_index" not in vars(resources) and "image_source" not in vars(resources)
     index = resources.image_index
     assert resources.image_index_if_made is index

@@ -95,8 +95,7 @@ class PipelineResources:
     @property
     def image_index_if_made(self) -> FleetImageIndex | None:
         """The image index, if anything has used it yet (without making it)."""
-        index: FleetImageIndex | None = self.__dict__.get("image_index")
-        return index
+        return self.image_index if "image_index" in self.__dict__ else None
 
     @cached_property
     def image_source(self) -> ImageSource:
@@ -117,6 +116,14 @@ class PipelineResources:
     def browser_restarts(self) -> int:
         """Browser restarts so far (0 while the browser pool was never made)."""
         return self.browser.restarts if "browser" in self.__dict__ else 0
+
+    @property
+    def image_counts(self) -> dict[str, int]:
+        """The image source's counts and images processed (none while it was never made): read
+        when metrics are scraped, which must not make it in a worker whose jobs see no image."""
+        if "image_source" not in self.__dict__:
+            return {}
+        return {**self.image_source.counts, "processed": self.image_source.processed}
 
     async def aclose(self) -> None:
         # Only what was made: closing makes nothing.
