@@ -146,6 +146,19 @@ def split_result(job_id: int, result: jobs_pb2.JobResult, path: str) -> tuple[by
                     perceptual_hash=image.perceptual_hash,
                 )
             )
+            for thumb, kept_thumb in zip(image.thumbnails, kept.thumbnails, strict=True):
+                thumbnails.append(
+                    ThumbnailRow(
+                        sha256=thumb.sha256,
+                        image_sha256=image.sha256,
+                        max_side=thumb.max_side,
+                        width=thumb.width,
+                        height=thumb.height,
+                        format=thumb.format,
+                        data=thumb.data,
+                    )
+                )
+                kept_thumb.ClearField("data")
         page_images.append(
             PageImageRow(
                 job_id=job_id,
@@ -156,21 +169,6 @@ def split_result(job_id: int, result: jobs_pb2.JobResult, path: str) -> tuple[by
                 error_message=image.error_message or None,
             )
         )
-        if image.stored:
-            continue
-        for thumb, kept_thumb in zip(image.thumbnails, kept.thumbnails, strict=True):
-            thumbnails.append(
-                ThumbnailRow(
-                    sha256=thumb.sha256,
-                    image_sha256=image.sha256,
-                    max_side=thumb.max_side,
-                    width=thumb.width,
-                    height=thumb.height,
-                    format=thumb.format,
-                    data=thumb.data,
-                )
-            )
-            kept_thumb.ClearField("data")
     rows = ResultRows(
         pages=(page_row,),
         images=tuple(images),
