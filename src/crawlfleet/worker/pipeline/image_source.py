@@ -119,17 +119,22 @@ class ImageSource:
             raise ImageError(f"http_{fetched.status}", f"HTTP {fetched.status} from {url}")
         key = self._content.key(fetched.body)
         processed = self._content.get(key)
-        if processed is None and self._index is not None:
-            processed = await self._index.find(key)
-            if processed is not None:
-                self.counts["found_stored"] += 1
         if processed is None:
-            self.processed += 1
-            processed = await self._processor.process(fetched.body)
-        self._content.put(key, processed)
+            processed = await self._stored_or_processed(key, fetched.body)
+            self._content.put(key, processed)
         self._remember(url, key, fetched)
         self.counts["downloaded"] += 1
         return processed
+
+    async def _stored_or_processed(self, key: str, body: bytes) -> ProcessedImage:
+        """Bytes this worker has not processed: as the fleet's index has them stored, else processed here."""
+        if self._index is not None:
+            stored = await self._index.find(key)
+            if stored is not None:
+                self.counts["found_stored"] += 1
+                return stored
+        self.processed += 1
+        return await self._processor.process(body)
 
     def forget(self, sha256s: Iterable[str]) -> None:
         """Drops what this worker holds of these images without their thumbnails' bytes (what the
