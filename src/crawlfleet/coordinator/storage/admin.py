@@ -197,7 +197,7 @@ class AdminQueue:
         async with connection(self._pool) as conn:
             if flt.states:
                 return await q.JOB_LIST_BY_STATE.fetch(conn, states=list(flt.states), **common)
-            return await q.JOB_LIST_FILTERED.fetch(conn, states=[], finished_only=False, **common)
+            return await q.JOB_LIST_FILTERED.fetch(conn, **common)
 
     async def requeue_dead(
         self,

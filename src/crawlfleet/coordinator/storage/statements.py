@@ -285,17 +285,7 @@ JOB_LIST_BY_STATE = statement(
 JOB_LIST_FILTERED = statement(
     "job_list_filtered",
     returns=JobSummary,
-    params=(
-        "states",
-        "kind",
-        "url_like",
-        "created_after",
-        "created_before",
-        "error_like",
-        "before_id",
-        "limit",
-        "finished_only",
-    ),
+    params=("kind", "url_like", "created_after", "created_before", "error_like", "before_id", "limit"),
 )
 JOB_REQUEUE_DEAD = statement(
     "job_requeue_dead",

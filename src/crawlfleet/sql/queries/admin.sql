@@ -71,23 +71,19 @@ ORDER BY w.last_seen_at DESC
 LIMIT 10000;
 
 -- name: job_list_filtered
--- Newest first from a cursor; ListJobs without a state filter (with one: job_list_by_state). Params: states (empty = any), kind, url prefix, created after,
--- created before, error type, before id (cursor), limit; last, whether every state asked for is a
--- terminal one: then the page is a backward walk of jobs_finished from the cursor, and jobs of
--- other states (a queued backlog newer than the history) are never read.
+-- Newest first from a cursor; ListJobs without a state filter (with one: job_list_by_state).
+-- Params: kind, url prefix, created after, created before, error type, before id (cursor), limit.
 SELECT id, kind, state, spec, target_url, attempt, max_attempts, created_at, run_at, leased_at,
        lease_expires_at, leased_by, finished_at, last_error, cancel_requested
 FROM jobs
-WHERE (cardinality($1::job_state[]) = 0 OR state = ANY($1::job_state[]))
-  AND ($2::text IS NULL OR kind = $2)
-  AND ($3::text IS NULL OR target_url LIKE $3 || '%')
-  AND ($4::timestamptz IS NULL OR created_at >= $4)
-  AND ($5::timestamptz IS NULL OR created_at < $5)
-  AND ($6::text IS NULL OR last_error LIKE $6 || ':%')
-  AND (NOT $9::boolean OR finished_at IS NOT NULL)
-  AND id < $7
+WHERE ($1::text IS NULL OR kind = $1)
+  AND ($2::text IS NULL OR target_url LIKE $2 || '%')
+  AND ($3::timestamptz IS NULL OR created_at >= $3)
+  AND ($4::timestamptz IS NULL OR created_at < $4)
+  AND ($5::text IS NULL OR last_error LIKE $5 || ':%')
+  AND id < $6
 ORDER BY id DESC
-LIMIT $8;
+LIMIT $7;
 
 -- name: job_list_by_state
 -- ListJobs filtered by state: newest first from a cursor, one walk per state asked for, in that
