@@ -59,6 +59,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from bench import procs
 from bench.queue import create_bench_database, drop_bench_database, percentile, say
 from crawlfleet.coordinator.storage import sql
+from crawlfleet.coordinator.storage.admin import NOT_DUE_BOUND
 from crawlfleet.v1 import admin_pb2 as pb
 from crawlfleet.v1 import admin_pb2_grpc, crawls_pb2, jobs_pb2
 
@@ -179,8 +180,9 @@ FOLDED_QUERY = "SELECT coalesce(sum(count), 0)::bigint FROM job_counts"
 # A crawl ($1: its spec, $2: "now"); its jobs are written by FILL_JOBS.
 FILL_CRAWL = """
 INSERT INTO crawls (spec, max_depth, max_pages, max_pages_per_host, max_query_variants, priority, max_attempts,
-                    retry_initial_ms, retry_multiplier, retry_max_ms, pages_enqueued, created_at)
-VALUES ($1, 3, 10000000, 10000000, 100, 0, 5, 1000, 2, 300000, 0, $2::timestamptz - interval '30 days')
+                    retry_initial_ms, retry_multiplier, retry_max_ms, pages_enqueued, created_at, starts_at)
+VALUES ($1, 3, 10000000, 10000000, 100, 0, 5, 1000, 2, 300000, 0, $2::timestamptz - interval '30 days',
+        $2::timestamptz - interval '30 days')
 RETURNING id
 """
 # A page of results as the admin API asks for it, and the byte bound it gives.
@@ -493,30 +495,29 @@ def explain_cases(now: dt.datetime, rows: int, dead_token: str, crawls: BenchCra
     q = sql.query
     window_start = now - dt.timedelta(days=15)
     window_end = window_start + dt.timedelta(hours=1)
-    # list_jobs: states, kind, url prefix, created after, created before, error type, before id, limit.
+    # list_jobs without a state: kind, url prefix, created after, created before, error type,
+    # before id, limit; with states (job_list_by_state), the states first.
     listing = q("job_list_filtered")
+    by_state = q("job_list_by_state")
     return [
         ExplainCase("job_count_fold", q("job_count_fold"), []),
         ExplainCase("job_count_by_kind_state", q("job_count_by_kind_state"), []),
-        # expiring within 10 s; stuck after two reaper intervals of the default second.
-        ExplainCase("queue_health", q("queue_health"), [10_000, 2_000, None]),
+        # expiring within 10 s; stuck after two reaper intervals of the default second; now; the
+        # bound on jobs not yet due the coordinator passes.
+        ExplainCase("queue_health", q("queue_health"), [10_000, 2_000, None, NOT_DUE_BOUND]),
         ExplainCase("worker_list_seen", q("worker_list_seen"), [now - dt.timedelta(minutes=5)]),
-        ExplainCase("job_list_filtered/none", listing, [[], None, None, None, None, None, MAX_ID, 50, False]),
-        ExplainCase("job_list_filtered/dead", listing, [["dead"], None, None, None, None, None, MAX_ID, 50, True]),
+        ExplainCase("job_list_filtered/none", listing, [None, None, None, None, None, MAX_ID, 50]),
+        ExplainCase("job_list_by_state/dead", by_state, [["dead"], None, None, None, None, None, MAX_ID, 50]),
         ExplainCase(
-            "job_list_filtered/dead_page2", listing, [["dead"], None, None, None, None, None, int(dead_token), 50, True]
+            "job_list_by_state/dead_page2", by_state, [["dead"], None, None, None, None, None, int(dead_token), 50]
         ),
-        ExplainCase(
-            "job_list_filtered/scrape_shop", listing, [[], "scrape", SHOP, None, None, None, MAX_ID, 50, False]
-        ),
-        ExplainCase(
-            "job_list_filtered/created_1h", listing, [[], None, None, window_start, window_end, None, MAX_ID, 50, False]
-        ),
+        ExplainCase("job_list_filtered/scrape_shop", listing, ["scrape", SHOP, None, None, None, MAX_ID, 50]),
+        ExplainCase("job_list_filtered/created_1h", listing, [None, None, window_start, window_end, None, MAX_ID, 50]),
         # The rarest combination: dead noop jobs that timed out (~0.08% of rows).
         ExplainCase(
-            "job_list_filtered/dead_noop_timeout",
-            listing,
-            [["dead"], "noop", None, None, None, "timeout", MAX_ID, 50, True],
+            "job_list_by_state/dead_noop_timeout",
+            by_state,
+            [["dead"], "noop", None, None, None, "timeout", MAX_ID, 50],
         ),
         ExplainCase("job_get", q("job_get"), [rows // 2, None]),
         *(
