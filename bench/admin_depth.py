@@ -50,7 +50,7 @@ import asyncpg
 
 from bench import depth, procs
 from bench.admin import literal, migrate
-from bench.queue import admin_execute, create_bench_database, drop_bench_database, say, with_database
+from bench.queue import admin_execute, create_bench_database, database_of, drop_bench_database, say, with_database
 from crawlfleet.coordinator.storage import sql
 
 MAX_ID = 2**63 - 1
@@ -127,12 +127,12 @@ def cases() -> list[Case]:
         error: str | None = None,
         window: bool = False,
     ) -> Callable[[Seeded], Sequence[object]]:
-        # states, kind, url prefix, created after, created before, error type, before id, limit.
+        # ([states,] kind, url prefix, created after, created before, error type, before id, limit.)
         def params(s: Seeded) -> Sequence[object]:
             after = s.now - dt.timedelta(hours=1) if window else None
             if states:  # job_list_by_state, as the coordinator runs it
                 return [list(states), kind, url, after, None, error, MAX_ID, 50]
-            return [[], kind, url, after, None, error, MAX_ID, 50, False]
+            return [kind, url, after, None, error, MAX_ID, 50]
 
         return params
 
@@ -381,7 +381,7 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
             say(f"kept: {dsns['empty']} {dsns['deep']}")
         else:
             for dsn in dsns.values():
-                await drop_bench_database(admin_dsn, dsn.rsplit("/", 1)[1].split("?")[0])
+                await drop_bench_database(admin_dsn, database_of(dsn))
 
 
 def depth_crawl_report(crawl_id: int | None) -> list[tuple[str, str, list[object]]]:

@@ -158,6 +158,11 @@ def with_database(dsn: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
+def database_of(dsn: str) -> str:
+    """The database a DSN names (with_database's inverse; a socket directory in the query may hold "/")."""
+    return urlsplit(dsn).path.lstrip("/")
+
+
 async def admin_execute(admin_dsn: str, statement: str) -> None:
     conn = await asyncpg.connect(admin_dsn, timeout=START_TIMEOUT)
     try:
