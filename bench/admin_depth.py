@@ -127,7 +127,7 @@ def cases() -> list[Case]:
         error: str | None = None,
         window: bool = False,
     ) -> Callable[[Seeded], Sequence[object]]:
-        # ([states,] kind, url prefix, created after, created before, error type, before id, limit.)
+        # [states,] kind, url prefix, created after, created before, error type, before id, limit.
         def params(s: Seeded) -> Sequence[object]:
             after = s.now - dt.timedelta(hours=1) if window else None
             if states:  # job_list_by_state, as the coordinator runs it
