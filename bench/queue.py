@@ -109,11 +109,12 @@ SELECT (SELECT count(*) FROM jobs WHERE state = 'queued' AND host IS NULL)
        + (SELECT count(*) FROM jobs WHERE state = 'queued' AND host IS NOT NULL AND host > $1)
 """
 # At depth the table holds other jobs (a backlog, dead ones of the history): "done" is about the
-# measured ids ($1..$2) only. Not leased, not first in hostless lease order (they are ahead of
-# the backlog), not queued on a host; and none dead.
+# measured ids ($1..$2) only. Not leased, not queued on a host, and the first job in hostless
+# lease order none of them nor the untimed warm-up job before them (all are ahead of the
+# backlog, whose ids come after); and none dead.
 RANGE_POLL_QUERY = """
 SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'leased' AND id BETWEEN $1 AND $2)
-       OR coalesce((SELECT id BETWEEN $1 AND $2 FROM jobs WHERE state = 'queued' AND host IS NULL
+       OR coalesce((SELECT id <= $2 FROM jobs WHERE state = 'queued' AND host IS NULL
                     ORDER BY priority DESC, run_at, id LIMIT 1), false)
        OR EXISTS (SELECT 1 FROM jobs WHERE state = 'queued' AND host IS NOT NULL AND id BETWEEN $1 AND $2) AS live,
        EXISTS (SELECT 1 FROM jobs WHERE state = 'dead' AND id BETWEEN $1 AND $2) AS failed
