@@ -45,6 +45,15 @@ SELECT 'noop', $2::bytea, now(), now(), 3, 1000, 2, 60000 FROM generate_series(1
 WAL = "SELECT pg_current_wal_insert_lsn() AS lsn, (SELECT wal_records FROM pg_stat_wal) AS records"
 
 
+async def wal_now(conn: asyncpg.Connection) -> asyncpg.Record:
+    """The WAL position and records written so far. A backend reports its WAL records to
+    pg_stat_wal at most once a second unless asked: ask first, so this session's count is in."""
+    await conn.execute("SELECT pg_stat_force_next_flush()")
+    row: asyncpg.Record | None = await conn.fetchrow(WAL)
+    assert row is not None
+    return row
+
+
 async def one_round(dsn: str, jobs: int, claim: int, complete: int) -> dict[str, float]:
     conn = await asyncpg.connect(dsn)
     try:
@@ -54,7 +63,7 @@ async def one_round(dsn: str, jobs: int, claim: int, complete: int) -> dict[str,
         backend = await conn.fetchval("SELECT pg_backend_pid()")
         lease_sql, complete_sql = query("job_lease_available"), query("job_complete_if_leased_many")
         spent = {"claim": 0.0, "complete": 0.0}
-        before = await conn.fetchrow(WAL)
+        before = await wal_now(conn)
         started = time.monotonic()
         done = 0
         while done < jobs:
@@ -73,7 +82,7 @@ async def one_round(dsn: str, jobs: int, claim: int, complete: int) -> dict[str,
                     raise RuntimeError("a complete did not complete its batch")
             done += len(rows)
         wall = time.monotonic() - started
-        after = await conn.fetchrow(WAL)
+        after = await wal_now(conn)
         wal_bytes = await conn.fetchval("SELECT pg_wal_lsn_diff($1, $2)", after["lsn"], before["lsn"])
         attempts = await conn.fetchval("SELECT count(*) FROM job_attempts WHERE outcome = 'succeeded'")
         if attempts != jobs:
