@@ -8,6 +8,8 @@ renders a context keeps one blank page open, and is closed rather than reused wi
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -26,6 +28,7 @@ pytestmark = [
 ]
 
 RENDER_TIMEOUT = 10.0
+HOLD = 0.2  # how long a render keeps the only page slot while another waits for it
 # Reports what the origin holds (the server's own cookie, set by this very response, is judged by
 # the requests), then stores one of each; the report is written once IndexedDB answered.
 STATEFUL_PAGE = b"""<!doctype html><html><body><p id=found>pending</p><script>
@@ -136,3 +139,45 @@ async def load(pooled: PooledContext, url: str, fetch: RecordingFetch) -> Page:
     pooled.state.main_frame = page.main_frame
     await page.goto(url, timeout=RENDER_TIMEOUT * 1000)
     return page
+
+
+class RecordedTimings:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, float]] = []
+
+    def observe(self, stage: str, seconds: float) -> None:
+        self.seen.append((stage, seconds))
+
+
+async def test_the_wait_for_a_page_slot_is_timed_apart_from_the_render(site: SiteServer, fetch: RecordingFetch) -> None:
+    timings = RecordedTimings()
+    pool = BrowserPool(BrowserOptions(max_concurrent_pages=1), timings=timings)
+    release_first = asyncio.Event()
+    first_fetching = asyncio.Event()
+
+    async def held_fetch(method: str, url: str, headers: dict[str, str], body: bytes | None) -> RoutedResponse:
+        if url.endswith("/held"):  # the first render keeps the only page slot until released
+            first_fetching.set()
+            await release_first.wait()
+        return await fetch(method, url, headers, body)
+
+    try:
+        first = asyncio.create_task(pool.render(site.base + "/held", timeout=RENDER_TIMEOUT, fetch=held_fetch))
+        await asyncio.wait_for(first_fetching.wait(), RENDER_TIMEOUT)
+        second_started = time.perf_counter()
+        second = asyncio.create_task(pool.render(site.base + "/next", timeout=RENDER_TIMEOUT, fetch=held_fetch))
+        await asyncio.sleep(HOLD)  # the hold being measured: the second render queues behind the first
+        assert len(timings.seen) == 1 and not second.done()  # the first's wait only
+        release_first.set()
+        await asyncio.wait_for(asyncio.gather(first, second), RENDER_TIMEOUT * 2)
+        second_took = time.perf_counter() - second_started
+    finally:
+        await pool.aclose()
+
+    assert [stage for stage, _ in timings.seen] == ["render_wait", "render", "render_wait", "render"]
+    waits = [seconds for stage, seconds in timings.seen if stage == "render_wait"]
+    renders = [seconds for stage, seconds in timings.seen if stage == "render"]
+    assert waits[1] >= HOLD  # the second render queued behind the first for its slot
+    # ... and that wait is not in its render time: the two parts add up to what the call took.
+    assert renders[1] + waits[1] <= second_took
+    assert renders[1] <= second_took - HOLD

@@ -25,8 +25,8 @@ from crawlfleet.worker.progress import JobCounts
 
 Outcome = Literal["succeeded", "failed", "skipped", "released", "lost", "cancelled", "fenced"]
 OUTCOMES: tuple[Outcome, ...] = ("succeeded", "failed", "skipped", "released", "lost", "cancelled", "fenced")
-Stage = Literal["robots", "fetch", "render", "extract", "images", "report"]
-STAGES: tuple[Stage, ...] = ("robots", "fetch", "render", "extract", "images", "report")
+Stage = Literal["robots", "fetch", "render_wait", "render", "extract", "images", "report"]
+STAGES: tuple[Stage, ...] = ("robots", "fetch", "render_wait", "render", "extract", "images", "report")
 IMAGE_COUNTS = ("downloaded", "found_stored", "reused", "revalidated", "processed")
 STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 

@@ -237,10 +237,10 @@ async def render(
         document_body.append(response.body)
 
     try:
-        with ctx.resources.stages.time("render"):
-            rendered = await ctx.resources.browser.render(
-                url, timeout=timeout, fetch=fetch_for_browser, check_document=check_document, document=document
-            )
+        # The pool times the render and its wait for a page slot ("render", "render_wait").
+        rendered = await ctx.resources.browser.render(
+            url, timeout=timeout, fetch=fetch_for_browser, check_document=check_document, document=document
+        )
     except NotModified as unchanged:
         return PageSource(
             final_url=unchanged.url,

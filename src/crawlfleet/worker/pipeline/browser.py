@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from playwright._impl._errors import TargetClosedError  # not re-exported by playwright.async_api
@@ -87,6 +88,17 @@ CHROMIUM_ARGS = (
 CONTENT_TIMEOUT = 5.0  # for page.content() and closing, which a busy page can stall
 
 
+class RenderTimings(Protocol):
+    """Where the pool reports each render's wait for a page slot and the render itself."""
+
+    def observe(self, stage: Literal["render_wait", "render"], seconds: float) -> None: ...
+
+
+class _Untimed:
+    def observe(self, stage: Literal["render_wait", "render"], seconds: float) -> None:
+        pass
+
+
 @dataclass(frozen=True, kw_only=True)
 class BrowserOptions:
     executable: str | None = None
@@ -123,8 +135,9 @@ class _Generation:
 class BrowserPool:
     """One Chromium shared by the worker's renders, a fresh context for each."""
 
-    def __init__(self, options: BrowserOptions) -> None:
+    def __init__(self, options: BrowserOptions, *, timings: RenderTimings | None = None) -> None:
         self._options = options
+        self._timings = timings if timings is not None else _Untimed()
         self._slots = asyncio.Semaphore(options.max_concurrent_pages)
         self._launch_lock = asyncio.Lock()
         self._playwright: Playwright | None = None
@@ -177,17 +190,28 @@ class BrowserPool:
         state = RenderState(fetch, check_document=check_document, block_resources=self._options.block_resources)
         if document is not None:
             state.prefetched = (url, document)
+        waiting = time.perf_counter()
         async with self._slots:
-            generation = await self._take()
+            # Timed apart: with more renders than page slots, the wait is queueing, not rendering.
+            started = time.perf_counter()
+            self._timings.observe("render_wait", started - waiting)
             try:
-                return await self._render_on(generation, url, timeout, state)
-            except BrowserCrashed:
-                self._retire(generation)
-                raise
+                return await self._render_taken(url, timeout, state)
             finally:
-                generation.in_flight -= 1
-                if generation.retired and generation.in_flight == 0:
-                    await self._close_generation(generation)
+                self._timings.observe("render", time.perf_counter() - started)
+
+    async def _render_taken(self, url: str, timeout: float, state: RenderState) -> RenderedPage:
+        """Render on the current browser (launched if needed) in the page slot the caller holds."""
+        generation = await self._take()
+        try:
+            return await self._render_on(generation, url, timeout, state)
+        except BrowserCrashed:
+            self._retire(generation)
+            raise
+        finally:
+            generation.in_flight -= 1
+            if generation.retired and generation.in_flight == 0:
+                await self._close_generation(generation)
 
     async def cleared(self) -> None:
         """Until the contexts of finished renders are cleared (or closed), e.g. to count them in tests."""

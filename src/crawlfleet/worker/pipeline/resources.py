@@ -64,7 +64,8 @@ class PipelineResources:
                 context_reuse=settings.browser_context_reuse,
                 user_agent=settings.user_agent,
                 max_concurrent_pages=max(1, min(self._slots, 4)),
-            )
+            ),
+            timings=self.stages,
         )
 
     @cached_property
