@@ -132,6 +132,21 @@ async def test_a_context_keeps_one_blank_page_open_and_is_closed_without_it(
         await browser.close()
 
 
+async def test_without_the_blank_page_a_context_is_still_reused_and_keeps_no_page(
+    site: SiteServer, fetch: RecordingFetch
+) -> None:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=find_chromium(), args=list(CHROMIUM_ARGS))
+        contexts = ContextPool(browser, reuse=5, user_agent=None, blank_page=False)
+        pooled = await contexts.take()
+        assert pooled.anchor is None and pooled.context.pages == []
+        page = await load(pooled, site.base + "/a", fetch)
+        assert await contexts.give_back(pooled, page, reusable=True)
+        assert pooled.context.pages == []  # the render's page closed, nothing else open
+        assert await contexts.take() is pooled
+        await browser.close()
+
+
 async def load(pooled: PooledContext, url: str, fetch: RecordingFetch) -> Page:
     """A page of the pooled context that loaded url through its route."""
     pooled.state = RenderState(fetch)

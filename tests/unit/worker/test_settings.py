@@ -73,6 +73,7 @@ def test_env_sets_defaults_and_flags_win() -> None:
         (["--sitemap-max-urls", "50001"], {}),
         (["--sitemap-max-bytes", "0"], {}),
         ([], {"CRAWLFLEET_SITEMAP_MAX_FILES": "1001"}),
+        (["--browser-blank-page", "sometimes"], {}),
     ],
 )
 def test_invalid_values_exit_with_usage(
@@ -89,6 +90,12 @@ def test_sitemap_limits_may_be_set_lower() -> None:
         ["--sitemap-max-urls", "100", "--sitemap-max-bytes", "1048576"], env={"CRAWLFLEET_SITEMAP_MAX_FILES": "5"}
     )
     assert (cfg.sitemap.max_urls, cfg.sitemap.max_bytes, cfg.sitemap.max_files) == (100, 1024 * 1024, 5)
+
+
+def test_the_browser_blank_page_is_kept_unless_turned_off() -> None:
+    assert WorkerSettings.from_args([], env={}).scrape.browser_blank_page
+    assert not WorkerSettings.from_args(["--browser-blank-page", "off"], env={}).scrape.browser_blank_page
+    assert not WorkerSettings.from_args([], env={"CRAWLFLEET_BROWSER_BLANK_PAGE": "no"}).scrape.browser_blank_page
 
 
 def test_settings_are_frozen_and_keyword_only() -> None:

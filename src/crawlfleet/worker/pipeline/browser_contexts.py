@@ -106,16 +106,17 @@ async def clear_for_next_render(pooled: PooledContext, page: Page) -> None:
         if opened is not pooled.anchor:
             await opened.close()
     anchor = pooled.anchor
-    if anchor is None or anchor.is_closed() or anchor.url != BLANK:
+    if anchor is not None and (anchor.is_closed() or anchor.url != BLANK):
         raise AnchorLost("the context's blank page closed or navigated")
 
 
 class ContextPool:
     """Idle contexts of one browser, each taken by one render at a time."""
 
-    def __init__(self, browser: Browser, *, reuse: int, user_agent: str | None) -> None:
+    def __init__(self, browser: Browser, *, reuse: int, user_agent: str | None, blank_page: bool = True) -> None:
         self._browser = browser
         self._reuse = reuse
+        self._blank_page = blank_page
         self._user_agent = user_agent
         self._idle: list[PooledContext] = []
         self.opened = 0  # contexts opened so far (tests and figures)
@@ -124,7 +125,8 @@ class ContextPool:
         if self._idle:
             return self._idle.pop()
         # A context that serves one render is closed with its page: an anchor would only cost a page.
-        pooled = await open_context(self._browser, user_agent=self._user_agent, anchored=self._reuse > 1)
+        anchored = self._blank_page and self._reuse > 1
+        pooled = await open_context(self._browser, user_agent=self._user_agent, anchored=anchored)
         self.opened += 1
         return pooled
 

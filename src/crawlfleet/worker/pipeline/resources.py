@@ -62,6 +62,7 @@ class PipelineResources:
                 settle_timeout=settings.browser_settle_timeout,
                 block_resources=frozenset(settings.browser_block),
                 context_reuse=settings.browser_context_reuse,
+                blank_page=settings.browser_blank_page,
                 user_agent=settings.user_agent,
                 max_concurrent_pages=max(1, min(self._slots, 4)),
             ),

@@ -7,7 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from crawlfleet.common import result_limits
-from crawlfleet.common.flags import comma_list, non_negative_float, non_negative_int, positive_float, positive_int
+from crawlfleet.common.flags import (
+    comma_list,
+    non_negative_float,
+    non_negative_int,
+    parse_bool,
+    positive_float,
+    positive_int,
+)
 
 DEFAULT_HTTP_TIMEOUT = 20.0
 # Redirects one request may follow, over HTTP and in the browser alike (a limit, not a flag).
@@ -50,6 +57,7 @@ class ScrapeSettings:
     browser_settle_timeout: float = DEFAULT_BROWSER_SETTLE_TIMEOUT
     browser_block: tuple[str, ...] = DEFAULT_BROWSER_BLOCK
     browser_context_reuse: int = DEFAULT_BROWSER_CONTEXT_REUSE
+    browser_blank_page: bool = True
     max_images: int = DEFAULT_MAX_IMAGES
     image_concurrency: int = DEFAULT_IMAGE_CONCURRENCY
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
@@ -92,6 +100,13 @@ def add_scrape_flags(add: AddFlag) -> None:
         str(DEFAULT_BROWSER_CONTEXT_REUSE),
         positive_int,
         "renders one browser context serves in turn, cleared of cookies and storage between them (1: a new one each)",
+    )
+    add(
+        "--browser-blank-page",
+        "on",
+        parse_bool,
+        "keep a blank page open in each reused context: about 0.2-0.8 s less Chromium CPU per render, "
+        "about twice Chromium's memory (off: the other way round)",
     )
     add(
         "--max-images",
@@ -147,6 +162,7 @@ def scrape_settings_from(ns: argparse.Namespace, *, allow_loopback: bool) -> Scr
         browser_settle_timeout=ns.browser_settle_timeout,
         browser_block=ns.browser_block,
         browser_context_reuse=ns.browser_context_reuse,
+        browser_blank_page=ns.browser_blank_page,
         max_images=ns.max_images,
         image_concurrency=ns.image_concurrency,
         max_image_bytes=ns.max_image_bytes,
