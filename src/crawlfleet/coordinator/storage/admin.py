@@ -194,7 +194,8 @@ class AdminQueue:
             "before_id": before_id,
             "limit": limit,
         }
-        async with connection(self._pool) as conn:
+        async with connection(self._pool) as conn, conn.transaction():
+            await q.PLAN_EACH_CALL.execute(conn)
             if flt.states:
                 return await q.JOB_LIST_BY_STATE.fetch(conn, states=list(flt.states), **common)
             return await q.JOB_LIST_FILTERED.fetch(conn, **common)
@@ -208,7 +209,8 @@ class AdminQueue:
         now: dt.datetime | None = None,
     ) -> list[int]:
         """Requeue dead jobs matching the filter (and among job_ids, when given); their ids."""
-        async with connection(self._pool) as conn:
+        async with connection(self._pool) as conn, conn.transaction():
+            await q.PLAN_EACH_CALL.execute(conn)
             requeued = await q.JOB_REQUEUE_DEAD.fetch(
                 conn,
                 job_ids=None if job_ids is None else list(job_ids),

@@ -276,6 +276,7 @@ QUEUE_HEALTH = statement(
 QUEUE_OLDEST_DUE = statement("queue_oldest_due", returns=OldestDue, params=("now",))
 WORKER_LIST_SEEN = statement("worker_list_seen", returns=WorkerRow, params=("since",))
 QUEUE_ACTIVITY_BY_MINUTE = statement("queue_activity_by_minute", returns=ActivityMinute, params=("since", "until"))
+PLAN_EACH_CALL = statement("plan_each_call", returns=NoRows)
 # *_like: a LIKE pattern that matches a prefix literally.
 JOB_LIST_BY_STATE = statement(
     "job_list_by_state",

@@ -70,6 +70,13 @@ WHERE w.last_seen_at >= $1
 ORDER BY w.last_seen_at DESC
 LIMIT 10000;
 
+-- name: plan_each_call
+-- For the rest of the transaction, every statement is planned for its own parameter values. The
+-- ListJobs statements' optional filters (`$n IS NULL OR ...`) fold away only in such a custom
+-- plan: the generic plan a prepared statement settles on after five runs cannot use the URL or
+-- creation-time index and walks the history back from the newest job instead.
+SELECT set_config('plan_cache_mode', 'force_custom_plan', true);
+
 -- name: job_list_filtered
 -- Newest first from a cursor; ListJobs without a state filter (with one: job_list_by_state).
 -- Params: kind, url prefix, created after, created before, error type, before id (cursor), limit.
