@@ -25,13 +25,15 @@ async def test_every_minute_of_the_window_with_the_attempts_ended_in_it(
     ok = await make_succeeded(coord, "http://a.example/ok")
     await make_succeeded(coord, "http://a.example/ok2")
     await make_dead(coord, "http://a.example/gone")
-    # Moved back in time: one success ended 10 minutes ago after waiting 3 s for its lease.
-    await db.execute(
-        "UPDATE job_attempts SET started_at = now() - interval '10 minutes',"
-        " finished_at = now() - interval '10 minutes' WHERE job_id = $1",
-        ok,
-    )
-    await db.execute("UPDATE jobs SET run_at = now() - interval '10 minutes 3 seconds' WHERE id = $1", ok)
+    # Moved back in time: one success ended 10 minutes ago after waiting 3 s for its lease. One
+    # transaction, so both statements' now() is the same instant.
+    async with db.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE job_attempts SET started_at = now() - interval '10 minutes',"
+            " finished_at = now() - interval '10 minutes' WHERE job_id = $1",
+            ok,
+        )
+        await conn.execute("UPDATE jobs SET run_at = now() - interval '10 minutes 3 seconds' WHERE id = $1", ok)
 
     minutes = await activity(coord)
     assert len(minutes) == 60
