@@ -99,6 +99,28 @@ async def test_a_stored_image_is_found_then_referenced_and_reads_back_as_if_carr
     await coord.queue.Complete(completed(second, image(stored=True)))
 
 
+async def test_two_images_with_byte_identical_thumbnails_each_keep_theirs(
+    coord: RunningCoordinator, db: asyncpg.Pool
+) -> None:
+    other = "ef" * 32  # another image (the same picture as WebP, say) whose thumbnail is the same bytes
+    first = await leased_scrape(coord, "http://a.test/png")
+    await coord.queue.Complete(completed(first, image(stored=False)))
+    second = await leased_scrape(coord, "http://a.test/webp")
+    await coord.queue.Complete(completed(second, image(stored=False, sha256=other)))
+    found = await coord.queue.FindStoredImages(pb.FindStoredImagesRequest(sha256s=[other]))
+    assert [[t.sha256 for t in found.images[0].thumbnails]] == [[THUMB_SHA]]
+    # A worker that remembers the second image refers to it, thumbnail and all: not refused.
+    third = await leased_scrape(coord, "http://a.test/webp-again")
+    await coord.queue.Complete(completed(third, image(stored=True, sha256=other)))
+    assert await state_of(db, third.id) == "succeeded"
+    assert [t.sha256 for t in (await job_images(coord, third.id))[0].thumbnails] == [THUMB_SHA]
+    # Removing the first image's pages leaves the second image's thumbnail.
+    await db.execute("DELETE FROM page_images WHERE job_id = $1", first.id)
+    await db.execute("DELETE FROM thumbnails WHERE image_sha256 = $1", IMAGE_SHA)
+    thumb = await coord.admin.GetThumbnail(admin_pb2.GetThumbnailRequest(sha256=THUMB_SHA))
+    assert thumb.thumbnail.data == THUMB_DATA
+
+
 @pytest.mark.parametrize(
     "reference",
     [image(stored=True), image(stored=True, thumb_sha="ee" * 32)],

@@ -80,13 +80,12 @@ async def store_results(conn: asyncpg.Connection, rows: ResultRows, now: dt.date
     stored: set[str] = set()
     if hashes:
         stored = {row.sha256 for row in await q.IMAGE_LOCK_STORED.fetch(conn, sha256s=sorted(hashes))}
-    thumbnail_hashes = {row.sha256 for row in rows.thumbnails}
-    thumbnail_hashes.update(sha for ref in rows.references for sha in ref.thumbnail_sha256s)
-    found: dict[str, str] = {}
-    if thumbnail_hashes and stored:
+    # (image, thumbnail) pairs: the same thumbnail bytes may belong to several images.
+    found: set[tuple[str, str]] = set()
+    if stored and (rows.thumbnails or any(ref.thumbnail_sha256s for ref in rows.references)):
         found = {
-            row.sha256: row.image_sha256
-            for row in await q.THUMBNAIL_FIND_MANY.fetch(conn, sha256s=sorted(thumbnail_hashes))
+            (row.image_sha256, row.sha256)
+            for row in await q.THUMBNAIL_FIND_MANY.fetch(conn, image_sha256s=sorted(stored))
         }
     _check_references(rows.references, stored, found)
     # In hash order, as image_lock_stored: two Completes inserting the same new images wait for
@@ -94,7 +93,10 @@ async def store_results(conn: asyncpg.Connection, rows: ResultRows, now: dt.date
     images = sorted((row for row in rows.images if row.sha256 not in stored), key=lambda row: row.sha256)
     if images:
         await q.IMAGE_INSERT_MANY.execute(conn, images, now=now)
-    thumbnails = sorted((row for row in rows.thumbnails if row.sha256 not in found), key=lambda row: row.sha256)
+    thumbnails = sorted(
+        (row for row in rows.thumbnails if (row.image_sha256, row.sha256) not in found),
+        key=lambda row: (row.image_sha256, row.sha256),
+    )
     if thumbnails:
         await q.THUMBNAIL_INSERT_MANY.execute(conn, thumbnails)
     if rows.pages:
@@ -106,12 +108,12 @@ async def store_results(conn: asyncpg.Connection, rows: ResultRows, now: dt.date
         await q.PAGE_IMAGE_INSERT_MANY.execute(conn, rows.page_images)
 
 
-def _check_references(references: Sequence[ImageReference], stored: set[str], found: dict[str, str]) -> None:
+def _check_references(references: Sequence[ImageReference], stored: set[str], found: set[tuple[str, str]]) -> None:
     """Raise ImageNotStored for the first job whose references are not all stored (the caller's
     transaction rolls its completion back; the worker sends the thumbnails again)."""
     missing: dict[int, list[str]] = {}
     for ref in references:
-        if ref.image_sha256 not in stored or any(found.get(sha) != ref.image_sha256 for sha in ref.thumbnail_sha256s):
+        if ref.image_sha256 not in stored or any((ref.image_sha256, sha) not in found for sha in ref.thumbnail_sha256s):
             missing.setdefault(ref.job_id, []).append(ref.image_sha256)
     for job_id, sha256s in missing.items():
         raise ImageNotStored(job_id, sha256s)

@@ -52,7 +52,7 @@ class ImageRow(NamedTuple):
 
 
 class ThumbnailRow(NamedTuple):
-    """One thumbnail with its bytes (thumbnail_insert_many), once per content hash."""
+    """One thumbnail with its bytes (thumbnail_insert_many), once per image and content hash."""
 
     sha256: str
     image_sha256: str
@@ -91,7 +91,7 @@ class LockedImage(NamedTuple):
 
 
 class FoundThumbnail(NamedTuple):
-    """A stored thumbnail (thumbnail_find_many) and its image."""
+    """A stored thumbnail (thumbnail_find_many) and the image it belongs to."""
 
     sha256: str
     image_sha256: str

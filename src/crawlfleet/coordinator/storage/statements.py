@@ -121,7 +121,7 @@ IMAGE_INSERT_MANY = batch_statement("image_insert_many", takes=ImageRow, returns
 THUMBNAIL_INSERT_MANY = batch_statement("thumbnail_insert_many", takes=ThumbnailRow, returns=NoRows)
 PAGE_IMAGE_INSERT_MANY = batch_statement("page_image_insert_many", takes=PageImageRow, returns=NoRows)
 IMAGE_LOCK_STORED = statement("image_lock_stored", returns=LockedImage, params=("sha256s",))
-THUMBNAIL_FIND_MANY = statement("thumbnail_find_many", returns=FoundThumbnail, params=("sha256s",))
+THUMBNAIL_FIND_MANY = statement("thumbnail_find_many", returns=FoundThumbnail, params=("image_sha256s",))
 IMAGE_FIND_STORED = statement("image_find_stored", returns=StoredImage, params=("sha256s",))
 JOB_FAIL_IF_LEASED = statement(
     "job_fail_if_leased",

@@ -29,9 +29,9 @@ RETURNING job_id;
 SELECT sha256 FROM images WHERE sha256 = ANY($1::text[]) ORDER BY sha256 FOR KEY SHARE;
 
 -- name: thumbnail_find_many
--- Which of the given thumbnails are stored, and of which image (their images locked by
--- image_lock_stored: a purge removes thumbnails with their image only).
-SELECT sha256, image_sha256 FROM thumbnails WHERE sha256 = ANY($1::text[]);
+-- The stored thumbnails of the given images (locked by image_lock_stored: a purge removes
+-- thumbnails with their image only).
+SELECT sha256, image_sha256 FROM thumbnails WHERE image_sha256 = ANY($1::text[]);
 
 -- name: image_find_stored
 -- The stored images among the given hashes, with their thumbnails' metadata (not their bytes),
@@ -61,12 +61,12 @@ FROM unnest($1::text[], $2::text[], $3::integer[], $4::integer[], $5::bigint[], 
 ON CONFLICT (sha256) DO NOTHING;
 
 -- name: thumbnail_insert_many
--- Thumbnail bytes, once per content hash.
+-- Thumbnail bytes, once per image and content hash.
 INSERT INTO thumbnails (sha256, image_sha256, max_side, width, height, format, data)
 SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::integer[], $5::integer[], $6::text[],
                      $7::bytea[])
               AS t(sha256, image_sha256, max_side, width, height, format, data)
-ON CONFLICT (sha256) DO NOTHING;
+ON CONFLICT (image_sha256, sha256) DO NOTHING;
 
 -- name: page_image_insert_many
 INSERT INTO page_images (job_id, position, url, image_sha256, error_type, error_message)
@@ -75,13 +75,15 @@ SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::text[], $5::te
 
 -- name: thumbnail_get
 -- A thumbnail, if the caller may see it: $2 is the owner the caller is confined to (NULL: any),
--- who sees the thumbnails of images on pages of its own jobs only.
+-- who sees the thumbnails of images on pages of its own jobs only. The same bytes may be stored
+-- for several images: any one the caller may see.
 SELECT t.sha256, t.format, t.width, t.height, t.data
 FROM thumbnails AS t
 WHERE t.sha256 = $1
   AND ($2::text IS NULL OR EXISTS (
           SELECT 1 FROM page_images AS pi JOIN jobs AS j ON j.id = pi.job_id
-          WHERE pi.image_sha256 = t.image_sha256 AND j.owner = $2::text));
+          WHERE pi.image_sha256 = t.image_sha256 AND j.owner = $2::text))
+LIMIT 1;
 
 -- name: result_list_after
 -- Succeeded jobs with their results, in id order from a cursor, for export: up to $2 rows, and no
