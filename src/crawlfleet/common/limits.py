@@ -9,7 +9,7 @@ Documented in docs/queue-semantics.md ("API limits").
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 
 from google.protobuf import duration_pb2, timestamp_pb2
@@ -290,33 +290,52 @@ _WELL_KNOWN: dict[str, Callable[[Message], None]] = {
 
 
 def fit(message: Message) -> None:
-    """Trim ``message`` in place to the bounds: NUL removed from strings, strings cut, extra items dropped."""
+    """Trim ``message`` in place to the bounds: NUL removed from strings, strings cut, extra items dropped.
+
+    Only what breaks a bound is rewritten: a worker fits every result it reports, nearly all of them
+    within bounds already, and assigning each string and list item back copied them all for nothing.
+    """
     for field, value in message.ListFields():
-        limit = limit_of(field)
-        if _is_map(field):
-            for key in list(value)[limit.items :]:
-                del value[key]
-            for key in list(value):
-                item = value[key]
-                fitted_key = _fit_text(key, limit.key_chars) if isinstance(key, str) else key
-                if isinstance(item, str):
-                    fitted = _fit_text(item, limit.chars)
-                    if fitted_key != key or fitted != item:
-                        del value[key]
-                        value.setdefault(fitted_key, fitted)
-                elif isinstance(item, Message):
-                    fit(item)
-        elif field.is_repeated:
-            del value[limit.items :]
+        plan = _plan(field)
+        limit = plan.limit
+        if plan.shape == _MAP:
+            _fit_map(value, limit)
+        elif plan.shape == _REPEATED:
+            if len(value) > limit.items:
+                del value[limit.items :]
             for i, item in enumerate(value):
                 if isinstance(item, str):
-                    value[i] = _fit_text(item, limit.chars)
+                    if _breaks(item, limit.chars):
+                        value[i] = _fit_text(item, limit.chars)
                 elif isinstance(item, Message):
                     fit(item)
         elif isinstance(value, str):
-            setattr(message, field.name, _fit_text(value, limit.chars))
-        elif isinstance(value, Message):
+            if _breaks(value, limit.chars):
+                setattr(message, field.name, _fit_text(value, limit.chars))
+        elif isinstance(value, Message) and plan.bounded:
             fit(value)
+
+
+def _fit_map(values: MutableMapping[object, object], limit: FieldLimit) -> None:
+    if len(values) > limit.items:
+        for key in list(values)[limit.items :]:
+            del values[key]
+    rekeyed: list[object] = []
+    for key, item in values.items():
+        if isinstance(item, Message):
+            fit(item)  # kept under its key: a message map's entries cannot be assigned
+            continue
+        key_breaks = isinstance(key, str) and _breaks(key, limit.key_chars)
+        if key_breaks or (isinstance(item, str) and _breaks(item, limit.chars)):
+            rekeyed.append(key)
+    for key in rekeyed:  # not while iterating: a fitted entry may change its key
+        item = values.pop(key)
+        fitted_key = _fit_text(key, limit.key_chars) if isinstance(key, str) else key
+        values.setdefault(fitted_key, _fit_text(item, limit.chars) if isinstance(item, str) else item)
+
+
+def _breaks(text: str, chars: int) -> bool:
+    return len(text) > chars or NUL in text
 
 
 def _fit_text(text: str, chars: int) -> str:

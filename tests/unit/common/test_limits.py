@@ -70,3 +70,52 @@ def test_a_path_given_by_the_caller_comes_first() -> None:
     with pytest.raises(limits.LimitExceeded) as raised:
         limits.check(pb.WorkerInfo(worker_id="w" * 201), "worker")
     assert raised.value.field == "worker.worker_id"
+
+
+def oversized_page() -> jobs_pb2.ScrapeResult:
+    return jobs_pb2.ScrapeResult(
+        title="t\x00" + "x" * 5000,
+        main_text="kept as it is",
+        links=[jobs_pb2.Link(url="https://a.example/", text="y" * 1500)],
+        json_ld=["{}", "z" * 1_000_001],
+        image_urls=[f"https://a.example/{n}.png" for n in range(2_500)],
+        headers={"k" * 300: "v", "server": "s\x00"},
+    )
+
+
+def test_fit_trims_every_field_past_its_bound_so_that_the_check_passes() -> None:
+    page = oversized_page()
+    limits.fit(page)
+    limits.check(page)
+    assert page.title == "t" + "x" * 4095
+    assert page.main_text == "kept as it is"
+    assert page.links[0].text == "y" * 1000
+    assert list(page.json_ld) == ["{}", "z" * 1_000_000]
+    assert len(page.image_urls) == 2_000
+    assert dict(page.headers) == {"k" * 256: "v", "server": "s"}
+
+
+def test_fit_rewrites_only_what_breaks_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    fitted: list[str] = []
+    real_fit_text = limits._fit_text
+
+    def counting(text: str, chars: int) -> str:
+        fitted.append(text[:1])
+        return real_fit_text(text, chars)
+
+    monkeypatch.setattr(limits, "_fit_text", counting)
+    within = jobs_pb2.ScrapeResult(
+        title="A page",
+        links=[jobs_pb2.Link(url=f"https://a.example/{n}", text="a link") for n in range(50)],
+        json_ld=['{"@type": "Product"}'],
+        headers={"server": "test"},
+    )
+    expected = jobs_pb2.ScrapeResult()
+    expected.CopyFrom(within)
+    limits.fit(within)
+    assert within == expected
+    assert fitted == []
+
+    limits.fit(oversized_page())
+    # title, a link's text, one JSON-LD document, and the two header entries (key and value each).
+    assert sorted(fitted) == sorted(["t", "y", "z", "k", "v", "s", "s"])
