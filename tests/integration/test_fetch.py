@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import http.cookiejar
 import threading
 import tracemalloc
 import zlib
@@ -167,3 +168,19 @@ async def test_no_cookie_of_one_request_is_sent_with_the_next(fetcher: GuardedFe
     assert first.headers.get("set-cookie", "").startswith("visited=1")
     second = await fetcher.get(cookie_echo + "/b", max_bytes=CAP, timeout=10)
     assert second.body == b""
+
+
+async def test_set_cookie_headers_are_not_even_parsed(
+    fetcher: GuardedFetcher, cookie_echo: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Nothing is kept, so parsing them would be work for nothing on every response.
+    parsed: list[object] = []
+
+    def make_cookies(jar: http.cookiejar.CookieJar, *args: object) -> list[http.cookiejar.Cookie]:
+        parsed.append(args)
+        return []
+
+    monkeypatch.setattr(http.cookiejar.CookieJar, "make_cookies", make_cookies)
+    fetched = await fetcher.get(cookie_echo + "/a", max_bytes=CAP, timeout=10)
+    assert fetched.headers.get("set-cookie", "").startswith("visited=1")
+    assert parsed == []

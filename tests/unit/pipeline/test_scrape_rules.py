@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import httpx
 import pytest
 
 from crawlfleet.worker.errors import JobError
 from crawlfleet.worker.handlers.scrape import MAX_RETRY_AFTER, check_html, check_status, parse_retry_after
-from crawlfleet.worker.pipeline.fetch import FetchedResponse
+from crawlfleet.worker.pipeline import fetch
+from crawlfleet.worker.pipeline.fetch import FetchedResponse, declared_charset
 
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 
@@ -84,6 +86,32 @@ def test_charset_from_header_then_meta_then_utf8() -> None:
     meta = b'<meta http-equiv="Content-Type" content="text/html; charset=Shift_JIS">'
     assert fetched({}, meta).charset == "shift_jis"
     assert fetched({}, b"<p>x</p>").charset == "utf-8"
+
+
+def test_the_charset_is_worked_out_once_per_response_and_a_header_parsed_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    declared_charset.cache_clear()
+    response = fetched({"content-type": "text/html; charset=ISO-8859-1"}, "Café".encode("latin-1"))
+    sniffs: list[bytes] = []
+    real_search = fetch._META_CHARSET.search
+    monkeypatch.setattr(fetch, "_META_CHARSET", SniffCounter(real_search, sniffs))
+    nameless = fetched({}, b"<p>x</p>")
+    assert (response.charset, response.text(), response.charset) == ("iso-8859-1", "Café", "iso-8859-1")
+    assert (nameless.text(), nameless.charset) == ("<p>x</p>", "utf-8")
+    assert fetched({"content-type": "text/html; charset=ISO-8859-1"}, b"").charset == "iso-8859-1"
+    assert declared_charset.cache_info().misses == 2  # the header with a charset, and no header
+    assert len(sniffs) == 1  # the page without a header looked for <meta charset> once
+
+
+class SniffCounter:
+    def __init__(self, search: Callable[[bytes], object], calls: list[bytes]) -> None:
+        self._search = search
+        self._calls = calls
+
+    def search(self, head: bytes) -> object:
+        self._calls.append(head)
+        return self._search(head)
 
 
 def test_text_decodes_with_the_charset_and_survives_unknown_ones() -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import http.cookiejar
+import email.message
+import functools
 import re
 import ssl
 import time
@@ -51,10 +52,10 @@ class FetchedResponse:
         """The media type, lower-case, without parameters."""
         return str(self.headers.get("content-type", "")).split(";", 1)[0].strip().lower()
 
-    @property
+    @functools.cached_property
     def charset(self) -> str:
         """The declared charset (header, then <meta charset>), else utf-8."""
-        declared = httpx.Response(200, headers=self.headers).charset_encoding
+        declared = declared_charset(self.headers.get("content-type", ""))
         if declared:
             return declared.lower()
         match = _META_CHARSET.search(self.body[:_CHARSET_SNIFF_BYTES])
@@ -68,6 +69,28 @@ class FetchedResponse:
             return self.body.decode("utf-8", errors="replace")
 
 
+@functools.lru_cache(maxsize=256)
+def declared_charset(content_type: str) -> str | None:
+    """The charset parameter of a Content-Type value, lower-case (parsed as httpx parses it).
+    Cached: a site answers with a handful of distinct values, and parsing one is not cheap."""
+    message = email.message.Message()
+    message["content-type"] = content_type
+    return message.get_content_charset(failobj=None)
+
+
+class NoCookies(httpx.Cookies):
+    """A cookie store that keeps nothing and so parses no Set-Cookie header at all.
+
+    The client is shared by every job of the worker: a cookie one job's page set must not be sent
+    with another's (nor added to a browser's requests, whose context holds its own). Storing none
+    is what a jar refusing every domain did, without building urllib request and response
+    wrappers around every response to find that out.
+    """
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        pass
+
+
 def guarded_client(policy: EgressPolicy, *, user_agent: str, max_connections: int) -> httpx.AsyncClient:
     """An httpx client whose every connection passes the egress policy."""
     transport = httpx.AsyncHTTPTransport(trust_env=False)
@@ -79,16 +102,16 @@ def guarded_client(policy: EgressPolicy, *, user_agent: str, max_connections: in
         keepalive_expiry=5.0,
         network_backend=GuardedNetworkBackend(policy),
     )
-    return httpx.AsyncClient(
+    client = httpx.AsyncClient(
         transport=transport,
         follow_redirects=False,  # followed by hand, hop by hop
         # Only the codings `decoding` can inflate with a bound on each step's output.
         headers={"User-Agent": user_agent, "Accept-Encoding": ACCEPT_ENCODING},
         trust_env=False,  # no proxy from the environment may route around the guard
-        # The client is shared by every job of the worker: a cookie one job's page set must not be
-        # sent with another's (nor added to a browser's requests, whose context holds its own).
-        cookies=http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
     )
+    # httpx's setter would copy it into a plain store; every response goes through this one.
+    client._cookies = NoCookies()
+    return client
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
