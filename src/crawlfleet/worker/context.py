@@ -37,6 +37,16 @@ class JobContext:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
 
+    async def run_blocking_if_large(
+        self, size: int, inline_up_to: int, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs
+    ) -> _T:
+        """``fn`` on the event loop when its input (``size``) is at most ``inline_up_to``, else as
+        ``run_blocking``: handing small work to a thread and back costs more CPU than the work, and
+        work that small is over long before a heartbeat could be late."""
+        if size <= inline_up_to:
+            return fn(*args, **kwargs)
+        return await self.run_blocking(fn, *args, **kwargs)
+
 
 # A handler returns the job's result, or raises worker.errors.JobError.
 Handler = Callable[[pb.LeasedJob, JobContext], Awaitable[jobs_pb2.JobResult]]
