@@ -14,6 +14,7 @@ import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Iterator
 
+import anyio
 import pytest
 
 from crawlfleet.common.robots import MAX_BODY_BYTES
@@ -184,3 +185,54 @@ async def test_set_cookie_headers_are_not_even_parsed(
     fetched = await fetcher.get(cookie_echo + "/a", max_bytes=CAP, timeout=10)
     assert fetched.headers.get("set-cookie", "").startswith("visited=1")
     assert parsed == []
+
+
+class StalledBody(QuietHandler):
+    """Sends the headers and the start of the body, then nothing until released."""
+
+    release = threading.Event()
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        self.wfile.write(b"<!doctype html><p>the start")
+        self.wfile.flush()
+        self.release.wait(30)
+
+
+@pytest.fixture
+def stalled_body() -> Iterator[str]:
+    with serving(StalledBody) as base:
+        try:
+            yield base
+        finally:
+            StalledBody.release.set()
+
+
+async def test_a_body_that_stops_coming_fails_at_the_fetch_deadline(fetcher: GuardedFetcher, stalled_body: str) -> None:
+    url = stalled_body + "/stalled"
+    with pytest.raises(FetchError) as raised:
+        await fetcher.get(url, max_bytes=CAP, timeout=0.5)
+    assert (raised.value.error_type, raised.value.retryable) == ("timeout", True)
+    assert str(raised.value) == f"fetching {url} took longer than 0.5s"
+
+
+async def test_reads_and_writes_set_no_timeout_of_their_own(
+    fetcher: GuardedFetcher, site: LocalSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One deadline bounds the whole fetch; a cancel scope per read or write was CPU for nothing.
+    url = site.url("/encoded/identity")
+    await fetcher.get(url, max_bytes=CAP, timeout=10)  # opens a connection, kept alive
+    scopes: list[float | None] = []
+    real_fail_after = anyio.fail_after
+
+    def counting(delay: float | None, shield: bool = False) -> object:
+        scopes.append(delay)
+        return real_fail_after(delay, shield)
+
+    monkeypatch.setattr(anyio, "fail_after", counting)
+    fetched = await fetcher.get(url, max_bytes=CAP, timeout=10)  # on the kept-alive connection
+    assert fetched.body == ENCODED["identity"][1]
+    assert scopes == []

@@ -12,11 +12,16 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import anyio
+import anyio.abc
+import anyio.streams.tls
 import httpcore
+from httpcore._utils import is_socket_readable  # what httpcore's own streams answer with
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -109,6 +114,74 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     return addresses
 
 
+class DeadlineBoundStream(httpcore.AsyncNetworkStream):
+    """A connection's byte stream whose reads and writes set no timeout of their own.
+
+    httpcore's stream opens a cancel scope around every read and write to apply a request's read
+    and write timeouts: several per response, a measurable share of a worker's CPU per page. Every
+    request of the worker runs under one deadline for the whole fetch, redirects and body included
+    (`GuardedFetcher`: "fetching <url> took longer than Ns"), which bounds a stalled read as well.
+    """
+
+    def __init__(self, stream: anyio.abc.ByteStream) -> None:
+        self._stream = stream
+        # Looked up once: the connection pool asks whether an idle connection is readable (the
+        # server closed it) each time it hands one out.
+        self._socket: socket.socket | None = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            return await self._stream.receive(max_bytes)
+        except anyio.EndOfStream:
+            return b""
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+            raise httpcore.ReadError(str(exc)) from exc
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        try:
+            await self._stream.send(buffer)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+            raise httpcore.WriteError(str(exc)) from exc
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            with anyio.fail_after(timeout):  # once per connection: the handshake's own bound
+                tls = await anyio.streams.tls.TLSStream.wrap(
+                    self._stream,
+                    ssl_context=ssl_context,
+                    hostname=server_hostname,
+                    standard_compatible=False,
+                    server_side=False,
+                )
+        except TimeoutError as exc:
+            await self.aclose()
+            raise httpcore.ConnectTimeout(str(exc)) from exc
+        except (anyio.BrokenResourceError, anyio.EndOfStream, ssl.SSLError) as exc:
+            await self.aclose()
+            raise httpcore.ConnectError(str(exc)) from exc
+        return DeadlineBoundStream(tls)
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        if info == "is_readable":
+            return is_socket_readable(self._socket)
+        if info == "socket":
+            return self._socket
+        if info == "ssl_object":
+            return self._stream.extra(anyio.streams.tls.TLSAttribute.ssl_object, None)
+        if info == "client_addr":
+            return self._stream.extra(anyio.abc.SocketAttribute.local_address, None)
+        if info == "server_addr":
+            return self._stream.extra(anyio.abc.SocketAttribute.remote_address, None)
+        return None
+
+
 class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
     """httpcore's network backend, connecting only to addresses the policy permits.
 
@@ -118,7 +191,6 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
 
     def __init__(self, policy: EgressPolicy) -> None:
         self._policy = policy
-        self._inner = httpcore.AnyIOBackend()
 
     async def connect_tcp(
         self,
@@ -131,9 +203,7 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
         last_error: Exception | None = None
         for ip in await self._policy.permitted_addresses(host, port):
             try:
-                return await self._inner.connect_tcp(
-                    str(ip), port, timeout=timeout, local_address=local_address, socket_options=socket_options
-                )
+                return await _connect(str(ip), port, timeout, local_address, socket_options or ())
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 last_error = exc
         assert last_error is not None
@@ -148,4 +218,25 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
         raise DestinationBlocked(path, [])
 
     async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+        await anyio.sleep(seconds)
+
+
+async def _connect(
+    ip: str,
+    port: int,
+    timeout: float | None,
+    local_address: str | None,
+    socket_options: typing.Iterable[httpcore.SOCKET_OPTION],
+) -> DeadlineBoundStream:
+    """A TCP connection to ip (as httpcore's anyio backend makes it), its errors httpcore's."""
+    try:
+        with anyio.fail_after(timeout):
+            stream = await anyio.connect_tcp(remote_host=ip, remote_port=port, local_host=local_address)
+    except TimeoutError as exc:
+        raise httpcore.ConnectTimeout(str(exc)) from exc
+    except (OSError, anyio.BrokenResourceError) as exc:
+        raise httpcore.ConnectError(str(exc)) from exc
+    raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+    for option in socket_options:
+        raw.setsockopt(*option)
+    return DeadlineBoundStream(stream)
