@@ -42,7 +42,7 @@ from crawlfleet.worker.reporting import (
 )
 from crawlfleet.worker.robots import RobotsGate
 from crawlfleet.worker.settings import WorkerSettings
-from crawlfleet.worker.slots import Slots
+from crawlfleet.worker.slots import Backlog
 from crawlfleet.worker.version import worker_info
 
 if TYPE_CHECKING:
@@ -51,8 +51,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_LEASE_BATCH = 1000  # the coordinator's bound on max_jobs
-# Finished jobs whose Complete is not yet acknowledged, per worker, at least this many: past the
-# bound a finished job keeps its slot until the backlog drains, so leasing slows down instead of
+# Finished jobs whose Complete is not yet acknowledged, per worker, at least this many: at the
+# bound the lease loop leases nothing until the backlog drains, so leasing slows down instead of
 # piling up results (and leases to heartbeat) without limit while the coordinator falls behind.
 MIN_UNREPORTED_BOUND = 1000
 FALLBACK_LEASE_DURATION = 30.0  # only if a coordinator ever omits lease_duration
@@ -78,8 +78,7 @@ class Worker:
         self._resources: PipelineResources | None = None
         self._robots: RobotsGate | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._slots = Slots(settings.slots)
-        self._unreported = asyncio.Semaphore(unreported_bound(settings))
+        self._backlog = Backlog(settings.slots, unreported_bound(settings))
         self._keeper: LeaseKeeper | None = None
         self._batcher: CompleteBatcher | None = None
         self.metrics = WorkerMetrics(
@@ -258,28 +257,23 @@ class Worker:
         failing = False
         client = self._client_or_fail()
         while not self._stopping:
-            taken = await self._slots.take(MAX_LEASE_BATCH)  # slots before leases
+            wanted = await self._backlog.wait_for_room(MAX_LEASE_BATCH)  # room before leases
             try:
-                response = await client.lease(taken, self._settings.lease_wait)
+                response = await client.lease(wanted, self._settings.lease_wait)
             except CoordinatorError as exc:
-                self._slots.give(taken)
                 delay = backoff.next_delay()
                 level = logging.WARNING if isinstance(exc, CoordinatorUnavailable) else logging.ERROR
                 log.log(level, "lease failed, retrying in %.2fs: %s", delay, exc)
                 failing = True
                 await asyncio.sleep(delay)
                 continue
-            except BaseException:
-                self._slots.give(taken)
-                raise
             if failing:
                 log.info("coordinator reachable again")
                 failing = False
             backoff.reset()
-            leased = min(len(response.jobs), taken)
-            if len(response.jobs) > taken:
-                log.error("coordinator sent %d jobs for %d slots; the rest will expire", len(response.jobs), taken)
-            self._slots.give(taken - leased)
+            leased = min(len(response.jobs), wanted)
+            if len(response.jobs) > wanted:
+                log.error("coordinator sent %d jobs for %d slots; the rest will expire", len(response.jobs), wanted)
             self._start_jobs(response, leased)
 
     def _start_jobs(self, response: pb.LeaseResponse, count: int) -> None:
@@ -302,6 +296,7 @@ class Worker:
             keeper.add(lease)
             lease.task = loop.create_task(self._run_job(lease), name=f"job-{job.id}")
             job_tasks.add(lease.task)
+        self._backlog.started(count)
 
     async def _run_job(self, lease: HeldLease) -> None:
         # Cleanup here rather than in a done-callback: one callback less to schedule per job.
@@ -319,15 +314,15 @@ class Worker:
         if debug:
             lease.log.debug("job started (attempt %d of %d)", job.attempt, job.max_attempts)
         started = time.monotonic()
+        outcome: jobs_pb2.JobResult | pb.FailRequest | None = None
         try:
             outcome = await self._execute(lease)
-            if isinstance(outcome, jobs_pb2.JobResult) and not lease.abandoned:
-                await self._unreported.acquire()  # backpressure: keep the slot while the backlog is full
-                lease.holds_report_slot = True
         finally:
             lease.running = False
-            self._slots.give()
-        if lease.abandoned:
+            # Counted until its Complete settles: the lease loop's backpressure (see slots.py).
+            lease.holds_report_slot = isinstance(outcome, jobs_pb2.JobResult) and not lease.abandoned
+            self._backlog.finished(unreported=lease.holds_report_slot)
+        if lease.abandoned or outcome is None:
             return  # lost or cancelled while finishing: report nothing
         took = time.monotonic() - started
         if isinstance(outcome, jobs_pb2.JobResult):
@@ -423,7 +418,7 @@ class Worker:
     def _free_report_slot(self, lease: HeldLease) -> None:
         if lease.holds_report_slot:
             lease.holds_report_slot = False
-            self._unreported.release()
+            self._backlog.reported()
 
     def _on_abandon(self, lease: HeldLease, why: str) -> None:
         self.metrics.abandoned(lease.job.kind, why)
