@@ -23,6 +23,7 @@ from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import jobs_pb2
 from crawlfleet.worker.backoff import Backoff
 from crawlfleet.worker.client import CoordinatorClient
+from crawlfleet.worker.eager import eager_runs
 from crawlfleet.worker.errors import CoordinatorError, CoordinatorUnavailable, JobError, WorkerCrashed
 from crawlfleet.worker.handlers import Handler, JobContext, handlers_for
 from crawlfleet.worker.leases import HeldLease, LeaseKeeper, local_deadline
@@ -74,6 +75,7 @@ class Worker:
     ) -> None:
         self._settings = settings
         self._handlers = dict(handlers) if handlers is not None else handlers_for(settings.kinds)
+        self._eager = eager_runs(self._handlers)
         self._client = client
         self._resources: PipelineResources | None = None
         self._robots: RobotsGate | None = None
@@ -278,8 +280,10 @@ class Worker:
 
     def _start_jobs(self, response: pb.LeaseResponse, count: int) -> None:
         # Hot path: runs once per job, so no per-job logging, callbacks or context dicts here.
-        assert self._keeper is not None
+        assert self._keeper is not None and self._batcher is not None
         keeper, job_tasks, loop = self._keeper, self._job_tasks, asyncio.get_running_loop()
+        eager, batcher = self._eager, self._batcher
+        finished_now = 0
         now, wall_now = time.monotonic(), time.time()
         lease_duration = response.lease_duration.ToNanoseconds() / 1e9 or FALLBACK_LEASE_DURATION
         for job in response.jobs[:count]:
@@ -294,9 +298,19 @@ class Worker:
                 logger=log,
             )
             keeper.add(lease)
+            run = eager.get(job.kind)
+            if run is not None:
+                completed = pb.CompletedJob(job_id=job.id, lease_token=job.lease_token)
+                if run(job, completed.result):
+                    lease.running = False
+                    lease.holds_report_slot = True
+                    batcher.submit(completed)
+                    finished_now += 1
+                    continue
             lease.task = loop.create_task(self._run_job(lease), name=f"job-{job.id}")
             job_tasks.add(lease.task)
-        self._backlog.started(count)
+        self._backlog.started(count - finished_now)
+        self._backlog.awaiting_report(finished_now)
 
     async def _run_job(self, lease: HeldLease) -> None:
         # Cleanup here rather than in a done-callback: one callback less to schedule per job.
