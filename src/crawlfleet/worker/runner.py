@@ -26,7 +26,7 @@ from crawlfleet.worker.client import CoordinatorClient
 from crawlfleet.worker.eager import eager_runs
 from crawlfleet.worker.errors import CoordinatorError, CoordinatorUnavailable, JobError, WorkerCrashed
 from crawlfleet.worker.handlers import Handler, JobContext, handlers_for
-from crawlfleet.worker.leases import HeldLease, LeaseKeeper, local_deadline
+from crawlfleet.worker.leases import HeldLease, LeaseDeadlines, LeaseKeeper
 from crawlfleet.worker.metrics import MeteredClient, WorkerMetrics
 from crawlfleet.worker.pipeline.resources import PipelineResources
 from crawlfleet.worker.progress import ProgressLog
@@ -286,18 +286,15 @@ class Worker:
         finished_now = 0
         now, wall_now = time.monotonic(), time.time()
         lease_duration = response.lease_duration.ToNanoseconds() / 1e9 or FALLBACK_LEASE_DURATION
-        for job in response.jobs[:count]:
-            expires_at = job.lease_expires_at.ToNanoseconds() / 1e9 if job.HasField("lease_expires_at") else None
-            lease = HeldLease(
-                job=job,
-                lease_duration=lease_duration,
-                # The coordinator starts the term just before answering: the receipt time is close.
-                deadline=local_deadline(
-                    start=now, lease_duration=lease_duration, expires_at=expires_at, now=now, wall_now=wall_now
-                ),
-                logger=log,
-            )
-            keeper.add(lease)
+        # The coordinator starts the term just before answering: the receipt time is close.
+        deadlines = LeaseDeadlines(start=now, lease_duration=lease_duration, now=now, wall_now=wall_now)
+        leases = [
+            HeldLease(job=job, lease_duration=lease_duration, deadline=deadlines.of(job), logger=log)
+            for job in response.jobs[:count]
+        ]
+        keeper.add_many(leases)
+        for lease in leases:
+            job = lease.job
             run = eager.get(job.kind)
             if run is not None:
                 completed = pb.CompletedJob(job_id=job.id, lease_token=job.lease_token)
