@@ -131,6 +131,7 @@ class Worker:
             max_batch=self._settings.complete_batch_max,
             flush_interval=self._settings.complete_flush_interval,
             on_settled=self._on_complete_settled,
+            on_completed=self._on_batch_completed,
             on_rejected=self._on_complete_rejected,
         )
         return self
@@ -401,6 +402,28 @@ class Worker:
         if lease is not None:
             self._free_report_slot(lease)
             self.metrics.complete_settled(lease.job.kind, completed=outcome == "completed")
+
+    def _on_batch_completed(self, job_ids: list[int]) -> None:
+        # Once per acknowledged Complete: the per-job part is a removal and a count.
+        assert self._keeper is not None
+        remove, index = self._keeper.remove, self._image_index()
+        freed = 0
+        by_kind: dict[str, int] = {}
+        for job_id in job_ids:
+            lease = remove(job_id)
+            if index is not None:
+                index.settled(job_id, completed=True)
+            if lease is None:
+                continue
+            if lease.holds_report_slot:
+                lease.holds_report_slot = False
+                freed += 1
+            kind = lease.job.kind
+            by_kind[kind] = by_kind.get(kind, 0) + 1
+        if freed:
+            self._backlog.reported(freed)
+        for kind, count in by_kind.items():
+            self.metrics.complete_settled(kind, completed=True, count=count)
 
     def _on_complete_rejected(self, job_id: int, error: CoordinatorError) -> None:
         if (index := self._image_index()) is not None:

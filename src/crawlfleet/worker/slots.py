@@ -57,7 +57,7 @@ class Backlog:
         """``count`` jobs finished without running in a slot (eager ones) await their Complete."""
         self.unreported += count
 
-    def reported(self) -> None:
-        """A finished job's Complete was settled (or its lease abandoned)."""
-        self.unreported -= 1
+    def reported(self, count: int = 1) -> None:
+        """``count`` finished jobs' Completes were settled (or their leases abandoned)."""
+        self.unreported -= count
         self._changed.set()
