@@ -188,15 +188,16 @@ class LeaseKeeper:
         at the clock and at most one wake-up for them all."""
         if not leases:
             return
-        held, fences = self._held, self._fences
-        earliest_fence = earliest_beat = math.inf
+        held, fences, push = self._held, self._fences, heapq.heappush
+        earliest_fence = math.inf
         for lease in leases:
             job_id = lease.job.id
             held[job_id] = lease
             fence_at = lease.fence_at()
-            heapq.heappush(fences, (fence_at, job_id))
-            earliest_fence = min(earliest_fence, fence_at)
-            earliest_beat = min(earliest_beat, self._interval(lease))
+            push(fences, (fence_at, job_id))
+            if fence_at < earliest_fence:
+                earliest_fence = fence_at
+        earliest_beat = min(self._interval(lease) for lease in leases)
         if len(fences) > 2 * len(held) + FENCE_HEAP_SLACK:
             self._rebuild_fences()
         beat_at = self._clock() + earliest_beat

@@ -221,7 +221,8 @@ class CompleteBatcher:
         job_id = job.job_id
         if self._discarded:
             self._discarded.discard(job_id)
-        self._forget_size(job_id)  # a job submitted again replaces its earlier report
+        if job_id in self._sizes:
+            self._forget_size(job_id)  # a job submitted again replaces its earlier report
         self._pending[job_id] = job
         size = job.ByteSize()
         self._sizes[job_id] = size
