@@ -82,6 +82,38 @@ def local_deadline(
     return deadline
 
 
+class LeaseDeadlines:
+    """The local deadlines of one Lease answer's jobs, worked out once per distinct expiry: one
+    claim gives all its jobs the same one, so this is one conversion per answer, not per job."""
+
+    def __init__(self, *, start: float, lease_duration: float, now: float, wall_now: float) -> None:
+        self._start, self._lease_duration, self._now, self._wall_now = start, lease_duration, now, wall_now
+        self._by_expiry: dict[tuple[int, int], float] = {}
+        self._without_expiry: float | None = None
+
+    def of(self, job: pb.LeasedJob) -> float:
+        """The monotonic time ``job``'s lease ends (see local_deadline)."""
+        if not job.HasField("lease_expires_at"):
+            if self._without_expiry is None:
+                self._without_expiry = self._deadline(None)
+            return self._without_expiry
+        expiry = job.lease_expires_at
+        key = (expiry.seconds, expiry.nanos)
+        deadline = self._by_expiry.get(key)
+        if deadline is None:
+            deadline = self._by_expiry[key] = self._deadline(expiry.ToNanoseconds() / 1e9)
+        return deadline
+
+    def _deadline(self, expires_at: float | None) -> float:
+        return local_deadline(
+            start=self._start,
+            lease_duration=self._lease_duration,
+            expires_at=expires_at,
+            now=self._now,
+            wall_now=self._wall_now,
+        )
+
+
 class HeartbeatRejected(WorkerError):
     """The coordinator refused a Heartbeat as such (not a passing outage): the worker must stop."""
 
@@ -150,6 +182,29 @@ class LeaseKeeper:
             self._next_beat = beat_at
         if beat_at < self._wake_at or fence_at < self._wake_at:
             self._changed.set()  # due before the keeper's wake-up; most leases are not
+
+    def add_many(self, leases: Sequence[HeldLease]) -> None:
+        """Starts heartbeating ``leases`` (one Lease answer's): as ``add`` for each, with one look
+        at the clock and at most one wake-up for them all."""
+        if not leases:
+            return
+        held, fences, push = self._held, self._fences, heapq.heappush
+        earliest_fence = math.inf
+        for lease in leases:
+            job_id = lease.job.id
+            held[job_id] = lease
+            fence_at = lease.fence_at()
+            push(fences, (fence_at, job_id))
+            if fence_at < earliest_fence:
+                earliest_fence = fence_at
+        earliest_beat = min(self._interval(lease) for lease in leases)
+        if len(fences) > 2 * len(held) + FENCE_HEAP_SLACK:
+            self._rebuild_fences()
+        beat_at = self._clock() + earliest_beat
+        if beat_at < self._next_beat:
+            self._next_beat = beat_at
+        if beat_at < self._wake_at or earliest_fence < self._wake_at:
+            self._changed.set()
 
     def get(self, job_id: int) -> HeldLease | None:
         """The held lease of ``job_id``, if any."""

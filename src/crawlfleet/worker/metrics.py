@@ -113,13 +113,13 @@ class WorkerMetrics:
         else:
             outcomes.lost += 1
 
-    def complete_settled(self, kind: str, *, completed: bool) -> None:
-        """A success whose Complete call settled: taken, or not (lease lost, report rejected)."""
+    def complete_settled(self, kind: str, *, completed: bool, count: int = 1) -> None:
+        """``count`` successes whose Complete call settled: taken, or not (lease lost, report rejected)."""
         outcomes = self.jobs.get(kind) or self._new_kind(kind)
         if completed:
-            outcomes.succeeded += 1
+            outcomes.succeeded += count
         else:
-            outcomes.lost += 1
+            outcomes.lost += count
 
     def fail_reported(self, kind: str, *, release: bool, taken: bool, skipped: bool = False) -> None:
         """A Fail call done (for a lease not abandoned meanwhile): failed, skipped (robots.txt

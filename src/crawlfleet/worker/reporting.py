@@ -180,6 +180,8 @@ class CompleteBatcher:
     holds back the others. ``on_settled(job_id, outcome)`` is called once per job the batcher stops
     caring about, except for jobs the owner took back with ``discard``; for a refused job it is
     ``on_rejected(job_id, error)`` instead when given, so the owner can report the job another way.
+    When ``on_completed(job_ids)`` is given, it stands for ``on_settled(job_id, "completed")`` of
+    every job of an acknowledged call: one call per batch, not one per job.
     """
 
     def __init__(
@@ -190,6 +192,7 @@ class CompleteBatcher:
         flush_interval: float,
         on_settled: Callable[[int, Settled], None],
         on_rejected: Callable[[int, CoordinatorError], None] | None = None,
+        on_completed: Callable[[list[int]], None] | None = None,
         backoff: Backoff | None = None,
         sleep: Sleep = asyncio.sleep,
         max_batch_bytes: int = MAX_COMPLETE_BATCH_BYTES,
@@ -202,6 +205,7 @@ class CompleteBatcher:
         self._flush_interval = flush_interval
         self._on_settled = on_settled
         self._on_rejected = on_rejected
+        self._on_completed = on_completed
         self._backoff = backoff or Backoff()
         self._sleep = sleep
         self._pending: dict[int, pb.CompletedJob] = {}
@@ -217,7 +221,8 @@ class CompleteBatcher:
         job_id = job.job_id
         if self._discarded:
             self._discarded.discard(job_id)
-        self._forget_size(job_id)  # a job submitted again replaces its earlier report
+        if job_id in self._sizes:
+            self._forget_size(job_id)  # a job submitted again replaces its earlier report
         self._pending[job_id] = job
         size = job.ByteSize()
         self._sizes[job_id] = size
@@ -323,11 +328,15 @@ class CompleteBatcher:
                 else:
                     self._on_settled(job_id, "rejected")
                 return
-            discarded, on_settled = self._discarded, self._on_settled
-            for job in batch:
-                job_id = job.job_id
-                if job_id not in discarded:
-                    on_settled(job_id, "completed")
+            discarded = self._discarded
+            completed = [job.job_id for job in batch]
+            if discarded:
+                completed = [job_id for job_id in completed if job_id not in discarded]
+            if self._on_completed is not None:
+                self._on_completed(completed)
+            else:
+                for job_id in completed:
+                    self._on_settled(job_id, "completed")
             return
 
     async def _send_until_given_up(self, batch: list[pb.CompletedJob]) -> None:

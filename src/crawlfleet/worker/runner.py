@@ -23,9 +23,10 @@ from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.v1 import jobs_pb2
 from crawlfleet.worker.backoff import Backoff
 from crawlfleet.worker.client import CoordinatorClient
+from crawlfleet.worker.eager import eager_runs
 from crawlfleet.worker.errors import CoordinatorError, CoordinatorUnavailable, JobError, WorkerCrashed
 from crawlfleet.worker.handlers import Handler, JobContext, handlers_for
-from crawlfleet.worker.leases import HeldLease, LeaseKeeper, local_deadline
+from crawlfleet.worker.leases import HeldLease, LeaseDeadlines, LeaseKeeper
 from crawlfleet.worker.metrics import MeteredClient, WorkerMetrics
 from crawlfleet.worker.pipeline.resources import PipelineResources
 from crawlfleet.worker.progress import ProgressLog
@@ -42,7 +43,7 @@ from crawlfleet.worker.reporting import (
 )
 from crawlfleet.worker.robots import RobotsGate
 from crawlfleet.worker.settings import WorkerSettings
-from crawlfleet.worker.slots import Slots
+from crawlfleet.worker.slots import Backlog
 from crawlfleet.worker.version import worker_info
 
 if TYPE_CHECKING:
@@ -51,8 +52,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_LEASE_BATCH = 1000  # the coordinator's bound on max_jobs
-# Finished jobs whose Complete is not yet acknowledged, per worker, at least this many: past the
-# bound a finished job keeps its slot until the backlog drains, so leasing slows down instead of
+# Finished jobs whose Complete is not yet acknowledged, per worker, at least this many: at the
+# bound the lease loop leases nothing until the backlog drains, so leasing slows down instead of
 # piling up results (and leases to heartbeat) without limit while the coordinator falls behind.
 MIN_UNREPORTED_BOUND = 1000
 FALLBACK_LEASE_DURATION = 30.0  # only if a coordinator ever omits lease_duration
@@ -74,12 +75,12 @@ class Worker:
     ) -> None:
         self._settings = settings
         self._handlers = dict(handlers) if handlers is not None else handlers_for(settings.kinds)
+        self._eager = eager_runs(self._handlers)
         self._client = client
         self._resources: PipelineResources | None = None
         self._robots: RobotsGate | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._slots = Slots(settings.slots)
-        self._unreported = asyncio.Semaphore(unreported_bound(settings))
+        self._backlog = Backlog(settings.slots, unreported_bound(settings))
         self._keeper: LeaseKeeper | None = None
         self._batcher: CompleteBatcher | None = None
         self.metrics = WorkerMetrics(
@@ -130,6 +131,7 @@ class Worker:
             max_batch=self._settings.complete_batch_max,
             flush_interval=self._settings.complete_flush_interval,
             on_settled=self._on_complete_settled,
+            on_completed=self._on_batch_completed,
             on_rejected=self._on_complete_rejected,
         )
         return self
@@ -258,50 +260,55 @@ class Worker:
         failing = False
         client = self._client_or_fail()
         while not self._stopping:
-            taken = await self._slots.take(MAX_LEASE_BATCH)  # slots before leases
+            wanted = await self._backlog.wait_for_room(MAX_LEASE_BATCH)  # room before leases
             try:
-                response = await client.lease(taken, self._settings.lease_wait)
+                response = await client.lease(wanted, self._settings.lease_wait)
             except CoordinatorError as exc:
-                self._slots.give(taken)
                 delay = backoff.next_delay()
                 level = logging.WARNING if isinstance(exc, CoordinatorUnavailable) else logging.ERROR
                 log.log(level, "lease failed, retrying in %.2fs: %s", delay, exc)
                 failing = True
                 await asyncio.sleep(delay)
                 continue
-            except BaseException:
-                self._slots.give(taken)
-                raise
             if failing:
                 log.info("coordinator reachable again")
                 failing = False
             backoff.reset()
-            leased = min(len(response.jobs), taken)
-            if len(response.jobs) > taken:
-                log.error("coordinator sent %d jobs for %d slots; the rest will expire", len(response.jobs), taken)
-            self._slots.give(taken - leased)
+            leased = min(len(response.jobs), wanted)
+            if len(response.jobs) > wanted:
+                log.error("coordinator sent %d jobs for %d slots; the rest will expire", len(response.jobs), wanted)
             self._start_jobs(response, leased)
 
     def _start_jobs(self, response: pb.LeaseResponse, count: int) -> None:
         # Hot path: runs once per job, so no per-job logging, callbacks or context dicts here.
-        assert self._keeper is not None
+        assert self._keeper is not None and self._batcher is not None
         keeper, job_tasks, loop = self._keeper, self._job_tasks, asyncio.get_running_loop()
+        eager, batcher = self._eager, self._batcher
+        finished_now = 0
         now, wall_now = time.monotonic(), time.time()
         lease_duration = response.lease_duration.ToNanoseconds() / 1e9 or FALLBACK_LEASE_DURATION
-        for job in response.jobs[:count]:
-            expires_at = job.lease_expires_at.ToNanoseconds() / 1e9 if job.HasField("lease_expires_at") else None
-            lease = HeldLease(
-                job=job,
-                lease_duration=lease_duration,
-                # The coordinator starts the term just before answering: the receipt time is close.
-                deadline=local_deadline(
-                    start=now, lease_duration=lease_duration, expires_at=expires_at, now=now, wall_now=wall_now
-                ),
-                logger=log,
-            )
-            keeper.add(lease)
+        # The coordinator starts the term just before answering: the receipt time is close.
+        deadlines = LeaseDeadlines(start=now, lease_duration=lease_duration, now=now, wall_now=wall_now)
+        leases = [
+            HeldLease(job=job, lease_duration=lease_duration, deadline=deadlines.of(job), logger=log)
+            for job in response.jobs[:count]
+        ]
+        keeper.add_many(leases)
+        for lease in leases:
+            job = lease.job
+            run = eager.get(job.kind)
+            if run is not None:
+                completed = pb.CompletedJob(job_id=job.id, lease_token=job.lease_token)
+                if run(job, completed.result):
+                    lease.running = False
+                    lease.holds_report_slot = True
+                    batcher.submit(completed)
+                    finished_now += 1
+                    continue
             lease.task = loop.create_task(self._run_job(lease), name=f"job-{job.id}")
             job_tasks.add(lease.task)
+        self._backlog.started(count - finished_now)
+        self._backlog.awaiting_report(finished_now)
 
     async def _run_job(self, lease: HeldLease) -> None:
         # Cleanup here rather than in a done-callback: one callback less to schedule per job.
@@ -319,15 +326,15 @@ class Worker:
         if debug:
             lease.log.debug("job started (attempt %d of %d)", job.attempt, job.max_attempts)
         started = time.monotonic()
+        outcome: jobs_pb2.JobResult | pb.FailRequest | None = None
         try:
             outcome = await self._execute(lease)
-            if isinstance(outcome, jobs_pb2.JobResult) and not lease.abandoned:
-                await self._unreported.acquire()  # backpressure: keep the slot while the backlog is full
-                lease.holds_report_slot = True
         finally:
             lease.running = False
-            self._slots.give()
-        if lease.abandoned:
+            # Counted until its Complete settles: the lease loop's backpressure (see slots.py).
+            lease.holds_report_slot = isinstance(outcome, jobs_pb2.JobResult) and not lease.abandoned
+            self._backlog.finished(unreported=lease.holds_report_slot)
+        if lease.abandoned or outcome is None:
             return  # lost or cancelled while finishing: report nothing
         took = time.monotonic() - started
         if isinstance(outcome, jobs_pb2.JobResult):
@@ -396,6 +403,28 @@ class Worker:
             self._free_report_slot(lease)
             self.metrics.complete_settled(lease.job.kind, completed=outcome == "completed")
 
+    def _on_batch_completed(self, job_ids: list[int]) -> None:
+        # Once per acknowledged Complete: the per-job part is a removal and a count.
+        assert self._keeper is not None
+        remove, index = self._keeper.remove, self._image_index()
+        freed = 0
+        by_kind: dict[str, int] = {}
+        for job_id in job_ids:
+            lease = remove(job_id)
+            if index is not None:
+                index.settled(job_id, completed=True)
+            if lease is None:
+                continue
+            if lease.holds_report_slot:
+                lease.holds_report_slot = False
+                freed += 1
+            kind = lease.job.kind
+            by_kind[kind] = by_kind.get(kind, 0) + 1
+        if freed:
+            self._backlog.reported(freed)
+        for kind, count in by_kind.items():
+            self.metrics.complete_settled(kind, completed=True, count=count)
+
     def _on_complete_rejected(self, job_id: int, error: CoordinatorError) -> None:
         if (index := self._image_index()) is not None:
             index.settled(job_id, completed=False)
@@ -423,7 +452,7 @@ class Worker:
     def _free_report_slot(self, lease: HeldLease) -> None:
         if lease.holds_report_slot:
             lease.holds_report_slot = False
-            self._unreported.release()
+            self._backlog.reported()
 
     def _on_abandon(self, lease: HeldLease, why: str) -> None:
         self.metrics.abandoned(lease.job.kind, why)

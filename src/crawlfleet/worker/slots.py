@@ -1,38 +1,63 @@
-"""Job slots: the lease loop takes every free slot at once, each finished job gives its slot back."""
+"""The worker's backlog bound: how many jobs the lease loop may ask for right now.
+
+Two counts, no per-job semaphore: jobs running (at most ``slots``) and finished jobs whose
+Complete is not yet acknowledged (``unreported``). The lease loop asks for the free slots, and
+asks for nothing while the unreported backlog is at its bound, so a coordinator that falls behind
+slows leasing down instead of letting results (and leases to heartbeat) pile up without limit.
+"""
 
 from __future__ import annotations
 
 import asyncio
 
 
-class Slots:
-    """A counting semaphore for a single taker that takes all free slots in one step.
+class Backlog:
+    """Counts of a worker's running and unreported jobs, and a wait for room to lease more.
 
-    ``asyncio.Semaphore`` would need one ``acquire`` (and a ``locked()`` check) per slot; taking
-    them in bulk keeps the per-job cost of "slots before leases" to one ``give``.
+    Only the lease loop waits; every change that may make room wakes it.
     """
 
-    def __init__(self, count: int) -> None:
-        if count < 1:
-            raise ValueError(f"count must be at least 1, got {count}")
-        self._free = count
-        self._freed = asyncio.Event()
+    def __init__(self, slots: int, unreported_bound: int) -> None:
+        if slots < 1:
+            raise ValueError(f"slots must be at least 1, got {slots}")
+        if unreported_bound < 1:
+            raise ValueError(f"unreported_bound must be at least 1, got {unreported_bound}")
+        self.slots = slots
+        self.unreported_bound = unreported_bound
+        self.running = 0
+        self.unreported = 0
+        self._changed = asyncio.Event()
 
     @property
-    def free(self) -> int:
-        """Slots not taken right now."""
-        return self._free
+    def room(self) -> int:
+        """Jobs the lease loop may ask for now: the free slots, none while the backlog is full."""
+        if self.unreported >= self.unreported_bound:
+            return 0
+        return self.slots - self.running
 
-    async def take(self, most: int) -> int:
-        """Waits until a slot is free, then takes every free one, but at most ``most``."""
-        while self._free <= 0:
-            self._freed.clear()
-            await self._freed.wait()
-        taken = min(self._free, most)
-        self._free -= taken
-        return taken
+    async def wait_for_room(self, most: int) -> int:
+        """Waits until jobs may be leased, then says how many, at most ``most``."""
+        while (room := self.room) <= 0:
+            self._changed.clear()
+            await self._changed.wait()
+        return min(room, most)
 
-    def give(self, count: int = 1) -> None:
-        """Returns ``count`` taken slots."""
-        self._free += count
-        self._freed.set()
+    def started(self, count: int) -> None:
+        """``count`` leased jobs began to run."""
+        self.running += count
+
+    def finished(self, *, unreported: bool) -> None:
+        """A running job ended; ``unreported``: its result now awaits its Complete."""
+        self.running -= 1
+        if unreported:
+            self.unreported += 1
+        self._changed.set()
+
+    def awaiting_report(self, count: int) -> None:
+        """``count`` jobs finished without running in a slot (eager ones) await their Complete."""
+        self.unreported += count
+
+    def reported(self, count: int = 1) -> None:
+        """``count`` finished jobs' Completes were settled (or their leases abandoned)."""
+        self.unreported -= count
+        self._changed.set()

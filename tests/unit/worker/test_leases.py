@@ -4,6 +4,7 @@ import asyncio
 from collections.abc import Sequence
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from crawlfleet.v1 import job_queue_pb2 as pb
 from crawlfleet.worker.leases import (
@@ -11,6 +12,7 @@ from crawlfleet.worker.leases import (
     MAX_LEASES_PER_HEARTBEAT,
     HeartbeatRejected,
     HeldLease,
+    LeaseDeadlines,
     LeaseKeeper,
     local_deadline,
 )
@@ -225,3 +227,31 @@ async def test_keeper_stops_loudly_when_the_coordinator_refuses_the_heartbeat() 
     with pytest.raises(HeartbeatRejected):
         await asyncio.wait_for(keeper.run(), 5)
     assert coordinator.heartbeats == [[1]]  # not retried
+
+
+def test_lease_deadlines_are_worked_out_per_expiry_as_local_deadline_would() -> None:
+    deadlines = LeaseDeadlines(start=100, lease_duration=30, now=101, wall_now=1000)
+    soon, later, without = (
+        pb.LeasedJob(id=1, lease_expires_at=Timestamp(seconds=1020)),
+        pb.LeasedJob(id=2, lease_expires_at=Timestamp(seconds=1029)),
+        pb.LeasedJob(id=3),
+    )
+    for job, expected in ((soon, 121), (later, 130), (without, 130), (soon, 121)):
+        assert deadlines.of(job) == expected
+
+
+async def test_leases_added_together_are_heartbeated_and_fenced_as_if_added_one_by_one() -> None:
+    abandoned = Abandoned()
+    now = [1000.0]
+    coordinator = FakeCoordinator()
+    keeper = LeaseKeeper(coordinator, fraction=1 / 3, on_abandon=abandoned, clock=lambda: now[0])
+    keeper.add_many([])
+    keeper.add_many([held(1, deadline=1030), held(2, deadline=1000.5)])  # 2 is inside its fencing margin
+    task = asyncio.create_task(keeper.run())
+    await asyncio.wait_for(abandoned.event.wait(), 5)
+    assert set(abandoned.why) == {2} and "self-fenced" in abandoned.why[2]
+    now[0] = 1011.0  # past the first heartbeat time of lease 1
+    keeper._changed.set()
+    await coordinator.wait_for(lambda: coordinator.heartbeats == [[1]])
+    keeper.stop()
+    await asyncio.wait_for(task, 5)

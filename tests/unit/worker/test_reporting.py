@@ -273,3 +273,22 @@ async def test_outages_between_faults_do_not_count_towards_the_bound() -> None:
     await drain(b)
     assert rec.settled == {1: "completed"}
     assert len(sender.calls) == len(script)
+
+
+async def test_on_completed_hears_of_each_acknowledged_batch_once_without_lost_or_discarded_jobs() -> None:
+    sender, rec = FakeCompleteSender([lease_lost("2"), None, None]), Recorder()
+    batches: list[list[int]] = []
+    b = CompleteBatcher(
+        sender,
+        max_batch=3,
+        flush_interval=60.0,
+        on_settled=rec.on_settled,
+        on_completed=batches.append,
+        sleep=rec.sleep,
+    )
+    for job_id in (1, 2, 3, 4):
+        b.submit(completed(job_id))
+    b.discard(4)
+    await drain(b)
+    assert batches == [[1, 3]]
+    assert rec.settled == {2: "lost"}  # per job only for what did not complete

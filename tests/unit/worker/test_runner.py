@@ -258,10 +258,10 @@ async def test_unacknowledged_results_hold_back_leasing() -> None:
     coordinator.completes_paused.set()
     worker = Worker(settings(slots=slots), client=cast(CoordinatorClient, coordinator), handlers={"noop": run_noop})
     run = await start(worker)
-    # Every finished job waits for its Complete; the slots stay with the jobs past the bound.
-    await coordinator.wait_for(lambda: worker.held_leases == bound + slots)
-    assert worker._slots.free == 0  # the lease loop cannot ask for more
-    assert len(coordinator.lease_calls) == bound // slots + 1
+    # Every finished job waits for its Complete; at the bound the lease loop asks for no more.
+    await coordinator.wait_for(lambda: worker.held_leases == bound)
+    assert worker._backlog.room == 0
+    assert len(coordinator.lease_calls) == bound // slots
     coordinator.completes_resumed.set()
     coordinator.completes_paused.clear()
     await coordinator.wait_for(lambda: len(coordinator.completed) == len(batches) * slots, timeout=20)

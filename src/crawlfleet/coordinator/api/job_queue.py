@@ -27,6 +27,7 @@ from crawlfleet.coordinator.metrics import CoordinatorMetrics
 from crawlfleet.coordinator.security.principal import caller_name
 from crawlfleet.coordinator.settings import CoordinatorSettings
 from crawlfleet.coordinator.statistics import JobStatistics
+from crawlfleet.coordinator.storage.completion import plain_result
 from crawlfleet.coordinator.storage.queue import Queue
 from crawlfleet.coordinator.storage.result_rows import ResultRows
 from crawlfleet.coordinator.storage.rows import Completion, LatencySample, LeasedJob, LeaseRef
@@ -81,14 +82,18 @@ def lease_response(rows: list[LeasedJob], lease_duration: duration_pb2.Duration)
     return response
 
 
-def completion(job: pb.CompletedJob) -> tuple[Completion, ResultRows]:
-    """A job of a Complete checked, as stored (its result's bytes and rows); errors name fields
-    of the job (`job_id`, `result.scrape.title`), and those of its result the job too."""
+def completion(job: pb.CompletedJob) -> tuple[Completion, ResultRows | None]:
+    """A job of a Complete checked, as stored (its result's bytes and rows, None for a result
+    with none to write); errors name fields of the job (`job_id`, `result.scrape.title`), and
+    those of its result the job too."""
     job_id = convert.positive_id(job.job_id, "job_id")
     result = job.result
     if result.WhichOneof("payload") is None:
         raise InvalidArgument("result", "is required")
     token = convert.lease_token(job.lease_token, "lease_token")
+    plain = plain_result(result)
+    if plain is not None:  # the fast path: nothing to check, split or encode
+        return Completion(job_id=job_id, lease_token=token, result=plain), None
     try:
         check_result_size(result, "result")
         # Deterministic bytes, so an identical replay compares equal to what is stored.
@@ -305,11 +310,13 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
             try:
                 if job.job_id in positions:
                     raise InvalidArgument("job_id", f"job {job.job_id} appears twice")
-                item, rows[job.job_id] = completion(job)
+                item, part = completion(job)
             except InvalidArgument as exc:  # the field's full name, made only now: this runs per job
                 raise exc.within(f"jobs[{i}]") from None
             positions[item.job_id] = i
             items.append(item)
+            if part:
+                rows[item.job_id] = part
             if job.result.WhichOneof("payload") in ("scrape", "sitemap"):
                 feeds[item.job_id] = job.result
         try:

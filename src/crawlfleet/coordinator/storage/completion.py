@@ -12,9 +12,21 @@ from crawlfleet.coordinator.errors import ImageNotStored, LeaseLost, ResultMisma
 from crawlfleet.coordinator.storage import statements as q
 from crawlfleet.coordinator.storage.result_rows import ImageReference, ResultRows
 from crawlfleet.coordinator.storage.rows import CompletedJob, Completion
+from crawlfleet.v1 import jobs_pb2
 
 # The SQLSTATE of crawlfleet_lease_not_held_v1 (migration 0013): some lease of a batch is not held.
 LEASE_NOT_HELD = "CF001"
+# Every noop result encodes to these bytes (NoopResult has no fields): kept once, not encoded per job.
+PLAIN_NOOP_RESULT = jobs_pb2.JobResult(noop=jobs_pb2.NoopResult()).SerializeToString(deterministic=True)
+
+
+def plain_result(result: jobs_pb2.JobResult) -> bytes | None:
+    """The bytes to keep of a result that needs no checks, page rows or crawl links (a noop
+    result), else None. Such a job's Complete is the completing statement and nothing more."""
+    # Its size rules out unknown fields, which would have to be kept.
+    if result.ByteSize() == len(PLAIN_NOOP_RESULT) and result.WhichOneof("payload") == "noop":
+        return PLAIN_NOOP_RESULT
+    return None
 
 
 class NotAllHeld(Exception):
