@@ -104,7 +104,10 @@ FROM page_images WHERE job_id = ANY($1::bigint[])
 """
 STORE_QUERY = """
 SELECT (SELECT count(*) FROM images) AS distinct_images, count(*) AS thumbnails,
-       coalesce(sum(octet_length(data)), 0) AS thumbnail_bytes
+       coalesce(sum(octet_length(data)), 0) AS thumbnail_bytes,
+       (SELECT count(*) FROM pages) AS stored_pages,
+       -- Jobs (with their results) and pages, out-of-line values and indexes included.
+       pg_total_relation_size('jobs') + pg_total_relation_size('pages') AS job_and_page_bytes
 FROM thumbnails
 """
 FAILURES_QUERY = "SELECT id, last_error FROM jobs WHERE state IN ('dead', 'cancelled') ORDER BY id LIMIT 5"
@@ -366,6 +369,7 @@ async def crawlfleet_round(
             "distinct_images": store["distinct_images"],
             "thumbnails": store["thumbnails"],
             "thumbnail_bytes": store["thumbnail_bytes"],
+            "disk_kb_per_page": round(store["job_and_page_bytes"] / 1024 / max(store["stored_pages"], 1), 1),
             "browser_settle_timeout": args.browser_settle_timeout,
             "warmup": args.warmup,
             "worker_args": args.worker_arg,
