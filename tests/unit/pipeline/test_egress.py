@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 import pytest
 
-from crawlfleet.worker.pipeline.egress import DestinationBlocked, EgressPolicy, IPAddress
+from crawlfleet.worker.pipeline.egress import DestinationBlocked, EgressPolicy, IPAddress, socket_readable
 
 
 def is_blocked_address(ip: IPAddress, *, allow_loopback: bool = False) -> bool:
@@ -68,3 +69,17 @@ def test_allowlist_admits_named_networks_only() -> None:
     assert policy.permits(ipaddress.ip_address("fd12::5"))
     assert not policy.permits(ipaddress.ip_address("10.231.0.9"))
     assert not policy.permits(ipaddress.ip_address("127.0.0.1"))
+
+
+def test_a_socket_is_readable_once_data_or_the_end_of_the_stream_waits() -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        assert not socket_readable(ours)  # idle: the connection may be reused
+        theirs.sendall(b"stray")
+        assert socket_readable(ours)
+        ours.recv(16)
+        assert not socket_readable(ours)
+        theirs.close()  # the server closed it while idle
+        assert socket_readable(ours)
+    assert socket_readable(ours)  # closed on our side: gone
+    assert socket_readable(None)

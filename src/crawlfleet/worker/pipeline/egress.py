@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import select
 import socket
 import ssl
 import typing
@@ -21,7 +22,6 @@ import anyio
 import anyio.abc
 import anyio.streams.tls
 import httpcore
-from httpcore._utils import is_socket_readable  # what httpcore's own streams answer with
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -170,7 +170,7 @@ class DeadlineBoundStream(httpcore.AsyncNetworkStream):
 
     def get_extra_info(self, info: str) -> typing.Any:
         if info == "is_readable":
-            return is_socket_readable(self._socket)
+            return socket_readable(self._socket)
         if info == "socket":
             return self._socket
         if info == "ssl_object":
@@ -180,6 +180,18 @@ class DeadlineBoundStream(httpcore.AsyncNetworkStream):
         if info == "server_addr":
             return self._stream.extra(anyio.abc.SocketAttribute.remote_address, None)
         return None
+
+
+def socket_readable(sock: socket.socket | None) -> bool:
+    """Whether a read would return at once: data waiting, or the end of the stream. httpcore asks
+    before it reuses an idle connection, and drops one the server has closed (or sent stray bytes
+    on) instead of sending a request into it. A socket that is gone counts as readable (closed)."""
+    fd = -1 if sock is None else sock.fileno()
+    if fd < 0:
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
