@@ -170,22 +170,12 @@ class LeaseKeeper:
 
     def add(self, lease: HeldLease) -> None:
         """Starts heartbeating ``lease``."""
-        job_id = lease.job.id
-        self._held[job_id] = lease
-        fence_at = lease.fence_at()
-        if len(self._fences) > 2 * len(self._held) + FENCE_HEAP_SLACK:
-            self._rebuild_fences()  # includes this lease
-        else:
-            heapq.heappush(self._fences, (fence_at, job_id))
-        beat_at = self._clock() + self._interval(lease)
-        if beat_at < self._next_beat:
-            self._next_beat = beat_at
-        if beat_at < self._wake_at or fence_at < self._wake_at:
-            self._changed.set()  # due before the keeper's wake-up; most leases are not
+        self.add_many((lease,))
 
     def add_many(self, leases: Sequence[HeldLease]) -> None:
-        """Starts heartbeating ``leases`` (one Lease answer's): as ``add`` for each, with one look
-        at the clock and at most one wake-up for them all."""
+        """Starts heartbeating ``leases`` (one Lease answer's), with one look at the clock and at
+        most one wake-up for them all: the keeper is woken only if one of them is due before its
+        current wake-up; most leases are not."""
         if not leases:
             return
         held, fences, push = self._held, self._fences, heapq.heappush

@@ -396,12 +396,15 @@ class Worker:
             self._keeper.remove(lease.job_id)
 
     def _on_complete_settled(self, job_id: int, outcome: Settled) -> None:
+        if outcome == "completed":  # the batcher hands these to _on_batch_completed, a batch at once
+            self._on_batch_completed([job_id])
+            return
         lease = self._keeper.remove(job_id) if self._keeper is not None else None
         if (index := self._image_index()) is not None:
-            index.settled(job_id, completed=outcome == "completed")
+            index.settled(job_id, completed=False)
         if lease is not None:
             self._free_report_slot(lease)
-            self.metrics.complete_settled(lease.job.kind, completed=outcome == "completed")
+            self.metrics.complete_settled(lease.job.kind, completed=False)
 
     def _on_batch_completed(self, job_ids: list[int]) -> None:
         # Once per acknowledged Complete: the per-job part is a removal and a count.
