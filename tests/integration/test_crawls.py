@@ -3,17 +3,21 @@ scope, patterns, depth, exact page limits, cancel, finish, progress."""
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 
 import asyncpg
 import grpc
 import pytest
 
+from crawlfleet.coordinator.storage.crawls import CrawlStore
 from crawlfleet.v1 import crawls_pb2 as cpb
 from crawlfleet.v1 import crawls_pb2_grpc, jobs_pb2
 from crawlfleet.v1 import job_queue_pb2 as pb
 from tests.conftest import RunningCoordinator
 from tests.helpers import eventually, lease_request
+from tests.integration.jobs import fail
+from tests.integration.test_history_plans import rows_read, settled_plan
 
 
 def crawls(coord: RunningCoordinator) -> crawls_pb2_grpc.CrawlsAsyncStub:
@@ -322,3 +326,48 @@ async def test_depth_is_the_shortest_path_found_before_a_page_is_stored(
     assert (await crawl_urls(db, started.crawl_id))[f"{site}/x"] == 2
     await lease_and_complete(f"{site}/x", [f"{site}/y"])
     assert (await crawl_urls(db, started.crawl_id)).get(f"{site}/y") == 3  # first-found depth would cut it
+
+
+async def test_the_rate_counts_the_crawls_pages_of_the_last_minute(coord: RunningCoordinator, db: asyncpg.Pool) -> None:
+    spec = cpb.CrawlSpec(seeds=["https://rate.example/", "https://rate.example/gone", "https://rate.example/b"])
+    started = await crawls(coord).StartCrawl(cpb.StartCrawlRequest(spec=spec))
+    other = await crawls(coord).StartCrawl(cpb.StartCrawlRequest(spec=cpb.CrawlSpec(seeds=["https://other.example/"])))
+    by_url = {job.spec.scrape.url: job for job in await lease_all(coord)}
+    await fail(coord, by_url["https://rate.example/gone"])  # no page stored: not in the rate
+    await coord.queue.Complete(
+        pb.CompleteRequest(
+            jobs=[page_result(by_url[url], []) for url in ("https://rate.example/", "https://other.example/")]
+        )
+    )
+    crawl = (await crawls(coord).GetCrawl(cpb.GetCrawlRequest(crawl_id=started.crawl_id))).crawl
+    assert crawl.pages_per_second == pytest.approx(1 / 60)  # its one page, not the other crawl's
+    await coord.queue.Complete(pb.CompleteRequest(jobs=[page_result(by_url["https://rate.example/b"], [])]))
+    finished = await db.fetchval("SELECT max(finished_at) FROM jobs WHERE crawl_id = $1", started.crawl_id)
+    store = CrawlStore(db)
+    report = await store.report(started.crawl_id, owner=None, now=finished)
+    assert report is not None and report.recent_pages == 2
+    later = await store.report(started.crawl_id, owner=None, now=finished + dt.timedelta(minutes=1, seconds=1))
+    assert later is not None and later.recent_pages == 0  # a minute later, none is recent
+    theirs = await store.report(other.crawl_id, owner=None, now=finished)
+    assert theirs is not None and theirs.recent_pages == 1
+
+
+async def test_the_rate_reads_the_crawls_last_minute_not_its_history(db: asyncpg.Pool) -> None:
+    crawl_id = await db.fetchval(
+        "INSERT INTO crawls (spec, max_depth, max_pages, max_pages_per_host, max_query_variants, priority,"
+        " max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms, created_at, starts_at)"
+        " VALUES ('\\x'::bytea, 3, 100000, 100000, 100, 0, 3, 1000, 2, 300000, now(), now()) RETURNING id"
+    )
+    history = """
+        INSERT INTO jobs (kind, state, spec, run_at, created_at, attempt, max_attempts, retry_initial_ms,
+                          retry_multiplier, retry_max_ms, lease_token, finished_at, result, crawl_id, depth)
+        SELECT 'noop', 'succeeded', '\\x'::bytea, now() - $2::interval, now() - $2::interval, 1, 3, 1000, 2, 300000,
+               gen_random_uuid(), now() - $2::interval, '\\x'::bytea, $3::bigint, 0
+        FROM generate_series(1, $1::int)
+    """
+    await db.execute(history, 3000, dt.timedelta(hours=2), crawl_id)
+    await db.execute(history, 7, dt.timedelta(seconds=10), crawl_id)
+    await db.execute("ANALYZE jobs")
+    async with db.acquire() as conn:
+        plan = await settled_plan(conn, "crawl_recent_pages", [str(crawl_id), "NULL"])
+        assert rows_read(plan, "jobs") == 7 and rows_read(plan, "job_attempts") == 0, plan

@@ -192,14 +192,14 @@ ORDER BY 2 DESC, 1
 LIMIT 20;
 
 -- name: crawl_recent_pages
--- Pages the crawl stored in the minute before $2 (its rate): the attempts that succeeded in that
--- minute (job_attempts_finished_at), of the crawl's jobs. Bounded by the fleet's last minute of
--- work, where the crawl's succeeded jobs (jobs_crawl) are its whole history.
+-- Pages the crawl stored in the minute before $2 (its rate): its jobs that succeeded in that
+-- minute, a range of jobs_crawl_succeeded (crawl_id, finished_at). A job's success and the close
+-- of its last attempt share one time, so this is the attempts that succeeded in that minute.
+-- Params: crawl id, now.
 SELECT count(*) AS pages
-FROM job_attempts AS a
-JOIN jobs AS j ON j.id = a.job_id
-WHERE a.finished_at > coalesce($2::timestamptz, now()) - interval '1 minute'
-  AND a.outcome = 'succeeded' AND j.crawl_id = $1;
+FROM jobs
+WHERE crawl_id = $1 AND state = 'succeeded'
+  AND finished_at > coalesce($2::timestamptz, now()) - interval '1 minute';
 
 -- name: crawl_list
 -- Crawls with ids below $1 (NULL: from the newest), newest first, up to $2, of owner $3 (NULL: any).
