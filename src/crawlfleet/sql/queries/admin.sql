@@ -205,8 +205,9 @@ SELECT pg_advisory_xact_lock(hashtext('crawlfleet.job_purge'));
 SELECT pg_try_advisory_xact_lock(hashtext('crawlfleet.job_purge')) AS locked;
 
 -- name: job_purge_finished
--- Deletes up to $3 jobs in the given terminal states that finished before $2 (their attempts,
--- pages and page images go by cascade), then the images and thumbnails no page refers to any more.
+-- Deletes up to $3 jobs in the given terminal states that finished before $2, with their attempts
+-- (no foreign key: migration 0025), and their pages and page images (by cascade); then the images
+-- and thumbnails no page refers to any more.
 -- In no particular order: every row past the bound goes, so the batch is the first $3 entries of
 -- each state's range of jobs_finished (state, id) up to the first job created after the bound
 -- (a job finishes after it is created), never a sort of all expired rows (which ordering by
@@ -229,6 +230,8 @@ WITH doomed AS (
     -- = ANY(ARRAY(...)) keeps the delete on the primary key in every plan (IN could hash-join
     -- against a scan of the whole table).
     DELETE FROM jobs WHERE id = ANY(ARRAY(SELECT id FROM doomed)) RETURNING id, kind, state
+), their_attempts AS (
+    DELETE FROM job_attempts WHERE job_id = ANY(ARRAY(SELECT id FROM gone))
 ), per_state AS (
     SELECT kind, state, count(*) AS n FROM gone GROUP BY kind, state
 ), counted AS (
