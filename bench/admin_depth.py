@@ -12,8 +12,11 @@ attempts) and both are VACUUM ANALYZEd.
 Then --rounds rounds; in each, every query runs --calls times on each database (which goes first
 alternates by round) as the coordinator runs it: a prepared statement, so after five calls
 PostgreSQL may switch to its generic plan. Mutating queries (the claim, a retention batch) run in
-a transaction that is rolled back. Per query and database: the median call of each round; the
-figures are min/median/max over rounds and deep/empty ratios of the medians. Then EXPLAIN
+a transaction that is rolled back. Per query and database: the median call of each round, as the
+client timed it (ms) and as the server did (server_ms: planning and execution from EXPLAIN
+(ANALYZE, TIMING OFF), without the round trip, whose jitter on a busy 2-core machine is larger
+than a sub-millisecond query); the figures are min/median/max over rounds and deep/empty ratios
+of the medians. Then EXPLAIN
 (ANALYZE, BUFFERS) of each with the custom and the generic plan: shared buffers touched are a
 measure of the work that the machine's load does not blur.
 
@@ -221,6 +224,32 @@ async def time_case(db: asyncpg.Connection, case: Case, params: Sequence[object]
     return statistics.median(took)
 
 
+async def server_ms(db: asyncpg.Connection, case: Case, params: Sequence[object], calls: int) -> float:
+    """The median of `calls` executions as the server timed them (planning and execution, from
+    EXPLAIN (ANALYZE, TIMING OFF) of the prepared statement, each rolled back), in ms. The round
+    trip to the client is left out: on this machine it varies by 50-100 µs from call to call (a
+    `SELECT 1` took 38-122 µs), which drowns a query that takes a tenth of a millisecond."""
+    args = ", ".join(literal(p) for p in params)
+    await db.execute(f"PREPARE bench_s AS {case.query}")
+    took = []
+    try:
+        for _ in range(calls):
+            transaction = db.transaction()
+            await transaction.start()
+            try:
+                text = await db.fetchval(
+                    "EXPLAIN (ANALYZE, TIMING OFF, SUMMARY, FORMAT JSON) EXECUTE bench_s"
+                    + (f"({args})" if params else "")
+                )
+            finally:
+                await transaction.rollback()
+            plan: dict[str, Any] = json.loads(text)[0]
+            took.append(float(plan["Planning Time"]) + float(plan["Execution Time"]))
+    finally:
+        await db.execute("DEALLOCATE bench_s")
+    return statistics.median(took)
+
+
 async def buffers(db: asyncpg.Connection, case: Case, params: Sequence[object], mode: str) -> tuple[float, int]:
     """Execution ms and shared buffers (hit + read) of one EXPLAIN ANALYZE, rolled back."""
     args = ", ".join(literal(p) for p in params)
@@ -338,24 +367,34 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
             )
             dbs = {"empty": empty, "deep": deep}
             timings: dict[str, dict[str, list[float]]] = {}
+            server: dict[str, dict[str, list[float]]] = {}
             for round_no in range(args.rounds):
                 order = ("empty", "deep") if round_no % 2 == 0 else ("deep", "empty")
                 for case in cases():
                     per_db = timings.setdefault(case.name, {"empty": [], "deep": []})
+                    on_server = server.setdefault(case.name, {"empty": [], "deep": []})
                     for name in order:
-                        per_db[name].append(await time_case(dbs[name], case, case.params(seeds[name]), args.calls))
+                        params = case.params(seeds[name])
+                        per_db[name].append(await time_case(dbs[name], case, params, args.calls))
+                        on_server[name].append(await server_ms(dbs[name], case, params, args.calls))
                 say(f"round {round_no + 1} of {args.rounds} done (load {os.getloadavg()[0]:.1f})")
             figures: dict[str, Any] = {}
             for case in cases():
                 entry: dict[str, Any] = {name: spread(timings[case.name][name]) for name in ("empty", "deep")}
                 entry["ratio_ms"] = round(entry["deep"]["median"] / entry["empty"]["median"], 2)
+                entry["server_ms"] = {name: spread(server[case.name][name]) for name in ("empty", "deep")}
+                entry["ratio_server_ms"] = round(
+                    entry["server_ms"]["deep"]["median"] / entry["server_ms"]["empty"]["median"], 2
+                )
                 for mode in ("custom", "generic"):
                     explained = {name: await buffers(dbs[name], case, case.params(seeds[name]), mode) for name in dbs}
                     entry[f"buffers_{mode}"] = {name: explained[name][1] for name in dbs}
                 figures[case.name] = entry
                 say(
                     f"{case.name:45} empty {entry['empty']['median']:8.3f} ms  deep {entry['deep']['median']:8.3f} ms"
-                    f"  ratio {entry['ratio_ms']:5.2f}  buffers custom {entry['buffers_custom']}"
+                    f"  ratio {entry['ratio_ms']:5.2f}  server ms {entry['server_ms']['empty']['median']:.3f}"
+                    f" / {entry['server_ms']['deep']['median']:.3f} ratio {entry['ratio_server_ms']:5.2f}"
+                    f"  buffers custom {entry['buffers_custom']}"
                     f" generic {entry['buffers_generic']}"
                 )
             history = depth_crawl_report(filled.crawl_id)
