@@ -302,7 +302,7 @@ async def open_databases(args: argparse.Namespace) -> tuple[str, dict[str, str],
 
 
 def fill_mark(finished: int) -> str:
-    return f"admin_depth fill: {finished} finished"
+    return f"admin_depth fill: {finished} finished, history pages {depth.HISTORY_FILLFACTOR}% full"
 
 
 async def seeded(db: asyncpg.Connection) -> Seeded:
