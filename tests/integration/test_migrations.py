@@ -197,3 +197,22 @@ async def test_racing_runners_apply_each_migration_once(pg_admin_dsn: str) -> No
         for conn in conns:
             await conn.close()
         await pg.drop_database(pg_admin_dsn, dsn)
+
+
+async def test_the_crawl_rate_index_built_beforehand_concurrently_lets_its_migration_pass(
+    empty_db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What docs/operations.md tells an operator with a large jobs table: build the index without
+    # holding off writes, then upgrade; the migration must then go through and keep that index.
+    shipped = sql.migrations()
+    before = [m.name for m in shipped].index("crawl_rate_by_job")
+    _only(monkeypatch, shipped[:before])
+    await migrate(empty_db)
+    await empty_db.execute(
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS jobs_crawl_succeeded ON jobs (crawl_id, finished_at)"
+        " WHERE crawl_id IS NOT NULL AND state = 'succeeded'"
+    )
+    built = await empty_db.fetchval("SELECT 'jobs_crawl_succeeded'::regclass::oid")
+    _only(monkeypatch, shipped)
+    assert await migrate(empty_db) == [m.version for m in shipped[before:]]
+    assert await empty_db.fetchval("SELECT 'jobs_crawl_succeeded'::regclass::oid") == built

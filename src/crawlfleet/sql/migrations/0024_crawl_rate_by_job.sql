@@ -6,4 +6,6 @@
 -- job succeeds once, in the same statement that closes its last attempt and with the same time,
 -- so the count is the same. Partial: one entry per succeeded job of a crawl, written by its
 -- Complete, which already writes the job's row anew (its state is in other indexes' predicates).
-CREATE INDEX jobs_crawl_succeeded ON jobs (crawl_id, finished_at) WHERE crawl_id IS NOT NULL AND state = 'succeeded';
+-- IF NOT EXISTS: on a large table an operator can build it beforehand with CREATE INDEX
+-- CONCURRENTLY (docs/operations.md), and the migration then holds off no writes.
+CREATE INDEX IF NOT EXISTS jobs_crawl_succeeded ON jobs (crawl_id, finished_at) WHERE crawl_id IS NOT NULL AND state = 'succeeded';
