@@ -139,20 +139,6 @@ async def test_a_claim_locks_no_more_of_a_hosts_jobs_than_it_leases(db: asyncpg.
     assert len(await lease(queue, T0 + STEP, max_jobs=100)) == 100
 
 
-async def test_a_claim_over_many_hosts_locks_only_the_jobs_it_leases(db: asyncpg.Pool) -> None:
-    # Ten ready hosts with room for ten leases each: a claim for 10 leases one from each and must
-    # not lock ten of each host's jobs to choose them (100 row locks for 10 leases).
-    queue = polite_queue(db, host_concurrency=10)
-    hosts = [f"h{n}.example" for n in range(10)]
-    for host in hosts:
-        await add(queue, host, 10)
-    leased = await lease(queue, T0, max_jobs=10)
-    assert per_host(leased) == dict.fromkeys(hosts, 1)  # round-robin across the hosts
-    locked_left_queued = await db.fetchval("SELECT count(*) FROM jobs WHERE state = 'queued' AND xmax::text <> '0'")
-    assert locked_left_queued == 0
-    assert len(await lease(queue, T0 + STEP, max_jobs=100)) == 90
-
-
 async def test_lease_starts_on_a_host_are_a_delay_apart(db: asyncpg.Pool) -> None:
     queue = polite_queue(db, host_concurrency=5, host_delay_seconds=1.0)
     await add(queue, "a.example", 5)
