@@ -163,6 +163,11 @@ def sha256_hex(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
+async def content_hash(ctx: JobContext, body: bytes) -> str:
+    """The body's SHA-256, in a thread only for a body past INLINE_HASH_BYTES."""
+    return await ctx.run_blocking_if_large(len(body), INLINE_HASH_BYTES, sha256_hex, body)
+
+
 async def fetch_page(ctx: JobContext, url: str, timeout: float, validators: dict[str, str] | None = None) -> PageSource:
     settings = ctx.settings.scrape
     with ctx.resources.stages.time("fetch"):
@@ -196,7 +201,7 @@ async def fetch_page(ctx: JobContext, url: str, timeout: float, validators: dict
         charset=fetched.charset,
         content_type=fetched.content_type,
         latency=fetched.latency,
-        content_sha256=await ctx.run_blocking_if_large(len(fetched.body), INLINE_HASH_BYTES, sha256_hex, fetched.body),
+        content_sha256=await content_hash(ctx, fetched.body),
         body=fetched.body,
     )
 
@@ -299,11 +304,7 @@ async def render(
         body_bytes=len(rendered.html.encode()),
         charset="utf-8",
         content_type=media_type(headers) or "text/html",
-        content_sha256=(
-            await ctx.run_blocking_if_large(len(document_body[-1]), INLINE_HASH_BYTES, sha256_hex, document_body[-1])
-            if document_body
-            else ""
-        ),
+        content_sha256=await content_hash(ctx, document_body[-1]) if document_body else "",
     )
 
 
