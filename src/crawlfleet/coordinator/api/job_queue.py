@@ -18,7 +18,7 @@ from crawlfleet.common.robots import RobotsState
 from crawlfleet.coordinator.api import convert
 from crawlfleet.coordinator.api.result_limits import check_result_size
 from crawlfleet.coordinator.api.results import split_result
-from crawlfleet.coordinator.api.status import handles_errors, handles_stream_errors
+from crawlfleet.coordinator.api.status import check_bounds, checks_own_bounds, handles_errors, handles_stream_errors
 from crawlfleet.coordinator.api.stored_images import image_hashes, stored_image_result
 from crawlfleet.coordinator.api.validation import options_differ, validate_enqueue
 from crawlfleet.coordinator.api.watch import WatchStreams
@@ -90,11 +90,14 @@ def completion(job: pb.CompletedJob) -> tuple[Completion, ResultRows | None]:
     result = job.result
     if result.WhichOneof("payload") is None:
         raise InvalidArgument("result", "is required")
+    # A token parses as a UUID, or is refused: that keeps it within its bounds (64 characters,
+    # no NUL) too.
     token = convert.lease_token(job.lease_token, "lease_token")
     plain = plain_result(result)
     if plain is not None:  # the fast path: nothing to check, split or encode
         return Completion(job_id=job_id, lease_token=token, result=plain), None
     try:
+        check_bounds(job)  # what a plain result spares: the walk of the job's every field
         check_result_size(result, "result")
         # Deterministic bytes, so an identical replay compares equal to what is stored.
         stored, rows = split_result(job_id, result, "result")
@@ -296,6 +299,7 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
         return pb.HeartbeatResponse(leases=answers)
 
     @handles_errors
+    @checks_own_bounds  # each job in `completion`, where a plain result needs no walk
     async def Complete(self, request: pb.CompleteRequest, context: Ctx) -> pb.CompleteResponse:  # type: ignore[type-arg]
         """Complete jobs, all or nothing (a stale token aborts with LEASE_LOST)."""
         if not request.jobs:

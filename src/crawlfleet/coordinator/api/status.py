@@ -103,15 +103,28 @@ def check_bounds(request: object) -> None:
         raise InvalidArgument(exc.field, exc.message, job_id=exc.job_id) from None
 
 
+def checks_own_bounds(method: Handler[Request, Response]) -> Handler[Request, Response]:
+    """Mark an RPC method that checks its request's bounds itself, as it goes (under
+    `handles_errors`, which then does not walk the request first). Complete does: most of its
+    jobs carry results with nothing to bound, and it knows which before any walk would."""
+    setattr(method, _OWN_BOUNDS, True)
+    return method
+
+
+_OWN_BOUNDS = "_crawlfleet_checks_own_bounds"
+
+
 def handles_errors(method: Handler[Request, Response]) -> Handler[Request, Response]:
-    """Decorate an RPC method: the request's bounds are checked first; a CoordinatorError aborts
-    the call with its status, any other exception with INTERNAL and a generic message (the
-    details go to the log, never to the caller)."""
+    """Decorate an RPC method: the request's bounds are checked first (unless the method
+    `checks_own_bounds`); a CoordinatorError aborts the call with its status, any other exception
+    with INTERNAL and a generic message (the details go to the log, never to the caller)."""
+    walk_first = not getattr(method, _OWN_BOUNDS, False)
 
     @functools.wraps(method)
     async def wrapper(self: Any, request: Request, context: grpc.aio.ServicerContext[Request, Response]) -> Response:
         try:
-            check_bounds(request)
+            if walk_first:
+                check_bounds(request)
             return await method(self, request, context)
         except grpc.aio.AbortError:
             raise
