@@ -328,17 +328,18 @@ class JobQueueServicer(job_queue_pb2_grpc.JobQueueServicer):
         except WrongResultKind as exc:
             raise WrongResultKind(exc.job_id, f"jobs[{positions[exc.job_id]}].result") from None
         self._metrics.completed(completed)
-        if completed and self._settings.politeness.adaptive_delay:
-            await self._adapt_host_delays(request)
+        if completed and feeds and self._settings.politeness.adaptive_delay:
+            await self._adapt_host_delays(feeds)
         return pb.CompleteResponse()
 
-    async def _adapt_host_delays(self, request: pb.CompleteRequest) -> None:
-        """Feed the completed pages' response times to their hosts' adaptive delay. Best effort:
-        the jobs are completed already, so a failure here is logged, not answered."""
+    async def _adapt_host_delays(self, results: dict[int, jobs_pb2.JobResult]) -> None:
+        """Feed the completed pages' response times (of `results`, by job id: the scrape and
+        sitemap results of the Complete) to their hosts' adaptive delay. Best effort: the jobs are
+        completed already, so a failure here is logged, not answered."""
         samples = [
-            LatencySample(job_id=job.job_id, latency_ms=job.result.scrape.response_time.ToNanoseconds() / 1e6)
-            for job in request.jobs
-            if job.result.scrape.HasField("response_time")
+            LatencySample(job_id=job_id, latency_ms=result.scrape.response_time.ToNanoseconds() / 1e6)
+            for job_id, result in results.items()
+            if result.scrape.HasField("response_time")
         ]
         if not samples:
             return
