@@ -1,6 +1,7 @@
 """What a job costs PostgreSQL on the drain path, without gRPC or Python processes in the way.
 
     python bench/job_sql_cost.py [--jobs 20000] [--claim 200] [--complete 100] [--rounds 3]
+                                 [--complete-without history,counted]
 
 One connection on a fresh database (DATABASE_URL's server, else the embedded one): N hostless noop
 jobs are inserted and analyzed, then claimed (job_lease_available, --claim jobs a call) and
@@ -8,6 +9,10 @@ completed (job_complete_if_leased_many, --complete jobs a call) in turn until no
 worker's Lease and Complete calls would. Per round, the backend's CPU (from /proc, so the
 server must run on this host) split by statement, and the WAL it wrote, both per job. The last
 line is one JSON object with every round and the medians.
+
+--complete-without names parts of the complete statement to leave out, to weigh what each costs
+(not to run the queue with): `history` (closing the attempt), `counted` (the per-state counts).
+The attempt check at the end then looks for the attempts still running instead.
 """
 
 # ruff: noqa: E402 (sys.path is fixed before the imports, as in bench/queue.py)
@@ -42,6 +47,22 @@ INSERT_JOBS = """
 INSERT INTO jobs (kind, spec, run_at, created_at, max_attempts, retry_initial_ms, retry_multiplier, retry_max_ms)
 SELECT 'noop', $2::bytea, now(), now(), 3, 1000, 2, 60000 FROM generate_series(1, $1::integer)
 """
+# The parts of job_complete_if_leased_many that nothing later in the statement reads: each is a
+# CTE that runs up to the next one.
+REMOVABLE = ("history", "counted")
+
+
+def complete_without(sql: str, parts: list[str]) -> str:
+    """The complete statement with the named CTEs cut out."""
+    for part in parts:
+        if part not in REMOVABLE:
+            raise SystemExit(f"--complete-without: {part!r} is not one of {', '.join(REMOVABLE)}")
+        start = sql.index(f"), {part} AS (")
+        end = sql.index("\n), ", start + 1)
+        sql = sql[:start] + sql[end + 1 :]
+    return sql
+
+
 WAL = "SELECT pg_current_wal_insert_lsn() AS lsn, (SELECT wal_records FROM pg_stat_wal) AS records"
 
 
@@ -54,14 +75,15 @@ async def wal_now(conn: asyncpg.Connection) -> asyncpg.Record:
     return row
 
 
-async def one_round(dsn: str, jobs: int, claim: int, complete: int) -> dict[str, float]:
+async def one_round(dsn: str, jobs: int, claim: int, complete: int, without: list[str]) -> dict[str, float]:
     conn = await asyncpg.connect(dsn)
     try:
         await migrate(conn)
         await conn.execute(INSERT_JOBS, jobs, HOSTLESS_SPEC.SerializeToString())
         await conn.execute("VACUUM ANALYZE jobs")
         backend = await conn.fetchval("SELECT pg_backend_pid()")
-        lease_sql, complete_sql = query("job_lease_available"), query("job_complete_if_leased_many")
+        lease_sql = query("job_lease_available")
+        complete_sql = complete_without(query("job_complete_if_leased_many"), without)
         spent = {"claim": 0.0, "complete": 0.0}
         before = await wal_now(conn)
         started = time.monotonic()
@@ -84,9 +106,10 @@ async def one_round(dsn: str, jobs: int, claim: int, complete: int) -> dict[str,
         wall = time.monotonic() - started
         after = await wal_now(conn)
         wal_bytes = await conn.fetchval("SELECT pg_wal_lsn_diff($1, $2)", after["lsn"], before["lsn"])
-        attempts = await conn.fetchval("SELECT count(*) FROM job_attempts WHERE outcome = 'succeeded'")
+        closed = "running" if "history" in without else "succeeded"
+        attempts = await conn.fetchval("SELECT count(*) FROM job_attempts WHERE outcome = $1", closed)
         if attempts != jobs:
-            raise RuntimeError(f"{attempts} succeeded attempts recorded for {jobs} jobs")
+            raise RuntimeError(f"{attempts} {closed} attempts recorded for {jobs} jobs")
     finally:
         await conn.close()
     return {
@@ -104,13 +127,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     for n in range(args.rounds):
         admin_dsn, db_name, dsn, _ = await create_bench_database("job_sql_cost")
         try:
-            figures = await one_round(dsn, args.jobs, args.claim, args.complete)
+            figures = await one_round(dsn, args.jobs, args.claim, args.complete, args.complete_without)
         finally:
             await drop_bench_database(admin_dsn, db_name)
         print(f"round {n + 1}: {figures}", flush=True)
         rounds.append(figures)
     medians = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
-    return {"jobs": args.jobs, "claim": args.claim, "complete": args.complete, "rounds": rounds, "median": medians}
+    return {
+        "jobs": args.jobs,
+        "claim": args.claim,
+        "complete": args.complete,
+        "complete_without": args.complete_without,
+        "rounds": rounds,
+        "median": medians,
+    }
 
 
 def main() -> None:
@@ -119,6 +149,12 @@ def main() -> None:
     parser.add_argument("--claim", type=int, default=200, help="jobs a claim asks for")
     parser.add_argument("--complete", type=int, default=100, help="jobs a complete carries")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--complete-without",
+        type=lambda text: [part for part in text.split(",") if part],
+        default=[],
+        help=f"leave these parts out of the complete, to weigh them: {', '.join(REMOVABLE)}",
+    )
     print(json.dumps(asyncio.run(run(parser.parse_args()))))
 
 
