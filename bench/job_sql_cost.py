@@ -30,6 +30,7 @@ import asyncio
 import json
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -75,43 +76,39 @@ async def wal_now(conn: asyncpg.Connection) -> asyncpg.Record:
     return row
 
 
-async def one_round(dsn: str, jobs: int, claim: int, complete: int, without: list[str]) -> dict[str, float]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await migrate(conn)
-        await conn.execute(INSERT_JOBS, jobs, HOSTLESS_SPEC.SerializeToString())
-        await conn.execute("VACUUM ANALYZE jobs")
-        backend = await conn.fetchval("SELECT pg_backend_pid()")
-        lease_sql = query("job_lease_available")
-        complete_sql = complete_without(query("job_complete_if_leased_many"), without)
-        spent = {"claim": 0.0, "complete": 0.0}
-        before = await wal_now(conn)
-        started = time.monotonic()
-        done = 0
-        while done < jobs:
+# One claim of n jobs: its rows (with "id" and "lease_token"). One complete of some of them:
+# the rows it completed.
+Claim = Callable[[asyncpg.Connection, int], Awaitable[list[asyncpg.Record]]]
+Complete = Callable[[asyncpg.Connection, list[asyncpg.Record]], Awaitable[list[asyncpg.Record]]]
+
+
+async def claim_and_complete(
+    conn: asyncpg.Connection, jobs: int, claim: int, complete: int, claim_some: Claim, complete_some: Complete
+) -> dict[str, float]:
+    """Claim and complete `jobs` jobs on `conn`, as a worker's Lease and Complete calls would; the
+    backend's CPU per job by statement, the WAL it wrote per job, and the wall time."""
+    backend = await conn.fetchval("SELECT pg_backend_pid()")
+    spent = {"claim": 0.0, "complete": 0.0}
+    before = await wal_now(conn)
+    started = time.monotonic()
+    done = 0
+    while done < jobs:
+        cpu = procs.cpu_seconds(backend)
+        rows = await claim_some(conn, claim)
+        spent["claim"] += procs.cpu_seconds(backend) - cpu
+        if not rows:
+            raise RuntimeError(f"nothing to claim after {done} of {jobs} jobs")
+        for start in range(0, len(rows), complete):
+            part = rows[start : start + complete]
             cpu = procs.cpu_seconds(backend)
-            rows = await conn.fetch(lease_sql, "bench", claim, [], LEASE_MS, None, None, 1, 0, False, 1000)
-            spent["claim"] += procs.cpu_seconds(backend) - cpu
-            if not rows:
-                raise RuntimeError(f"nothing to claim after {done} of {jobs} jobs")
-            for start in range(0, len(rows), complete):
-                part = rows[start : start + complete]
-                cpu = procs.cpu_seconds(backend)
-                ids, tokens = [r["id"] for r in part], [r["lease_token"] for r in part]
-                finished = await conn.fetch(complete_sql, ids, tokens, [RESULT] * len(part), None, None)
-                spent["complete"] += procs.cpu_seconds(backend) - cpu
-                if len(finished) != len(part):
-                    raise RuntimeError("a complete did not complete its batch")
-            done += len(rows)
-        wall = time.monotonic() - started
-        after = await wal_now(conn)
-        wal_bytes = await conn.fetchval("SELECT pg_wal_lsn_diff($1, $2)", after["lsn"], before["lsn"])
-        closed = "running" if "history" in without else "succeeded"
-        attempts = await conn.fetchval("SELECT count(*) FROM job_attempts WHERE outcome = $1", closed)
-        if attempts != jobs:
-            raise RuntimeError(f"{attempts} {closed} attempts recorded for {jobs} jobs")
-    finally:
-        await conn.close()
+            finished = await complete_some(conn, part)
+            spent["complete"] += procs.cpu_seconds(backend) - cpu
+            if len(finished) != len(part):
+                raise RuntimeError("a complete did not complete its batch")
+        done += len(rows)
+    wall = time.monotonic() - started
+    after = await wal_now(conn)
+    wal_bytes = await conn.fetchval("SELECT pg_wal_lsn_diff($1, $2)", after["lsn"], before["lsn"])
     return {
         "claim_us_per_job": round(spent["claim"] / jobs * 1e6, 1),
         "complete_us_per_job": round(spent["complete"] / jobs * 1e6, 1),
@@ -122,17 +119,58 @@ async def one_round(dsn: str, jobs: int, claim: int, complete: int, without: lis
     }
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    rounds = []
-    for n in range(args.rounds):
-        admin_dsn, db_name, dsn, _ = await create_bench_database("job_sql_cost")
+async def each_round(
+    prefix: str, rounds: int, one_round: Callable[[str], Awaitable[dict[str, float]]]
+) -> tuple[list[dict[str, float]], dict[str, float]]:
+    """`one_round` on a fresh database per round (dropped after it); every round's figures, and
+    their medians."""
+    figures = []
+    for n in range(rounds):
+        admin_dsn, db_name, dsn, _ = await create_bench_database(prefix)
         try:
-            figures = await one_round(dsn, args.jobs, args.claim, args.complete, args.complete_without)
+            figures.append(await one_round(dsn))
         finally:
             await drop_bench_database(admin_dsn, db_name)
-        print(f"round {n + 1}: {figures}", flush=True)
-        rounds.append(figures)
-    medians = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+        print(f"round {n + 1}: {figures[-1]}", flush=True)
+    return figures, {key: statistics.median(r[key] for r in figures) for key in figures[0]}
+
+
+async def one_round(dsn: str, jobs: int, claim: int, complete: int, without: list[str]) -> dict[str, float]:
+    lease_sql = query("job_lease_available")
+    complete_sql = complete_without(query("job_complete_if_leased_many"), without)
+
+    async def claim_some(conn: asyncpg.Connection, n: int) -> list[asyncpg.Record]:
+        claimed: list[asyncpg.Record] = await conn.fetch(
+            lease_sql, "bench", n, [], LEASE_MS, None, None, 1, 0, False, 1000
+        )
+        return claimed
+
+    async def complete_some(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> list[asyncpg.Record]:
+        ids, tokens = [r["id"] for r in rows], [r["lease_token"] for r in rows]
+        finished: list[asyncpg.Record] = await conn.fetch(complete_sql, ids, tokens, [RESULT] * len(rows), None, None)
+        return finished
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+        await conn.execute(INSERT_JOBS, jobs, HOSTLESS_SPEC.SerializeToString())
+        await conn.execute("VACUUM ANALYZE jobs")
+        figures = await claim_and_complete(conn, jobs, claim, complete, claim_some, complete_some)
+        closed = "running" if "history" in without else "succeeded"
+        attempts = await conn.fetchval("SELECT count(*) FROM job_attempts WHERE outcome = $1", closed)
+        if attempts != jobs:
+            raise RuntimeError(f"{attempts} {closed} attempts recorded for {jobs} jobs")
+    finally:
+        await conn.close()
+    return figures
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    rounds, medians = await each_round(
+        "job_sql_cost",
+        args.rounds,
+        lambda dsn: one_round(dsn, args.jobs, args.claim, args.complete, args.complete_without),
+    )
     return {
         "jobs": args.jobs,
         "claim": args.claim,
@@ -143,12 +181,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def loop_parser(description: str | None) -> argparse.ArgumentParser:
+    """The options of a claim-and-complete loop: jobs, claim and complete sizes, rounds."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--claim", type=int, default=200, help="jobs a claim asks for")
     parser.add_argument("--complete", type=int, default=100, help="jobs a complete carries")
     parser.add_argument("--rounds", type=int, default=3)
+    return parser
+
+
+def main() -> None:
+    parser = loop_parser(__doc__)
     parser.add_argument(
         "--complete-without",
         type=lambda text: [part for part in text.split(",") if part],

@@ -36,15 +36,12 @@ sys.path[:] = [str(REPO) if Path(p or ".").resolve() == REPO / "bench" else p fo
 import argparse
 import asyncio
 import json
-import statistics
-import time
 from typing import Any
 
 import asyncpg
 
-from bench import procs
-from bench.job_sql_cost import LEASE_MS, RESULT, wal_now
-from bench.queue import HOSTLESS_SPEC, create_bench_database, drop_bench_database
+from bench.job_sql_cost import LEASE_MS, RESULT, claim_and_complete, each_round, loop_parser
+from bench.queue import HOSTLESS_SPEC
 
 SCHEMA = """
 CREATE TABLE live_jobs (
@@ -103,18 +100,17 @@ CREATE INDEX finished_jobs_crawl ON finished_jobs (crawl_id, state, id) WHERE cr
 CREATE INDEX finished_jobs_target_url ON finished_jobs (target_url text_pattern_ops) WHERE target_url IS NOT NULL;
 CREATE TABLE job_count_deltas (kind text NOT NULL, state text NOT NULL, delta bigint NOT NULL);
 """
-COUNT_CLAIM = """, counted AS (
+
+
+def count_moves(source: str, from_state: str, to_state: str) -> str:
+    """A CTE that counts the rows of `source` out of one state and into another, per kind."""
+    return f""", counted AS (
     INSERT INTO job_count_deltas (kind, state, delta)
     SELECT per_kind.kind, moves.state, moves.n
-    FROM (SELECT kind, count(*) AS c FROM leased GROUP BY kind) AS per_kind,
-         LATERAL (VALUES ('queued', -per_kind.c), ('leased', per_kind.c)) AS moves(state, n)
+    FROM (SELECT kind, count(*) AS c FROM {source} GROUP BY kind) AS per_kind,
+         LATERAL (VALUES ('{from_state}', -per_kind.c), ('{to_state}', per_kind.c)) AS moves(state, n)
 )"""
-COUNT_COMPLETE = """, counted AS (
-    INSERT INTO job_count_deltas (kind, state, delta)
-    SELECT per_kind.kind, moves.state, moves.n
-    FROM (SELECT kind, count(*) AS c FROM done GROUP BY kind) AS per_kind,
-         LATERAL (VALUES ('leased', -per_kind.c), ('succeeded', per_kind.c)) AS moves(state, n)
-)"""
+
 
 INSERT_JOBS = """
 INSERT INTO live_jobs (kind, spec, run_at, created_at, max_attempts)
@@ -156,62 +152,36 @@ RETURNING id
 
 
 async def one_round(dsn: str, jobs: int, claim: int, complete: int, lean: bool) -> dict[str, float]:
-    claim_sql = CLAIM.format(counts="" if lean else COUNT_CLAIM)
-    complete_sql = COMPLETE.format(counts="" if lean else COUNT_COMPLETE)
+    claim_sql = CLAIM.format(counts="" if lean else count_moves("leased", "queued", "leased"))
+    complete_sql = COMPLETE.format(counts="" if lean else count_moves("done", "leased", "succeeded"))
+
+    async def claim_some(conn: asyncpg.Connection, n: int) -> list[asyncpg.Record]:
+        claimed: list[asyncpg.Record] = await conn.fetch(claim_sql, "bench", n, LEASE_MS)
+        return claimed
+
+    async def complete_some(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> list[asyncpg.Record]:
+        ids, tokens = [r["id"] for r in rows], [r["lease_token"] for r in rows]
+        finished: list[asyncpg.Record] = await conn.fetch(complete_sql, ids, tokens, [RESULT] * len(rows))
+        return finished
+
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(SCHEMA if lean else SCHEMA + KEPT)
         await conn.execute(INSERT_JOBS, jobs, HOSTLESS_SPEC.SerializeToString())
         await conn.execute("VACUUM ANALYZE live_jobs")
-        backend = await conn.fetchval("SELECT pg_backend_pid()")
-        spent = {"claim": 0.0, "complete": 0.0}
-        before = await wal_now(conn)
-        started = time.monotonic()
-        done = 0
-        while done < jobs:
-            cpu = procs.cpu_seconds(backend)
-            rows = await conn.fetch(claim_sql, "bench", claim, LEASE_MS)
-            spent["claim"] += procs.cpu_seconds(backend) - cpu
-            if not rows:
-                raise RuntimeError(f"nothing to claim after {done} of {jobs} jobs")
-            for start in range(0, len(rows), complete):
-                part = rows[start : start + complete]
-                cpu = procs.cpu_seconds(backend)
-                ids, tokens = [r["id"] for r in part], [r["lease_token"] for r in part]
-                finished = await conn.fetch(complete_sql, ids, tokens, [RESULT] * len(part))
-                spent["complete"] += procs.cpu_seconds(backend) - cpu
-                if len(finished) != len(part):
-                    raise RuntimeError("a complete did not complete its batch")
-            done += len(rows)
-        wall = time.monotonic() - started
-        after = await wal_now(conn)
-        wal_bytes = await conn.fetchval("SELECT pg_wal_lsn_diff($1, $2)", after["lsn"], before["lsn"])
+        figures = await claim_and_complete(conn, jobs, claim, complete, claim_some, complete_some)
         archived = await conn.fetchval("SELECT count(*) FROM finished_jobs WHERE state = 'succeeded'")
         if archived != jobs:
             raise RuntimeError(f"{archived} jobs archived of {jobs}")
     finally:
         await conn.close()
-    return {
-        "claim_us_per_job": round(spent["claim"] / jobs * 1e6, 1),
-        "complete_us_per_job": round(spent["complete"] / jobs * 1e6, 1),
-        "backend_us_per_job": round((spent["claim"] + spent["complete"]) / jobs * 1e6, 1),
-        "wal_bytes_per_job": round(float(wal_bytes) / jobs, 1),
-        "wal_records_per_job": round((after["records"] - before["records"]) / jobs, 2),
-        "wall_s": round(wall, 2),
-    }
+    return figures
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    rounds = []
-    for n in range(args.rounds):
-        admin_dsn, db_name, dsn, _ = await create_bench_database("queue_schema_floor")
-        try:
-            figures = await one_round(dsn, args.jobs, args.claim, args.complete, args.lean)
-        finally:
-            await drop_bench_database(admin_dsn, db_name)
-        print(f"round {n + 1}: {figures}", flush=True)
-        rounds.append(figures)
-    medians = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+    rounds, medians = await each_round(
+        "queue_schema_floor", args.rounds, lambda dsn: one_round(dsn, args.jobs, args.claim, args.complete, args.lean)
+    )
     return {
         "jobs": args.jobs,
         "claim": args.claim,
@@ -223,11 +193,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--jobs", type=int, default=20_000)
-    parser.add_argument("--claim", type=int, default=200, help="jobs a claim asks for")
-    parser.add_argument("--complete", type=int, default=100, help="jobs a complete carries")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser = loop_parser(__doc__)
     parser.add_argument("--lean", action="store_true", help="the bare queue: no counts, no indexes beyond its own")
     print(json.dumps(asyncio.run(run(parser.parse_args()))))
 
