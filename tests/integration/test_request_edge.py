@@ -19,7 +19,7 @@ from crawlfleet.worker.client import CoordinatorClient
 from crawlfleet.worker.errors import CoordinatorError
 from crawlfleet.worker.reporting import CompleteBatcher, Settled
 from tests.conftest import RunningCoordinator
-from tests.helpers import error_info, lease_request, noop, scrape
+from tests.helpers import error_info, eventually, lease_request, noop, scrape
 from tests.integration.jobs import enqueue, get_job
 
 TIMEOUT = 10.0
@@ -212,4 +212,10 @@ async def test_malformed_bytes_are_invalid_argument_and_counted(coord: RunningCo
     _assert_clean(caught.value)
     registry = coord.coordinator.metrics.registry
     labels = {"method": "crawlfleet.v1.JobQueue/Enqueue", "code": "INVALID_ARGUMENT"}
-    assert registry.get_sample_value("crawlfleet_rpc_requests_total", labels) == 1.0
+
+    async def counted_once() -> bool:
+        return registry.get_sample_value("crawlfleet_rpc_requests_total", labels) == 1.0
+
+    # The abort sends the status before the server's interceptor has counted the call: the
+    # caller can see the error first.
+    await eventually(counted_once, what="the refused call to be counted")
