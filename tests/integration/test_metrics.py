@@ -133,9 +133,16 @@ async def test_stale_leases_are_counted_by_code_and_as_lost(start_coordinator: S
             pb.CompleteRequest(jobs=[pb.CompletedJob(job_id=job.id, lease_token=stale, result=noop_result())])
         )
     assert lost.value.code() is grpc.StatusCode.ABORTED
-    async with httpx.AsyncClient(timeout=5.0) as http:
-        samples = await scrape(http, coord.coordinator.metrics_port)
     complete = "crawlfleet.v1.JobQueue/Complete"
+    port = coord.coordinator.metrics_port
+    async with httpx.AsyncClient(timeout=5.0) as http:
+
+        async def counted() -> Samples:
+            found = await scrape(http, port)
+            return found if value(found, "crawlfleet_rpc_requests_total", method=complete, code="ABORTED") else {}
+
+        # The abort reaches the caller before the server's interceptor has counted the call.
+        samples = await eventually(counted, what="the refused Complete to be counted")
     assert value(samples, "crawlfleet_rpc_requests_total", method=complete, code="ABORTED") == 1
     assert value(samples, "crawlfleet_leases_extended_total") == 1
     assert value(samples, "crawlfleet_leases_lost_total") == 1
