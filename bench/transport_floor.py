@@ -163,15 +163,20 @@ async def one_round(args: argparse.Namespace, dsn: str | None, postmaster: int |
     try:
         line = await procs.wait_for_line(server, r"listening on (\S+)", START_TIMEOUT)
         address = line.group(1)
-        meter = procs.CpuMeter({"coordinator": [server.pid]}, postmaster=postmaster)
+        workers: list[procs.Child] = []
+        # Workers are counted as a group, from zero, so that `other` is only the rest of the host;
+        # their figure is then replaced by their loops' own CPU (start-up left out).
+        meter = procs.CpuMeter(
+            lambda: {"coordinator": [server.pid], "workers": [w.pid for w in workers]}, postmaster=postmaster
+        )
         meter.start()
         worker_args = [SCRIPT, "--role", "worker", "--address", address, *sizes]
-        workers = [
+        workers += [
             procs.start_python(f"floor-worker-{i}", worker_args, log_dir=log_dir, cwd=REPO) for i in range(args.workers)
         ]
         children += workers
         reports = [await procs.wait_for_line(w, r"worked (\S+) (\S+) (\S+)", args.timeout) for w in workers]
-        cpu = meter.read()  # the coordinator's and PostgreSQL's, from before any worker started
+        cpu = meter.read()  # workers not yet waited for: their CPU is still readable
         for w in workers:  # each ends on its own once it has printed
             await asyncio.wait_for(asyncio.to_thread(w.proc.wait), START_TIMEOUT)
         await procs.stop_all([server], START_TIMEOUT)
