@@ -45,18 +45,15 @@ def _page(**fields: Any) -> jobs_pb2.JobResult:
     return jobs_pb2.JobResult(scrape=jobs_pb2.ScrapeResult(**base))
 
 
-def _complete(result: jobs_pb2.JobResult, job_id: int = 1) -> Call:
+def _complete(result: jobs_pb2.JobResult, job_id: int = 1, lease_token: str = TOKEN) -> Call:
     return lambda c: c.queue.Complete(
-        pb.CompleteRequest(jobs=[pb.CompletedJob(job_id=job_id, lease_token=TOKEN, result=result)]), timeout=TIMEOUT
+        pb.CompleteRequest(jobs=[pb.CompletedJob(job_id=job_id, lease_token=lease_token, result=result)]),
+        timeout=TIMEOUT,
     )
 
 
-def _complete_noop(lease_token: str) -> Call:
-    """A no-op job's Complete: a result with nothing to bound, so only its token can be bad."""
-    result = jobs_pb2.JobResult(noop=jobs_pb2.NoopResult())
-    return lambda c: c.queue.Complete(
-        pb.CompleteRequest(jobs=[pb.CompletedJob(job_id=1, lease_token=lease_token, result=result)]), timeout=TIMEOUT
-    )
+# A no-op result has nothing to bound: in its Complete only the token can be bad.
+NOOP_RESULT = jobs_pb2.JobResult(noop=jobs_pb2.NoopResult())
 
 
 def _image(**fields: Any) -> jobs_pb2.ImageResult:
@@ -112,9 +109,9 @@ CASES: list[tuple[str, Call, str]] = [
     ("json-ld 1e999", _complete(_page(json_ld=['{"price": 1e999}'])), "jobs[0].result.scrape.json_ld[0]"),
     ("json-ld NUL escape", _complete(_page(json_ld=['{"name":"Widget\\u0000Pro"}'])), "jobs[0].result.scrape.json_ld[0]"),
     ("title NUL", _complete(_page(title=f"a{NUL}b")), "jobs[0].result.scrape.title"),
-    ("noop token NUL", _complete_noop(TOKEN[:-1] + NUL), "jobs[0].lease_token"),
-    ("noop token 9 MB", _complete_noop(TOKEN * 250_000), "jobs[0].lease_token"),
-    ("noop token braces", _complete_noop("{" + TOKEN + "}"), "jobs[0].lease_token"),
+    ("noop token NUL", _complete(NOOP_RESULT, lease_token=TOKEN[:-1] + NUL), "jobs[0].lease_token"),
+    ("noop token 9 MB", _complete(NOOP_RESULT, lease_token=TOKEN * 250_000), "jobs[0].lease_token"),
+    ("noop token braces", _complete(NOOP_RESULT, lease_token="{" + TOKEN + "}"), "jobs[0].lease_token"),
     ("link text NUL", _complete(_page(links=[jobs_pb2.Link(url="http://a.test/x", text=NUL)])), "jobs[0].result.scrape.links[0].text"),
     ("header NUL", _complete(_page(headers={"server": NUL})), "jobs[0].result.scrape.headers"),
     ("og NUL", _complete(_page(open_graph={"og:title": NUL})), "jobs[0].result.scrape.open_graph"),
